@@ -1,0 +1,21 @@
+"""Public home of the edgekube error hierarchy (re-exported from edgekube.model.errors)."""
+
+from edgekube.model.errors import (
+    BusError,
+    ConflictError,
+    EdgekubeError,
+    NotFoundError,
+    RuntimeFailure,
+    StoreError,
+    ValidationError,
+)
+
+__all__ = [
+    "BusError",
+    "ConflictError",
+    "EdgekubeError",
+    "NotFoundError",
+    "RuntimeFailure",
+    "StoreError",
+    "ValidationError",
+]
