@@ -35,4 +35,8 @@ class BusError(EdgekubeError, ConnectionError):
 
 
 class RuntimeFailure(EdgekubeError, RuntimeError):
-    """The container runtime (Podman) refused or failed an operation."""
+    """The container runtime (Podman) refused or failed an operation; `reason` is a Kubernetes-style word."""
+
+    def __init__(self, message: str, *, reason: str = "RuntimeError", hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason

@@ -1,0 +1,1 @@
+"""MQTT transport: topic names, the MessageBus protocol and its paho-mqtt implementation."""

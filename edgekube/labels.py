@@ -1,0 +1,28 @@
+"""Public home of label, annotation and selector rules; manifests, CLI and controllers import from here.
+
+A thin re-export of :mod:`edgekube.model.labels`, which holds the implementation.
+"""
+
+from edgekube.model.labels import (
+    TOTAL_ANNOTATION_SIZE_LIMIT_B,
+    Operator,
+    Requirement,
+    Selector,
+    parse_selector,
+    validate_annotations,
+    validate_label_key,
+    validate_label_value,
+    validate_labels,
+)
+
+__all__ = [
+    "TOTAL_ANNOTATION_SIZE_LIMIT_B",
+    "Operator",
+    "Requirement",
+    "Selector",
+    "parse_selector",
+    "validate_annotations",
+    "validate_label_key",
+    "validate_label_value",
+    "validate_labels",
+]

@@ -1,0 +1,175 @@
+"""`edgekube up`/`down`: a whole cluster on this machine under ./.edgekube — broker, master, N agents with own Podman."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekube.bus import topics
+from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.local.broker import Mosquitto, pid_from_pidfile, stop_pidfile
+from edgekube.local.images import ensure_demo_image
+from edgekube.local.podman_service import PodmanService
+from edgekube.model.errors import EdgekubeError
+from edgekube.model.wire import ApiRequest, ApiResponse, Verb
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _stop_pid(path: Path, timeout: float = 10.0) -> None:
+    pid = _read_pid(path)
+    if _alive(pid):
+        assert pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+@dataclass
+class LocalCluster:
+    """Everything lives in `root` (./.edgekube); pids in root/run so `down` (or a test) can find them."""
+
+    root: Path
+    port: int = 1883
+
+    @classmethod
+    def here(cls) -> LocalCluster:
+        return cls(Path.cwd() / ".edgekube", int(os.environ.get("EDGEKUBE_MQTT_PORT", "1883")))
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    def node_names(self, count: int) -> list[str]:
+        return [f"node-{i}" for i in range(1, count + 1)]
+
+    def podman(self, node: str) -> PodmanService:
+        return PodmanService(self.root / "nodes" / node / "podman", pidfile=self.run / f"podman-{node}.pid")
+
+    def _spawn(self, name: str, args: list[str]) -> int:
+        pidfile = self.run / f"{name}.pid"
+        pid = _read_pid(pidfile)
+        if _alive(pid):
+            assert pid is not None
+            return pid
+        log = (self.root / "logs" / f"{name}.log").open("ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edgekube.main", *args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        log.close()
+        pidfile.write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    # -- up ---------------------------------------------------------------------------------------------
+    def up(self, nodes: int = 1, example: Path | None = None, timeout: float = 120.0) -> None:
+        for sub in ("run", "logs", "broker", "master"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        _say(f"[1/5] broker: mosquitto on 127.0.0.1:{self.port}")
+        broker_pidfile = self.run / "mosquitto.pid"
+        if pid_from_pidfile(broker_pidfile) is None:
+            Mosquitto(self.port, self.root / "broker", persistence=True, detached=True, pidfile=broker_pidfile).start()
+        (self.root / "cluster.json").write_text(json.dumps({"mqtt_host": "127.0.0.1", "mqtt_port": self.port}) + "\n")
+        _say("[2/5] master")
+        self._spawn("master", ["master", "--mqtt-port", str(self.port), "--data-dir", str(self.root / "master")])
+        for node in self.node_names(nodes):
+            _say(f"[3/5] {node}: podman service + demo image")
+            service = self.podman(node)
+            if not service.ping():
+                service.start()
+            ensure_demo_image(service)
+            _say(f"[4/5] {node}: agent")
+            self._spawn(node, [
+                "agent", "--node", node, "--mqtt-port", str(self.port), "--podman-url", service.url,
+                "--state-dir", str(self.root / "nodes" / node / "agent"), "--label", f"edgekube.io/local-index={node[5:]}",
+            ])
+        if example is not None:
+            _say(f"[5/5] applying {example} and waiting for it to run")
+            self._apply_and_wait(example, timeout)
+        from edgekube.cli.main import main as ekctl  # noqa: PLC0415 - composition root only
+
+        ekctl(["--mqtt-port", str(self.port), "get", "pods", "-o", "wide"])
+        _say("\nThe cluster keeps running. Try: .venv/bin/ekctl get nodes   |   stop everything: make down")
+
+    def _apply_and_wait(self, example: Path, timeout: float) -> None:
+        bus = PahoBus(BusConfig(port=self.port)).start(wait=10)
+        try:
+            req = ApiRequest(verb=Verb.APPLY, manifest=example.read_text())
+            resp = ApiResponse.decode(bus.request(topics.API_REQUEST, req.encode(), timeout=15).payload)
+            if not resp.ok:
+                raise EdgekubeError(f"apply {example}: {resp.error.message if resp.error else 'failed'}")
+            names = [o.name for o in resp.outcomes or [] if o.kind == "Pod"]
+            deadline = time.monotonic() + timeout
+            last = ""
+            while time.monotonic() < deadline:
+                listing = ApiResponse.decode(bus.request(
+                    topics.API_REQUEST, ApiRequest(verb=Verb.LIST, kind="Pod").encode(), timeout=10).payload)
+                phases = {p["metadata"]["name"]: (p.get("status") or {}).get("phase", "?") for p in listing.items or []}
+                line = ", ".join(f"{n}: {phases.get(n, '?')}" for n in names)
+                if line != last:
+                    _say(f"      {line}")
+                    last = line
+                if all(phases.get(n) == "Running" for n in names):
+                    return
+                if any(phases.get(n) == "Failed" for n in names):
+                    raise EdgekubeError(f"{example}: a pod failed ({line})", hint="ekctl describe pod NAME")
+                time.sleep(0.5)
+            raise EdgekubeError(f"{example}: not Running after {timeout:g}s ({line})",
+                                hint=f"see {self.root}/logs/ and `ekctl describe pod NAME`")
+        finally:
+            bus.close()
+
+    # -- down -------------------------------------------------------------------------------------------
+    def down(self) -> None:
+        if not self.root.exists():
+            _say("nothing to stop (no .edgekube here)")
+            return
+        for pidfile in sorted(self.run.glob("node-*.pid")):
+            _say(f"stopping agent {pidfile.stem}")
+            _stop_pid(pidfile)
+        _stop_pid(self.run / "master.pid")
+        for node_dir in sorted((self.root / "nodes").glob("*")):
+            service = self.podman(node_dir.name)
+            _say(f"removing pods, containers and volumes of {node_dir.name}")
+            service.destroy()
+        _say("stopping broker")
+        stop_pidfile(self.run / "mosquitto.pid")
+        shutil.rmtree(self.root, ignore_errors=True)
+        _say("local cluster removed")

@@ -1,0 +1,186 @@
+"""Manifest loading: YAML/JSON text → validated objects, multi-document and `kind: List`; used by master, CLI and lint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from edgekube.model.base import K8sModel
+from edgekube.model.errors import ValidationError
+from edgekube.model.node import Node
+from edgekube.model.pod import Pod
+
+M = TypeVar("M", bound=K8sModel)
+
+#: (apiVersion, kind) → model. Namespaced kinds get `metadata.namespace` defaulted to "default".
+KINDS: dict[tuple[str, str], type[K8sModel]] = {
+    ("v1", "Pod"): Pod,
+    ("v1", "Node"): Node,
+}
+CLUSTER_SCOPED = frozenset({"Node"})
+MAX_MANIFEST_BYTES = 1024 * 1024
+
+
+class ManifestError(ValidationError):
+    """One document broke one or more rules; `problems` lists each as `field.path: rule`."""
+
+    def __init__(self, problems: list[str], *, source: str = "", index: int | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        self.index = index
+        where = source
+        if index is not None:
+            where = f"{where}[{index}]" if where else f"document {index}"
+        prefix = f"{where}: " if where else ""
+        super().__init__(prefix + "; ".join(problems), hint="run `ekctl lint FILE` to list every problem")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith("[") or not path:
+            path += part
+        else:
+            path += f".{part}"
+    return path
+
+
+def _problems(exc: pydantic.ValidationError) -> list[str]:
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # Literal/dict-key errors add pseudo-locations like "[key]"; keep the user's field names.
+        loc = tuple(p for p in loc if p not in ("[key]",))
+        kind = error["type"]
+        message = str(error["msg"])
+        if kind == "extra_forbidden":
+            message = "not supported"
+        elif kind == "missing":
+            message = "Required value"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        path = _field_path(loc)
+        if path and message.startswith("["):
+            problems.append(f"{path}{message}")
+        elif path and message.startswith("."):
+            problems.append(f"{path}{message}")
+        elif path and _is_subpath(message):
+            problems.append(f"{path}.{message}")
+        else:
+            problems.append(f"{path}: {message}" if path else message)
+    return problems
+
+
+def _is_subpath(message: str) -> bool:
+    """True when a nested validator already named the field relative to its model (`containers[1].name: …`)."""
+    head = message.split(":", 1)[0]
+    return bool(head) and " " not in head and ":" in message and (head[0].isalpha() and head[0].islower())
+
+
+def validate_model(model: type[M], data: Any, *, source: str = "", index: int | None = None) -> M:
+    """Validate a dict as `model`, turning pydantic's errors into one ManifestError naming every field."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ManifestError(_problems(exc), source=source, index=index) from None
+
+
+@dataclass(frozen=True)
+class Document:
+    """One validated object and where it came from."""
+
+    obj: K8sModel
+    source: str
+    index: int
+
+
+def parse_object(data: Any, *, source: str = "", index: int | None = None) -> K8sModel:
+    """Validate one decoded document: known apiVersion/kind, every field supported, namespace defaulted."""
+    if not isinstance(data, dict):
+        raise ManifestError([f"document must be a mapping, got {type(data).__name__}"], source=source, index=index)
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+    problems = []
+    if not api_version:
+        problems.append("apiVersion: Required value")
+    if not kind:
+        problems.append("kind: Required value")
+    if problems:
+        raise ManifestError(problems, source=source, index=index)
+    model = KINDS.get((str(api_version), str(kind)))
+    if model is None:
+        known = ", ".join(f"{v}/{k}" if "/" in v else f"{k} ({v})" for v, k in KINDS)
+        raise ManifestError(
+            [f"kind: {api_version}/{kind} is not supported (supported: {known})"], source=source, index=index
+        )
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict):
+        data = {**data, "metadata": dict(metadata)}
+        if kind in CLUSTER_SCOPED:
+            data["metadata"]["namespace"] = ""
+        elif not data["metadata"].get("namespace"):
+            data["metadata"]["namespace"] = "default"
+    return validate_model(model, data, source=source, index=index)
+
+
+def decode_documents(text: str | bytes, *, source: str = "") -> list[Any]:
+    """Decode YAML (multi-document) or JSON text; `kind: List` is flattened into its items."""
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise ValidationError(
+            f"{source or 'manifest'}: {len(text)} bytes exceeds the limit of {MAX_MANIFEST_BYTES} bytes"
+        )
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{source or 'manifest'}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        raw = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValidationError(f"{source or 'manifest'}: invalid YAML{where}: {problem}") from None
+    documents: list[Any] = []
+    for doc in raw:
+        if isinstance(doc, dict) and doc.get("kind") == "List":
+            items = doc.get("items")
+            if not isinstance(items, list):
+                raise ValidationError(f"{source or 'manifest'}: items: a List must have an `items` list")
+            documents.extend(items)
+        else:
+            documents.append(doc)
+    return documents
+
+
+def load_manifests(text: str | bytes, *, source: str = "") -> list[Document]:
+    """Decode and validate every document; the first invalid one raises ManifestError."""
+    return [
+        Document(parse_object(data, source=source, index=i), source, i)
+        for i, data in enumerate(decode_documents(text, source=source))
+    ]
+
+
+def lint_manifests(text: str | bytes, *, source: str = "") -> Iterator[ValidationError]:
+    """Yield every problem in every document (for `ekctl lint`), never stopping at the first."""
+    try:
+        documents = decode_documents(text, source=source)
+    except ValidationError as exc:
+        yield exc
+        return
+    for i, data in enumerate(documents):
+        try:
+            parse_object(data, source=source, index=i)
+        except ValidationError as exc:
+            yield exc
+
+
+def dumps_json(obj: K8sModel) -> str:
+    """Compact JSON of an object in wire form."""
+    return json.dumps(obj.to_dict(), separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,56 @@
+"""The Node kind (v1 subset): what an agent registers — labels, capacity, addresses, readiness."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from edgekube.model.base import K8sModel
+from edgekube.model.meta import ObjectMeta
+
+Quantity = str | int | float
+
+
+class NodeSpec(K8sModel):
+    unschedulable: bool = False
+
+
+class NodeCondition(K8sModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str | None = None
+    message: str | None = None
+    last_heartbeat_time: str | None = None
+    last_transition_time: str | None = None
+
+
+class NodeAddress(K8sModel):
+    type: str
+    address: str
+
+
+class NodeSystemInfo(K8sModel):
+    architecture: str = ""
+    operating_system: str = "linux"
+    os_image: str = ""
+    kernel_version: str = ""
+    container_runtime_version: str = ""
+    agent_version: str = ""
+    machine_model: str = ""
+
+
+class NodeStatus(K8sModel):
+    capacity: dict[str, Quantity] = Field(default_factory=dict)
+    allocatable: dict[str, Quantity] = Field(default_factory=dict)
+    conditions: list[NodeCondition] = Field(default_factory=list)
+    addresses: list[NodeAddress] = Field(default_factory=list)
+    node_info: NodeSystemInfo = Field(default_factory=NodeSystemInfo)
+
+
+class Node(K8sModel):
+    api_version: Literal["v1"] = "v1"
+    kind: Literal["Node"] = "Node"
+    metadata: ObjectMeta
+    spec: NodeSpec = Field(default_factory=NodeSpec)
+    status: NodeStatus | None = None

@@ -1,0 +1,78 @@
+"""Kubernetes resource quantities (`250m`, `64Mi`, `1.5G`) parsed to exact numbers; used by manifests and the scheduler."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from edgekube.model.errors import ValidationError
+
+_SUFFIX: dict[str, Decimal] = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+_QUANTITY = re.compile(r"^([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$")
+
+
+def parse_quantity(text: str | int | float, field: str = "quantity") -> Decimal:
+    """Return the quantity's value in base units (cores or bytes); a bad quantity names the field and the syntax."""
+    if isinstance(text, bool):
+        raise ValidationError(f"{field}: {text!r}: quantities must be a number or a string like '250m' or '64Mi'")
+    if isinstance(text, int | float):
+        return Decimal(str(text))
+    match = _QUANTITY.match(text.strip())
+    if not match:
+        raise ValidationError(
+            f"{field}: {text!r}: quantities must match the regular expression "
+            r"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (e.g. '250m', '0.5', '64Mi', '1G')"
+        )
+    number, exponent, suffix = match.groups()
+    try:
+        value = Decimal(number)
+        if exponent:
+            value *= Decimal(10) ** int(exponent[1:])
+        elif suffix:
+            value *= _SUFFIX[suffix]
+    except InvalidOperation as exc:  # pragma: no cover - regex already guards the syntax
+        raise ValidationError(f"{field}: {text!r}: not a number") from exc
+    if value < 0:
+        raise ValidationError(f"{field}: {text!r}: must be greater than or equal to 0")
+    return value
+
+
+def cpu_millis(text: str | int | float, field: str = "cpu") -> int:
+    """CPU quantity in millicores, rounded up as Kubernetes does (`0.1` → 100, `1` → 1000)."""
+    return int((parse_quantity(text, field) * 1000).to_integral_value(rounding="ROUND_CEILING"))
+
+
+def memory_bytes(text: str | int | float, field: str = "memory") -> int:
+    """Memory quantity in bytes, rounded up (`64Mi` → 67108864)."""
+    return int(parse_quantity(text, field).to_integral_value(rounding="ROUND_CEILING"))
+
+
+def format_millis(millis: int) -> str:
+    """Format millicores the way kubectl shows them (`250m`, `2`)."""
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def format_bytes(value: int) -> str:
+    """Format bytes with the largest exact binary suffix (`64Mi`), as kubectl does."""
+    for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+        unit = int(_SUFFIX[suffix])
+        if value and value % unit == 0:
+            return f"{value // unit}{suffix}"
+    return str(value)

@@ -1,0 +1,151 @@
+"""Versioned JSON schemas of every MQTT payload (see docs/protocol.md); validated on receipt by master and agent."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgekube.model.errors import ValidationError
+
+SCHEMA = "edgekube/v1"
+#: Payloads above this are refused before parsing: a Pi must not be made to buffer or parse arbitrary blobs.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+class WireModel(BaseModel):
+    """Base of wire messages: a `schema` tag, unknown fields rejected, camelCase on the wire."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=pydantic.alias_generators.to_camel)
+
+    schema_: Literal["edgekube/v1"] = Field(default=SCHEMA, alias="schema")
+
+    def encode(self) -> bytes:
+        return json.dumps(self.model_dump(by_alias=True, exclude_none=True, mode="json"), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, payload: bytes, *, what: str = "") -> Self:
+        """Parse and validate a payload; ValidationError names the field and rule, or the size limit."""
+        label = what or cls.__name__
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise ValidationError(f"{label}: payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+        try:
+            data = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValidationError(f"{label}: payload is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValidationError(f"{label}: payload must be a JSON object")
+        if data.get("schema") != SCHEMA:
+            raise ValidationError(f"{label}: schema: unsupported value {data.get('schema')!r} (expected {SCHEMA!r})")
+        try:
+            return cls.model_validate(data)
+        except pydantic.ValidationError as exc:
+            first = exc.errors(include_url=False)
+            parts = []
+            for err in first[:5]:
+                loc = ".".join(str(p) for p in err["loc"])
+                msg = "not supported" if err["type"] == "extra_forbidden" else str(err["msg"])
+                parts.append(f"{loc}: {msg}" if loc else msg)
+            raise ValidationError(f"{label}: " + "; ".join(parts)) from None
+
+
+class Verb(StrEnum):
+    GET = "get"
+    LIST = "list"
+    APPLY = "apply"
+    DELETE = "delete"
+    LOGS = "logs"
+
+
+class ApiRequest(WireModel):
+    """CLI → master on `edgekube/v1/api/request` (MQTT 5 response topic + correlation data)."""
+
+    verb: Verb
+    kind: str | None = None
+    namespace: str | None = None  # None with verb list = all namespaces
+    name: str | None = None
+    selector: str | None = None
+    manifest: str | None = None  # YAML/JSON text for apply
+    container: str | None = None
+    tail: int | None = Field(default=None, ge=0)
+
+
+class ErrorInfo(WireModel):
+    reason: str  # Invalid, NotFound, Conflict, BadRequest, Unavailable, Internal
+    message: str
+    hint: str = ""
+
+
+class Outcome(WireModel):
+    kind: str
+    namespace: str
+    name: str
+    action: Literal["created", "updated", "unchanged", "deleted"]
+
+
+class ApiResponse(WireModel):
+    """Master (or agent, for logs) → CLI on the request's response topic."""
+
+    ok: bool
+    error: ErrorInfo | None = None
+    items: list[dict[str, Any]] | None = None
+    object: dict[str, Any] | None = None
+    outcomes: list[Outcome] | None = None
+    text: str | None = None
+
+
+class ApplyResult(WireModel):
+    """Master → anyone on `edgekube/v1/apply/result` after a manifest was published to `edgekube/v1/apply`."""
+
+    ok: bool
+    outcomes: list[Outcome] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+
+
+class NodeDesired(WireModel):
+    """Master → agent, retained on `edgekube/v1/nodes/<node>/desired`: the whole set of pods for that node.
+
+    Level-triggered: a newer generation replaces the older entirely, so duplicates and reordering are harmless.
+    """
+
+    node: str
+    generation: int = Field(ge=0)
+    epoch: str  # master store identity; a generation is only comparable within one epoch
+    pods: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class PodReport(WireModel):
+    uid: str
+    namespace: str
+    name: str
+    status: dict[str, Any]
+
+
+class NodeReport(WireModel):
+    """Agent → master on `edgekube/v1/nodes/<node>/status`: the Node object and every pod's status."""
+
+    node: str
+    boot_id: str
+    observed_generation: int = -1
+    node_object: dict[str, Any]
+    pods: list[PodReport] = Field(default_factory=list)
+
+
+class Heartbeat(WireModel):
+    """Agent → master on `edgekube/v1/nodes/<node>/heartbeat` (QoS 0, volatile, never stored on disk)."""
+
+    node: str
+    boot_id: str
+    seq: int
+    observed_generation: int = -1
+    usage: dict[str, float] = Field(default_factory=dict)
+
+
+class Presence(WireModel):
+    """Retained on `edgekube/v1/nodes/<node>/online` (agent) and `edgekube/v1/master/online`; also the Last Will."""
+
+    online: bool
+    boot_id: str = ""
