@@ -1,0 +1,84 @@
+"""Test helpers for a real cluster in one process: master + agents on a real broker and real Podman."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgekube.agent.app import Agent, AgentConfig
+from edgekube.agent.runtime.podman import PodmanRuntime
+from edgekube.bus import topics
+from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.local.podman_service import PodmanService
+from edgekube.master.app import Master, MasterConfig
+from edgekube.model.names import NodeName
+from edgekube.model.wire import ApiRequest, ApiResponse, Verb
+
+
+class ApiClient:
+    """A tiny synchronous API client over the real bus (the same requests ekctl sends)."""
+
+    def __init__(self, port: int) -> None:
+        self.bus = PahoBus(BusConfig(port=port)).start(wait=10)
+
+    def call(self, req: ApiRequest, timeout: float = 10) -> ApiResponse:
+        return ApiResponse.decode(self.bus.request(topics.API_REQUEST, req.encode(), timeout=timeout).payload)
+
+    def apply(self, text: str) -> ApiResponse:
+        return self.call(ApiRequest(verb=Verb.APPLY, manifest=text))
+
+    def pods(self) -> list[dict[str, Any]]:
+        resp = self.call(ApiRequest(verb=Verb.LIST, kind="Pod"))
+        assert resp.ok, resp.error
+        return resp.items or []
+
+    def pod(self, name: str) -> dict[str, Any]:
+        resp = self.call(ApiRequest(verb=Verb.GET, kind="Pod", name=name))
+        assert resp.ok, resp.error
+        assert resp.object is not None
+        return resp.object
+
+    def nodes(self) -> list[dict[str, Any]]:
+        resp = self.call(ApiRequest(verb=Verb.LIST, kind="Node"))
+        assert resp.ok, resp.error
+        return resp.items or []
+
+    def delete(self, kind: str, name: str) -> ApiResponse:
+        return self.call(ApiRequest(verb=Verb.DELETE, kind=kind, name=name))
+
+    def logs(self, name: str, container: str | None = None) -> ApiResponse:
+        return self.call(ApiRequest(verb=Verb.LOGS, name=name, container=container))
+
+    def close(self) -> None:
+        self.bus.close()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def phase(client: ApiClient, name: str) -> str:
+    for pod in client.pods():
+        if pod["metadata"]["name"] == name:
+            return str((pod.get("status") or {}).get("phase", ""))
+    return ""
+
+
+def start_master(port: int, data_dir: Path) -> Master:
+    return Master(MasterConfig(mqtt_port=port, data_dir=data_dir, node_timeout=4.0)).start(wait=10)
+
+
+def start_agent(port: int, node: str, service: PodmanService, state_dir: Path, **kw: Any) -> Agent:
+    config = AgentConfig(node_name=node, mqtt_port=port, podman_url=service.url, state_dir=state_dir,
+                         resync_interval=0.5, **kw)
+    return Agent(config, PodmanRuntime(service.url, NodeName(node))).start(wait=10)
