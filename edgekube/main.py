@@ -112,8 +112,12 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--mqtt-host", dest="mqtt_host")
     m.add_argument("--mqtt-port", dest="mqtt_port", type=int)
     m.add_argument("--data-dir", dest="data_dir")
-    m.add_argument("--node-timeout", dest="node_timeout", type=float,
-                   help="seconds without a heartbeat before a node is NotReady (default 4)")
+    m.add_argument(
+        "--node-timeout",
+        dest="node_timeout",
+        type=float,
+        help="seconds without a heartbeat before a node is NotReady (default 4)",
+    )
     m.set_defaults(func=cmd_master)
 
     a = sub.add_parser("agent", help="run a node agent (Podman)")

@@ -22,7 +22,17 @@ from edgekube.bus.protocol import Message, MessageBus
 from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure, ValidationError
 from edgekube.model.labels import validate_labels
 from edgekube.model.names import NodeName, PodUID, check_dns1123_subdomain
-from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Heartbeat, NodeDesired, NodeReport, PodReport, Presence, Verb
+from edgekube.model.wire import (
+    ApiRequest,
+    ApiResponse,
+    ErrorInfo,
+    Heartbeat,
+    NodeDesired,
+    NodeReport,
+    PodReport,
+    Presence,
+    Verb,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +81,7 @@ class Agent:
         self._last_report_at = 0.0
         self._seq = 0
         self._host_ip = hostinfo.primary_address()
+        self._node_object: dict[str, Any] | None = None
         self._threads = [
             threading.Thread(target=self._loop, name="agent-loop", daemon=True),
             threading.Thread(target=self._heartbeats, name="agent-heartbeat", daemon=True),
@@ -165,8 +176,11 @@ class Agent:
         if req.verb is not Verb.LOGS:
             raise ValidationError(f"verb: {req.verb.value!r} is not served by node agents (supported: logs)")
         with self._lock:
-            match = [d for d in self.desired.pods
-                     if d.pod.metadata.name == req.name and d.pod.metadata.namespace == (req.namespace or "default")]
+            match = [
+                d
+                for d in self.desired.pods
+                if d.pod.metadata.name == req.name and d.pod.metadata.namespace == (req.namespace or "default")
+            ]
         try:
             if not match:
                 raise NotFoundError(f"pod {req.namespace or 'default'}/{req.name} is not on node {self.node}")
@@ -191,8 +205,13 @@ class Agent:
         while not self._stop.wait(self.config.heartbeat_interval):
             self._seq += 1
             try:
-                beat = Heartbeat(node=self.node, boot_id=self.boot_id, seq=self._seq,
-                                 observed_generation=self.desired.generation, usage=hostinfo.usage())
+                beat = Heartbeat(
+                    node=self.node,
+                    boot_id=self.boot_id,
+                    seq=self._seq,
+                    observed_generation=self.desired.generation,
+                    usage=hostinfo.usage(),
+                )
                 self.bus.publish(topics.node_heartbeat(self.node), beat.encode(), qos=0)
             except Exception:
                 log.exception("heartbeat failed")
@@ -250,17 +269,27 @@ class Agent:
             backoff = self._backoff.get(d.uid)
             status = pod_status(d, by_uid.get(d.uid), backoff.failure if backoff else None)
             status["hostIP"] = self._host_ip
-            pods.append(PodReport(uid=d.uid, namespace=d.pod.metadata.namespace, name=d.pod.metadata.name,
-                                  status=status))
-        report = NodeReport(node=self.node, boot_id=self.boot_id, observed_generation=generation,
-                            node_object=self.node_object(), pods=pods)
-        payload = report.encode()
+            pods.append(
+                PodReport(uid=d.uid, namespace=d.pod.metadata.namespace, name=d.pod.metadata.name, status=status)
+            )
         # Only changes are sent, plus a periodic resend so a restarted master converges (level-triggered).
         now = time.monotonic()
         fingerprint = json.dumps([p.model_dump() for p in pods], sort_keys=True).encode()
-        if fingerprint != self._last_report or now - self._last_report_at > self.config.report_interval:
-            self.bus.publish(topics.node_status(self.node), payload)
-            self._last_report, self._last_report_at = fingerprint, now
+        periodic = now - self._last_report_at > self.config.report_interval
+        if fingerprint == self._last_report and not periodic:
+            return
+        if self._node_object is None or periodic:
+            # Podman's /info costs ~1 s on a busy host: refresh it only on the periodic resend.
+            self._node_object = self.node_object()
+        report = NodeReport(
+            node=self.node,
+            boot_id=self.boot_id,
+            observed_generation=generation,
+            node_object=self._node_object,
+            pods=pods,
+        )
+        self.bus.publish(topics.node_status(self.node), report.encode())
+        self._last_report, self._last_report_at = fingerprint, now
 
     def node_object(self) -> dict[str, Any]:
         info = self.runtime.info()
@@ -268,17 +297,23 @@ class Agent:
         return {
             "apiVersion": "v1",
             "kind": "Node",
-            "metadata": {"name": self.node, "namespace": "", "labels": {
-                "kubernetes.io/hostname": self.node,
-                "kubernetes.io/arch": hostinfo.architecture(),
-                "kubernetes.io/os": "linux",
-                **self.config.labels,
-            }},
+            "metadata": {
+                "name": self.node,
+                "namespace": "",
+                "labels": {
+                    "kubernetes.io/hostname": self.node,
+                    "kubernetes.io/arch": hostinfo.architecture(),
+                    "kubernetes.io/os": "linux",
+                    **self.config.labels,
+                },
+            },
             "status": {
                 "capacity": cap,
                 "allocatable": cap,
-                "addresses": [{"type": "InternalIP", "address": self._host_ip},
-                              {"type": "Hostname", "address": self.node}],
+                "addresses": [
+                    {"type": "InternalIP", "address": self._host_ip},
+                    {"type": "Hostname", "address": self.node},
+                ],
                 "nodeInfo": {
                     "architecture": hostinfo.architecture(),
                     "osImage": hostinfo.os_image(),
@@ -294,8 +329,9 @@ class Agent:
 def run_agent(config: AgentConfig, runtime: PodRuntime) -> None:
     """Run until SIGTERM/SIGINT; pods keep running after the agent stops."""
     agent = Agent(config, runtime).start()
-    log.info("agent %s up: mqtt %s:%s, podman %s", config.node_name, config.mqtt_host, config.mqtt_port,
-             config.podman_url)
+    log.info(
+        "agent %s up: mqtt %s:%s, podman %s", config.node_name, config.mqtt_host, config.mqtt_port, config.podman_url
+    )
     try:
         while True:
             time.sleep(3600)

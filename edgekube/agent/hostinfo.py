@@ -1,4 +1,4 @@
-"""Facts about this board for Node registration and heartbeats: capacity, OS, Pi model, load, memory, SoC temperature."""
+"""Facts about this board for Node registration and heartbeats: capacity, OS, Pi model, load, SoC temperature."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def pod_status(desired: DesiredPod, observed: ObservedPod | None, failure: Failu
         status["conditions"] = [{"type": "Ready", "status": "False", "reason": failure.reason}]
         return status
     states = [next(iter(c["state"])) for c in containers]
-    if observed is None or "waiting" in states and "running" not in states:
+    if observed is None or ("waiting" in states and "running" not in states):
         phase = "Pending"
     elif "running" in states:
         phase = "Running"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import socket
@@ -49,9 +50,7 @@ class PahoBus:
 
     def __init__(self, config: BusConfig) -> None:
         self.config = config
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5
-        )
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         self._client.reconnect_delay_set(min_delay=1, max_delay=2)
         if config.will is not None:
             w = config.will
@@ -74,7 +73,7 @@ class PahoBus:
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self, wait: float | None = None) -> PahoBus:
         """Connect in the background (reconnecting forever); with `wait`, raise BusError if not up in time."""
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry if self.config.persistent else 0
         self._dispatcher.start()
         self._client.connect_async(
@@ -134,7 +133,7 @@ class PahoBus:
     ) -> None:
         props: Properties | None = None
         if response_topic is not None or correlation is not None:
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             if response_topic is not None:
                 props.ResponseTopic = response_topic
             if correlation is not None:
@@ -162,10 +161,8 @@ class PahoBus:
     # -- paho callbacks (network thread: keep them short) -------------------------------------------------
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # Without TCP_NODELAY Nagle + delayed ACK add ~40-90 ms to every QoS 1 round trip.
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # websockets/unix sockets have no Nagle
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):  # pragma: no cover - websockets/unix sockets
-            pass
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:

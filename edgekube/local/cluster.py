@@ -1,4 +1,4 @@
-"""`edgekube up`/`down`: a whole cluster on this machine under ./.edgekube — broker, master, N agents with own Podman."""
+"""`edgekube up`/`down`: a cluster on this machine under ./.edgekube — broker, master, N agents with own Podman."""
 
 from __future__ import annotations
 
@@ -92,7 +92,11 @@ class LocalCluster:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(
             [sys.executable, "-m", "edgekube.main", *args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         log.close()
         pidfile.write_text(f"{proc.pid}\n")
@@ -116,10 +120,22 @@ class LocalCluster:
                 service.start()
             ensure_demo_image(service)
             _say(f"[4/5] {node}: agent")
-            self._spawn(node, [
-                "agent", "--node", node, "--mqtt-port", str(self.port), "--podman-url", service.url,
-                "--state-dir", str(self.root / "nodes" / node / "agent"), "--label", f"edgekube.io/local-index={node[5:]}",
-            ])
+            self._spawn(
+                node,
+                [
+                    "agent",
+                    "--node",
+                    node,
+                    "--mqtt-port",
+                    str(self.port),
+                    "--podman-url",
+                    service.url,
+                    "--state-dir",
+                    str(self.root / "nodes" / node / "agent"),
+                    "--label",
+                    f"edgekube.io/local-index={node[5:]}",
+                ],
+            )
         if example is not None:
             _say(f"[5/5] applying {example} and waiting for it to run")
             self._apply_and_wait(example, timeout)
@@ -139,8 +155,9 @@ class LocalCluster:
             deadline = time.monotonic() + timeout
             last = ""
             while time.monotonic() < deadline:
-                listing = ApiResponse.decode(bus.request(
-                    topics.API_REQUEST, ApiRequest(verb=Verb.LIST, kind="Pod").encode(), timeout=10).payload)
+                listing = ApiResponse.decode(
+                    bus.request(topics.API_REQUEST, ApiRequest(verb=Verb.LIST, kind="Pod").encode(), timeout=10).payload
+                )
                 phases = {p["metadata"]["name"]: (p.get("status") or {}).get("phase", "?") for p in listing.items or []}
                 line = ", ".join(f"{n}: {phases.get(n, '?')}" for n in names)
                 if line != last:
@@ -151,8 +168,10 @@ class LocalCluster:
                 if any(phases.get(n) == "Failed" for n in names):
                     raise EdgekubeError(f"{example}: a pod failed ({line})", hint="ekctl describe pod NAME")
                 time.sleep(0.5)
-            raise EdgekubeError(f"{example}: not Running after {timeout:g}s ({line})",
-                                hint=f"see {self.root}/logs/ and `ekctl describe pod NAME`")
+            raise EdgekubeError(
+                f"{example}: not Running after {timeout:g}s ({line})",
+                hint=f"see {self.root}/logs/ and `ekctl describe pod NAME`",
+            )
         finally:
             bus.close()
 

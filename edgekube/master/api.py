@@ -31,7 +31,9 @@ def error_info(exc: Exception) -> ErrorInfo:
         return ErrorInfo(reason="Conflict", message=str(exc), hint=hint)
     if isinstance(exc, EdgekubeError):
         return ErrorInfo(reason="Unavailable", message=str(exc), hint=hint)
-    return ErrorInfo(reason="Internal", message=f"internal error: {type(exc).__name__}: {exc}", hint="see the master's log")
+    return ErrorInfo(
+        reason="Internal", message=f"internal error: {type(exc).__name__}: {exc}", hint="see the master's log"
+    )
 
 
 def _namespace_of(kind: str, namespace: str | None) -> str:

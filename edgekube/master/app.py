@@ -172,16 +172,36 @@ class Master:
                 return
         node = pod["spec"].get("nodeName")
         if not node:
-            self._reply(msg, ApiResponse(ok=False, error=error_info(EdgekubeError(
-                f"pod {req.namespace or 'default'}/{req.name} is not scheduled to a node yet",
-                hint="see `ekctl describe pod " + (req.name or "") + "`"))))
+            self._reply(
+                msg,
+                ApiResponse(
+                    ok=False,
+                    error=error_info(
+                        EdgekubeError(
+                            f"pod {req.namespace or 'default'}/{req.name} is not scheduled to a node yet",
+                            hint="see `ekctl describe pod " + (req.name or "") + "`",
+                        )
+                    ),
+                ),
+            )
             return
         if not self.liveness.ready(node):
-            self._reply(msg, ApiResponse(ok=False, error=error_info(EdgekubeError(
-                f"node {node} is not ready: {self.liveness.reason(node)}", hint="logs come from the node itself"))))
+            self._reply(
+                msg,
+                ApiResponse(
+                    ok=False,
+                    error=error_info(
+                        EdgekubeError(
+                            f"node {node} is not ready: {self.liveness.reason(node)}",
+                            hint="logs come from the node itself",
+                        )
+                    ),
+                ),
+            )
             return
-        self.bus.publish(topics.node_rpc(node), msg.payload, response_topic=msg.response_topic,
-                         correlation=msg.correlation)
+        self.bus.publish(
+            topics.node_rpc(node), msg.payload, response_topic=msg.response_topic, correlation=msg.correlation
+        )
 
     def _on_online(self, msg: Message) -> None:
         node = topics.node_of(msg.topic)
@@ -312,8 +332,7 @@ class Master:
             "phase": "Pending",
             "reason": "Unschedulable",
             "message": message,
-            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                            "message": message}],
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}],
         }
         pod.update(self.store.update(pod))
 
@@ -325,12 +344,14 @@ class Master:
         reason = self.liveness.reason(name)
         status = dict(obj.get("status") or {})
         conditions = [c for c in status.get("conditions", []) if c.get("type") != "Ready"]
-        conditions.append({
-            "type": "Ready",
-            "status": "True" if ready else ("Unknown" if "Unknown" in reason else "False"),
-            "reason": reason.split(":", 1)[0],
-            "message": reason.split(": ", 1)[-1],
-        })
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "True" if ready else ("Unknown" if "Unknown" in reason else "False"),
+                "reason": reason.split(":", 1)[0],
+                "message": reason.split(": ", 1)[-1],
+            }
+        )
         status["conditions"] = conditions
         usage = self.liveness.usage(name)
         if usage:

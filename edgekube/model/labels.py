@@ -35,8 +35,7 @@ _SUBDOMAIN_MAX = 253
 # The formats are kept as k8s spells them because the error messages quote them verbatim.
 _QNAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 _QNAME_MSG = (
-    "must consist of alphanumeric characters, '-', '_' or '.', "
-    "and must start and end with an alphanumeric character"
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
 )
 _VALUE_FMT = f"({_QNAME_FMT})?"
 _VALUE_MSG = (
@@ -167,9 +166,7 @@ def validate_labels(labels: Mapping[str, str] | None, path: str = "metadata.labe
     return dict(labels or {})
 
 
-def validate_annotations(
-    annotations: Mapping[str, str] | None, path: str = "metadata.annotations"
-) -> dict[str, str]:
+def validate_annotations(annotations: Mapping[str, str] | None, path: str = "metadata.annotations") -> dict[str, str]:
     """Return a copy of ``annotations``: label-key rules for keys, free-text values, 256 KiB in total."""
     if annotations is None:
         return {}
@@ -188,9 +185,7 @@ def validate_annotations(
             total += _nbytes(key) + _nbytes(value)
     if total > TOTAL_ANNOTATION_SIZE_LIMIT_B:
         limit = TOTAL_ANNOTATION_SIZE_LIMIT_B
-        errs.append(
-            _at(path, f"Too long: must have at most {limit} bytes (keys plus values total {total} bytes)")
-        )
+        errs.append(_at(path, f"Too long: must have at most {limit} bytes (keys plus values total {total} bytes)"))
     _raise(errs)
     return dict(annotations)
 
@@ -534,9 +529,7 @@ class _Parser:
         values = self._set_values() if operator in (Operator.IN, Operator.NOT_IN) else self._exact_value()
         for value, position in values:
             if errs := _value_errors(value):
-                raise _Reject(
-                    f"invalid value {_q(value)} for key {_q(key)} at position {position}: {'; '.join(errs)}"
-                )
+                raise _Reject(f"invalid value {_q(value)} for key {_q(key)} at position {position}: {'; '.join(errs)}")
         return Requirement(key, operator, tuple(value for value, _ in values))
 
     def _exact_value(self) -> list[tuple[str, int]]:

@@ -1,4 +1,4 @@
-"""Manifest loading: YAML/JSON text → validated objects, multi-document and `kind: List`; used by master, CLI and lint."""
+"""Manifest loading: YAML/JSON text → validated objects (multi-document, `kind: List`); used by master and CLI."""
 
 from __future__ import annotations
 
@@ -67,9 +67,7 @@ def _problems(exc: pydantic.ValidationError) -> list[str]:
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         path = _field_path(loc)
-        if path and message.startswith("["):
-            problems.append(f"{path}{message}")
-        elif path and message.startswith("."):
+        if (path and message.startswith("[")) or (path and message.startswith(".")):
             problems.append(f"{path}{message}")
         elif path and _is_subpath(message):
             problems.append(f"{path}.{message}")
@@ -139,7 +137,9 @@ def decode_documents(text: str | bytes, *, source: str = "") -> list[Any]:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValidationError(f"{source or 'manifest'}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise ValidationError(
+                f"{source or 'manifest'}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
     try:
         raw = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:

@@ -1,4 +1,4 @@
-"""Kubernetes resource quantities (`250m`, `64Mi`, `1.5G`) parsed to exact numbers; used by manifests and the scheduler."""
+"""Kubernetes resource quantities (`250m`, `64Mi`, `1.5G`) as exact numbers; used by manifests and the scheduler."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ _SUFFIX: dict[str, Decimal] = {
     "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
-_QUANTITY = re.compile(r"^([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$")
+_QUANTITY = re.compile(
+    r"^([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$"
+)
 
 
 def parse_quantity(text: str | int | float, field: str = "quantity") -> Decimal:

@@ -8,6 +8,7 @@ from typing import Any, Literal, Self
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from edgekube.model.errors import ValidationError
 
@@ -19,12 +20,14 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 class WireModel(BaseModel):
     """Base of wire messages: a `schema` tag, unknown fields rejected, camelCase on the wire."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=pydantic.alias_generators.to_camel)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
 
-    schema_: Literal["edgekube/v1"] = Field(default=SCHEMA, alias="schema")
+    schema_: Literal["edgekube/v1"] = Field(default="edgekube/v1", alias="schema")
 
     def encode(self) -> bytes:
-        return json.dumps(self.model_dump(by_alias=True, exclude_none=True, mode="json"), separators=(",", ":")).encode()
+        return json.dumps(
+            self.model_dump(by_alias=True, exclude_none=True, mode="json"), separators=(",", ":")
+        ).encode()
 
     @classmethod
     def decode(cls, payload: bytes, *, what: str = "") -> Self:

@@ -72,17 +72,18 @@ def test_mosquitto_pub_to_apply_topic_works_like_ekctl_apply(
     results.subscribe(topics.APPLY_RESULT, lambda m: seen.append(ApplyResult.decode(m.payload)))
     pub = shutil.which("mosquitto_pub")
     assert pub, "mosquitto-clients must be installed (scripts/install.sh)"
-    subprocess.run([pub, "-p", str(broker.port), "-q", "1", "-t", topics.APPLY, "-f", str(EXAMPLES / "hello-pod.yaml")],
-                   check=True, timeout=10)
+    subprocess.run(
+        [pub, "-p", str(broker.port), "-q", "1", "-t", topics.APPLY, "-f", str(EXAMPLES / "hello-pod.yaml")],
+        check=True,
+        timeout=10,
+    )
     wait_for("an apply result", lambda: seen, timeout=10)
     assert seen[0].ok and seen[0].outcomes[0].action == "created"
     wait_for("hello Running", lambda: phase(client, "hello") == "Running")
     results.close()
 
 
-def test_delete_removes_pod_containers_and_volumes(
-    agent: Agent, client: ApiClient, e2e_podman: PodmanService
-) -> None:
+def test_delete_removes_pod_containers_and_volumes(agent: Agent, client: ApiClient, e2e_podman: PodmanService) -> None:
     assert client.apply(SLEEPER).ok
     wait_for("sleeper Running", lambda: phase(client, "sleeper") == "Running")
     uid = client.pod("sleeper")["metadata"]["uid"]
@@ -107,9 +108,15 @@ def test_restarted_agent_adopts_running_pods(
     agent.stop()
     again = start_agent(broker.port, "node-1", e2e_podman, tmp_path / "agent")
     try:
-        wait_for("node ready again", lambda: any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for n in client.nodes() for c in n["status"]["conditions"]), timeout=20)
+        wait_for(
+            "node ready again",
+            lambda: any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for n in client.nodes()
+                for c in n["status"]["conditions"]
+            ),
+            timeout=20,
+        )
         again.reconcile()
         after = {c["name"]: c["containerID"] for c in client.pod("hello")["status"]["containerStatuses"]}
         assert after == before
@@ -138,9 +145,14 @@ def test_bad_payloads_are_rejected_and_both_daemons_keep_working(
 ) -> None:
     raw = PahoBus(BusConfig(port=broker.port)).start(wait=10)
     # To the master: garbage, oversized, wrong schema, unknown field, unknown verb — with a response topic.
-    for payload in (b"\x00\xff not json", b"{" + b" " * (MAX_PAYLOAD_BYTES + 10) + b"}",
-                    b'{"schema":"other/v9","verb":"list"}', b'{"schema":"edgekube/v1","verb":"list","evil":1}',
-                    b'{"schema":"edgekube/v1","verb":"explode"}', b"[1,2,3]"):
+    for payload in (
+        b"\x00\xff not json",
+        b"{" + b" " * (MAX_PAYLOAD_BYTES + 10) + b"}",
+        b'{"schema":"other/v9","verb":"list"}',
+        b'{"schema":"edgekube/v1","verb":"list","evil":1}',
+        b'{"schema":"edgekube/v1","verb":"explode"}',
+        b"[1,2,3]",
+    ):
         reply = json.loads(raw.request(topics.API_REQUEST, payload, timeout=10).payload)
         assert reply["ok"] is False and reply["error"]["reason"] == "Invalid", reply
     raw.publish(topics.APPLY, b"kind: [unclosed")

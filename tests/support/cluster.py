@@ -79,6 +79,7 @@ def start_master(port: int, data_dir: Path) -> Master:
 
 
 def start_agent(port: int, node: str, service: PodmanService, state_dir: Path, **kw: Any) -> Agent:
-    config = AgentConfig(node_name=node, mqtt_port=port, podman_url=service.url, state_dir=state_dir,
-                         resync_interval=0.5, **kw)
+    config = AgentConfig(
+        node_name=node, mqtt_port=port, podman_url=service.url, state_dir=state_dir, resync_interval=0.5, **kw
+    )
     return Agent(config, PodmanRuntime(service.url, NodeName(node))).start(wait=10)

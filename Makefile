@@ -1,0 +1,59 @@
+# edgekube developer entry points. `make test` is exactly what CI runs (.ci/run).
+# lint, typecheck and imports all run (--keep-going) so one CI run shows every failure.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-k broker -x'
+PYTEST_ARGS ?=
+# Number of node agents for `make up`, e.g. make up NODES=3 (default: edgekube up's own)
+NODES ?=
+
+.PHONY: help install up down test lint typecheck imports bench clean distclean
+
+help:
+	@echo "make install    install system packages and the .venv (idempotent)"
+	@echo "make up         local cluster: Mosquitto, master, node agent(s) on Podman [NODES=n]"
+	@echo "make down       stop the local cluster"
+	@echo "make test       install, then lint, typecheck, imports and the whole pytest suite"
+	@echo "make lint | typecheck | imports | bench | clean | distclean"
+
+install:
+	@bash scripts/install.sh
+
+up: install
+	$(BIN)/edgekube up $(if $(NODES),--nodes $(NODES))
+
+down:
+	$(BIN)/edgekube down
+
+test: install
+	@$(MAKE) --no-print-directory --keep-going lint typecheck imports
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint:
+	$(BIN)/ruff check .
+
+typecheck:
+	$(BIN)/mypy
+
+imports:
+	$(BIN)/lint-imports --no-cache
+
+bench:
+	@shopt -s nullglob; benches=(benchmarks/*.py); \
+	if [[ $${#benches[@]} -eq 0 ]]; then echo "bench: no benchmarks/*.py"; exit 0; fi; \
+	for bench in "$${benches[@]}"; do \
+		echo "bench: $$bench"; \
+		$(BIN)/python "$$bench"; \
+	done
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .import_linter_cache build dist
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+# Also removes the venv and the local cluster's state (run `make down` first).
+distclean: clean
+	rm -rf $(VENV) .edgekube
