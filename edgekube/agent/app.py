@@ -77,6 +77,7 @@ class Agent:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._backoff: dict[PodUID, _Backoff] = {}
+        self._removing: set[PodUID] = set()
         self._last_report: bytes = b""
         self._last_report_at = 0.0
         self._seq = 0
@@ -233,13 +234,14 @@ class Agent:
             desired = list(self.desired.pods)
             generation = self.desired.generation
         now = time.monotonic()
-        blocked = frozenset(uid for uid, b in self._backoff.items() if b.retry_at > now)
-        observed = self.runtime.list_pods()
+        with self._lock:
+            removing = frozenset(self._removing)
+        blocked = frozenset(uid for uid, b in self._backoff.items() if b.retry_at > now) | removing
+        # A pod being stopped is neither observed nor recreated until its removal finishes.
+        observed = [o for o in self.runtime.list_pods() if o.uid not in removing]
         for action in plan(desired, observed, blocked):
             if isinstance(action, Remove):
-                log.info("removing pod %s: %s", action.uid, action.reason)
-                self.runtime.remove_pod(action.uid, action.grace_seconds)
-                self._backoff.pop(action.uid, None)
+                self._remove_in_background(action)
             elif isinstance(action, Create):
                 self._create(action)
         wanted = {d.uid for d in desired}
@@ -247,6 +249,25 @@ class Agent:
             if uid not in wanted:
                 del self._backoff[uid]
         self._report(desired, self.runtime.list_pods(), generation)
+
+    def _remove_in_background(self, action: Remove) -> None:
+        """Stopping waits out the grace period; do it off the loop so other pods start meanwhile."""
+        log.info("removing pod %s: %s", action.uid, action.reason)
+        with self._lock:
+            self._removing.add(action.uid)
+        self._backoff.pop(action.uid, None)
+
+        def run() -> None:
+            try:
+                self.runtime.remove_pod(action.uid, action.grace_seconds)
+            except Exception:
+                log.exception("removing pod %s failed; will retry", action.uid)
+            finally:
+                with self._lock:
+                    self._removing.discard(action.uid)
+                self._wake.set()
+
+        threading.Thread(target=run, name=f"remove-{action.uid[:8]}", daemon=True).start()
 
     def _create(self, action: Create) -> None:
         d = action.desired

@@ -9,17 +9,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.bus.protocol import Message
 from edgekube.local.broker import Mosquitto, pid_from_pidfile, stop_pidfile
 from edgekube.local.images import ensure_demo_image
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import EdgekubeError
-from edgekube.model.wire import ApiRequest, ApiResponse, Verb
+from edgekube.model.wire import ApiRequest, ApiResponse, Presence, Verb
 
 
 def _say(text: str) -> None:
@@ -147,6 +149,7 @@ class LocalCluster:
     def _apply_and_wait(self, example: Path, timeout: float) -> None:
         bus = PahoBus(BusConfig(port=self.port)).start(wait=10)
         try:
+            self._wait_master_online(bus, timeout=30)
             req = ApiRequest(verb=Verb.APPLY, manifest=example.read_text())
             resp = ApiResponse.decode(bus.request(topics.API_REQUEST, req.encode(), timeout=15).payload)
             if not resp.ok:
@@ -174,6 +177,22 @@ class LocalCluster:
             )
         finally:
             bus.close()
+
+    @staticmethod
+    def _wait_master_online(bus: PahoBus, timeout: float) -> None:
+        """The master publishes online=true (retained) only after its subscriptions are in place."""
+        online = threading.Event()
+
+        def seen(msg: Message) -> None:
+            with contextlib.suppress(EdgekubeError):
+                if msg.payload and Presence.decode(msg.payload).online:
+                    online.set()
+
+        bus.subscribe(topics.MASTER_ONLINE, seen)
+        if not online.wait(timeout):
+            raise EdgekubeError(
+                f"the master did not come online within {timeout:g}s", hint="see .edgekube/logs/master.log"
+            )
 
     # -- down -------------------------------------------------------------------------------------------
     def down(self) -> None:
