@@ -70,7 +70,9 @@ class DesiredState:
                 pod = Pod.from_dict(raw)
             except ValidationError as exc:
                 # One bad pod must not stop the node from running the others.
-                rejected[str(raw.get("metadata", {}).get("name", f"pods[{i}]"))] = str(exc)
+                meta = raw.get("metadata")
+                name = meta.get("name") if isinstance(meta, dict) else None
+                rejected[str(name or f"pods[{i}]")] = str(exc)
                 continue
             uid = pod.metadata.uid or ""
             if not uid:

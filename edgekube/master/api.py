@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("Pod", "Node")
 NodeDecorator = Callable[[dict[str, Any]], dict[str, Any]]
+#: apply's plan: (kind, namespace, name) -> ("create" | "update", object to write), in manifest order.
+_Writes = dict[tuple[str, str, str], tuple[str, dict[str, Any]]]
 
 
 def error_info(exc: Exception) -> ErrorInfo:
@@ -78,25 +80,35 @@ class Api:
     def apply(self, text: str | bytes, *, source: str = "") -> list[Outcome]:
         """Create or update every object in a manifest; all documents are validated before any is stored."""
         documents = load_manifests(text, source=source)
-        return [self._apply_one(doc.obj.to_dict()) for doc in documents]
+        # Plan every document first (a forbidden spec change is an error too), then write: all or nothing.
+        writes: _Writes = {}
+        outcomes = [self._plan_one(doc.obj.to_dict(), writes) for doc in documents]
+        for verb, obj in writes.values():
+            (self.store.create if verb == "create" else self.store.update)(obj)
+        return outcomes
 
-    def _apply_one(self, obj: dict[str, Any]) -> Outcome:
+    def _plan_one(self, obj: dict[str, Any], writes: _Writes) -> Outcome:
         kind, meta = obj["kind"], obj["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         obj.pop("status", None)
         for server_field in ("uid", "resourceVersion", "creationTimestamp", "generation"):
             meta.pop(server_field, None)
-        try:
-            current = self.store.get(kind, namespace, name)
-        except NotFoundError:
-            if kind == "Pod":
-                obj["status"] = {"phase": "Pending"}
-            self.store.create(obj)
-            return Outcome(kind=kind, namespace=namespace, name=name, action="created")
+        key = (kind, namespace, name)
+        verb = "update"
+        if key in writes:  # the same object twice in one manifest: the later document wins
+            verb, current = writes[key]
+        else:
+            try:
+                current = self.store.get(kind, namespace, name)
+            except NotFoundError:
+                if kind == "Pod":
+                    obj["status"] = {"phase": "Pending"}
+                writes[key] = ("create", obj)
+                return Outcome(kind=kind, namespace=namespace, name=name, action="created")
         merged = self._merge(kind, current, obj)
         if merged == current:
             return Outcome(kind=kind, namespace=namespace, name=name, action="unchanged")
-        self.store.update(merged)
+        writes[key] = (verb, merged)
         return Outcome(kind=kind, namespace=namespace, name=name, action="updated")
 
     @staticmethod

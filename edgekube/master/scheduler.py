@@ -95,15 +95,12 @@ def schedule(spec: PodSpec, nodes: Sequence[NodeView]) -> Decision:
         else:
             reasons[reason] += 1
     if not feasible:
-        detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
+        # kube-scheduler sorts the "<count> <reason>" strings themselves.
+        detail = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
         return Decision(None, f"0/{len(nodes)} nodes are available" + (f": {detail}." if detail else "."))
-    best = max(feasible, key=lambda n: (score(n, req), _neg(n.name)))
+    # Highest score first; among equal scores the alphabetically first node wins.
+    best = min(feasible, key=lambda n: (-score(n, req), n.name))
     return Decision(best.name)
-
-
-def _neg(name: str) -> tuple[int, ...]:
-    # max() with a reversed name ordering: among equal scores the alphabetically first node wins.
-    return tuple(-ord(ch) for ch in name)
 
 
 def bind(node: NodeView, spec: PodSpec) -> NodeView:

@@ -67,12 +67,14 @@ def _problems(exc: pydantic.ValidationError) -> list[str]:
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         path = _field_path(loc)
-        if (path and message.startswith("[")) or (path and message.startswith(".")):
-            problems.append(f"{path}{message}")
-        elif path and _is_subpath(message):
-            problems.append(f"{path}.{message}")
-        else:
-            problems.append(f"{path}: {message}" if path else message)
+        # A validator reports several problems as one line each (see meta.check_label_map).
+        for line in message.splitlines() or [message]:
+            if (path and line.startswith("[")) or (path and line.startswith(".")):
+                problems.append(f"{path}{line}")
+            elif path and _is_subpath(line):
+                problems.append(f"{path}.{line}")
+            else:
+                problems.append(f"{path}: {line}" if path else line)
     return problems
 
 
@@ -129,10 +131,9 @@ def parse_object(data: Any, *, source: str = "", index: int | None = None) -> K8
 
 def decode_documents(text: str | bytes, *, source: str = "") -> list[Any]:
     """Decode YAML (multi-document) or JSON text; `kind: List` is flattened into its items."""
-    if len(text) > MAX_MANIFEST_BYTES:
-        raise ValidationError(
-            f"{source or 'manifest'}: {len(text)} bytes exceeds the limit of {MAX_MANIFEST_BYTES} bytes"
-        )
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_MANIFEST_BYTES:
+        raise ValidationError(f"{source or 'manifest'}: {size} bytes exceeds the limit of {MAX_MANIFEST_BYTES} bytes")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 from pydantic import Field, field_validator
 
 from edgekube.model.base import K8sModel
-from edgekube.model.labels import validate_annotations, validate_labels
+from edgekube.model.errors import ValidationError
+from edgekube.model.labels import validate_annotations, validate_label_key, validate_label_value
 from edgekube.model.names import check_dns1123_label, check_dns1123_subdomain
+
+
+def check_label_map(values: Mapping[str, str], *, annotations: bool = False) -> None:
+    """Raise one ValidationError with a line per bad entry, each as `["key"]: rule`.
+
+    The manifest loader prefixes every line with the field path (`metadata.labels["key"]: invalid key: ...`);
+    labels.validate_labels(path="") would instead give one bracketed aggregate that cannot carry that path.
+    """
+    problems: list[str] = []
+    for key in sorted(values):
+        quoted = json.dumps(key, ensure_ascii=False)
+        checked = key.lower() if annotations else key  # as in Kubernetes, case does not matter in annotation keys
+        try:
+            validate_label_key(checked, path="")
+        except ValidationError as exc:
+            problems.append(f"[{quoted}]: {str(exc).removeprefix(json.dumps(checked, ensure_ascii=False) + ': ')}")
+        if not annotations:
+            try:
+                validate_label_value(values[key], path="")
+            except ValidationError as exc:
+                problems.append(f"[{quoted}]: {exc}")
+    if problems:
+        raise ValidationError("\n".join(problems))
+    if annotations:
+        validate_annotations(values, path="")  # the total-size limit
 
 
 class OwnerReference(K8sModel):
@@ -44,11 +73,11 @@ class ObjectMeta(K8sModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        validate_labels(value, path="")
+        check_label_map(value)
         return value
 
     @field_validator("annotations")
     @classmethod
     def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
-        validate_annotations(value, path="")
+        check_label_map(value, annotations=True)
         return value

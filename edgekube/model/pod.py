@@ -9,8 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
-from edgekube.model.labels import validate_labels
-from edgekube.model.meta import ObjectMeta
+from edgekube.model.meta import ObjectMeta, check_label_map
 from edgekube.model.names import check_dns1123_label, check_env_name
 from edgekube.model.quantity import cpu_millis, memory_bytes
 from edgekube.model.status import PodStatus
@@ -157,7 +156,7 @@ class PodSpec(K8sModel):
     @field_validator("node_selector")
     @classmethod
     def _node_selector(cls, value: dict[str, str]) -> dict[str, str]:
-        validate_labels(value, path="")
+        check_label_map(value)
         return value
 
     @model_validator(mode="after")

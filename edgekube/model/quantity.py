@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from edgekube.model.errors import ValidationError
 
@@ -35,22 +35,26 @@ def parse_quantity(text: str | int | float, field: str = "quantity") -> Decimal:
     if isinstance(text, bool):
         raise ValidationError(f"{field}: {text!r}: quantities must be a number or a string like '250m' or '64Mi'")
     if isinstance(text, int | float):
-        return Decimal(str(text))
-    match = _QUANTITY.match(text.strip())
-    if not match:
-        raise ValidationError(
-            f"{field}: {text!r}: quantities must match the regular expression "
-            r"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (e.g. '250m', '0.5', '64Mi', '1G')"
-        )
-    number, exponent, suffix = match.groups()
-    try:
-        value = Decimal(number)
-        if exponent:
-            value *= Decimal(10) ** int(exponent[1:])
-        elif suffix:
-            value *= _SUFFIX[suffix]
-    except InvalidOperation as exc:  # pragma: no cover - regex already guards the syntax
-        raise ValidationError(f"{field}: {text!r}: not a number") from exc
+        # YAML turns `.inf`/`.nan` into floats: they must fail here, not as OverflowError in cpu_millis().
+        value = Decimal(str(text))
+        if not value.is_finite():
+            raise ValidationError(f"{field}: {text!r}: must be a finite number")
+    else:
+        match = _QUANTITY.match(text.strip())
+        if not match:
+            raise ValidationError(
+                f"{field}: {text!r}: quantities must match the regular expression "
+                r"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (e.g. '250m', '0.5', '64Mi', '1G')"
+            )
+        number, exponent, suffix = match.groups()
+        try:
+            value = Decimal(number)
+            if exponent:
+                value *= Decimal(10) ** int(exponent[1:])
+            elif suffix:
+                value *= _SUFFIX[suffix]
+        except ArithmeticError as exc:  # decimal.Overflow for exponents such as `1e999999999`
+            raise ValidationError(f"{field}: {text!r}: quantity is too large") from exc
     if value < 0:
         raise ValidationError(f"{field}: {text!r}: must be greater than or equal to 0")
     return value

@@ -41,6 +41,8 @@ class WireModel(BaseModel):
             raise ValidationError(f"{label}: payload is not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise ValidationError(f"{label}: payload must be a JSON object")
+        if "schema" not in data:
+            raise ValidationError(f"{label}: schema: Required value (expected {SCHEMA!r})")
         if data.get("schema") != SCHEMA:
             raise ValidationError(f"{label}: schema: unsupported value {data.get('schema')!r} (expected {SCHEMA!r})")
         try:
@@ -49,7 +51,7 @@ class WireModel(BaseModel):
             first = exc.errors(include_url=False)
             parts = []
             for err in first[:5]:
-                loc = ".".join(str(p) for p in err["loc"])
+                loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
                 msg = "not supported" if err["type"] == "extra_forbidden" else str(err["msg"])
                 parts.append(f"{loc}: {msg}" if loc else msg)
             raise ValidationError(f"{label}: " + "; ".join(parts)) from None

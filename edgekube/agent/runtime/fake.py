@@ -1,0 +1,170 @@
+"""FakeRuntime: an in-memory PodRuntime for unit tests of the agent's reconciler (no Podman needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from edgekube.agent.runtime.protocol import (
+    ContainerRunState,
+    ObservedContainer,
+    ObservedPod,
+    RuntimeInfo,
+)
+from edgekube.model.errors import NotFoundError, RuntimeFailure
+from edgekube.model.names import NodeName, PodUID
+from edgekube.model.pod import Pod, PullPolicy
+
+FAKE_NODE = NodeName("fake-node")
+
+
+@dataclass
+class FakeEngine:
+    """What a fake "host" holds; several FakeRuntime instances can share one to model an agent restart."""
+
+    pods: dict[tuple[NodeName, PodUID], ObservedPod] = field(default_factory=dict)
+    logs: dict[str, str] = field(default_factory=dict)  # container_id -> text
+    images: set[str] = field(default_factory=set)  # present locally
+    unpullable: set[str] = field(default_factory=set)
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FakeRuntime:
+    """In-memory PodRuntime. Containers start running at once; tests drive them with the helper methods.
+
+    Every image can be pulled unless `make_image_missing()` was called for it; `calls` records what the
+    reconciler asked for, as ("create"|"remove", uid) pairs.
+    """
+
+    def __init__(self, node: NodeName = FAKE_NODE, *, engine: FakeEngine | None = None) -> None:
+        self.node = node
+        self.engine = engine if engine is not None else FakeEngine()
+        self.calls: list[tuple[str, PodUID]] = []
+        self.fail_next_create: RuntimeFailure | None = None
+
+    def reopen(self, node: NodeName | None = None) -> FakeRuntime:
+        """Return a new runtime on the same engine, as a restarted agent would get."""
+        return FakeRuntime(node or self.node, engine=self.engine)
+
+    # -- PodRuntime ---------------------------------------------------------------------------------------
+
+    def info(self) -> RuntimeInfo:
+        return RuntimeInfo(name="fake", version="0.0.0", api_version="0.0.0")
+
+    def list_pods(self) -> list[ObservedPod]:
+        mine = [p for (node, _), p in self.engine.pods.items() if node == self.node]
+        return sorted(mine, key=lambda p: (p.namespace, p.name, p.uid))
+
+    def create_pod(self, pod: Pod, uid: PodUID, spec_hash: str) -> ObservedPod:
+        self.calls.append(("create", uid))
+        if self.fail_next_create is not None:
+            failure, self.fail_next_create = self.fail_next_create, None
+            raise failure
+        existing = self.engine.pods.get((self.node, uid))
+        if existing is not None:
+            if existing.spec_hash == spec_hash:
+                return existing
+            self.remove_pod(uid)
+        for container in pod.spec.containers:
+            self._ensure_image(container.image, container.pull_policy())
+        podname = f"ek_{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}"
+        observed = ObservedPod(
+            uid=uid,
+            namespace=pod.metadata.namespace,
+            name=pod.metadata.name,
+            spec_hash=spec_hash,
+            pod_id=self._new_id(podname),
+            containers=tuple(
+                ObservedContainer(
+                    name=c.name,
+                    container_id=self._new_id(f"{podname}_{c.name}"),
+                    image=c.image,
+                    state=ContainerRunState.RUNNING,
+                    started_at=_now(),
+                )
+                for c in pod.spec.containers
+            ),
+        )
+        self.engine.pods[(self.node, uid)] = observed
+        return observed
+
+    def remove_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
+        self.calls.append(("remove", uid))
+        removed = self.engine.pods.pop((self.node, uid), None)
+        if removed is not None:
+            for container in removed.containers:
+                self.engine.logs.pop(container.container_id, None)
+
+    def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
+        found = self._container(uid, container)
+        text = self.engine.logs.get(found.container_id, "")
+        if tail is None:
+            return text
+        lines = text.splitlines(keepends=True)
+        return "".join(lines[-tail:]) if tail > 0 else ""
+
+    # -- test helpers -------------------------------------------------------------------------------------
+
+    def make_image_missing(self, image: str) -> None:
+        """Make the image neither present nor pullable (create_pod fails: ErrImagePull/ImageNotFound)."""
+        self.engine.images.discard(image)
+        self.engine.unpullable.add(image)
+
+    def add_image(self, image: str) -> None:
+        self.engine.images.add(image)
+        self.engine.unpullable.discard(image)
+
+    def exit_container(
+        self, uid: PodUID, container: str, exit_code: int = 0, error: str | None = None
+    ) -> None:
+        """Mark a container exited, as if its process ended with `exit_code` (error e.g. "OOMKilled")."""
+        pod = self._pod(uid)
+        self._container(uid, container)
+        containers = tuple(
+            replace(c, state=ContainerRunState.EXITED, exit_code=exit_code, finished_at=_now(), error=error)
+            if c.name == container
+            else c
+            for c in pod.containers
+        )
+        self.engine.pods[(self.node, uid)] = replace(pod, containers=containers)
+
+    def write_log(self, uid: PodUID, container: str, text: str) -> None:
+        found = self._container(uid, container)
+        self.engine.logs[found.container_id] = self.engine.logs.get(found.container_id, "") + text
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _new_id(self, seed: str) -> str:
+        return hashlib.sha256(f"{seed}#{next(self.engine.ids)}".encode()).hexdigest()
+
+    def _ensure_image(self, image: str, policy: PullPolicy) -> None:
+        present = image in self.engine.images
+        if policy != PullPolicy.ALWAYS and present:
+            return
+        if policy == PullPolicy.NEVER:
+            raise RuntimeFailure(
+                f"image {image!r} is not present on node {self.node} and imagePullPolicy is Never",
+                reason="ImageNotFound",
+            )
+        if image in self.engine.unpullable:
+            raise RuntimeFailure(f"failed to pull image {image!r}: not found", reason="ErrImagePull")
+        self.engine.images.add(image)
+
+    def _pod(self, uid: PodUID) -> ObservedPod:
+        pod = self.engine.pods.get((self.node, uid))
+        if pod is None:
+            raise NotFoundError(f"pod {uid} not found on node {self.node}")
+        return pod
+
+    def _container(self, uid: PodUID, name: str) -> ObservedContainer:
+        pod = self._pod(uid)
+        for container in pod.containers:
+            if container.name == name:
+                return container
+        raise NotFoundError(f"container {name!r} not found in pod {pod.namespace}/{pod.name}")

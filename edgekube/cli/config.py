@@ -1,0 +1,96 @@
+"""Where the broker is: --mqtt-host/--mqtt-port, else EDGEKUBE_MQTT_*, else .edgekube/cluster.json.
+
+Each of host and port is resolved on its own, and the winner's origin is kept so that a connection error
+can say where a wrong address came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekube.model.errors import ValidationError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 1883
+ENV_HOST = "EDGEKUBE_MQTT_HOST"
+ENV_PORT = "EDGEKUBE_MQTT_PORT"
+CLUSTER_FILE = Path(".edgekube") / "cluster.json"
+_FILE_HINT = "the local cluster launcher writes it; delete it or run `make up` again"
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str
+    port: int
+    #: Where host and port came from, for error messages: "--mqtt-port", "/repo/.edgekube/cluster.json"...
+    origin: str
+
+
+def find_cluster_file(start: Path) -> Path | None:
+    """`.edgekube/cluster.json` in `start` or its nearest parent that has one."""
+    for directory in (start, *start.parents):
+        candidate = directory / CLUSTER_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _port(value: Any, origin: str) -> int:
+    number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    # bool is an int in Python, but `true` is never a port.
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
+        raise ValidationError(f"{origin}: MQTT port {value!r}: must be an integer between 1 and 65535")
+    return number
+
+
+def _host(value: Any, origin: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{origin}: MQTT host {value!r}: must be a non-empty host name or address")
+    return value.strip()
+
+
+def read_cluster_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"{path}: cannot read the cluster file: {exc}", hint=_FILE_HINT) from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path}: must hold a JSON object with mqtt_host, mqtt_port", hint=_FILE_HINT)
+    return data
+
+
+def resolve(
+    host: str | None,
+    port: int | None,
+    environ: Mapping[str, str],
+    cwd: Path,
+) -> Connection:
+    """Resolve each setting by precedence: flag, environment, cluster file, built-in default."""
+    file_data: dict[str, Any] = {}
+    file_path: Path | None = None
+    if (host is None and not environ.get(ENV_HOST)) or (port is None and not environ.get(ENV_PORT)):
+        file_path = find_cluster_file(cwd)
+        if file_path is not None:
+            file_data = read_cluster_file(file_path)
+
+    def pick(flag: object, flag_name: str, env_name: str, key: str, default: object) -> tuple[object, str]:
+        if flag is not None:
+            return flag, flag_name
+        if environ.get(env_name):
+            return environ[env_name], env_name
+        if key in file_data:
+            return file_data[key], str(file_path)
+        return default, "default"
+
+    raw_host, host_origin = pick(host, "--mqtt-host", ENV_HOST, "mqtt_host", DEFAULT_HOST)
+    raw_port, port_origin = pick(port, "--mqtt-port", ENV_PORT, "mqtt_port", DEFAULT_PORT)
+    origins = list(dict.fromkeys(o for o in (host_origin, port_origin) if o != "default"))
+    return Connection(
+        host=_host(raw_host, host_origin),
+        port=_port(raw_port, port_origin),
+        origin=", ".join(origins) or "defaults",
+    )

@@ -1,0 +1,133 @@
+"""`ekctl describe node`: kubectl's sections for one node, with the pods bound to it and their requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from edgekube.cli.describe import Writer
+from edgekube.cli.status import NONE, Obj, items, node_roles, section
+from edgekube.cli.timefmt import age, rfc1123
+from edgekube.model.errors import ValidationError
+from edgekube.model.quantity import cpu_millis, format_bytes, format_millis, memory_bytes
+
+_SYSTEM_INFO = (
+    ("machineModel", "Machine Model"),
+    ("kernelVersion", "Kernel Version"),
+    ("osImage", "OS Image"),
+    ("operatingSystem", "Operating System"),
+    ("architecture", "Architecture"),
+    ("containerRuntimeVersion", "Container Runtime Version"),
+    ("agentVersion", "Agent Version"),
+)
+_TERMINAL = ("Succeeded", "Failed")
+
+
+def _amount(raw: object, resource: str) -> int:
+    """Convert a quantity to millicores or bytes; a malformed one counts as 0 rather than failing describe."""
+    if not isinstance(raw, str | int | float):
+        return 0
+    try:
+        return cpu_millis(raw) if resource == "cpu" else memory_bytes(raw)
+    except ValidationError:
+        return 0
+
+
+def _pod_totals(pod: Obj) -> dict[tuple[str, str], int]:
+    """Sum of container requests and limits; as in Kubernetes a limit alone implies an equal request."""
+    totals = {(r, k): 0 for r in ("cpu", "memory") for k in ("requests", "limits")}
+    for container in items(section(pod, "spec"), "containers"):
+        resources = section(container, "resources")
+        limits, requests = section(resources, "limits"), section(resources, "requests")
+        for r in ("cpu", "memory"):
+            totals[(r, "limits")] += _amount(limits.get(r, 0), r)
+            totals[(r, "requests")] += _amount(requests.get(r, limits.get(r, 0)), r)
+    return totals
+
+
+def _show(resource: str, value: int, allocatable: int) -> str:
+    shown = format_millis(value) if resource == "cpu" else format_bytes(value)
+    percent = value * 100 // allocatable if allocatable else 0
+    return f"{shown} ({percent}%)"
+
+
+def _pods(w: Writer, pods: list[Obj], allocatable: Obj, now: datetime | None) -> None:
+    alloc = {r: _amount(allocatable.get(r, 0), r) for r in ("cpu", "memory")}
+    active = [p for p in pods if section(p, "status").get("phase") not in _TERMINAL]
+    w.field(0, "Non-terminated Pods", f"({len(active)} in total)")
+    header = ("Namespace", "Name", "CPU Requests", "CPU Limits", "Memory Requests", "Memory Limits", "Age")
+    w.cells(1, *header)
+    w.cells(1, *("-" * len(h) for h in header))
+    summed = {(r, k): 0 for r in ("cpu", "memory") for k in ("requests", "limits")}
+    for pod in active:
+        meta = section(pod, "metadata")
+        totals = _pod_totals(pod)
+        for key, value in totals.items():
+            summed[key] += value
+        w.cells(
+            1,
+            str(meta.get("namespace", "")),
+            str(meta.get("name", "")),
+            *(_show(r, totals[(r, k)], alloc[r]) for r, k in
+              (("cpu", "requests"), ("cpu", "limits"), ("memory", "requests"), ("memory", "limits"))),
+            age(meta.get("creationTimestamp"), now),
+        )
+    w.line(0, "Allocated resources:")
+    w.line(1, "(Total limits may be over 100 percent, i.e., overcommitted.)")
+    w.cells(1, "Resource", "Requests", "Limits")
+    w.cells(1, "--------", "--------", "------")
+    for r in ("cpu", "memory"):
+        w.cells(1, r, _show(r, summed[(r, "requests")], alloc[r]), _show(r, summed[(r, "limits")], alloc[r]))
+
+
+def describe_node(node: Obj, pods: list[Obj], now: datetime | None = None) -> str:
+    """`pods` are the pods bound to this node (spec.nodeName), in any namespace."""
+    meta, spec, status = section(node, "metadata"), section(node, "spec"), section(node, "status")
+    w = Writer()
+    w.field(0, "Name", meta.get("name", ""))
+    w.field(0, "Roles", node_roles(node))
+    w.mapping(0, "Labels", section(meta, "labels"))
+    w.mapping(0, "Annotations", section(meta, "annotations"), sep=": ")
+    w.field(0, "CreationTimestamp", rfc1123(meta.get("creationTimestamp")))
+    w.field(0, "Unschedulable", "true" if spec.get("unschedulable") else "false")
+    conditions = items(status, "conditions")
+    if conditions:
+        w.line(0, "Conditions:")
+        header = ("Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason", "Message")
+        w.cells(1, *header)
+        w.cells(1, *("-" * len(h) for h in header))
+        for c in conditions:
+            w.cells(
+                1,
+                str(c.get("type", "")),
+                str(c.get("status", "")),
+                rfc1123(c.get("lastHeartbeatTime")) if c.get("lastHeartbeatTime") else "",
+                rfc1123(c.get("lastTransitionTime")) if c.get("lastTransitionTime") else "",
+                str(c.get("reason") or ""),
+                str(c.get("message") or ""),
+            )
+    else:
+        w.field(0, "Conditions", NONE)
+    addresses = items(status, "addresses")
+    if addresses:
+        w.line(0, "Addresses:")
+        for a in addresses:
+            w.field(1, str(a.get("type", "")), a.get("address", ""))
+    else:
+        w.field(0, "Addresses", NONE)
+    for key, label in (("capacity", "Capacity"), ("allocatable", "Allocatable")):
+        values = section(status, key)
+        if values:
+            w.line(0, f"{label}:")
+            for name in sorted(values):
+                w.field(1, name, values[name])
+    usage = section(node, "usage")
+    if usage:
+        w.line(0, "Usage (live):")
+        for name in sorted(usage):
+            w.field(1, name, usage[name])
+    info = section(status, "nodeInfo")
+    w.line(0, "System Info:")
+    for key, label in _SYSTEM_INFO:
+        w.field(1, label, info.get(key, ""))
+    _pods(w, pods, section(status, "allocatable") or section(status, "capacity"), now)
+    return w.text()

@@ -1,0 +1,104 @@
+"""ekctl's argparse definition: subcommands, and global flags accepted before or after the subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from edgekube.cli import cmd_apply, cmd_delete, cmd_describe, cmd_get, cmd_lint, cmd_logs
+from edgekube.cli.kinds import SUPPORTED
+from edgekube.cli.output import FORMATS
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_WAIT_TIMEOUT = 300.0
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Add the global flags: with defaults to the top parser, with SUPPRESS to each subcommand.
+
+    So `ekctl -n x get` and `ekctl get -n x` both work, and a subcommand never resets a flag given before it.
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("connection and global options")
+    group.add_argument("--mqtt-host", default=default(None), metavar="HOST",
+                       help="MQTT broker (default: $EDGEKUBE_MQTT_HOST, .edgekube/cluster.json, 127.0.0.1)")
+    group.add_argument("--mqtt-port", type=_port, default=default(None), metavar="PORT",
+                       help="MQTT port (default: $EDGEKUBE_MQTT_PORT, .edgekube/cluster.json, 1883)")
+    group.add_argument("--timeout", type=_positive, default=default(DEFAULT_TIMEOUT), metavar="SECONDS",
+                       help=f"give up connecting or awaiting an answer (default {DEFAULT_TIMEOUT:g})")
+    group.add_argument("-n", "--namespace", default=default(None), help="namespace (default: default)")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="show a traceback for unexpected errors")
+
+
+def _resource_args(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    # Two positionals rather than one with a tuple metavar, which argparse's help formatter cannot print.
+    parser.add_argument("type", nargs="?" if optional else None, metavar="TYPE", help=f"{SUPPORTED}; or TYPE/NAME")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="object names (or more TYPE/NAME)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ekctl", description="Control an edgekube cluster (a kubectl for Raspberry Pi fleets over MQTT)."
+    )
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, module: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _global_options(p, suppress=True)
+        p.set_defaults(run=module.run)
+        return p
+
+    p = command("apply", "create or update objects from manifest files", cmd_apply)
+    p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
+                   help="manifest file, directory of *.yaml|*.yml|*.json, or - for stdin (repeatable)")
+    p.add_argument("--wait", action="store_true", help="wait until the applied pods are running")
+    p.add_argument("--wait-timeout", type=_positive, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
+                   help=f"how long --wait waits (default {DEFAULT_WAIT_TIMEOUT:g})")
+
+    p = command("get", "list objects or show some by name", cmd_get)
+    _resource_args(p)
+    p.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
+    p.add_argument("-o", "--output", choices=FORMATS, help="output format")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
+    p.add_argument("--no-headers", action="store_true", help="leave out the table header")
+
+    p = command("describe", "show details of objects", cmd_describe)
+    _resource_args(p)
+    p.add_argument("-l", "--selector", help="label selector")
+
+    p = command("delete", "delete objects by name, selector or manifest", cmd_delete)
+    _resource_args(p, optional=True)
+    p.add_argument("-f", "--filename", action="append", metavar="FILE",
+                   help="delete the objects in these manifests")
+    p.add_argument("-l", "--selector", help="delete every object matching this label selector")
+    p.add_argument("--ignore-not-found", action="store_true", help="treat a missing object as deleted")
+
+    p = command("logs", "print a container's logs", cmd_logs)
+    p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
+    p.add_argument("-c", "--container", help="container name (default: the first)")
+    p.add_argument("--tail", type=int, default=-1, metavar="N", help="last N lines only (default -1: all)")
+
+    p = command("lint", "validate manifests offline, listing every problem", cmd_lint)
+    p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="manifest files, directories, or - for stdin")
+    return parser

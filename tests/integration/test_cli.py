@@ -1,0 +1,154 @@
+"""ekctl end to end against a real Mosquitto and an in-process master (no node agent): apply, get, delete, lint."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgekube.cli.main import main
+from edgekube.local.broker import Mosquitto
+from edgekube.master.app import Master, MasterConfig
+
+pytestmark = pytest.mark.integration
+
+Capture = pytest.CaptureFixture[str]
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: {app}}}
+spec:
+  containers:
+    - name: web
+      image: busybox:1.36
+"""
+
+
+@pytest.fixture
+def master(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Master]:
+    m = Master(MasterConfig(mqtt_host="127.0.0.1", mqtt_port=mosquitto.port, data_dir=tmp_path / "master"))
+    m.start(wait=5)
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def ekctl(master: Master, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """Run from a directory whose .edgekube/cluster.json points at the test broker, as `make up` leaves it."""
+    work = tmp_path / "work"
+    (work / ".edgekube").mkdir(parents=True)
+    (work / ".edgekube" / "cluster.json").write_text(
+        json.dumps({"mqtt_host": "127.0.0.1", "mqtt_port": mosquitto.port})
+    )
+    (work / "sub").mkdir()
+    monkeypatch.chdir(work / "sub")
+    monkeypatch.delenv("EDGEKUBE_MQTT_HOST", raising=False)
+    monkeypatch.delenv("EDGEKUBE_MQTT_PORT", raising=False)
+    return ["--timeout", "5"]
+
+
+def write(path: Path, name: str, app: str) -> Path:
+    path.write_text(POD.format(name=name, app=app))
+    return path
+
+
+def test_apply_get_delete_round_trip(ekctl: list[str], tmp_path: Path, capsys: Capture) -> None:
+    hello = write(tmp_path / "hello.yaml", "hello", "x")
+    other = write(tmp_path / "other.yaml", "other", "y")
+
+    assert main([*ekctl, "apply", "-f", str(hello), "-f", str(other)]) == 0
+    assert capsys.readouterr().out == "pod/hello created\npod/other created\n"
+    assert main([*ekctl, "apply", "-f", str(hello)]) == 0
+    assert capsys.readouterr().out == "pod/hello unchanged\n"
+
+    assert main([*ekctl, "get", "pods"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [row[:4] for row in rows[1:]] == [["hello", "0/1", "Pending", "0"], ["other", "0/1", "Pending", "0"]]
+
+    assert main([*ekctl, "get", "pods", "-l", "app=x", "-o", "name"]) == 0
+    assert capsys.readouterr().out == "pod/hello\n"
+
+    assert main([*ekctl, "get", "pod", "hello", "-o", "json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["metadata"]["name"] == "hello" and obj["status"]["phase"] == "Pending"
+    assert obj["metadata"]["creationTimestamp"]
+
+    assert main([*ekctl, "describe", "pod", "hello"]) == 0
+    assert "Status:       Pending" in capsys.readouterr().out
+
+    assert main([*ekctl, "delete", "pod", "hello"]) == 0
+    assert capsys.readouterr().out == 'pod "hello" deleted\n'
+    assert main([*ekctl, "get", "pod", "hello"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines()[0] == 'error: pods "hello" not found in namespace "default"'
+    assert "Traceback" not in captured.err
+
+
+def test_get_nodes_empty(ekctl: list[str], capsys: Capture) -> None:
+    assert main([*ekctl, "get", "nodes"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "No resources found.\n")
+
+
+def test_forbidden_update_is_one_line_naming_the_file(ekctl: list[str], tmp_path: Path, capsys: Capture) -> None:
+    path = write(tmp_path / "pod.yaml", "hello", "x")
+    assert main([*ekctl, "apply", "-f", str(path)]) == 0
+    path.write_text(POD.format(name="hello", app="x").replace("busybox:1.36", "busybox:1.37"))
+    capsys.readouterr()
+    assert main([*ekctl, "apply", "-f", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: {path}: Pod default/hello: spec: Forbidden")
+    assert err[1].startswith("hint: delete the pod")
+
+
+def test_lint_bad_file_lists_every_error(tmp_path: Path, capsys: Capture) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name, labels: {'a b': x}}\n"
+        "spec: {containers: [{name: Web, image: ''}], restartPolicy: Sometimes}\n"
+        "---\napiVersion: v2\nkind: Pod\nmetadata: {name: x}\n"
+    )
+    assert main(["lint", str(bad)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    fields = [line.split(": ", 2)[1] for line in out]
+    assert all(line.startswith(f"{bad}[doc ") for line in out)
+    assert {"metadata.name", "spec.restartPolicy", "kind"} <= set(fields)
+    assert any(f.startswith("metadata.labels") for f in fields)
+    assert any(f.startswith("spec.containers[0].name") for f in fields)
+    assert any(f.startswith("spec.containers[0].image") for f in fields)
+
+
+def test_broker_down_fails_fast_with_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        monkeypatch.chdir(tmp_path)
+        start = time.monotonic()
+        assert main(["--mqtt-port", str(port), "--timeout", "1", "get", "pods"]) == 1
+        elapsed = time.monotonic() - start
+    assert elapsed < 3
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"error: cannot reach the MQTT broker at 127.0.0.1:{port} within 1s (address from --mqtt-port)",
+        "hint: is the cluster up? start it with `make up`, or set EDGEKUBE_MQTT_HOST/EDGEKUBE_MQTT_PORT",
+    ]
+
+
+def test_master_down_times_out_with_hint(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    start = time.monotonic()
+    assert main(["--mqtt-port", str(mosquitto.port), "--timeout", "1", "get", "pods"]) == 1
+    assert time.monotonic() - start < 3
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: no answer on edgekube/v1/api/request within 1s"
+    assert err[1].startswith("hint: is the edgekube master running?")

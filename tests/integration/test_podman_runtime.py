@@ -1,0 +1,315 @@
+"""PodmanRuntime against a real Podman service (private store): the shared contract plus Podman-specific checks."""
+
+from __future__ import annotations
+
+import json
+import socket
+import tarfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from edgekube.agent.runtime.podman import PodmanRuntime, pod_name
+from edgekube.agent.runtime.protocol import LABEL_POD_UID, ContainerRunState, ObservedPod
+from edgekube.local.images import REQUIRED_APPLETS, build_rootfs_tar, ensure_demo_image, find_static_busybox
+from edgekube.local.podman_service import PodmanService
+from edgekube.model.errors import RuntimeFailure
+from edgekube.model.names import NodeName, PodUID
+from tests.unit.test_runtime_contract import (
+    IDLE,
+    MISSING_IMAGE,
+    Harness,
+    RuntimeContract,
+    make_pod,
+    new_uid,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _node() -> NodeName:
+    # A node of its own per test: list_pods filters by node, so tests cannot see each other's pods.
+    return NodeName(f"node-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def runtime(podman_service: PodmanService, demo_image: str) -> Iterator[PodmanRuntime]:
+    rt = PodmanRuntime(podman_service.url, _node())
+    yield rt
+    for pod in rt.list_pods():
+        rt.remove_pod(pod.uid, grace_seconds=0)
+    rt.close()
+
+
+class TestPodmanRuntimeContract(RuntimeContract):
+    @pytest.fixture
+    def harness(self, runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str) -> Iterator[Harness]:
+        others: list[PodmanRuntime] = []
+
+        def reopen(node: NodeName | None) -> PodmanRuntime:
+            other = PodmanRuntime(podman_service.url, node or runtime.node)
+            others.append(other)
+            return other
+
+        yield Harness(runtime=runtime, image=demo_image, reopen=reopen, node=runtime.node)
+        for other in others:
+            other.close()
+
+
+def _labelled(service: PodmanService, uid: PodUID) -> dict[str, list[str]]:
+    """Every pod, container (infra included) and volume carrying the uid label, as the CLI sees them."""
+    label = f"label={LABEL_POD_UID}={uid}"
+    return {
+        "pods": service.podman("pod", "ps", "-q", "--filter", label).stdout.split(),
+        "containers": service.podman("ps", "-aq", "--filter", label).stdout.split(),
+        "volumes": service.podman("volume", "ls", "-q", "--filter", label).stdout.split(),
+    }
+
+
+def _container_done(name: str) -> Callable[[ObservedPod], bool]:
+    return lambda pod: any(c.name == name and c.state == ContainerRunState.EXITED for c in pod.containers)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_containers_share_localhost(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = new_uid()
+    pod = make_pod(
+        "localhost",
+        demo_image,
+        {"name": "web", "image": demo_image, "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]},
+        {
+            "name": "client",
+            "image": demo_image,
+            "command": ["sh", "-c"],
+            "args": ["for i in $(seq 50); do wget -qO- http://localhost:8080/ && exit 0; sleep 0.1; done; exit 1"],
+        },
+    )
+    started = time.monotonic()
+    runtime.create_pod(pod, uid, "h")
+    created_in = time.monotonic() - started
+    done = wait_for(runtime, uid, _container_done("client"))
+    client = next(c for c in done.containers if c.name == "client")
+    assert client.exit_code == 0, runtime.logs(uid, "client")
+    assert client.finished_at is not None
+    assert "hello from edgekube" in runtime.logs(uid, "client")
+    web = next(c for c in done.containers if c.name == "web")
+    assert web.state == ContainerRunState.RUNNING
+    assert created_in < 15
+
+
+def test_empty_dir_is_shared_and_read_only_is_honoured(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = new_uid()
+    pod = make_pod(
+        "shared",
+        demo_image,
+        {
+            "name": "writer",
+            "image": demo_image,
+            "command": ["sh", "-c", "echo from-writer > /data/note; sleep 3600"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        },
+        {
+            "name": "reader",
+            "image": demo_image,
+            "command": ["sh", "-c"],
+            "args": [
+                "for i in $(seq 100); do [ -f /in/note ] && break; sleep 0.1; done; cat /in/note; "
+                "if touch /in/other 2>/dev/null; then exit 9; fi; ls /in"
+            ],
+            "volumeMounts": [{"name": "data", "mountPath": "/in", "readOnly": True}],
+        },
+        volumes=[{"name": "data", "emptyDir": {}}],
+    )
+    runtime.create_pod(pod, uid, "h")
+    done = wait_for(runtime, uid, _container_done("reader"))
+    reader = next(c for c in done.containers if c.name == "reader")
+    logs = runtime.logs(uid, "reader")
+    assert reader.exit_code == 0, logs
+    assert logs.splitlines() == ["from-writer", "note"]
+
+
+def test_remove_deletes_pod_containers_and_volumes(
+    runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
+) -> None:
+    uid = new_uid()
+    pod = make_pod(
+        "removed",
+        demo_image,
+        {"name": "main", "image": demo_image, "command": IDLE, "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
+        volumes=[{"name": "v", "emptyDir": {}}, {"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
+    )
+    runtime.create_pod(pod, uid, "h")
+    before = _labelled(podman_service, uid)
+    assert len(before["pods"]) == 1
+    assert len(before["containers"]) == 2  # infra + main
+    assert sorted(before["volumes"]) == sorted(
+        f"{pod_name('default', 'removed', uid)}_{v}" for v in ("v", "m")
+    )
+    started = time.monotonic()
+    runtime.remove_pod(uid, grace_seconds=10)
+    assert time.monotonic() - started < 5  # the container honours SIGTERM, so no grace is used up
+    assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
+
+
+def test_remove_kills_after_the_grace_period(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = new_uid()
+    # PID 1 ignores SIGTERM unless it installs a handler, so a bare sleep only dies by SIGKILL.
+    runtime.create_pod(make_pod("stubborn", demo_image, {"name": "main", "image": demo_image,
+                                                          "command": ["sleep", "3600"]}), uid, "h")  # fmt: skip
+    wait_for(runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
+    started = time.monotonic()
+    runtime.remove_pod(uid, grace_seconds=1)
+    elapsed = time.monotonic() - started
+    assert 1 <= elapsed < 5
+    assert uid not in {p.uid for p in runtime.list_pods()}
+
+
+def test_missing_image_leaves_nothing_behind(
+    runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
+) -> None:
+    uid = new_uid()
+    pod = make_pod(
+        "nopull",
+        demo_image,
+        {"name": "ok", "image": demo_image, "command": IDLE, "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
+        {"name": "bad", "image": MISSING_IMAGE},
+        volumes=[{"name": "v", "emptyDir": {}}],
+    )
+    started = time.monotonic()
+    with pytest.raises(RuntimeFailure) as caught:
+        runtime.create_pod(pod, uid, "h")
+    assert time.monotonic() - started < 15
+    assert caught.value.reason == "ErrImagePull"
+    assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
+
+
+def test_unknown_command_is_run_container_error_and_leaves_nothing(
+    runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
+) -> None:
+    uid = new_uid()
+    pod = make_pod("nocmd", demo_image, {"name": "main", "image": demo_image, "command": ["no-such-binary"]})
+    with pytest.raises(RuntimeFailure, match="no-such-binary") as caught:
+        runtime.create_pod(pod, uid, "h")
+    assert caught.value.reason == "RunContainerError"
+    assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
+
+
+def test_limits_env_workdir_and_labels_reach_podman(
+    runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
+) -> None:
+    uid = new_uid()
+    pod = make_pod(
+        "limits",
+        demo_image,
+        {
+            "name": "main",
+            "image": demo_image,
+            "command": IDLE,
+            "env": [{"name": "GREETING", "value": "hi there"}],
+            "workingDir": "/tmp",
+            "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}, "requests": {"cpu": "100m"}},
+        },
+    )
+    observed = runtime.create_pod(pod, uid, "spec-42")
+    name = f"{pod_name('default', 'limits', uid)}_main"
+    (info,) = json.loads(podman_service.podman("container", "inspect", name).stdout)
+    host = info["HostConfig"]
+    assert host["Memory"] == 64 * 1024 * 1024
+    assert (host["CpuQuota"], host["CpuPeriod"]) == (25_000, 100_000)
+    assert host["NanoCpus"] == 250_000_000
+    assert host["CpuShares"] == 102
+    assert host["RestartPolicy"]["Name"] in ("", "no")
+    assert "GREETING=hi there" in info["Config"]["Env"]
+    assert info["Config"]["WorkingDir"] == "/tmp"
+    labels = info["Config"]["Labels"]
+    assert labels["io.edgekube.node"] == runtime.node
+    assert labels["io.edgekube.pod.uid"] == uid
+    assert labels["io.edgekube.spec-hash"] == "spec-42"
+    assert labels["io.edgekube.container"] == "main"
+    assert info["Id"] == observed.containers[0].container_id
+
+
+def test_command_and_args_follow_kubernetes_semantics(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = new_uid()
+    pod = make_pod(
+        "cmd",
+        demo_image,
+        {"name": "args-only", "image": demo_image, "args": ["echo", "from-args"]},
+        {"name": "both", "image": demo_image, "command": ["echo"], "args": ["from", "both"]},
+        {"name": "fails", "image": demo_image, "command": ["sh", "-c", "echo out; echo err >&2; exit 3"]},
+    )
+    runtime.create_pod(pod, uid, "h")
+    done = wait_for(runtime, uid, lambda p: all(c.state == ContainerRunState.EXITED for c in p.containers))
+    codes = {c.name: c.exit_code for c in done.containers}
+    assert codes == {"args-only": 0, "both": 0, "fails": 3}
+    assert runtime.logs(uid, "args-only") == "from-args\n"
+    assert runtime.logs(uid, "both") == "from both\n"
+    assert sorted(runtime.logs(uid, "fails").splitlines()) == ["err", "out"]
+    assert runtime.logs(uid, "fails", tail=1) in ("err\n", "out\n")
+
+
+def test_host_port_is_published_and_container_port_alone_is_not(
+    runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
+) -> None:
+    uid = new_uid()
+    host_port = _free_port()
+    pod = make_pod(
+        "ports",
+        demo_image,
+        {
+            "name": "web",
+            "image": demo_image,
+            "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+            "ports": [{"containerPort": 8080, "hostPort": host_port}, {"containerPort": 9090}],
+        },
+    )
+    runtime.create_pod(pod, uid, "h")
+    body = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{host_port}/", timeout=2) as response:
+                body = response.read()
+                break
+        except OSError:
+            time.sleep(0.1)
+    assert body == b"hello from edgekube\n"
+    info = json.loads(podman_service.podman("pod", "inspect", pod_name("default", "ports", uid)).stdout)
+    info = info[0] if isinstance(info, list) else info  # Podman 4.3 prints one object, 5.x a list
+    bindings = info["InfraConfig"]["PortBindings"]
+    assert list(bindings) == ["8080/tcp"]
+    assert bindings["8080/tcp"][0]["HostPort"] == str(host_port)
+
+
+def test_runtime_without_a_service_raises_runtime_failure(tmp_path: Path) -> None:
+    runtime = PodmanRuntime(f"unix://{tmp_path}/nothing.sock", NodeName("n"), timeout=2)
+    with pytest.raises(RuntimeFailure) as caught:
+        runtime.list_pods()
+    assert caught.value.reason == "RuntimeUnavailable"
+    with pytest.raises(RuntimeFailure):
+        runtime.remove_pod(new_uid())
+    runtime.close()
+
+
+def test_demo_image_has_the_applets_and_is_imported_once(podman_service: PodmanService, tmp_path: Path) -> None:
+    tarball = tmp_path / "rootfs.tar"
+    build_rootfs_tar(find_static_busybox(), tarball)
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+    assert "bin/busybox" in names and "www/index.html" in names
+    assert {a for a in REQUIRED_APPLETS if not any(n.rsplit("/", 1)[-1] == a for n in names)} == set()
+    image = ensure_demo_image(podman_service)
+    first = podman_service.podman("image", "inspect", "--format", "{{.Id}}", image).stdout
+    assert ensure_demo_image(podman_service) == image
+    assert podman_service.podman("image", "inspect", "--format", "{{.Id}}", image).stdout == first

@@ -1,0 +1,293 @@
+"""The agent's pure reconciler: plan(desired, observed) and the Kubernetes-shaped pod status it reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from edgekube.agent.reconcile import Create, DesiredPod, Failure, Remove, plan, pod_status, spec_hash
+from edgekube.agent.runtime.fake import FakeRuntime
+from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
+from edgekube.model.errors import RuntimeFailure
+from edgekube.model.names import PodUID
+from edgekube.model.pod import Pod
+from edgekube.model.status import PodStatus
+
+RUN = ContainerRunState.RUNNING
+EXIT = ContainerRunState.EXITED
+CREATED = ContainerRunState.CREATED
+T0, T1 = "2024-05-01T10:00:00Z", "2024-05-01T10:00:05Z"
+
+
+def desired(uid: str, *, image: str = "busybox", containers: tuple[str, ...] = ("app",), **spec: Any) -> DesiredPod:
+    pod = Pod.model_validate(
+        {
+            "metadata": {"name": f"pod-{uid}", "uid": uid},
+            "spec": {"containers": [{"name": c, "image": image} for c in containers], **spec},
+        }
+    )
+    return DesiredPod(PodUID(uid), pod, spec_hash(uid, pod.spec.to_dict()))
+
+
+def observed(d: DesiredPod, *containers: ObservedContainer, spec_hash: str | None = None) -> ObservedPod:
+    return ObservedPod(
+        uid=d.uid,
+        namespace=d.pod.metadata.namespace,
+        name=d.pod.metadata.name,
+        spec_hash=d.spec_hash if spec_hash is None else spec_hash,
+        pod_id=f"pod-{d.uid}",
+        containers=containers,
+    )
+
+
+def container(name: str, state: ContainerRunState, **fields: Any) -> ObservedContainer:
+    return ObservedContainer(name=name, container_id=f"id-{name}", image="busybox", state=state, **fields)
+
+
+A, B, C = desired("a"), desired("b"), desired("c")
+
+
+# -- spec_hash ------------------------------------------------------------------------------------------------
+
+
+def test_spec_hash_depends_on_uid_and_spec_only() -> None:
+    spec = {"containers": [{"name": "app", "image": "busybox"}]}
+    assert spec_hash("u1", spec) == spec_hash("u1", {"containers": [{"image": "busybox", "name": "app"}]})
+    assert spec_hash("u1", spec) != spec_hash("u2", spec)
+    assert spec_hash("u1", spec) != spec_hash("u1", {"containers": [{"name": "app", "image": "nginx"}]})
+    assert len(spec_hash("u1", spec)) == 16
+
+
+def test_labels_do_not_change_the_spec_hash() -> None:
+    relabelled = desired("a")
+    relabelled.pod.metadata.labels["v"] = "2"
+    assert spec_hash("a", relabelled.pod.spec.to_dict()) == A.spec_hash
+
+
+# -- plan -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("want", "have", "blocked", "actions"),
+    [
+        pytest.param([], [], frozenset(), [], id="nothing"),
+        pytest.param([A, B], [], frozenset(), [Create(A), Create(B)], id="create-missing"),
+        pytest.param([A], [observed(A)], frozenset(), [], id="adopt-matching-hash"),
+        pytest.param(
+            [], [observed(A)], frozenset(), [Remove(A.uid, "not in the node's desired state")], id="remove-unknown"
+        ),
+        pytest.param(
+            [A],
+            [observed(A, spec_hash="old")],
+            frozenset(),
+            [Remove(A.uid, "spec changed", 10), Create(A)],
+            id="replace-changed-hash",
+        ),
+        pytest.param(
+            [B, C],
+            [observed(A), observed(B)],
+            frozenset(),
+            [Remove(A.uid, "not in the node's desired state"), Create(C)],
+            id="mixed",
+        ),
+        pytest.param(
+            [C, A],
+            [observed(B), observed(A, spec_hash="old")],
+            frozenset(),
+            [Remove(B.uid, "not in the node's desired state"), Remove(A.uid, "spec changed", 10), Create(C), Create(A)],
+            id="removals-before-creations",
+        ),
+        pytest.param([A, B], [], frozenset({A.uid}), [Create(B)], id="blocked-not-created"),
+        pytest.param([A], [observed(A)], frozenset({A.uid}), [], id="blocked-but-running-is-kept"),
+        pytest.param(
+            [A],
+            [observed(A, spec_hash="old")],
+            frozenset({A.uid}),
+            [Remove(A.uid, "spec changed", 10)],
+            id="blocked-old-version-still-removed",
+        ),
+    ],
+)
+def test_plan(
+    want: list[DesiredPod], have: list[ObservedPod], blocked: frozenset[PodUID], actions: list[Create | Remove]
+) -> None:
+    assert plan(want, have, blocked) == actions
+
+
+def test_a_spec_change_is_stopped_with_the_new_pods_grace_period() -> None:
+    new = desired("a", terminationGracePeriodSeconds=30)
+    [remove, create] = plan([new], [observed(new, spec_hash="old")])
+    assert remove == Remove(new.uid, "spec changed", 30)
+    assert create == Create(new)
+
+
+def test_an_unknown_pod_is_stopped_with_the_default_grace() -> None:
+    [remove] = plan([], [observed(A)])
+    assert isinstance(remove, Remove) and remove.grace_seconds == 10
+
+
+def test_plan_converges_on_the_fake_runtime_and_then_has_nothing_to_do() -> None:
+    runtime = FakeRuntime()
+    runtime.create_pod(A.pod, A.uid, A.spec_hash)
+    runtime.create_pod(B.pod, B.uid, "stale")
+    want = [B, C]
+    for action in plan(want, runtime.list_pods()):
+        if isinstance(action, Remove):
+            runtime.remove_pod(action.uid, action.grace_seconds)
+        else:
+            runtime.create_pod(action.desired.pod, action.desired.uid, action.desired.spec_hash)
+    assert runtime.calls[2:] == [("remove", "a"), ("remove", "b"), ("create", "b"), ("create", "c")]
+    assert sorted((p.uid, p.spec_hash) for p in runtime.list_pods()) == [("b", B.spec_hash), ("c", C.spec_hash)]
+    assert plan(want, runtime.list_pods()) == []
+    # A restarted agent on the same engine adopts what runs: still nothing to do.
+    assert plan(want, runtime.reopen().list_pods()) == []
+
+
+# -- pod_status -----------------------------------------------------------------------------------------------
+
+
+def phase_and_ready(status: dict[str, Any]) -> tuple[str, str]:
+    [ready] = [c["status"] for c in status["conditions"] if c["type"] == "Ready"]
+    return status["phase"], ready
+
+
+def test_a_pod_not_created_yet_is_pending_container_creating() -> None:
+    status = pod_status(desired("p", containers=("a", "b")), None, None)
+    assert status == {
+        "phase": "Pending",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {"name": n, "image": "busybox", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": r}}}
+            for n, r in (("a", "ContainerCreating"), ("b", "ContainerCreating"))
+        ],
+    }
+
+
+def test_a_running_pod_is_ready_with_start_time_and_container_ids() -> None:
+    d = desired("p", containers=("a", "b"))
+    status = pod_status(d, observed(d, container("a", RUN, started_at=T1), container("b", RUN, started_at=T0)), None)
+    assert phase_and_ready(status) == ("Running", "True")
+    assert status["startTime"] == T0
+    a, b = status["containerStatuses"]
+    assert a == {
+        "name": "a",
+        "image": "busybox",
+        "ready": True,
+        "restartCount": 0,
+        "containerID": "podman://id-a",
+        "state": {"running": {"startedAt": T1}},
+    }
+    assert b["state"] == {"running": {"startedAt": T0}}
+
+
+def test_a_running_container_without_a_start_time() -> None:
+    d = desired("p")
+    status = pod_status(d, observed(d, container("app", RUN)), None)
+    assert status["containerStatuses"][0]["state"] == {"running": {}}
+    assert "startTime" not in status
+
+
+@pytest.mark.parametrize(
+    ("policy", "states", "phase", "ready"),
+    [
+        ("Never", [(EXIT, 0)], "Succeeded", "False"),
+        ("Never", [(EXIT, 0), (EXIT, 0)], "Succeeded", "False"),
+        ("Never", [(EXIT, 0), (EXIT, 1)], "Failed", "False"),
+        ("Never", [(EXIT, None)], "Failed", "False"),  # no exit code: -1, a failure
+        ("Never", [(RUN, None), (EXIT, 0)], "Running", "False"),
+        ("OnFailure", [(EXIT, 0)], "Succeeded", "False"),
+        ("OnFailure", [(EXIT, 2)], "Failed", "False"),
+        ("Always", [(EXIT, 0)], "Running", "False"),  # Always: the container is about to come back
+        ("Always", [(EXIT, 1), (EXIT, 0)], "Running", "False"),
+        ("Always", [(RUN, None), (RUN, None)], "Running", "True"),
+        ("Always", [(RUN, None), (CREATED, None)], "Running", "False"),
+        ("Always", [(CREATED, None), (CREATED, None)], "Pending", "False"),
+        ("Always", [(ContainerRunState.UNKNOWN, None)], "Pending", "False"),
+        ("Never", [(CREATED, None), (EXIT, 0)], "Pending", "False"),
+    ],
+)
+def test_phase_follows_the_containers_and_the_restart_policy(
+    policy: str, states: list[tuple[ContainerRunState, int | None]], phase: str, ready: str
+) -> None:
+    names = tuple(f"c{i}" for i in range(len(states)))
+    d = desired("p", containers=names, restartPolicy=policy)
+    obs = observed(d, *(container(n, s, exit_code=code) for n, (s, code) in zip(names, states, strict=True)))
+    assert phase_and_ready(pod_status(d, obs, None)) == (phase, ready)
+
+
+@pytest.mark.parametrize(
+    ("fields", "terminated"),
+    [
+        ({"exit_code": 0}, {"exitCode": 0, "reason": "Completed"}),
+        ({"exit_code": 137, "error": "OOMKilled"}, {"exitCode": 137, "reason": "Error", "message": "OOMKilled"}),
+        ({}, {"exitCode": -1, "reason": "Error"}),
+        (
+            {"exit_code": 0, "started_at": T0, "finished_at": T1},
+            {"exitCode": 0, "reason": "Completed", "startedAt": T0, "finishedAt": T1},
+        ),
+    ],
+)
+def test_a_terminated_container_state(fields: dict[str, Any], terminated: dict[str, Any]) -> None:
+    d = desired("p", restartPolicy="Never")
+    status = pod_status(d, observed(d, container("app", EXIT, **fields)), None)
+    assert status["containerStatuses"][0]["state"] == {"terminated": terminated}
+    assert status["containerStatuses"][0]["ready"] is False
+
+
+def test_a_container_missing_from_the_runtime_is_still_creating() -> None:
+    d = desired("p", containers=("a", "b"))
+    status = pod_status(d, observed(d, container("a", RUN)), None)
+    assert status["containerStatuses"][1]["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert "containerID" not in status["containerStatuses"][1]
+    assert phase_and_ready(status) == ("Running", "False")
+
+
+def test_a_create_failure_fails_the_pod_with_reason_and_message() -> None:
+    d = desired("p", containers=("a", "b"))
+    failure = Failure("ErrImagePull", "failed to pull image 'nope': not found")
+    status = pod_status(d, None, failure)
+    assert status["phase"] == "Failed"
+    assert (status["reason"], status["message"]) == ("ErrImagePull", "failed to pull image 'nope': not found")
+    assert status["conditions"] == [{"type": "Ready", "status": "False", "reason": "ErrImagePull"}]
+    assert [c["state"] for c in status["containerStatuses"]] == [
+        {"waiting": {"reason": "ErrImagePull", "message": "failed to pull image 'nope': not found"}}
+    ] * 2
+
+
+def test_a_failure_from_the_fake_runtime_feeds_pod_status() -> None:
+    runtime = FakeRuntime()
+    d = desired("p", image="registry.example/missing:1")
+    runtime.make_image_missing("registry.example/missing:1")
+    with pytest.raises(RuntimeFailure) as info:
+        runtime.create_pod(d.pod, d.uid, d.spec_hash)
+    status = pod_status(d, None, Failure(info.value.reason, str(info.value)))
+    assert (status["phase"], status["reason"]) == ("Failed", "ErrImagePull")
+    assert status["message"] == "failed to pull image 'registry.example/missing:1': not found"
+
+
+def test_a_pod_that_runs_after_all_ignores_an_old_failure() -> None:
+    d = desired("p")
+    status = pod_status(d, observed(d, container("app", RUN)), Failure("ErrImagePull", "old"))
+    assert phase_and_ready(status) == ("Running", "True")
+    assert "reason" not in status
+
+
+@pytest.mark.parametrize(
+    ("obs", "failure"),
+    [
+        (None, None),
+        (None, Failure("CreateContainerError", "boom")),
+        ("running", None),
+        ("exited", None),
+    ],
+)
+def test_every_status_is_a_valid_pod_status(obs: str | None, failure: Failure | None) -> None:
+    d = desired("p", restartPolicy="Never")
+    seen = None
+    if obs == "running":
+        seen = observed(d, container("app", RUN, started_at=T0))
+    elif obs == "exited":
+        seen = observed(d, container("app", EXIT, exit_code=3, started_at=T0, finished_at=T1, error="x"))
+    status = pod_status(d, seen, failure)
+    assert PodStatus.model_validate(status).to_dict() == status

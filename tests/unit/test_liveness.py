@@ -1,0 +1,135 @@
+"""Node liveness from presence (Last Will) and heartbeat age, driven by a fake clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from edgekube.master.liveness import Liveness
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def live(clock: FakeClock) -> Liveness:
+    return Liveness(timeout=4.0, clock=clock)
+
+
+def test_an_unknown_node_is_not_ready(live: Liveness) -> None:
+    assert not live.ready("pi-1")
+    assert live.reason("pi-1") == "NodeStatusUnknown: the agent has not been heard from since the master started"
+    assert live.heartbeat_age("pi-1") is None
+    assert live.usage("pi-1") == {}
+
+
+def test_presence_online_makes_a_node_ready(live: Liveness) -> None:
+    live.presence("pi-1", True, "boot-1")
+    assert live.ready("pi-1")
+    assert live.reason("pi-1") == "AgentReady: heartbeats arriving"
+    assert live.heartbeat_age("pi-1") == 0.0
+
+
+def test_the_last_will_makes_a_node_not_ready_at_once(live: Liveness, clock: FakeClock) -> None:
+    live.presence("pi-1", True, "boot-1")
+    live.heartbeat("pi-1", "boot-1", {}, 1)
+    clock.advance(0.5)
+    live.presence("pi-1", False)
+    assert not live.ready("pi-1")
+    assert live.reason("pi-1") == "AgentOffline: the agent disconnected (Last Will received)"
+
+
+def test_an_offline_presence_for_an_unknown_node_is_not_ready(live: Liveness) -> None:
+    live.presence("pi-1", False)
+    assert not live.ready("pi-1")
+    assert live.reason("pi-1").startswith("AgentOffline: ")
+
+
+@pytest.mark.parametrize(
+    ("silence", "ready"),
+    [(0.0, True), (3.9, True), (4.0, True), (4.1, False), (60.0, False)],
+)
+def test_ready_while_the_last_heartbeat_is_within_the_timeout(
+    live: Liveness, clock: FakeClock, silence: float, ready: bool
+) -> None:
+    live.presence("pi-1", True, "boot-1")
+    live.heartbeat("pi-1", "boot-1", {}, 1)
+    clock.advance(silence)
+    assert live.ready("pi-1") is ready
+    assert live.heartbeat_age("pi-1") == pytest.approx(silence)
+
+
+def test_a_heartbeat_timeout_gives_the_age_and_the_timeout(live: Liveness, clock: FakeClock) -> None:
+    live.presence("pi-1", True, "boot-1")
+    clock.advance(12.34)
+    assert live.reason("pi-1") == "NodeStatusUnknown: no heartbeat for 12.3s (timeout 4s)"
+
+
+def test_a_heartbeat_revives_a_timed_out_node(live: Liveness, clock: FakeClock) -> None:
+    live.presence("pi-1", True, "boot-1")
+    clock.advance(10)
+    assert not live.ready("pi-1")
+    live.heartbeat("pi-1", "boot-1", {"cpu": 0.5}, 2)
+    assert live.ready("pi-1")
+    assert live.reason("pi-1") == "AgentReady: heartbeats arriving"
+
+
+def test_a_heartbeat_proves_the_agent_is_up_even_after_a_lost_presence(live: Liveness) -> None:
+    live.presence("pi-1", False)
+    live.heartbeat("pi-1", "boot-2", {}, 0)
+    assert live.ready("pi-1")
+
+
+def test_a_heartbeat_alone_makes_a_node_ready(live: Liveness) -> None:
+    live.heartbeat("pi-1", "boot-1", {"cpu": 0.25, "memory": 1e9}, 5)
+    assert live.ready("pi-1")
+    assert live.usage("pi-1") == {"cpu": 0.25, "memory": 1e9}
+
+
+def test_usage_is_a_copy_and_replaced_by_each_heartbeat(live: Liveness) -> None:
+    sent = {"cpu": 0.25}
+    live.heartbeat("pi-1", "b", sent, 1)
+    sent["cpu"] = 9.0
+    got = live.usage("pi-1")
+    got["cpu"] = 7.0
+    assert live.usage("pi-1") == {"cpu": 0.25}
+    live.heartbeat("pi-1", "b", {"memory": 1.0}, 2)
+    assert live.usage("pi-1") == {"memory": 1.0}
+
+
+def test_nodes_are_independent(live: Liveness, clock: FakeClock) -> None:
+    live.presence("pi-1", True)
+    clock.advance(3)
+    live.presence("pi-2", True)
+    clock.advance(2)
+    assert (live.ready("pi-1"), live.ready("pi-2")) == (False, True)
+
+
+def test_an_offline_node_stays_not_ready_whatever_the_time(live: Liveness, clock: FakeClock) -> None:
+    live.presence("pi-1", True)
+    live.presence("pi-1", False)
+    for _ in range(3):
+        clock.advance(1)
+        assert not live.ready("pi-1")
+
+
+def test_the_default_clock_is_monotonic() -> None:
+    live = Liveness()
+    live.heartbeat("pi-1", "b", {}, 0)
+    assert live.ready("pi-1")
+    age = live.heartbeat_age("pi-1")
+    assert age is not None and 0 <= age < live.timeout

@@ -1,0 +1,409 @@
+"""The master's API over an in-memory store: apply/get/list/delete, and `handle` answering every failure."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from edgekube.master.api import Api, error_info
+from edgekube.model.errors import (
+    BusError,
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
+from edgekube.model.wire import ApiRequest, ApiResponse, Verb
+from edgekube.store.state import TinyStateStore
+
+
+def decorate(node: dict[str, Any]) -> dict[str, Any]:
+    return {**node, "status": {**node.get("status", {}), "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+@pytest.fixture
+def store() -> Iterator[TinyStateStore]:
+    with TinyStateStore(None) as s:
+        yield s
+
+
+@pytest.fixture
+def api(store: TinyStateStore) -> Api:
+    return Api(store, decorate)
+
+
+def pod(
+    name: str = "web",
+    *,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
+    image: str = "nginx:1.25",
+    **spec: Any,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "labels": labels or {}}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {"containers": [{"name": "app", "image": image}], **spec},
+    }
+
+
+def node(name: str, **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}}
+
+
+def manifest(*docs: dict[str, Any]) -> str:
+    return "\n---\n".join(json.dumps(d) for d in docs)
+
+
+def actions(api: Api, *docs: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return [(o.kind, o.namespace, o.name, o.action) for o in api.apply(manifest(*docs))]
+
+
+def call(api: Api, verb: Verb, **fields: Any) -> ApiResponse:
+    response = api.handle(ApiRequest(verb=verb, **fields))
+    assert ApiResponse.decode(response.encode()) == response  # every answer can go on the wire
+    return response
+
+
+# -- apply ----------------------------------------------------------------------------------------------------
+
+
+def test_apply_creates_a_pending_pod_with_server_fields(api: Api, store: TinyStateStore) -> None:
+    assert actions(api, pod()) == [("Pod", "default", "web", "created")]
+    stored = store.get("Pod", "default", "web")
+    assert stored["status"] == {"phase": "Pending"}
+    assert (
+        stored["metadata"]["uid"] and stored["metadata"]["resourceVersion"] and stored["metadata"]["creationTimestamp"]
+    )
+    assert stored["spec"]["containers"][0]["image"] == "nginx:1.25"
+    assert stored["spec"]["restartPolicy"] == "Always"  # defaults are stored explicitly
+
+
+def test_apply_ignores_status_and_server_fields_in_the_manifest(api: Api, store: TinyStateStore) -> None:
+    doc = pod()
+    doc["metadata"].update(uid="mine", resourceVersion="99", creationTimestamp="2000-01-01T00:00:00Z", generation=5)
+    doc["status"] = {"phase": "Running"}
+    api.apply(manifest(doc))
+    stored = store.get("Pod", "default", "web")
+    assert stored["metadata"]["uid"] != "mine"
+    assert stored["metadata"]["resourceVersion"] == "1"
+    assert "generation" not in stored["metadata"]
+    assert stored["status"] == {"phase": "Pending"}
+
+
+def test_reapplying_the_same_manifest_is_unchanged(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod(labels={"app": "web"})))
+    before = store.get("Pod", "default", "web")
+    assert actions(api, pod(labels={"app": "web"})) == [("Pod", "default", "web", "unchanged")]
+    assert store.get("Pod", "default", "web") == before
+
+
+def test_reapplying_after_scheduling_is_unchanged(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod()))
+    bound = store.get("Pod", "default", "web")
+    bound["spec"]["nodeName"] = "pi-1"
+    bound["status"] = {"phase": "Running"}
+    store.update(bound)
+    assert actions(api, pod()) == [("Pod", "default", "web", "unchanged")]
+    assert store.get("Pod", "default", "web")["status"] == {"phase": "Running"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "value"),
+    [
+        ({"labels": {"app": "web", "tier": "front"}}, "labels", {"app": "web", "tier": "front"}),
+        ({"labels": {}}, "labels", {}),
+        ({"annotations": {"note": "x"}}, "annotations", {"note": "x"}),
+    ],
+)
+def test_a_label_or_annotation_change_is_an_update(
+    api: Api, store: TinyStateStore, change: dict[str, Any], field: str, value: dict[str, str]
+) -> None:
+    api.apply(manifest(pod(labels={"app": "web"})))
+    doc = pod(labels={"app": "web"})
+    doc["metadata"].update(change)
+    before = store.get("Pod", "default", "web")
+    assert actions(api, doc) == [("Pod", "default", "web", "updated")]
+    after = store.get("Pod", "default", "web")
+    assert after["metadata"][field] == value
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert int(after["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
+    assert after["spec"] == before["spec"] and after["status"] == before["status"]
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [pod(image="nginx:1.26"), pod(restartPolicy="Never"), pod(nodeName="pi-2")],
+    ids=["image", "restartPolicy", "nodeName"],
+)
+def test_a_spec_change_to_a_pod_is_forbidden_with_a_hint(
+    api: Api, store: TinyStateStore, changed: dict[str, Any]
+) -> None:
+    api.apply(manifest(pod()))
+    before = store.get("Pod", "default", "web")
+    response = call(api, Verb.APPLY, manifest=manifest(changed))
+    assert not response.ok and response.error is not None
+    assert response.error.reason == "Invalid"
+    assert response.error.message == (
+        "Pod default/web: spec: Forbidden: pod updates may not change fields other than metadata.labels "
+        "and metadata.annotations"
+    )
+    assert response.error.hint == "delete the pod and apply it again (a ReplicationController does this for you)"
+    assert store.get("Pod", "default", "web") == before
+
+
+def test_a_node_spec_may_change(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(node("pi-1")))
+    doc = node("pi-1")
+    doc["spec"] = {"unschedulable": True}
+    assert actions(api, doc) == [("Node", "", "pi-1", "updated")]
+    assert store.get("Node", "", "pi-1")["spec"] == {"unschedulable": True}
+
+
+def test_apply_of_several_documents_reports_each(api: Api) -> None:
+    api.apply(manifest(pod("old")))
+    assert actions(api, pod("old"), pod("new", namespace="prod"), node("pi-1", zone="a")) == [
+        ("Pod", "default", "old", "unchanged"),
+        ("Pod", "prod", "new", "created"),
+        ("Node", "", "pi-1", "created"),
+    ]
+
+
+def test_the_same_object_twice_in_one_manifest_ends_as_the_later_document(api: Api, store: TinyStateStore) -> None:
+    assert actions(api, pod(labels={"v": "1"}), pod(labels={"v": "2"}), pod(labels={"v": "2"})) == [
+        ("Pod", "default", "web", "created"),
+        ("Pod", "default", "web", "updated"),
+        ("Pod", "default", "web", "unchanged"),
+    ]
+    assert store.get("Pod", "default", "web")["metadata"]["labels"] == {"v": "2"}
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        (pod("Bad"), "request[2]: metadata.name: 'Bad': a lowercase RFC 1123 subdomain must consist of"),
+        ({"apiVersion": "v1", "kind": "Secret"}, "request[2]: kind: v1/Secret is not supported"),
+        (pod("existing", image="other"), "Pod default/existing: spec: Forbidden: "),
+    ],
+    ids=["invalid-field", "unknown-kind", "forbidden-update"],
+)
+def test_a_manifest_with_a_bad_last_document_stores_nothing(
+    api: Api, store: TinyStateStore, second: dict[str, Any], message: str
+) -> None:
+    api.apply(manifest(pod("existing", labels={"v": "1"})))
+    before = store.list("Pod")
+    first = [pod("fresh"), pod("existing", labels={"v": "2"})]
+    response = call(api, Verb.APPLY, manifest=manifest(*first, second))
+    assert response.error is not None and response.error.reason == "Invalid"
+    assert response.error.message.startswith(message)
+    assert store.list("Pod") == before
+    assert store.list("Node") == []
+
+
+def test_an_invalid_manifest_names_every_problem(api: Api) -> None:
+    response = call(api, Verb.APPLY, manifest="apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {}\n")
+    assert response.error is not None
+    assert response.error.message == "request[0]: spec.containers: Required value"
+    assert response.error.hint == "run `ekctl lint FILE` to list every problem"
+
+
+def test_an_empty_apply_does_nothing(api: Api, store: TinyStateStore) -> None:
+    assert call(api, Verb.APPLY) == ApiResponse(ok=True, outcomes=[])
+    assert store.list("Pod") == []
+
+
+# -- get / list / delete ------------------------------------------------------------------------------------------
+
+
+def test_get_returns_the_stored_pod(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod(namespace="prod")))
+    response = call(api, Verb.GET, kind="Pod", namespace="prod", name="web")
+    assert response.ok and response.object == store.get("Pod", "prod", "web")
+
+
+def test_get_defaults_the_namespace(api: Api) -> None:
+    api.apply(manifest(pod()))
+    assert api.get("Pod", None, "web")["metadata"]["namespace"] == "default"
+
+
+def test_a_node_is_decorated_and_cluster_scoped(api: Api) -> None:
+    api.apply(manifest(node("pi-1")))
+    for namespace in (None, "", "default", "anything"):
+        got = api.get("Node", namespace, "pi-1")
+        assert got["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
+    [listed] = api.list("Node", "default", None)
+    assert listed["status"]["conditions"][0]["type"] == "Ready"
+
+
+def test_pods_are_not_decorated(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod()))
+    assert api.get("Pod", "default", "web") == store.get("Pod", "default", "web")
+
+
+@pytest.fixture
+def labelled(api: Api) -> Api:
+    api.apply(
+        manifest(
+            pod("a", labels={"app": "x", "tier": "a"}),
+            pod("b", labels={"app": "x", "tier": "b"}),
+            pod("c", labels={"app": "y", "tier": "c", "x": "1"}),
+            pod("d", namespace="prod", labels={"app": "x"}),
+        )
+    )
+    return api
+
+
+@pytest.mark.parametrize(
+    ("namespace", "selector", "names"),
+    [
+        (None, None, ["default/a", "default/b", "default/c", "prod/d"]),
+        (None, "", ["default/a", "default/b", "default/c", "prod/d"]),
+        ("default", None, ["default/a", "default/b", "default/c"]),
+        ("prod", None, ["prod/d"]),
+        ("empty", None, []),
+        (None, "app=x", ["default/a", "default/b", "prod/d"]),
+        ("default", "app=x", ["default/a", "default/b"]),
+        (None, "app!=x", ["default/c"]),
+        (None, "tier in (a,b)", ["default/a", "default/b"]),
+        (None, "tier notin (a,b)", ["default/c", "prod/d"]),
+        (None, "!x", ["default/a", "default/b", "prod/d"]),
+        (None, "x", ["default/c"]),
+        (None, "app=x,tier", ["default/a", "default/b"]),
+    ],
+)
+def test_list_filters_by_namespace_and_selector(
+    labelled: Api, namespace: str | None, selector: str | None, names: list[str]
+) -> None:
+    response = call(labelled, Verb.LIST, kind="Pod", namespace=namespace, selector=selector)
+    assert response.ok and response.items is not None
+    assert [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in response.items] == names
+
+
+def test_a_bad_selector_is_invalid_with_the_syntax_hint(labelled: Api) -> None:
+    response = call(labelled, Verb.LIST, kind="Pod", selector="tier in (a")
+    assert response.error is not None and response.error.reason == "Invalid"
+    assert response.error.message.startswith('selector "tier in (a": ')
+    assert response.error.hint.startswith("selector syntax: ")
+
+
+def test_list_of_nodes_with_a_selector(api: Api) -> None:
+    api.apply(manifest(node("pi-2", zone="b"), node("pi-1", zone="a"), node("pi-3")))
+    assert [n["metadata"]["name"] for n in api.list("Node", None, "zone")] == ["pi-1", "pi-2"]
+    assert [n["metadata"]["name"] for n in api.list("Node", None, None)] == ["pi-1", "pi-2", "pi-3"]
+
+
+def test_delete_removes_and_reports(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod(), node("pi-1")))
+    response = call(api, Verb.DELETE, kind="Pod", name="web")
+    assert response.outcomes is not None
+    assert [(o.kind, o.namespace, o.name, o.action) for o in response.outcomes] == [
+        ("Pod", "default", "web", "deleted")
+    ]
+    assert store.list("Pod") == []
+    assert api.delete("Node", "default", "pi-1").namespace == ""
+    assert store.list("Node") == []
+
+
+@pytest.mark.parametrize(
+    ("verb", "fields", "message"),
+    [
+        (Verb.GET, {"kind": "Pod", "name": "nope"}, "Pod default/nope not found"),
+        (Verb.GET, {"kind": "Pod", "namespace": "prod", "name": "nope"}, "Pod prod/nope not found"),
+        (Verb.GET, {"kind": "Node", "name": "nope"}, "Node nope not found"),
+        (Verb.DELETE, {"kind": "Pod", "name": "nope"}, "Pod default/nope not found"),
+        (Verb.DELETE, {"kind": "Node", "name": "nope"}, "Node nope not found"),
+    ],
+)
+def test_unknown_names_are_not_found(api: Api, verb: Verb, fields: dict[str, Any], message: str) -> None:
+    response = call(api, verb, **fields)
+    assert not response.ok and response.error is not None
+    assert (response.error.reason, response.error.message) == ("NotFound", message)
+
+
+# -- handle never raises ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verb", "fields", "message"),
+    [
+        (Verb.GET, {"kind": "Deployment", "name": "x"}, "kind: 'Deployment' is not supported (supported: Pod, Node)"),
+        (Verb.LIST, {}, "kind: None is not supported (supported: Pod, Node)"),
+        (Verb.LIST, {"kind": "pod"}, "kind: 'pod' is not supported (supported: Pod, Node)"),
+        (Verb.GET, {"kind": "Pod"}, "name: Required value for verb get"),
+        (Verb.DELETE, {"kind": "Pod"}, "name: Required value for verb delete"),
+        (Verb.LOGS, {"kind": "Pod", "name": "web"}, "verb: 'logs' is not handled by the master API"),
+        (Verb.APPLY, {"manifest": "a: [1"}, "request: invalid YAML at line 1, column 6: "),
+    ],
+)
+def test_bad_requests_are_invalid(api: Api, verb: Verb, fields: dict[str, Any], message: str) -> None:
+    response = call(api, verb, **fields)
+    assert not response.ok and response.error is not None
+    assert response.error.reason == "Invalid"
+    assert response.error.message.startswith(message)
+    assert (response.items, response.object, response.outcomes) == (None, None, None)
+
+
+class BrokenStore(TinyStateStore):
+    """A store whose writes fail the way a given exception says."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__(None)
+        self.failure = failure
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        raise self.failure
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        raise self.failure
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason", "message", "hint"),
+    [
+        (ConflictError("Pod default/web already exists", hint="h"), "Conflict", "Pod default/web already exists", "h"),
+        (StoreError("the state store is closed"), "Unavailable", "the state store is closed", ""),
+        (BusError("broker gone"), "Unavailable", "broker gone", ""),
+        (NotFoundError("gone"), "NotFound", "gone", ""),
+        (KeyError("metadata"), "Internal", "internal error: KeyError: 'metadata'", "see the master's log"),
+    ],
+)
+def test_handle_turns_every_failure_into_an_answer(
+    failure: Exception, reason: str, message: str, hint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = Api(BrokenStore(failure), decorate)
+    with caplog.at_level(logging.ERROR, logger="edgekube.master.api"):
+        for verb, fields in ((Verb.APPLY, {"manifest": manifest(pod())}), (Verb.LIST, {"kind": "Pod"})):
+            response = call(api, verb, **fields)
+            assert not response.ok and response.error is not None
+            assert (response.error.reason, response.error.message, response.error.hint) == (reason, message, hint)
+    # Only unexpected exceptions are logged with a traceback.
+    assert ("request" in caplog.text) is (reason == "Internal")
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (ValidationError("v"), "Invalid"),
+        (NotFoundError("n"), "NotFound"),
+        (ConflictError("c"), "Conflict"),
+        (StoreError("s"), "Unavailable"),
+        (RuntimeError("r"), "Internal"),
+    ],
+)
+def test_error_info_reasons(exc: Exception, reason: str) -> None:
+    assert error_info(exc).reason == reason
+
+
+def test_two_documents_where_the_second_is_invalid_store_nothing(api: Api, store: TinyStateStore) -> None:
+    response = call(api, Verb.APPLY, manifest=manifest(pod("good"), pod("bad", image="")))
+    assert response.error is not None
+    assert response.error.message == "request[1]: spec.containers[0].image: String should have at least 1 character"
+    assert store.list("Pod") == []

@@ -1,0 +1,239 @@
+"""The PodRuntime contract, run here on FakeRuntime and in tests/integration on PodmanRuntime (same tests)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from edgekube.agent.runtime.fake import FakeRuntime
+from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
+from edgekube.model.errors import NotFoundError, RuntimeFailure
+from edgekube.model.names import NodeName, PodUID
+from edgekube.model.pod import Pod
+
+RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+MISSING_IMAGE = "localhost/does-not-exist:1"
+#: Exits at once on SIGTERM (the backgrounded sleep lets `wait` be interrupted), so removals stay fast.
+IDLE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"]
+
+
+@dataclass
+class Harness:
+    """What a contract test needs from a runtime under test."""
+
+    runtime: PodRuntime
+    image: str  # present on the node
+    reopen: Callable[[NodeName | None], PodRuntime]  # another instance on the same engine (None: same node)
+    node: NodeName
+
+
+def new_uid() -> PodUID:
+    return PodUID(str(uuid.uuid4()))
+
+
+def make_pod(name: str, image: str, *containers: dict[str, Any], **spec: Any) -> Pod:
+    """A Pod from a Kubernetes-shaped dict; by default one idle container named `main`."""
+    if not containers:
+        containers = ({"name": "main", "image": image, "command": IDLE},)
+    return Pod.model_validate(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": list(containers), **spec},
+        }
+    )
+
+
+def wait_for(
+    runtime: PodRuntime, uid: PodUID, check: Callable[[ObservedPod], bool], timeout: float = 20.0
+) -> ObservedPod:
+    """Poll list_pods until the pod satisfies `check`; fails with the last observation."""
+    deadline = time.monotonic() + timeout
+    last: ObservedPod | None = None
+    while time.monotonic() < deadline:
+        last = next((p for p in runtime.list_pods() if p.uid == uid), None)
+        if last is not None and check(last):
+            return last
+        time.sleep(0.1)
+    pytest.fail(f"pod {uid} did not reach the expected state in {timeout}s; last seen: {last}")
+
+
+class RuntimeContract:
+    """Behaviour every PodRuntime must have; a subclass provides the `harness` fixture."""
+
+    def test_info_names_the_engine(self, harness: Harness) -> None:
+        info = harness.runtime.info()
+        assert info.name
+        assert info.version
+
+    def test_create_then_list(self, harness: Harness) -> None:
+        uid = new_uid()
+        pod = make_pod(
+            "two",
+            harness.image,
+            {"name": "first", "image": harness.image, "command": IDLE},
+            {"name": "second", "image": harness.image, "command": IDLE},
+        )
+        created = harness.runtime.create_pod(pod, uid, "hash-1")
+        assert (created.uid, created.namespace, created.name, created.spec_hash) == (uid, "default", "two", "hash-1")
+        assert [c.name for c in created.containers] == ["first", "second"]
+        listed = [p for p in harness.runtime.list_pods() if p.uid == uid]
+        assert len(listed) == 1
+        assert listed[0].pod_id == created.pod_id
+        for container in listed[0].containers:
+            assert container.image == harness.image
+            assert container.container_id
+            assert container.state in (ContainerRunState.RUNNING, ContainerRunState.CREATED)
+        running = wait_for(harness.runtime, uid, lambda p: all(c.state == "running" for c in p.containers))
+        for container in running.containers:
+            assert container.started_at is not None and RFC3339_UTC.match(container.started_at)
+            assert container.exit_code is None
+            assert container.finished_at is None
+
+    def test_create_is_idempotent(self, harness: Harness) -> None:
+        uid = new_uid()
+        pod = make_pod("again", harness.image)
+        first = harness.runtime.create_pod(pod, uid, "h")
+        second = harness.runtime.create_pod(pod, uid, "h")
+        assert second.pod_id == first.pod_id
+        assert [c.container_id for c in second.containers] == [c.container_id for c in first.containers]
+        assert [p.uid for p in harness.runtime.list_pods()].count(uid) == 1
+
+    def test_create_with_new_spec_hash_replaces_the_pod(self, harness: Harness) -> None:
+        uid = new_uid()
+        first = harness.runtime.create_pod(make_pod("change", harness.image), uid, "old")
+        second = harness.runtime.create_pod(make_pod("change", harness.image), uid, "new")
+        assert second.spec_hash == "new"
+        assert second.pod_id != first.pod_id
+        assert [p.spec_hash for p in harness.runtime.list_pods() if p.uid == uid] == ["new"]
+
+    def test_remove_deletes_and_is_idempotent(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("gone", harness.image), uid, "h")
+        harness.runtime.remove_pod(uid, grace_seconds=5)
+        assert uid not in {p.uid for p in harness.runtime.list_pods()}
+        harness.runtime.remove_pod(uid)
+
+    def test_remove_of_unknown_pod_is_not_an_error(self, harness: Harness) -> None:
+        harness.runtime.remove_pod(new_uid())
+
+    def test_a_new_instance_adopts_existing_pods(self, harness: Harness) -> None:
+        uid = new_uid()
+        created = harness.runtime.create_pod(make_pod("adopt", harness.image), uid, "h")
+        adopted = [p for p in harness.reopen(None).list_pods() if p.uid == uid]
+        assert len(adopted) == 1
+        assert adopted[0].pod_id == created.pod_id
+        assert [c.container_id for c in adopted[0].containers] == [c.container_id for c in created.containers]
+        assert (adopted[0].name, adopted[0].namespace, adopted[0].spec_hash) == ("adopt", "default", "h")
+
+    def test_other_nodes_pods_are_invisible(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("mine", harness.image), uid, "h")
+        other = harness.reopen(NodeName(f"{harness.node}-other"))
+        assert uid not in {p.uid for p in other.list_pods()}
+        other.remove_pod(uid)  # not its pod: must not touch it
+        assert uid in {p.uid for p in harness.runtime.list_pods()}
+
+    def test_missing_image_fails_with_err_image_pull_and_leaves_nothing(self, harness: Harness) -> None:
+        uid = new_uid()
+        pod = make_pod(
+            "nopull",
+            harness.image,
+            {"name": "ok", "image": harness.image, "command": IDLE},
+            {"name": "bad", "image": MISSING_IMAGE, "command": IDLE},
+        )
+        with pytest.raises(RuntimeFailure) as caught:
+            harness.runtime.create_pod(pod, uid, "h")
+        assert caught.value.reason == "ErrImagePull"
+        assert MISSING_IMAGE in str(caught.value)
+        assert uid not in {p.uid for p in harness.runtime.list_pods()}
+
+    def test_missing_image_with_pull_policy_never_is_image_not_found(self, harness: Harness) -> None:
+        uid = new_uid()
+        pod = make_pod(
+            "never", harness.image, {"name": "bad", "image": MISSING_IMAGE, "imagePullPolicy": "Never"}
+        )
+        with pytest.raises(RuntimeFailure) as caught:
+            harness.runtime.create_pod(pod, uid, "h")
+        assert caught.value.reason == "ImageNotFound"
+        assert MISSING_IMAGE in str(caught.value)
+        assert uid not in {p.uid for p in harness.runtime.list_pods()}
+
+    def test_logs_of_missing_pod_or_container_is_not_found(self, harness: Harness) -> None:
+        with pytest.raises(NotFoundError):
+            harness.runtime.logs(new_uid(), "main")
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("logs", harness.image), uid, "h")
+        assert isinstance(harness.runtime.logs(uid, "main"), str)
+        with pytest.raises(NotFoundError, match="nope"):
+            harness.runtime.logs(uid, "nope")
+
+
+class TestFakeRuntimeContract(RuntimeContract):
+    @pytest.fixture
+    def harness(self) -> Harness:
+        runtime = FakeRuntime(NodeName("node-a"))
+        runtime.add_image("localhost/edgekube/busybox:1")
+        runtime.make_image_missing(MISSING_IMAGE)
+        return Harness(
+            runtime=runtime,
+            image="localhost/edgekube/busybox:1",
+            reopen=runtime.reopen,
+            node=runtime.node,
+        )
+
+
+# -- FakeRuntime's test helpers --------------------------------------------------------------------------
+
+
+def test_fake_exit_container_reports_code_and_time() -> None:
+    runtime = FakeRuntime()
+    uid = new_uid()
+    runtime.create_pod(make_pod("p", "img:1"), uid, "h")
+    runtime.exit_container(uid, "main", 3, error="OOMKilled")
+    (container,) = runtime.list_pods()[0].containers
+    assert container.state == ContainerRunState.EXITED
+    assert container.exit_code == 3
+    assert container.error == "OOMKilled"
+    assert container.finished_at is not None and RFC3339_UTC.match(container.finished_at)
+
+
+def test_fake_logs_tail_and_reset_on_remove() -> None:
+    runtime = FakeRuntime()
+    uid = new_uid()
+    runtime.create_pod(make_pod("p", "img:1"), uid, "h")
+    runtime.write_log(uid, "main", "a\nb\nc\n")
+    assert runtime.logs(uid, "main") == "a\nb\nc\n"
+    assert runtime.logs(uid, "main", tail=2) == "b\nc\n"
+    assert runtime.logs(uid, "main", tail=0) == ""
+    runtime.remove_pod(uid)
+    with pytest.raises(NotFoundError):
+        runtime.logs(uid, "main")
+
+
+def test_fake_pulls_unknown_images_unless_missing() -> None:
+    runtime = FakeRuntime()
+    runtime.create_pod(make_pod("p", "registry.example/app:2"), new_uid(), "h")
+    assert "registry.example/app:2" in runtime.engine.images
+    runtime.make_image_missing("registry.example/app:2")
+    with pytest.raises(RuntimeFailure) as caught:
+        runtime.create_pod(make_pod("q", "registry.example/app:2"), new_uid(), "h")
+    assert caught.value.reason == "ErrImagePull"
+
+
+def test_fake_fail_next_create_and_call_log() -> None:
+    runtime = FakeRuntime()
+    uid = new_uid()
+    runtime.fail_next_create = RuntimeFailure("boom", reason="CreateContainerError")
+    with pytest.raises(RuntimeFailure, match="boom"):
+        runtime.create_pod(make_pod("p", "img:1"), uid, "h")
+    runtime.create_pod(make_pod("p", "img:1"), uid, "h")
+    runtime.remove_pod(uid)
+    assert runtime.calls == [("create", uid), ("create", uid), ("remove", uid)]
