@@ -12,7 +12,6 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +70,10 @@ def edgekube_apply(client: ApiClient) -> float:
     assert client.delete("Pod", "hello").ok
     wait_for("hello gone", lambda: not client.pods(), timeout=60, interval=0.05)
     return elapsed
+
+
+def wait_podman_empty(service: PodmanService) -> None:
+    wait_for("podman pods removed", lambda: not service.podman("pod", "ps", "-q").stdout.strip(), timeout=60)
 
 
 def rpc_round_trip(bus: PahoBus, node: str) -> float:
@@ -134,6 +137,7 @@ def main() -> None:
             kube = measure("podman kube play", lambda i: kube_play(service), args.trials)
             bare = measure("bare podman-py", lambda i: bare_podman_py(service, i), args.trials)
             ek = measure("edgekube apply→Running", lambda i: edgekube_apply(client), args.trials)
+            wait_podman_empty(service)
             rpc = [rpc_round_trip(client.bus, "bench-1") for _ in range(200)]
         finally:
             client.close()
@@ -153,7 +157,6 @@ def main() -> None:
     print(f"  master→agent rpc (QoS 1, decode+validate+reply)  {_stats(rpc)}")
     print(f"  raw paho QoS 1 request/reply, TCP_NODELAY on     {_stats(fast)}")
     print(f"  raw paho QoS 1 request/reply, TCP_NODELAY off    {_stats(slow)}")
-    threading.Event().wait(0)
 
 
 if __name__ == "__main__":
