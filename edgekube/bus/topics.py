@@ -40,6 +40,10 @@ def node_rpc(node: str) -> str:
     return f"{_node(node)}/rpc"
 
 
+def node_events(node: str) -> str:
+    return f"{_node(node)}/events"
+
+
 def client_reply(client_id: str) -> str:
     return f"{CLIENT_REPLIES}/{client_id}/reply"
 
@@ -47,6 +51,7 @@ def client_reply(client_id: str) -> str:
 ALL_NODE_STATUS = f"{NODES}/+/status"
 ALL_NODE_HEARTBEAT = f"{NODES}/+/heartbeat"
 ALL_NODE_ONLINE = f"{NODES}/+/online"
+ALL_NODE_EVENTS = f"{NODES}/+/events"
 
 
 def node_of(topic: str) -> str:

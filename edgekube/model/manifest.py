@@ -11,6 +11,7 @@ import pydantic
 import yaml
 
 from edgekube.model.base import K8sModel
+from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.errors import ValidationError
 from edgekube.model.node import Node
 from edgekube.model.pod import Pod
@@ -21,6 +22,8 @@ M = TypeVar("M", bound=K8sModel)
 KINDS: dict[tuple[str, str], type[K8sModel]] = {
     ("v1", "Pod"): Pod,
     ("v1", "Node"): Node,
+    ("v1", "ReplicationController"): ReplicationController,
+    ("apps/v1", "ReplicaSet"): ReplicaSet,
 }
 CLUSTER_SCOPED = frozenset({"Node"})
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -115,9 +118,9 @@ def parse_object(data: Any, *, source: str = "", index: int | None = None) -> K8
         raise ManifestError(problems, source=source, index=index)
     model = KINDS.get((str(api_version), str(kind)))
     if model is None:
-        known = ", ".join(f"{v}/{k}" if "/" in v else f"{k} ({v})" for v, k in KINDS)
+        known = ", ".join(f"{k} ({v})" for v, k in KINDS)
         raise ManifestError(
-            [f"kind: {api_version}/{kind} is not supported (supported: {known})"], source=source, index=index
+            [f"kind: {kind} ({api_version}) is not supported (supported: {known})"], source=source, index=index
         )
     metadata = data.get("metadata")
     if isinstance(metadata, dict):

@@ -8,12 +8,14 @@ from pydantic import Field
 
 from edgekube.model.base import K8sModel
 from edgekube.model.meta import ObjectMeta
+from edgekube.model.taints import Taint
 
 Quantity = str | int | float
 
 
 class NodeSpec(K8sModel):
     unschedulable: bool = False
+    taints: list[Taint] = Field(default_factory=list)
 
 
 class NodeCondition(K8sModel):

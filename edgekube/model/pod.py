@@ -11,8 +11,10 @@ from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.meta import ObjectMeta, check_label_map
 from edgekube.model.names import check_dns1123_label, check_env_name
+from edgekube.model.probe import Probe
 from edgekube.model.quantity import cpu_millis, memory_bytes
 from edgekube.model.status import PodStatus
+from edgekube.model.taints import Toleration
 
 Quantity = str | int | float
 
@@ -108,6 +110,8 @@ class Container(K8sModel):
     volume_mounts: list[VolumeMount] = Field(default_factory=list)
     working_dir: str | None = None
     image_pull_policy: PullPolicy | None = None
+    liveness_probe: Probe | None = None
+    readiness_probe: Probe | None = None
 
     @field_validator("name")
     @classmethod
@@ -152,6 +156,7 @@ class PodSpec(K8sModel):
     node_name: str | None = None
     volumes: list[Volume] = Field(default_factory=list)
     termination_grace_period_seconds: int = Field(default=10, ge=0, le=3600)
+    tolerations: list[Toleration] = Field(default_factory=list)
 
     @field_validator("node_selector")
     @classmethod

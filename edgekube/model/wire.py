@@ -63,6 +63,12 @@ class Verb(StrEnum):
     APPLY = "apply"
     DELETE = "delete"
     LOGS = "logs"
+    SCALE = "scale"  # kind RC/RS, name, replicas
+    LABEL = "label"  # kind, name, labels {key: value | null to remove}, overwrite
+    ANNOTATE = "annotate"  # as label, on metadata.annotations
+    CORDON = "cordon"  # kind Node, name
+    UNCORDON = "uncordon"
+    DRAIN = "drain"  # cordon, then evict every pod on the node
 
 
 class ApiRequest(WireModel):
@@ -76,6 +82,12 @@ class ApiRequest(WireModel):
     manifest: str | None = None  # YAML/JSON text for apply
     container: str | None = None
     tail: int | None = Field(default=None, ge=0)
+    replicas: int | None = Field(default=None, ge=0)
+    #: label/annotate changes: a value of null removes the key (kubectl's `key-`)
+    labels: dict[str, str | None] | None = None
+    overwrite: bool = False
+    #: delete: "background" (default: a controller's pods go with it) or "orphan" (they stay)
+    cascade: Literal["background", "orphan"] = "background"
 
 
 class ErrorInfo(WireModel):
@@ -154,3 +166,10 @@ class Presence(WireModel):
 
     online: bool
     boot_id: str = ""
+
+
+class EventReport(WireModel):
+    """Agent → master on `edgekube/v1/nodes/<node>/events`: events the agent recorded (Started, BackOff, ...)."""
+
+    node: str
+    events: list[dict[str, Any]] = Field(default_factory=list, max_length=500)

@@ -165,7 +165,7 @@ def test_a_node_spec_may_change(api: Api, store: TinyStateStore) -> None:
     doc = node("pi-1")
     doc["spec"] = {"unschedulable": True}
     assert actions(api, doc) == [("Node", "", "pi-1", "updated")]
-    assert store.get("Node", "", "pi-1")["spec"] == {"unschedulable": True}
+    assert store.get("Node", "", "pi-1")["spec"] == {"unschedulable": True, "taints": []}
 
 
 def test_apply_of_several_documents_reports_each(api: Api) -> None:
@@ -190,7 +190,7 @@ def test_the_same_object_twice_in_one_manifest_ends_as_the_later_document(api: A
     ("second", "message"),
     [
         (pod("Bad"), "request[2]: metadata.name: 'Bad': a lowercase RFC 1123 subdomain must consist of"),
-        ({"apiVersion": "v1", "kind": "Secret"}, "request[2]: kind: v1/Secret is not supported"),
+        ({"apiVersion": "v1", "kind": "Secret"}, "request[2]: kind: Secret (v1) is not supported"),
         (pod("existing", image="other"), "Pod default/existing: spec: Forbidden: "),
     ],
     ids=["invalid-field", "unknown-kind", "forbidden-update"],
