@@ -6,11 +6,14 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import tomllib
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, get_type_hints
 
 from edgekube.model.errors import EdgekubeError, ValidationError
 
@@ -27,15 +30,71 @@ def _config_file(path: str | None) -> dict[str, Any]:
         raise ValidationError(f"--config {path}: invalid TOML: {exc}") from None
 
 
-def _pick(args: argparse.Namespace, file: dict[str, Any], key: str, default: Any) -> Any:
-    """Flag beats config file beats environment beats default."""
+_MISSING = object()
+_SCALARS: dict[Any, Callable[[Any], Any]] = {int: int, float: float, str: str, Path: Path, bool: bool}
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValidationError(f"{value!r}: not a boolean (use true or false)")
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    convert = _to_bool if kind is bool else _SCALARS.get(kind)
+    if convert is None:
+        return value
+    try:
+        return convert(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name}: {value!r}: expected {kind.__name__} ({exc})") from None
+
+
+def _pick(args: argparse.Namespace, file: dict[str, Any], key: str) -> Any:
+    """Flag beats config file beats environment (EDGEKUBE_<KEY>) beats the config class's default."""
     value = getattr(args, key, None)
     if value is not None:
         return value
     if key in file:
         return file[key]
-    env = os.environ.get(f"EDGEKUBE_{key.upper()}")
-    return env if env is not None else default
+    return os.environ.get(f"EDGEKUBE_{key.upper()}", _MISSING)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls: type[Any], skip: set[str]) -> None:
+    """One `--long-option` per scalar field of the config dataclass, so a new setting is a flag at once."""
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip or hints[f.name] not in _SCALARS:
+            continue
+        factory: Any = f.default_factory
+        default = f.default if f.default is not MISSING else factory()
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=_to_bool if hints[f.name] is bool else _SCALARS[hints[f.name]],
+            help=f"default: {default}",
+        )
+
+
+def _build(cls: type[Any], args: argparse.Namespace, file: dict[str, Any], **fixed: Any) -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(file) - names)
+    if unknown:
+        raise ValidationError(f"--config: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in fixed:
+            continue
+        value = _pick(args, file, f.name)
+        if value is not _MISSING:
+            kwargs[f.name] = _convert(f.name, hints[f.name], value)
+    return cls(**kwargs, **fixed)
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -55,14 +114,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def cmd_master(args: argparse.Namespace) -> int:
     from edgekube.master.app import MasterConfig, run_master  # noqa: PLC0415 - keep `edgekube up` light
 
-    file = _config_file(args.config)
-    config = MasterConfig(
-        mqtt_host=str(_pick(args, file, "mqtt_host", "127.0.0.1")),
-        mqtt_port=int(_pick(args, file, "mqtt_port", 1883)),
-        data_dir=Path(_pick(args, file, "data_dir", "/var/lib/edgekube/master")),
-        node_timeout=float(_pick(args, file, "node_timeout", 4.0)),
-    )
-    run_master(config)
+    run_master(_build(MasterConfig, args, _config_file(args.config)))
     return 0
 
 
@@ -72,17 +124,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from edgekube.model.names import NodeName  # noqa: PLC0415
 
     file = _config_file(args.config)
-    labels = dict(file.get("labels", {}))
+    labels = dict(file.pop("labels", {}))
     labels.update(_labels(args.label or []))
-    node = str(_pick(args, file, "node_name", os.uname().nodename.lower()))
-    config = AgentConfig(
-        node_name=node,
-        mqtt_host=str(_pick(args, file, "mqtt_host", "127.0.0.1")),
-        mqtt_port=int(_pick(args, file, "mqtt_port", 1883)),
-        podman_url=str(_pick(args, file, "podman_url", "unix:///run/podman/podman.sock")),
-        state_dir=Path(_pick(args, file, "state_dir", "/var/lib/edgekube/agent")),
-        labels=labels,
-        heartbeat_interval=float(_pick(args, file, "heartbeat_interval", 1.0)),
+    node = _pick(args, file, "node_name")
+    config = _build(
+        AgentConfig, args, file, labels=labels, node_name=str(node if node is not _MISSING else socket.gethostname())
     )
     run_agent(config, PodmanRuntime(config.podman_url, NodeName(config.node_name)))
     return 0
@@ -107,28 +153,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=os.environ.get("EDGEKUBE_LOG_LEVEL", "INFO"))
     sub = p.add_subparsers(dest="command", required=True)
 
+    from edgekube.agent.app import AgentConfig  # noqa: PLC0415
+    from edgekube.master.app import MasterConfig  # noqa: PLC0415
+
     m = sub.add_parser("master", help="run the master (state, API, scheduler, controllers)")
-    m.add_argument("--config", help="TOML file (keys as the long options, with underscores)")
-    m.add_argument("--mqtt-host", dest="mqtt_host")
-    m.add_argument("--mqtt-port", dest="mqtt_port", type=int)
-    m.add_argument("--data-dir", dest="data_dir")
-    m.add_argument(
-        "--node-timeout",
-        dest="node_timeout",
-        type=float,
-        help="seconds without a heartbeat before a node is NotReady (default 4)",
-    )
+    m.add_argument("--config", help="TOML file; keys as the long options with underscores (env: EDGEKUBE_<KEY>)")
+    _add_config_flags(m, MasterConfig, skip=set())
     m.set_defaults(func=cmd_master)
 
     a = sub.add_parser("agent", help="run a node agent (Podman)")
-    a.add_argument("--config", help="TOML file (keys as the long options, with underscores; [labels] table)")
-    a.add_argument("--node", dest="node_name", help="node name (default: hostname)")
-    a.add_argument("--mqtt-host", dest="mqtt_host")
-    a.add_argument("--mqtt-port", dest="mqtt_port", type=int)
-    a.add_argument("--podman-url", dest="podman_url", help="e.g. unix:///run/podman/podman.sock")
-    a.add_argument("--state-dir", dest="state_dir")
+    a.add_argument("--config", help="TOML file; keys as the long options with underscores, [labels] table")
+    a.add_argument("--node", dest="node_name", help="node name (default: the hostname)")
     a.add_argument("--label", action="append", help="node label KEY=VALUE (repeatable)")
-    a.add_argument("--heartbeat-interval", dest="heartbeat_interval", type=float)
+    _add_config_flags(a, AgentConfig, skip={"node_name"})
     a.set_defaults(func=cmd_agent)
 
     u = sub.add_parser("up", help="start a local cluster in ./.edgekube (Mosquitto, master, agents)")
