@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
@@ -14,6 +15,7 @@ from edgekube.model.errors import BusError, ConflictError, EdgekubeError, NotFou
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Outcome, Verb
 
 Obj = dict[str, Any]
+Cascade = Literal["background", "orphan"]
 _ERRORS: dict[str, type[EdgekubeError]] = {
     "NotFound": NotFoundError,
     "Invalid": ValidationError,
@@ -22,10 +24,20 @@ _ERRORS: dict[str, type[EdgekubeError]] = {
 }
 
 
+@dataclass(frozen=True)
+class Edited:
+    """The answer to scale, label, annotate, cordon and uncordon."""
+
+    object: Obj
+    unchanged: bool  # the master's outcome said nothing needed changing
+
+
 class Session(Protocol):
     """Sends one request and returns its answer; the real one is MQTT, tests pass fakes."""
 
-    def call(self, request: ApiRequest) -> ApiResponse: ...
+    def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
+        """`timeout` overrides the session's wait for this one answer (drain may take longer)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -61,8 +73,9 @@ class BusSession:
             self._bus = bus
         return self._bus
 
-    def call(self, request: ApiRequest) -> ApiResponse:
-        reply = self._connect().request(topics.API_REQUEST, request.encode(), timeout=self.timeout)
+    def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
+        wait = self.timeout if timeout is None else timeout
+        reply = self._connect().request(topics.API_REQUEST, request.encode(), timeout=wait)
         return ApiResponse.decode(reply.payload, what="answer from the master")
 
     def close(self) -> None:
@@ -87,16 +100,27 @@ class Client:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _call(self, request: ApiRequest) -> ApiResponse:
-        response = self.session.call(request)
+    def _call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
+        response = self.session.call(request) if timeout is None else self.session.call(request, timeout)
         if not response.ok:
             raise_error(response.error)
         return response
 
+    def _edit(self, request: ApiRequest) -> Edited:
+        """Send a verb that answers with the updated object (and an outcome telling if anything changed)."""
+        response = self._call(request)
+        if response.object is None:
+            raise EdgekubeError(
+                f"the master's answer to {request.verb.value} {request.kind}/{request.name} has no object",
+                hint="the master may be older than this ekctl",
+            )
+        unchanged = any(o.action == "unchanged" for o in response.outcomes or [])
+        return Edited(response.object, unchanged=unchanged)
+
     def get(self, res: Resource, namespace: str, name: str) -> Obj:
         response = self._call(ApiRequest(verb=Verb.GET, kind=res.kind, namespace=namespace, name=name))
         if response.object is None:
-            raise EdgekubeError(f"the master's answer to get {res.singular}/{name} has no object")
+            raise EdgekubeError(f"the master's answer to get {res.qualified}/{name} has no object")
         return response.object
 
     def query(self, res: Resource, namespace: str | None, selector: str | None = None) -> list[Obj]:
@@ -107,9 +131,29 @@ class Client:
     def apply(self, manifest: str) -> list[Outcome]:
         return list(self._call(ApiRequest(verb=Verb.APPLY, manifest=manifest)).outcomes or [])
 
-    def delete(self, res: Resource, namespace: str, name: str) -> list[Outcome]:
-        request = ApiRequest(verb=Verb.DELETE, kind=res.kind, namespace=namespace, name=name)
+    def delete(self, res: Resource, namespace: str, name: str, cascade: Cascade = "background") -> list[Outcome]:
+        request = ApiRequest(verb=Verb.DELETE, kind=res.kind, namespace=namespace, name=name, cascade=cascade)
         return list(self._call(request).outcomes or [])
+
+    def scale(self, res: Resource, namespace: str, name: str, replicas: int) -> Edited:
+        return self._edit(
+            ApiRequest(verb=Verb.SCALE, kind=res.kind, namespace=namespace, name=name, replicas=replicas)
+        )
+
+    def relabel(
+        self, verb: Verb, res: Resource, namespace: str, name: str, changes: dict[str, str | None], *, overwrite: bool
+    ) -> Edited:
+        """Verb label or annotate: a value of None removes the key."""
+        request = ApiRequest(
+            verb=verb, kind=res.kind, namespace=namespace, name=name, labels=changes, overwrite=overwrite
+        )
+        return self._edit(request)
+
+    def cordon(self, name: str, *, schedulable: bool = False) -> Edited:
+        return self._edit(ApiRequest(verb=Verb.UNCORDON if schedulable else Verb.CORDON, kind="Node", name=name))
+
+    def drain(self, name: str, timeout: float | None = None) -> list[Outcome]:
+        return list(self._call(ApiRequest(verb=Verb.DRAIN, kind="Node", name=name), timeout).outcomes or [])
 
     def logs(self, namespace: str, name: str, container: str | None, tail: int | None) -> str:
         request = ApiRequest(

@@ -69,7 +69,7 @@ def run(ctx: Context) -> int:
             failed += 1
             continue
         for outcome in outcomes:
-            ctx.out.write(f"{for_kind(outcome.kind).singular}/{outcome.name} {ACTIONS[outcome.action]}\n")
+            ctx.out.write(f"{for_kind(outcome.kind).qualified}/{outcome.name} {ACTIONS[outcome.action]}\n")
         ctx.out.flush()
         applied.extend(outcomes)
     if failed:

@@ -1,15 +1,29 @@
-"""`ekctl delete TYPE NAME...`, `delete TYPE -l SELECTOR`, `delete -f FILE`: prints `pod "x" deleted`."""
+"""`ekctl delete TYPE NAME...`, `delete TYPE -l SELECTOR`, `delete -f FILE` [--cascade]: prints `pod "x" deleted`."""
 
 from __future__ import annotations
 
-from edgekube.cli.cmd_get import check_selector
+from edgekube.cli.batch import select
+from edgekube.cli.client import Cascade
 from edgekube.cli.context import Context
 from edgekube.cli.errors import not_found, report
-from edgekube.cli.kinds import Resource, for_kind, split_args
+from edgekube.cli.kinds import Resource, for_kind, split_multi
 from edgekube.cli.manifests import load_sources
 from edgekube.cli.status import section
 from edgekube.model.errors import NotFoundError, ValidationError
 from edgekube.model.manifest import decode_documents
+
+#: kubectl's --cascade values; true/false are its older spelling. Foreground deletion is not supported.
+_CASCADE: dict[str, Cascade] = {"background": "background", "true": "background", "orphan": "orphan", "false": "orphan"}
+
+
+def cascade(value: str | None) -> Cascade:
+    found = _CASCADE.get((value or "background").lower())
+    if found is None:
+        raise ValidationError(
+            f'invalid --cascade value "{value}": supported values: background, orphan',
+            hint="--cascade=orphan (or false) keeps a controller's pods; background (the default) deletes them",
+        )
+    return found
 
 
 def _targets(ctx: Context) -> list[tuple[Resource, str, str]]:
@@ -28,32 +42,22 @@ def _targets(ctx: Context) -> list[tuple[Resource, str, str]]:
                 namespace = (given or ctx.namespace) if res.namespaced else ""
                 targets.append((res, namespace, str(obj["metadata"]["name"])))
         return targets
-    res, names = split_args(ctx.resource_args)
-    if names and args.selector:
-        raise ValidationError("name cannot be provided when a selector is specified")
-    if args.selector:
-        namespace = ctx.namespace if res.namespaced else None
-        objects = ctx.client().query(res, namespace, check_selector(args.selector))
-        names = [str(section(o, "metadata").get("name")) for o in objects]
-        if not names:
-            ctx.err.write("No resources found\n")
-    elif not names:
-        raise ValidationError(
-            "resource(s) were provided, but no name was specified",
-            hint=f"name them (`ekctl delete {res.singular} NAME`), select with -l, or use -f FILE",
-        )
-    return [(res, ctx.namespace, name) for name in names]
+    targets = []
+    for res, names in split_multi(ctx.resource_args):
+        targets += [(res, ctx.namespace, name) for name in select(ctx, res, names, verb="delete")]
+    return targets
 
 
 def run(ctx: Context) -> int:
     failed = 0
+    mode = cascade(ctx.args.cascade)
     for res, namespace, name in _targets(ctx):
         try:
-            ctx.client().delete(res, namespace, name)
+            ctx.client().delete(res, namespace, name, mode)
         except NotFoundError:
             if not ctx.args.ignore_not_found:
                 report(ctx.err, not_found(res, name, namespace))
                 failed += 1
             continue
-        ctx.out.write(f'{res.singular} "{name}" deleted\n')
+        ctx.out.write(f'{res.qualified} "{name}" deleted\n')
     return 1 if failed else 0

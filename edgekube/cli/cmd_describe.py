@@ -1,36 +1,74 @@
-"""`ekctl describe pod|node [NAME...]`: kubectl's human-readable detail view of each object."""
+"""`ekctl describe pod|node|rc|rs [NAME...]`: kubectl's human-readable detail view of each object."""
 
 from __future__ import annotations
 
+from edgekube.cli import events, workloads
 from edgekube.cli.cmd_get import fetch, list_objects, no_resources
 from edgekube.cli.context import Context
+from edgekube.cli.describe_controller import describe_controller
 from edgekube.cli.describe_node import describe_node
 from edgekube.cli.describe_pod import describe_pod
-from edgekube.cli.kinds import NODE, POD, split_args
+from edgekube.cli.kinds import EVENT, NODE, POD, RC, RS, Resource, require, split_multi
 from edgekube.cli.status import Obj, section
-from edgekube.model.errors import ValidationError
+from edgekube.model.errors import BusError, EdgekubeError, ValidationError
+
+
+class Related:
+    """Pods and events needed beside the described objects, each list fetched at most once per scope."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._pods: dict[str | None, list[Obj]] = {}
+        self._events: dict[str | None, list[Obj] | None] = {}
+
+    def pods(self, namespace: str | None) -> list[Obj]:
+        if namespace not in self._pods:
+            self._pods[namespace] = self.ctx.client().query(POD, namespace)
+        return self._pods[namespace]
+
+    def events(self, obj: Obj, res: Resource) -> list[Obj] | None:
+        """The object's events; None when the master cannot list events (the section is then left out)."""
+        namespace = self.ctx.namespace if res.namespaced else None
+        if namespace not in self._events:
+            try:
+                self._events[namespace] = self.ctx.client().query(EVENT, namespace)
+            except BusError:
+                raise
+            except EdgekubeError:
+                self._events[namespace] = None
+        found = self._events[namespace]
+        return None if found is None else events.about(found, obj)
+
+
+def _describe(related: Related, res: Resource, obj: Obj) -> str:
+    found = related.events(obj, res)
+    if res == NODE:
+        name = section(obj, "metadata").get("name")
+        bound = [p for p in related.pods(None) if section(p, "spec").get("nodeName") == name]
+        return describe_node(obj, bound, found)
+    if res in (RC, RS):
+        owned = [p for p in related.pods(related.ctx.namespace) if workloads.owns(obj, p)]
+        return describe_controller(obj, owned, found)
+    return describe_pod(obj, found)
 
 
 def run(ctx: Context) -> int:
-    res, names = split_args(ctx.resource_args)
-    if names and ctx.args.selector:
+    targets = split_multi(ctx.resource_args)
+    if any(names for _res, names in targets) and ctx.args.selector:
         raise ValidationError("name cannot be provided when a selector is specified")
-    if names:
-        objects, missing = fetch(ctx, res, names)
-    else:
-        objects, missing = list_objects(ctx, res, ctx.args.selector, all_namespaces=False), 0
-        if not objects:
-            no_resources(ctx, res, all_namespaces=False)
-    pods: list[Obj] = []
-    if res == NODE and objects:
-        # The API has no field selectors: fetch every pod once and group them by spec.nodeName here.
-        pods = ctx.client().query(POD, None)
-    texts = []
-    for obj in objects:
-        if res == NODE:
-            name = section(obj, "metadata").get("name")
-            texts.append(describe_node(obj, [p for p in pods if section(p, "spec").get("nodeName") == name]))
+    for res, _names in targets:
+        require(res, (POD, NODE, RC, RS), "describe")
+    related = Related(ctx)
+    texts: list[str] = []
+    missing = 0
+    for res, names in targets:
+        if names:
+            objects, lost = fetch(ctx, res, names)
+            missing += lost
         else:
-            texts.append(describe_pod(obj))
+            objects = list_objects(ctx, res, ctx.args.selector, all_namespaces=False)
+        texts.extend(_describe(related, res, obj) for obj in objects)
+    if not texts and not missing:
+        no_resources(ctx, targets[0][0] if len(targets) == 1 else None, all_namespaces=False)
     ctx.out.write("\n\n".join(texts))
     return 1 if missing else 0

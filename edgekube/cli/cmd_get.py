@@ -1,11 +1,11 @@
-"""`ekctl get TYPE [NAME...]`: fetch by name or list (-l, -A), print as a table, names, JSON or YAML."""
+"""`ekctl get TYPE[,TYPE...] [NAME...]`: fetch by name or list (-l, -A), print as tables, names, JSON or YAML."""
 
 from __future__ import annotations
 
-from edgekube.cli import output
+from edgekube.cli import events, output
 from edgekube.cli.context import Context
 from edgekube.cli.errors import not_found, report
-from edgekube.cli.kinds import NODE, Resource, split_args
+from edgekube.cli.kinds import EVENT, Resource, split_multi
 from edgekube.cli.status import Obj
 from edgekube.model.errors import NotFoundError, ValidationError
 from edgekube.model.labels import parse_selector
@@ -31,35 +31,45 @@ def fetch(ctx: Context, res: Resource, names: list[str]) -> tuple[list[Obj], int
 
 
 def list_objects(ctx: Context, res: Resource, selector: str | None, all_namespaces: bool) -> list[Obj]:
-    namespace = None if all_namespaces or res == NODE else ctx.namespace
-    return ctx.client().query(res, namespace, check_selector(selector))
+    namespace = None if all_namespaces or not res.namespaced else ctx.namespace
+    found = ctx.client().query(res, namespace, check_selector(selector))
+    return events.by_time(found) if res == EVENT else found
 
 
-def no_resources(ctx: Context, res: Resource, all_namespaces: bool) -> None:
-    where = "" if all_namespaces or not res.namespaced else f" in {ctx.namespace} namespace"
+def no_resources(ctx: Context, res: Resource | None, all_namespaces: bool) -> None:
+    """Print kubectl's `No resources found in X namespace.`; `res` None stands for several kinds."""
+    namespaced = res is None or res.namespaced
+    where = "" if all_namespaces or not namespaced else f" in {ctx.namespace} namespace"
     ctx.err.write(f"No resources found{where}.\n")
 
 
 def run(ctx: Context) -> int:
     args = ctx.args
-    res, names = split_args(ctx.resource_args)
-    if names and args.selector:
+    targets = split_multi(ctx.resource_args)
+    named = any(names for _res, names in targets)
+    if named and args.selector:
         raise ValidationError("name cannot be provided when a selector is specified")
-    if names:
-        objects, missing = fetch(ctx, res, names)
-    else:
-        objects, missing = list_objects(ctx, res, args.selector, args.all_namespaces), 0
-    single = len(names) == 1
-    text = output.render(
-        res,
-        objects,
+    check_selector(args.selector)
+    groups: list[output.Group] = []
+    missing = 0
+    for res, names in targets:
+        if names:
+            objects, lost = fetch(ctx, res, names)
+            missing += lost
+        else:
+            objects = list_objects(ctx, res, args.selector, args.all_namespaces)
+        groups.append((res, objects))
+    single = len(targets) == 1 and len(targets[0][1]) == 1
+    text = output.render_groups(
+        groups,
         args.output,
         single=single,
-        all_namespaces=args.all_namespaces and not names,
+        all_namespaces=args.all_namespaces and not named,
         headers=not args.no_headers,
     )
-    if not objects and not names and args.output not in ("json", "yaml"):
-        no_resources(ctx, res, args.all_namespaces)
-    if (objects or args.output in ("json", "yaml")) and not (single and missing):
+    found = any(objects for _res, objects in groups)
+    if not found and not named and args.output not in ("json", "yaml"):
+        no_resources(ctx, targets[0][0] if len(targets) == 1 else None, args.all_namespaces)
+    if (found or args.output in ("json", "yaml")) and not (single and missing):
         ctx.out.write(text)
     return 1 if missing else 0

@@ -1,9 +1,12 @@
-"""Shared pieces of `ekctl describe`: kubectl's indented, tab-aligned writer and label/annotation blocks."""
+"""Shared pieces of `ekctl describe`: kubectl's indented, tab-aligned writer, label blocks and Events table."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
+from edgekube.cli import events as ev
+from edgekube.cli.status import Obj
 from edgekube.cli.tabwriter import align
 
 INDENT = "  "
@@ -35,6 +38,37 @@ class Writer:
                 self.field(level, key, entry)
             else:
                 self.rows.append(["", entry])
+
+    def multiline(self, level: int, key: str, values: Sequence[str]) -> None:
+        """A list with its first entry beside the key and the rest under it; <none> when empty."""
+        if not values:
+            self.field(level, key, "<none>")
+            return
+        self.field(level, key, values[0])
+        for value in values[1:]:
+            self.rows.append(["", value])
+
+    def events(self, found: list[Obj] | None, now: datetime | None = None) -> None:
+        """Write kubectl's DescribeEvents; `found` None (events could not be listed) leaves the section out."""
+        if found is None:
+            return
+        if not found:
+            self.field(0, "Events", "<none>")
+            return
+        self.line(0, "Events:")
+        self.cells(1, "Type", "Reason", "Age", "From", "Message")
+        self.cells(1, "----", "------", "----", "----", "-------")
+        for event in ev.by_time(found):
+            source = event.get("source")
+            component = source.get("component", "") if isinstance(source, dict) else ""
+            self.cells(
+                1,
+                str(event.get("type") or ""),
+                str(event.get("reason") or ""),
+                ev.interval(event, now),
+                str(component or ""),
+                " ".join(str(event.get("message") or "").split()),
+            )
 
     def text(self) -> str:
         return align(self.rows, minwidth=0, padding=2)

@@ -1,10 +1,11 @@
-"""`ekctl describe node`: kubectl's sections for one node, with the pods bound to it and their requests."""
+"""`ekctl describe node`: kubectl's sections for one node: taints, conditions, the pods bound to it, events."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from edgekube.cli.describe import Writer
+from edgekube.cli.scheduling import taints
 from edgekube.cli.status import NONE, Obj, items, node_roles, section
 from edgekube.cli.timefmt import age, rfc1123
 from edgekube.model.errors import ValidationError
@@ -79,8 +80,10 @@ def _pods(w: Writer, pods: list[Obj], allocatable: Obj, now: datetime | None) ->
         w.cells(1, r, _show(r, summed[(r, "requests")], alloc[r]), _show(r, summed[(r, "limits")], alloc[r]))
 
 
-def describe_node(node: Obj, pods: list[Obj], now: datetime | None = None) -> str:
-    """`pods` are the pods bound to this node (spec.nodeName), in any namespace."""
+def describe_node(
+    node: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None
+) -> str:
+    """`pods` are the pods bound to this node (spec.nodeName), in any namespace; `events` None: no section."""
     meta, spec, status = section(node, "metadata"), section(node, "spec"), section(node, "status")
     w = Writer()
     w.field(0, "Name", meta.get("name", ""))
@@ -88,6 +91,7 @@ def describe_node(node: Obj, pods: list[Obj], now: datetime | None = None) -> st
     w.mapping(0, "Labels", section(meta, "labels"))
     w.mapping(0, "Annotations", section(meta, "annotations"), sep=": ")
     w.field(0, "CreationTimestamp", rfc1123(meta.get("creationTimestamp")))
+    w.multiline(0, "Taints", taints(items(spec, "taints")))
     w.field(0, "Unschedulable", "true" if spec.get("unschedulable") else "false")
     conditions = items(status, "conditions")
     if conditions:
@@ -130,4 +134,5 @@ def describe_node(node: Obj, pods: list[Obj], now: datetime | None = None) -> st
     for key, label in _SYSTEM_INFO:
         w.field(1, label, info.get(key, ""))
     _pods(w, pods, section(status, "allocatable") or section(status, "capacity"), now)
+    w.events(events, now)
     return w.text()

@@ -24,5 +24,5 @@ def not_found(res: Resource, name: str, namespace: str) -> NotFoundError:
     where = f' in namespace "{namespace}"' if res.namespaced else ""
     flag = f" -n {namespace}" if res.namespaced and namespace != "default" else ""
     return NotFoundError(
-        f'{res.plural} "{name}" not found{where}', hint=f"list them with `ekctl get {res.plural}{flag}`"
+        f'{res.qualified_plural} "{name}" not found{where}', hint=f"list them with `ekctl get {res.plural}{flag}`"
     )

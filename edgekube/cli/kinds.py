@@ -1,4 +1,4 @@
-"""Resource type names the user may type (`pods`, `po`, `node`, `pod/NAME`) and how kinds are spelled back."""
+"""Resource type names the user may type (`pods`, `rs.apps`, `pod/NAME`, `rc,rs`) and how kinds are spelled back."""
 
 from __future__ import annotations
 
@@ -10,28 +10,59 @@ from edgekube.model.errors import ValidationError
 @dataclass(frozen=True)
 class Resource:
     kind: str  # as on the wire: "Pod"
-    singular: str  # as in `pod/hello` and `pod "hello" deleted`
-    plural: str  # as in kubectl's NotFound wording: `pods "hello" not found`
+    singular: str  # as typed: `ekctl get replicaset`
+    plural: str  # as typed: `ekctl get replicasets`
     namespaced: bool
+    group: str = ""  # API group; kubectl spells non-core kinds `replicaset.apps/web`
+
+    @property
+    def qualified(self) -> str:
+        """The prefix of `replicationcontroller/web`, `replicaset.apps/web`, `pod "x" deleted`."""
+        return f"{self.singular}.{self.group}" if self.group else self.singular
+
+    @property
+    def qualified_plural(self) -> str:
+        """As in kubectl's NotFound wording: `replicasets.apps "web" not found`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
 POD = Resource("Pod", "pod", "pods", namespaced=True)
 NODE = Resource("Node", "node", "nodes", namespaced=False)
-_ALIASES = {
-    **dict.fromkeys(("pods", "pod", "po"), POD),
-    **dict.fromkeys(("nodes", "node", "no"), NODE),
-}
-_BY_KIND = {POD.kind: POD, NODE.kind: NODE}
-SUPPORTED = "pods (po), nodes (no)"
+RC = Resource("ReplicationController", "replicationcontroller", "replicationcontrollers", namespaced=True)
+RS = Resource("ReplicaSet", "replicaset", "replicasets", namespaced=True, group="apps")
+EVENT = Resource("Event", "event", "events", namespaced=True)
+CONTROLLERS = (RC, RS)
+_SHORT = {POD: "po", NODE: "no", RC: "rc", RS: "rs", EVENT: "ev"}
+_ALIASES = {alias: res for res, short in _SHORT.items() for alias in (res.plural, res.singular, short)}
+_BY_KIND = {res.kind: res for res in _SHORT}
+SUPPORTED = ", ".join(f"{res.plural} ({short})" for res, short in _SHORT.items())
+
+
+def _unknown(name: str) -> ValidationError:
+    return ValidationError(f'the server doesn\'t have a resource type "{name}"', hint=f"resource types: {SUPPORTED}")
 
 
 def resource(name: str) -> Resource:
-    """Look up the resource for a type name; case-insensitive like kubectl."""
-    found = _ALIASES.get(name.lower())
+    """Look up the resource for a type name; case-insensitive like kubectl, `rs.apps` accepted too."""
+    lowered = name.lower()
+    found = _ALIASES.get(lowered)
+    if found is None and "." in lowered:
+        base, _, group = lowered.partition(".")
+        found = _ALIASES.get(base)
+        if found is not None and found.group != group:
+            found = None
     if found is None:
-        raise ValidationError(
-            f'the server doesn\'t have a resource type "{name}"', hint=f"resource types: {SUPPORTED}"
-        )
+        raise _unknown(name)
+    return found
+
+
+def resources(text: str) -> list[Resource]:
+    """`rc,rs` → both, in order, each once; an empty item (`pods,`) is an error like any unknown type."""
+    found: list[Resource] = []
+    for name in text.split(","):
+        res = resource(name)
+        if res not in found:
+            found.append(res)
     return found
 
 
@@ -42,8 +73,11 @@ def for_kind(kind: str) -> Resource:
     return found
 
 
-def split_args(args: list[str]) -> tuple[Resource, list[str]]:
-    """`TYPE [NAME...]` or `TYPE/NAME...` (all of one type, as edgekube's API serves one kind per request)."""
+Targets = list[tuple[Resource, list[str]]]
+
+
+def split_multi(args: list[str]) -> Targets:
+    """`TYPE[,TYPE...] [NAME...]` or `TYPE/NAME...`: the names asked of each type, types in order given."""
     if not args:
         raise ValidationError("you must specify the type of resource", hint=f"resource types: {SUPPORTED}")
     if "/" not in args[0]:
@@ -55,22 +89,30 @@ def split_args(args: list[str]) -> tuple[Resource, list[str]]:
                 f"arguments in resource/name form: {bad[0]}",
                 hint=f"write `{args[0]} NAME` or `TYPE/NAME`, not both",
             )
-        return resource(args[0]), names
-    found: Resource | None = None
-    names = []
+        return [(res, list(names)) for res in resources(args[0])]
+    grouped: dict[Resource, list[str]] = {}
     for arg in args:
         type_name, _, name = arg.partition("/")
-        if not type_name or not name:
-            raise ValidationError(
-                f"arguments in resource/name form must have a single resource and name: {arg}"
-            )
-        this = resource(type_name)
-        if found is not None and this != found:
-            raise ValidationError(
-                f"mixed resource types in one command: {found.plural} and {this.plural}",
-                hint="run one command per resource type",
-            )
-        found = this
-        names.append(name)
-    assert found is not None
-    return found, names
+        if not type_name or not name or "," in type_name:
+            raise ValidationError(f"arguments in resource/name form must have a single resource and name: {arg}")
+        grouped.setdefault(resource(type_name), []).append(name)
+    return list(grouped.items())
+
+
+def split_args(args: list[str]) -> tuple[Resource, list[str]]:
+    """`TYPE [NAME...]` or `TYPE/NAME...`, all of one type: for commands that act on a single kind."""
+    targets = split_multi(args)
+    if len(targets) > 1:
+        first, other = targets[0][0], targets[1][0]
+        raise ValidationError(
+            f"mixed resource types in one command: {first.plural} and {other.plural}",
+            hint="run one command per resource type",
+        )
+    return targets[0]
+
+
+def require(res: Resource, allowed: tuple[Resource, ...], verb: str) -> None:
+    """Refuse a type this command cannot act on, naming the ones it can."""
+    if res not in allowed:
+        names = ", ".join(f"{r.plural} ({_SHORT[r]})" for r in allowed)
+        raise ValidationError(f"{verb}: {res.plural} are not supported", hint=f"{verb} works on {names}")

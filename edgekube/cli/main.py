@@ -19,9 +19,23 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse like parse_args, but names after a flag (`label pod x --overwrite a=b`) join the positionals.
+
+    argparse stops filling a list positional at the first flag; kubectl users put names and flags in any order.
+    """
+    args, extra = parser.parse_known_args(argv)
+    trailing = getattr(args, "trailing", None)
+    if extra and trailing and not any(e.startswith("-") for e in extra):
+        setattr(args, trailing, [*getattr(args, trailing), *extra])
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace | int:
     try:
-        return build_parser().parse_args(argv)
+        return parse(build_parser(), argv)
     except SystemExit as exc:  # argparse exits for --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except Exception as exc:  # a bug in the parser definition still must not print a traceback

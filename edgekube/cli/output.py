@@ -1,4 +1,4 @@
-"""`-o` formats of `ekctl get`: the table (plain or wide), `name`, `json` and `yaml`."""
+"""`-o` formats of `ekctl get`: the table (plain or wide), `name`, `json` and `yaml`, for one kind or several."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from edgekube.cli.kinds import Resource
 from edgekube.cli.status import Obj, section
 
 FORMATS = ("wide", "yaml", "json", "name")
+Group = tuple[Resource, list[Obj]]
 
 
 def as_list(objects: list[Obj]) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def to_yaml(data: Any) -> str:
 
 
 def names(res: Resource, objects: list[Obj]) -> str:
-    return "".join(f"{res.singular}/{section(o, 'metadata').get('name', '')}\n" for o in objects)
+    return "".join(f"{res.qualified}/{section(o, 'metadata').get('name', '')}\n" for o in objects)
 
 
 def render(
@@ -43,13 +44,37 @@ def render(
     now: datetime | None = None,
 ) -> str:
     """Text for stdout; `single` (one object asked for by name) prints the bare object, not a List."""
+    return render_groups([(res, objects)], fmt, single=single, all_namespaces=all_namespaces, headers=headers, now=now)
+
+
+def render_groups(
+    groups: list[Group],
+    fmt: str | None,
+    *,
+    single: bool = False,
+    all_namespaces: bool = False,
+    headers: bool = True,
+    now: datetime | None = None,
+) -> str:
+    """Several kinds as kubectl prints `get rc,rs`: one List, or one table per kind with `kind/` name prefixes."""
+    everything = [o for _res, objects in groups for o in objects]
     if fmt in ("json", "yaml"):
-        data: Any = objects[0] if single and len(objects) == 1 else as_list(objects)
+        data: Any = everything[0] if single and len(everything) == 1 else as_list(everything)
         return to_json(data) if fmt == "json" else to_yaml(data)
     if fmt == "name":
-        return names(res, objects)
-    if not objects:
-        return ""
-    return tables.render(
-        res, objects, wide=fmt == "wide", all_namespaces=all_namespaces, headers=headers, now=now
-    )
+        return "".join(names(res, objects) for res, objects in groups)
+    shown = [(res, objects) for res, objects in groups if objects]
+    texts = [
+        tables.render(
+            res,
+            objects,
+            wide=fmt == "wide",
+            all_namespaces=all_namespaces,
+            headers=headers,
+            with_kind=len(shown) > 1,
+            now=now,
+        )
+        for res, objects in shown
+    ]
+    # kubectl separates the tables with a blank line, unless they have no headers to tell them apart.
+    return ("\n" if headers else "").join(texts)

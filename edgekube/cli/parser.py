@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edgekube.cli import cmd_apply, cmd_delete, cmd_describe, cmd_get, cmd_lint, cmd_logs
+from edgekube.cli import (
+    cmd_apply,
+    cmd_delete,
+    cmd_describe,
+    cmd_get,
+    cmd_label,
+    cmd_lint,
+    cmd_logs,
+    cmd_node,
+    cmd_scale,
+)
 from edgekube.cli.kinds import SUPPORTED
 from edgekube.cli.output import FORMATS
 
@@ -26,6 +36,12 @@ def _positive(text: str) -> float:
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
+def _replicas(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: the replica count must be an integer >= 0")
     return int(text)
 
 
@@ -50,10 +66,26 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                        help="show a traceback for unexpected errors")
 
 
-def _resource_args(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+def _resource_args(parser: argparse.ArgumentParser, *, optional: bool = False, types: str = SUPPORTED) -> None:
     # Two positionals rather than one with a tuple metavar, which argparse's help formatter cannot print.
-    parser.add_argument("type", nargs="?" if optional else None, metavar="TYPE", help=f"{SUPPORTED}; or TYPE/NAME")
+    parser.add_argument("type", nargs="?" if optional else None, metavar="TYPE", help=f"{types}; or TYPE/NAME")
     parser.add_argument("names", nargs="*", metavar="NAME", help="object names (or more TYPE/NAME)")
+    parser.set_defaults(trailing="names")
+
+
+def _label_command(p: argparse.ArgumentParser, noun: str) -> None:
+    p.add_argument("args", nargs="+", metavar="TYPE NAME... KEY=VALUE... KEY-",
+                   help=f"pods, nodes, rc, rs (or TYPE/NAME); {noun}s to set (KEY=VALUE) or remove (KEY-)")
+    p.add_argument("--overwrite", action="store_true", help=f"allow replacing a {noun}'s existing value")
+    p.add_argument("-l", "--selector", help="act on every object matching this label selector")
+    p.add_argument("--all", action="store_true", help="act on every object of the type in the namespace")
+    p.set_defaults(trailing="args")
+
+
+def _node_command(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NODE", help="node names (or node/NAME)")
+    p.add_argument("-l", "--selector", help="act on every node matching this label selector")
+    p.set_defaults(trailing="names")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,10 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str, module: Any) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, target: Any) -> argparse.ArgumentParser:
+        """`target` is a command module (its `run`) or the run function itself."""
         p = sub.add_parser(name, help=help_text, description=help_text)
         _global_options(p, suppress=True)
-        p.set_defaults(run=module.run)
+        p.set_defaults(run=getattr(target, "run", target))
         return p
 
     p = command("apply", "create or update objects from manifest files", cmd_apply)
@@ -77,14 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how long --wait waits (default {DEFAULT_WAIT_TIMEOUT:g})")
 
     p = command("get", "list objects or show some by name", cmd_get)
-    _resource_args(p)
+    _resource_args(p, types=f"{SUPPORTED}; several as TYPE,TYPE")
     p.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
     p.add_argument("-o", "--output", choices=FORMATS, help="output format")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
     p.add_argument("--no-headers", action="store_true", help="leave out the table header")
 
     p = command("describe", "show details of objects", cmd_describe)
-    _resource_args(p)
+    _resource_args(p, types="pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs)")
     p.add_argument("-l", "--selector", help="label selector")
 
     p = command("delete", "delete objects by name, selector or manifest", cmd_delete)
@@ -93,6 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete the objects in these manifests")
     p.add_argument("-l", "--selector", help="delete every object matching this label selector")
     p.add_argument("--ignore-not-found", action="store_true", help="treat a missing object as deleted")
+    p.add_argument("--cascade", nargs="?", const="background", default="background", metavar="MODE",
+                   help="background (default): a controller's pods are deleted too; orphan (or false): they stay")
+
+    p = command("scale", "set the number of replicas of a replicationcontroller or replicaset", cmd_scale)
+    _resource_args(p, types="replicationcontrollers (rc), replicasets (rs)")
+    p.add_argument("--replicas", type=_replicas, required=True, metavar="N", help="the new desired number of pods")
+    p.add_argument("-l", "--selector", help="scale every object matching this label selector")
+    p.add_argument("--all", action="store_true", help="scale every object of the type in the namespace")
+
+    p = command("label", "add, change or remove labels", cmd_label.run_label)
+    _label_command(p, "label")
+    p = command("annotate", "add, change or remove annotations", cmd_label.run_annotate)
+    _label_command(p, "annotation")
+
+    _node_command(command("cordon", "mark nodes unschedulable", cmd_node.run_cordon))
+    _node_command(command("uncordon", "mark nodes schedulable again", cmd_node.run_uncordon))
+    p = command(
+        "drain", "cordon nodes and evict their pods (waits for the answer at least 60 s)", cmd_node.run_drain
+    )
+    _node_command(p)
 
     p = command("logs", "print a container's logs", cmd_logs)
     p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")

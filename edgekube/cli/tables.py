@@ -1,10 +1,13 @@
-"""`ekctl get` tables: kubectl's pod and node columns, the `-o wide` extras and the `-A` NAMESPACE column."""
+"""`ekctl get` tables: kubectl's columns per kind, the `-o wide` extras, the `-A` NAMESPACE and `kind/` prefixes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from edgekube.cli.kinds import NODE, POD, Resource
+from edgekube.cli import events, workloads
+from edgekube.cli.kinds import EVENT, NODE, POD, RC, RS, Resource
 from edgekube.cli.status import NONE, Obj, node_address, node_roles, node_status, pod_summary, section
 from edgekube.cli.tabwriter import table
 from edgekube.cli.timefmt import age
@@ -50,10 +53,55 @@ def node_row(node: Obj, *, wide: bool, now: datetime | None = None) -> list[str]
     return row
 
 
+def controller_row(obj: Obj, *, wide: bool, now: datetime | None = None) -> list[str]:
+    row = [
+        str(_meta(obj).get("name", "")),
+        str(workloads.desired(obj)),
+        str(workloads.status_count(obj, "replicas")),
+        str(workloads.status_count(obj, "readyReplicas")),
+        age(_meta(obj).get("creationTimestamp"), now),
+    ]
+    if wide:
+        containers = workloads.containers(obj)
+        row += [
+            ",".join(str(c.get("name", "")) for c in containers) or NONE,
+            ",".join(str(c.get("image", "")) for c in containers) or NONE,
+            workloads.selector_text(obj),
+        ]
+    return row
+
+
+def event_row(event: Obj, *, wide: bool, now: datetime | None = None) -> list[str]:
+    """Port of kubectl's printEvent; SUBOBJECT is left out, edgekube events carry no fieldPath."""
+    message = " ".join(str(event.get("message") or "").split())
+    head = [events.last_seen(event, now), str(event.get("type") or ""), str(event.get("reason") or "")]
+    head.append(events.involved_object(event))
+    if not wide:
+        return [*head, message]
+    tail = [events.first_seen(event, now), str(events.count(event)), str(_meta(event).get("name", ""))]
+    return [*head, events.source(event), message, *tail]
+
+
+@dataclass(frozen=True)
+class Columns:
+    header: list[str]
+    wide: list[str]  # the whole header with -o wide
+    row: Callable[..., list[str]]
+
+
+_CONTROLLER = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+_EVENT = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
 POD_HEADER = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-POD_WIDE = ["IP", "NODE"]
 NODE_HEADER = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-NODE_WIDE = ["INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+COLUMNS = {
+    POD.kind: Columns(POD_HEADER, [*POD_HEADER, "IP", "NODE"], pod_row),
+    NODE.kind: Columns(
+        NODE_HEADER, [*NODE_HEADER, "INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], node_row
+    ),
+    RC.kind: Columns(_CONTROLLER, [*_CONTROLLER, "CONTAINERS", "IMAGES", "SELECTOR"], controller_row),
+    RS.kind: Columns(_CONTROLLER, [*_CONTROLLER, "CONTAINERS", "IMAGES", "SELECTOR"], controller_row),
+    EVENT.kind: Columns(_EVENT, [*_EVENT[:4], "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"], event_row),
+}
 
 
 def render(
@@ -63,15 +111,18 @@ def render(
     wide: bool = False,
     all_namespaces: bool = False,
     headers: bool = True,
+    with_kind: bool = False,
     now: datetime | None = None,
 ) -> str:
-    if res == NODE:
-        header = NODE_HEADER + (NODE_WIDE if wide else [])
-        rows = [node_row(o, wide=wide, now=now) for o in objects]
-    else:
-        header = POD_HEADER + (POD_WIDE if wide else [])
-        rows = [pod_row(o, wide=wide, now=now) for o in objects]
-    if all_namespaces and res == POD:
+    """One kind's table; `with_kind` prefixes names `kind/` as kubectl does when several kinds are listed."""
+    columns = COLUMNS.get(res.kind, COLUMNS[POD.kind])
+    header = list(columns.wide if wide else columns.header)
+    rows = [columns.row(o, wide=wide, now=now) for o in objects]
+    if with_kind and "NAME" in header:
+        at = header.index("NAME")
+        for row in rows:
+            row[at] = f"{res.qualified}/{row[at]}"
+    if all_namespaces and res.namespaced:
         header = ["NAMESPACE", *header]
         rows = [[str(_meta(o).get("namespace", "")), *row] for o, row in zip(objects, rows, strict=True)]
     return table(header, rows, headers=headers)

@@ -1,11 +1,11 @@
-"""ekctl end to end against a real Mosquitto and an in-process master (no node agent): apply, get, delete, lint."""
+"""ekctl end to end against a real Mosquitto and an in-process master (no node agent): every verb, lint, errors."""
 
 from __future__ import annotations
 
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -152,3 +152,124 @@ def test_master_down_times_out_with_hint(
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "error: no answer on edgekube/v1/api/request within 1s"
     assert err[1].startswith("hint: is the edgekube master running?")
+
+
+RC = """\
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: web}
+spec:
+  replicas: 2
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: "busybox:1.36"}]}
+"""
+NODE = """\
+apiVersion: v1
+kind: Node
+metadata: {name: pi-9}
+"""
+BOUND = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: bound}
+spec: {nodeName: pi-9, containers: [{name: web, image: "busybox:1.36"}]}
+"""
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for the master's controllers (level-triggered loop) to reach a state."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the master did not reach the expected state in time"
+        time.sleep(0.1)
+
+
+def ok(ekctl: list[str], capsys: Capture, *argv: str) -> str:
+    """Run ekctl, expect success, return stdout."""
+    code = main([*ekctl, *argv])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
+def pods_of(master: Master, owner: str) -> list[str]:
+    return sorted(
+        p["metadata"]["name"] for p in master.store.list("Pod", "default")
+        if any(r.get("name") == owner for r in p["metadata"].get("ownerReferences") or [])
+    )
+
+
+def test_controller_verbs_against_the_real_master(
+    ekctl: list[str], master: Master, tmp_path: Path, capsys: Capture
+) -> None:
+    path = tmp_path / "rc.yaml"
+    path.write_text(RC)
+    assert ok(ekctl, capsys, "apply", "-f", str(path)) == "replicationcontroller/web created\n"
+    eventually(lambda: len(pods_of(master, "web")) == 2)
+
+    rows = [line.split() for line in ok(ekctl, capsys, "get", "rc,pods").splitlines()]
+    assert rows[0] == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    assert rows[1][:2] == ["replicationcontroller/web", "2"]
+    assert sorted(row[0] for row in rows[4:]) == [f"pod/{name}" for name in pods_of(master, "web")]
+
+    assert ok(ekctl, capsys, "scale", "rc", "web", "--replicas=3") == "replicationcontroller/web scaled\n"
+    eventually(lambda: len(pods_of(master, "web")) == 3)
+
+    events = ok(ekctl, capsys, "get", "events").splitlines()
+    assert events[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert any("SuccessfulCreate" in line and "replicationcontroller/web" in line for line in events)
+
+    described = ok(ekctl, capsys, "describe", "rc", "web").splitlines()
+    assert "Selector:     app=web" in described
+    assert "Pods Status:  0 Running / 3 Waiting / 0 Succeeded / 0 Failed" in described
+    assert any(line.split()[:2] == ["Normal", "SuccessfulCreate"] for line in described)
+    pod = pods_of(master, "web")[0]
+    assert "Controlled By:  ReplicationController/web" in ok(ekctl, capsys, "describe", "pod", pod)
+
+    assert ok(ekctl, capsys, "label", "rc", "web", "tier=front") == "replicationcontroller/web labeled\n"
+    assert ok(ekctl, capsys, "label", "rc", "web", "tier=front") == "replicationcontroller/web not labeled\n"
+    assert main([*ekctl, "label", "rc", "web", "tier=back"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: 'tier' already has a value (front), and --overwrite is false",
+        "hint: add --overwrite to replace existing values",
+    ]
+    assert ok(ekctl, capsys, "label", "rc", "web", "tier=back", "--overwrite") == "replicationcontroller/web labeled\n"
+    assert ok(ekctl, capsys, "annotate", "pod", pod, "note=hi there") == f"pod/{pod} annotated\n"
+    obj = json.loads(ok(ekctl, capsys, "get", "pod", pod, "-o", "json"))
+    assert obj["metadata"]["annotations"] == {"note": "hi there"}
+
+    assert ok(ekctl, capsys, "delete", "rc", "web", "--cascade=orphan") == 'replicationcontroller "web" deleted\n'
+    orphans = master.store.list("Pod", "default")
+    assert len(orphans) == 3 and not any(p["metadata"].get("ownerReferences") for p in orphans)
+    assert main([*ekctl, "get", "rc"]) == 0
+    assert capsys.readouterr().err == "No resources found in default namespace.\n"
+
+
+def test_delete_rc_takes_its_pods(ekctl: list[str], master: Master, tmp_path: Path, capsys: Capture) -> None:
+    path = tmp_path / "rc.yaml"
+    path.write_text(RC)
+    ok(ekctl, capsys, "apply", "-f", str(path))
+    eventually(lambda: len(pods_of(master, "web")) == 2)
+    assert ok(ekctl, capsys, "delete", "rc", "web") == 'replicationcontroller "web" deleted\n'
+    eventually(lambda: not master.store.list("Pod", "default"))
+
+
+def test_node_verbs_against_the_real_master(ekctl: list[str], tmp_path: Path, capsys: Capture) -> None:
+    for name, text in (("node.yaml", NODE), ("bound.yaml", BOUND)):
+        (tmp_path / name).write_text(text)
+        ok(ekctl, capsys, "apply", "-f", str(tmp_path / name))
+    assert ok(ekctl, capsys, "cordon", "pi-9") == "node/pi-9 cordoned\n"
+    assert ok(ekctl, capsys, "cordon", "node/pi-9") == "node/pi-9 already cordoned\n"
+    described = ok(ekctl, capsys, "describe", "node", "pi-9").splitlines()
+    assert "Taints:             node.kubernetes.io/unschedulable:NoSchedule" in described
+    assert "Unschedulable:      true" in described
+    assert any(line.split()[:2] == ["Normal", "NodeNotSchedulable"] for line in described)
+    assert ok(ekctl, capsys, "uncordon", "pi-9") == "node/pi-9 uncordoned\n"
+    assert ok(ekctl, capsys, "drain", "pi-9").splitlines() == [
+        "node/pi-9 cordoned",
+        "evicting pod default/bound",
+        "node/pi-9 drained",
+    ]
+    assert main([*ekctl, "get", "pod", "bound"]) == 1
+    assert ok(ekctl, capsys, "get", "nodes", "-o", "name") == "node/pi-9\n"

@@ -35,11 +35,13 @@ spec:
 
 
 class FakeMaster:
-    """Just enough of master.api's semantics: create/unchanged/updated, get, list with selector, delete."""
+    """Just enough of master.api's semantics: apply, get, list with selector, delete with cascade, logs,
+    and the verbs scale, label, annotate, cordon, uncordon and drain."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.requests: list[ApiRequest] = []
+        self.timeouts: list[float | None] = []
         self.closed = False
         self.logs_text = "line 1\nline 2"
 
@@ -47,52 +49,120 @@ class FakeMaster:
         self.connection = connection
         return self
 
-    def call(self, request: ApiRequest) -> ApiResponse:
+    def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
         # Round-trip through the wire format, as the real transport does.
         request = ApiRequest.decode(request.encode())
         self.requests.append(request)
-        return ApiResponse.decode(self._handle(request).encode())
+        self.timeouts.append(timeout)
+        try:
+            response = self._handle(request)
+        except LookupError as exc:
+            response = ApiResponse(ok=False, error=ErrorInfo(reason="NotFound", message=f"{exc} not found"))
+        except ValueError as exc:
+            response = ApiResponse(ok=False, error=ErrorInfo(reason=exc.args[0], message=exc.args[1]))
+        return ApiResponse.decode(response.encode())
 
     def close(self) -> None:
         self.closed = True
+
+    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        self.objects[(obj["kind"], meta.get("namespace", ""), meta["name"])] = obj
+        return obj
+
+    def _apply(self, req: ApiRequest) -> ApiResponse:
+        outcomes = []
+        for doc in load_manifests(req.manifest or ""):
+            obj = doc.obj.to_dict()
+            k = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+            current = self.objects.get(k)
+            if current is None:
+                obj["metadata"]["creationTimestamp"] = "2024-05-01T12:00:00Z"
+                obj["metadata"]["uid"] = f"uid-{k[2]}"
+                obj["status"] = {"phase": "Pending"} if k[0] == "Pod" else {"replicas": 0}
+                self.objects[k] = obj
+                action = "created"
+            elif current["metadata"].get("labels") == obj["metadata"].get("labels"):
+                action = "unchanged"
+            else:
+                current["metadata"]["labels"] = obj["metadata"].get("labels")
+                action = "updated"
+            outcomes.append(Outcome(kind=k[0], namespace=k[1], name=k[2], action=action))
+        return ApiResponse(ok=True, outcomes=outcomes)
+
+    def _list(self, req: ApiRequest) -> ApiResponse:
+        if req.kind not in ("Pod", "Node", "ReplicationController", "ReplicaSet", "Event"):
+            raise ValueError("Invalid", f"kind: {req.kind!r} is not supported")
+        sel = parse_selector(req.selector or "")
+        found = [
+            o for (kind, namespace, _), o in sorted(self.objects.items())
+            if kind == req.kind and (req.namespace is None or req.kind == "Node" or namespace == req.namespace)
+            and sel.matches(o["metadata"].get("labels", {}))
+        ]
+        return ApiResponse(ok=True, items=found)
+
+    def _delete(self, key: tuple[str, str, str], cascade: str) -> list[Outcome]:
+        obj = self.objects.pop(key)
+        outcomes = [Outcome(kind=key[0], namespace=key[1], name=key[2], action="deleted")]
+        if cascade == "background":
+            uid = obj["metadata"].get("uid")
+            for k, pod in list(self.objects.items()):
+                if k[0] == "Pod" and any(r.get("uid") == uid for r in pod["metadata"].get("ownerReferences", [])):
+                    del self.objects[k]
+        return outcomes
+
+    def _relabel(self, obj: dict[str, Any], req: ApiRequest) -> None:
+        field = "labels" if req.verb is Verb.LABEL else "annotations"
+        current = obj["metadata"].setdefault(field, {})
+        for key, value in (req.labels or {}).items():
+            if value is not None and current.get(key, value) != value and not req.overwrite:
+                raise ValueError("Invalid", f"'{key}' already has a value ({current[key]}), and --overwrite is false")
+        for key, value in (req.labels or {}).items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+
+    def _drain(self, node: dict[str, Any]) -> list[Outcome]:
+        node.setdefault("spec", {})["unschedulable"] = True
+        outcomes = []
+        for key, pod in sorted(self.objects.items()):
+            if key[0] == "Pod" and pod["spec"].get("nodeName") == node["metadata"]["name"]:
+                outcomes += self._delete(key, "background")
+        return outcomes
 
     def _handle(self, req: ApiRequest) -> ApiResponse:
         ns = "" if req.kind == "Node" else (req.namespace or "default")
         key = (req.kind or "", ns, req.name or "")
         if req.verb is Verb.APPLY:
-            outcomes = []
-            for doc in load_manifests(req.manifest or ""):
-                obj = doc.obj.to_dict()
-                k = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
-                current = self.objects.get(k)
-                if current is None:
-                    obj["metadata"]["creationTimestamp"] = "2024-05-01T12:00:00Z"
-                    obj["status"] = {"phase": "Pending"}
-                    self.objects[k] = obj
-                    action = "created"
-                elif current["metadata"].get("labels") == obj["metadata"].get("labels"):
-                    action = "unchanged"
-                else:
-                    current["metadata"]["labels"] = obj["metadata"].get("labels")
-                    action = "updated"
-                outcomes.append(Outcome(kind=k[0], namespace=k[1], name=k[2], action=action))
-            return ApiResponse(ok=True, outcomes=outcomes)
+            return self._apply(req)
         if req.verb is Verb.LIST:
-            sel = parse_selector(req.selector or "")
-            found = [
-                o for (kind, namespace, _), o in sorted(self.objects.items())
-                if kind == req.kind and (req.namespace is None or req.kind == "Node" or namespace == req.namespace)
-                and sel.matches(o["metadata"].get("labels", {}))
-            ]
-            return ApiResponse(ok=True, items=found)
+            return self._list(req)
         if key not in self.objects:
-            return ApiResponse(ok=False, error=ErrorInfo(reason="NotFound", message=f"{key} not found"))
-        if req.verb is Verb.GET:
-            return ApiResponse(ok=True, object=self.objects[key])
-        if req.verb is Verb.DELETE:
-            del self.objects[key]
-            return ApiResponse(ok=True, outcomes=[Outcome(kind=key[0], namespace=ns, name=key[2], action="deleted")])
-        return ApiResponse(ok=True, text=self.logs_text)
+            raise LookupError(key)
+        obj = self.objects[key]
+        before = json.dumps(obj, sort_keys=True)
+        match req.verb:
+            case Verb.GET:
+                return ApiResponse(ok=True, object=obj)
+            case Verb.DELETE:
+                return ApiResponse(ok=True, outcomes=self._delete(key, req.cascade))
+            case Verb.SCALE:
+                if req.kind not in ("ReplicationController", "ReplicaSet"):
+                    raise ValueError("Invalid", f"kind: {req.kind} cannot be scaled")
+                obj["spec"]["replicas"] = req.replicas
+            case Verb.LABEL | Verb.ANNOTATE:
+                self._relabel(obj, req)
+            case Verb.CORDON | Verb.UNCORDON:
+                obj.setdefault("spec", {})["unschedulable"] = req.verb is Verb.CORDON
+            case Verb.DRAIN:
+                return ApiResponse(ok=True, object=obj, outcomes=self._drain(obj))
+            case _:
+                return ApiResponse(ok=True, text=self.logs_text)
+        # As the real master: the updated object, and an outcome saying whether anything changed.
+        action = "unchanged" if json.dumps(obj, sort_keys=True) == before else "updated"
+        outcome = Outcome(kind=key[0], namespace=ns, name=key[2], action=action)
+        return ApiResponse(ok=True, object=obj, outcomes=[outcome])
 
 
 @pytest.fixture
@@ -222,7 +292,7 @@ def test_unknown_resource_type(master: FakeMaster, capsys: Capture) -> None:
     assert ekctl(master, "get", "deployments") == 1
     assert capsys.readouterr().err.splitlines() == [
         'error: the server doesn\'t have a resource type "deployments"',
-        "hint: resource types: pods (po), nodes (no)",
+        "hint: resource types: pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), events (ev)",
     ]
 
 

@@ -23,7 +23,7 @@ class Raising:
     def connect(self, connection: Connection, timeout: float) -> Raising:
         return self
 
-    def call(self, request: ApiRequest) -> ApiResponse:
+    def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
         raise self.exc
 
     def close(self) -> None:
@@ -35,7 +35,7 @@ class Answering(Raising):
         super().__init__(RuntimeError())
         self.response = response
 
-    def call(self, request: ApiRequest) -> ApiResponse:
+    def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
         return self.response
 
 
@@ -119,13 +119,23 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage: ekctl" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", [[], ["apply"], ["get"], ["describe"], ["delete"], ["logs"], ["lint"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["apply"], ["get"], ["describe"], ["delete"], ["logs"], ["lint"], ["scale"], ["label"], ["annotate"],
+     ["cordon"], ["uncordon"], ["drain"]],
+)
 def test_help_exits_0(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*command, "--help"]) == 0
     assert capsys.readouterr().out.startswith(f"usage: ekctl {command[0] if command else ''}".rstrip())
 
 
-def test_global_flags_before_and_after_the_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+def test_global_flags_before_and_after_the_subcommand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Away from the repository, whose .edgekube/cluster.json (left by `make up`) would supply the port.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EDGEKUBE_MQTT_HOST", raising=False)
+    monkeypatch.delenv("EDGEKUBE_MQTT_PORT", raising=False)
     seen: list[tuple[Connection, float]] = []
 
     def connect(connection: Connection, timeout: float) -> Answering:

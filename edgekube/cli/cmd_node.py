@@ -1,0 +1,55 @@
+"""`ekctl cordon|uncordon|drain NODE...`: mark nodes unschedulable (or not), or cordon them and evict their pods."""
+
+from __future__ import annotations
+
+from edgekube.cli import pending
+from edgekube.cli.batch import run_each, select
+from edgekube.cli.context import Context
+from edgekube.cli.kinds import NODE, require, split_args
+from edgekube.model.errors import ValidationError
+
+#: drain evicts every pod before answering, so its answer may take longer than a plain request's.
+DRAIN_MIN_WAIT = 60.0
+
+
+def _names(ctx: Context, verb: str) -> list[str]:
+    """`NODE...`, `node/NODE...`, or the nodes -l SELECTOR lists."""
+    given = [str(n) for n in ctx.args.names]
+    names = given
+    if any("/" in n for n in given):
+        res, names = split_args(given)
+        require(res, (NODE,), verb)
+    if not names and not ctx.args.selector:
+        raise ValidationError(f"{verb}: no node name was given", hint=f"usage: ekctl {verb} NODE... or -l SELECTOR")
+    return select(ctx, NODE, names, verb=verb)
+
+
+def _mark(ctx: Context, *, schedulable: bool) -> int:
+    verb = "uncordon" if schedulable else "cordon"
+
+    def one(name: str) -> str:
+        edited = ctx.client().cordon(name, schedulable=schedulable)
+        return f"node/{name} {'already ' if edited.unchanged else ''}{verb}ed"
+
+    return run_each(ctx, NODE, _names(ctx, verb), one)
+
+
+def run_cordon(ctx: Context) -> int:
+    return _mark(ctx, schedulable=False)
+
+
+def run_uncordon(ctx: Context) -> int:
+    return _mark(ctx, schedulable=True)
+
+
+def run_drain(ctx: Context) -> int:
+    wait = max(ctx.timeout, DRAIN_MIN_WAIT)
+
+    def one(name: str) -> str:
+        client = ctx.client()
+        outcomes = pending.await_with_progress(lambda: client.drain(name, wait), ctx.err, f"draining node/{name}")
+        lines = [f"node/{name} cordoned"]
+        lines += [f"evicting pod {o.namespace}/{o.name}" for o in outcomes if o.kind == "Pod"]
+        return "\n".join([*lines, f"node/{name} drained"])
+
+    return run_each(ctx, NODE, _names(ctx, "drain"), one)

@@ -1,0 +1,153 @@
+"""describe's container and volume sections (kubectl's describeContainers/describeVolumes), for pods and templates."""
+
+from __future__ import annotations
+
+from edgekube.cli.describe import Writer
+from edgekube.cli.status import NONE, Obj, items, section
+from edgekube.cli.timefmt import rfc1123
+
+#: Kubernetes' probe defaults, for objects stored without them.
+_PROBE_DEFAULTS = (
+    ("initialDelaySeconds", "delay", 0),
+    ("timeoutSeconds", "timeout", 1),
+    ("periodSeconds", "period", 10),
+    ("successThreshold", "#success", 1),
+    ("failureThreshold", "#failure", 3),
+)
+
+
+def _host_port(host: object, port: object) -> str:
+    """Go's net.JoinHostPort: an IPv6 host goes in brackets."""
+    shown = str(host or "")
+    return f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
+
+
+def probe_text(probe: Obj) -> str:
+    """Port of kubectl's DescribeProbe: `http-get http://:8080/ delay=0s timeout=1s period=10s #success=1 ...`."""
+    attrs = []
+    for key, label, default in _PROBE_DEFAULTS:
+        value = probe.get(key, default)
+        attrs.append(f"{label}={value}s" if label in ("delay", "timeout", "period") else f"{label}={value}")
+    timing = " ".join(attrs)
+    exec_, http, tcp = section(probe, "exec"), section(probe, "httpGet"), section(probe, "tcpSocket")
+    if exec_:
+        command = exec_.get("command")
+        shown = " ".join(str(c) for c in command) if isinstance(command, list) else ""
+        return f"exec [{shown}] {timing}"
+    if http:
+        path = str(http.get("path") or "")
+        if path and not path.startswith("/"):
+            path = "/" + path
+        scheme = str(http.get("scheme") or "HTTP").lower()
+        return f"http-get {scheme}://{_host_port(http.get('host'), http.get('port', ''))}{path} {timing}"
+    if tcp:
+        return f"tcp-socket {tcp.get('host') or ''}:{tcp.get('port', '')} {timing}"
+    return f"unknown {timing}"
+
+
+def _state(w: Writer, label: str, state: Obj) -> None:
+    """Write like kubectl's describeStatus, plus a waiting message, which carries the runtime's error."""
+    running, waiting, terminated = (state.get(k) for k in ("running", "waiting", "terminated"))
+    if isinstance(running, dict):
+        w.field(2, label, "Running")
+        w.field(3, "Started", rfc1123(running.get("startedAt")))
+    elif isinstance(terminated, dict):
+        w.field(2, label, "Terminated")
+        if terminated.get("reason"):
+            w.field(3, "Reason", terminated["reason"])
+        if terminated.get("message"):
+            w.field(3, "Message", terminated["message"])
+        w.field(3, "Exit Code", terminated.get("exitCode", 0))
+        if terminated.get("signal"):
+            w.field(3, "Signal", terminated["signal"])
+        w.field(3, "Started", rfc1123(terminated.get("startedAt")))
+        w.field(3, "Finished", rfc1123(terminated.get("finishedAt")))
+    else:
+        w.field(2, label, "Waiting")
+        if isinstance(waiting, dict):
+            if waiting.get("reason"):
+                w.field(3, "Reason", waiting["reason"])
+            if waiting.get("message"):
+                w.field(3, "Message", waiting["message"])
+
+
+def _ports(ports: list[Obj], key: str) -> str:
+    shown = [f"{p.get(key, 0)}/{p.get('protocol', 'TCP')}" for p in ports]
+    return ", ".join(shown) or NONE
+
+
+def _container(w: Writer, container: Obj, status: Obj | None, name_indent: str) -> None:
+    w.line(1, f"{name_indent}{container.get('name', '')}:")
+    if status and status.get("containerID"):
+        w.field(2, "Container ID", status["containerID"])
+    w.field(2, "Image", container.get("image", ""))
+    if status and status.get("imageID"):
+        w.field(2, "Image ID", status["imageID"])
+    ports = items(container, "ports")
+    w.field(2, "Ports" if len(ports) > 1 else "Port", _ports(ports, "containerPort"))
+    w.field(2, "Host Ports" if len(ports) > 1 else "Host Port", _ports(ports, "hostPort"))
+    for key, label in (("command", "Command"), ("args", "Args")):
+        values = container.get(key)
+        if isinstance(values, list) and values:
+            w.line(2, f"{label}:")
+            for value in values:
+                w.line(3, str(value))
+    if status is not None:
+        _state(w, "State", section(status, "state"))
+        last = section(status, "lastState")
+        if isinstance(last.get("terminated"), dict):
+            _state(w, "Last State", last)
+        w.field(2, "Ready", "True" if status.get("ready") else "False")
+        w.field(2, "Restart Count", status.get("restartCount", 0))
+    resources = section(container, "resources")
+    for key, label in (("limits", "Limits"), ("requests", "Requests")):
+        values = section(resources, key)
+        if values:
+            w.line(2, f"{label}:")
+            for name in sorted(values):
+                w.field(3, name, values[name])
+    for key, label in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness")):
+        probe = section(container, key)
+        if probe:
+            w.field(2, label, probe_text(probe))
+    env = items(container, "env")
+    if env:
+        w.line(2, "Environment:")
+        for var in env:
+            w.field(3, str(var.get("name", "")), var.get("value", ""))
+    else:
+        w.field(2, "Environment", NONE)
+    mounts = items(container, "volumeMounts")
+    if mounts:
+        w.line(2, "Mounts:")
+        for m in mounts:
+            mode = "ro" if m.get("readOnly") else "rw"
+            w.line(3, f"{m.get('mountPath', '')} from {m.get('name', '')} ({mode})")
+    else:
+        w.field(2, "Mounts", NONE)
+
+
+def containers(w: Writer, spec: Obj, statuses: list[Obj] | None, space: str = "") -> None:
+    """`space` is kubectl's extra indent for a pod template ("  "), which also shifts names by one column."""
+    listed = items(spec, "containers")
+    w.line(0, f"{space}Containers:" + ("" if listed else " <none>"))
+    by_name = {str(s.get("name")): s for s in statuses or []}
+    for container in listed:
+        status = by_name.get(str(container.get("name"))) if statuses is not None else None
+        _container(w, container, status, " " if space else "")
+
+
+def volumes(w: Writer, volume_list: list[Obj], space: str = "") -> None:
+    if not volume_list:
+        w.field(0, f"{space}Volumes", NONE)
+        return
+    w.line(0, f"{space}Volumes:")
+    for volume in volume_list:
+        w.line(1, f"{' ' if space else ''}{volume.get('name', '')}:")
+        empty_dir = volume.get("emptyDir")
+        if isinstance(empty_dir, dict):
+            w.field(2, "Type", "EmptyDir (a temporary directory that shares a pod's lifetime)")
+            w.field(2, "Medium", empty_dir.get("medium", ""))
+            w.field(2, "SizeLimit", empty_dir.get("sizeLimit") or "<unset>")
+        else:
+            w.field(2, "Type", "<unknown>")
