@@ -16,7 +16,8 @@ from edgekube.model.wire import NodeDesired
 log = logging.getLogger(__name__)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so a power cut leaves the old or the new file, never a torn one."""
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -59,7 +60,7 @@ class DesiredState:
         self._adopt(message)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.path, raw)
+            write_atomically(self.path, raw)
         return True
 
     def _adopt(self, message: NodeDesired) -> None:

@@ -1,16 +1,17 @@
-"""Pure reconciliation for the agent: plan(desired, observed) -> actions, and pod status from what Podman shows."""
+"""Pure reconciliation for the agent: plan(desired, observed, memory) -> actions, and pod status; used by Agent."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from edgekube.agent.restarts import Decision, Verdict, decide
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
 from edgekube.model.names import PodUID
-from edgekube.model.pod import Pod, RestartPolicy
+from edgekube.model.pod import Pod
 
 
 @dataclass(frozen=True)
@@ -38,18 +39,77 @@ class Remove:
     grace_seconds: int = 10
 
 
-Action = Create | Remove
+@dataclass(frozen=True)
+class Stop:
+    """Shared fate: stop what still runs of the pod; then restart it (after back-off) or mark it finished."""
+
+    uid: PodUID
+    decision: Decision
+    grace_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Start the stopped pod again, as a unit, once its back-off has passed."""
+
+    uid: PodUID
+    grace_seconds: int = 10
+
+
+Action = Create | Remove | Stop | Restart
+
+
+@dataclass(frozen=True)
+class PodMemory:
+    """What the agent knows about a pod beyond what Podman shows; the default is "nothing happened yet"."""
+
+    finished: str | None = None  # "Succeeded"/"Failed": ended for good, never restarted
+    restart_pending: bool = False  # stopped by shared fate, waiting for its back-off
+    restart_due: bool = False  # ... and the back-off is over
+    back_off: str | None = None  # while waiting: the CrashLoopBackOff message
+    unhealthy: frozenset[str] = frozenset()  # containers whose liveness probe failed
+    not_ready: frozenset[str] = frozenset()  # running containers whose readiness probe has not passed
+    restart_count: Mapping[str, int] = field(default_factory=dict)
+    last_state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+NOTHING = PodMemory()
+
+
+def heal(desired: DesiredPod, observed: ObservedPod, memory: PodMemory = NOTHING) -> Stop | Restart | None:
+    """What to do about a running pod whose spec matches: nothing, stop it (shared fate), or restart it."""
+    grace = desired.pod.spec.termination_grace_period_seconds
+    if memory.finished:
+        return None
+    if memory.restart_pending:
+        return Restart(desired.uid, grace) if memory.restart_due else None
+    decision = decide(
+        desired.pod.spec.restart_policy,
+        observed.containers,
+        unhealthy=memory.unhealthy,
+        sandbox_running=observed.infra_running,
+    )
+    if decision.verdict is Verdict.KEEP:
+        return None
+    return Stop(desired.uid, decision, grace)
 
 
 def plan(
     desired: Sequence[DesiredPod],
     observed: Sequence[ObservedPod],
     blocked: frozenset[PodUID] = frozenset(),
+    memory: Mapping[PodUID, PodMemory] | None = None,
 ) -> list[Action]:
-    """Removals first (free ports and memory), then creations; `blocked` pods are in back-off, not retried yet."""
+    """Removals first (free ports and memory), then creations, then stops and restarts of running pods.
+
+    `blocked` pods are busy or in back-off: not created, stopped or restarted now (an old version of one
+    is still removed).
+    """
+    memory = memory or {}
     want = {d.uid: d for d in desired}
     actions: list[Action] = []
     have: set[PodUID] = set()
+    kept: list[tuple[DesiredPod, ObservedPod]] = []
     for obs in observed:
         target = want.get(obs.uid)
         if target is None:
@@ -59,7 +119,13 @@ def plan(
             actions.append(Remove(obs.uid, "spec changed", grace))
         else:
             have.add(obs.uid)
+            kept.append((target, obs))
     actions.extend(Create(d) for d in desired if d.uid not in have and d.uid not in blocked)
+    for target, obs in kept:
+        if target.uid not in blocked:
+            action = heal(target, obs, memory.get(target.uid, NOTHING))
+            if action is not None:
+                actions.append(action)
     return actions
 
 
@@ -71,35 +137,57 @@ class Failure:
     message: str
 
 
-def _container_status(spec_image: str, name: str, obs: ObservedContainer | None) -> dict[str, Any]:
-    status: dict[str, Any] = {"name": name, "image": spec_image, "ready": False, "restartCount": 0}
+def terminated(obs: ObservedContainer) -> dict[str, Any]:
+    """A container's `terminated` state as Kubernetes shows it (also what lastState keeps)."""
+    code = obs.exit_code if obs.exit_code is not None else -1
+    term: dict[str, Any] = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+    if obs.error == "OOMKilled":
+        term["reason"] = "OOMKilled"
+    if obs.started_at:
+        term["startedAt"] = obs.started_at
+    if obs.finished_at:
+        term["finishedAt"] = obs.finished_at
+    if obs.error:
+        term["message"] = obs.error
+    return term
+
+
+def _container_status(spec_image: str, name: str, obs: ObservedContainer | None, memory: PodMemory) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "name": name,
+        "image": spec_image,
+        "ready": False,
+        "restartCount": memory.restart_count.get(name, 0),
+    }
+    last = memory.last_state.get(name)
+    if last:
+        status["lastState"] = dict(last)
     if obs is None:
         status["state"] = {"waiting": {"reason": "ContainerCreating"}}
         return status
     status["containerID"] = f"podman://{obs.container_id}"
-    if obs.state is ContainerRunState.RUNNING:
+    if memory.back_off is not None:
+        status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": memory.back_off}}
+    elif obs.state is ContainerRunState.RUNNING:
         status["state"] = {"running": {"startedAt": obs.started_at}} if obs.started_at else {"running": {}}
-        status["ready"] = True
+        status["ready"] = name not in memory.not_ready and name not in memory.unhealthy
     elif obs.state is ContainerRunState.EXITED:
-        code = obs.exit_code if obs.exit_code is not None else -1
-        term: dict[str, Any] = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
-        if obs.started_at:
-            term["startedAt"] = obs.started_at
-        if obs.finished_at:
-            term["finishedAt"] = obs.finished_at
-        if obs.error:
-            term["message"] = obs.error
-        status["state"] = {"terminated": term}
+        status["state"] = {"terminated": terminated(obs)}
     else:
         status["state"] = {"waiting": {"reason": "ContainerCreating"}}
     return status
 
 
-def pod_status(desired: DesiredPod, observed: ObservedPod | None, failure: Failure | None) -> dict[str, Any]:
-    """Kubernetes-shaped status: phase, per-container state, Ready condition; a create failure wins."""
+def pod_status(
+    desired: DesiredPod,
+    observed: ObservedPod | None,
+    failure: Failure | None,
+    memory: PodMemory = NOTHING,
+) -> dict[str, Any]:
+    """Kubernetes-shaped status: phase, per-container state, restarts, Ready condition; a create failure wins."""
     pod = desired.pod
     by_name = {c.name: c for c in observed.containers} if observed else {}
-    containers = [_container_status(c.image, c.name, by_name.get(c.name)) for c in pod.spec.containers]
+    containers = [_container_status(c.image, c.name, by_name.get(c.name), memory) for c in pod.spec.containers]
     status: dict[str, Any] = {"containerStatuses": containers}
     if failure is not None and observed is None:
         for c in containers:
@@ -107,17 +195,26 @@ def pod_status(desired: DesiredPod, observed: ObservedPod | None, failure: Failu
         status.update(phase="Failed", reason=failure.reason, message=failure.message)
         status["conditions"] = [{"type": "Ready", "status": "False", "reason": failure.reason}]
         return status
+    if observed is not None and observed.ip:
+        status["podIP"] = observed.ip
     states = [next(iter(c["state"])) for c in containers]
-    if observed is None or ("waiting" in states and "running" not in states):
+    if memory.finished:
+        phase = memory.finished
+    elif observed is not None and memory.back_off is not None:
+        phase = "Running"  # as in Kubernetes: a pod in CrashLoopBackOff is Running, with nothing ready
+    elif observed is None:
         phase = "Pending"
-    elif "running" in states:
-        phase = "Running"
     else:
-        codes = [c["state"]["terminated"]["exitCode"] for c in containers]
-        if pod.spec.restart_policy is RestartPolicy.ALWAYS:
-            phase = "Running"  # Always restarts: a terminated container is about to come back
+        decision = decide(
+            pod.spec.restart_policy, observed.containers, unhealthy=memory.unhealthy,
+            sandbox_running=observed.infra_running,
+        )  # fmt: skip
+        if decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED):
+            phase = decision.verdict.value  # about to be stopped and marked finished
+        elif decision.verdict is Verdict.RESTART or "running" in states:
+            phase = "Running"
         else:
-            phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
+            phase = "Pending"
     status["phase"] = phase
     ready = phase == "Running" and all(c["ready"] for c in containers)
     status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]

@@ -56,7 +56,17 @@ class TestPodmanRuntimeContract(RuntimeContract):
             others.append(other)
             return other
 
-        yield Harness(runtime=runtime, image=demo_image, reopen=reopen, node=runtime.node)
+        def kill(uid: PodUID, container: str) -> None:
+            [pod] = [p for p in runtime.list_pods() if p.uid == uid]
+            podman_service.podman("kill", next(c.container_id for c in pod.containers if c.name == container))
+
+        def power_off(uid: PodUID) -> None:
+            # Only this pod: the Podman service is shared by the whole session.
+            podman_service.podman("pod", "stop", "-t", "2", *_labelled(podman_service, uid)["pods"])
+
+        yield Harness(
+            runtime=runtime, image=demo_image, reopen=reopen, node=runtime.node, kill=kill, power_off=power_off
+        )
         for other in others:
             other.close()
 
@@ -313,3 +323,39 @@ def test_demo_image_has_the_applets_and_is_imported_once(podman_service: PodmanS
     first = podman_service.podman("image", "inspect", "--format", "{{.Id}}", image).stdout
     assert ensure_demo_image(podman_service) == image
     assert podman_service.podman("image", "inspect", "--format", "{{.Id}}", image).stdout == first
+
+
+def test_exec_returns_stdout_and_stderr_and_never_piles_up_a_hung_command(
+    runtime: PodmanRuntime, demo_image: str
+) -> None:
+    uid = new_uid()
+    runtime.create_pod(make_pod("exec", demo_image), uid, "h")
+    wait_for(runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
+    code, output = runtime.exec(uid, "main", ["sh", "-c", "echo out; echo err >&2; exit 3"], 5)
+    assert code == 3
+    assert sorted(output.splitlines()) == ["err", "out"]
+    with pytest.raises(RuntimeFailure, match="timed out after 1s"):
+        runtime.exec(uid, "main", ["sleep", "3"], 1)
+    started = time.monotonic()
+    with pytest.raises(RuntimeFailure, match="previous run has not finished yet") as caught:
+        runtime.exec(uid, "main", ["sleep", "3"], 1)
+    assert caught.value.reason == "Timeout"
+    assert time.monotonic() - started < 0.5
+    assert runtime.exec(uid, "main", ["true"], 5) == (0, "")  # other commands still run
+
+
+def test_the_pod_ip_is_reachable_from_the_host(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = new_uid()
+    pod = make_pod("reach", demo_image, {"name": "web", "image": demo_image,
+                                         "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]})  # fmt: skip
+    created = runtime.create_pod(pod, uid, "h")
+    assert created.ip is not None
+    body = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not body:
+        try:
+            with urllib.request.urlopen(f"http://{created.ip}:8080/", timeout=2) as response:
+                body = response.read()
+        except OSError:
+            time.sleep(0.1)
+    assert body == b"hello from edgekube\n"

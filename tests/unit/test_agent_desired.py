@@ -1,4 +1,4 @@
-"""The agent's desired state: generation/epoch ordering, per-pod rejection, and the local copy on disk."""
+"""The agent's disk: desired state (generation/epoch ordering, per-pod rejection, local copy) and restart ledger."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from edgekube.agent.desired import DesiredState
+from edgekube.agent.ledger import PodRecord, RestartLedger
 from edgekube.agent.reconcile import spec_hash
+from edgekube.model.names import PodUID
 from edgekube.model.wire import NodeDesired
 
 
@@ -172,3 +174,67 @@ def test_a_persisted_set_with_a_bad_pod_keeps_the_good_ones(tmp_path: Path) -> N
     restored = DesiredState.load(path)
     assert [d.pod.metadata.name for d in restored.pods] == ["ok"]
     assert list(restored.rejected) == ["bad"]
+
+
+# -- the restart ledger: counts that outlive the agent ---------------------------------------------------------
+
+
+def test_the_ledger_counts_restarts_per_pod_and_survives_a_reload(tmp_path: Path) -> None:
+    path = tmp_path / "restarts.json"
+    ledger = RestartLedger.load(path)
+    assert ledger.get(PodUID("u1"), "pod-1") is None
+    ledger.restarted(PodUID("u1"), "pod-1", ["web", "side"], {"web": {"terminated": {"exitCode": 1}}})
+    ledger.restarted(PodUID("u1"), "pod-1", ["web", "side"], {"side": {"terminated": {"exitCode": 143}}})
+    ledger.finished(PodUID("u2"), "pod-2", "Succeeded", "all containers exited with code 0")
+    ledger.finished(PodUID("u2"), "pod-2", "Succeeded", "all containers exited with code 0")  # no change: no write
+    assert ledger.writes == 3
+    again = RestartLedger.load(path)
+    record = again.get(PodUID("u1"), "pod-1")
+    assert record is not None
+    assert record.restart_count == {"web": 2, "side": 2}
+    assert record.last_state == {"web": {"terminated": {"exitCode": 1}}, "side": {"terminated": {"exitCode": 143}}}
+    done = again.get(PodUID("u2"), "pod-2")
+    assert done is not None and (done.finished, done.message) == ("Succeeded", "all containers exited with code 0")
+    assert again.writes == 0
+
+
+def test_a_record_belongs_to_one_podman_pod(tmp_path: Path) -> None:
+    ledger = RestartLedger.load(tmp_path / "restarts.json")
+    ledger.restarted(PodUID("u1"), "pod-1", ["web"], {})
+    assert ledger.get(PodUID("u1"), "pod-2") is None  # re-created (e.g. spec changed): counts start over
+    ledger.restarted(PodUID("u1"), "pod-2", ["web"], {})
+    record = ledger.get(PodUID("u1"), "pod-2")
+    assert record is not None and record.restart_count == {"web": 1}
+
+
+def test_retain_drops_gone_pods_and_writes_only_then(tmp_path: Path) -> None:
+    ledger = RestartLedger.load(tmp_path / "restarts.json")
+    ledger.restarted(PodUID("u1"), "p1", ["a"], {})
+    ledger.restarted(PodUID("u2"), "p2", ["a"], {})
+    ledger.retain([PodUID("u1"), PodUID("u2")])
+    assert ledger.writes == 2
+    ledger.retain([PodUID("u1")])
+    assert ledger.writes == 3
+    assert RestartLedger.load(tmp_path / "restarts.json").get(PodUID("u2"), "p2") is None
+
+
+def test_records_handed_out_are_copies(tmp_path: Path) -> None:
+    ledger = RestartLedger()
+    ledger.restarted(PodUID("u1"), "p1", ["a"], {})
+    record = ledger.get(PodUID("u1"), "p1")
+    assert record is not None
+    record.restart_count["a"] = 99
+    assert ledger.get(PodUID("u1"), "p1") == PodRecord(pod_id="p1", restart_count={"a": 1})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not json", b"[]", b'{"format": "other"}', b'{"format": "edgekube/agent-restarts/v1", "pods": {"u": {}}}'],
+)
+def test_an_unreadable_ledger_is_ignored(tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "restarts.json"
+    path.write_bytes(content)
+    with caplog.at_level(logging.ERROR):
+        ledger = RestartLedger.load(path)
+    assert ledger.get(PodUID("u"), "p") is None
+    assert "ignoring unreadable restart ledger" in caplog.text

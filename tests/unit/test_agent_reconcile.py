@@ -1,17 +1,30 @@
-"""The agent's pure reconciler: plan(desired, observed) and the Kubernetes-shaped pod status it reports."""
+"""The agent's pure reconciler: plan(desired, observed, memory), shared fate by restartPolicy, and pod status."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from edgekube.agent.reconcile import Create, DesiredPod, Failure, Remove, plan, pod_status, spec_hash
+from edgekube.agent.reconcile import (
+    Create,
+    DesiredPod,
+    Failure,
+    PodMemory,
+    Remove,
+    Restart,
+    Stop,
+    plan,
+    pod_status,
+    spec_hash,
+)
+from edgekube.agent.restarts import Decision, Verdict, decide
 from edgekube.agent.runtime.fake import FakeRuntime
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import PodUID
-from edgekube.model.pod import Pod
+from edgekube.model.pod import Pod, RestartPolicy
 from edgekube.model.status import PodStatus
 
 RUN = ContainerRunState.RUNNING
@@ -136,6 +149,7 @@ def test_plan_converges_on_the_fake_runtime_and_then_has_nothing_to_do() -> None
         if isinstance(action, Remove):
             runtime.remove_pod(action.uid, action.grace_seconds)
         else:
+            assert isinstance(action, Create)
             runtime.create_pod(action.desired.pod, action.desired.uid, action.desired.spec_hash)
     assert runtime.calls[2:] == [("remove", "a"), ("remove", "b"), ("create", "b"), ("create", "c")]
     assert sorted((p.uid, p.spec_hash) for p in runtime.list_pods()) == [("b", B.spec_hash), ("c", C.spec_hash)]
@@ -197,7 +211,9 @@ def test_a_running_container_without_a_start_time() -> None:
         ("Never", [(EXIT, None)], "Failed", "False"),  # no exit code: -1, a failure
         ("Never", [(RUN, None), (EXIT, 0)], "Running", "False"),
         ("OnFailure", [(EXIT, 0)], "Succeeded", "False"),
-        ("OnFailure", [(EXIT, 2)], "Failed", "False"),
+        ("OnFailure", [(EXIT, 2)], "Running", "False"),  # about to be restarted
+        ("OnFailure", [(RUN, None), (EXIT, 0)], "Running", "False"),
+        ("Never", [(RUN, None), (EXIT, 1)], "Failed", "False"),  # shared fate: the running one is stopped
         ("Always", [(EXIT, 0)], "Running", "False"),  # Always: the container is about to come back
         ("Always", [(EXIT, 1), (EXIT, 0)], "Running", "False"),
         ("Always", [(RUN, None), (RUN, None)], "Running", "True"),
@@ -220,7 +236,8 @@ def test_phase_follows_the_containers_and_the_restart_policy(
     ("fields", "terminated"),
     [
         ({"exit_code": 0}, {"exitCode": 0, "reason": "Completed"}),
-        ({"exit_code": 137, "error": "OOMKilled"}, {"exitCode": 137, "reason": "Error", "message": "OOMKilled"}),
+        ({"exit_code": 137, "error": "OOMKilled"}, {"exitCode": 137, "reason": "OOMKilled", "message": "OOMKilled"}),
+        ({"exit_code": 1, "error": "boom"}, {"exitCode": 1, "reason": "Error", "message": "boom"}),
         ({}, {"exitCode": -1, "reason": "Error"}),
         (
             {"exit_code": 0, "started_at": T0, "finished_at": T1},
@@ -291,3 +308,203 @@ def test_every_status_is_a_valid_pod_status(obs: str | None, failure: Failure | 
         seen = observed(d, container("app", EXIT, exit_code=3, started_at=T0, finished_at=T1, error="x"))
     status = pod_status(d, seen, failure)
     assert PodStatus.model_validate(status).to_dict() == status
+
+
+# -- decide: shared fate by restartPolicy -----------------------------------------------------------------------
+
+K, R, S, F = Verdict.KEEP, Verdict.RESTART, Verdict.SUCCEEDED, Verdict.FAILED
+
+
+@pytest.mark.parametrize(
+    ("states", "unhealthy", "sandbox", "always", "on_failure", "never"),
+    [
+        pytest.param([(RUN, None), (RUN, None)], "", True, K, K, K, id="all-running"),
+        pytest.param([(CREATED, None), (RUN, None)], "", True, K, K, K, id="starting"),
+        pytest.param([(EXIT, 0), (RUN, None)], "", True, R, K, K, id="one-exited-0"),
+        pytest.param([(EXIT, 0), (EXIT, 0)], "", True, R, S, S, id="all-exited-0"),
+        pytest.param([(EXIT, 1), (RUN, None)], "", True, R, R, F, id="one-failed"),
+        pytest.param([(EXIT, 137), (EXIT, 0)], "", True, R, R, F, id="killed-and-done"),
+        pytest.param([(EXIT, None), (RUN, None)], "", True, R, R, F, id="no-exit-code-is-a-failure"),
+        pytest.param([(RUN, None), (RUN, None)], "c1", True, R, R, F, id="liveness-failed"),
+        pytest.param([(EXIT, 0), (RUN, None)], "c0", True, R, R, F, id="liveness-killed-then-exited-0"),
+        pytest.param([(RUN, None), (RUN, None)], "", False, R, R, F, id="sandbox-stopped"),
+        pytest.param([(EXIT, 0), (EXIT, 0)], "", False, R, R, F, id="reboot-stopped-it-all"),
+    ],
+)
+def test_decide_restart_policy_table(
+    states: list[tuple[ContainerRunState, int | None]],
+    unhealthy: str,
+    sandbox: bool,
+    always: Verdict,
+    on_failure: Verdict,
+    never: Verdict,
+) -> None:
+    containers = [container(f"c{i}", s, exit_code=code) for i, (s, code) in enumerate(states)]
+    sick = frozenset({unhealthy}) if unhealthy else frozenset()
+    got = [
+        decide(policy, containers, unhealthy=sick, sandbox_running=sandbox).verdict
+        for policy in (RestartPolicy.ALWAYS, RestartPolicy.ON_FAILURE, RestartPolicy.NEVER)
+    ]
+    assert got == [always, on_failure, never]
+
+
+def test_decide_names_the_culprit_and_why() -> None:
+    crashed = [container("web", EXIT, exit_code=0), container("side", EXIT, exit_code=3)]
+    assert decide(RestartPolicy.ALWAYS, crashed) == Decision(R, ("side",), "container side exited with code 3")
+    ran = [container("web", EXIT, exit_code=0), container("side", RUN)]
+    assert decide(RestartPolicy.ALWAYS, ran) == Decision(R, ("web",), "container web exited with code 0")
+    live = [container("web", RUN)]
+    assert decide(RestartPolicy.NEVER, live, unhealthy=frozenset({"web"})) == Decision(
+        F, ("web",), "container web failed its liveness probe"
+    )
+    assert decide(RestartPolicy.ALWAYS, live, sandbox_running=False) == Decision(R, ("",), "pod sandbox stopped")
+    done = [container("web", EXIT, exit_code=0)]
+    assert decide(RestartPolicy.ON_FAILURE, done) == Decision(S, (), "all containers exited with code 0")
+
+
+# -- plan with restarts -------------------------------------------------------------------------------------------
+
+NEVER = desired("n", restartPolicy="Never")
+ONF = desired("o", restartPolicy="OnFailure", containers=("a", "b"))
+
+
+def stop(d: DesiredPod, verdict: Verdict, culprits: tuple[str, ...], why: str) -> Stop:
+    return Stop(d.uid, Decision(verdict, culprits, why), d.pod.spec.termination_grace_period_seconds)
+
+
+@pytest.mark.parametrize(
+    ("want", "have", "memory", "actions"),
+    [
+        pytest.param([A], [observed(A, container("app", RUN))], {}, [], id="healthy"),
+        pytest.param(
+            [A], [observed(A, container("app", EXIT, exit_code=0))], {},
+            [stop(A, R, ("app",), "container app exited with code 0")], id="always-restarts",
+        ),
+        pytest.param(
+            [ONF], [observed(ONF, container("a", EXIT, exit_code=0), container("b", RUN))], {}, [],
+            id="on-failure-exit-0-keeps-the-rest",
+        ),
+        pytest.param(
+            [ONF], [observed(ONF, container("a", RUN), container("b", EXIT, exit_code=2))], {},
+            [stop(ONF, R, ("b",), "container b exited with code 2")], id="on-failure-restarts-the-pod",
+        ),
+        pytest.param(
+            [NEVER], [observed(NEVER, container("app", EXIT, exit_code=1))], {},
+            [stop(NEVER, F, ("app",), "container app exited with code 1")], id="never-fails",
+        ),
+        pytest.param(
+            [NEVER], [observed(NEVER, container("app", EXIT, exit_code=0))], {},
+            [stop(NEVER, S, (), "all containers exited with code 0")], id="never-succeeds",
+        ),
+        pytest.param(
+            [NEVER], [observed(NEVER, container("app", EXIT, exit_code=1))], {NEVER.uid: PodMemory(finished="Failed")},
+            [], id="finished-stays-finished",
+        ),
+        pytest.param(
+            [A], [observed(A, container("app", EXIT, exit_code=1))], {A.uid: PodMemory(restart_pending=True)},
+            [], id="waiting-for-back-off",
+        ),
+        pytest.param(
+            [A], [observed(A, container("app", EXIT, exit_code=1))],
+            {A.uid: PodMemory(restart_pending=True, restart_due=True)}, [Restart(A.uid, 10)], id="back-off-over",
+        ),
+        pytest.param(
+            [A], [observed(A, container("app", RUN))], {A.uid: PodMemory(unhealthy=frozenset({"app"}))},
+            [stop(A, R, ("app",), "container app failed its liveness probe")], id="liveness",
+        ),
+        pytest.param(
+            [A], [replace(observed(A, container("app", EXIT, exit_code=0)), infra_running=False)], {},
+            [stop(A, R, ("",), "pod sandbox stopped")], id="rebooted",
+        ),
+        pytest.param(
+            [A, B],
+            [observed(B, container("app", EXIT, exit_code=1)), observed(C)],
+            {},
+            [
+                Remove(C.uid, "not in the node's desired state"),
+                Create(A),
+                stop(B, R, ("app",), "container app exited with code 1"),
+            ],
+            id="removals-creations-then-restarts",
+        ),
+    ],
+)
+def test_plan_with_restarts(
+    want: list[DesiredPod], have: list[ObservedPod], memory: dict[PodUID, PodMemory], actions: list[Any]
+) -> None:
+    assert plan(want, have, frozenset(), memory) == actions
+
+
+def test_a_blocked_pod_is_neither_stopped_nor_restarted() -> None:
+    crashed = observed(A, container("app", EXIT, exit_code=1))
+    assert plan([A], [crashed], frozenset({A.uid})) == []
+    due = {A.uid: PodMemory(restart_pending=True, restart_due=True)}
+    assert plan([A], [crashed], frozenset({A.uid}), due) == []
+
+
+# -- pod_status with restarts, back-off and readiness ------------------------------------------------------------
+
+
+def test_crash_loop_back_off_status() -> None:
+    d = desired("p", containers=("web", "side"))
+    last = {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": T1}}
+    memory = PodMemory(
+        restart_pending=True,
+        back_off="back-off 4s restarting failed container=web pod=default/pod-p",
+        restart_count={"web": 3, "side": 3},
+        last_state={"web": last, "side": {"terminated": {"exitCode": 143, "reason": "Error"}}},
+    )
+    obs = replace(
+        observed(d, container("web", EXIT, exit_code=1), container("side", EXIT, exit_code=143)), ip="10.88.0.7"
+    )
+    status = pod_status(d, obs, None, memory)
+    assert phase_and_ready(status) == ("Running", "False")
+    assert status["podIP"] == "10.88.0.7"
+    web, side = status["containerStatuses"]
+    assert web == {
+        "name": "web",
+        "image": "busybox",
+        "ready": False,
+        "restartCount": 3,
+        "containerID": "podman://id-web",
+        "state": {
+            "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": "back-off 4s restarting failed container=web pod=default/pod-p",
+            }
+        },
+        "lastState": last,
+    }
+    assert side["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert side["lastState"] == {"terminated": {"exitCode": 143, "reason": "Error"}}
+    assert PodStatus.model_validate(status).to_dict() == status
+
+
+def test_restarted_pod_shows_count_and_last_state_while_running() -> None:
+    d = desired("p")
+    last = {"app": {"terminated": {"exitCode": 137, "reason": "Error"}}}
+    memory = PodMemory(restart_count={"app": 1}, last_state=last)
+    status = pod_status(d, observed(d, container("app", RUN, started_at=T1)), None, memory)
+    assert phase_and_ready(status) == ("Running", "True")
+    [c] = status["containerStatuses"]
+    assert (c["restartCount"], c["lastState"], c["state"]) == (
+        1, {"terminated": {"exitCode": 137, "reason": "Error"}}, {"running": {"startedAt": T1}}
+    )  # fmt: skip
+
+
+def test_readiness_gates_the_container_and_the_pod() -> None:
+    d = desired("p", containers=("web", "side"))
+    both = observed(d, container("web", RUN), container("side", RUN))
+    status = pod_status(d, both, None, PodMemory(not_ready=frozenset({"web"})))
+    assert phase_and_ready(status) == ("Running", "False")
+    assert [c["ready"] for c in status["containerStatuses"]] == [False, True]
+    assert phase_and_ready(pod_status(d, both, None, PodMemory())) == ("Running", "True")
+
+
+def test_a_finished_pod_keeps_its_phase() -> None:
+    d = desired("p", restartPolicy="Never", containers=("a", "b"))
+    obs = observed(d, container("a", EXIT, exit_code=1), container("b", EXIT, exit_code=143))
+    assert phase_and_ready(pod_status(d, obs, None, PodMemory(finished="Failed"))) == ("Failed", "False")
+    # Even after a reboot stopped the sandbox: no restart, still Failed.
+    rebooted = replace(obs, infra_running=False)
+    assert phase_and_ready(pod_status(d, rebooted, None, PodMemory(finished="Failed"))) == ("Failed", "False")

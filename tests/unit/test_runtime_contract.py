@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,8 @@ class Harness:
     image: str  # present on the node
     reopen: Callable[[NodeName | None], PodRuntime]  # another instance on the same engine (None: same node)
     node: NodeName
+    kill: Callable[[PodUID, str], None]  # `podman kill` one container from outside
+    power_off: Callable[[PodUID], None]  # what a reboot leaves of the pod: everything stopped, infra too
 
 
 def new_uid() -> PodUID:
@@ -176,6 +179,119 @@ class RuntimeContract:
             harness.runtime.logs(uid, "nope")
 
 
+    # -- shared fate: stop and restart a pod as a unit ----------------------------------------------------------
+
+    def test_a_running_pod_has_an_ip(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("ip", harness.image), uid, "h")
+        pod = wait_for(harness.runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
+        assert pod.infra_running
+        assert pod.ip is not None and re.match(r"^\d+\.\d+\.\d+\.\d+$", pod.ip)
+
+    def test_stop_pod_stops_the_containers_and_keeps_the_pod(self, harness: Harness) -> None:
+        uid = new_uid()
+        pod = make_pod(
+            "stop", harness.image,
+            {"name": "a", "image": harness.image, "command": IDLE},
+            {"name": "b", "image": harness.image, "command": IDLE},
+        )  # fmt: skip
+        created = harness.runtime.create_pod(pod, uid, "h")
+        wait_for(harness.runtime, uid, lambda p: all(c.state == ContainerRunState.RUNNING for c in p.containers))
+        harness.runtime.stop_pod(uid, grace_seconds=5)
+        [stopped] = [p for p in harness.runtime.list_pods() if p.uid == uid]
+        assert [c.state for c in stopped.containers] == [ContainerRunState.EXITED] * 2
+        assert all(c.exit_code is not None and c.finished_at for c in stopped.containers)
+        assert stopped.pod_id == created.pod_id
+        assert [c.container_id for c in stopped.containers] == [c.container_id for c in created.containers]
+        assert stopped.infra_running and stopped.ip == created.ip  # the sandbox keeps the pod's address
+        harness.runtime.stop_pod(uid, grace_seconds=5)  # stopping a stopped pod is a no-op
+
+    def test_restart_pod_after_a_container_died_restarts_all_with_the_same_ids(self, harness: Harness) -> None:
+        uid = new_uid()
+        pod = make_pod(
+            "restart", harness.image,
+            {"name": "a", "image": harness.image, "command": IDLE},
+            {"name": "b", "image": harness.image, "command": IDLE},
+        )  # fmt: skip
+        created = harness.runtime.create_pod(pod, uid, "h")
+        wait_for(harness.runtime, uid, lambda p: all(c.state == ContainerRunState.RUNNING for c in p.containers))
+        harness.kill(uid, "a")
+        wait_for(harness.runtime, uid, lambda p: p.containers[0].state == ContainerRunState.EXITED)
+        restarted = harness.runtime.restart_pod(uid, grace_seconds=5)
+        assert restarted.pod_id == created.pod_id
+        assert [c.container_id for c in restarted.containers] == [c.container_id for c in created.containers]
+        running = wait_for(harness.runtime, uid, lambda p: all(c.state == "running" for c in p.containers))
+        assert all(c.exit_code is None for c in running.containers)
+
+    def test_restart_pod_after_a_power_off_starts_the_sandbox_too(self, harness: Harness) -> None:
+        uid = new_uid()
+        created = harness.runtime.create_pod(make_pod("reboot", harness.image), uid, "h")
+        wait_for(harness.runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
+        harness.power_off(uid)
+        off = wait_for(harness.runtime, uid, lambda p: not p.infra_running)
+        assert off.ip is None
+        assert off.containers[0].state == ContainerRunState.EXITED
+        restarted = harness.runtime.restart_pod(uid)
+        assert restarted.infra_running and restarted.ip
+        assert [c.container_id for c in restarted.containers] == [c.container_id for c in created.containers]
+        wait_for(harness.runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
+
+    def test_stop_and_restart_of_an_unknown_pod_are_not_found(self, harness: Harness) -> None:
+        with pytest.raises(NotFoundError):
+            harness.runtime.stop_pod(new_uid())
+        with pytest.raises(NotFoundError):
+            harness.runtime.restart_pod(new_uid())
+
+    # -- exec (probes) and images -----------------------------------------------------------------------------
+
+    def test_exec_returns_the_exit_code(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("exec", harness.image), uid, "h")
+        wait_for(harness.runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
+        assert harness.runtime.exec(uid, "main", ["true"], 5)[0] == 0
+        assert harness.runtime.exec(uid, "main", ["false"], 5)[0] == 1
+        with pytest.raises(NotFoundError):
+            harness.runtime.exec(uid, "nope", ["true"], 5)
+
+    def test_exec_that_outlives_its_timeout_is_a_timeout(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("slow", harness.image), uid, "h")
+        wait_for(harness.runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
+        started = time.monotonic()
+        with pytest.raises(RuntimeFailure) as caught:
+            harness.runtime.exec(uid, "main", ["sleep", "5"], 1)
+        assert caught.value.reason == "Timeout"
+        assert time.monotonic() - started < 3
+
+    def test_exec_in_a_stopped_container_fails(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("stopped", harness.image), uid, "h")
+        harness.runtime.stop_pod(uid, grace_seconds=5)
+        with pytest.raises(RuntimeFailure):
+            harness.runtime.exec(uid, "main", ["true"], 5)
+
+    def test_wait_for_exit_wakes_when_a_container_exits(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("watched", harness.image), uid, "h")
+        wait_for(harness.runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
+        harness.runtime.wait_for_exit(0.05)  # forget anything from before
+        started = time.monotonic()
+        assert harness.runtime.wait_for_exit(0.3) is False
+        assert 0.25 < time.monotonic() - started < 2
+        killer = threading.Timer(0.5, harness.kill, (uid, "main"))
+        killer.start()
+        started = time.monotonic()
+        try:
+            assert harness.runtime.wait_for_exit(10) is True
+            assert time.monotonic() - started < 3
+        finally:
+            killer.join()
+
+    def test_has_image(self, harness: Harness) -> None:
+        assert harness.runtime.has_image(harness.image)
+        assert not harness.runtime.has_image(MISSING_IMAGE)
+
+
 class TestFakeRuntimeContract(RuntimeContract):
     @pytest.fixture
     def harness(self) -> Harness:
@@ -187,6 +303,8 @@ class TestFakeRuntimeContract(RuntimeContract):
             image="localhost/edgekube/busybox:1",
             reopen=runtime.reopen,
             node=runtime.node,
+            kill=runtime.kill_container,
+            power_off=lambda uid: runtime.power_off(),
         )
 
 
@@ -235,5 +353,16 @@ def test_fake_fail_next_create_and_call_log() -> None:
     with pytest.raises(RuntimeFailure, match="boom"):
         runtime.create_pod(make_pod("p", "img:1"), uid, "h")
     runtime.create_pod(make_pod("p", "img:1"), uid, "h")
+    runtime.stop_pod(uid)
+    runtime.restart_pod(uid)
     runtime.remove_pod(uid)
-    assert runtime.calls == [("create", uid), ("create", uid), ("remove", uid)]
+    assert runtime.calls == [("create", uid), ("create", uid), ("stop", uid), ("restart", uid), ("remove", uid)]
+
+
+def test_fake_exec_results_can_be_set_per_container() -> None:
+    runtime = FakeRuntime()
+    uid = new_uid()
+    runtime.create_pod(make_pod("p", "img:1"), uid, "h")
+    assert runtime.exec(uid, "main", ["cat", "/ok"], 1) == (0, "")
+    runtime.set_exec_result(uid, "main", 2, "no such file")
+    assert runtime.exec(uid, "main", ["cat", "/ok"], 1) == (2, "no such file")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from edgekube.agent.runtime.protocol import (
+    MAX_EXEC_OUTPUT,
     ContainerRunState,
     ObservedContainer,
     ObservedPod,
@@ -29,6 +31,10 @@ class FakeEngine:
     images: set[str] = field(default_factory=set)  # present locally
     unpullable: set[str] = field(default_factory=set)
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    #: (uid, container) → what exec answers there; otherwise `false` exits 1 and any other command 0.
+    exec_results: dict[tuple[PodUID, str], tuple[int, str]] = field(default_factory=dict)
+    addresses: itertools.count[int] = field(default_factory=lambda: itertools.count(2))
+    exits: threading.Event = field(default_factory=threading.Event)  # set whenever a container exits
 
 
 def _now() -> str:
@@ -39,7 +45,7 @@ class FakeRuntime:
     """In-memory PodRuntime. Containers start running at once; tests drive them with the helper methods.
 
     Every image can be pulled unless `make_image_missing()` was called for it; `calls` records what the
-    reconciler asked for, as ("create"|"remove", uid) pairs.
+    reconciler asked for, as ("create"|"remove"|"stop"|"restart", uid) pairs (exec is not recorded).
     """
 
     def __init__(self, node: NodeName = FAKE_NODE, *, engine: FakeEngine | None = None) -> None:
@@ -80,6 +86,7 @@ class FakeRuntime:
             name=pod.metadata.name,
             spec_hash=spec_hash,
             pod_id=self._new_id(podname),
+            ip=self._new_ip(),
             containers=tuple(
                 ObservedContainer(
                     name=c.name,
@@ -100,6 +107,42 @@ class FakeRuntime:
         if removed is not None:
             for container in removed.containers:
                 self.engine.logs.pop(container.container_id, None)
+
+    def stop_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
+        self.calls.append(("stop", uid))
+        pod = self._pod(uid)
+        self._set(pod, tuple(self._stopped(c) for c in pod.containers))
+
+    def restart_pod(self, uid: PodUID, grace_seconds: int = 10) -> ObservedPod:
+        self.calls.append(("restart", uid))
+        pod = self._pod(uid)
+        started = _now()
+        containers = tuple(
+            replace(self._stopped(c), state=ContainerRunState.RUNNING, exit_code=None, started_at=started,
+                    finished_at=None, error=None)
+            for c in pod.containers
+        )  # fmt: skip
+        ip = pod.ip if pod.infra_running else self._new_ip()
+        return self._set(replace(pod, infra_running=True, ip=ip), containers)
+
+    def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+        found = self._container(uid, container)
+        if found.state is not ContainerRunState.RUNNING:
+            raise RuntimeFailure(f"container {container!r} is not running", reason="ContainerNotRunning")
+        if command[:1] == ["sleep"] and float(command[1]) > timeout:
+            raise RuntimeFailure(f"command {command} timed out after {timeout:g}s", reason="Timeout")
+        if (uid, container) in self.engine.exec_results:
+            code, output = self.engine.exec_results[(uid, container)]
+            return code, output[:MAX_EXEC_OUTPUT]
+        return (1 if command[:1] == ["false"] else 0), ""
+
+    def wait_for_exit(self, timeout: float) -> bool:
+        exited = self.engine.exits.wait(timeout)
+        self.engine.exits.clear()
+        return exited
+
+    def has_image(self, image: str) -> bool:
+        return image in self.engine.images
 
     def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
         found = self._container(uid, container)
@@ -133,12 +176,45 @@ class FakeRuntime:
             for c in pod.containers
         )
         self.engine.pods[(self.node, uid)] = replace(pod, containers=containers)
+        self.engine.exits.set()
+
+    def kill_container(self, uid: PodUID, container: str) -> None:
+        """`podman kill` one container: it exits 137 (SIGKILL)."""
+        self.exit_container(uid, container, 137)
+
+    def power_off(self) -> None:
+        """What a reboot (or `podman pod stop -a`) leaves: every container and infra container stopped."""
+        for key, pod in list(self.engine.pods.items()):
+            if key[0] == self.node:
+                stopped = replace(pod, infra_running=False, ip=None)
+                self.engine.pods[key] = replace(stopped, containers=tuple(self._stopped(c) for c in pod.containers))
+        self.engine.exits.set()
+
+    def set_exec_result(self, uid: PodUID, container: str, exit_code: int, output: str = "") -> None:
+        """Make every exec in that container answer `exit_code` and `output`."""
+        self.engine.exec_results[(uid, container)] = (exit_code, output)
 
     def write_log(self, uid: PodUID, container: str, text: str) -> None:
         found = self._container(uid, container)
         self.engine.logs[found.container_id] = self.engine.logs.get(found.container_id, "") + text
 
     # -- internals ----------------------------------------------------------------------------------------
+
+    def _new_ip(self) -> str:
+        n = next(self.engine.addresses)
+        return f"10.88.{n // 254 % 256}.{n % 254 + 1}"
+
+    @staticmethod
+    def _stopped(container: ObservedContainer) -> ObservedContainer:
+        if container.state is not ContainerRunState.RUNNING:
+            return container
+        # SIGTERM ends it: 128 + 15, as a shell without a trap reports it.
+        return replace(container, state=ContainerRunState.EXITED, exit_code=143, finished_at=_now())
+
+    def _set(self, pod: ObservedPod, containers: tuple[ObservedContainer, ...]) -> ObservedPod:
+        updated = replace(pod, containers=containers)
+        self.engine.pods[(self.node, pod.uid)] = updated
+        return updated
 
     def _new_id(self, seed: str) -> str:
         return hashlib.sha256(f"{seed}#{next(self.engine.ids)}".encode()).hexdigest()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import resource
 import struct
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -23,6 +24,7 @@ from edgekube.agent.runtime.protocol import (
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
     LABEL_SPEC_HASH,
+    MAX_EXEC_OUTPUT,
     ContainerRunState,
     ObservedContainer,
     ObservedPod,
@@ -87,24 +89,33 @@ class PodmanRuntime:
         self.timeout = timeout
         self.pull_timeout = pull_timeout
         self._client: PodmanClient | None = None
+        self._client_lock = threading.Lock()  # the loop, removals and probe workers share one client
+        #: infra container id → (its pid, its IP): the IP only changes when the infra container restarts.
+        self._ips: dict[str, tuple[int, str | None]] = {}
+        #: (container id, finished at) → why it exited: one inspect per exit, not one per resync.
+        self._exit_errors: dict[tuple[str, str | None], str | None] = {}
+        #: exec sessions that outlived their timeout, per (uid, container, command): never more than one each.
+        self._hung_execs: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     # -- plumbing -----------------------------------------------------------------------------------------
 
     @property
     def client(self) -> PodmanClient:
-        if self._client is None:
-            try:
-                self._client = PodmanClient(base_url=self.socket_url, timeout=self.timeout)
-            except (PodmanError, ValueError) as exc:
-                raise RuntimeFailure(
-                    f"cannot use podman socket {self.socket_url}: {exc}", reason="RuntimeUnavailable"
-                ) from exc
-        return self._client
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = PodmanClient(base_url=self.socket_url, timeout=self.timeout)
+                except (PodmanError, ValueError) as exc:
+                    raise RuntimeFailure(
+                        f"cannot use podman socket {self.socket_url}: {exc}", reason="RuntimeUnavailable"
+                    ) from exc
+            return self._client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.api.close()
-            self._client = None
+        with self._client_lock:
+            if self._client is not None:
+                self._client.api.close()
+                self._client = None
 
     def _request(
         self,
@@ -205,6 +216,11 @@ class PodmanRuntime:
             pod_id = str(entry["Id"])
             result.append(self._observed(pod_id, labels, by_pod.get(pod_id, [])))
         result.sort(key=lambda p: (p.namespace, p.name, p.uid))
+        ids = {str(c["Id"]) for c in containers}
+        self._ips = {k: v for k, v in self._ips.items() if k in ids}
+        self._exit_errors = {k: v for k, v in self._exit_errors.items() if k[0] in ids}
+        uids = {str(p.uid) for p in result}
+        self._hung_execs = {k: v for k, v in self._hung_execs.items() if k[0] in uids}
         return result
 
     def create_pod(self, pod: Pod, uid: PodUID, spec_hash: str) -> ObservedPod:
@@ -254,6 +270,94 @@ class PodmanRuntime:
             self._stop_gracefully(uid, [str(c["Id"]) for c in running], grace_seconds)
         self._purge(uid)
 
+    def stop_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
+        self._stop_running(uid, grace_seconds)
+
+    def restart_pod(self, uid: PodUID, grace_seconds: int = 10) -> ObservedPod:
+        """Stop what runs, then `POST /pods/{id}/start`: it starts the infra and every stopped container."""
+        pod = self._stop_running(uid, grace_seconds)
+        self._start_pod(pod.pod_id, pod_name(pod.namespace, pod.name, uid))
+        restarted = self._find_pod(uid)
+        if restarted is None:
+            raise RuntimeFailure(f"pod {pod.namespace}/{pod.name} vanished while restarting", reason="RuntimeError")
+        return restarted
+
+    def _stop_running(self, uid: PodUID, grace_seconds: int) -> ObservedPod:
+        pod = self._find_pod(uid)
+        if pod is None:
+            raise NotFoundError(f"pod {uid} not found on node {self.node}")
+        running = [c.container_id for c in pod.containers if c.state == ContainerRunState.RUNNING]
+        if running:
+            self._stop_gracefully(uid, running, grace_seconds, wait_killed=True)
+        return pod
+
+    def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+        """Create an exec session, start it attached, then inspect it for the exit code (as `podman exec`)."""
+        what = f"exec {command[:1]} in {container} of pod {uid}"
+        found = [
+            c
+            for c in self._list_containers(self._owned(**{LABEL_POD_UID: uid, LABEL_CONTAINER: container}))
+            if not c.get("IsInfra")
+        ]
+        if not found:
+            raise NotFoundError(f"container {container!r} of pod {uid} not found on node {self.node}")
+        entry = found[0]
+        if _STATE_MAP.get(str(entry.get("State", "")).lower()) != ContainerRunState.RUNNING:
+            raise RuntimeFailure(f"{what}: container is not running", reason="ContainerNotRunning")
+        key = (str(uid), container, tuple(command))
+        hung = self._hung_execs.get(key)
+        if hung is not None:
+            # Podman cannot kill an exec session: never pile up another copy of a command that hangs.
+            state = self._json("get", f"/exec/{hung}/json", what=what, ok_missing=True) or {}
+            if state.get("Running"):
+                raise RuntimeFailure(f"{what}: the previous run has not finished yet", reason="Timeout")
+            self._hung_execs.pop(key, None)
+        body = {"Cmd": command, "AttachStdout": True, "AttachStderr": True}
+        created = self._json("post", f"/containers/{entry['Id']}/exec", what=what, reason="ExecError", body=body)
+        exec_id = str(created["Id"])
+        output = self._exec_output(exec_id, what, timeout)
+        if output is None:
+            self._hung_execs[key] = exec_id
+            raise RuntimeFailure(f"{what}: timed out after {timeout:g}s", reason="Timeout")
+        deadline = time.monotonic() + 2.0
+        while True:  # the stream can end a moment before Podman records the exit code
+            state = self._json("get", f"/exec/{exec_id}/json", what=what, reason="ExecError") or {}
+            if not state.get("Running") or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        return int(state.get("ExitCode") or 0), output
+
+    def wait_for_exit(self, timeout: float) -> bool:
+        """Follow Podman's event stream (`died` events of this node's containers) for up to `timeout`."""
+        deadline = time.monotonic() + timeout
+        filters = {"type": ["container"], "event": ["died"], "label": [f"{LABEL_NODE}={self.node}"]}
+        params = {"stream": "true", "filters": json.dumps(filters)}
+        try:
+            response = self._request(
+                "get", "/events", what="watch container exits", params=params, timeout=(5.0, max(timeout, 0.1)),
+                stream=True,
+            )  # fmt: skip
+        except RuntimeFailure:
+            time.sleep(max(deadline - time.monotonic(), 0.0))
+            return False
+        try:
+            if response.status_code >= 400:
+                time.sleep(max(deadline - time.monotonic(), 0.0))
+                return False
+            for line in response.iter_lines():
+                if line:
+                    return True
+                if time.monotonic() > deadline:
+                    break
+        except (requests.RequestException, OSError):
+            pass  # the read timed out: nothing exited
+        finally:
+            response.close()
+        return False
+
+    def has_image(self, image: str) -> bool:
+        return self._image_exists(image)
+
     def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
         pod = self._find_pod(uid)
         if pod is None:
@@ -290,6 +394,10 @@ class PodmanRuntime:
         # Podman 4.3 copies pod labels onto the infra container, so IsInfra (not the labels) tells them apart.
         apps = [c for c in containers if not c.get("IsInfra") and LABEL_CONTAINER in (c.get("Labels") or {})]
         apps.sort(key=lambda c: (_int(c["Labels"].get(LABEL_CONTAINER_INDEX)), c["Labels"][LABEL_CONTAINER]))
+        infra = next((c for c in containers if c.get("IsInfra")), None)
+        infra_running = infra is not None and _STATE_MAP.get(str(infra.get("State", "")).lower()) == (
+            ContainerRunState.RUNNING
+        )
         return ObservedPod(
             uid=PodUID(labels.get(LABEL_POD_UID, "")),
             namespace=labels.get(LABEL_POD_NAMESPACE, ""),
@@ -297,7 +405,51 @@ class PodmanRuntime:
             spec_hash=labels.get(LABEL_SPEC_HASH, ""),
             pod_id=pod_id,
             containers=tuple(self._observed_container(c) for c in apps),
+            ip=self._infra_ip(infra) if infra is not None and infra_running else None,
+            infra_running=infra_running,
         )
+
+    def _infra_ip(self, infra: dict[str, Any]) -> str | None:
+        """The pod's IP on its first network; inspected once per infra start (the list endpoint lacks it)."""
+        infra_id, pid = str(infra["Id"]), int(infra.get("Pid") or 0)
+        cached = self._ips.get(infra_id)
+        if cached is not None and cached[0] == pid:
+            return cached[1]
+        data = self._json("get", f"/containers/{infra_id}/json", what="inspect infra container", ok_missing=True)
+        settings = (data or {}).get("NetworkSettings") or {}
+        ip = settings.get("IPAddress") or next(
+            (n.get("IPAddress") for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")), None
+        )
+        self._ips[infra_id] = (pid, str(ip) if ip else None)
+        return str(ip) if ip else None
+
+    def _exec_output(self, exec_id: str, what: str, timeout: float) -> str | None:
+        """Run the exec session attached and collect its output; None if it did not end within `timeout`."""
+        deadline = time.monotonic() + timeout
+        try:
+            response = self._request(
+                "post", f"/exec/{exec_id}/start", what=what, body={"Detach": False, "Tty": False},
+                timeout=(5.0, timeout), stream=True,
+            )  # fmt: skip
+        except RuntimeFailure as exc:
+            if exc.reason == "Timeout":
+                return None
+            raise
+        try:
+            if response.status_code >= 400:
+                _raise_http(response, what, "ExecError")
+            chunks = bytearray()
+            for chunk in response.iter_content(chunk_size=4096):
+                if len(chunks) < 4 * MAX_EXEC_OUTPUT:
+                    chunks += chunk
+                if time.monotonic() > deadline:
+                    return None
+        except (requests.RequestException, OSError):
+            return None  # a read timed out: the command is still running
+        finally:
+            response.close()
+        text = _demux(bytes(chunks)).decode("utf-8", errors="replace")
+        return text[:MAX_EXEC_OUTPUT]
 
     def _observed_container(self, entry: dict[str, Any]) -> ObservedContainer:
         state = _STATE_MAP.get(str(entry.get("State", "")).lower(), ContainerRunState.UNKNOWN)
@@ -309,7 +461,11 @@ class PodmanRuntime:
             exit_code = int(entry.get("ExitCode") or 0)
             finished = _rfc3339(entry.get("ExitedAt"))
             if exit_code != 0:
-                error = self._exit_error(str(entry["Id"]))
+                key = (str(entry["Id"]), finished)
+                if key not in self._exit_errors:
+                    self._exit_errors = {k: v for k, v in self._exit_errors.items() if k[0] != key[0]}
+                    self._exit_errors[key] = self._exit_error(key[0])
+                error = self._exit_errors[key]
         return ObservedContainer(
             name=entry["Labels"][LABEL_CONTAINER],
             container_id=str(entry["Id"]),
@@ -487,7 +643,9 @@ class PodmanRuntime:
         detail = "; ".join(str(e) for e in errs) if errs else _message(response)
         raise RuntimeFailure(f"start pod {podname}: {detail}", reason="RunContainerError")
 
-    def _stop_gracefully(self, uid: PodUID, container_ids: list[str], grace_seconds: int) -> None:
+    def _stop_gracefully(
+        self, uid: PodUID, container_ids: list[str], grace_seconds: int, *, wait_killed: bool = False
+    ) -> None:
         # Pod stop in Podman 4.3 is a no-op (304) once any container has exited, and a force-remove waits
         # each container's stop timeout in turn; signalling ourselves gives one shared grace period.
         for container_id in container_ids:
@@ -504,6 +662,15 @@ class PodmanRuntime:
             remaining &= running
         for container_id in remaining:
             self._signal(container_id, "SIGKILL")
+        # A restart must not find a container still dying; a removal force-removes them anyway.
+        deadline = time.monotonic() + 5.0
+        while wait_killed and remaining and time.monotonic() < deadline:
+            time.sleep(0.05)
+            remaining &= {
+                str(c["Id"])
+                for c in self._list_containers(self._owned(**{LABEL_POD_UID: uid}))
+                if _STATE_MAP.get(str(c.get("State"))) == ContainerRunState.RUNNING
+            }
 
     def _signal(self, container_id: str, signal: str) -> None:
         response = self._request(

@@ -18,6 +18,9 @@ LABEL_POD_NAMESPACE = "io.edgekube.pod.namespace"
 LABEL_SPEC_HASH = "io.edgekube.spec-hash"
 LABEL_CONTAINER = "io.edgekube.container"
 
+#: exec output kept for a probe message (Kubernetes keeps 10 KiB too).
+MAX_EXEC_OUTPUT = 10 * 1024
+
 
 class ContainerRunState(StrEnum):
     CREATED = "created"
@@ -50,6 +53,10 @@ class ObservedPod:
     spec_hash: str
     pod_id: str
     containers: tuple[ObservedContainer, ...] = field(default_factory=tuple)
+    #: The pod's address on the runtime's default network (the infra container's); None while it is stopped.
+    ip: str | None = None
+    #: False once the infra container (network namespace) stopped: a reboot or `podman pod stop`, never the agent.
+    infra_running: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,42 @@ class PodRuntime(Protocol):
 
         Removing a pod that does not exist is not an error.
         """
+        ...
+
+    def stop_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
+        """Stop the pod's app containers (SIGTERM, SIGKILL after the grace) and wait until they have exited.
+
+        The pod, its containers, volumes and infra container (so its IP) remain: `restart_pod` starts the
+        same containers again. Stopping a stopped pod is a no-op; NotFoundError if there is no such pod.
+        """
+        ...
+
+    def restart_pod(self, uid: PodUID, grace_seconds: int = 10) -> ObservedPod:
+        """Restart the pod as a unit, keeping pod and container IDs: stop what still runs, then start them all.
+
+        A stopped infra container is started first. RuntimeFailure (`RunContainerError`) if Podman cannot
+        start a container; NotFoundError if there is no such pod.
+        """
+        ...
+
+    def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+        """Run `command` in a running container; (exit code, stdout+stderr cut to MAX_EXEC_OUTPUT bytes).
+
+        RuntimeFailure with reason `Timeout` if it did not finish within `timeout` seconds; NotFoundError if
+        the pod or container does not exist; RuntimeFailure if the container is not running.
+        """
+        ...
+
+    def wait_for_exit(self, timeout: float) -> bool:
+        """Block until a container of this node exits (True) or `timeout` seconds pass (False).
+
+        Lets the agent react at once rather than on its next resync; it may also return early, so callers
+        re-read list_pods() either way. Never raises: an unreachable engine is waited out.
+        """
+        ...
+
+    def has_image(self, image: str) -> bool:
+        """True if `image` is present on the node (no pull needed under imagePullPolicy IfNotPresent)."""
         ...
 
     def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:

@@ -1,0 +1,121 @@
+"""Events the agent records (Pulled, Started, Killing, BackOff, Unhealthy, ...), deduplicated, batched; for Agent."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from edgekube.model.event import Event, EventSource, ObjectReference
+from edgekube.model.meta import ObjectMeta
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "edgekube-agent"
+#: EventReport takes at most this many events per message.
+BATCH = 500
+_MAX_NAME = 253
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class PodRef:
+    namespace: str
+    name: str
+    uid: str
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EventRecorder:
+    """Thread-safe: the reconcile loop, background restarts and probe workers all record.
+
+    A repeat of the same event (same pod, reason, type and message) raises `count` and `lastTimestamp` of
+    one event instead of making a new one, as Kubernetes' event correlator does. Events wait in a bounded
+    in-memory queue until published (never on disk: SD cards); when it is full the oldest is dropped.
+    """
+
+    def __init__(
+        self, node: str, *, capacity: int = 1000, series: int = 4096, clock: Callable[[], str] = _timestamp
+    ) -> None:
+        self.node = node
+        self.capacity = max(capacity, 1)
+        self.series_limit = max(series, self.capacity)
+        self.clock = clock
+        self.dropped = 0
+        self._series: OrderedDict[str, dict[str, Any]] = OrderedDict()  # LRU of known events, by name
+        self._pending: OrderedDict[str, None] = OrderedDict()  # names changed since the last publish
+        self._lock = threading.Lock()
+
+    def record(self, pod: PodRef, reason: str, message: str, type: EventType = "Normal") -> dict[str, Any]:
+        """Record one occurrence; returns the event as it will be published."""
+        digest = hashlib.sha256(f"{pod.uid}\0{reason}\0{type}\0{message}".encode()).hexdigest()[:16]
+        name = f"{pod.name[: _MAX_NAME - len(digest) - 1]}.{digest}"
+        now = self.clock()
+        with self._lock:
+            event = self._series.get(name)
+            if event is not None:
+                event = {**event, "count": int(event["count"]) + 1, "lastTimestamp": now}
+                self._series.move_to_end(name)
+            else:
+                event = Event(
+                    metadata=ObjectMeta(name=name, namespace=pod.namespace),
+                    involved_object=ObjectReference(kind="Pod", name=pod.name, namespace=pod.namespace, uid=pod.uid),
+                    reason=reason,
+                    message=message,
+                    type=type,
+                    source=EventSource(component=COMPONENT, host=self.node),
+                    count=1,
+                    first_timestamp=now,
+                    last_timestamp=now,
+                ).to_dict()
+            self._series[name] = event
+            while len(self._series) > self.series_limit:
+                self._series.popitem(last=False)
+            self._pending[name] = None
+            self._pending.move_to_end(name)
+            while len(self._pending) > self.capacity:
+                self._pending.popitem(last=False)
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 100 == 0:
+                    log.warning("event queue full (%d): %d oldest event(s) dropped", self.capacity, self.dropped)
+        log.log(logging.WARNING if type == "Warning" else logging.INFO, "%s %s/%s: %s", reason, pod.namespace,
+                pod.name, message)  # fmt: skip
+        return event
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def flush(self, publish: Callable[[list[dict[str, Any]]], None]) -> int:
+        """Hand pending events to `publish` in batches of at most BATCH; a batch that raises stays queued."""
+        sent = 0
+        for _ in range(self.capacity // BATCH + 2):  # bounded: events recorded meanwhile wait for the next flush
+            with self._lock:
+                names = list(self._pending)[:BATCH]
+                snapshot = {n: self._series.get(n) for n in names}
+            if not names:
+                return sent
+            batch = [e for e in snapshot.values() if e is not None]
+            if batch:
+                publish(batch)
+            with self._lock:
+                for n in names:
+                    # Only if it did not change meanwhile; a newer count goes out with the next flush.
+                    if n in self._pending and self._series.get(n) is snapshot[n]:
+                        del self._pending[n]
+            sent += len(batch)
+        return sent
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event still remembered, oldest first (for tests and debugging)."""
+        with self._lock:
+            return list(self._series.values())
