@@ -1,11 +1,19 @@
-"""The master's API: apply/get/list/delete requests (from MQTT) → validated objects in the state store."""
+"""The master's API: MQTT requests (apply, get, list, delete, scale, label, annotate, cordon, drain) → the store.
+
+Every request is validated completely before anything is written, and `handle` answers every failure.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
+from edgekube.master.cache import CachedStore, copy
+from edgekube.master.controllers.nodelifecycle import LIFECYCLE_TAINTS
+from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
+from edgekube.master.edits import cordoned, edit_map
+from edgekube.master.events import EventRecorder, ObjectRef
 from edgekube.model.errors import ConflictError, EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import parse_selector
 from edgekube.model.manifest import CLUSTER_SCOPED, load_manifests
@@ -16,10 +24,34 @@ from edgekube.store.protocol import StateStore
 
 log = logging.getLogger(__name__)
 
-KINDS = ("Pod", "Node")
+KINDS = ("Pod", "Node", "ReplicationController", "ReplicaSet", "Event")
+#: Kinds each verb works on (apply takes any kind the manifest loader knows).
+VERB_KINDS: dict[Verb, tuple[str, ...]] = {
+    Verb.GET: KINDS,
+    Verb.LIST: KINDS,
+    Verb.DELETE: ("Pod", "Node", "ReplicationController", "ReplicaSet"),
+    Verb.SCALE: CONTROLLER_KINDS,
+    Verb.LABEL: ("Pod", "Node", "ReplicationController", "ReplicaSet"),
+    Verb.ANNOTATE: ("Pod", "Node", "ReplicationController", "ReplicaSet"),
+    Verb.CORDON: ("Node",),
+    Verb.UNCORDON: ("Node",),
+    Verb.DRAIN: ("Node",),
+}
 NodeDecorator = Callable[[dict[str, Any]], dict[str, Any]]
+# Spelled out here because the method named `list` hides the builtin inside the class body.
+Objects = list[dict[str, Any]]
+Outcomes = list[Outcome]
 #: apply's plan: (kind, namespace, name) -> ("create" | "update", object to write), in manifest order.
 _Writes = dict[tuple[str, str, str], tuple[str, dict[str, Any]]]
+_COMPONENT = "edgekube-master"
+
+
+class Binder(Protocol):
+    """Binds pods as they are created (the master's Placer); without one, new pods wait for the scheduler."""
+
+    def bind_new(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    def scheduled(self, pod: Mapping[str, Any]) -> None: ...
 
 
 def error_info(exc: Exception) -> ErrorInfo:
@@ -42,49 +74,94 @@ def _namespace_of(kind: str, namespace: str | None) -> str:
     return "" if kind in CLUSTER_SCOPED else (namespace or "default")
 
 
-def _check_kind(kind: str | None) -> str:
-    if kind not in KINDS:
-        raise ValidationError(f"kind: {kind!r} is not supported (supported: {', '.join(KINDS)})")
+def _check_kind(kind: str | None, verb: Verb) -> str:
+    allowed = VERB_KINDS[verb]
+    if kind is None and allowed == ("Node",):
+        return "Node"
+    if kind not in allowed:
+        scope = "" if allowed == KINDS else f" for verb {verb.value}"
+        raise ValidationError(f"kind: {kind!r} is not supported{scope} (supported: {', '.join(allowed)})")
     return kind
 
 
-class Api:
-    """Stateless request handling over the store; `decorate_node` adds live conditions to Node objects."""
+def _name(req: ApiRequest) -> str:
+    if not req.name:
+        raise ValidationError(f"name: Required value for verb {req.verb.value}")
+    return req.name
 
-    def __init__(self, store: StateStore, decorate_node: NodeDecorator) -> None:
+
+def _outcome(obj: dict[str, Any], action: str) -> Outcome:
+    meta = obj["metadata"]
+    return Outcome(kind=obj["kind"], namespace=meta.get("namespace") or "", name=meta["name"], action=action)
+
+
+class Api:
+    """Request handling over the store; `decorate_node` adds live conditions to Nodes, `events` are in memory."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        decorate_node: NodeDecorator,
+        events: EventRecorder | None = None,
+        binder: Binder | None = None,
+    ) -> None:
         self.store = store
         self.decorate_node = decorate_node
+        self.events = events if events is not None else EventRecorder()
+        self.binder = binder
 
     def handle(self, req: ApiRequest) -> ApiResponse:
         try:
-            if req.verb is Verb.APPLY:
-                return ApiResponse(ok=True, outcomes=self.apply(req.manifest or "", source="request"))
-            kind = _check_kind(req.kind)
-            if req.verb is Verb.GET:
-                if not req.name:
-                    raise ValidationError("name: Required value for verb get")
-                return ApiResponse(ok=True, object=self.get(kind, req.namespace, req.name))
-            if req.verb is Verb.LIST:
-                return ApiResponse(ok=True, items=self.list(kind, req.namespace, req.selector))
-            if req.verb is Verb.DELETE:
-                if not req.name:
-                    raise ValidationError("name: Required value for verb delete")
-                return ApiResponse(ok=True, outcomes=[self.delete(kind, req.namespace, req.name)])
-            raise ValidationError(f"verb: {req.verb.value!r} is not handled by the master API")
+            return self._handle(req)
         except Exception as exc:  # every failure becomes an answer, never a crash
             if not isinstance(exc, EdgekubeError):
                 log.exception("request %s failed", req.verb)
             return ApiResponse(ok=False, error=error_info(exc))
 
-    # -- verbs -------------------------------------------------------------------------------------------
+    def _handle(self, req: ApiRequest) -> ApiResponse:
+        verb = req.verb
+        if verb is Verb.APPLY:
+            return ApiResponse(ok=True, outcomes=self.apply(req.manifest or "", source="request"))
+        if verb not in VERB_KINDS:
+            raise ValidationError(f"verb: {verb.value!r} is not handled by the master API")
+        kind = _check_kind(req.kind, verb)
+        if verb is Verb.LIST:
+            return ApiResponse(ok=True, items=self.list(kind, req.namespace, req.selector))
+        if verb in (Verb.LABEL, Verb.ANNOTATE) and not req.name:
+            outcomes = self.relabel_all(kind, req, annotations=verb is Verb.ANNOTATE)
+            return ApiResponse(ok=True, outcomes=outcomes)
+        name = _name(req)
+        if verb is Verb.GET:
+            return ApiResponse(ok=True, object=self.get(kind, req.namespace, name))
+        if verb is Verb.DELETE:
+            return ApiResponse(ok=True, outcomes=[self.delete(kind, req.namespace, name, cascade=req.cascade)])
+        if verb is Verb.SCALE:
+            if req.replicas is None:
+                raise ValidationError("replicas: Required value for verb scale")
+            obj, action = self.scale(kind, req.namespace, name, req.replicas)
+        elif verb in (Verb.LABEL, Verb.ANNOTATE):
+            obj, action = self.relabel(kind, req.namespace, name, req, annotations=verb is Verb.ANNOTATE)
+        elif verb is Verb.DRAIN:
+            obj, evicted = self.drain(name)
+            return ApiResponse(ok=True, object=self.decorate_node(obj), outcomes=evicted)
+        else:
+            obj, action = self.cordon(name, verb is Verb.CORDON)
+        shown = self.decorate_node(obj) if kind == "Node" else obj
+        return ApiResponse(ok=True, object=shown, outcomes=[_outcome(obj, action)])
+
+    # -- apply ---------------------------------------------------------------------------------------------
     def apply(self, text: str | bytes, *, source: str = "") -> list[Outcome]:
         """Create or update every object in a manifest; all documents are validated before any is stored."""
         documents = load_manifests(text, source=source)
         # Plan every document first (a forbidden spec change is an error too), then write: all or nothing.
         writes: _Writes = {}
         outcomes = [self._plan_one(doc.obj.to_dict(), writes) for doc in documents]
+        new_pods = [obj for verb, obj in writes.values() if verb == "create" and obj["kind"] == "Pod"]
+        bound = {id(p) for p in self.binder.bind_new(new_pods)} if self.binder is not None and new_pods else set()
         for verb, obj in writes.values():
-            (self.store.create if verb == "create" else self.store.update)(obj)
+            stored = (self.store.create if verb == "create" else self.store.update)(obj)
+            if id(obj) in bound and self.binder is not None:
+                self.binder.scheduled(stored)
         return outcomes
 
     def _plan_one(self, obj: dict[str, Any], writes: _Writes) -> Outcome:
@@ -103,6 +180,8 @@ class Api:
             except NotFoundError:
                 if kind == "Pod":
                     obj["status"] = {"phase": "Pending"}
+                if kind in CONTROLLER_KINDS:
+                    meta["generation"] = 1
                 writes[key] = ("create", obj)
                 return Outcome(kind=kind, namespace=namespace, name=name, action="created")
         merged = self._merge(kind, current, obj)
@@ -127,25 +206,130 @@ class Api:
                     "pod updates may not change fields other than metadata.labels and metadata.annotations",
                     hint="delete the pod and apply it again (a ReplicationController does this for you)",
                 )
-        else:
-            merged["spec"] = new.get("spec", current.get("spec", {}))
+            return merged
+        spec = new.get("spec", current.get("spec", {}))
+        if kind == "Node":
+            # The node lifecycle controller's taints say what the master sees; a manifest cannot wish them away.
+            kept = [t for t in (current.get("spec") or {}).get("taints") or () if t.get("key") in LIFECYCLE_TAINTS]
+            given = [t for t in spec.get("taints") or () if t.get("key") not in LIFECYCLE_TAINTS]
+            spec = {**spec, "taints": given + kept}
+        if kind in CONTROLLER_KINDS and spec != current.get("spec"):
+            merged["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
+        merged["spec"] = spec
         return merged
 
+    # -- reads ---------------------------------------------------------------------------------------------
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        if kind == "Event":
+            return self.events.get(namespace or "default", name)
         obj = self.store.get(kind, _namespace_of(kind, namespace), name)
         return self.decorate_node(obj) if kind == "Node" else obj
 
-    def list(self, kind: str, namespace: str | None, selector: str | None) -> list[dict[str, Any]]:
+    def list(self, kind: str, namespace: str | None, selector: str | None) -> Objects:
         sel = parse_selector(selector or "")
+        if kind == "Event":
+            return self.events.list(namespace, sel)
         ns = None if kind in CLUSTER_SCOPED else namespace
-        items = [o for o in self.store.list(kind, ns) if sel.matches(o["metadata"].get("labels", {}))]
+        if isinstance(self.store, CachedStore):
+            items = [copy(o) for o in self.store.select(kind, ns, sel)]
+        else:
+            items = [o for o in self.store.list(kind, ns) if sel.matches(o["metadata"].get("labels", {}))]
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return [self.decorate_node(o) for o in items] if kind == "Node" else items
 
-    def delete(self, kind: str, namespace: str | None, name: str) -> Outcome:
+    # -- delete --------------------------------------------------------------------------------------------
+    def delete(self, kind: str, namespace: str | None, name: str, *, cascade: str = "background") -> Outcome:
+        """Delete an object; a controller's pods go with it (background) or stay, no longer owned (orphan)."""
         ns = _namespace_of(kind, namespace)
-        self.store.delete(kind, ns, name)
+        if kind in CONTROLLER_KINDS:
+            controller = self.store.get(kind, ns, name)
+            uid = controller["metadata"]["uid"]
+            owned = [p for p in self.store.list("Pod", ns) if (controller_ref(p) or {}).get("uid") == uid]
+            if cascade == "orphan":
+                # Owner references go first: should the master stop half way, the controller still owns them.
+                for pod in owned:
+                    self.store.update(without_owner(pod, uid))
+                self.store.delete(kind, ns, name)
+            else:
+                self.store.delete(kind, ns, name)
+                for pod in owned:
+                    self.store.delete("Pod", ns, pod["metadata"]["name"])
+            log.info("deleted %s %s/%s (cascade %s, %d pod(s))", kind, ns, name, cascade, len(owned))
+        else:
+            self.store.delete(kind, ns, name)
         return Outcome(kind=kind, namespace=ns, name=name, action="deleted")
+
+    # -- scale / label / annotate ------------------------------------------------------------------------------
+    def scale(self, kind: str, namespace: str | None, name: str, replicas: int) -> tuple[dict[str, Any], str]:
+        current = self.store.get(kind, _namespace_of(kind, namespace), name)
+        if current["spec"].get("replicas") == replicas:
+            return current, "unchanged"
+        meta = {**current["metadata"], "generation": int(current["metadata"].get("generation") or 1) + 1}
+        updated = self.store.update({**current, "metadata": meta, "spec": {**current["spec"], "replicas": replicas}})
+        return updated, "updated"
+
+    def relabel(
+        self, kind: str, namespace: str | None, name: str, req: ApiRequest, *, annotations: bool
+    ) -> tuple[dict[str, Any], str]:
+        current = self.store.get(kind, _namespace_of(kind, namespace), name)
+        changed = self._relabelled(current, req, annotations)
+        if changed is None:
+            return current, "unchanged"
+        return self.store.update(changed), "updated"
+
+    def relabel_all(self, kind: str, req: ApiRequest, *, annotations: bool) -> Outcomes:
+        """label/annotate every object the request's selector matches (kubectl's `-l`), all checked first."""
+        if req.selector is None:
+            raise ValidationError(f"name: Required value for verb {req.verb.value} (or give a selector)")
+        selector = parse_selector(req.selector)
+        ns = None if kind in CLUSTER_SCOPED else (req.namespace or "default")
+        targets = [o for o in self.store.list(kind, ns) if selector.matches(o["metadata"].get("labels", {}))]
+        planned = [(o, self._relabelled(o, req, annotations)) for o in targets]
+        outcomes = []
+        for current, changed in planned:
+            if changed is not None:
+                self.store.update(changed)
+            outcomes.append(_outcome(current, "unchanged" if changed is None else "updated"))
+        return outcomes
+
+    @staticmethod
+    def _relabelled(current: dict[str, Any], req: ApiRequest, annotations: bool) -> dict[str, Any] | None:
+        field = "annotations" if annotations else "labels"
+        before = current["metadata"].get(field) or {}
+        after = edit_map(before, req.labels or {}, overwrite=req.overwrite, annotations=annotations)
+        if after == before:
+            return None
+        return {**current, "metadata": {**current["metadata"], field: after}}
+
+    # -- nodes ---------------------------------------------------------------------------------------------
+    def cordon(self, name: str, unschedulable: bool) -> tuple[dict[str, Any], str]:
+        current = self.store.get("Node", "", name)
+        spec = cordoned(current.get("spec") or {}, unschedulable)
+        if spec == (current.get("spec") or {}):
+            return current, "unchanged"
+        updated = self.store.update({**current, "spec": spec})
+        reason = "NodeNotSchedulable" if unschedulable else "NodeSchedulable"
+        self.events.record(updated, reason, f"Node {name} status is now: {reason}", component=_COMPONENT)
+        log.info("node %s %s", name, "cordoned" if unschedulable else "uncordoned")
+        return updated, "updated"
+
+    def drain(self, name: str) -> tuple[dict[str, Any], Outcomes]:
+        """Cordon the node, then evict every pod on it; their controllers recreate them elsewhere."""
+        node, _ = self.cordon(name, True)
+        evicted = []
+        for pod in self.store.list("Pod", None):
+            if pod["spec"].get("nodeName") != name:
+                continue
+            meta = pod["metadata"]
+            try:
+                self.store.delete("Pod", meta["namespace"], meta["name"], meta["resourceVersion"])
+            except (NotFoundError, ConflictError) as exc:
+                log.info("drain %s: skipped pod %s/%s: %s", name, meta["namespace"], meta["name"], exc)
+                continue
+            self.events.record(ObjectRef.of(pod), "Evicted", f"Evicted from node {name} by drain", component=_COMPONENT)
+            evicted.append(Outcome(kind="Pod", namespace=meta["namespace"], name=meta["name"], action="deleted"))
+        log.info("node %s drained: %d pod(s) evicted", name, len(evicted))
+        return node, evicted
 
 
 def validate_pod(obj: dict[str, Any]) -> Pod:

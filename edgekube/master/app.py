@@ -1,12 +1,17 @@
-"""The master daemon: wires bus, store, API, scheduler, liveness and dispatch; one reconcile loop, level-triggered."""
+"""The master daemon: wires bus, store, API, controllers, scheduler and dispatch; one level-triggered reconcile loop.
+
+Handlers only record facts (under the master's lock) and wake the loop. One pass = node lifecycle (taints,
+evictions) → replication controllers → scheduler → dispatch of every node's desired set that changed.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +19,22 @@ from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus, Will
 from edgekube.bus.protocol import Message, MessageBus
 from edgekube.master.api import Api, error_info
-from edgekube.master.dispatch import Dispatcher, desired_sets
-from edgekube.master.liveness import Liveness
-from edgekube.master.scheduler import bind, node_view, schedule
+from edgekube.master.cache import CachedStore
+from edgekube.master.controllers.nodelifecycle import NodeLifecycle, NodeState, PodState, Settings, node_taints
+from edgekube.master.controllers.replicas import ReplicationManager
+from edgekube.master.dispatch import Dispatcher
+from edgekube.master.events import EventRecorder
+from edgekube.master.liveness import Health, Liveness
+from edgekube.master.placement import Placer
+from edgekube.master.specs import SpecCache
+from edgekube.master.usage import NodeUsage
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
-from edgekube.model.names import NodeName
 from edgekube.model.node import Node
-from edgekube.model.pod import PodSpec
 from edgekube.model.wire import (
     ApiRequest,
     ApiResponse,
     ApplyResult,
+    EventReport,
     Heartbeat,
     NodeReport,
     Presence,
@@ -34,10 +44,12 @@ from edgekube.store.protocol import StateStore
 from edgekube.store.state import TinyStateStore
 
 log = logging.getLogger(__name__)
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+Clock = Callable[[], float]
+#: Passes start at least this far apart (and at least as far apart as the last one took): a storm of status
+#: reports then costs a few passes, not one each.
+MIN_PASS_GAP = 0.02
+#: An answer owed after a write waits this long for company before the group commit that releases it.
+COMMIT_DELAY = 0.002
 
 
 @dataclass
@@ -45,62 +57,131 @@ class MasterConfig:
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     data_dir: Path = field(default_factory=lambda: Path("/var/lib/edgekube/master"))
-    #: A node is NotReady after this long without a heartbeat (agents beat every second by default).
-    node_timeout: float = 4.0
+    #: A node is NotReady after this long without a heartbeat (agents beat every 0.5 s by default).
+    node_timeout: float = 2.0
+    #: Seconds a pod with no matching toleration stays on a NotReady node before it is evicted and replaced.
+    pod_eviction_timeout: float = 0.0
+    #: Evictions stop while more than this share of the nodes (and at least 2) are NotReady at once.
+    unhealthy_zone_threshold: float = 0.55
+    #: MQTT keep-alive in seconds; the broker fires a vanished client's Last Will after 1.5 times this.
+    mqtt_keepalive: int = 5
     #: Level-triggered resync period of the reconcile loop; events also wake it at once.
     resync_interval: float = 1.0
+    #: Events kept in memory (never written to disk); the oldest make room.
+    event_capacity: int = 2000
     client_id: str = "edgekube-master"
 
 
 class Master:
     """Owns the store; every handler only records facts and wakes the loop, which does the deciding."""
 
-    def __init__(self, config: MasterConfig, store: StateStore | None = None, bus: MessageBus | None = None):
+    def __init__(
+        self,
+        config: MasterConfig,
+        store: StateStore | None = None,
+        bus: MessageBus | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
+    ) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store: StateStore = store or TinyStateStore(config.data_dir / "state")
-        self.liveness = Liveness(timeout=config.node_timeout)
+        self.store = CachedStore(store or TinyStateStore(config.data_dir / "state"))
+        #: Heartbeat ages are measured on the self-ping watermark, not the wall: see `_on_ping`.
+        self.liveness = Liveness(timeout=config.node_timeout, clock=lambda: self._echo_sent)
+        self.events = EventRecorder(config.event_capacity)
         self.dispatcher = Dispatcher()
-        self.api = Api(self.store, self._decorate_node)
+        self.specs = SpecCache()
+        self.usage = NodeUsage(self.specs)
+        self.placer = Placer(self.store, self.usage, self.specs, self.events, self.liveness.ready)
+        self.api = Api(self.store, self._decorate_node, self.events, binder=self.placer)
+        self.lifecycle = NodeLifecycle(
+            Settings(
+                pod_eviction_timeout=config.pod_eviction_timeout,
+                unhealthy_threshold=config.unhealthy_zone_threshold,
+            )
+        )
+        self.replication = ReplicationManager(self.store, binder=self.placer)
+        # Kept current by every Pod write: what each node is told, and what each node has bound.
+        self.store.listen("Pod", self.dispatcher.observe)
+        self.store.listen("Pod", self.usage.observe)
+        self._clock = clock
+        self._wall = wall
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._ready_seen: dict[str, bool] = {}
         self._bus = bus
-        self._thread = threading.Thread(target=self._loop, name="master-loop", daemon=True)
+        #: Nodes are judged (tainted, their pods evicted) only after this moment: a full node_timeout after the
+        #: master (re)connected to the broker; infinity while it is disconnected.
+        self._judge_after = math.inf
+        #: The master pings itself through the broker. Its inbox is one FIFO queue, so when an echo is handled,
+        #: everything that reached the master before that ping was sent has been handled too: the newest echo's
+        #: send time is a watermark. Measuring heartbeat ages on it, a master that falls behind its inbox (a big
+        #: apply, a slow SD card) does not see its nodes age; only silence that reached it counts.
+        self._ping_topic = f"{topics.ROOT}/master/ping/{config.client_id}"
+        self._echo_sent = clock()
+        self._lagging = False
+        self._not_before = -math.inf
+        #: Answers to requests whose writes wait for the next group commit (see CachedStore.batch).
+        self._acks: list[Callable[[], None]] = []
+        self._acks_owed = threading.Event()
+        #: The Node object each agent last reported (validated and registered).
+        self._node_objects: dict[str, dict[str, Any]] = {}
+        self._threads = [
+            threading.Thread(target=self._loop, name="master-loop", daemon=True),
+            threading.Thread(target=self._pinger, name="master-ping", daemon=True),
+            threading.Thread(target=self._committer, name="master-commit", daemon=True),
+        ]
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self, wait: float | None = None) -> Master:
+    def start(self, wait: float | None = None, *, loop: bool = True) -> Master:
+        """Connect and run; `loop=False` leaves the reconcile loop off (tests call `reconcile()` themselves)."""
         if self._bus is None:
-            self._bus = PahoBus(
+            bus = PahoBus(
                 BusConfig(
                     host=self.config.mqtt_host,
                     port=self.config.mqtt_port,
                     client_id=self.config.client_id,
                     persistent=True,
+                    keepalive=self.config.mqtt_keepalive,
                     will=Will(topics.MASTER_ONLINE, Presence(online=False).encode()),
                 )
             )
-            self._bus.on_connect(self._on_connected)
-            self._bus.start(wait=wait)
-        bus = self._bus
+            bus.on_connect(self._on_connected)
+            self._bus = bus
+            self._subscribe(bus)
+            bus.start(wait=wait)
+        else:
+            self._subscribe(self._bus)
+            if self._bus.connected:
+                self._on_connected(Message(topic="", payload=b""))
+        if loop:
+            for thread in self._threads:
+                thread.start()
+        return self
+
+    def _subscribe(self, bus: MessageBus) -> None:
         bus.subscribe(topics.API_REQUEST, self._guard(self._on_api))
         bus.subscribe(topics.APPLY, self._guard(self._on_apply))
         bus.subscribe(topics.ALL_NODE_STATUS, self._guard(self._on_status))
         bus.subscribe(topics.ALL_NODE_HEARTBEAT, self._guard(self._on_heartbeat), qos=0)
         bus.subscribe(topics.ALL_NODE_ONLINE, self._guard(self._on_online))
-        self._thread.start()
-        return self
+        bus.subscribe(topics.ALL_NODE_EVENTS, self._guard(self._on_events))
+        bus.subscribe(self._ping_topic, self._guard(self._on_ping), qos=0)
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        self._acks_owed.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=5)
         if self._bus is not None:
+            self.commit()  # answers still owed go out once their writes are on flash
             self._bus.publish(topics.MASTER_ONLINE, Presence(online=False).encode(), retain=True)
             self._bus.close()
-        self.store.close()
+        with self._lock:
+            self.store.close()
 
     @property
     def bus(self) -> MessageBus:
@@ -111,13 +192,20 @@ class Master:
         self.bus.publish(topics.MASTER_ONLINE, Presence(online=True).encode(), retain=True)
         with self._lock:
             # After a broker restart retained desired states may be gone: send every node's set again.
-            self.dispatcher = Dispatcher(epoch=self.dispatcher.epoch, generation=self.dispatcher.generation)
+            self.dispatcher.forget_all()
+            # Heartbeats missed while we were away say nothing about the nodes: a full timeout each, again.
+            self._echo_sent = max(self._echo_sent, self._clock())
+            self.liveness.reset()
+            self._judge_after = self._clock() + self.config.node_timeout
+        log.info("connected to the broker; judging nodes again in %gs", self.config.node_timeout)
         self._wake.set()
 
-    def _guard(self, handler: Any) -> Any:
+    def _guard(self, handler: Callable[[Message], None]) -> Callable[[Message], None]:
         """Malformed or hostile payloads are logged and dropped (or answered); they never reach the loop."""
 
         def run(msg: Message) -> None:
+            if self._stop.is_set():
+                return  # shutting down: the store may already be closed
             try:
                 handler(msg)
             except ValidationError as exc:
@@ -131,6 +219,52 @@ class Master:
 
         return run
 
+    @property
+    def _lag_limit(self) -> float:
+        return self.config.node_timeout
+
+    def ping(self) -> None:
+        """Publish one self-ping (the pinger thread does this every few tens of milliseconds)."""
+        if self._bus is not None and self._bus.connected:
+            payload = f"{self.dispatcher.epoch} {self._clock():.6f}".encode()
+            self._bus.publish(self._ping_topic, payload, qos=0)
+
+    def _pinger(self) -> None:
+        interval = min(0.25, self.config.node_timeout / 16)
+        while not self._stop.wait(interval):
+            try:
+                self.ping()
+            except Exception:
+                log.exception("self-ping failed")
+
+    def commit(self) -> None:
+        """Group commit of every deferred write, then send the answers that waited for it."""
+        with self._lock:
+            with self.store.batch("sync"):
+                pass
+            acks, self._acks = self._acks, []
+        for ack in acks:
+            ack()
+
+    def _committer(self) -> None:
+        while not self._stop.is_set():
+            self._acks_owed.wait()
+            if self._stop.wait(COMMIT_DELAY):
+                return
+            self._acks_owed.clear()
+            try:
+                self.commit()
+            except Exception:
+                log.exception("group commit failed")
+
+    def _on_ping(self, msg: Message) -> None:
+        epoch, _, sent = msg.payload.decode("ascii", "replace").partition(" ")
+        if epoch == self.dispatcher.epoch:
+            try:
+                self._echo_sent = max(self._echo_sent, float(sent))
+            except ValueError:
+                raise ValidationError(f"ping: {msg.payload!r} is not an epoch and a time") from None
+
     def _reply(self, msg: Message, response: ApiResponse | ApplyResult) -> None:
         if msg.response_topic:
             self.bus.publish(msg.response_topic, response.encode(), correlation=msg.correlation)
@@ -141,63 +275,63 @@ class Master:
         if req.verb is Verb.LOGS:
             self._forward_logs(msg, req)
             return
-        with self._lock:
+        with self._lock, self.store.batch("defer"):
+            writes = self.store.writes
             response = self.api.handle(req)
-        self._reply(msg, response)
+            wrote = self.store.writes != writes
+            if wrote:
+                # Answered once on flash: by the committer's next group commit (or a pass's, if sooner).
+                self._acks.append(lambda: self._reply(msg, response))
+                self._acks_owed.set()
+        if not wrote:
+            self._reply(msg, response)
         self._wake.set()
 
     def _on_apply(self, msg: Message) -> None:
         """`edgekube/v1/apply`: any MQTT client publishes YAML/JSON; the outcome goes to apply/result."""
-        try:
-            with self._lock:
+        with self._lock, self.store.batch("defer"):
+            writes = self.store.writes
+            try:
                 result = ApplyResult(ok=True, outcomes=self.api.apply(msg.payload, source="edgekube/v1/apply"))
-        except Exception as exc:
-            if not isinstance(exc, EdgekubeError):
-                log.exception("apply failed")
-            else:
-                log.warning("apply rejected: %s", exc)
-            result = ApplyResult(ok=False, error=error_info(exc))
+            except Exception as exc:
+                if not isinstance(exc, EdgekubeError):
+                    log.exception("apply failed")
+                else:
+                    log.warning("apply rejected: %s", exc)
+                result = ApplyResult(ok=False, error=error_info(exc))
+            wrote = self.store.writes != writes
+            if wrote:
+                self._acks.append(lambda: self._publish_apply_result(msg, result))
+                self._acks_owed.set()
+        if not wrote:
+            self._publish_apply_result(msg, result)
+        self._wake.set()
+
+    def _publish_apply_result(self, msg: Message, result: ApplyResult) -> None:
         self.bus.publish(topics.APPLY_RESULT, result.encode())
         if msg.response_topic:
             self.bus.publish(msg.response_topic, result.encode(), correlation=msg.correlation)
-        self._wake.set()
 
     def _forward_logs(self, msg: Message, req: ApiRequest) -> None:
         """Logs live on the node: forward the request with the caller's response topic; the agent answers."""
+        name, namespace = req.name or "", req.namespace or "default"
         with self._lock:
             try:
-                pod = self.store.get("Pod", req.namespace or "default", req.name or "")
+                node = self.store.peek("Pod", namespace, name)["spec"].get("nodeName")
             except NotFoundError as exc:
                 self._reply(msg, ApiResponse(ok=False, error=error_info(exc)))
                 return
-        node = pod["spec"].get("nodeName")
         if not node:
-            self._reply(
-                msg,
-                ApiResponse(
-                    ok=False,
-                    error=error_info(
-                        EdgekubeError(
-                            f"pod {req.namespace or 'default'}/{req.name} is not scheduled to a node yet",
-                            hint="see `ekctl describe pod " + (req.name or "") + "`",
-                        )
-                    ),
-                ),
+            problem = EdgekubeError(
+                f"pod {namespace}/{name} is not scheduled to a node yet", hint=f"see `ekctl describe pod {name}`"
             )
+            self._reply(msg, ApiResponse(ok=False, error=error_info(problem)))
             return
         if not self.liveness.ready(node):
-            self._reply(
-                msg,
-                ApiResponse(
-                    ok=False,
-                    error=error_info(
-                        EdgekubeError(
-                            f"node {node} is not ready: {self.liveness.reason(node)}",
-                            hint="logs come from the node itself",
-                        )
-                    ),
-                ),
+            problem = EdgekubeError(
+                f"node {node} is not ready: {self.liveness.reason(node)}", hint="logs come from the node itself"
             )
+            self._reply(msg, ApiResponse(ok=False, error=error_info(problem)))
             return
         self.bus.publish(
             topics.node_rpc(node), msg.payload, response_topic=msg.response_topic, correlation=msg.correlation
@@ -224,26 +358,37 @@ class Master:
         if not was_ready:
             self._wake.set()
 
+    def _on_events(self, msg: Message) -> None:
+        node = topics.node_of(msg.topic)
+        report = EventReport.decode(msg.payload, what=f"events of {node}")
+        with self._lock:
+            self.events.ingest(node, report)
+
     def _on_status(self, msg: Message) -> None:
         node = topics.node_of(msg.topic)
         report = NodeReport.decode(msg.payload, what=f"status of {node}")
         if report.node != node:
             raise ValidationError(f"status: node: {report.node!r} does not match the topic's node {node!r}")
-        registered = Node.from_dict(report.node_object)
-        if registered.metadata.name != node:
+        # Agents resend the same Node object with every report: validate and register it only when it changed.
+        registered = None if report.node_object == self._node_objects.get(node) else Node.from_dict(report.node_object)
+        if registered is not None and registered.metadata.name != node:
             raise ValidationError(f"status: nodeObject.metadata.name: must be {node!r}")
-        with self._lock:
-            self._register(registered)
+        with self._lock, self.store.batch("lazy"):
+            if registered is None and ("", node) not in self.store.objects("Node"):
+                registered = Node.from_dict(report.node_object)  # deleted meanwhile: register it again
+            if registered is not None:
+                self._register(registered)
+                self._node_objects[node] = report.node_object
             for item in report.pods:
                 self._record_pod_status(node, item.uid, item.namespace, item.name, item.status)
         self.liveness.heartbeat(node, report.boot_id, {}, report.observed_generation)
         self._wake.set()
 
     def _register(self, node: Node) -> None:
-        """First report creates the Node; later ones refresh status but keep labels (the master owns them)."""
+        """First report creates the Node; later ones refresh status but keep labels and spec (the master's)."""
         data = node.to_dict()
         try:
-            current = self.store.get("Node", "", node.metadata.name)
+            current = self.store.peek("Node", "", node.metadata.name)
         except NotFoundError:
             data["metadata"]["namespace"] = ""
             self.store.create(data)
@@ -255,7 +400,7 @@ class Master:
 
     def _record_pod_status(self, node: str, uid: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
-            pod = self.store.get("Pod", namespace, name)
+            pod = self.store.peek("Pod", namespace, name)
         except NotFoundError:
             return  # deleted meanwhile; the agent removes it on the next desired state
         if pod["metadata"].get("uid") != uid or pod["spec"].get("nodeName") != node:
@@ -266,75 +411,100 @@ class Master:
     # -- the loop --------------------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.config.resync_interval)
+            self._wake.wait(self._next_wait())
             self._wake.clear()
+            pause = self._not_before - self._clock()
+            if pause > 0 and self._stop.wait(pause):
+                return
             if self._stop.is_set():
                 return
+            self._wake.clear()  # whatever happened during the pause, this pass sees it
+            started = self._clock()
             try:
-                self.reconcile()
+                if self.reconcile():
+                    self._wake.set()  # what this pass wrote may call for more (e.g. a controller's status)
             except Exception:
                 log.exception("reconcile failed; retrying in %ss", self.config.resync_interval)
+            spent = self._clock() - started
+            self._not_before = self._clock() + max(MIN_PASS_GAP, spent)
 
-    def reconcile(self) -> None:
-        """Schedule pending pods onto ready nodes, then publish every node's desired set that changed."""
+    def _next_wait(self) -> float:
+        """The resync period, or sooner when a node's heartbeat or the reconnect grace runs out before then."""
+        now = self._clock()
+        wait = self.config.resync_interval
+        expiry = self.liveness.next_expiry()  # on the watermark's clock
+        if expiry is not None:
+            wait = min(wait, expiry - self._echo_sent + 0.01)
+        if self._judge_after > now:
+            wait = min(wait, self._judge_after - now + 0.01)
+        return max(wait, 0.02)
+
+    def judging(self) -> bool:
+        """May nodes be judged now? Not while cut off from the broker, nor in the grace after connecting.
+
+        Nor while the master's own messages are more than a node timeout behind (its self-ping comes back
+        that late, or not at all): then it knows too little about anyone's heartbeats.
+        """
+        now = self._clock()
+        if self._bus is None or not self._bus.connected:
+            self._judge_after = math.inf  # until the next connect restarts the grace period
+            return False
+        if now < self._judge_after:
+            return False
+        lagging = now - self._echo_sent > self._lag_limit
+        if lagging != self._lagging:
+            self._lagging = lagging
+            if lagging:
+                log.warning(
+                    "own messages are %.1fs behind: not judging nodes until they catch up", now - self._echo_sent
+                )
+            else:
+                log.info("own messages caught up: judging nodes again")
+        return not lagging
+
+    def reconcile(self) -> bool:
+        """One pass: node lifecycle → replication → scheduling → dispatch; True if it wrote to the store.
+
+        Safe to run any number of times: every step recomputes from what is stored (level-triggered). The
+        pass ends with one group commit; only then are answers sent and desired states published.
+        """
         with self._lock:
-            nodes = self.store.list("Node", None)
-            pods = self.store.list("Pod", None)
-            self._schedule(nodes, pods)
-            sets = desired_sets([n["metadata"]["name"] for n in nodes], pods)
-            changes = self.dispatcher.changes(sets)
+            with self.store.batch("sync"):
+                writes = self.store.writes
+                self._lifecycle()
+                self.replication.run(self.store, self.events, self._wall())
+                self.placer.place_pending()
+                wrote = self.store.writes != writes
+            changes = self.dispatcher.flush(name for _, name in self.store.objects("Node"))
+            self.specs.prune(self.store.objects("Pod"))
+            acks, self._acks = self._acks, []
         for desired in changes:
             self.bus.publish(topics.node_desired(desired.node), desired.encode(), retain=True)
+        for ack in acks:
+            ack()
+        return wrote
 
-    def _schedule(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> None:
-        bound: dict[str, list[PodSpec]] = {}
-        pending: list[dict[str, Any]] = []
-        for pod in pods:
-            node = pod["spec"].get("nodeName")
-            if node:
-                bound.setdefault(node, []).append(PodSpec.model_validate(pod["spec"]))
-            else:
-                pending.append(pod)
-        if not pending:
-            return
-        views = {
-            n["metadata"]["name"]: node_view(
-                NodeName(n["metadata"]["name"]),
-                ready=self.liveness.ready(n["metadata"]["name"]),
-                labels=n["metadata"].get("labels", {}),
-                allocatable=(n.get("status") or {}).get("allocatable", {}),
-                unschedulable=bool(n.get("spec", {}).get("unschedulable")),
-                bound=bound.get(n["metadata"]["name"], []),
-            )
-            for n in nodes
-        }
-        pending.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
-        for pod in pending:
-            spec = PodSpec.model_validate(pod["spec"])
-            decision = schedule(spec, list(views.values()))
-            if decision.node is None:
-                self._mark_unschedulable(pod, decision.message)
-                continue
-            views[decision.node] = bind(views[decision.node], spec)
-            pod["spec"]["nodeName"] = decision.node
-            status = dict(pod.get("status") or {})
-            status.update(phase="Pending", reason=None, message=None)
-            status["conditions"] = [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}]
-            pod["status"] = {k: v for k, v in status.items() if v is not None}
-            pod.update(self.store.update(pod))
-            log.info("scheduled %s/%s to %s", pod["metadata"]["namespace"], pod["metadata"]["name"], decision.node)
-
-    def _mark_unschedulable(self, pod: dict[str, Any], message: str) -> None:
-        status = pod.get("status") or {}
-        if status.get("reason") == "Unschedulable" and status.get("message") == message:
-            return
-        pod["status"] = {
-            "phase": "Pending",
-            "reason": "Unschedulable",
-            "message": message,
-            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}],
-        }
-        pod.update(self.store.update(pod))
+    def _lifecycle(self) -> None:
+        states = []
+        watched: set[str] = set()
+        for node in self.store.objects("Node").values():
+            name = node["metadata"]["name"]
+            state = NodeState(name, self.liveness.health(name), node_taints(node))
+            states.append(state)
+            if state.health is not Health.READY or any(t.effect.value == "NoExecute" for t in state.taints):
+                watched.add(name)
+        pods_by_node: dict[str, list[PodState]] = {}
+        if watched:
+            for pod in self.store.objects("Pod").values():
+                node_name = pod["spec"].get("nodeName")
+                if node_name in watched:
+                    meta = pod["metadata"]
+                    pods_by_node.setdefault(node_name, []).append(
+                        PodState(meta["namespace"], meta["name"], meta["uid"], node_name, self.specs.tolerations(pod))
+                    )
+        self.lifecycle.run(
+            states, pods_by_node, self._wall(), judging=self.judging(), store=self.store, events=self.events
+        )
 
     # -- views ---------------------------------------------------------------------------------------------
     def _decorate_node(self, obj: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ from edgekube.model.wire import NodeDesired
 _META_KEYS = ("name", "namespace", "uid", "labels", "annotations")
 
 
-def desired_pod(pod: dict[str, Any]) -> dict[str, Any]:
+def desired_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a stored pod an agent acts on: identity, labels and spec (never status)."""
     meta = pod["metadata"]
     return {
@@ -25,7 +25,7 @@ def desired_pod(pod: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def desired_sets(nodes: Iterable[str], pods: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def desired_sets(nodes: Iterable[str], pods: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Group bound pods by node; every known node gets an entry (an empty list tells it to run nothing)."""
     sets: dict[str, list[dict[str, Any]]] = {n: [] for n in nodes}
     for pod in pods:
@@ -37,29 +37,111 @@ def desired_sets(nodes: Iterable[str], pods: Iterable[dict[str, Any]]) -> dict[s
     return sets
 
 
+def _fragment(desired: dict[str, Any]) -> str:
+    return json.dumps(desired, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class _Entry:
+    """One bound pod as its node is told about it."""
+
+    node: str
+    key: tuple[str, str]  # (namespace, name)
+    resource_version: str | None
+    fragment: str  # its JSON in the node's message: what "changed" is judged by
+    desired: dict[str, Any]
+
+
 @dataclass
 class Dispatcher:
-    """Remembers what each node was last sent; `changes` yields only nodes whose set differs.
+    """Keeps every node's desired set up to date as pods change; yields messages only for sets that changed.
 
-    `epoch` is new per master process: agents accept any generation from a new epoch, and within an epoch
-    only newer generations, so stale or duplicated retained messages cannot roll a node back.
+    Incremental: `observe` is called for every pod write (the master's cache does it), so a pass costs
+    O(changes), not O(pods). `epoch` is new per master process: agents accept any generation from a new
+    epoch, and within an epoch only newer generations, so stale or duplicated retained messages cannot roll
+    a node back.
     """
 
     epoch: str = field(default_factory=lambda: uuid.uuid4().hex)
     generation: int = 0
-    _sent: dict[str, str] = field(default_factory=dict)
+    _sent: dict[str, frozenset[str]] = field(default_factory=dict)
+    _entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    _nodes: dict[str, dict[tuple[str, str], _Entry]] = field(default_factory=dict)
+    _dirty: set[str] = field(default_factory=set)
 
-    def changes(self, sets: dict[str, list[dict[str, Any]]]) -> list[NodeDesired]:
+    def observe(self, key: tuple[str, str], pod: Mapping[str, Any] | None) -> None:
+        """A pod was written (or deleted: None). Status-only writes change nothing a node is told."""
+        old = self._entries.get(key)
+        node = pod["spec"].get("nodeName") if pod is not None else None
+        if pod is None or not node:
+            if old is not None:
+                self._drop(old)
+            return
+        version = pod["metadata"].get("resourceVersion")
+        if old is not None and old.resource_version == version and old.node == node:
+            return
+        desired = desired_pod(pod)
+        fragment = _fragment(desired)
+        if old is not None:
+            if old.node == node and old.fragment == fragment:
+                old.resource_version = version
+                return
+            self._drop(old)
+        entry = _Entry(node, key, version, fragment, desired)
+        self._entries[key] = entry
+        self._nodes.setdefault(node, {})[key] = entry
+        self._dirty.add(node)
+
+    def _drop(self, entry: _Entry) -> None:
+        del self._entries[entry.key]
+        self._nodes[entry.node].pop(entry.key, None)
+        self._dirty.add(entry.node)
+
+    def flush(self, nodes: Iterable[str]) -> list[NodeDesired]:
+        """Messages for every node whose set changed, and for known nodes never sent one (an empty set too)."""
+        candidates = self._dirty | {n for n in nodes if n not in self._sent}
+        self._dirty = set()
         out = []
-        for node, pods in sorted(sets.items()):
-            digest = json.dumps(pods, sort_keys=True, separators=(",", ":"))
+        for node in sorted(candidates):
+            entries = self._nodes.get(node, {})
+            digest = frozenset(e.fragment for e in entries.values())
             if self._sent.get(node) == digest:
                 continue
-            self.generation += 1
-            self._sent[node] = digest
-            out.append(NodeDesired(node=node, generation=self.generation, epoch=self.epoch, pods=pods))
+            items = sorted(entries.values(), key=lambda e: e.key)
+            out.append(self._message(node, [e.desired for e in items], digest))
         return out
 
+    def changes_from(self, nodes: Iterable[str], pods: Iterable[Mapping[str, Any]]) -> list[NodeDesired]:
+        """Observe exactly these pods (any others are gone), then flush: a full resync."""
+        seen = set()
+        for pod in pods:
+            key = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
+            seen.add(key)
+            self.observe(key, pod)
+        for key in [k for k in self._entries if k not in seen]:
+            self.observe(key, None)
+        return self.flush(nodes)
+
+    def changes(self, sets: dict[str, list[dict[str, Any]]]) -> list[NodeDesired]:
+        """The messages for nodes whose set (already grouped, e.g. by `desired_sets`) changed."""
+        out = []
+        for node, pods in sorted(sets.items()):
+            digest = frozenset(_fragment(p) for p in pods)
+            if self._sent.get(node) != digest:
+                out.append(self._message(node, pods, digest))
+        return out
+
+    def _message(self, node: str, pods: list[dict[str, Any]], digest: frozenset[str]) -> NodeDesired:
+        self.generation += 1
+        self._sent[node] = digest
+        return NodeDesired(node=node, generation=self.generation, epoch=self.epoch, pods=pods)
+
     def forget(self, node: str) -> None:
-        """Force the next `changes` to resend this node's set (e.g. after the agent reconnects)."""
+        """Force the next flush to resend this node's set (e.g. after the agent reconnects)."""
         self._sent.pop(node, None)
+        self._dirty.add(node)
+
+    def forget_all(self) -> None:
+        """Resend every node's set (e.g. after a broker restart lost the retained messages)."""
+        self._dirty |= set(self._sent) | set(self._nodes)
+        self._sent.clear()

@@ -5,8 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 Clock = Callable[[], float]
+
+
+class Health(StrEnum):
+    """How a node looks from here; the node lifecycle controller maps the last two to different taints."""
+
+    READY = "Ready"
+    #: The agent said goodbye, or its Last Will fired: the broker saw the connection die.
+    OFFLINE = "Offline"
+    #: No heartbeat for `timeout` seconds (or never heard of since the master started): a cut network.
+    UNREACHABLE = "Unreachable"
 
 
 @dataclass
@@ -46,6 +57,24 @@ class Liveness:
         seen = self._nodes.get(node)
         return bool(seen and seen.online and self.clock() - seen.last_heartbeat <= self.timeout)
 
+    def health(self, node: str) -> Health:
+        seen = self._nodes.get(node)
+        if seen is None:
+            return Health.UNREACHABLE
+        if not seen.online:
+            return Health.OFFLINE
+        return Health.READY if self.clock() - seen.last_heartbeat <= self.timeout else Health.UNREACHABLE
+
+    def reset(self) -> None:
+        """Restart every online node's heartbeat clock (after the master itself was cut off or stalled).
+
+        Heartbeats missed then say nothing about the nodes, so each gets a full `timeout` again.
+        """
+        now = self.clock()
+        for seen in self._nodes.values():
+            if seen.online:
+                seen.last_heartbeat = max(seen.last_heartbeat, now)
+
     def reason(self, node: str) -> str:
         seen = self._nodes.get(node)
         if seen is None:
@@ -56,6 +85,16 @@ class Liveness:
         if age > self.timeout:
             return f"NodeStatusUnknown: no heartbeat for {age:.1f}s (timeout {self.timeout:g}s)"
         return "AgentReady: heartbeats arriving"
+
+    def next_expiry(self) -> float | None:
+        """The clock reading at which the next Ready node turns NotReady unless it beats first."""
+        now = self.clock()
+        moments = [
+            s.last_heartbeat + self.timeout
+            for s in self._nodes.values()
+            if s.online and s.last_heartbeat + self.timeout >= now
+        ]
+        return min(moments, default=None)
 
     def heartbeat_age(self, node: str) -> float | None:
         seen = self._nodes.get(node)

@@ -1,19 +1,39 @@
-"""Pure scheduler: filter nodes that can run a pod, score the rest, pick one; called by the master's reconcile loop."""
+"""Pure scheduler: filter nodes that can run a pod, score the rest, pick one; called by the master's reconcile loop.
+
+Filters (first failure wins, kube-scheduler wording): ready, unschedulable (cordon), nodeSelector, NoSchedule and
+NoExecute taints, pod count, cpu, memory, host ports. Score, higher is better: spread replicas of the same
+controller (dominates), avoid untolerated PreferNoSchedule taints, then least allocated. Ties go to the
+alphabetically first node, so every decision is deterministic.
+"""
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from edgekube.model.names import NodeName
 from edgekube.model.pod import PodSpec
 from edgekube.model.quantity import cpu_millis, memory_bytes
+from edgekube.model.taints import TAINT_UNSCHEDULABLE, Taint, TaintEffect, Toleration, untolerated
+
+#: Score lost per pod of the same controller already on the node. Least-allocated scores lie in [0, 1], so one
+#: replica more always outweighs any difference in load (kube-scheduler's SelectorSpread/PodTopologySpread idea).
+SPREAD_WEIGHT = 2.0
+#: Score lost per untolerated PreferNoSchedule taint: such a node is used when spreading would otherwise put
+#: two more replicas on one node, or when nothing else fits.
+PREFER_NO_SCHEDULE_WEIGHT = 3.0
+
+_UNSCHEDULABLE_TAINT = Taint(key=TAINT_UNSCHEDULABLE, effect=TaintEffect.NO_SCHEDULE)
+_HARD_EFFECTS = {TaintEffect.NO_SCHEDULE, TaintEffect.NO_EXECUTE}
+_SOFT_EFFECTS = {TaintEffect.PREFER_NO_SCHEDULE}
 
 
 @dataclass(frozen=True)
 class NodeView:
-    """What the scheduler knows of a node: readiness, labels, allocatable and what is already bound to it."""
+    """What the scheduler knows of a node: readiness, labels, taints, allocatable and what is bound to it."""
 
     name: NodeName
     ready: bool
@@ -26,19 +46,25 @@ class NodeView:
     used_memory_bytes: int = 0
     pod_count: int = 0
     host_ports: frozenset[tuple[int, str]] = field(default_factory=frozenset)
+    taints: tuple[Taint, ...] = ()
+    #: Pods per controller uid already bound here (for spreading).
+    owner_pods: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Request:
-    """A pod's total demand, summed over its containers."""
+    """A pod's total demand, summed over its containers, with what else placement depends on."""
 
     cpu_millis: int
     memory_bytes: int
     host_ports: frozenset[tuple[int, str]]
     node_selector: Mapping[str, str]
+    tolerations: tuple[Toleration, ...] = ()
+    #: uid of the controller owning the pod (None for a bare pod): its replicas are spread over nodes.
+    owner: str | None = None
 
     @classmethod
-    def of(cls, spec: PodSpec) -> Request:
+    def of(cls, spec: PodSpec, owner: str | None = None) -> Request:
         return cls(
             cpu_millis=sum(c.resources.request_cpu_millis() for c in spec.containers),
             memory_bytes=sum(c.resources.request_memory_bytes() for c in spec.containers),
@@ -46,6 +72,35 @@ class Request:
                 (p.host_port, p.protocol.value) for c in spec.containers for p in c.ports if p.host_port
             ),
             node_selector=dict(spec.node_selector),
+            tolerations=tuple(spec.tolerations),
+            owner=owner,
+        )
+
+    @classmethod
+    def of_stored(cls, spec: Mapping[str, Any], owner: str | None = None) -> Request:
+        """As `of`, straight from a stored (already validated) pod spec: no full model parse on the hot path."""
+        cpu = memory = 0
+        ports = set()
+        for container in spec["containers"]:
+            resources = container.get("resources") or {}
+            requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+            cpu += cpu_millis(requests.get("cpu", limits.get("cpu", 0)))
+            memory += memory_bytes(requests.get("memory", limits.get("memory", 0)))
+            for port in container.get("ports") or ():
+                if port.get("hostPort"):
+                    ports.add((int(port["hostPort"]), str(port.get("protocol") or "TCP")))
+        tolerations = tuple(Toleration.model_validate(t) for t in spec.get("tolerations") or ())
+        return cls(cpu, memory, frozenset(ports), dict(spec.get("nodeSelector") or {}), tolerations, owner)
+
+    def class_key(self) -> Hashable:
+        """Requests with equal keys are placed alike (scheduling equivalence class)."""
+        return (
+            self.cpu_millis,
+            self.memory_bytes,
+            self.host_ports,
+            tuple(sorted(self.node_selector.items())),
+            tuple((t.key, t.operator, t.value, t.effect, t.toleration_seconds) for t in self.tolerations),
+            self.owner,
         )
 
 
@@ -56,14 +111,23 @@ class Decision:
     message: str = ""
 
 
-def filter_reason(node: NodeView, req: Request) -> str | None:
-    """None when the node can take the pod, otherwise the (kube-scheduler-worded) reason it cannot."""
+def static_reason(node: NodeView, req: Request) -> str | None:
+    """The filters that binding pods cannot change: readiness, cordon, nodeSelector, taints."""
     if not node.ready:
         return "node(s) were not ready"
-    if node.unschedulable:
+    if node.unschedulable and not any(t.tolerates(_UNSCHEDULABLE_TAINT) for t in req.tolerations):
         return "node(s) were unschedulable"
     if any(node.labels.get(k) != v for k, v in req.node_selector.items()):
         return "node(s) didn't match Pod's node affinity/selector"
+    if node.taints:
+        hard = untolerated(node.taints, req.tolerations, _HARD_EFFECTS)
+        if hard:
+            return f"node(s) had untolerated taint {{{hard[0].key}: {hard[0].value}}}"
+    return None
+
+
+def capacity_reason(node: NodeView, req: Request) -> str | None:
+    """The filters that binding pods can only make worse: pod count, cpu, memory, host ports."""
     if node.pod_count + 1 > node.max_pods:
         return "Too many pods"
     if node.used_cpu_millis + req.cpu_millis > node.cpu_millis:
@@ -75,17 +139,33 @@ def filter_reason(node: NodeView, req: Request) -> str | None:
     return None
 
 
+def filter_reason(node: NodeView, req: Request) -> str | None:
+    """None when the node can take the pod, otherwise the (kube-scheduler-worded) reason it cannot."""
+    return static_reason(node, req) or capacity_reason(node, req)
+
+
 def score(node: NodeView, req: Request) -> float:
-    """Least-allocated: higher is better; the mean free fraction of cpu and memory after placing the pod."""
+    """Higher is better: minus spreading and taint penalties, plus the mean free fraction after placing the pod."""
     cpu_free = 1 - (node.used_cpu_millis + req.cpu_millis) / max(node.cpu_millis, 1)
     mem_free = 1 - (node.used_memory_bytes + req.memory_bytes) / max(node.memory_bytes, 1)
     pods_free = 1 - (node.pod_count + 1) / max(node.max_pods, 1)
-    return (cpu_free + mem_free + pods_free) / 3
+    value = (cpu_free + mem_free + pods_free) / 3
+    if req.owner is not None:
+        value -= SPREAD_WEIGHT * node.owner_pods.get(req.owner, 0)
+    if node.taints:
+        value -= PREFER_NO_SCHEDULE_WEIGHT * len(untolerated(node.taints, req.tolerations, _SOFT_EFFECTS))
+    return value
 
 
-def schedule(spec: PodSpec, nodes: Sequence[NodeView]) -> Decision:
-    """Pick the best node for a pod, or explain why none fits. Ties break on node name, so it is deterministic."""
-    req = Request.of(spec)
+def _explain(reasons: Counter[str], total: int) -> str:
+    # kube-scheduler sorts the "<count> <reason>" strings themselves.
+    detail = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
+    return f"0/{total} nodes are available" + (f": {detail}." if detail else ".")
+
+
+def schedule(spec: PodSpec | Request, nodes: Sequence[NodeView]) -> Decision:
+    """Pick the best node for one pod, or explain why none fits (the reference for `schedule_all`)."""
+    req = spec if isinstance(spec, Request) else Request.of(spec)
     reasons: Counter[str] = Counter()
     feasible: list[NodeView] = []
     for node in nodes:
@@ -95,17 +175,18 @@ def schedule(spec: PodSpec, nodes: Sequence[NodeView]) -> Decision:
         else:
             reasons[reason] += 1
     if not feasible:
-        # kube-scheduler sorts the "<count> <reason>" strings themselves.
-        detail = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
-        return Decision(None, f"0/{len(nodes)} nodes are available" + (f": {detail}." if detail else "."))
+        return Decision(None, _explain(reasons, len(nodes)))
     # Highest score first; among equal scores the alphabetically first node wins.
     best = min(feasible, key=lambda n: (-score(n, req), n.name))
     return Decision(best.name)
 
 
-def bind(node: NodeView, spec: PodSpec) -> NodeView:
+def bind(node: NodeView, pod: PodSpec | Request) -> NodeView:
     """The node's view after placing the pod on it (so one pass can schedule many pods)."""
-    req = Request.of(spec)
+    req = pod if isinstance(pod, Request) else Request.of(pod)
+    owners = node.owner_pods
+    if req.owner is not None:
+        owners = {**owners, req.owner: owners.get(req.owner, 0) + 1}
     return NodeView(
         name=node.name,
         ready=node.ready,
@@ -117,8 +198,76 @@ def bind(node: NodeView, spec: PodSpec) -> NodeView:
         used_cpu_millis=node.used_cpu_millis + req.cpu_millis,
         used_memory_bytes=node.used_memory_bytes + req.memory_bytes,
         pod_count=node.pod_count + 1,
-        host_ports=node.host_ports | req.host_ports,
+        host_ports=node.host_ports | req.host_ports if req.host_ports else node.host_ports,
+        taints=node.taints,
+        owner_pods=owners,
     )
+
+
+class _Class:
+    """Per equivalence class: a max-heap of candidate nodes whose scores may be stale (upper bounds).
+
+    Binding a pod only ever lowers a node's score and never makes a full node fit again, so a stale entry
+    overestimates; an entry popped with the node's current version is the true best.
+    """
+
+    def __init__(self, req: Request, views: dict[NodeName, NodeView], versions: dict[NodeName, int]) -> None:
+        self.static: Counter[str] = Counter()
+        self.full: set[NodeName] = set()
+        self.heap: list[tuple[float, NodeName, int]] = []
+        self.message: tuple[int, str] | None = None
+        for name, view in views.items():
+            reason = static_reason(view, req)
+            if reason is not None:
+                self.static[reason] += 1
+            elif capacity_reason(view, req) is not None:
+                self.full.add(name)
+            else:
+                self.heap.append((-score(view, req), name, versions[name]))
+        heapq.heapify(self.heap)
+
+
+def schedule_all(requests: Sequence[Request], nodes: Sequence[NodeView]) -> list[Decision]:
+    """Place pods one after another, exactly as `schedule` + `bind` in a loop would, in O(log nodes) per pod."""
+    views = {n.name: n for n in nodes}
+    versions = dict.fromkeys(views, 0)
+    binds = 0
+    classes: dict[Hashable, _Class] = {}
+    decisions: list[Decision] = []
+    for req in requests:
+        key = req.class_key()
+        cls = classes.get(key)
+        if cls is None:
+            cls = classes[key] = _Class(req, views, versions)
+        chosen = _pick(cls, req, views, versions)
+        if chosen is None:
+            if cls.message is None or cls.message[0] != binds:
+                reasons = cls.static.copy()
+                for name in cls.full:
+                    reasons[capacity_reason(views[name], req) or ""] += 1
+                cls.message = (binds, _explain(reasons, len(views)))
+            decisions.append(Decision(None, cls.message[1]))
+            continue
+        views[chosen] = bind(views[chosen], req)
+        versions[chosen] += 1
+        binds += 1
+        decisions.append(Decision(chosen))
+    return decisions
+
+
+def _pick(cls: _Class, req: Request, views: dict[NodeName, NodeView], versions: dict[NodeName, int]) -> NodeName | None:
+    heap = cls.heap
+    while heap:
+        _, name, version = heap[0]
+        if version == versions[name]:
+            return name
+        heapq.heappop(heap)
+        view = views[name]
+        if capacity_reason(view, req) is not None:
+            cls.full.add(name)
+        else:
+            heapq.heappush(heap, (-score(view, req), name, versions[name]))
+    return None
 
 
 def node_view(
@@ -128,10 +277,22 @@ def node_view(
     labels: Mapping[str, str],
     allocatable: Mapping[str, str | int | float],
     unschedulable: bool,
-    bound: Iterable[PodSpec],
+    bound: Iterable[PodSpec | Request],
+    taints: Iterable[Taint] = (),
 ) -> NodeView:
-    """Build a NodeView from a Node's allocatable and the specs of pods already bound to it."""
-    view = NodeView(
+    """Build a NodeView from a Node's allocatable and the pods (specs or requests) already bound to it."""
+    cpu = memory = count = 0
+    ports: set[tuple[int, str]] = set()
+    owners: Counter[str] = Counter()
+    for pod in bound:
+        req = pod if isinstance(pod, Request) else Request.of(pod)
+        cpu += req.cpu_millis
+        memory += req.memory_bytes
+        count += 1
+        ports |= req.host_ports
+        if req.owner is not None:
+            owners[req.owner] += 1
+    return NodeView(
         name=name,
         ready=ready,
         labels=dict(labels),
@@ -139,7 +300,10 @@ def node_view(
         memory_bytes=memory_bytes(allocatable.get("memory", 0)),
         max_pods=int(allocatable.get("pods", 110)),
         unschedulable=unschedulable,
+        used_cpu_millis=cpu,
+        used_memory_bytes=memory,
+        pod_count=count,
+        host_ports=frozenset(ports),
+        taints=tuple(taints),
+        owner_pods=dict(owners),
     )
-    for spec in bound:
-        view = bind(view, spec)
-    return view

@@ -132,6 +132,30 @@ def parse_object(data: Any, *, source: str = "", index: int | None = None) -> K8
     return validate_model(model, data, source=source, index=index)
 
 
+#: libyaml's loader when PyYAML was built with it (about 10x faster); same results as the pure-Python one.
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+
+
+def _parse(text: str) -> list[Any]:
+    """YAML documents of `text`: JSON text via json (a thousand pods in milliseconds), else libyaml if present.
+
+    A parse error is always raised by the pure-Python loader, so its message does not depend on libyaml.
+    """
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            pass  # not JSON after all (or broken): YAML decides, and words the error
+        else:
+            return [] if data is None else [data]
+    if _FAST_LOADER is not None:
+        try:
+            return [d for d in yaml.load_all(text, Loader=_FAST_LOADER) if d is not None]
+        except yaml.YAMLError:
+            pass
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
 def decode_documents(text: str | bytes, *, source: str = "") -> list[Any]:
     """Decode YAML (multi-document) or JSON text; `kind: List` is flattened into its items."""
     size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
@@ -145,7 +169,7 @@ def decode_documents(text: str | bytes, *, source: str = "") -> list[Any]:
                 f"{source or 'manifest'}: not UTF-8 text ({exc.reason} at byte {exc.start})"
             ) from None
     try:
-        raw = [d for d in yaml.safe_load_all(text) if d is not None]
+        raw = _parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

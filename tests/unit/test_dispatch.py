@@ -152,3 +152,79 @@ def test_each_dispatcher_has_its_own_epoch() -> None:
 def test_the_messages_round_trip_on_the_wire() -> None:
     [message] = Dispatcher(epoch="e").changes(desired_sets(["pi-1"], [stored_pod("web", "pi-1")]))
     assert NodeDesired.decode(message.encode()) == message
+
+
+# -- changes_from: the same answers without re-serialising unchanged pods -------------------------------------------
+
+
+def test_changes_from_sends_what_changes_of_desired_sets_would() -> None:
+    pods = [stored_pod("b", "pi-1"), stored_pod("a", "pi-1"), stored_pod("c", "pi-2"), stored_pod("p", None)]
+    fast, slow = Dispatcher(epoch="e"), Dispatcher(epoch="e")
+    assert fast.changes_from(["pi-1", "pi-2", "pi-3"], pods) == slow.changes(
+        desired_sets(["pi-1", "pi-2", "pi-3"], pods)
+    )
+    assert fast.changes_from(["pi-1", "pi-2", "pi-3"], pods) == []
+
+
+def test_changes_from_ignores_status_writes_and_sees_label_changes() -> None:
+    d = Dispatcher()
+    d.changes_from(["pi-1"], [stored_pod("web", "pi-1")])
+    status_only = stored_pod("web", "pi-1", resourceVersion="43")
+    status_only["status"] = {"phase": "Failed"}
+    assert d.changes_from(["pi-1"], [status_only]) == []
+    relabelled = stored_pod("web", "pi-1", resourceVersion="44", labels={"app": "web", "v": "2"})
+    [message] = d.changes_from(["pi-1"], [relabelled])
+    assert message.pods[0]["metadata"]["labels"] == {"app": "web", "v": "2"}
+
+
+def test_changes_from_notices_a_pod_moving_between_nodes() -> None:
+    d = Dispatcher()
+    d.changes_from(["pi-1", "pi-2"], [stored_pod("web", "pi-1")])
+    moved = stored_pod("web", "pi-2", resourceVersion="50")
+    assert summary(d.changes_from(["pi-1", "pi-2"], [moved])) == [("pi-1", 3, 0), ("pi-2", 4, 1)]
+
+
+def test_changes_from_forgets_pods_that_are_gone() -> None:
+    d = Dispatcher()
+    d.changes_from(["pi-1"], [stored_pod("a", "pi-1"), stored_pod("b", "pi-1")])
+    d.changes_from(["pi-1"], [stored_pod("a", "pi-1")])
+    assert set(d._entries) == {("default", "a")}
+
+
+def test_forget_all_resends_every_node() -> None:
+    d = Dispatcher()
+    pods = [stored_pod("a", "pi-1")]
+    d.changes_from(["pi-1", "pi-2"], pods)
+    d.forget_all()
+    assert [m.node for m in d.changes_from(["pi-1", "pi-2"], pods)] == ["pi-1", "pi-2"]
+
+
+def test_observe_then_flush_sends_only_nodes_whose_set_changed() -> None:
+    d = Dispatcher(epoch="e")
+    d.observe(("default", "a"), stored_pod("a", "pi-1"))
+    assert summary(d.flush(["pi-1", "pi-2"])) == [("pi-1", 1, 1), ("pi-2", 2, 0)]
+    assert d.flush(["pi-1", "pi-2"]) == []
+    status_only = stored_pod("a", "pi-1", resourceVersion="43")
+    status_only["status"] = {"phase": "Running"}
+    d.observe(("default", "a"), status_only)
+    assert d.flush(["pi-1", "pi-2"]) == []
+    d.observe(("default", "b"), stored_pod("b", None))  # pending: no node hears of it
+    assert d.flush(["pi-1", "pi-2"]) == []
+    d.observe(("default", "b"), stored_pod("b", "pi-2", resourceVersion="44"))
+    d.observe(("default", "a"), None)
+    assert summary(d.flush(["pi-1", "pi-2"])) == [("pi-1", 3, 0), ("pi-2", 4, 1)]
+
+
+def test_a_node_registered_later_gets_its_empty_set() -> None:
+    d = Dispatcher()
+    d.flush(["pi-1"])
+    assert [m.node for m in d.flush(["pi-1", "pi-2"])] == ["pi-2"]
+
+
+def test_a_recreated_pod_with_the_same_name_is_a_change() -> None:
+    d = Dispatcher()
+    d.observe(("default", "a"), stored_pod("a", "pi-1"))
+    d.flush(["pi-1"])
+    d.observe(("default", "a"), stored_pod("a", "pi-1", uid="uid-new", resourceVersion="99"))
+    [message] = d.flush(["pi-1"])
+    assert message.pods[0]["metadata"]["uid"] == "uid-new"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from edgekube.master.liveness import Liveness
+from edgekube.master.liveness import Health, Liveness
 
 
 @dataclass
@@ -133,3 +133,43 @@ def test_the_default_clock_is_monotonic() -> None:
     assert live.ready("pi-1")
     age = live.heartbeat_age("pi-1")
     assert age is not None and 0 <= age < live.timeout
+
+
+# -- health, reset, next expiry -----------------------------------------------------------------------------------
+
+
+def test_health_tells_a_fired_will_from_stopped_heartbeats(live: Liveness, clock: FakeClock) -> None:
+    assert live.health("never-seen") is Health.UNREACHABLE
+    live.presence("pi-1", True, "b")
+    live.presence("pi-2", True, "b")
+    assert live.health("pi-1") is Health.READY
+    live.presence("pi-1", False)
+    assert live.health("pi-1") is Health.OFFLINE
+    clock.advance(4.01)
+    assert live.health("pi-2") is Health.UNREACHABLE
+    assert live.health("pi-1") is Health.OFFLINE
+
+
+def test_reset_gives_every_online_node_a_full_timeout_again(live: Liveness, clock: FakeClock) -> None:
+    live.presence("pi-1", True, "b")
+    live.presence("gone", True, "b")
+    live.presence("gone", False)
+    clock.advance(10)
+    assert not live.ready("pi-1")
+    live.reset()
+    assert live.ready("pi-1")
+    assert live.health("gone") is Health.OFFLINE  # a Will is news, not a missed heartbeat
+    clock.advance(4.01)
+    assert not live.ready("pi-1")
+
+
+def test_next_expiry_is_when_the_first_ready_node_would_turn_stale(live: Liveness, clock: FakeClock) -> None:
+    assert live.next_expiry() is None
+    live.presence("pi-1", True, "b")
+    clock.advance(1)
+    live.heartbeat("pi-2", "b", {}, 1)
+    assert live.next_expiry() == 1004.0
+    clock.advance(3.5)
+    assert live.next_expiry() == 1005.0  # pi-1 already stale: it no longer counts
+    clock.advance(1)
+    assert live.next_expiry() is None

@@ -475,11 +475,17 @@ def test_every_field_problem_of_one_document_is_listed() -> None:
         ({}, ["apiVersion: Required value", "kind: Required value"]),
         (
             {"apiVersion": "apps/v1", "kind": "Deployment"},
-            ["kind: Deployment (apps/v1) is not supported (supported: Pod (v1), Node (v1), ReplicationController (v1), ReplicaSet (apps/v1))"],
+            [
+                "kind: Deployment (apps/v1) is not supported (supported: Pod (v1), Node (v1), "
+                "ReplicationController (v1), ReplicaSet (apps/v1))"
+            ],
         ),
         (
             {"apiVersion": "v1", "kind": "Service"},
-            ["kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), ReplicationController (v1), ReplicaSet (apps/v1))"],
+            [
+                "kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
+                "ReplicationController (v1), ReplicaSet (apps/v1))"
+            ],
         ),
         (["a", "list"], ["document must be a mapping, got list"]),
         ("text", ["document must be a mapping, got str"]),
@@ -567,8 +573,14 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
         f"metadata.name: 'Bad': {RFC1123_SUBDOMAIN}",
         "spec.containers[0].securityContext: not supported",
     ]
-    assert second.problems == ["kind: Secret (v1) is not supported (supported: Pod (v1), Node (v1), ReplicationController (v1), ReplicaSet (apps/v1))"]
-    assert str(second) == "app.yaml[2]: kind: Secret (v1) is not supported (supported: Pod (v1), Node (v1), ReplicationController (v1), ReplicaSet (apps/v1))"
+    assert second.problems == [
+        "kind: Secret (v1) is not supported (supported: Pod (v1), Node (v1), "
+        "ReplicationController (v1), ReplicaSet (apps/v1))"
+    ]
+    assert (
+        str(second) == "app.yaml[2]: kind: Secret (v1) is not supported (supported: Pod (v1), Node (v1), "
+        "ReplicationController (v1), ReplicaSet (apps/v1))"
+    )
 
 
 def test_lint_of_a_valid_manifest_yields_nothing() -> None:

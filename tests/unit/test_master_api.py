@@ -334,9 +334,17 @@ def test_unknown_names_are_not_found(api: Api, verb: Verb, fields: dict[str, Any
 @pytest.mark.parametrize(
     ("verb", "fields", "message"),
     [
-        (Verb.GET, {"kind": "Deployment", "name": "x"}, "kind: 'Deployment' is not supported (supported: Pod, Node)"),
-        (Verb.LIST, {}, "kind: None is not supported (supported: Pod, Node)"),
-        (Verb.LIST, {"kind": "pod"}, "kind: 'pod' is not supported (supported: Pod, Node)"),
+        (
+            Verb.GET,
+            {"kind": "Deployment", "name": "x"},
+            "kind: 'Deployment' is not supported (supported: Pod, Node, ReplicationController, ReplicaSet, Event)",
+        ),
+        (Verb.LIST, {}, "kind: None is not supported (supported: Pod, Node, ReplicationController, ReplicaSet, Event)"),
+        (
+            Verb.LIST,
+            {"kind": "pod"},
+            "kind: 'pod' is not supported (supported: Pod, Node, ReplicationController, ReplicaSet, Event)",
+        ),
         (Verb.GET, {"kind": "Pod"}, "name: Required value for verb get"),
         (Verb.DELETE, {"kind": "Pod"}, "name: Required value for verb delete"),
         (Verb.LOGS, {"kind": "Pod", "name": "web"}, "verb: 'logs' is not handled by the master API"),
@@ -407,3 +415,357 @@ def test_two_documents_where_the_second_is_invalid_store_nothing(api: Api, store
     assert response.error is not None
     assert response.error.message == "request[1]: spec.containers[0].image: String should have at least 1 character"
     assert store.list("Pod") == []
+
+
+# -- controllers: apply, generation, scale ---------------------------------------------------------------------------
+
+
+def rc(name: str = "web", replicas: int = 2, image: str = "busybox:1.36", **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"app": name},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": image}]},
+            },
+        },
+    }
+
+
+def rs(name: str = "api", replicas: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": [name]}]},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+        },
+    }
+
+
+def owned_pod(name: str, owner: dict[str, Any], **labels: str) -> dict[str, Any]:
+    doc = pod(name, namespace="default", labels=labels or {"app": owner["metadata"]["name"]})
+    doc["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+        }
+    ]
+    return doc
+
+
+def test_a_controller_starts_at_generation_1_and_each_spec_change_adds_one(api: Api, store: TinyStateStore) -> None:
+    assert actions(api, rc(), rs()) == [
+        ("ReplicationController", "default", "web", "created"),
+        ("ReplicaSet", "default", "api", "created"),
+    ]
+    assert store.get("ReplicationController", "default", "web")["metadata"]["generation"] == 1
+    assert store.get("ReplicaSet", "default", "api")["metadata"]["generation"] == 1
+    assert actions(api, rc()) == [("ReplicationController", "default", "web", "unchanged")]
+    assert actions(api, rc(tier="x")) == [("ReplicationController", "default", "web", "updated")]  # metadata only
+    assert store.get("ReplicationController", "default", "web")["metadata"]["generation"] == 1
+    assert actions(api, rc(image="busybox:1.37")) == [("ReplicationController", "default", "web", "updated")]
+    assert store.get("ReplicationController", "default", "web")["metadata"]["generation"] == 2
+
+
+def test_apply_keeps_a_controllers_status(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(rc()))
+    current = store.get("ReplicationController", "default", "web")
+    store.update({**current, "status": {"replicas": 2}})
+    api.apply(manifest(rc(replicas=3)))
+    assert store.get("ReplicationController", "default", "web")["status"] == {"replicas": 2}
+
+
+def test_scale_sets_replicas_bumps_generation_and_answers_the_object(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(rc(), rs()))
+    response = call(api, Verb.SCALE, kind="ReplicationController", name="web", replicas=5)
+    assert response.ok and response.object is not None and response.outcomes is not None
+    assert (response.object["spec"]["replicas"], response.object["metadata"]["generation"]) == (5, 2)
+    assert response.outcomes[0].action == "updated"
+    assert store.get("ReplicationController", "default", "web")["spec"]["replicas"] == 5
+    again = call(api, Verb.SCALE, kind="ReplicationController", name="web", replicas=5)
+    assert again.outcomes is not None and again.outcomes[0].action == "unchanged"
+    assert call(api, Verb.SCALE, kind="ReplicaSet", name="api", replicas=0).ok
+    assert store.get("ReplicaSet", "default", "api")["spec"]["replicas"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason", "message"),
+    [
+        ({"kind": "Pod", "name": "web", "replicas": 1}, "Invalid", "kind: 'Pod' is not supported for verb scale"),
+        ({"kind": "ReplicationController", "name": "web"}, "Invalid", "replicas: Required value for verb scale"),
+        ({"kind": "ReplicationController", "replicas": 1}, "Invalid", "name: Required value for verb scale"),
+        ({"kind": "ReplicaSet", "name": "nope", "replicas": 1}, "NotFound", "ReplicaSet default/nope not found"),
+    ],
+)
+def test_bad_scale_requests(api: Api, fields: dict[str, Any], reason: str, message: str) -> None:
+    api.apply(manifest(rc()))
+    response = call(api, Verb.SCALE, **fields)
+    assert response.error is not None and (response.error.reason, response.error.message[: len(message)]) == (
+        reason,
+        message,
+    )
+
+
+def test_a_negative_replica_count_is_refused_on_the_wire() -> None:
+    with pytest.raises(ValidationError):
+        ApiRequest.decode(b'{"schema":"edgekube/v1","verb":"scale","kind":"ReplicaSet","name":"a","replicas":-1}')
+
+
+def test_get_and_list_controllers(api: Api) -> None:
+    api.apply(manifest(rc("web"), rc("db"), rs()))
+    assert [o["metadata"]["name"] for o in api.list("ReplicationController", None, None)] == ["db", "web"]
+    assert api.get("ReplicaSet", None, "api")["kind"] == "ReplicaSet"
+    assert call(api, Verb.LIST, kind="ReplicaSet").items is not None
+
+
+# -- delete with cascade -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_pods(api: Api, store: TinyStateStore) -> dict[str, Any]:
+    api.apply(manifest(rc()))
+    controller = store.get("ReplicationController", "default", "web")
+    other = store.create({**rc("other"), "metadata": {"name": "other", "namespace": "default"}})
+    store.create(owned_pod("web-1", controller))
+    store.create(owned_pod("web-2", controller))
+    store.create(owned_pod("other-1", other, app="web"))  # matches web's selector, owned by another
+    store.create(pod("bare", namespace="default", labels={"app": "web"}))
+    return controller
+
+
+def test_delete_cascades_to_the_controllers_own_pods_by_default(
+    api: Api, store: TinyStateStore, with_pods: dict[str, Any]
+) -> None:
+    response = call(api, Verb.DELETE, kind="ReplicationController", name="web")
+    assert response.outcomes is not None
+    assert [(o.kind, o.name, o.action) for o in response.outcomes] == [("ReplicationController", "web", "deleted")]
+    assert [p["metadata"]["name"] for p in store.list("Pod")] == ["bare", "other-1"]
+
+
+def test_delete_with_orphan_keeps_the_pods_without_owner(
+    api: Api, store: TinyStateStore, with_pods: dict[str, Any]
+) -> None:
+    assert call(api, Verb.DELETE, kind="ReplicationController", name="web", cascade="orphan").ok
+    pods = {p["metadata"]["name"]: p for p in store.list("Pod")}
+    assert sorted(pods) == ["bare", "other-1", "web-1", "web-2"]
+    assert "ownerReferences" not in pods["web-1"]["metadata"]
+    assert "ownerReferences" not in pods["web-2"]["metadata"]
+    assert pods["other-1"]["metadata"]["ownerReferences"][0]["name"] == "other"
+    assert store.list("ReplicationController", "default")[0]["metadata"]["name"] == "other"
+
+
+def test_cascade_means_nothing_for_a_pod(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod()))
+    assert call(api, Verb.DELETE, kind="Pod", name="web", cascade="orphan").ok
+    assert store.list("Pod") == []
+
+
+def test_deleting_a_missing_controller_changes_nothing(
+    api: Api, store: TinyStateStore, with_pods: dict[str, Any]
+) -> None:
+    before = store.list("Pod")
+    response = call(api, Verb.DELETE, kind="ReplicaSet", name="web")
+    assert response.error is not None and response.error.reason == "NotFound"
+    assert store.list("Pod") == before
+
+
+# -- label / annotate ----------------------------------------------------------------------------------------------
+
+
+def test_label_adds_changes_with_overwrite_and_removes(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod(labels={"app": "web", "tier": "front"})))
+    response = call(api, Verb.LABEL, kind="Pod", name="web", labels={"env": "prod", "tier": None})
+    assert response.ok and response.object is not None and response.outcomes is not None
+    assert response.object["metadata"]["labels"] == {"app": "web", "env": "prod"}
+    assert response.outcomes[0].action == "updated"
+    assert call(api, Verb.LABEL, kind="Pod", name="web", labels={"app": "debug"}, overwrite=True).ok
+    assert store.get("Pod", "default", "web")["metadata"]["labels"] == {"app": "debug", "env": "prod"}
+
+
+def test_label_refuses_to_overwrite_without_overwrite(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod(labels={"app": "web"})))
+    before = store.get("Pod", "default", "web")
+    response = call(api, Verb.LABEL, kind="Pod", name="web", labels={"new": "1", "app": "debug"})
+    assert response.error is not None
+    assert (response.error.reason, response.error.message) == (
+        "Invalid",
+        "'app' already has a value (web), and --overwrite is false",
+    )
+    assert store.get("Pod", "default", "web") == before  # nothing written, not even the valid key
+
+
+def test_label_with_the_same_value_or_removing_a_missing_key_is_unchanged(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod(labels={"app": "web"})))
+    before = store.get("Pod", "default", "web")
+    response = call(api, Verb.LABEL, kind="Pod", name="web", labels={"app": "web", "gone": None})
+    assert response.outcomes is not None and response.outcomes[0].action == "unchanged"
+    assert store.get("Pod", "default", "web") == before
+
+
+def test_a_label_change_keeps_the_pods_spec_and_status(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod(labels={"app": "web"})))
+    bound = store.get("Pod", "default", "web")
+    store.update({**bound, "spec": {**bound["spec"], "nodeName": "pi-1"}, "status": {"phase": "Running"}})
+    before = store.get("Pod", "default", "web")
+    call(api, Verb.LABEL, kind="Pod", name="web", labels={"app": "debug"}, overwrite=True)
+    after = store.get("Pod", "default", "web")
+    assert (after["spec"], after["status"], after["metadata"]["uid"]) == (
+        before["spec"],
+        before["status"],
+        before["metadata"]["uid"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"bad key": "x"}, 'labels["bad key"]: invalid key'),
+        ({"app": "not valid!"}, 'labels["app"]: invalid value "not valid!"'),
+        ({"app": "x" * 64}, "must be no more than 63 characters"),
+        ({}, "labels: Required value"),
+    ],
+)
+def test_label_keys_and_values_follow_the_label_rules(api: Api, labels: dict[str, Any], message: str) -> None:
+    api.apply(manifest(pod()))
+    response = call(api, Verb.LABEL, kind="Pod", name="web", labels=labels)
+    assert response.error is not None and response.error.reason == "Invalid"
+    assert message in response.error.message
+
+
+def test_annotate_takes_free_text_values(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod()))
+    response = call(api, Verb.ANNOTATE, kind="Pod", name="web", labels={"note": "built on Tuesday, by me!"})
+    assert response.ok
+    assert store.get("Pod", "default", "web")["metadata"]["annotations"] == {"note": "built on Tuesday, by me!"}
+    assert store.get("Pod", "default", "web")["metadata"]["labels"] == {}
+    bad = call(api, Verb.ANNOTATE, kind="Pod", name="web", labels={"bad key": "x"})
+    assert bad.error is not None and bad.error.reason == "Invalid"
+    clash = call(api, Verb.ANNOTATE, kind="Pod", name="web", labels={"note": "other"})
+    assert clash.error is not None and "'note' already has a value" in clash.error.message
+
+
+@pytest.mark.parametrize("kind", ["Node", "ReplicationController", "ReplicaSet"])
+def test_label_works_on_nodes_and_controllers(api: Api, store: TinyStateStore, kind: str) -> None:
+    api.apply(manifest(node("web"), rc(), rs("web")))
+    response = call(api, Verb.LABEL, kind=kind, name="web", labels={"zone": "a"})
+    assert response.ok and response.object is not None
+    assert store.get(kind, "" if kind == "Node" else "default", "web")["metadata"]["labels"]["zone"] == "a"
+    if kind == "Node":
+        assert response.object["status"]["conditions"] == [{"type": "Ready", "status": "True"}]  # decorated
+
+
+def test_label_by_selector_changes_every_match_after_checking_all(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(pod("a", labels={"app": "x"}), pod("b", labels={"app": "x", "env": "dev"}), pod("c")))
+    response = call(api, Verb.LABEL, kind="Pod", selector="app=x", labels={"env": "prod"})
+    assert response.error is not None and "'env' already has a value (dev)" in response.error.message
+    assert "env" not in store.get("Pod", "default", "a")["metadata"]["labels"]
+    response = call(api, Verb.LABEL, kind="Pod", selector="app=x", labels={"env": "prod"}, overwrite=True)
+    assert response.outcomes is not None
+    assert [(o.name, o.action) for o in response.outcomes] == [("a", "updated"), ("b", "updated")]
+    assert store.get("Pod", "default", "c")["metadata"]["labels"] == {}
+
+
+def test_label_needs_a_name_or_a_selector(api: Api) -> None:
+    response = call(api, Verb.LABEL, kind="Pod", labels={"a": "b"})
+    assert response.error is not None and response.error.message.startswith("name: Required value for verb label")
+
+
+def test_label_is_not_for_events(api: Api) -> None:
+    response = call(api, Verb.LABEL, kind="Event", name="x", labels={"a": "b"})
+    assert response.error is not None and "not supported for verb label" in response.error.message
+
+
+# -- cordon / uncordon / drain -----------------------------------------------------------------------------------------
+
+
+def test_cordon_and_uncordon_set_unschedulable_and_the_taint(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(node("pi-1")))
+    response = call(api, Verb.CORDON, kind="Node", name="pi-1")
+    assert response.outcomes is not None and response.outcomes[0].action == "updated"
+    assert store.get("Node", "", "pi-1")["spec"] == {
+        "unschedulable": True,
+        "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}],
+    }
+    again = call(api, Verb.CORDON, name="pi-1")  # kind defaults to Node
+    assert again.outcomes is not None and again.outcomes[0].action == "unchanged"
+    assert call(api, Verb.UNCORDON, name="pi-1").ok
+    assert store.get("Node", "", "pi-1")["spec"] == {"unschedulable": False, "taints": []}
+    reasons = [e["reason"] for e in api.events.list()]
+    assert reasons == ["NodeNotSchedulable", "NodeSchedulable"]
+
+
+def test_uncordon_keeps_other_taints(api: Api, store: TinyStateStore) -> None:
+    doc = node("pi-1")
+    doc["spec"] = {"taints": [{"key": "gpu", "effect": "NoSchedule"}]}
+    api.apply(manifest(doc))
+    call(api, Verb.CORDON, name="pi-1")
+    call(api, Verb.UNCORDON, name="pi-1")
+    assert store.get("Node", "", "pi-1")["spec"]["taints"] == [{"key": "gpu", "value": "", "effect": "NoSchedule"}]
+
+
+def test_drain_cordons_and_evicts_every_pod_on_the_node(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(node("pi-1"), node("pi-2"), pod("a"), pod("b", namespace="prod"), pod("c"), pod("d")))
+    for name, ns, where in (("a", "default", "pi-1"), ("b", "prod", "pi-1"), ("c", "default", "pi-2")):
+        current = store.get("Pod", ns, name)
+        store.update({**current, "spec": {**current["spec"], "nodeName": where}})
+    response = call(api, Verb.DRAIN, name="pi-1")
+    assert response.ok and response.outcomes is not None and response.object is not None
+    assert [(o.namespace, o.name, o.action) for o in response.outcomes] == [
+        ("default", "a", "deleted"),
+        ("prod", "b", "deleted"),
+    ]
+    assert response.object["spec"]["unschedulable"] is True
+    assert sorted(p["metadata"]["name"] for p in store.list("Pod")) == ["c", "d"]
+    evictions = [e for e in api.events.list(None) if e["reason"] == "Evicted"]
+    assert [e["involvedObject"]["name"] for e in evictions] == ["a", "b"]
+
+
+@pytest.mark.parametrize("verb", [Verb.CORDON, Verb.UNCORDON, Verb.DRAIN])
+def test_node_verbs_need_an_existing_node(api: Api, verb: Verb) -> None:
+    response = call(api, verb, name="nope")
+    assert response.error is not None and (response.error.reason, response.error.message) == (
+        "NotFound",
+        "Node nope not found",
+    )
+    wrong = call(api, verb, kind="Pod", name="x")
+    assert wrong.error is not None and wrong.error.message.startswith(f"kind: 'Pod' is not supported for verb {verb}")
+
+
+def test_applying_a_node_manifest_keeps_the_lifecycle_taints(api: Api, store: TinyStateStore) -> None:
+    api.apply(manifest(node("pi-1")))
+    current = store.get("Node", "", "pi-1")
+    unreachable = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2026-11-28T10:00:00Z"}
+    store.update({**current, "spec": {"unschedulable": False, "taints": [unreachable]}})
+    doc = node("pi-1", zone="a")
+    doc["spec"] = {"taints": [{"key": "gpu", "effect": "NoSchedule"}]}
+    api.apply(manifest(doc))
+    taints = store.get("Node", "", "pi-1")["spec"]["taints"]
+    assert [t["key"] for t in taints] == ["gpu", "node.kubernetes.io/unreachable"]
+
+
+# -- events ------------------------------------------------------------------------------------------------------------
+
+
+def test_events_are_listed_and_got_from_memory(api: Api, store: TinyStateStore) -> None:
+    event = api.events.record(
+        {"kind": "Pod", "metadata": {"name": "web", "namespace": "prod"}}, "Scheduled", "x", component="s"
+    )
+    listed = call(api, Verb.LIST, kind="Event", namespace="prod")
+    assert listed.items is not None and [e["reason"] for e in listed.items] == ["Scheduled"]
+    assert call(api, Verb.LIST, kind="Event", namespace="default").items == []
+    assert call(api, Verb.LIST, kind="Event").items is not None
+    got = call(api, Verb.GET, kind="Event", namespace="prod", name=event["metadata"]["name"])
+    assert got.object is not None and got.object["message"] == "x"
+    missing = call(api, Verb.GET, kind="Event", name="nope")
+    assert missing.error is not None and missing.error.reason == "NotFound"
+    assert store.list("Event") == []  # never on disk

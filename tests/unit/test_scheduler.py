@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
 
-from edgekube.master.scheduler import Decision, NodeView, Request, bind, filter_reason, node_view, schedule, score
+from edgekube.master.scheduler import (
+    SPREAD_WEIGHT,
+    Decision,
+    NodeView,
+    Request,
+    bind,
+    filter_reason,
+    node_view,
+    schedule,
+    schedule_all,
+    score,
+)
 from edgekube.model.names import NodeName
 from edgekube.model.pod import PodSpec
+from edgekube.model.taints import Taint
 
 MI = 2**20
 SSD = {"disk": "ssd"}
@@ -47,6 +60,26 @@ def node(name: str = "pi-1", **fields: Any) -> NodeView:
 def test_a_request_sums_each_containers_request_or_limit(resources: dict[str, Any], cpu: int, memory: int) -> None:
     req = Request.of(spec({"resources": resources}, {"resources": resources}))
     assert (req.cpu_millis, req.memory_bytes) == (2 * cpu, 2 * memory)
+
+
+@pytest.mark.parametrize(
+    "pod",
+    [
+        spec(),
+        spec({"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}, {"resources": {"requests": {"cpu": 2}}}),
+        spec(
+            {
+                "ports": [
+                    {"containerPort": 80, "hostPort": 8080},
+                    {"containerPort": 53, "hostPort": 53, "protocol": "UDP"},
+                ]
+            }
+        ),
+        spec(nodeSelector={"disk": "ssd"}, tolerations=[{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]),
+    ],
+)
+def test_a_request_from_the_stored_spec_equals_one_from_the_model(pod: PodSpec) -> None:
+    assert Request.of_stored(pod.to_dict(), owner="rc") == Request.of(pod, owner="rc")
 
 
 def test_a_request_collects_host_ports_and_the_node_selector() -> None:
@@ -256,3 +289,178 @@ def test_node_view_defaults_when_allocatable_is_empty() -> None:
         False,
         True,
     )
+
+
+# -- taints and tolerations ------------------------------------------------------------------------------------
+
+
+def taint(key: str, effect: str, value: str = "") -> Taint:
+    return Taint(key=key, value=value, effect=effect)
+
+
+GPU = taint("dedicated", "NoSchedule", "gpu")
+
+
+@pytest.mark.parametrize(
+    ("taints", "tolerations", "reason"),
+    [
+        ((GPU,), [], "node(s) had untolerated taint {dedicated: gpu}"),
+        ((taint("maintenance", "NoExecute"),), [], "node(s) had untolerated taint {maintenance: }"),
+        ((taint("slow", "PreferNoSchedule"),), [], None),  # only a score penalty
+        ((GPU,), [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}], None),
+        ((GPU,), [{"key": "dedicated", "operator": "Exists"}], None),
+        ((GPU,), [{"operator": "Exists"}], None),  # tolerates everything
+        ((GPU,), [{"key": "dedicated", "value": "tpu"}], "node(s) had untolerated taint {dedicated: gpu}"),
+        (
+            (GPU,),
+            [{"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}],
+            "node(s) had untolerated taint {dedicated: gpu}",
+        ),
+        (
+            (taint("a", "PreferNoSchedule"), taint("b", "NoExecute", "1"), GPU),
+            [{"key": "dedicated", "operator": "Exists"}],
+            "node(s) had untolerated taint {b: 1}",
+        ),
+    ],
+)
+def test_taints_filter_unless_tolerated(
+    taints: tuple[Taint, ...], tolerations: list[dict[str, Any]], reason: str | None
+) -> None:
+    assert filter_reason(node(taints=taints), Request.of(spec(tolerations=tolerations))) == reason
+
+
+def test_a_cordoned_node_takes_pods_that_tolerate_the_unschedulable_taint() -> None:
+    tolerant = spec(tolerations=[{"key": "node.kubernetes.io/unschedulable", "operator": "Exists"}])
+    assert filter_reason(node(unschedulable=True), Request.of(tolerant)) is None
+    assert filter_reason(node(unschedulable=True), Request.of(spec())) == "node(s) were unschedulable"
+
+
+def test_taints_come_after_readiness_cordon_and_selector_in_the_order() -> None:
+    assert filter_reason(node(taints=(GPU,), unschedulable=True), Request.of(spec())) == "node(s) were unschedulable"
+    pod = Request.of(spec(nodeSelector={"disk": "ssd"}))
+    assert filter_reason(node(taints=(GPU,)), pod) == "node(s) didn't match Pod's node affinity/selector"
+    assert filter_reason(node(taints=(GPU,), cpu_millis=0), Request.of(spec())).startswith("node(s) had untolerated")  # type: ignore[union-attr]
+
+
+def test_prefer_no_schedule_is_avoided_but_used_when_nothing_else_fits() -> None:
+    soft = taint("slow", "PreferNoSchedule")
+    assert schedule(spec(), [node("a", taints=(soft,)), node("b", used_cpu_millis=3000)]).node == "b"
+    assert schedule(spec(), [node("a", taints=(soft,)), node("b", ready=False)]).node == "a"
+    tolerant = spec(tolerations=[{"key": "slow", "operator": "Exists", "effect": "PreferNoSchedule"}])
+    assert schedule(tolerant, [node("a", taints=(soft,)), node("b", used_cpu_millis=3000)]).node == "a"
+
+
+def test_an_untolerated_taint_is_explained_like_kube_scheduler() -> None:
+    nodes = [node("a", taints=(GPU,)), node("b", taints=(GPU,)), node("c", ready=False)]
+    assert schedule(spec(), nodes) == Decision(
+        None, "0/3 nodes are available: 1 node(s) were not ready, 2 node(s) had untolerated taint {dedicated: gpu}."
+    )
+
+
+# -- spreading ---------------------------------------------------------------------------------------------------
+
+
+def owned(owner: str | None, **fields: Any) -> Request:
+    return Request.of(spec(**fields), owner=owner)
+
+
+def test_replicas_of_one_controller_spread_even_onto_a_busier_node() -> None:
+    idle_with_replica = bind(node("idle"), owned("rc-1"))
+    busy_without = node("busy", used_cpu_millis=3500, used_memory_bytes=3500 * MI, pod_count=50)
+    assert schedule(owned("rc-1"), [idle_with_replica, busy_without]).node == "busy"
+    # Another controller's pods, or bare pods, do not count against it.
+    assert schedule(owned("rc-2"), [idle_with_replica, busy_without]).node == "idle"
+    assert schedule(owned(None), [idle_with_replica, busy_without]).node == "idle"
+
+
+def test_the_spread_weight_dominates_any_load_difference() -> None:
+    req = owned("rc-1")
+    empty = node("empty")
+    full = node("full", used_cpu_millis=3900, used_memory_bytes=4000 * MI, pod_count=109)
+    assert score(empty, req) - score(full, req) < SPREAD_WEIGHT
+    assert score(full, req) > score(bind(empty, req), req)
+
+
+def test_six_replicas_on_three_unequal_nodes_go_two_two_two() -> None:
+    nodes = [node("a", cpu_millis=8000), node("b", used_cpu_millis=2000), node("c", memory_bytes=1024 * MI)]
+    decisions = schedule_all([owned("rc-1")] * 6, nodes)
+    placed = [str(d.node) for d in decisions]
+    assert sorted(placed) == ["a", "a", "b", "b", "c", "c"]
+
+
+def test_node_view_counts_bound_pods_per_owner_and_keeps_taints() -> None:
+    view = node_view(
+        NodeName("pi-1"),
+        ready=True,
+        labels={},
+        allocatable={"cpu": "4", "memory": "4Gi"},
+        unschedulable=False,
+        bound=[owned("rc-1"), owned("rc-1"), owned("rc-2"), owned(None), spec()],
+        taints=[GPU],
+    )
+    assert view.owner_pods == {"rc-1": 2, "rc-2": 1}
+    assert view.pod_count == 5
+    assert view.taints == (GPU,)
+
+
+# -- schedule_all: the fast path must decide exactly as schedule + bind in a loop ---------------------------------
+
+
+def sequential(requests: list[Request], nodes: list[NodeView]) -> list[Decision]:
+    views = {n.name: n for n in nodes}
+    out = []
+    for req in requests:
+        decision = schedule(req, list(views.values()))
+        if decision.node is not None:
+            views[decision.node] = bind(views[decision.node], req)
+        out.append(decision)
+    return out
+
+
+def random_case(rng: random.Random) -> tuple[list[Request], list[NodeView]]:
+    soft, hard = taint("slow", "PreferNoSchedule"), taint("gpu", "NoSchedule")
+    nodes = [
+        node(
+            f"n{i}",
+            ready=rng.random() > 0.1,
+            cpu_millis=rng.choice([500, 1000, 2000, 4000]),
+            memory_bytes=rng.choice([256, 1024, 4096]) * MI,
+            max_pods=rng.choice([3, 10, 110]),
+            labels={"disk": rng.choice(["ssd", "hdd"])},
+            taints=tuple(t for t in (soft, hard) if rng.random() < 0.2),
+            unschedulable=rng.random() < 0.1,
+        )
+        for i in range(rng.randint(0, 12))
+    ]
+    kinds = [
+        owned("rc-a"),
+        owned("rc-b", nodeSelector={"disk": "ssd"}),
+        owned(None, tolerations=[{"key": "gpu", "operator": "Exists"}]),
+        owned(
+            "rc-c", **{"containers": [{"name": "c", "image": "b", "ports": [{"containerPort": 80, "hostPort": 80}]}]}
+        ),
+        Request.of(spec({"resources": {"requests": {"cpu": "700m", "memory": "300Mi"}}}), owner="rc-d"),
+    ]
+    requests = [rng.choice(kinds) for _ in range(rng.randint(0, 60))]
+    return requests, nodes
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_schedule_all_decides_exactly_like_one_pod_at_a_time(seed: int) -> None:
+    requests, nodes = random_case(random.Random(seed))
+    assert schedule_all(requests, nodes) == sequential(requests, nodes)
+
+
+def test_schedule_all_explains_every_pod_it_cannot_place() -> None:
+    small = node("small", cpu_millis=1000)
+    pod = Request.of(spec({"resources": {"requests": {"cpu": "600m"}}}))
+    assert schedule_all([pod, pod, pod], [small, node("down", ready=False)]) == [
+        Decision(NodeName("small")),
+        Decision(None, "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready."),
+        Decision(None, "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready."),
+    ]
+
+
+def test_schedule_all_with_no_nodes_or_no_pods() -> None:
+    assert schedule_all([], [node()]) == []
+    assert schedule_all([owned("x")], []) == [Decision(None, "0/0 nodes are available.")]

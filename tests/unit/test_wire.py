@@ -164,7 +164,8 @@ def payload(**fields: Any) -> bytes:
         (
             ApiRequest,
             payload(verb="patch"),
-            "ApiRequest: verb: Input should be 'get', 'list', 'apply', 'delete', 'logs', 'scale', 'label', 'annotate', 'cordon', 'uncordon' or 'drain'",
+            "ApiRequest: verb: Input should be 'get', 'list', 'apply', 'delete', 'logs', "
+            "'scale', 'label', 'annotate', 'cordon', 'uncordon' or 'drain'",
         ),
         (
             ApiRequest,

@@ -1,0 +1,1 @@
+"""The master's controllers (replication, node lifecycle): pure plans + thin applies, run by its reconcile loop."""

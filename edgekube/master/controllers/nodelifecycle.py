@@ -1,0 +1,275 @@
+"""Node lifecycle controller: NotReady nodes get NoExecute taints, their pods are evicted; pure `plan` + thin apply.
+
+Run first in every pass of the master's loop. A node the agent's Last Will marked offline gets
+`node.kubernetes.io/not-ready:NoExecute`, one whose heartbeats stopped `node.kubernetes.io/unreachable:NoExecute`;
+both go when it is Ready again. A pod on a node with a NoExecute taint it does not tolerate forever is evicted
+(deleted; its controller makes a replacement elsewhere) once its tolerationSeconds have passed since the taint was
+added, or `pod_eviction_timeout` for the lifecycle taints when no toleration matches. Safety valves: nothing is
+judged while the master itself cannot hear the nodes (`judging` False), and no lifecycle eviction happens while
+more than 55% of the nodes (at least 2) are NotReady at once: then the master's own network is the likelier fault.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from edgekube.master.cache import CachedStore
+from edgekube.master.events import EventRecorder, ObjectRef
+from edgekube.master.liveness import Health
+from edgekube.model.errors import ConflictError, NotFoundError
+from edgekube.model.taints import (
+    TAINT_NOT_READY,
+    TAINT_UNREACHABLE,
+    Taint,
+    TaintEffect,
+    Toleration,
+    toleration_seconds,
+)
+
+log = logging.getLogger(__name__)
+
+LIFECYCLE_TAINTS = (TAINT_NOT_READY, TAINT_UNREACHABLE)
+COMPONENT = "node-controller"
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Seconds a pod without a matching toleration stays on a NotReady node (Kubernetes' old 5 minutes is 300).
+    pod_eviction_timeout: float = 0.0
+    #: Above this fraction of NotReady nodes (and at least `unhealthy_min_nodes`), evictions stop.
+    unhealthy_threshold: float = 0.55
+    unhealthy_min_nodes: int = 2
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str
+    health: Health
+    taints: tuple[Taint, ...] = ()
+
+
+@dataclass(frozen=True)
+class PodState:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    tolerations: tuple[Toleration, ...] = ()
+
+
+@dataclass(frozen=True)
+class SetTaints:
+    """Replace the node's taints (only the lifecycle keys differ from what is stored)."""
+
+    node: str
+    taints: tuple[Taint, ...]
+    health: Health
+
+
+@dataclass(frozen=True)
+class Evict:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    taint: Taint
+
+
+Action = SetTaints | Evict
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    #: More than the threshold of nodes NotReady: lifecycle evictions are held back.
+    disrupted: bool = False
+    not_ready: int = 0
+    total: int = 0
+
+
+def rfc3339(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(timestamp: str | None, default: float) -> float:
+    if not timestamp:
+        return default
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return default
+
+
+def wanted_taint(health: Health) -> str | None:
+    return {Health.OFFLINE: TAINT_NOT_READY, Health.UNREACHABLE: TAINT_UNREACHABLE}.get(health)
+
+
+def _retaint(node: NodeState, now: float) -> tuple[Taint, ...] | None:
+    """The node's taints with the lifecycle taint matching its health, or None when they already are right."""
+    want = wanted_taint(node.health)
+    current = [t for t in node.taints if t.key in LIFECYCLE_TAINTS and t.effect is TaintEffect.NO_EXECUTE]
+    if [t.key for t in current] == ([want] if want else []):
+        return None
+    others = tuple(t for t in node.taints if t not in current)
+    if want is None:
+        return others
+    # Switching not-ready <-> unreachable keeps the time the node first went NotReady: the clock keeps running.
+    since = min((t.time_added for t in current if t.time_added), default=None) or rfc3339(now)
+    return (*others, Taint(key=want, effect=TaintEffect.NO_EXECUTE, time_added=since))
+
+
+def eviction_time(
+    taints: Iterable[Taint], tolerations: Sequence[Toleration], now: float, settings: Settings
+) -> tuple[float, Taint] | None:
+    """When a pod on a node with these taints must go, and because of which taint; None = it may stay."""
+    best: tuple[float, Taint] | None = None
+    for taint in taints:
+        if taint.effect is not TaintEffect.NO_EXECUTE:
+            continue
+        seconds = toleration_seconds(taint, tolerations)
+        if seconds is None:
+            continue  # tolerated forever
+        if taint.key in LIFECYCLE_TAINTS and not any(t.tolerates(taint) for t in tolerations):
+            seconds = settings.pod_eviction_timeout
+        at = _epoch(taint.time_added, now) + seconds
+        if best is None or at < best[0]:
+            best = (at, taint)
+    return best
+
+
+def plan(
+    nodes: Sequence[NodeState],
+    pods_by_node: Mapping[str, Sequence[PodState]],
+    now: float,
+    *,
+    judging: bool,
+    settings: Settings = Settings(),
+) -> Plan:
+    """Taint changes and evictions for this moment (`now` in unix seconds).
+
+    With `judging` False (the master is cut off from the broker, or still in its grace period after
+    connecting), only Ready nodes lose their lifecycle taints; nothing is tainted and nobody is evicted.
+    """
+    actions: list[Action] = []
+    not_ready = sum(1 for n in nodes if n.health is not Health.READY)
+    total = len(nodes)
+    disrupted = not_ready >= settings.unhealthy_min_nodes and not_ready > settings.unhealthy_threshold * total
+    for node in nodes:
+        taints = node.taints
+        if judging or node.health is Health.READY:
+            retainted = _retaint(node, now)
+            if retainted is not None:
+                actions.append(SetTaints(node.name, retainted, node.health))
+                taints = retainted
+        if not any(t.effect is TaintEffect.NO_EXECUTE for t in taints):
+            continue
+        if not judging or disrupted:
+            # Cut off, or most nodes down at once: only taints the lifecycle does not own may still evict.
+            taints = tuple(t for t in taints if t.key not in LIFECYCLE_TAINTS)
+        for pod in pods_by_node.get(node.name, ()):
+            due = eviction_time(taints, pod.tolerations, now, settings)
+            if due is not None and due[0] <= now:
+                actions.append(Evict(pod.namespace, pod.name, pod.uid, node.name, due[1]))
+    return Plan(actions, disrupted, not_ready, total)
+
+
+def node_taints(node: Mapping[str, Any]) -> tuple[Taint, ...]:
+    raw = (node.get("spec") or {}).get("taints") or ()
+    return tuple(Taint.model_validate(t) for t in raw)
+
+
+def apply(actions: Iterable[Action], store: CachedStore, events: EventRecorder) -> None:
+    """Write the taints and delete the evicted pods; anything changed meanwhile waits for the next pass."""
+    for action in actions:
+        try:
+            if isinstance(action, SetTaints):
+                _set_taints(action, store, events)
+            else:
+                _evict(action, store, events)
+        except (NotFoundError, ConflictError) as exc:
+            log.info("skipped %s: %s", type(action).__name__, exc)
+
+
+def _set_taints(action: SetTaints, store: CachedStore, events: EventRecorder) -> None:
+    node = store.peek("Node", "", action.node)
+    spec = {**(node.get("spec") or {}), "taints": [t.to_dict() for t in action.taints]}
+    store.update({**node, "spec": spec})
+    if action.health is Health.READY:
+        log.info("node %s is Ready again", action.node)
+        events.record(node, "NodeReady", f"Node {action.node} status is now: NodeReady", component=COMPONENT)
+    else:
+        log.warning("node %s is NotReady (%s)", action.node, action.health.value)
+        events.record(
+            node,
+            "NodeNotReady",
+            f"Node {action.node} status is now: NodeNotReady ({action.health.value})",
+            component=COMPONENT,
+            type="Warning",
+        )
+
+
+def _evict(action: Evict, store: CachedStore, events: EventRecorder) -> None:
+    pod = store.peek("Pod", action.namespace, action.name)
+    if pod["metadata"].get("uid") != action.uid:
+        return
+    store.delete("Pod", action.namespace, action.name, pod["metadata"]["resourceVersion"])
+    log.warning(
+        "evicted pod %s/%s from node %s (taint %s:%s)",
+        action.namespace,
+        action.name,
+        action.node,
+        action.taint.key,
+        action.taint.effect.value,
+    )
+    events.record(
+        ObjectRef.of(pod),
+        "TaintManagerEviction",
+        f"Marking for deletion Pod {action.namespace}/{action.name}",
+        component="taint-eviction-controller",
+    )
+
+
+class NodeLifecycle:
+    """The controller with its one piece of memory: whether evictions are held back (to report changes once)."""
+
+    def __init__(self, settings: Settings = Settings()) -> None:
+        self.settings = settings
+        self.disrupted = False
+
+    def run(
+        self,
+        nodes: Sequence[NodeState],
+        pods_by_node: Mapping[str, Sequence[PodState]],
+        now: float,
+        *,
+        judging: bool,
+        store: CachedStore,
+        events: EventRecorder,
+    ) -> Plan:
+        result = plan(nodes, pods_by_node, now, judging=judging, settings=self.settings)
+        if result.disrupted != self.disrupted:
+            self.disrupted = result.disrupted
+            self._report(result, nodes, events)
+        apply(result.actions, store, events)
+        return result
+
+    def _report(self, result: Plan, nodes: Sequence[NodeState], events: EventRecorder) -> None:
+        share = f"{result.not_ready}/{result.total} nodes are NotReady"
+        if result.disrupted:
+            message = (
+                f"{share} (more than {self.settings.unhealthy_threshold:.0%}): pod evictions stop until fewer are; "
+                "the master's own network is the likelier fault"
+            )
+            log.error("%s", message)
+            reason, kind = "EvictionsSuspended", "Warning"
+        else:
+            message = f"{share}: pod evictions resume"
+            log.warning("%s", message)
+            reason, kind = "EvictionsResumed", "Normal"
+        for node in nodes:
+            if node.health is not Health.READY:
+                events.record(ObjectRef("Node", node.name), reason, message, component=COMPONENT, type=kind)

@@ -1,0 +1,141 @@
+"""Runs the replication plan for every RC/RS in one master pass and carries the actions out (the thin apply)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from edgekube.master.api import Binder
+from edgekube.master.cache import CachedStore
+from edgekube.master.controllers import replication
+from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
+from edgekube.master.controllers.replication import Action, AdoptPod, CreatePod, DeletePod, ReleasePod
+from edgekube.master.events import EventRecorder, ObjectRef
+from edgekube.master.podindex import OwnerIndex
+from edgekube.model.errors import ConflictError, NotFoundError
+from edgekube.model.labels import Selector
+
+log = logging.getLogger(__name__)
+
+_COMPONENT = {"ReplicationController": "replication-controller", "ReplicaSet": "replicaset-controller"}
+
+
+def selector_of(controller: Mapping[str, Any]) -> Selector:
+    """An RC's equality selector or an RS's matchLabels + matchExpressions, from the stored (validated) spec."""
+    raw = controller["spec"].get("selector") or {}
+    if controller["kind"] == "ReplicaSet":
+        return Selector.from_match_labels(raw.get("matchLabels"), raw.get("matchExpressions"))
+    return Selector.from_set(raw)
+
+
+class _Names:
+    """The pod names in use in one namespace, looked up in the store's cache (no copy of thousands of names)."""
+
+    def __init__(self, pods: Mapping[tuple[str, str], Any], namespace: str) -> None:
+        self._pods, self._namespace = pods, namespace
+
+    def __contains__(self, name: object) -> bool:
+        return (self._namespace, name) in self._pods
+
+
+class ReplicationManager:
+    """Holds what is worth keeping between passes: the pods-by-owner index, parsed selectors, randomness."""
+
+    def __init__(self, store: CachedStore, rng: random.Random | None = None, binder: Binder | None = None) -> None:
+        self.rng = rng or random.Random()
+        self.binder = binder
+        self.index = OwnerIndex()
+        store.listen("Pod", self.index.observe)
+        self._selectors: dict[tuple[str, str], Selector] = {}
+
+    def run(self, store: CachedStore, events: EventRecorder, now: float) -> int:
+        """One pass over every controller, then the garbage collector; returns how many actions were taken."""
+        controllers = [c for kind in CONTROLLER_KINDS for c in store.objects(kind).values()]
+        taken = 0
+        selectors: dict[tuple[str, str], Selector] = {}
+        for controller in controllers:
+            meta = controller["metadata"]
+            key = (meta["uid"], meta["resourceVersion"])
+            selector = self._selectors.get(key) or selector_of(controller)
+            selectors[key] = selector
+            pods = self.index.candidates(meta["uid"], meta["namespace"])
+            names = _Names(store.objects("Pod"), meta["namespace"])
+            actions = replication.plan(controller, selector, pods, now, rng=self.rng, taken=names)
+            if actions:
+                apply(controller, actions, store, events, self.binder)
+                taken += len(actions)
+        self._selectors = selectors
+        uids = {c["metadata"]["uid"] for c in controllers}
+        gone = [p for uid, pods in self.index.owned.items() if uid not in uids for p in pods.values()]
+        orphans = replication.dangling(gone, uids)
+        if orphans:
+            apply(None, orphans, store, events)
+            taken += len(orphans)
+        return taken
+
+
+def apply(
+    controller: Mapping[str, Any] | None,
+    actions: Iterable[Action],
+    store: CachedStore,
+    events: EventRecorder,
+    binder: Binder | None = None,
+) -> None:
+    """Carry out a plan (`controller` None: the garbage collector's deletes); a pod changed meanwhile is skipped.
+
+    With a `binder`, new pods are placed before they are written: one write creates them bound.
+    """
+    actions = list(actions)
+    component = _COMPONENT.get(controller["kind"], "") if controller else "garbage-collector"
+    new_pods = [a.pod for a in actions if isinstance(a, CreatePod)]
+    bound = {id(p) for p in binder.bind_new(new_pods)} if binder is not None and new_pods else set()
+    for action in actions:
+        try:
+            _apply_one(controller, action, store, events, component)
+        except (NotFoundError, ConflictError) as exc:
+            log.info("skipped %s: %s", type(action).__name__, exc)
+            continue
+        if binder is not None and isinstance(action, CreatePod) and id(action.pod) in bound:
+            meta = action.pod["metadata"]
+            binder.scheduled(store.peek("Pod", meta["namespace"], meta["name"]))
+
+
+def _apply_one(
+    controller: Mapping[str, Any] | None,
+    action: Action,
+    store: CachedStore,
+    events: EventRecorder,
+    component: str,
+) -> None:
+    if isinstance(action, CreatePod):
+        store.create(action.pod)
+        if controller is not None:
+            name = action.pod["metadata"]["name"]
+            events.record(controller, "SuccessfulCreate", f"Created pod: {name}", component=component)
+    elif isinstance(action, DeletePod):
+        pod = store.peek("Pod", action.namespace, action.name)
+        if pod["metadata"].get("uid") != action.uid:
+            return
+        store.delete("Pod", action.namespace, action.name, pod["metadata"]["resourceVersion"])
+        target = controller if controller is not None else ObjectRef.of(pod)
+        events.record(target, "SuccessfulDelete", f"Deleted pod: {action.name}", component=component)
+    elif isinstance(action, AdoptPod):
+        pod = store.peek("Pod", action.namespace, action.name)
+        if pod["metadata"].get("uid") != action.uid or controller_ref(pod) is not None:
+            return
+        refs = [*(pod["metadata"].get("ownerReferences") or ()), action.ref]
+        store.update({**pod, "metadata": {**pod["metadata"], "ownerReferences": refs}})
+        log.info("%s %s adopted pod %s", action.ref["kind"], action.ref["name"], action.name)
+    elif isinstance(action, ReleasePod):
+        pod = store.peek("Pod", action.namespace, action.name)
+        if pod["metadata"].get("uid") != action.uid:
+            return
+        store.update(without_owner(pod, action.owner_uid))
+        log.info("released pod %s/%s from its controller", action.namespace, action.name)
+    elif controller is not None:
+        meta = controller["metadata"]
+        current = store.peek(controller["kind"], meta["namespace"], meta["name"])
+        if current["metadata"]["uid"] == meta["uid"]:
+            store.update({**current, "status": action.status})

@@ -1,0 +1,183 @@
+"""Puts the scheduler's decisions into the store: binds new pods as they are created, and pending ones each pass.
+
+Binding a pod in the same write that creates it (API applies, replication controllers) halves the store
+writes of a new pod; whatever cannot be placed then is created pending, and every pass of the master's loop
+tries the pending pods again, oldest first, explaining the ones that still do not fit (FailedScheduling).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from edgekube.master.cache import CachedStore
+from edgekube.master.controllers.nodelifecycle import node_taints
+from edgekube.master.events import EventRecorder
+from edgekube.master.scheduler import NodeView, Request, schedule_all
+from edgekube.master.specs import SpecCache, owner_of
+from edgekube.master.usage import NodeUsage
+from edgekube.model.errors import ConflictError, NotFoundError
+from edgekube.model.names import NodeName
+from edgekube.model.quantity import cpu_millis, memory_bytes
+from edgekube.model.taints import Taint
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "default-scheduler"
+#: A node's parsed allocatable, labels and taints, kept until its resourceVersion moves.
+_Static = tuple[str, Mapping[str, str], int, int, int, bool, tuple[Taint, ...]]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def scheduled_status() -> dict[str, Any]:
+    return {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()}],
+    }
+
+
+class Placer:
+    """The scheduling step; `ready` says which nodes are Ready (the master's liveness)."""
+
+    def __init__(
+        self,
+        store: CachedStore,
+        usage: NodeUsage,
+        specs: SpecCache,
+        events: EventRecorder,
+        ready: Callable[[str], bool],
+    ) -> None:
+        self.store = store
+        self.usage = usage
+        self.specs = specs
+        self.events = events
+        self.ready = ready
+        self._static: dict[str, tuple[str | None, _Static]] = {}
+
+    def views(self) -> list[NodeView]:
+        """The scheduler's picture of every stored node: O(nodes), usage comes from the index."""
+        out = []
+        for node in self.store.objects("Node").values():
+            name, labels, cpu, memory, max_pods, unschedulable, taints = self._node_static(node)
+            used = self.usage.usage(name)
+            out.append(
+                NodeView(
+                    name=NodeName(name),
+                    ready=self.ready(name),
+                    labels=labels,
+                    cpu_millis=cpu,
+                    memory_bytes=memory,
+                    max_pods=max_pods,
+                    unschedulable=unschedulable,
+                    used_cpu_millis=used.cpu_millis,
+                    used_memory_bytes=used.memory_bytes,
+                    pod_count=used.pods,
+                    host_ports=frozenset(used.ports),
+                    taints=taints,
+                    owner_pods=dict(used.owners),
+                )
+            )
+        return out
+
+    def _node_static(self, node: Mapping[str, Any]) -> _Static:
+        meta = node["metadata"]
+        cached = self._static.get(meta["name"])
+        if cached is not None and cached[0] == meta.get("resourceVersion"):
+            return cached[1]
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        static: _Static = (
+            meta["name"],
+            dict(meta.get("labels") or {}),
+            cpu_millis(allocatable.get("cpu", 0)),
+            memory_bytes(allocatable.get("memory", 0)),
+            int(allocatable.get("pods", 110)),
+            bool((node.get("spec") or {}).get("unschedulable")),
+            node_taints(node),
+        )
+        self._static[meta["name"]] = (meta.get("resourceVersion"), static)
+        return static
+
+    # -- new pods --------------------------------------------------------------------------------------
+    def bind_new(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Bind pods about to be created, in place (spec.nodeName, PodScheduled); returns those it bound.
+
+        Pods that fit nowhere are left as they are: created pending, the pass explains them.
+        """
+        todo = [p for p in pods if not p["spec"].get("nodeName")]
+        if not todo:
+            return []
+        shared: dict[tuple[int, str | None], Request] = {}  # replicas share their template's spec object
+        requests = []
+        for pod in todo:
+            owner = owner_of(pod)
+            key = (id(pod["spec"]), owner)
+            req = shared.get(key)
+            if req is None:
+                req = shared[key] = Request.of_stored(pod["spec"], owner)
+            requests.append(req)
+        bound = []
+        for pod, decision in zip(todo, schedule_all(requests, self.views()), strict=True):
+            if decision.node is not None:
+                pod["spec"] = {**pod["spec"], "nodeName": decision.node}
+                pod["status"] = scheduled_status()
+                bound.append(pod)
+        return bound
+
+    def scheduled(self, pod: Mapping[str, Any]) -> None:
+        """Record the Scheduled event of a pod that was created bound."""
+        meta = pod["metadata"]
+        message = f"Successfully assigned {meta['namespace']}/{meta['name']} to {pod['spec']['nodeName']}"
+        self.events.record(pod, "Scheduled", message, component=COMPONENT)
+
+    # -- pending pods ----------------------------------------------------------------------------------
+    def place_pending(self) -> int:
+        """Bind every pending pod it can, oldest first; explain the others. Returns how many were bound."""
+        if not self.usage.pending:
+            return 0
+        pending = sorted(
+            self.usage.pending.values(),
+            key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
+        )
+        decisions = schedule_all([self.specs.request(p) for p in pending], self.views())
+        bound = 0
+        for pod, decision in zip(pending, decisions, strict=True):
+            try:
+                if decision.node is None:
+                    self._unschedulable(pod, decision.message)
+                else:
+                    self._bind(pod, decision.node)
+                    bound += 1
+            except (NotFoundError, ConflictError) as exc:
+                log.info("scheduling skipped %s: %s", pod["metadata"]["name"], exc)
+        return bound
+
+    def _bind(self, pod: Mapping[str, Any], node: str) -> None:
+        status = {k: v for k, v in (pod.get("status") or {}).items() if k not in ("reason", "message")}
+        status.update(scheduled_status())
+        stored = self.store.update({**pod, "spec": {**pod["spec"], "nodeName": node}, "status": status})
+        self.scheduled(stored)
+
+    def _unschedulable(self, pod: Mapping[str, Any], message: str) -> None:
+        status = pod.get("status") or {}
+        if status.get("reason") == "Unschedulable" and status.get("message") == message:
+            return  # already said; the event is not repeated on every pass
+        self.store.update(
+            {
+                **pod,
+                "status": {
+                    "phase": "Pending",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "conditions": [
+                        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+                    ],
+                },
+            }
+        )
+        self.events.record(pod, "FailedScheduling", message, component=COMPONENT, type="Warning")
+        log.info("pod %s/%s unschedulable: %s", pod["metadata"]["namespace"], pod["metadata"]["name"], message)
