@@ -180,6 +180,8 @@ class Mosquitto:
     An attached broker (the default) is stopped at the latest when this interpreter exits;
     `detached=True` starts it in its own session so it outlives the launching process, and
     the pid goes to `pidfile` (default workdir/mosquitto.pid when detached) for stop_pidfile().
+    `extra_listeners` are more addresses to listen on with the same port (e.g. the host ends of veth
+    pairs, so agents in their own network namespaces reach the broker and a link cut isolates them).
     """
 
     def __init__(
@@ -194,10 +196,12 @@ class Mosquitto:
         start_timeout: float = 10.0,
         autosave_interval: int = 5,
         binary: str | None = None,
+        extra_listeners: list[str] | None = None,
     ) -> None:
         self._auto_port = port is None
         self._port = free_port(host) if port is None else port
         self._host = host
+        self._extra_listeners = list(extra_listeners or [])
         self._own_workdir = workdir is None
         self._workdir = Path(tempfile.mkdtemp(prefix="edgekube-mosquitto-")) if workdir is None else workdir
         self._persistence = persistence
@@ -268,6 +272,7 @@ class Mosquitto:
             "# written by edgekube.local.broker; regenerated on every start",
             "per_listener_settings false",
             f"listener {self._port} {self._host}",
+            *(f"listener {self._port} {address}" for address in self._extra_listeners),
             "allow_anonymous true",
             "set_tcp_nodelay true",
             # max_packet_size stays unset (= protocol maximum); edgekube enforces its own payload limits.

@@ -18,35 +18,46 @@ from edgekube.model.wire import ApiRequest, ApiResponse, Verb
 
 
 class ApiClient:
-    """A tiny synchronous API client over the real bus (the same requests ekctl sends)."""
+    """A tiny synchronous API client over the real bus (the same requests ekctl sends).
 
-    def __init__(self, port: int) -> None:
-        self.bus = PahoBus(BusConfig(port=port)).start(wait=10)
+    Requests that get no answer raise BusError (e.g. while the broker or the master restarts); the
+    connection itself comes back on its own after a broker restart.
+    """
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.bus = PahoBus(BusConfig(host=host, port=port)).start(wait=10)
 
     def call(self, req: ApiRequest, timeout: float = 10) -> ApiResponse:
         return ApiResponse.decode(self.bus.request(topics.API_REQUEST, req.encode(), timeout=timeout).payload)
 
-    def apply(self, text: str) -> ApiResponse:
-        return self.call(ApiRequest(verb=Verb.APPLY, manifest=text))
+    def apply(self, text: str, timeout: float = 10) -> ApiResponse:
+        return self.call(ApiRequest(verb=Verb.APPLY, manifest=text), timeout=timeout)
 
-    def pods(self) -> list[dict[str, Any]]:
-        resp = self.call(ApiRequest(verb=Verb.LIST, kind="Pod"))
+    def objects(self, kind: str, selector: str | None = None, timeout: float = 10) -> list[dict[str, Any]]:
+        resp = self.call(ApiRequest(verb=Verb.LIST, kind=kind, selector=selector), timeout=timeout)
         assert resp.ok, resp.error
         return resp.items or []
 
-    def pod(self, name: str) -> dict[str, Any]:
-        resp = self.call(ApiRequest(verb=Verb.GET, kind="Pod", name=name))
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        resp = self.call(ApiRequest(verb=Verb.GET, kind=kind, name=name))
         assert resp.ok, resp.error
         assert resp.object is not None
         return resp.object
 
+    def pods(self, selector: str | None = None) -> list[dict[str, Any]]:
+        return self.objects("Pod", selector)
+
+    def pod(self, name: str) -> dict[str, Any]:
+        return self.get("Pod", name)
+
     def nodes(self) -> list[dict[str, Any]]:
-        resp = self.call(ApiRequest(verb=Verb.LIST, kind="Node"))
-        assert resp.ok, resp.error
-        return resp.items or []
+        return self.objects("Node")
 
     def delete(self, kind: str, name: str) -> ApiResponse:
         return self.call(ApiRequest(verb=Verb.DELETE, kind=kind, name=name))
+
+    def scale(self, kind: str, name: str, replicas: int, timeout: float = 10) -> ApiResponse:
+        return self.call(ApiRequest(verb=Verb.SCALE, kind=kind, name=name, replicas=replicas), timeout=timeout)
 
     def logs(self, name: str, container: str | None = None) -> ApiResponse:
         return self.call(ApiRequest(verb=Verb.LOGS, name=name, container=container))
