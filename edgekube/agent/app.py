@@ -116,7 +116,9 @@ def _since(started_at: str | None, now: float) -> float:
         started = datetime.strptime(started_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return now
-    return now - max((datetime.now(UTC) - started).total_seconds(), 0.0)
+    # Podman's list gives whole seconds, so the true start may be up to 1 s later than `started`: count from the
+    # latest possible moment, so initialDelaySeconds is never cut short (a probe may start up to 1 s late instead).
+    return now - max((datetime.now(UTC) - started).total_seconds() - 1.0, 0.0)
 
 
 class Agent:

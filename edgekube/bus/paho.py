@@ -111,6 +111,10 @@ class PahoBus:
                 self._client.disconnect()
             finally:
                 self._client.loop_stop()
+                # paho 2.x keeps its wake-up socketpair open after loop_stop(); close it or every bus leaks 2 fds.
+                reset = getattr(self._client, "_reset_sockets", None)
+                if callable(reset):
+                    reset()
             self._started = False
         self._inbox.put(None)
 
