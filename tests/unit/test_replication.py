@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from edgekube.master.controllers.owners import controller_ref, owner_ref, withou
 from edgekube.master.controllers.replicas import ReplicationManager, selector_of
 from edgekube.master.controllers.replication import (
     BURST,
+    TERMINAL_GRACE,
     Action,
     AdoptPod,
     CreatePod,
@@ -31,6 +33,12 @@ from edgekube.model.pod import Pod
 from edgekube.store.state import TinyStateStore
 
 NOW = 1_800_000_000.0
+
+
+def rfc3339(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 TEMPLATE_SPEC = {"containers": [{"name": "web", "image": "busybox:1.36"}], "restartPolicy": "Always"}
 
 
@@ -277,6 +285,15 @@ def test_a_replicaset_selects_with_match_expressions() -> None:
 def test_terminal_pods_are_not_active_they_are_deleted_and_replaced(phase: str) -> None:
     pods = [*running("a"), pod("dead", phase=phase, ready=False)]
     assert summary(run(rc(replicas=2), pods)) == [("delete:terminal", "dead"), ("create", "*")]
+
+
+def test_a_pod_that_ends_right_after_its_creation_is_replaced_only_after_the_grace() -> None:
+    young = pod("crashed", phase="Failed", ready=False, created=rfc3339(NOW - TERMINAL_GRACE + 1))
+    assert summary(run(rc(replicas=2), [*running("a"), young])) == []  # holds its place: no hot loop
+    assert status_of(run(rc(replicas=2), [*running("a"), young]))["replicas"] == 1  # type: ignore[index]
+    grown = pod("crashed", phase="Failed", ready=False, created=rfc3339(NOW - TERMINAL_GRACE))
+    assert summary(run(rc(replicas=2), [*running("a"), grown])) == [("delete:terminal", "crashed"), ("create", "*")]
+    assert summary(run(rc(replicas=1), [*running("a"), young])) == [("delete:scale down", "crashed")]
 
 
 def test_a_terminal_pod_without_a_controller_is_not_adopted() -> None:

@@ -24,6 +24,10 @@ _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _GENERATED_BASE_MAX = 58
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 _TERMINAL = ("Succeeded", "Failed")
+#: A pod that ends this soon after its creation (an image that cannot be pulled, a command that exits at once)
+#: holds its replica's place until it is this old, then it is deleted and replaced: one new pod per replica
+#: every few seconds, not a hot loop of creates and deletes on the SD card.
+TERMINAL_GRACE = 5.0
 
 
 # -- actions ---------------------------------------------------------------------------------------------------
@@ -181,6 +185,7 @@ def plan(
     uid, namespace = meta["uid"], meta["namespace"]
     actions: list[Action] = []
     owned: list[Mapping[str, Any]] = []
+    ending: list[Mapping[str, Any]] = []  # terminal, too young to be replaced yet
     names: set[str] = set()
     for pod in pods:
         pod_meta = pod["metadata"]
@@ -198,11 +203,13 @@ def plan(
                 owned.append(pod)
         elif not matches:
             actions.append(ReleasePod(namespace, pod_meta["name"], pod_meta["uid"], uid))
-        elif terminal:
-            actions.append(DeletePod(namespace, pod_meta["name"], pod_meta["uid"], "terminal"))
-        else:
+        elif not terminal:
             owned.append(pod)
-    diff = len(owned) - int(spec.get("replicas", 1))
+        elif now - _epoch(pod_meta.get("creationTimestamp") or "") < TERMINAL_GRACE:
+            ending.append(pod)
+        else:
+            actions.append(DeletePod(namespace, pod_meta["name"], pod_meta["uid"], "terminal"))
+    diff = len(owned) + len(ending) - int(spec.get("replicas", 1))
     if diff < 0:
         rng = rng or random.Random()
         in_use = _InUse(taken or (), names)
@@ -211,7 +218,7 @@ def plan(
             names.add(name)
             actions.append(CreatePod(new_pod(controller, name)))
     elif diff > 0:
-        for pod in deletion_order(owned)[: min(diff, burst)]:
+        for pod in [*ending, *deletion_order(owned)][: min(diff, burst)]:
             actions.append(DeletePod(namespace, pod["metadata"]["name"], pod["metadata"]["uid"], "scale down"))
     status = replica_status(controller, owned, now)
     if status != controller.get("status"):
