@@ -61,6 +61,9 @@ class MasterConfig:
     data_dir: Path = field(default_factory=lambda: Path("/var/lib/edgekube/master"))
     #: A node is NotReady after this long without a heartbeat (agents beat every 0.5 s by default).
     node_timeout: float = 2.0
+    #: Seconds a Last Will waits before it counts (so a broker's graceful shutdown, which sends every Will, is
+    #: recognised as "most nodes at once" and evicts nothing).
+    will_settle: float = 0.25
     #: Seconds a pod with no matching toleration stays on a NotReady node before it is evicted and replaced.
     pod_eviction_timeout: float = 0.0
     #: Evictions stop while more than this share of the nodes (and at least 2) are NotReady at once.
@@ -91,7 +94,9 @@ class Master:
         self.store = CachedStore(store or TinyStateStore(config.data_dir / "state"))
         #: Heartbeat ages are measured on the self-ping watermark, not the wall clock (see master.echo).
         self.echo = Echo(config.client_id, clock)
-        self.liveness = Liveness(timeout=config.node_timeout, clock=lambda: self.echo.watermark)
+        self.liveness = Liveness(
+            timeout=config.node_timeout, will_settle=config.will_settle, clock=lambda: self.echo.watermark
+        )
         self.events = EventRecorder(config.event_capacity)
         self.dispatcher = Dispatcher()
         self.specs = SpecCache()
@@ -504,8 +509,10 @@ class Master:
 
 
 def encode_response(response: ApiResponse | ApplyResult) -> bytes:
-    """`response.encode()`, faster: stored objects are plain JSON already, so they skip pydantic's walk over
-    every nested dict (which costs more than the rest of a 250-pod list request)."""
+    """`response.encode()`, only faster: stored objects are plain JSON already.
+
+    They skip pydantic's walk over every nested dict, which costs more than the rest of a 250-pod list request.
+    """
     if not isinstance(response, ApiResponse) or (response.items is None and response.object is None):
         return response.encode()
     data = response.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"items", "object"})

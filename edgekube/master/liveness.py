@@ -27,6 +27,7 @@ class _Seen:
     last_heartbeat: float = float("-inf")
     usage: dict[str, float] = field(default_factory=dict)
     observed_generation: int = -1
+    offline_at: float | None = None
 
 
 @dataclass
@@ -35,32 +36,45 @@ class Liveness:
 
     timeout: float = 4.0
     clock: Clock = time.monotonic
+    #: A Last Will counts only after this long: a broker shutting down gracefully publishes every client's Will
+    #: a moment before it drops the master too; waiting lets them all arrive, so the unhealthy-zone rule sees them.
+    will_settle: float = 0.25
     _nodes: dict[str, _Seen] = field(default_factory=dict)
 
     def presence(self, node: str, online: bool, boot_id: str = "") -> None:
         seen = self._nodes.setdefault(node, _Seen())
-        seen.online = online
         if online:
+            seen.online = True
+            seen.offline_at = None
             seen.boot_id = boot_id
             seen.last_heartbeat = self.clock()
+        elif seen.online:
+            # Only a node that was up settles; a retained "offline" for a node never seen counts at once.
+            seen.online = False
+            seen.offline_at = self.clock()
 
     def heartbeat(self, node: str, boot_id: str, usage: dict[str, float], observed_generation: int) -> None:
         seen = self._nodes.setdefault(node, _Seen())
         # A heartbeat proves the agent is up even if its retained "online" was lost (e.g. broker restart).
         seen.online = True
+        seen.offline_at = None
         seen.boot_id = boot_id
         seen.last_heartbeat = self.clock()
         seen.usage = dict(usage)
         seen.observed_generation = observed_generation
 
     def ready(self, node: str) -> bool:
-        seen = self._nodes.get(node)
-        return bool(seen and seen.online and self.clock() - seen.last_heartbeat <= self.timeout)
+        return self.health(node) is Health.READY
+
+    def _settling(self, seen: _Seen) -> bool:
+        return not seen.online and seen.offline_at is not None and self.clock() - seen.offline_at < self.will_settle
 
     def health(self, node: str) -> Health:
         seen = self._nodes.get(node)
         if seen is None:
             return Health.UNREACHABLE
+        if self._settling(seen):
+            return Health.READY if self.clock() - seen.last_heartbeat <= self.timeout else Health.UNREACHABLE
         if not seen.online:
             return Health.OFFLINE
         return Health.READY if self.clock() - seen.last_heartbeat <= self.timeout else Health.UNREACHABLE
@@ -94,6 +108,7 @@ class Liveness:
             for s in self._nodes.values()
             if s.online and s.last_heartbeat + self.timeout >= now
         ]
+        moments += [s.offline_at + self.will_settle for s in self._nodes.values() if self._settling(s) and s.offline_at]
         return min(moments, default=None)
 
     def heartbeat_age(self, node: str) -> float | None:

@@ -6,6 +6,7 @@ background loop, so every step is deterministic.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,18 @@ import pytest
 
 from edgekube.bus import topics
 from edgekube.bus.protocol import Handler, Message
-from edgekube.master.app import Master, MasterConfig
-from edgekube.model.wire import ApiRequest, ApiResponse, EventReport, Heartbeat, NodeDesired, NodeReport, Presence, Verb
+from edgekube.master.app import Master, MasterConfig, encode_response
+from edgekube.model.wire import (
+    ApiRequest,
+    ApiResponse,
+    ErrorInfo,
+    EventReport,
+    Heartbeat,
+    NodeDesired,
+    NodeReport,
+    Presence,
+    Verb,
+)
 from edgekube.store.state import TinyStateStore
 
 RC = """
@@ -158,10 +169,12 @@ def test_an_rc_is_spread_and_dispatched(cluster: Cluster) -> None:
         assert sorted(p["metadata"]["name"] for p in desired.pods) == sorted(k for k, v in placed.items() if v == node)
 
 
-def test_a_dead_node_is_tainted_and_its_pods_replaced_in_one_pass(cluster: Cluster) -> None:
+def test_a_dead_node_is_tainted_and_its_pods_replaced_once_its_will_settled(cluster: Cluster) -> None:
     victims = {k for k, v in cluster.pods().items() if v == "n1"}
     cluster.bus.deliver(topics.node_online("n1"), Presence(online=False).encode())
     cluster.master.reconcile()
+    assert cluster.pods()  # within the settle window nothing moves yet
+    cluster.pass_after(0.25, beating=("n2", "n3"))
     placed = cluster.pods()
     assert victims.isdisjoint(placed)
     assert len(placed) == 4 and "n1" not in placed.values()
@@ -182,10 +195,21 @@ def test_stopped_heartbeats_evict_after_the_node_timeout(cluster: Cluster) -> No
     assert taint["key"] == "node.kubernetes.io/unreachable"
 
 
+def test_wills_of_most_nodes_at_once_evict_nothing(cluster: Cluster) -> None:
+    """A broker shutting down gracefully publishes every client's Will just before it drops the master."""
+    before = cluster.pods()
+    for node in ("n1", "n2", "n3"):
+        cluster.bus.deliver(topics.node_online(node), Presence(online=False).encode())
+        cluster.master.reconcile()
+    cluster.pass_after(1.0)
+    assert cluster.pods() == before
+
+
 def test_a_returning_node_loses_its_taint_and_the_moved_pods_stay_put(cluster: Cluster) -> None:
     cluster.bus.deliver(topics.node_online("n1"), Presence(online=False).encode())
-    cluster.master.reconcile()
+    cluster.pass_after(0.25, beating=("n2", "n3"))
     moved = cluster.pods()
+    assert "n1" not in moved.values()
     cluster.node_up("n1")
     cluster.pass_after(3, beating=("n1", "n2", "n3"))
     assert cluster.pods() == moved
@@ -326,3 +350,18 @@ def test_answers_to_writes_wait_for_the_group_commit_reads_do_not(cluster: Clust
     assert results == []
     cluster.master.reconcile()  # a pass commits too, then answers
     assert [p for t, p in cluster.bus.published if t == topics.APPLY_RESULT] != []
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        ApiResponse(ok=True, items=[{"kind": "Pod", "metadata": {"name": "a", "labels": {"x": "1"}}}, {"n": [1, 2.5]}]),
+        ApiResponse(ok=True, object={"kind": "Node", "status": {"conditions": []}}, outcomes=[]),
+        ApiResponse(ok=True, items=[]),
+        ApiResponse(ok=False, error=ErrorInfo(reason="NotFound", message="Pod default/x not found")),
+    ],
+)
+def test_answers_are_encoded_as_the_wire_model_would(response: ApiResponse) -> None:
+    encoded = encode_response(response)
+    assert ApiResponse.decode(encoded) == response
+    assert json.loads(encoded) == json.loads(response.encode())
