@@ -28,7 +28,7 @@ from benchmarks.store_writes import bench_tinydb, scratch
 from edgekube.bus import topics
 from edgekube.local.broker import Mosquitto
 from edgekube.model.errors import BusError
-from edgekube.model.wire import MAX_PAYLOAD_BYTES, ApiRequest, Verb
+from edgekube.model.wire import MAX_PAYLOAD_BYTES, ApiRequest, ApiResponse, Verb
 from tests.support.cluster import ApiClient
 from tests.support.simnodes import SimNodes
 
@@ -295,9 +295,25 @@ class Guard:
     bare_pods: bool
     offset: int = 0
     evicted: int = 0
+    #: API requests that got no answer (e.g. dropped by a full broker queue) and were sent again.
+    lost: int = 0
 
     def remaining(self) -> float:
         return max(1.0, self.deadline - time.monotonic())
+
+    def call(self, client: ApiClient, req: ApiRequest, what: str) -> ApiResponse:
+        """The request, sent again when no answer comes within a minute (every verb used here is idempotent)."""
+        while True:
+            try:
+                return client.call(req, timeout=min(60.0, self.remaining()))
+            except BusError:
+                self.lost += 1
+                self.check(what)
+
+    def objects(self, client: ApiClient, kind: str, selector: str | None = None) -> list[dict[str, Any]]:
+        resp = self.call(client, ApiRequest(verb=Verb.LIST, kind=kind, selector=selector), f"list {kind} {selector}")
+        assert resp.ok, resp.error
+        return resp.items or []
 
     def check(self, what: str) -> None:
         try:
@@ -314,6 +330,10 @@ class Guard:
             raise Abort(f"the master evicted {self.evicted} bare pod(s), which nothing recreates, waiting for {what}")
         if time.monotonic() > self.deadline:
             raise TimeoutError(f"timed out waiting for {what}")
+
+
+#: What ends a run with a FAILED row instead of ending the benchmark.
+FAILURES = (TimeoutError, BusError, AssertionError, Abort)
 
 
 def wait_until(what: str, check: Callable[[], object], guard: Guard, interval: float = 0.01) -> None:
@@ -337,10 +357,10 @@ def connect(port: int, master: MasterProcess, deadline: float) -> ApiClient:
         raise
 
 
-def ready_nodes(client: ApiClient) -> int:
+def ready_nodes(client: ApiClient, guard: Guard) -> int:
     return sum(
         1
-        for n in client.nodes()
+        for n in guard.objects(client, "Node")
         for c in n["status"].get("conditions", [])
         if c["type"] == "Ready" and c["status"] == "True"
     )
@@ -356,7 +376,7 @@ def wait_groups(
     """
     for group in reversed(groups):
         while True:
-            group.items = client.objects("Pod", group.selector, timeout=guard.remaining())
+            group.items = guard.objects(client, "Pod", group.selector)
             if len(group.items) == group.expected and all(done(p) for p in group.items):
                 break
             guard.check(f"{group.selector}: {sum(map(done, group.items))} of {group.expected} pods")
@@ -364,11 +384,11 @@ def wait_groups(
     return time.monotonic()
 
 
-def high_water(client: ApiClient, groups: list[Group], timeout: float) -> int:
+def high_water(client: ApiClient, groups: list[Group], guard: Guard) -> int:
     """The store-wide resourceVersion: the highest of any stored object's."""
-    objects = [*client.objects("Node", timeout=timeout), *client.objects("ReplicationController", timeout=timeout)]
+    objects = [*guard.objects(client, "Node"), *guard.objects(client, "ReplicationController")]
     for group in groups:
-        objects.extend(client.objects("Pod", group.selector, timeout=timeout))
+        objects.extend(guard.objects(client, "Pod", group.selector))
     return max((int(o["metadata"]["resourceVersion"]) for o in objects), default=0)
 
 
@@ -403,6 +423,7 @@ class Result:
     heartbeat_gaps: list[float] = field(default_factory=list)
     #: Clients Mosquitto dropped outgoing messages for (its queue for a slow reader was full): lost messages.
     dropped_for: list[str] = field(default_factory=list)
+    lost_requests: int = 0
 
     @property
     def pods_per_s(self) -> float | None:
@@ -440,23 +461,30 @@ def measure(
     sc = result.scenario
     cpu = master.cpu_seconds()
     started = time.monotonic()
-    for text in manifests:
-        resp = client.apply(text, timeout=guard.remaining())
+    for number, text in enumerate(manifests):
+        resp = guard.call(client, ApiRequest(verb=Verb.APPLY, manifest=text), f"apply request {number}")
         assert resp.ok, resp.error
     result.applied = time.monotonic() - started
-    result.bound = wait_groups(client, groups, lambda p: bool(p["spec"].get("nodeName")), guard, 0.1) - started
-    wait_until("every pod dispatched", lambda: len(sims.seen()) >= sc.pods, guard, 0.05)
-    seen = [sims.first_seen(NAMESPACE, p["metadata"]["name"]) for g in groups for p in g.items]
-    assert all(s is not None for s in seen), "a bound pod never reached its node"
-    result.dispatched = max(s for s in seen if s is not None) - started
+
+    def dispatched() -> None:  # measured on the simulated nodes: known even when the API fails
+        wait_until("every pod dispatched", lambda: len(sims.seen()) >= sc.pods, guard, 0.05)
+        result.dispatched = sorted(sims.seen().values())[sc.pods - 1] - started
+
+    try:
+        result.bound = wait_groups(client, groups, lambda p: bool(p["spec"].get("nodeName")), guard, 0.1) - started
+    except FAILURES:
+        with contextlib.suppress(*FAILURES):
+            dispatched()
+        raise
+    dispatched()
     running = wait_groups(client, groups, lambda p: p.get("status", {}).get("phase") == "Running", guard, 0.2)
     result.running = running - started
     result.cpu_seconds = master.cpu_seconds() - cpu  # up to Running: the settling polls below are not counted
     # The last writes (e.g. the controllers' status) follow the pods' Running: wait for the store to settle.
-    rv, settle_deadline = high_water(client, groups, guard.remaining()), time.monotonic() + 15
+    rv, settle_deadline = high_water(client, groups, guard), time.monotonic() + 15
     while time.monotonic() < settle_deadline:
         time.sleep(1.0)
-        now = high_water(client, groups, guard.remaining())
+        now = high_water(client, groups, guard)
         if now == rv:
             break
         rv = now
@@ -478,9 +506,9 @@ def run(sc: Scenario, work: Path, args: argparse.Namespace, stock_kib: float) ->
         try:
             with SimNodes(broker.port, sc.nodes, start_delay=0.0) as sims:
                 guard = Guard(deadline, master, bare_pods=sc.variant == "list")
-                wait_until("every node Ready", lambda: ready_nodes(client) == sc.nodes, guard, 0.1)
+                wait_until("every node Ready", lambda: ready_nodes(client, guard) == sc.nodes, guard, 0.1)
                 time.sleep(0.5)  # let the first reports' writes land before the counters are read
-                before = Counters.read(master, high_water(client, [], guard.remaining()))
+                before = Counters.read(master, high_water(client, [], guard))
                 guard.offset = before.log_size
                 result.rss_before_mb = master.memory_mb()[0]
                 load_before, wall_before = os.getloadavg()[0], time.time()
@@ -488,20 +516,22 @@ def run(sc: Scenario, work: Path, args: argparse.Namespace, stock_kib: float) ->
                 with profiler(master.pid, args.py_spy, sc.label):
                     try:
                         rv_after = measure(result, master, client, sims, manifests, groups, guard)
-                    except (TimeoutError, BusError, AssertionError, Abort) as exc:
+                    except FAILURES as exc:
                         result.failure = f"{type(exc).__name__}: {exc}"
                         result.progress = (
                             f"{len(sims.seen()):,} of {sc.pods:,} pods ever dispatched, "
                             f"{sum(sims.counts().values()):,} on the nodes now"
                         )
-                        with contextlib.suppress(BusError):
-                            rv_after = high_water(client, groups, 30)
+                        with contextlib.suppress(*FAILURES):
+                            guard.deadline = time.monotonic() + 30
+                            rv_after = high_water(client, groups, guard)
                 # Read everything before the simulated nodes go offline (which the master rightly reacts to).
                 after = Counters.read(master, rv_after if rv_after is not None else before.rv)
                 result.rss_after_mb, result.rss_peak_mb = master.memory_mb()
                 result.load = (load_before, os.getloadavg()[0])
                 result.heartbeat_gaps = watch.gaps(wall_before, time.time())
                 result.dropped_for = dropped_for(broker.log_path)
+                result.lost_requests = guard.lost
                 with master.log_path.open("rb") as log:
                     log.seek(before.log_size)
                     text = log.read(after.log_size - before.log_size).decode(errors="replace")
@@ -607,8 +637,11 @@ def details(r: Result) -> str:
             f"\n  {'':<16} heartbeats at the broker: longest silence {gaps[0]:.2f} s, "
             f"{sum(g > r.node_timeout for g in gaps)} node(s) silent > {r.node_timeout:g} s (the node timeout)"
         )
-    if r.dropped_for:
-        text += f"\n  {'':<16} Mosquitto dropped messages (queue full) for: {', '.join(r.dropped_for)}"
+    if r.dropped_for or r.lost_requests:
+        text += (
+            f"\n  {'':<16} Mosquitto dropped messages (queue full) for: {', '.join(r.dropped_for) or '-'}; "
+            f"API requests sent again after no answer: {r.lost_requests}"
+        )
     if r.not_ready or r.evicted:
         text += f"\n  {'':<16} master log: {r.not_ready} node(s) went NotReady, {r.evicted} pod(s) evicted"
     if r.failure:
