@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.labels import Selector
-from edgekube.model.meta import ObjectMeta, check_label_map
+from edgekube.model.meta import Annotations, Labels, ObjectMeta, check_label_map
 from edgekube.model.pod import PodSpec
 
 
@@ -17,20 +17,8 @@ class TemplateMeta(K8sModel):
     """A pod template's metadata: labels and annotations; the pods' names are generated."""
 
     name: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        check_label_map(value)
-        return value
-
-    @field_validator("annotations")
-    @classmethod
-    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
-        check_label_map(value, annotations=True)
-        return value
+    labels: Labels = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
 
 
 class PodTemplateSpec(K8sModel):
@@ -49,9 +37,7 @@ class LabelSelector(K8sModel):
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
 
     def to_selector(self, path: str = "spec.selector") -> Selector:
-        return Selector.from_match_labels(
-            self.match_labels, [e.to_dict() for e in self.match_expressions], path=path
-        )
+        return Selector.from_match_labels(self.match_labels, [e.to_dict() for e in self.match_expressions], path=path)
 
 
 class ReplicaStatus(K8sModel):

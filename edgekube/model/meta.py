@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
@@ -38,6 +39,21 @@ def check_label_map(values: Mapping[str, str], *, annotations: bool = False) -> 
         validate_annotations(values, path="")  # the total-size limit
 
 
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    check_label_map(value)
+    return value
+
+
+def _annotations(value: dict[str, str]) -> dict[str, str]:
+    check_label_map(value, annotations=True)
+    return value
+
+
+#: metadata.labels / metadata.annotations of any object or pod template, validated with Kubernetes' rules.
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+Annotations = Annotated[dict[str, str], AfterValidator(_annotations)]
+
+
 class OwnerReference(K8sModel):
     api_version: str
     kind: str
@@ -51,8 +67,8 @@ class ObjectMeta(K8sModel):
 
     name: str
     namespace: str = "default"
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
     uid: str | None = None
     resource_version: str | None = None
     generation: int | None = None
@@ -69,15 +85,3 @@ class ObjectMeta(K8sModel):
     def _namespace(cls, value: str) -> str:
         # "" is how cluster-scoped kinds (Node) are stored; namespaced kinds default it to "default".
         return value if value == "" else check_dns1123_label(value, "")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        check_label_map(value)
-        return value
-
-    @field_validator("annotations")
-    @classmethod
-    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
-        check_label_map(value, annotations=True)
-        return value
