@@ -35,6 +35,7 @@ test: install
 
 lint:
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck:
 	$(BIN)/mypy

@@ -16,8 +16,9 @@ def select(ctx: Context, res: Resource, names: list[str], *, verb: str, all_: bo
     """The names given, or those -l SELECTOR (or --all) lists; an empty selection says so on stderr."""
     selector = getattr(ctx.args, "selector", None)
     if names and (selector or all_):
-        raise ValidationError("name cannot be provided when a selector is specified" if selector else
-                              "name cannot be provided with --all")
+        raise ValidationError(
+            "name cannot be provided when a selector is specified" if selector else "name cannot be provided with --all"
+        )
     if not names and not selector and not all_:
         raise ValidationError(
             "resource(s) were provided, but no name was specified",

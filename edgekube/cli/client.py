@@ -136,9 +136,7 @@ class Client:
         return list(self._call(request).outcomes or [])
 
     def scale(self, res: Resource, namespace: str, name: str, replicas: int) -> Edited:
-        return self._edit(
-            ApiRequest(verb=Verb.SCALE, kind=res.kind, namespace=namespace, name=name, replicas=replicas)
-        )
+        return self._edit(ApiRequest(verb=Verb.SCALE, kind=res.kind, namespace=namespace, name=name, replicas=replicas))
 
     def relabel(
         self, verb: Verb, res: Resource, namespace: str, name: str, changes: dict[str, str | None], *, overwrite: bool
@@ -156,9 +154,7 @@ class Client:
         return list(self._call(ApiRequest(verb=Verb.DRAIN, kind="Node", name=name), timeout).outcomes or [])
 
     def logs(self, namespace: str, name: str, container: str | None, tail: int | None) -> str:
-        request = ApiRequest(
-            verb=Verb.LOGS, kind="Pod", namespace=namespace, name=name, container=container, tail=tail
-        )
+        request = ApiRequest(verb=Verb.LOGS, kind="Pod", namespace=namespace, name=name, container=container, tail=tail)
         return self._call(request).text or ""
 
     def close(self) -> None:

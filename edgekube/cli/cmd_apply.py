@@ -46,8 +46,7 @@ def _payload(ctx: Context, source: Source) -> str:
     if size > MAX_PAYLOAD_BYTES:
         name = "standard input" if source.name == STDIN else source.name
         raise ValidationError(
-            f"{name}: the apply request would be {size} bytes, "
-            f"over the {MAX_PAYLOAD_BYTES}-byte message limit",
+            f"{name}: the apply request would be {size} bytes, over the {MAX_PAYLOAD_BYTES}-byte message limit",
             hint="split the manifest into several files",
         )
     return manifest

@@ -11,9 +11,7 @@ def run(ctx: Context) -> int:
     for line in report.findings:
         ctx.out.write(line + "\n")
     if report.findings:
-        ctx.err.write(
-            f"error: {len(report.findings)} problem(s) in {report.bad_files} of {report.files} file(s)\n"
-        )
+        ctx.err.write(f"error: {len(report.findings)} problem(s) in {report.bad_files} of {report.files} file(s)\n")
         return 1
     ctx.out.write(f"{report.documents} document(s) OK\n")
     return 0

@@ -24,9 +24,7 @@ def _template(w: Writer, template: Obj) -> None:
     w.multiline(1, "Tolerations", [toleration_text(t) for t in items(spec, "tolerations")])
 
 
-def describe_controller(
-    obj: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None
-) -> str:
+def describe_controller(obj: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None) -> str:
     """`pods` are those the controller owns (see workloads.owns); `events` None leaves that section out."""
     meta = section(obj, "metadata")
     w = Writer()

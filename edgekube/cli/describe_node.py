@@ -68,8 +68,10 @@ def _pods(w: Writer, pods: list[Obj], allocatable: Obj, now: datetime | None) ->
             1,
             str(meta.get("namespace", "")),
             str(meta.get("name", "")),
-            *(_show(r, totals[(r, k)], alloc[r]) for r, k in
-              (("cpu", "requests"), ("cpu", "limits"), ("memory", "requests"), ("memory", "limits"))),
+            *(
+                _show(r, totals[(r, k)], alloc[r])
+                for r, k in (("cpu", "requests"), ("cpu", "limits"), ("memory", "requests"), ("memory", "limits"))
+            ),
             age(meta.get("creationTimestamp"), now),
         )
     w.line(0, "Allocated resources:")
@@ -80,9 +82,7 @@ def _pods(w: Writer, pods: list[Obj], allocatable: Obj, now: datetime | None) ->
         w.cells(1, r, _show(r, summed[(r, "requests")], alloc[r]), _show(r, summed[(r, "limits")], alloc[r]))
 
 
-def describe_node(
-    node: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None
-) -> str:
+def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None) -> str:
     """`pods` are the pods bound to this node (spec.nodeName), in any namespace; `events` None: no section."""
     meta, spec, status = section(node, "metadata"), section(node, "spec"), section(node, "status")
     w = Writer()

@@ -55,15 +55,30 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     group = parser.add_argument_group("connection and global options")
-    group.add_argument("--mqtt-host", default=default(None), metavar="HOST",
-                       help="MQTT broker (default: $EDGEKUBE_MQTT_HOST, .edgekube/cluster.json, 127.0.0.1)")
-    group.add_argument("--mqtt-port", type=_port, default=default(None), metavar="PORT",
-                       help="MQTT port (default: $EDGEKUBE_MQTT_PORT, .edgekube/cluster.json, 1883)")
-    group.add_argument("--timeout", type=_positive, default=default(DEFAULT_TIMEOUT), metavar="SECONDS",
-                       help=f"give up connecting or awaiting an answer (default {DEFAULT_TIMEOUT:g})")
+    group.add_argument(
+        "--mqtt-host",
+        default=default(None),
+        metavar="HOST",
+        help="MQTT broker (default: $EDGEKUBE_MQTT_HOST, .edgekube/cluster.json, 127.0.0.1)",
+    )
+    group.add_argument(
+        "--mqtt-port",
+        type=_port,
+        default=default(None),
+        metavar="PORT",
+        help="MQTT port (default: $EDGEKUBE_MQTT_PORT, .edgekube/cluster.json, 1883)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=_positive,
+        default=default(DEFAULT_TIMEOUT),
+        metavar="SECONDS",
+        help=f"give up connecting or awaiting an answer (default {DEFAULT_TIMEOUT:g})",
+    )
     group.add_argument("-n", "--namespace", default=default(None), help="namespace (default: default)")
-    group.add_argument("--debug", action="store_true", default=default(False),
-                       help="show a traceback for unexpected errors")
+    group.add_argument(
+        "--debug", action="store_true", default=default(False), help="show a traceback for unexpected errors"
+    )
 
 
 def _resource_args(parser: argparse.ArgumentParser, *, optional: bool = False, types: str = SUPPORTED) -> None:
@@ -74,8 +89,12 @@ def _resource_args(parser: argparse.ArgumentParser, *, optional: bool = False, t
 
 
 def _label_command(p: argparse.ArgumentParser, noun: str) -> None:
-    p.add_argument("args", nargs="+", metavar="TYPE NAME... KEY=VALUE... KEY-",
-                   help=f"pods, nodes, rc, rs (or TYPE/NAME); {noun}s to set (KEY=VALUE) or remove (KEY-)")
+    p.add_argument(
+        "args",
+        nargs="+",
+        metavar="TYPE NAME... KEY=VALUE... KEY-",
+        help=f"pods, nodes, rc, rs (or TYPE/NAME); {noun}s to set (KEY=VALUE) or remove (KEY-)",
+    )
     p.add_argument("--overwrite", action="store_true", help=f"allow replacing a {noun}'s existing value")
     p.add_argument("-l", "--selector", help="act on every object matching this label selector")
     p.add_argument("--all", action="store_true", help="act on every object of the type in the namespace")
@@ -103,11 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("apply", "create or update objects from manifest files", cmd_apply)
-    p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
-                   help="manifest file, directory of *.yaml|*.yml|*.json, or - for stdin (repeatable)")
+    p.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="manifest file, directory of *.yaml|*.yml|*.json, or - for stdin (repeatable)",
+    )
     p.add_argument("--wait", action="store_true", help="wait until the applied pods are running")
-    p.add_argument("--wait-timeout", type=_positive, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
-                   help=f"how long --wait waits (default {DEFAULT_WAIT_TIMEOUT:g})")
+    p.add_argument(
+        "--wait-timeout",
+        type=_positive,
+        default=DEFAULT_WAIT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long --wait waits (default {DEFAULT_WAIT_TIMEOUT:g})",
+    )
 
     p = command("get", "list objects or show some by name", cmd_get)
     _resource_args(p, types=f"{SUPPORTED}; several as TYPE,TYPE")
@@ -122,12 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("delete", "delete objects by name, selector or manifest", cmd_delete)
     _resource_args(p, optional=True)
-    p.add_argument("-f", "--filename", action="append", metavar="FILE",
-                   help="delete the objects in these manifests")
+    p.add_argument("-f", "--filename", action="append", metavar="FILE", help="delete the objects in these manifests")
     p.add_argument("-l", "--selector", help="delete every object matching this label selector")
     p.add_argument("--ignore-not-found", action="store_true", help="treat a missing object as deleted")
-    p.add_argument("--cascade", nargs="?", const="background", default="background", metavar="MODE",
-                   help="background (default): a controller's pods are deleted too; orphan (or false): they stay")
+    p.add_argument(
+        "--cascade",
+        nargs="?",
+        const="background",
+        default="background",
+        metavar="MODE",
+        help="background (default): a controller's pods are deleted too; orphan (or false): they stay",
+    )
 
     p = command("scale", "set the number of replicas of a replicationcontroller or replicaset", cmd_scale)
     _resource_args(p, types="replicationcontrollers (rc), replicasets (rs)")
@@ -142,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _node_command(command("cordon", "mark nodes unschedulable", cmd_node.run_cordon))
     _node_command(command("uncordon", "mark nodes schedulable again", cmd_node.run_uncordon))
-    p = command(
-        "drain", "cordon nodes and evict their pods (waits for the answer at least 60 s)", cmd_node.run_drain
-    )
+    p = command("drain", "cordon nodes and evict their pods (waits for the answer at least 60 s)", cmd_node.run_drain)
     _node_command(p)
 
     p = command("logs", "print a container's logs", cmd_logs)

@@ -195,7 +195,8 @@ def ok(ekctl: list[str], capsys: Capture, *argv: str) -> str:
 
 def pods_of(master: Master, owner: str) -> list[str]:
     return sorted(
-        p["metadata"]["name"] for p in master.store.list("Pod", "default")
+        p["metadata"]["name"]
+        for p in master.store.list("Pod", "default")
         if any(r.get("name") == owner for r in p["metadata"].get("ownerReferences") or [])
     )
 

@@ -163,9 +163,7 @@ def test_remove_deletes_pod_containers_and_volumes(
     before = _labelled(podman_service, uid)
     assert len(before["pods"]) == 1
     assert len(before["containers"]) == 2  # infra + main
-    assert sorted(before["volumes"]) == sorted(
-        f"{pod_name('default', 'removed', uid)}_{v}" for v in ("v", "m")
-    )
+    assert sorted(before["volumes"]) == sorted(f"{pod_name('default', 'removed', uid)}_{v}" for v in ("v", "m"))
     started = time.monotonic()
     runtime.remove_pod(uid, grace_seconds=10)
     assert time.monotonic() - started < 5  # the container honours SIGTERM, so no grace is used up

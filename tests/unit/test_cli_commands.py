@@ -95,8 +95,10 @@ class FakeMaster:
             raise ValueError("Invalid", f"kind: {req.kind!r} is not supported")
         sel = parse_selector(req.selector or "")
         found = [
-            o for (kind, namespace, _), o in sorted(self.objects.items())
-            if kind == req.kind and (req.namespace is None or req.kind == "Node" or namespace == req.namespace)
+            o
+            for (kind, namespace, _), o in sorted(self.objects.items())
+            if kind == req.kind
+            and (req.namespace is None or req.kind == "Node" or namespace == req.namespace)
             and sel.matches(o["metadata"].get("labels", {}))
         ]
         return ApiResponse(ok=True, items=found)
@@ -210,9 +212,7 @@ def test_apply_from_stdin(master: FakeMaster, monkeypatch: pytest.MonkeyPatch, c
     assert capsys.readouterr().out == "pod/s created\n"
 
 
-def test_apply_validates_everything_before_sending(
-    master: FakeMaster, tmp_path: Path, capsys: Capture
-) -> None:
+def test_apply_validates_everything_before_sending(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
     good = manifest(tmp_path, "good", file="a.yaml")
     bad = tmp_path / "b.yaml"
     bad.write_text(POD_YAML.format(name="ok", app="x") + "---\n" + POD_YAML.format(name="Bad_Name", app="x"))
@@ -229,9 +229,7 @@ def test_apply_missing_path(master: FakeMaster, capsys: Capture) -> None:
     assert capsys.readouterr().err == 'error: the path "/nonexistent/x.yaml" does not exist\n'
 
 
-def test_apply_with_namespace_flag_fills_and_checks(
-    master: FakeMaster, tmp_path: Path, capsys: Capture
-) -> None:
+def test_apply_with_namespace_flag_fills_and_checks(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
     path = manifest(tmp_path)
     assert ekctl(master, "apply", "-n", "lab", "-f", str(path)) == 0
     assert ("Pod", "lab", "hello") in master.objects
@@ -262,7 +260,7 @@ def test_get_pods_table_selector_and_empty(master: FakeMaster, tmp_path: Path, c
 def test_get_bad_selector_is_refused_locally(master: FakeMaster, capsys: Capture) -> None:
     assert ekctl(master, "get", "pods", "-l", "app in (x") == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("error: selector \"app in (x\":")
+    assert err[0].startswith('error: selector "app in (x":')
     assert err[1].startswith("hint: selector syntax")
     assert master.requests == []
 
@@ -329,7 +327,9 @@ def test_describe_pod_and_node(master: FakeMaster, tmp_path: Path, capsys: Captu
     ekctl(master, "apply", "-f", str(manifest(tmp_path)))
     master.objects[("Pod", "default", "hello")]["spec"]["nodeName"] = "pi-1"
     master.objects[("Node", "", "pi-1")] = {
-        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-1", "namespace": ""},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "pi-1", "namespace": ""},
         "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"cpu": "4"}},
     }
     capsys.readouterr()
@@ -367,11 +367,18 @@ def test_apply_wait_reports_progress_until_running(
         polls += 1
         pod = master.objects[("Pod", "default", "hello")]
         running: dict[str, Any] = {"running": {}}
-        pod["status"] = {"phase": "Running", "containerStatuses": [
-            {"name": "web", "image": "b", "ready": True, "state": running},
-            {"name": "side", "image": "b", "ready": polls > 1, "state": running if polls > 1 else
-             {"waiting": {"reason": "ContainerCreating"}}},
-        ]}
+        pod["status"] = {
+            "phase": "Running",
+            "containerStatuses": [
+                {"name": "web", "image": "b", "ready": True, "state": running},
+                {
+                    "name": "side",
+                    "image": "b",
+                    "ready": polls > 1,
+                    "state": running if polls > 1 else {"waiting": {"reason": "ContainerCreating"}},
+                },
+            ],
+        }
 
     monkeypatch.setattr(wait, "pause", fake_sleep)
     assert ekctl(master, "apply", "--wait", "-f", str(manifest(tmp_path))) == 0
@@ -397,7 +404,8 @@ def test_lint_lists_every_problem(master: FakeMaster, tmp_path: Path, capsys: Ca
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         POD_YAML.format(name="Bad_Name", app="x")
-        + "---\n" + POD_YAML.format(name="fine", app="x")
+        + "---\n"
+        + POD_YAML.format(name="fine", app="x")
         + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: nospec}\n"
     )
     good = manifest(tmp_path, file="good.yaml")

@@ -24,14 +24,22 @@ TIMING = "delay=0s timeout=1s period=10s #success=1 #failure=3"
     [
         pytest.param({"httpGet": {"path": "/", "port": 8080}}, f"http-get http://:8080/ {TIMING}", id="http"),
         pytest.param(
-            {"httpGet": {"path": "healthz", "port": "web", "host": "10.0.0.1", "scheme": "HTTPS"},
-             "initialDelaySeconds": 5, "periodSeconds": 3, "failureThreshold": 1},
-            "http-get https://10.0.0.1:web/healthz delay=5s timeout=1s period=3s #success=1 #failure=1", id="https",
+            {
+                "httpGet": {"path": "healthz", "port": "web", "host": "10.0.0.1", "scheme": "HTTPS"},
+                "initialDelaySeconds": 5,
+                "periodSeconds": 3,
+                "failureThreshold": 1,
+            },
+            "http-get https://10.0.0.1:web/healthz delay=5s timeout=1s period=3s #success=1 #failure=1",
+            id="https",
         ),
         pytest.param({"httpGet": {"port": 80, "host": "fe80::1"}}, f"http-get http://[fe80::1]:80 {TIMING}", id="ipv6"),
         pytest.param({"exec": {"command": ["cat", "/tmp/healthy"]}}, f"exec [cat /tmp/healthy] {TIMING}", id="exec"),
-        pytest.param({"tcpSocket": {"port": 6379}, "timeoutSeconds": 2},
-                     "tcp-socket :6379 delay=0s timeout=2s period=10s #success=1 #failure=3", id="tcp"),
+        pytest.param(
+            {"tcpSocket": {"port": 6379}, "timeoutSeconds": 2},
+            "tcp-socket :6379 delay=0s timeout=2s period=10s #success=1 #failure=3",
+            id="tcp",
+        ),
         pytest.param({"periodSeconds": 10}, f"unknown {TIMING}", id="no-handler"),
     ],
 )
@@ -42,10 +50,19 @@ def test_probe_lines_like_kubectl(probe: dict[str, Any], expected: str) -> None:
 @pytest.mark.parametrize(
     ("toleration", "expected"),
     [
-        ({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-          "tolerationSeconds": 300}, "node.kubernetes.io/unreachable:NoExecute op=Exists for 300s"),
-        ({"key": "dedicated", "operator": "Equal", "value": "camera", "effect": "NoSchedule"},
-         "dedicated=camera:NoSchedule"),
+        (
+            {
+                "key": "node.kubernetes.io/unreachable",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 300,
+            },
+            "node.kubernetes.io/unreachable:NoExecute op=Exists for 300s",
+        ),
+        (
+            {"key": "dedicated", "operator": "Equal", "value": "camera", "effect": "NoSchedule"},
+            "dedicated=camera:NoSchedule",
+        ),
         ({"operator": "Exists"}, "op=Exists"),
         ({"key": "gpu", "operator": "Exists"}, "gpu op=Exists"),
         ({"key": "a", "value": "b"}, "a=b"),
@@ -56,8 +73,11 @@ def test_toleration_lines_like_kubectl(toleration: dict[str, Any], expected: str
 
 
 def test_taints_sorted_by_effect_then_key() -> None:
-    found = [{"key": "z", "effect": "NoSchedule"}, {"key": "b", "value": "1", "effect": "NoExecute"},
-             {"key": "a", "effect": "NoSchedule"}]
+    found = [
+        {"key": "z", "effect": "NoSchedule"},
+        {"key": "b", "value": "1", "effect": "NoExecute"},
+        {"key": "a", "effect": "NoSchedule"},
+    ]
     assert taints(found) == ["b=1:NoExecute", "a:NoSchedule", "z:NoSchedule"]
 
 
@@ -72,8 +92,16 @@ def test_describe_replication_controller() -> None:
         ports=[{"containerPort": 80}], livenessProbe={"httpGet": {"path": "/", "port": 80}}
     )
     pods = [owned_pod("web-a", "Running"), owned_pod("web-b", "Running"), owned_pod("web-c", "Pending")]
-    found = [event("SuccessfulCreate", "2024-05-01T11:59:00Z", kind="ReplicationController", name="web",
-                   first="2024-05-01T11:59:00Z", source={"component": "replication-controller"})]
+    found = [
+        event(
+            "SuccessfulCreate",
+            "2024-05-01T11:59:00Z",
+            kind="ReplicationController",
+            name="web",
+            first="2024-05-01T11:59:00Z",
+            source={"component": "replication-controller"},
+        )
+    ]
     assert describe_controller(obj, pods, found, now=NOW).splitlines() == [
         "Name:         web",
         "Namespace:    default",
@@ -116,36 +144,68 @@ def test_describe_replica_set_selector_and_no_events() -> None:
 def crashing_pod() -> dict[str, Any]:
     return {
         "kind": "Pod",
-        "metadata": {"name": "web-abcde", "namespace": "default", "uid": "p1", "ownerReferences": [
-            {"kind": "ReplicationController", "name": "web", "uid": "uid-web", "controller": True}]},
+        "metadata": {
+            "name": "web-abcde",
+            "namespace": "default",
+            "uid": "p1",
+            "ownerReferences": [{"kind": "ReplicationController", "name": "web", "uid": "uid-web", "controller": True}],
+        },
         "spec": {
             "nodeName": "pi-1",
-            "containers": [{"name": "web", "image": "nginx:1.25",
-                            "livenessProbe": {"httpGet": {"path": "/", "port": 8080}},
-                            "readinessProbe": {"tcpSocket": {"port": 8080}}}],
-            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-                             "tolerationSeconds": 300}, {"key": "gpu", "operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "nginx:1.25",
+                    "livenessProbe": {"httpGet": {"path": "/", "port": 8080}},
+                    "readinessProbe": {"tcpSocket": {"port": 8080}},
+                }
+            ],
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {"key": "gpu", "operator": "Exists"},
+            ],
         },
-        "status": {"phase": "Running", "containerStatuses": [{
-            "name": "web", "ready": False, "restartCount": 4,
-            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting"}},
-            "lastState": {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": "2024-05-01T11:50:00Z",
-                                         "finishedAt": "2024-05-01T11:55:00Z"}},
-        }]},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "web",
+                    "ready": False,
+                    "restartCount": 4,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting"}},
+                    "lastState": {
+                        "terminated": {
+                            "exitCode": 137,
+                            "reason": "Error",
+                            "startedAt": "2024-05-01T11:50:00Z",
+                            "finishedAt": "2024-05-01T11:55:00Z",
+                        }
+                    },
+                }
+            ],
+        },
     }
 
 
 def test_describe_pod_owner_probes_last_state_tolerations_events() -> None:
-    found = events.about([
-        event("BackOff", "2024-05-01T11:58:00Z", count=5, message="Back-off restarting failed container"),
-        event("Killing", "2024-05-01T11:55:00Z", first="2024-05-01T11:55:00Z"),
-        event("Scheduled", "2024-05-01T11:00:00Z", name="other"),
-    ], crashing_pod())
+    found = events.about(
+        [
+            event("BackOff", "2024-05-01T11:58:00Z", count=5, message="Back-off restarting failed container"),
+            event("Killing", "2024-05-01T11:55:00Z", first="2024-05-01T11:55:00Z"),
+            event("Scheduled", "2024-05-01T11:00:00Z", name="other"),
+        ],
+        crashing_pod(),
+    )
     lines = describe_pod(crashing_pod(), found, now=NOW).splitlines()
     at = lines.index("Controlled By:  ReplicationController/web")
     assert lines[at + 1] == "Containers:"
     state = lines.index("    State:          Waiting")
-    assert lines[state:state + 10] == [
+    assert lines[state : state + 10] == [
         "    State:          Waiting",
         "      Reason:       CrashLoopBackOff",
         "      Message:      back-off 40s restarting",
@@ -196,14 +256,23 @@ def test_describe_node_taints_unschedulable_and_events() -> None:
     node = {
         "kind": "Node",
         "metadata": {"name": "pi-1"},
-        "spec": {"unschedulable": True, "taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
-                                                   {"key": "dedicated", "value": "cam", "effect": "NoSchedule"}]},
+        "spec": {
+            "unschedulable": True,
+            "taints": [
+                {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+                {"key": "dedicated", "value": "cam", "effect": "NoSchedule"},
+            ],
+        },
     }
-    found = [{**event("NodeNotReady", "2024-05-01T11:59:00Z", first="2024-05-01T11:59:00Z"),
-              "involvedObject": {"kind": "Node", "name": "pi-1"}}]
+    found = [
+        {
+            **event("NodeNotReady", "2024-05-01T11:59:00Z", first="2024-05-01T11:59:00Z"),
+            "involvedObject": {"kind": "Node", "name": "pi-1"},
+        }
+    ]
     lines = describe_node(node, [], events.about(found, node), now=NOW).splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("Taints:"))
-    assert lines[at:at + 3] == [
+    assert lines[at : at + 3] == [
         "Taints:             node.kubernetes.io/unreachable:NoExecute",
         "                    dedicated=cam:NoSchedule",
         "Unschedulable:      true",

@@ -49,18 +49,18 @@ class Answering(Raising):
         ),
         pytest.param(EdgekubeError("plain"), "error: plain\n", id="without-hint"),
         pytest.param(
-            ValidationError("two\nlines", hint="also\n  wrapped"), "error: two lines\nhint: also wrapped\n",
+            ValidationError("two\nlines", hint="also\n  wrapped"),
+            "error: two lines\nhint: also wrapped\n",
             id="newlines-folded",
         ),
         pytest.param(
-            RuntimeError("boom"), "error: unexpected RuntimeError: boom\nhint: rerun with --debug for a traceback\n",
+            RuntimeError("boom"),
+            "error: unexpected RuntimeError: boom\nhint: rerun with --debug for a traceback\n",
             id="unexpected",
         ),
     ],
 )
-def test_errors_are_one_line_plus_hint(
-    exc: BaseException, expected: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_errors_are_one_line_plus_hint(exc: BaseException, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
     session = Raising(exc)
     assert run(["get", "pods"], connector=session.connect) == 1
     captured = capsys.readouterr()
@@ -121,8 +121,21 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["apply"], ["get"], ["describe"], ["delete"], ["logs"], ["lint"], ["scale"], ["label"], ["annotate"],
-     ["cordon"], ["uncordon"], ["drain"]],
+    [
+        [],
+        ["apply"],
+        ["get"],
+        ["describe"],
+        ["delete"],
+        ["logs"],
+        ["lint"],
+        ["scale"],
+        ["label"],
+        ["annotate"],
+        ["cordon"],
+        ["uncordon"],
+        ["drain"],
+    ],
 )
 def test_help_exits_0(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*command, "--help"]) == 0

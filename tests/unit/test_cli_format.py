@@ -98,45 +98,83 @@ RUNNING = {"running": {"startedAt": "2024-05-01T11:59:10Z"}}
         pytest.param(pod(cs(RUNNING, ready=True), phase="Running"), "1/1", "Running", "0", id="running"),
         pytest.param(
             pod(cs({"waiting": {"reason": "ContainerCreating"}}), phase="Pending"),
-            "0/1", "ContainerCreating", "0", id="container-creating",
+            "0/1",
+            "ContainerCreating",
+            "0",
+            id="container-creating",
         ),
         pytest.param(
-            pod(cs({"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}}),
-                phase="Failed", reason="ErrImagePull", message="pull failed"),
-            "0/1", "ErrImagePull", "0", id="err-image-pull",
+            pod(
+                cs({"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}}),
+                phase="Failed",
+                reason="ErrImagePull",
+                message="pull failed",
+            ),
+            "0/1",
+            "ErrImagePull",
+            "0",
+            id="err-image-pull",
         ),
         pytest.param(
-            pod(phase="Failed", reason="ErrImagePull"), "0/1", "ErrImagePull", "0", id="pod-reason-only",
+            pod(phase="Failed", reason="ErrImagePull"),
+            "0/1",
+            "ErrImagePull",
+            "0",
+            id="pod-reason-only",
         ),
         pytest.param(
             pod(cs({"terminated": {"exitCode": 0, "reason": "Completed"}}), phase="Succeeded"),
-            "0/1", "Completed", "0", id="completed",
+            "0/1",
+            "Completed",
+            "0",
+            id="completed",
         ),
         pytest.param(
             pod(phase="Pending", reason="Unschedulable", message="0/0 nodes are available"),
-            "0/1", "Pending", "0", id="unschedulable-shows-pending",
+            "0/1",
+            "Pending",
+            "0",
+            id="unschedulable-shows-pending",
         ),
         pytest.param(pod(phase="Pending"), "0/1", "Pending", "0", id="pending-no-status"),
         pytest.param({"metadata": {"name": "bare"}}, "0/0", "Pending", "0", id="no-spec-no-status"),
         pytest.param(
-            pod(cs({"terminated": {"exitCode": 137}}), phase="Failed"), "0/1", "ExitCode:137", "0", id="exit-code",
+            pod(cs({"terminated": {"exitCode": 137}}), phase="Failed"),
+            "0/1",
+            "ExitCode:137",
+            "0",
+            id="exit-code",
         ),
         pytest.param(
             pod(
-                cs({"waiting": {"reason": "CrashLoopBackOff"}}, restarts=4,
-                   lastState={"terminated": {"exitCode": 1, "finishedAt": "2024-05-01T11:55:00Z"}}),
+                cs(
+                    {"waiting": {"reason": "CrashLoopBackOff"}},
+                    restarts=4,
+                    lastState={"terminated": {"exitCode": 1, "finishedAt": "2024-05-01T11:55:00Z"}},
+                ),
                 phase="Running",
             ),
-            "0/1", "CrashLoopBackOff", "4 (5m ago)", id="crashloop-with-last-restart",
+            "0/1",
+            "CrashLoopBackOff",
+            "4 (5m ago)",
+            id="crashloop-with-last-restart",
         ),
         pytest.param(
             pod(cs(RUNNING, ready=True), {**cs(RUNNING, ready=False), "name": "c1"}, containers=2, phase="Running"),
-            "1/2", "Running", "0", id="one-of-two-ready",
+            "1/2",
+            "Running",
+            "0",
+            id="one-of-two-ready",
         ),
         pytest.param(
-            {**pod(cs(RUNNING, ready=True), phase="Running"),
-             "metadata": {"name": "x", "deletionTimestamp": "2024-05-01T11:59:59Z"}},
-            "1/1", "Terminating", "0", id="terminating",
+            {
+                **pod(cs(RUNNING, ready=True), phase="Running"),
+                "metadata": {"name": "x", "deletionTimestamp": "2024-05-01T11:59:59Z"},
+            },
+            "1/1",
+            "Terminating",
+            "0",
+            id="terminating",
         ),
     ],
 )
@@ -165,8 +203,12 @@ def node(ready: str | None, *, unschedulable: bool = False, labels: dict[str, st
         "status": {
             "conditions": [{"type": "MemoryPressure", "status": "False"}, *conditions],
             "addresses": [{"type": "Hostname", "address": "pi-1"}, {"type": "InternalIP", "address": "10.0.0.7"}],
-            "nodeInfo": {"osImage": "Debian GNU/Linux 12", "kernelVersion": "6.6.31", "agentVersion": "v0.1.0",
-                         "containerRuntimeVersion": "podman://4.9.4"},
+            "nodeInfo": {
+                "osImage": "Debian GNU/Linux 12",
+                "kernelVersion": "6.6.31",
+                "agentVersion": "v0.1.0",
+                "containerRuntimeVersion": "podman://4.9.4",
+            },
         },
     }
 
@@ -201,8 +243,7 @@ def test_node_roles(labels: dict[str, str], expected: str) -> None:
 def test_pod_table_and_wide() -> None:
     running = pod(cs(RUNNING, ready=True), phase="Running", podIP="10.88.0.5")
     assert output.render(POD, [running], None, now=NOW) == (
-        "NAME    READY   STATUS    RESTARTS   AGE\n"
-        "hello   1/1     Running   0          60s\n"
+        "NAME    READY   STATUS    RESTARTS   AGE\nhello   1/1     Running   0          60s\n"
     )
     assert output.render(POD, [running], "wide", now=NOW).splitlines() == [
         "NAME    READY   STATUS    RESTARTS   AGE   IP          NODE",
@@ -222,7 +263,15 @@ def test_node_table_and_wide() -> None:
     ]
     wide = output.render(NODE, [node("False")], "wide", now=NOW).splitlines()
     assert wide[0].split() == [
-        "NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME",
+        "NAME",
+        "STATUS",
+        "ROLES",
+        "AGE",
+        "VERSION",
+        "INTERNAL-IP",
+        "OS-IMAGE",
+        "KERNEL-VERSION",
+        "CONTAINER-RUNTIME",
     ]
     assert "NotReady" in wide[1] and "10.0.0.7" in wide[1] and "Debian GNU/Linux 12" in wide[1]
 

@@ -39,27 +39,58 @@ spec:
 """
 
 
-def pod(name: str, *, node: str = "pi-1", owner: str | None = None, labels: dict[str, str] | None = None,
-        namespace: str = "default") -> dict[str, Any]:
+def pod(
+    name: str,
+    *,
+    node: str = "pi-1",
+    owner: str | None = None,
+    labels: dict[str, str] | None = None,
+    namespace: str = "default",
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "uid": f"uid-{name}", "labels": labels or {}}
     if owner:
-        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "ReplicationController", "name": owner,
-                                    "uid": f"uid-{owner}", "controller": True}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"nodeName": node, "containers": [{"name": "web", "image": "nginx:1.25"}]},
-            "status": {"phase": "Running"}}
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "v1",
+                "kind": "ReplicationController",
+                "name": owner,
+                "uid": f"uid-{owner}",
+                "controller": True,
+            }
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"nodeName": node, "containers": [{"name": "web", "image": "nginx:1.25"}]},
+        "status": {"phase": "Running"},
+    }
 
 
 def node(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "namespace": "", "labels": {}},
-            "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "namespace": "", "labels": {}},
+        "spec": {},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
 
 
 def event(name: str, kind: str, about: str, reason: str, last: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "default"},
-            "involvedObject": {"kind": kind, "name": about, "namespace": "default" if kind != "Node" else ""},
-            "reason": reason, "message": f"{reason} {about}", "type": "Normal",
-            "source": {"component": "controller"}, "count": 1, "firstTimestamp": last, "lastTimestamp": last}
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {"kind": kind, "name": about, "namespace": "default" if kind != "Node" else ""},
+        "reason": reason,
+        "message": f"{reason} {about}",
+        "type": "Normal",
+        "source": {"component": "controller"},
+        "count": 1,
+        "firstTimestamp": last,
+        "lastTimestamp": last,
+    }
 
 
 @pytest.fixture
@@ -115,7 +146,9 @@ def test_get_events_sorted_by_last_seen_with_object(master: FakeMaster, capsys: 
     assert ekctl(master, "get", "ev", "-A") == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert [(row[3], row[4]) for row in rows] == [
-        ("SuccessfulCreate", "replicationcontroller/web"), ("Started", "pod/web-a"), ("NodeReady", "node/pi-1"),
+        ("SuccessfulCreate", "replicationcontroller/web"),
+        ("Started", "pod/web-a"),
+        ("NodeReady", "node/pi-1"),
     ]
     assert master.requests[-1].namespace is None
 
@@ -152,11 +185,17 @@ def test_scale(master: FakeMaster, argv: list[str], out: str, replicas: int, cap
 @pytest.mark.parametrize(
     ("argv", "exit_code", "err"),
     [
-        (["scale", "pod", "web-a", "--replicas=1"], 1,
-         "error: scale: pods are not supported\nhint: scale works on replicationcontrollers (rc), replicasets (rs)\n"),
-        (["scale", "rc", "nope", "--replicas=1"], 1,
-         'error: replicationcontrollers "nope" not found in namespace "default"\n'
-         "hint: list them with `ekctl get replicationcontrollers`\n"),
+        (
+            ["scale", "pod", "web-a", "--replicas=1"],
+            1,
+            "error: scale: pods are not supported\nhint: scale works on replicationcontrollers (rc), replicasets (rs)\n",
+        ),
+        (
+            ["scale", "rc", "nope", "--replicas=1"],
+            1,
+            'error: replicationcontrollers "nope" not found in namespace "default"\n'
+            "hint: list them with `ekctl get replicationcontrollers`\n",
+        ),
         (["scale", "rc", "web"], 2, "the following arguments are required: --replicas"),
         (["scale", "rc", "web", "--replicas=-1"], 2, "the replica count must be an integer >= 0"),
         (["scale", "rc", "--replicas=1"], 1, "no name was specified"),
@@ -175,13 +214,21 @@ def test_scale_errors(master: FakeMaster, argv: list[str], exit_code: int, err: 
         (["label", "pod", "web-a", "tier=x", "app-"], "pod/web-a labeled\n", {"tier": "x", "app": None}, False),
         (["label", "pods", "web-a", "app-"], "pod/web-a unlabeled\n", {"app": None}, False),
         (["label", "pod", "web-a", "--overwrite", "app=v2"], "pod/web-a labeled\n", {"app": "v2"}, True),
-        (["label", "pod", "web-a", "web-b", "x.io/t=1"], "pod/web-a labeled\npod/web-b labeled\n", {"x.io/t": "1"},
-         False),
+        (
+            ["label", "pod", "web-a", "web-b", "x.io/t=1"],
+            "pod/web-a labeled\npod/web-b labeled\n",
+            {"x.io/t": "1"},
+            False,
+        ),
         (["label", "pods", "-l", "app=web", "team=a"], "pod/web-a labeled\npod/web-b labeled\n", {"team": "a"}, False),
         (["label", "node/pi-1", "zone=lab"], "node/pi-1 labeled\n", {"zone": "lab"}, False),
         (["label", "rs", "front", "zone="], "replicaset.apps/front labeled\n", {"zone": ""}, False),
-        (["annotate", "rc", "web", "note=hello world", "Example.com/Owner=me"],
-         "replicationcontroller/web annotated\n", {"note": "hello world", "Example.com/Owner": "me"}, False),
+        (
+            ["annotate", "rc", "web", "note=hello world", "Example.com/Owner=me"],
+            "replicationcontroller/web annotated\n",
+            {"note": "hello world", "Example.com/Owner": "me"},
+            False,
+        ),
         (["annotate", "pod", "web-a", "note-"], "pod/web-a annotated\n", {"note": None}, False),
     ],
 )
@@ -203,7 +250,7 @@ def test_label_changes_reach_the_object(master: FakeMaster, capsys: Capture) -> 
     ("argv", "err"),
     [
         (["label", "pod", "web-a", "a b=c"], "error: invalid label 'a b=c': labels[\"a b\"]: invalid key: name part"),
-        (["label", "pod", "web-a", "app=x y"], "invalid label 'app=x y': labels[\"app\"]: invalid value \"x y\""),
+        (["label", "pod", "web-a", "app=x y"], 'invalid label \'app=x y\': labels["app"]: invalid value "x y"'),
         (["label", "pod", "web-a", "a=b=c"], "error: invalid label spec: a=b=c"),
         (["label", "pod", "web-a", "=x"], "invalid label '=x': labels[\"\"]: invalid key: name part must be non-empty"),
         (["label", "pod", "web-a", f"{'k' * 64}=v"], "name part must be no more than 63 characters"),

@@ -19,13 +19,20 @@ def rc(name: str = "web", *, replicas: int = 3, current: int = 3, ready: int = 2
     return {
         "apiVersion": "v1",
         "kind": "ReplicationController",
-        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}",
-                     "creationTimestamp": "2024-05-01T11:50:00Z", "labels": {"app": name}},
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": f"uid-{name}",
+            "creationTimestamp": "2024-05-01T11:50:00Z",
+            "labels": {"app": name},
+        },
         "spec": {
             "replicas": replicas,
             "selector": {"app": name},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]},
+            },
         },
         "status": {"replicas": current, "readyReplicas": ready},
     }
@@ -39,14 +46,24 @@ def rs(name: str = "front", **selector: Any) -> dict[str, Any]:
         "spec": {
             "replicas": 2,
             "selector": selector or {"matchLabels": {"tier": "front"}},
-            "template": {"metadata": {"labels": {"tier": "front"}}, "spec": {"containers": [
-                {"name": "a", "image": "busybox"}, {"name": "b", "image": "alpine"}]}},
+            "template": {
+                "metadata": {"labels": {"tier": "front"}},
+                "spec": {"containers": [{"name": "a", "image": "busybox"}, {"name": "b", "image": "alpine"}]},
+            },
         },
     }
 
 
-def event(reason: str, last: str, *, count: int = 1, kind: str = "Pod", name: str = "web-abcde",
-          first: str = "2024-05-01T11:00:00Z", **extra: Any) -> dict[str, Any]:
+def event(
+    reason: str,
+    last: str,
+    *,
+    count: int = 1,
+    kind: str = "Pod",
+    name: str = "web-abcde",
+    first: str = "2024-05-01T11:00:00Z",
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -66,9 +83,18 @@ def event(reason: str, last: str, *, count: int = 1, kind: str = "Pod", name: st
 @pytest.mark.parametrize(
     ("typed", "expected"),
     [
-        ("rc", RC), ("replicationcontrollers", RC), ("ReplicationController", RC),
-        ("rs", RS), ("replicasets", RS), ("replicaset.apps", RS), ("rs.apps", RS),
-        ("ev", EVENT), ("events", EVENT), ("event", EVENT), ("po", POD), ("no", NODE),
+        ("rc", RC),
+        ("replicationcontrollers", RC),
+        ("ReplicationController", RC),
+        ("rs", RS),
+        ("replicasets", RS),
+        ("replicaset.apps", RS),
+        ("rs.apps", RS),
+        ("ev", EVENT),
+        ("events", EVENT),
+        ("event", EVENT),
+        ("po", POD),
+        ("no", NODE),
     ],
 )
 def test_type_names_and_aliases(typed: str, expected: Resource) -> None:
@@ -120,8 +146,7 @@ def test_qualified_names_like_kubectl() -> None:
 
 def test_controller_tables_and_wide() -> None:
     assert output.render(RC, [rc()], None, now=NOW) == (
-        "NAME   DESIRED   CURRENT   READY   AGE\n"
-        "web    3         3         2       10m\n"
+        "NAME   DESIRED   CURRENT   READY   AGE\nweb    3         3         2       10m\n"
     )
     assert output.render(RS, [rs()], "wide", now=NOW).splitlines() == [
         "NAME    DESIRED   CURRENT   READY   AGE   CONTAINERS   IMAGES           SELECTOR",
@@ -135,9 +160,17 @@ def test_controller_tables_and_wide() -> None:
         pytest.param(rc(), "app=web", id="rc-set"),
         pytest.param({**rc(), "spec": {"selector": {"b": "2", "a": "1"}}}, "a=1,b=2", id="rc-sorted"),
         pytest.param({**rc(), "spec": {}}, "<none>", id="rc-none"),
-        pytest.param(rs(matchLabels={"tier": "front"}, matchExpressions=[
-            {"key": "env", "operator": "In", "values": ["prod", "dev"]}, {"key": "gpu", "operator": "DoesNotExist"}]),
-            "env in (dev,prod),!gpu,tier=front", id="rs-expressions"),
+        pytest.param(
+            rs(
+                matchLabels={"tier": "front"},
+                matchExpressions=[
+                    {"key": "env", "operator": "In", "values": ["prod", "dev"]},
+                    {"key": "gpu", "operator": "DoesNotExist"},
+                ],
+            ),
+            "env in (dev,prod),!gpu,tier=front",
+            id="rs-expressions",
+        ),
         pytest.param(rs(matchLabels={}), "<none>", id="rs-empty"),
         pytest.param(rs(matchLabels="bogus"), "<none>", id="rs-malformed"),
     ],
@@ -248,31 +281,66 @@ def pod_row(name: str, phase: str, *states: dict[str, Any], restarts: int = 0, f
     return {
         "metadata": {"name": name, "creationTimestamp": "2024-05-01T11:59:00Z"},
         "spec": {"containers": [{"name": f"c{i}"} for i in range(len(states))]},
-        "status": {"phase": phase, "containerStatuses": [
-            {"name": f"c{i}", "ready": "running" in state, "restartCount": restarts, "state": state, "lastState": last}
-            for i, state in enumerate(states)
-        ]},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [
+                {
+                    "name": f"c{i}",
+                    "ready": "running" in state,
+                    "restartCount": restarts,
+                    "state": state,
+                    "lastState": last,
+                }
+                for i, state in enumerate(states)
+            ],
+        },
     }
 
 
 @pytest.mark.parametrize(
     ("obj", "row"),
     [
-        pytest.param(pod_row("web-abcde", "Running", {"waiting": {"reason": "CrashLoopBackOff"}}, restarts=4,
-                             finished="2024-05-01T11:55:00Z"),
-                     "web-abcde   0/1     CrashLoopBackOff   4 (5m ago)   60s", id="crashloop"),
-        pytest.param(pod_row("web-fghij", "Running", {"running": {}}, {"running": {}}, restarts=1,
-                             finished="2024-05-01T10:00:00Z"),
-                     "web-fghij   2/2     Running            2 (120m ago)   60s", id="restarted-two-containers"),
-        pytest.param(pod_row("job", "Succeeded", {"terminated": {"exitCode": 0, "reason": "Completed"}}),
-                     "job         0/1     Completed          0            60s", id="completed"),
-        pytest.param(pod_row("bad", "Failed", {"waiting": {"reason": "ErrImagePull"}}),
-                     "bad         0/1     ErrImagePull       0            60s", id="err-image-pull"),
+        pytest.param(
+            pod_row(
+                "web-abcde",
+                "Running",
+                {"waiting": {"reason": "CrashLoopBackOff"}},
+                restarts=4,
+                finished="2024-05-01T11:55:00Z",
+            ),
+            "web-abcde   0/1     CrashLoopBackOff   4 (5m ago)   60s",
+            id="crashloop",
+        ),
+        pytest.param(
+            pod_row(
+                "web-fghij", "Running", {"running": {}}, {"running": {}}, restarts=1, finished="2024-05-01T10:00:00Z"
+            ),
+            "web-fghij   2/2     Running            2 (120m ago)   60s",
+            id="restarted-two-containers",
+        ),
+        pytest.param(
+            pod_row("job", "Succeeded", {"terminated": {"exitCode": 0, "reason": "Completed"}}),
+            "job         0/1     Completed          0            60s",
+            id="completed",
+        ),
+        pytest.param(
+            pod_row("bad", "Failed", {"waiting": {"reason": "ErrImagePull"}}),
+            "bad         0/1     ErrImagePull       0            60s",
+            id="err-image-pull",
+        ),
     ],
 )
 def test_pod_table_rows(obj: dict[str, Any], row: str) -> None:
-    others = [pod_row("web-abcde", "Running", {"waiting": {"reason": "CrashLoopBackOff"}}, restarts=4,
-                      finished="2024-05-01T11:55:00Z"), pod_row("job", "Succeeded", {})]
+    others = [
+        pod_row(
+            "web-abcde",
+            "Running",
+            {"waiting": {"reason": "CrashLoopBackOff"}},
+            restarts=4,
+            finished="2024-05-01T11:55:00Z",
+        ),
+        pod_row("job", "Succeeded", {}),
+    ]
     lines = output.render(POD, [obj, *others], None, now=NOW).splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert lines[1].split() == row.split()

@@ -160,9 +160,7 @@ class RuntimeContract:
 
     def test_missing_image_with_pull_policy_never_is_image_not_found(self, harness: Harness) -> None:
         uid = new_uid()
-        pod = make_pod(
-            "never", harness.image, {"name": "bad", "image": MISSING_IMAGE, "imagePullPolicy": "Never"}
-        )
+        pod = make_pod("never", harness.image, {"name": "bad", "image": MISSING_IMAGE, "imagePullPolicy": "Never"})
         with pytest.raises(RuntimeFailure) as caught:
             harness.runtime.create_pod(pod, uid, "h")
         assert caught.value.reason == "ImageNotFound"
@@ -177,7 +175,6 @@ class RuntimeContract:
         assert isinstance(harness.runtime.logs(uid, "main"), str)
         with pytest.raises(NotFoundError, match="nope"):
             harness.runtime.logs(uid, "nope")
-
 
     # -- shared fate: stop and restart a pod as a unit ----------------------------------------------------------
 

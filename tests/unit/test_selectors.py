@@ -252,9 +252,7 @@ REQUIREMENT_CONSTRUCTOR = [
 
 
 @pytest.mark.parametrize(("key", "operator", "values", "error"), REQUIREMENT_CONSTRUCTOR)
-def test_requirement_constructor(
-    key: str, operator: Operator, values: tuple[str, ...], error: str | None
-) -> None:
+def test_requirement_constructor(key: str, operator: Operator, values: tuple[str, ...], error: str | None) -> None:
     if error is None:
         assert Requirement(key, operator, values).operator == Operator(operator)
     else:
@@ -407,9 +405,7 @@ def test_from_set_validates() -> None:
     value = "axahm2EJ8Phiephe2eixohbee9eGeiyees1thuozi1xoh0GiuH3diewi8iem7Nui"
     with pytest.raises(ValidationError) as caught:
         Selector.from_set({"Key": value})
-    assert str(caught.value).startswith(
-        f'spec.selector["Key"]: invalid value "{value}": must be no more than 63'
-    )
+    assert str(caught.value).startswith(f'spec.selector["Key"]: invalid value "{value}": must be no more than 63')
 
 
 # --- TestAdd / TestRequiresExactMatch -------------------------------------------------------------
