@@ -659,7 +659,10 @@ def profiler(pid: int, out: Path | None, label: str) -> Iterator[None]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out.mkdir(parents=True, exist_ok=True)
     raw = out / f"{label}.txt"
-    command = [spy, "record", "--pid", str(pid), "--rate", "100", "--gil", "--format", "raw", "--output", str(raw)]
+    # --nonblocking: py-spy reads the master's memory without stopping it (stopping it 100 times a second halved
+    # its throughput and made the profile describe a different program).
+    command = [spy, "record", "--pid", str(pid), "--rate", "100", "--gil", "--nonblocking", "--format", "raw"]
+    command += ["--output", str(raw)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)  # py-spy attaches

@@ -21,6 +21,8 @@ from edgekube.bus.protocol import Handler, Message
 from edgekube.model.errors import BusError
 
 log = logging.getLogger(__name__)
+#: Topics whose matching handlers are remembered (a master hears ~5 topics per node).
+_MAX_ROUTES = 4096
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class PahoBus:
         self._client.on_message = self._on_message
         self._client.on_socket_open = self._on_socket_open
         self._subs: list[tuple[str, Handler, int]] = []
+        #: topic -> the handlers whose filters match it; cleared on every subscribe (matching costs ~10 µs a filter).
+        self._routes: dict[str, tuple[Handler, ...]] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._inbox: queue.Queue[tuple[Handler, Message] | None] = queue.Queue()
@@ -122,6 +126,7 @@ class PahoBus:
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         with self._lock:
             self._subs.append((topic_filter, handler, qos))
+            self._routes = {}
         if self.connected:
             self._client.subscribe(topic_filter, qos=qos)
 
@@ -198,8 +203,13 @@ class PahoBus:
             # Inline, not via the dispatcher: a handler may itself be waiting on a request's reply.
             self._on_reply(message)
             return
-        with self._lock:
-            handlers = [h for f, h, _ in self._subs if mqtt.topic_matches_sub(f, msg.topic)]
+        handlers = self._routes.get(msg.topic)
+        if handlers is None:
+            with self._lock:
+                handlers = tuple(h for f, h, _ in self._subs if mqtt.topic_matches_sub(f, msg.topic))
+                if len(self._routes) >= _MAX_ROUTES:
+                    self._routes = {}  # topics with ids in them (replies, one-off clients) must not grow it forever
+                self._routes[msg.topic] = handlers
         for handler in handlers:
             self._inbox.put((handler, message))
 

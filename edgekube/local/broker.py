@@ -30,6 +30,10 @@ __all__ = [
 
 DEFAULT_HOST = "127.0.0.1"
 PIDFILE_NAME = "mosquitto.pid"
+#: QoS 1 messages queued per client (Mosquitto's default is 1,000), capped in bytes too so a client that stops
+#: reading costs the broker at most MAX_QUEUED_BYTES.
+MAX_QUEUED_MESSAGES = 100_000
+MAX_QUEUED_BYTES = 64 << 20
 
 # Debian installs the broker in /usr/sbin, which is not on a normal user's PATH.
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
@@ -276,6 +280,10 @@ class Mosquitto:
             "allow_anonymous true",
             "set_tcp_nodelay true",
             # max_packet_size stays unset (= protocol maximum); edgekube enforces its own payload limits.
+            # Mosquitto drops a client's QoS 1 messages beyond 1,000 queued ("Outgoing messages are being
+            # dropped"): a master busy with a 10,000-pod burst falls that far behind 200 nodes' reports.
+            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+            f"max_queued_bytes {MAX_QUEUED_BYTES}",
             f"user {pwd.getpwuid(os.geteuid()).pw_name}",
             f"log_dest file {self.log_path}",
             "log_type error",

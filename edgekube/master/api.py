@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from edgekube.master.cache import CachedStore, copy
+from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.nodelifecycle import LIFECYCLE_TAINTS
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
 from edgekube.master.edits import cordoned, edit_map
@@ -231,7 +231,9 @@ class Api:
             return self.events.list(namespace, sel)
         ns = None if kind in CLUSTER_SCOPED else namespace
         if isinstance(self.store, CachedStore):
-            items = [copy(o) for o in self.store.select(kind, ns, sel)]
+            # Shared, not copied: the cache replaces objects on writes and never changes one in place, so these
+            # stay as they are while the answer is encoded (copying 10,000 pods cost more than encoding them).
+            items = self.store.select(kind, ns, sel)
         else:
             items = [o for o in self.store.list(kind, ns) if sel.matches(o["metadata"].get("labels", {}))]
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))

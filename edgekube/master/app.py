@@ -6,7 +6,6 @@ evictions) → replication controllers → scheduler → dispatch of every node'
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -30,6 +29,7 @@ from edgekube.master.liveness import Health, Liveness
 from edgekube.master.placement import Placer
 from edgekube.master.specs import SpecCache
 from edgekube.master.usage import NodeUsage
+from edgekube.model import jsoncodec
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.node import Node
 from edgekube.model.wire import (
@@ -509,7 +509,7 @@ class Master:
 
 
 def encode_response(response: ApiResponse | ApplyResult) -> bytes:
-    """`response.encode()`, only faster: stored objects are plain JSON already.
+    """`response.encode()`, only faster: stored objects are plain JSON already, encoded by orjson.
 
     They skip pydantic's walk over every nested dict, which costs more than the rest of a 250-pod list request.
     """
@@ -520,7 +520,7 @@ def encode_response(response: ApiResponse | ApplyResult) -> bytes:
         data["items"] = response.items
     if response.object is not None:
         data["object"] = response.object
-    return json.dumps(data, separators=(",", ":")).encode()
+    return jsoncodec.dumpb(data)
 
 
 def run_master(config: MasterConfig) -> None:

@@ -6,12 +6,12 @@ handed out by `objects`/`peek` (and returned by create/update) are shared: treat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from edgekube.model import jsoncodec
 from edgekube.model.errors import NotFoundError
 from edgekube.model.labels import Selector
 from edgekube.store.journal import JournalStorage
@@ -199,6 +199,6 @@ class CachedStore:
 
 
 def copy(obj: Object) -> Object:
-    """A deep copy of a JSON object (the C codec: several times faster than copy.deepcopy)."""
-    result: Object = json.loads(json.dumps(obj))
+    """A deep copy of a JSON object (through orjson: several times faster than copy.deepcopy)."""
+    result: Object = jsoncodec.copy(obj)
     return result

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekube.model import jsoncodec
 from edgekube.model.wire import NodeDesired
 
 #: Metadata the agent needs; resourceVersion is left out so a status write does not look like a new desired state.
@@ -38,7 +38,7 @@ def desired_sets(nodes: Iterable[str], pods: Iterable[Mapping[str, Any]]) -> dic
 
 
 def _fragment(desired: dict[str, Any]) -> str:
-    return json.dumps(desired, sort_keys=True, separators=(",", ":"))
+    return jsoncodec.dumps(desired, sort_keys=True)
 
 
 @dataclass
@@ -81,6 +81,9 @@ class Dispatcher:
         if old is not None and old.resource_version == version and old.node == node:
             return
         desired = desired_pod(pod)
+        if old is not None and old.node == node and old.desired == desired:
+            old.resource_version = version  # a status write: nothing the node is told changed
+            return
         fragment = _fragment(desired)
         if old is not None:
             if old.node == node and old.fragment == fragment:
@@ -108,7 +111,7 @@ class Dispatcher:
             if self._sent.get(node) == digest:
                 continue
             items = sorted(entries.values(), key=lambda e: e.key)
-            out.append(self._message(node, [e.desired for e in items], digest))
+            out.append(self._message(node, [e.desired for e in items], digest, [e.fragment for e in items]))
         return out
 
     def changes_from(self, nodes: Iterable[str], pods: Iterable[Mapping[str, Any]]) -> list[NodeDesired]:
@@ -126,15 +129,18 @@ class Dispatcher:
         """The messages for nodes whose set (already grouped, e.g. by `desired_sets`) changed."""
         out = []
         for node, pods in sorted(sets.items()):
-            digest = frozenset(_fragment(p) for p in pods)
+            fragments = [_fragment(p) for p in pods]
+            digest = frozenset(fragments)
             if self._sent.get(node) != digest:
-                out.append(self._message(node, pods, digest))
+                out.append(self._message(node, pods, digest, fragments))
         return out
 
-    def _message(self, node: str, pods: list[dict[str, Any]], digest: frozenset[str]) -> NodeDesired:
+    def _message(
+        self, node: str, pods: list[dict[str, Any]], digest: frozenset[str], fragments: list[str]
+    ) -> NodeDesired:
         self.generation += 1
         self._sent[node] = digest
-        return NodeDesired(node=node, generation=self.generation, epoch=self.epoch, pods=pods)
+        return NodeDesired.prepared(node, self.generation, self.epoch, pods, fragments)
 
     def forget(self, node: str) -> None:
         """Force the next flush to resend this node's set (e.g. after the agent reconnects)."""

@@ -40,6 +40,10 @@ class OwnerIndex:
             self.orphans.setdefault(key[0], {})[key] = pod
         self._where[key] = where
 
+    def where(self, key: _Key) -> tuple[bool, str] | None:
+        """(True, owner uid) for a controlled pod, (False, namespace) for one nobody controls, None if unknown."""
+        return self._where.get(key)
+
     def candidates(self, uid: str, namespace: str) -> list[Mapping[str, Any]]:
         """Everything a controller may act on: its own pods, and the pods of its namespace nobody controls."""
         own = [p for k, p in self.owned.get(uid, {}).items() if k[0] == namespace]

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
+from edgekube.model import jsoncodec
 from edgekube.model.base import K8sModel
 from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.errors import ValidationError
@@ -143,7 +144,7 @@ def _parse(text: str) -> list[Any]:
     """
     if text.lstrip()[:1] in ("{", "["):
         try:
-            data = json.loads(text)
+            data = jsoncodec.loads(text)
         except ValueError:
             pass  # not JSON after all (or broken): YAML decides, and words the error
         else:

@@ -7,9 +7,10 @@ from enum import StrEnum
 from typing import Any, Literal, Self
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
 
+from edgekube.model import jsoncodec
 from edgekube.model.errors import ValidationError
 
 SCHEMA = "edgekube/v1"
@@ -25,9 +26,7 @@ class WireModel(BaseModel):
     schema_: Literal["edgekube/v1"] = Field(default="edgekube/v1", alias="schema")
 
     def encode(self) -> bytes:
-        return json.dumps(
-            self.model_dump(by_alias=True, exclude_none=True, mode="json"), separators=(",", ":")
-        ).encode()
+        return jsoncodec.dumpb(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
 
     @classmethod
     def decode(cls, payload: bytes, *, what: str = "") -> Self:
@@ -36,7 +35,7 @@ class WireModel(BaseModel):
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise ValidationError(f"{label}: payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
         try:
-            data = json.loads(payload)
+            data = jsoncodec.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValidationError(f"{label}: payload is not valid JSON ({exc})") from None
         if not isinstance(data, dict):
@@ -132,6 +131,31 @@ class NodeDesired(WireModel):
     generation: int = Field(ge=0)
     epoch: str  # master store identity; a generation is only comparable within one epoch
     pods: list[dict[str, Any]] = Field(default_factory=list)
+    _payload: bytes | None = PrivateAttr(default=None)
+
+    @classmethod
+    def prepared(
+        cls, node: str, generation: int, epoch: str, pods: list[dict[str, Any]], fragments: list[str]
+    ) -> NodeDesired:
+        """A message the master built from its own data; `fragments` is the JSON of each pod.
+
+        The master keeps each pod's JSON between messages, so encoding joins them instead of walking every pod of
+        the node through pydantic again for each change.
+        """
+        message = cls.model_construct(node=node, generation=generation, epoch=epoch, pods=pods)
+        head = jsoncodec.dumpb({"schema": SCHEMA, "node": node, "generation": generation, "epoch": epoch})
+        message._payload = head[:-1] + b',"pods":[' + ",".join(fragments).encode() + b"]}"
+        return message
+
+    def encode(self) -> bytes:
+        return self._payload if self._payload is not None else super().encode()
+
+    def __eq__(self, other: object) -> bool:  # the fields only: a prepared payload is a cache of them
+        if not isinstance(other, NodeDesired):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
 
 
 class PodReport(WireModel):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekube.model import jsoncodec
+
 SNAPSHOT_FORMAT = "edgekube-store-snapshot"
 SNAPSHOT_VERSION = 1
 
@@ -17,7 +19,7 @@ SNAPSHOT_VERSION = 1
 #     <crc32 of payload, 8 hex digits> <payload JSON>\n
 #     payload = {"seq":N,"ops":[op,...]}, op = ["put",table,doc_id,doc] | ["del",table,doc_id]
 #                                            | ["mk",table] | ["rm",table]
-# json.dumps escapes control characters, so a payload never contains a newline.
+# JSON escapes control characters in strings, so a payload never contains a newline.
 # Snapshot: a JSON header line, then the tables JSON ({table: {doc_id: doc}}) checked by length and crc32.
 
 _CRC_WIDTH = 8
@@ -25,7 +27,7 @@ _CRC_WIDTH = 8
 
 def dumps(value: Any) -> str:
     """Serialise a document the one way the store compares and writes it."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return jsoncodec.dumps(value)
 
 
 def op_put(table: str, doc_id: str, doc_text: str) -> str:
@@ -66,7 +68,7 @@ def _decode_line(line: bytes) -> tuple[int, list[Any]] | None:
     try:
         if int(line[:_CRC_WIDTH], 16) != zlib.crc32(payload):
             return None
-        record = json.loads(payload)
+        record = jsoncodec.loads(payload)
     except ValueError:
         return None
     if not isinstance(record, dict):
@@ -150,7 +152,7 @@ def snapshot_seq(data: bytes) -> int:
 def decode_snapshot(data: bytes) -> tuple[int, dict[str, dict[str, Any]]]:
     seq, payload = _split_snapshot(data)
     try:
-        tables = json.loads(payload)
+        tables = jsoncodec.loads(payload)
     except ValueError as exc:
         raise SnapshotInvalid(f"unreadable tables: {exc}") from exc
     if not isinstance(tables, dict) or not all(isinstance(docs, dict) for docs in tables.values()):

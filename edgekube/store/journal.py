@@ -19,11 +19,9 @@ store that the master would take for the truth.
 from __future__ import annotations
 
 import fcntl
-import itertools
-import json
 import logging
-import operator
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +30,7 @@ from tinydb.storages import Storage
 
 from edgekube.model.errors import StoreError
 from edgekube.store import files
-from edgekube.store.tracked import Cell, TableCopy, TrackedDict, table_copy, track
+from edgekube.store.view import TableView
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +63,12 @@ class Recovery:
 
 
 class _Table:
-    __slots__ = ("objs", "texts", "version")
+    __slots__ = ("texts", "version")
 
     def __init__(self) -> None:
-        # objs is what read() hands to TinyDB; texts is the last written JSON of each document, the
-        # reference for diffing, rollback and snapshots; version counts changes to objs, so write() can
-        # tell whether a TableCopy still describes objs.
-        self.objs: dict[str, TrackedDict] = {}
+        # texts holds each document as the JSON last written (parsed only when read: a pod costs ~1 KiB of
+        # memory, not the ~10 KiB of its dicts); version counts changes, so write() can tell whether a
+        # TableView still describes texts.
         self.texts: dict[str, str] = {}
         self.version = 0
 
@@ -104,8 +101,6 @@ class JournalStorage(Storage):
         self.compaction_min_bytes = compaction_min_bytes
         self.compaction_ratio = compaction_ratio
         self._tables: dict[str, _Table] = {}
-        self._dirty: list[Cell] = []
-        self._mark_dirty = self._dirty.append
         self._seq = 0
         self._base_seq = 0  # sequence number of state.snapshot (0: no snapshot, the empty store)
         self._prev_seq = 0  # oldest state we can still rebuild: journals from here on are kept
@@ -133,17 +128,13 @@ class JournalStorage(Storage):
 
     # -- TinyDB Storage interface ---------------------------------------------------------------------
 
-    def read(self) -> dict[str, dict[str, Any]]:
+    def read(self) -> dict[str, Any]:  # table name -> TableView (a Mapping, not the dict TinyDB's stubs say)
         self._check_open()
-        if self._dirty:
-            # Mutations not followed by write() come from an aborted TinyDB update or from a caller
-            # changing a returned Document in place; the stored state is what was last written.
-            self._restore_dirty()
-        # Fresh dicts: TinyDB replaces tables[name] and deletes tables in what we return, and InPlaceTable
-        # inserts and removes documents in the table dicts themselves.
-        return {name: table_copy(table.objs, table, table.version) for name, table in self._tables.items()}
+        # A fresh outer dict (TinyDB replaces tables[name] and deletes tables in it) of views: each document is
+        # parsed when asked for, so whatever TinyDB or a caller does to it changes nothing until write().
+        return {name: TableView(table.texts, table, table.version) for name, table in self._tables.items()}
 
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
+    def write(self, data: dict[str, Any]) -> None:  # table name -> a Mapping of doc id -> document
         self._check_open()
         if self._broken is not None:
             raise StoreError(
@@ -151,30 +142,24 @@ class JournalStorage(Storage):
                 hint="restart the master; reopening the store recovers from the journal",
             )
         ops: list[str] = []
-        staged: list[tuple[str, str, str | None, Any]] = []  # (table, doc_id, text or None=delete, doc)
+        staged: list[tuple[str, str, str | None]] = []  # (table, doc_id, text or None=delete)
         created: list[str] = []
         dropped: list[str] = []
-        try:
-            for name, docs in data.items():
-                # TinyDB hands over str ids; other callers may not, and the journal only has strings.
-                keyed = docs
-                if docs and type(next(iter(docs))) is not str:
-                    keyed = {str(doc_id): doc for doc_id, doc in docs.items()}
-                self._diff_table(name, keyed, ops, staged, created)
-            for name in self._tables:
-                if name not in data:
-                    ops.append(files.op_rm(name))
-                    dropped.append(name)
-            if ops:
-                self._append(files.encode_record(self._seq + 1, ops))
-        except BaseException:
-            self._restore_dirty()
-            raise
+        for name, docs in data.items():
+            # TinyDB hands over str ids; other callers may not, and the journal only has strings.
+            keyed: Mapping[str, Any] = docs
+            if docs and type(docs) is not TableView and type(next(iter(docs))) is not str:
+                keyed = {str(doc_id): doc for doc_id, doc in docs.items()}
+            self._diff_table(name, keyed, ops, staged, created)
+        for name in self._tables:
+            if name not in data:
+                ops.append(files.op_rm(name))
+                dropped.append(name)
         if ops:
+            # Nothing in memory changes before the record is in the journal: a failed append leaves no trace.
+            self._append(files.encode_record(self._seq + 1, ops))
             self._seq += 1
             self._commit(staged, created, dropped)
-        # Dirty documents that wrote back unchanged may now hold caller-owned nested objects.
-        self._restore_dirty()
         if self._journal_bytes >= self._compact_at:
             self._compact_quietly()
 
@@ -204,8 +189,6 @@ class JournalStorage(Storage):
             self._compact()
 
     def _compact(self) -> None:
-        if self._dirty:
-            self._restore_dirty()
         seq = self._seq
         data = files.encode_snapshot(seq, {name: table.texts for name, table in self._tables.items()})
         snapshot = self.directory / SNAPSHOT
@@ -242,9 +225,9 @@ class JournalStorage(Storage):
     def _diff_table(
         self,
         name: str,
-        docs: dict[str, Any],
+        docs: Mapping[str, Any],
         ops: list[str],
-        staged: list[tuple[str, str, str | None, Any]],
+        staged: list[tuple[str, str, str | None]],
         created: list[str],
     ) -> None:
         table = self._tables.get(name)
@@ -252,82 +235,53 @@ class JournalStorage(Storage):
             ops.append(files.op_mk(name))
             created.append(name)
             table = _Table()
-        objs, texts = table.objs, table.texts
+        texts = table.texts
 
-        def stage(doc_id: str, doc: Any, old_text: str | None) -> None:
+        def stage(doc_id: str, doc: Any) -> None:
             text = files.dumps(doc)
-            if text != old_text:
+            if text != texts.get(doc_id):
                 ops.append(files.op_put(name, doc_id, text))
-                staged.append((name, doc_id, text, doc))
+                staged.append((name, doc_id, text))
 
-        def stage_dirty() -> None:
-            for cell in self._dirty:
-                obj = objs.get(cell.doc_id) if cell.table == name else None
-                if obj is not None and obj.cell is cell and docs.get(cell.doc_id) is obj:
-                    stage(cell.doc_id, obj, texts[cell.doc_id])
+        def remove(doc_id: str) -> None:
+            ops.append(files.op_del(name, doc_id))
+            staged.append((name, doc_id, None))
 
-        # Three ways to find the changes, cheapest first.  (1) Our own copy of the table, as InPlaceTable
-        # writes it back: it names the ids TinyDB assigned or removed, O(changes).
-        if (
-            type(docs) is TableCopy
-            and docs.source is table
-            and docs.version == table.version
-            and docs.changed is not None
-        ):
-            stage_dirty()
-            for doc_id in docs.changed:
-                doc, old = docs.get(doc_id), objs.get(doc_id)
-                if doc is None and old is not None:
-                    ops.append(files.op_del(name, doc_id))
-                    staged.append((name, doc_id, None, None))
-                elif doc is not None and doc is not old:
-                    stage(doc_id, doc, texts.get(doc_id))
+        # Our own view of the current table, as InPlaceTable writes it back: only the documents it handed out
+        # or was given can differ from their text, O(changes).
+        if type(docs) is TableView and docs.source is table and docs.version == table.version:
+            if docs.cleared:
+                for doc_id in texts:
+                    if doc_id not in docs:
+                        remove(doc_id)
+            for doc_id, doc in docs.touched():
+                if doc is not None:
+                    stage(doc_id, doc)
+                elif doc_id in texts and not docs.cleared:
+                    remove(doc_id)
             return
 
-        # (2) Stock TinyDB rebuilds the table dict in order: when its first entries are our very objects
-        # under the same ids, only in-place mutations (reported dirty) and appended inserts can differ.
-        # Checked at C speed, far below what TinyDB spends on the rebuild itself.
-        known = len(objs)
-        if (
-            len(docs) >= known
-            and all(map(operator.is_, docs.values(), objs.values()))
-            and all(map(operator.eq, docs, objs))
-        ):
-            stage_dirty()
-            for doc_id, doc in itertools.islice(docs.items(), known, None):
-                stage(doc_id, doc, None)
-            return
-
-        # (3) Anything else (removals under stock TinyDB, foreign callers): compare every entry.
+        # Anything else (stock TinyDB rebuilds the table dict per write, foreign callers): compare every entry.
         matched = 0
         for doc_id, doc in docs.items():
-            old = objs.get(doc_id)
-            if old is None:
-                stage(doc_id, doc, None)
-                continue
-            matched += 1
-            if old is not doc or old.cell.dirty:
-                stage(doc_id, doc, texts[doc_id])
-        if matched != known:
-            for doc_id in objs:
+            matched += doc_id in texts
+            stage(doc_id, doc)
+        if matched != len(texts):
+            for doc_id in texts:
                 if doc_id not in docs:
-                    ops.append(files.op_del(name, doc_id))
-                    staged.append((name, doc_id, None, None))
+                    remove(doc_id)
 
-    def _commit(self, staged: list[tuple[str, str, str | None, Any]], created: list[str], dropped: list[str]) -> None:
+    def _commit(self, staged: list[tuple[str, str, str | None]], created: list[str], dropped: list[str]) -> None:
         for name in created:
             self._tables[name] = _Table()
         for name in dropped:
             del self._tables[name]
-        for name, doc_id, text, doc in staged:
+        for name, doc_id, text in staged:
             table = self._tables[name]
             table.version += 1
             if text is None:
-                del table.objs[doc_id]
                 del table.texts[doc_id]
             else:
-                # A private copy: TinyDB's insert() shares nested objects with its caller.
-                table.objs[doc_id] = track(doc, Cell(name, doc_id, self._mark_dirty))
                 table.texts[doc_id] = text
 
     def _append(self, line: bytes) -> None:
@@ -358,20 +312,6 @@ class JournalStorage(Storage):
             # The change itself is durable in the journal; compaction can wait.
             self._compact_at = self._journal_bytes + self.compaction_min_bytes
             log.warning("state store compaction in %s failed, will retry later: %s", self.directory, exc)
-
-    def _restore_dirty(self) -> None:
-        for cell in self._dirty:
-            table = self._tables.get(cell.table)
-            obj = table.objs.get(cell.doc_id) if table is not None else None
-            if table is not None and obj is not None and obj.cell is cell:
-                last_written = json.loads(table.texts[cell.doc_id])
-                table.objs[cell.doc_id] = self._tracked(cell.table, cell.doc_id, last_written)
-                table.version += 1
-        self._dirty.clear()
-
-    def _tracked(self, name: str, doc_id: str, doc: Any) -> TrackedDict:
-        obj: TrackedDict = track(doc, Cell(name, doc_id, self._mark_dirty))
-        return obj
 
     # -- opening ---------------------------------------------------------------------------------------
 
@@ -463,7 +403,6 @@ class JournalStorage(Storage):
             table = self._tables[name] = _Table()
             for doc_id, doc in docs.items():
                 table.texts[doc_id] = files.dumps(doc)
-                table.objs[doc_id] = self._tracked(name, doc_id, doc)
         self._seq = loaded_seq = self._base_seq
 
         replayed, dropped, gaps, torn_tail, torn_end = self._replay(abnormal)
@@ -528,11 +467,9 @@ class JournalStorage(Storage):
                 doc_id, doc = op[2], op[3]
                 table = self._tables.setdefault(name, _Table())
                 table.texts[doc_id] = files.dumps(doc)
-                table.objs[doc_id] = self._tracked(name, doc_id, doc)
             elif kind == "del":
                 table_or_none = self._tables.get(name)
                 if table_or_none is not None:
-                    table_or_none.objs.pop(op[2], None)
                     table_or_none.texts.pop(op[2], None)
             elif kind == "mk":
                 self._tables.setdefault(name, _Table())

@@ -14,11 +14,12 @@ from tinydb import TinyDB
 from tinydb.storages import MemoryStorage, Storage
 from tinydb.table import Document, Table
 
+from edgekube.model import jsoncodec
 from edgekube.model.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from edgekube.store.journal import DEFAULT_COMPACTION_MIN_BYTES, JournalStorage
 from edgekube.store.protocol import Object, ObjectList
 from edgekube.store.table import InPlaceTinyDB
-from edgekube.store.tracked import plain
+from edgekube.store.view import plain
 
 # One table per kind; this one holds the resourceVersion high-water mark.  Kinds are Kubernetes
 # identifiers and never start with "_", so it cannot collide with a kind.
@@ -90,6 +91,9 @@ class TinyStateStore:
                 )
             )
         ready = storage
+        #: JournalStorage keeps documents as JSON text and parses a fresh copy for every read (MemoryStorage keeps
+        #: and hands out the very objects it was given): with it no copy is needed to keep callers apart.
+        self._private = isinstance(storage, JournalStorage)
         self._db: TinyDB = InPlaceTinyDB(storage=lambda: ready)
         self._clock = clock
         self._lock = threading.RLock()
@@ -130,6 +134,10 @@ class TinyStateStore:
         if self._closed:
             raise StoreError("the state store is closed")
 
+    def _copy(self, doc: Mapping[str, Any]) -> Object:
+        """A read document for the caller to keep: a fresh parse already (JournalStorage), else a deep copy."""
+        return dict(doc) if self._private else plain(doc)
+
     def _find(self, kind: str, namespace: str, name: str) -> tuple[int, Document]:
         doc_id = self._index.get(kind, {}).get((namespace, name))
         if doc_id is None:
@@ -154,7 +162,7 @@ class TinyStateStore:
                     hint="update the existing object, or delete it first",
                 )
             # Our own copy: MemoryStorage keeps the nested objects of what it is given.
-            new: Object = plain(obj)
+            new: Object = jsoncodec.copy(obj)
             metadata = new["metadata"]
             metadata.setdefault("uid", str(uuid.uuid4()))
             metadata["creationTimestamp"] = self._now()
@@ -163,8 +171,7 @@ class TinyStateStore:
             doc_id = self._table(kind).insert(new)
             self._rv = version
             self._index.setdefault(kind, {})[(namespace, name)] = doc_id
-            result: Object = plain(new)
-            return result
+            return new if self._private else plain(new)
 
     def update(self, obj: Mapping[str, Any]) -> Object:
         kind, namespace, name = _key(obj)
@@ -186,7 +193,7 @@ class TinyStateStore:
                     f"{_ref(kind, namespace, name)}: uid {given_uid} does not match the stored {stored_meta['uid']}",
                     hint="the object was deleted and recreated; get it again",
                 )
-            new: Object = plain(obj)
+            new: Object = jsoncodec.copy(obj)
             metadata = new["metadata"]
             metadata["uid"] = stored_meta["uid"]
             metadata["creationTimestamp"] = stored_meta["creationTimestamp"]
@@ -199,13 +206,12 @@ class TinyStateStore:
 
             self._table(kind).update(replace, doc_ids=[doc_id])
             self._rv = version
-            result: Object = plain(new)
-            return result
+            return new if self._private else plain(new)
 
     def get(self, kind: str, namespace: str, name: str) -> Object:
         with self._lock:
             self._check_open()
-            result: Object = plain(self._find(kind, namespace, name)[1])
+            result: Object = self._copy(self._find(kind, namespace, name)[1])
             return result
 
     def list(self, kind: str, namespace: str | None = None) -> ObjectList:
@@ -214,7 +220,7 @@ class TinyStateStore:
             if kind not in self._index:
                 return []
             found: ObjectList = [
-                plain(doc)
+                self._copy(doc)
                 for doc in self._table(kind).all()
                 if namespace is None or (doc["metadata"].get("namespace") or "") == namespace
             ]
@@ -240,7 +246,7 @@ class TinyStateStore:
                 self._rv_saved = self._rv
             self._table(kind).remove(doc_ids=[doc_id])
             del self._index[kind][(namespace, name)]
-            result: Object = plain(current)
+            result: Object = self._copy(current)
             return result
 
     def close(self) -> None:

@@ -188,7 +188,8 @@ def test_scale(master: FakeMaster, argv: list[str], out: str, replicas: int, cap
         (
             ["scale", "pod", "web-a", "--replicas=1"],
             1,
-            "error: scale: pods are not supported\nhint: scale works on replicationcontrollers (rc), replicasets (rs)\n",
+            "error: scale: pods are not supported\n"
+            "hint: scale works on replicationcontrollers (rc), replicasets (rs)\n",
         ),
         (
             ["scale", "rc", "nope", "--replicas=1"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -228,3 +229,11 @@ def test_a_recreated_pod_with_the_same_name_is_a_change() -> None:
     d.observe(("default", "a"), stored_pod("a", "pi-1", uid="uid-new", resourceVersion="99"))
     [message] = d.flush(["pi-1"])
     assert message.pods[0]["metadata"]["uid"] == "uid-new"
+
+
+def test_a_prepared_message_encodes_as_the_model_would() -> None:
+    pods = [stored_pod("web", "pi-1"), stored_pod("db", "pi-1")]
+    [message] = Dispatcher(epoch="e").changes(desired_sets(["pi-1"], pods))
+    slow = NodeDesired(node=message.node, generation=message.generation, epoch=message.epoch, pods=message.pods)
+    assert NodeDesired.decode(message.encode()) == slow
+    assert json.loads(message.encode()) == json.loads(slow.encode())

@@ -208,6 +208,33 @@ class TestIsolationFromTinyDB:
         pods.update({"phase": "kept"}, doc_ids=[1])
         assert open_db().table("pods").get(doc_id=1) == {**doc(1), "phase": "kept"}
 
+    def test_walking_a_table_while_changing_it_sees_the_table_as_it_was(self, open_db: Opener) -> None:
+        # read() hands out views of the live documents, not copies: iterating must still be safe to mix with writes.
+        db = open_db()
+        pods = db.table("pods")
+        pods.insert_multiple(doc(n, 10) for n in range(5))
+
+        seen = []
+        for document in pods:
+            seen.append(document["name"])
+            pods.insert(doc(100 + len(seen), 10))
+            pods.remove(doc_ids=[document.doc_id])
+
+        assert seen == [f"pod-{n}" for n in range(5)]
+        assert sorted(d["name"] for d in pods) == [f"pod-{n}" for n in range(101, 106)]
+        assert sorted(d["name"] for d in open_db().table("pods")) == [f"pod-{n}" for n in range(101, 106)]
+
+    def test_truncate_then_insert_in_one_table_is_stored_as_such(self, open_db: Opener) -> None:
+        db = open_db()
+        pods = db.table("pods")
+        pods.insert_multiple(doc(n, 10) for n in range(3))
+        pods.truncate()
+        pods.insert(doc(7, 10))
+
+        reopened = open_db().table("pods")
+        assert [d["name"] for d in reopened] == ["pod-7"]
+        assert len(reopened) == 1
+
 
 class TestRecovery:
     def test_a_torn_tail_is_dropped_and_later_writes_survive(self, open_db: Opener, directory: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from edgekube.master.cache import CachedStore
+from edgekube.master.controllers import replication as replication_module
 from edgekube.master.controllers.owners import controller_ref, owner_ref, without_owner
 from edgekube.master.controllers.replicas import ReplicationManager, selector_of
 from edgekube.master.controllers.replication import (
@@ -474,3 +475,79 @@ def test_a_pass_scales_down_and_records_it(store: CachedStore) -> None:
     manager.run(store, events, NOW)
     assert len(store.objects("Pod")) == 1
     assert [e["reason"] for e in events.list()].count("SuccessfulDelete") == 2
+
+
+class TestWhichControllersAPassPlans:
+    """Only controllers whose inputs changed are planned; a full pass every `resync` seconds is the safety net."""
+
+    @pytest.fixture
+    def planned(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        names: list[str] = []
+
+        def counting(controller: dict[str, Any], *args: Any, **kwargs: Any) -> list[Action]:
+            names.append(controller["metadata"]["name"])
+            return plan(controller, *args, **kwargs)
+
+        monkeypatch.setattr(replication_module, "plan", counting)
+        return names
+
+    def settled(self, store: CachedStore) -> ReplicationManager:
+        manager = ReplicationManager(store, random.Random(4), resync=60)
+        stored_rc(store, replicas=2)
+        stored_rc(store, name="db", labels={"app": "db"}, selector={"app": "db"}, uid="db-uid", replicas=1)
+        for _ in range(3):
+            manager.run(store, EventRecorder(), NOW)
+        return manager
+
+    def test_a_settled_cluster_plans_nothing(self, store: CachedStore, planned: list[str]) -> None:
+        manager = self.settled(store)
+        planned.clear()
+        assert manager.run(store, EventRecorder(), NOW + 1) == 0
+        assert planned == []
+
+    def test_a_change_to_one_pod_plans_only_its_controller(self, store: CachedStore, planned: list[str]) -> None:
+        manager = self.settled(store)
+        planned.clear()
+        key = next(k for k, p in store.objects("Pod").items() if p["metadata"]["labels"]["app"] == "web")
+        store.delete("Pod", *key)
+        manager.run(store, EventRecorder(), NOW + 1)  # creates the replacement
+        assert planned == ["web"]
+        assert len([p for p in store.objects("Pod").values() if p["metadata"]["labels"]["app"] == "web"]) == 2
+
+    def test_a_new_unowned_pod_plans_the_controllers_of_its_namespace(
+        self, store: CachedStore, planned: list[str]
+    ) -> None:
+        manager = self.settled(store)
+        planned.clear()
+        stray = pod("stray", labels={"app": "db"}, owner=None)
+        for field in ("uid", "resourceVersion"):
+            stray["metadata"].pop(field)
+        store.create(stray)
+        manager.run(store, EventRecorder(), NOW + 1)
+        assert sorted(planned) == ["db", "web"]
+        assert controller_ref(store.peek("Pod", "default", "stray")) is not None  # adopted by db
+
+    def test_every_controller_is_planned_again_after_resync(self, store: CachedStore, planned: list[str]) -> None:
+        manager = self.settled(store)
+        planned.clear()
+        manager.run(store, EventRecorder(), NOW + 61)
+        assert sorted(planned) == ["db", "web"]
+
+    def test_a_terminal_pod_in_its_grace_keeps_its_controller_planned(
+        self, store: CachedStore, planned: list[str]
+    ) -> None:
+        manager = self.settled(store)
+        (key, victim), *_ = ((k, p) for k, p in store.objects("Pod").items() if p["metadata"]["labels"]["app"] == "db")
+        store.update(
+            {
+                **victim,
+                "metadata": {**victim["metadata"], "creationTimestamp": rfc3339(NOW)},
+                "status": {"phase": "Failed"},
+            }
+        )
+        manager.run(store, EventRecorder(), NOW + 1)
+        planned.clear()
+        manager.run(store, EventRecorder(), NOW + 2)  # nothing changed, but the grace is running out
+        assert planned == ["db"]
+        manager.run(store, EventRecorder(), NOW + TERMINAL_GRACE + 1)
+        assert key not in store.objects("Pod")  # deleted once its grace ran out, without a resync

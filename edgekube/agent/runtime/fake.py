@@ -163,9 +163,7 @@ class FakeRuntime:
         self.engine.images.add(image)
         self.engine.unpullable.discard(image)
 
-    def exit_container(
-        self, uid: PodUID, container: str, exit_code: int = 0, error: str | None = None
-    ) -> None:
+    def exit_container(self, uid: PodUID, container: str, exit_code: int = 0, error: str | None = None) -> None:
         """Mark a container exited, as if its process ended with `exit_code` (error e.g. "OOMKilled")."""
         pod = self._pod(uid)
         self._container(uid, container)

@@ -140,9 +140,7 @@ class PodmanRuntime:
             _close_failed_sockets(exc)
             cause = exc.__cause__ or exc
             if isinstance(cause, requests.Timeout):
-                raise RuntimeFailure(
-                    f"{what}: podman did not answer in time ({cause})", reason="Timeout"
-                ) from exc
+                raise RuntimeFailure(f"{what}: podman did not answer in time ({cause})", reason="Timeout") from exc
             raise RuntimeFailure(
                 f"{what}: cannot reach podman at {self.socket_url}: {cause}", reason="RuntimeUnavailable"
             ) from exc
@@ -262,9 +260,7 @@ class PodmanRuntime:
         return observed
 
     def remove_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
-        containers = [
-            c for c in self._list_containers(self._owned(**{LABEL_POD_UID: uid})) if not c.get("IsInfra")
-        ]
+        containers = [c for c in self._list_containers(self._owned(**{LABEL_POD_UID: uid})) if not c.get("IsInfra")]
         running = [c for c in containers if _STATE_MAP.get(str(c.get("State"))) == ContainerRunState.RUNNING]
         if running:
             self._stop_gracefully(uid, [str(c["Id"]) for c in running], grace_seconds)
@@ -479,9 +475,7 @@ class PodmanRuntime:
 
     def _exit_error(self, container_id: str) -> str | None:
         # The list endpoint has no OOM flag; only failed containers pay for the extra inspect.
-        data = self._json(
-            "get", f"/containers/{container_id}/json", what="inspect container", ok_missing=True
-        )
+        data = self._json("get", f"/containers/{container_id}/json", what="inspect container", ok_missing=True)
         if not data:
             return None
         state = data.get("State") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -41,32 +42,71 @@ class _Names:
 
 
 class ReplicationManager:
-    """Holds what is worth keeping between passes: the pods-by-owner index, parsed selectors, randomness."""
+    """Holds what is worth keeping between passes: the pods-by-owner index, parsed selectors, randomness.
 
-    def __init__(self, store: CachedStore, rng: random.Random | None = None, binder: Binder | None = None) -> None:
+    A pass plans only the controllers whose inputs changed since they were last planned: the controller
+    itself (its resourceVersion), one of its pods, or a pod nobody controls in its namespace (one it may
+    adopt); and those waiting on the clock (a terminal pod's grace, minReadySeconds). Every `resync` seconds
+    a pass plans them all anyway, so a missed change costs seconds, never correctness (level-triggered).
+    """
+
+    def __init__(
+        self,
+        store: CachedStore,
+        rng: random.Random | None = None,
+        binder: Binder | None = None,
+        *,
+        resync: float = 5.0,
+    ) -> None:
         self.rng = rng or random.Random()
         self.binder = binder
+        self.resync = resync
         self.index = OwnerIndex()
-        store.listen("Pod", self.index.observe)
         self._selectors: dict[tuple[str, str], Selector] = {}
+        #: controller uid -> the resourceVersion it was last planned at (absent: plan it next pass).
+        self._planned: dict[str, str] = {}
+        self._dirty_owners: set[str] = set()
+        self._dirty_namespaces: set[str] = set()
+        self._next_resync = -math.inf
+        store.listen("Pod", self._observe)
+
+    def _observe(self, key: tuple[str, str], pod: Mapping[str, Any] | None) -> None:
+        before = self.index.where(key)
+        self.index.observe(key, pod)
+        for where in (before, self.index.where(key)):
+            if where is not None:
+                (self._dirty_owners if where[0] else self._dirty_namespaces).add(where[1])
 
     def run(self, store: CachedStore, events: EventRecorder, now: float) -> int:
-        """One pass over every controller, then the garbage collector; returns how many actions were taken."""
+        """One pass over the controllers that need it, then the garbage collector; returns the actions taken."""
         controllers = [c for kind in CONTROLLER_KINDS for c in store.objects(kind).values()]
+        full = now >= self._next_resync or now < self._next_resync - 2 * self.resync  # (a wall clock set back)
+        if full:
+            self._next_resync = now + self.resync
+        owners, self._dirty_owners = self._dirty_owners, set()
+        namespaces, self._dirty_namespaces = self._dirty_namespaces, set()
         taken = 0
         selectors: dict[tuple[str, str], Selector] = {}
+        planned: dict[str, str] = {}
         for controller in controllers:
             meta = controller["metadata"]
-            key = (meta["uid"], meta["resourceVersion"])
+            uid, version = meta["uid"], meta["resourceVersion"]
+            key = (uid, version)
             selector = self._selectors.get(key) or selector_of(controller)
             selectors[key] = selector
-            pods = self.index.candidates(meta["uid"], meta["namespace"])
+            if not (full or uid in owners or meta["namespace"] in namespaces or self._planned.get(uid) != version):
+                planned[uid] = version
+                continue
+            pods = self.index.candidates(uid, meta["namespace"])
             names = _Names(store.objects("Pod"), meta["namespace"])
             actions = replication.plan(controller, selector, pods, now, rng=self.rng, taken=names)
             if actions:
                 apply(controller, actions, store, events, self.binder)
                 taken += len(actions)
+            if not replication.waiting_on_clock(controller, pods, now):
+                planned[uid] = version
         self._selectors = selectors
+        self._planned = planned
         uids = {c["metadata"]["uid"] for c in controllers}
         gone = [p for uid, pods in self.index.owned.items() if uid not in uids for p in pods.values()]
         orphans = replication.dangling(gone, uids)

@@ -241,6 +241,23 @@ def replica_status(controller: Mapping[str, Any], active: Sequence[Mapping[str, 
     }
 
 
+def waiting_on_clock(controller: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], now: float) -> bool:
+    """Whether a later pass would decide differently with nothing changed but the time.
+
+    It would while one of the controller's pods is terminal (its grace runs out) or ready but not yet available
+    for minReadySeconds.
+    """
+    uid = controller["metadata"]["uid"]
+    min_ready = int(controller["spec"].get("minReadySeconds", 0))
+    for pod in pods:
+        ref = controller_ref(pod)
+        if ref is None or ref.get("uid") != uid:
+            continue
+        if _phase(pod) in _TERMINAL or (min_ready > 0 and is_ready(pod) and not _available(pod, min_ready, now)):
+            return True
+    return False
+
+
 def dangling(pods: Iterable[Mapping[str, Any]], controller_uids: Collection[str]) -> list[DeletePod]:
     """Pods whose controlling RC/RS no longer exists: deleted, as Kubernetes' garbage collector does."""
     out = []
