@@ -72,6 +72,9 @@ class MasterConfig:
     mqtt_keepalive: int = 5
     #: Level-triggered resync period of the reconcile loop; events also wake it at once.
     resync_interval: float = 1.0
+    #: Seconds between passes that plan every ReplicationController/ReplicaSet; passes in between plan only those
+    #: whose pods or spec changed (a safety net: the change feed is complete, this bounds the cost of a bug).
+    controller_resync: float = 5.0
     #: Events kept in memory (never written to disk); the oldest make room.
     event_capacity: int = 2000
     client_id: str = "edgekube-master"
@@ -109,7 +112,7 @@ class Master:
                 unhealthy_threshold=config.unhealthy_zone_threshold,
             )
         )
-        self.replication = ReplicationManager(self.store, binder=self.placer)
+        self.replication = ReplicationManager(self.store, binder=self.placer, resync=config.controller_resync)
         # Kept current by every Pod write: what each node is told, and what each node has bound.
         self.store.listen("Pod", self.dispatcher.observe)
         self.store.listen("Pod", self.usage.observe)
