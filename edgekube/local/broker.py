@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from edgekube.local import processes
+from edgekube.local.processes import live_pid, stop_child, write_pidfile
 from edgekube.model.errors import BusError
 
 __all__ = [
@@ -50,13 +52,7 @@ _ATTACHED: set[subprocess.Popen[bytes]] = set()
 @atexit.register
 def _stop_attached() -> None:
     for proc in list(_ATTACHED):
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_child(proc, timeout=5)
     _ATTACHED.clear()
 
 
@@ -115,21 +111,6 @@ def _tail(path: Path, lines: int) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _process_alive(pid: int) -> bool:
-    """Tell whether `pid` runs and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return True  # no procfs: trust kill(0)
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
 def _is_mosquitto(pid: int) -> bool:
     try:
         comm = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8", errors="replace").strip()
@@ -140,13 +121,7 @@ def _is_mosquitto(pid: int) -> bool:
 
 def pid_from_pidfile(pidfile: Path) -> int | None:
     """Pid of the live Mosquitto recorded in `pidfile`, or None (missing, stale or not a broker)."""
-    try:
-        pid = int(pidfile.read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        return None
-    if pid <= 0 or not _process_alive(pid) or not _is_mosquitto(pid):
-        return None
-    return pid
+    return live_pid(pidfile, is_ours=_is_mosquitto)
 
 
 def stop_pidfile(pidfile: Path, *, timeout: float = 10.0) -> bool:
@@ -155,23 +130,7 @@ def stop_pidfile(pidfile: Path, *, timeout: float = 10.0) -> bool:
     Used by `edgekube down` for a broker that an earlier `edgekube up` left running.
     The pidfile is removed either way.
     """
-    pid = pid_from_pidfile(pidfile)
-    try:
-        if pid is None:
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _process_alive(pid):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
-        return True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            pidfile.unlink()
+    return processes.stop_pidfile(pidfile, timeout, is_ours=_is_mosquitto)
 
 
 class Mosquitto:
@@ -353,7 +312,7 @@ class Mosquitto:
             self._terminate(signal.SIGKILL, timeout=5.0)
             raise
         if self._pidfile is not None:
-            self._write_pidfile(self._pidfile, self._proc.pid)
+            write_pidfile(self._pidfile, self._proc.pid)
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -379,26 +338,12 @@ class Mosquitto:
         tail = self.log_tail()
         return f"mosquitto log ({self.log_path}):\n{tail}" if tail else f"no log in {self._workdir}"
 
-    @staticmethod
-    def _write_pidfile(pidfile: Path, pid: int) -> None:
-        pidfile.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pidfile.with_name(pidfile.name + ".tmp")
-        tmp.write_text(f"{pid}\n", encoding="ascii")
-        tmp.replace(pidfile)
-
     def _terminate(self, sig: signal.Signals, timeout: float) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
         _ATTACHED.discard(proc)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_child(proc, timeout, sig)
         if self._pidfile is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._pidfile.unlink()

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
+from edgekube.local import processes
 from edgekube.local.broker import Mosquitto, pid_from_pidfile, stop_pidfile
 from edgekube.local.images import ensure_demo_image
 from edgekube.local.podman_service import PodmanService
@@ -26,41 +26,6 @@ from edgekube.model.wire import ApiRequest, ApiResponse, Presence, Verb
 
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _stop_pid(path: Path, timeout: float = 10.0) -> None:
-    pid = _read_pid(path)
-    if _alive(pid):
-        assert pid is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 @dataclass
@@ -86,9 +51,8 @@ class LocalCluster:
 
     def _spawn(self, name: str, args: list[str]) -> int:
         pidfile = self.run / f"{name}.pid"
-        pid = _read_pid(pidfile)
-        if _alive(pid):
-            assert pid is not None
+        pid = processes.live_pid(pidfile)
+        if pid is not None:
             return pid
         log = (self.root / "logs" / f"{name}.log").open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -101,7 +65,7 @@ class LocalCluster:
             start_new_session=True,
         )
         log.close()
-        pidfile.write_text(f"{proc.pid}\n")
+        processes.write_pidfile(pidfile, proc.pid)
         return proc.pid
 
     # -- up ---------------------------------------------------------------------------------------------
@@ -201,8 +165,8 @@ class LocalCluster:
             return
         for pidfile in sorted(self.run.glob("node-*.pid")):
             _say(f"stopping agent {pidfile.stem}")
-            _stop_pid(pidfile)
-        _stop_pid(self.run / "master.pid")
+            processes.stop_pidfile(pidfile)
+        processes.stop_pidfile(self.run / "master.pid")
         for node_dir in sorted((self.root / "nodes").glob("*")):
             service = self.podman(node_dir.name)
             _say(f"removing pods, containers and volumes of {node_dir.name}")

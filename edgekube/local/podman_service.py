@@ -7,7 +7,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from edgekube.local.processes import stop_child, stop_pidfile, write_pidfile
 from edgekube.model.errors import RuntimeFailure
 
 #: Unix socket paths are limited to 108 bytes (sun_path); leave a margin for the ".lock" podman adds.
@@ -171,7 +171,7 @@ class PodmanService:
         finally:
             log.close()
         if self.pidfile is not None:
-            self.pidfile.write_text(f"{self._process.pid}\n")
+            write_pidfile(self.pidfile, self._process.pid)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -214,17 +214,12 @@ class PodmanService:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the service (SIGKILL after `timeout`); containers keep running under conmon."""
-        pid: int | None = None
         if self._process is not None:
-            pid = self._process.pid
-        elif self.pidfile is not None and self.pidfile.exists():
-            with contextlib.suppress(ValueError):
-                pid = int(self.pidfile.read_text().strip())
+            stop_child(self._process, timeout)
+        elif self.pidfile is not None:
             # A stale pidfile may name a recycled PID; only signal it if it is still our podman service.
-            if pid is not None and not _is_our_service(pid, self.url):
-                pid = None
-        if pid is not None:
-            _terminate(pid, self._process, timeout)
+            # The detached service may be our own child that nobody waits for: reap it once it exits.
+            stop_pidfile(self.pidfile, timeout, is_ours=lambda pid: _is_our_service(pid, self.url), reap=True)
         self._process = None
         if self.pidfile is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -282,42 +277,9 @@ def _socket_path(workdir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"ek-podman-{digest}" / "podman.sock"
 
 
-def _terminate(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None:
-            if process.poll() is not None:
-                return
-        elif not _alive(pid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    if process is not None:
-        process.wait(timeout=5)
-
-
 def _is_our_service(pid: int, url: str) -> bool:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
     return b"service" in argv and url.encode() in argv
-
-
-def _alive(pid: int) -> bool:
-    # Reap it if it is our (detached) child; a zombie still answers kill(pid, 0).
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
