@@ -105,6 +105,13 @@ class LocalCluster:
         if example is not None:
             _say(f"[5/5] applying {example} and waiting for it to run")
             self._apply_and_wait(example, timeout)
+        else:
+            # The listing below is a request: sent before the master subscribed, nobody would answer it.
+            bus = PahoBus(BusConfig(port=self.port)).start(wait=10)
+            try:
+                self._wait_master_online(bus, timeout=30)
+            finally:
+                bus.close()
         from edgekube.cli.main import main as ekctl  # noqa: PLC0415 - composition root only
 
         ekctl(["--mqtt-port", str(self.port), "get", "pods", "-o", "wide"])
