@@ -1,8 +1,7 @@
-"""The agent daemon: wires bus, runtime, desired state, restarts, probes and events; keeps pods running alone."""
+"""The agent daemon: bus handlers, heartbeats and the reconcile loop that drives pod actions, probes and reports."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -13,52 +12,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgekube import __version__
 from edgekube.agent import hostinfo
-from edgekube.agent.backoff import Backoff, BackoffPolicy
+from edgekube.agent.actions import PodActions
+from edgekube.agent.backoff import BackoffPolicy
 from edgekube.agent.desired import DesiredState
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.prober import Prober, ProbeResult, ProbeTarget
 from edgekube.agent.probes import ProbeKind
-from edgekube.agent.reconcile import (
-    Create,
-    DesiredPod,
-    Failure,
-    PodMemory,
-    Remove,
-    Restart,
-    Stop,
-    plan,
-    pod_status,
-    terminated,
-)
-from edgekube.agent.restarts import Verdict
+from edgekube.agent.reconcile import DesiredPod, PodMemory, plan
+from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus, Will
 from edgekube.bus.protocol import Message, MessageBus
-from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure, ValidationError
+from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import validate_labels
 from edgekube.model.names import NodeName, PodUID, check_dns1123_subdomain
-from edgekube.model.pod import PullPolicy
-from edgekube.model.wire import (
-    ApiRequest,
-    ApiResponse,
-    ErrorInfo,
-    EventReport,
-    Heartbeat,
-    NodeDesired,
-    NodeReport,
-    PodReport,
-    Presence,
-    Verb,
-)
+from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Heartbeat, NodeDesired, Presence, Verb
 
 log = logging.getLogger(__name__)
-
-#: Create failures that mean the image could not be had (their back-off event says so).
-_IMAGE_REASONS = frozenset({"ErrImagePull", "ImageNotFound", "ImagePullBackOff"})
 
 
 @dataclass
@@ -93,21 +66,6 @@ class AgentConfig:
                 raise ValidationError(f"{name}: must be greater than 0")
 
 
-@dataclass
-class _PendingRestart:
-    """A pod stopped by shared fate, waiting for its back-off before it is started again."""
-
-    culprit: str  # the container that ended it ("" = the sandbox)
-    why: str
-    retry_at: float
-    delay: float
-    last_state: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _ref(d: DesiredPod) -> PodRef:
-    return PodRef(d.pod.metadata.namespace, d.pod.metadata.name, d.uid)
-
-
 def _since(started_at: str | None, now: float) -> float:
     """A container's start on the monotonic clock, from Podman's wall-clock start time."""
     if not started_at:
@@ -140,24 +98,25 @@ class Agent:
         self.desired = DesiredState.load(config.state_dir / "desired.json")
         self.ledger = RestartLedger.load(config.state_dir / "restarts.json")
         self.events = EventRecorder(self.node, capacity=config.event_queue)
-        policy = BackoffPolicy(config.backoff_initial, config.backoff_max, config.backoff_reset)
-        self._restart_backoff: Backoff[PodUID] = Backoff(policy)
-        self._create_backoff: Backoff[PodUID] = Backoff(policy)
         self.prober = Prober(runtime, workers=config.probe_workers, on_result=self._on_probe, clock=clock)
         self._bus = bus
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # guards desired, _busy, _pending, _failures
+        self._lock = threading.Lock()  # guards desired
         self._reconciling = threading.Lock()  # one reconcile at a time (the loop, or a test calling it)
-        self._busy: set[PodUID] = set()  # a background stop/restart/removal is running for these pods
-        self._pending: dict[PodUID, _PendingRestart] = {}
-        self._failures: dict[PodUID, Failure] = {}
+        policy = BackoffPolicy(config.backoff_initial, config.backoff_max, config.backoff_reset)
+        self._actions = PodActions(runtime, self.events, self.ledger, policy, clock=clock, wake=self._wake.set)
+        self._reporter = StatusReporter(
+            self.node,
+            self.boot_id,
+            runtime,
+            self.events,
+            labels=config.labels,
+            max_pods=config.max_pods,
+            report_interval=config.report_interval,
+        )
         self._next_due: float | None = None
-        self._last_report: bytes = b""
-        self._last_report_at = 0.0
         self._seq = 0
-        self._host_ip = hostinfo.primary_address()
-        self._node_object: dict[str, Any] | None = None
         self._threads = [
             threading.Thread(target=self._loop, name="agent-loop", daemon=True),
             threading.Thread(target=self._heartbeats, name="agent-heartbeat", daemon=True),
@@ -204,20 +163,13 @@ class Agent:
         if not self.wait_idle(timeout=15):
             log.warning("stopping with pod operations still running")
         if self._bus is not None:
-            self._flush_events()
+            self._reporter.flush_events(self._bus)
             self._bus.publish(topics.node_online(self.node), Presence(online=False).encode(), retain=True)
             self._bus.close()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no background stop, restart or removal is running; False if one still is."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if not self._busy:
-                    return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
+        return self._actions.wait_idle(timeout)
 
     @property
     def bus(self) -> MessageBus:
@@ -228,7 +180,7 @@ class Agent:
         self.bus.publish(
             topics.node_online(self.node), Presence(online=True, boot_id=self.boot_id).encode(), retain=True
         )
-        self._last_report = b""  # the master may have missed reports while we were away
+        self._reporter.resend()  # the master may have missed reports while we were away
         self._wake.set()
 
     def _guard(self, handler: Any) -> Any:
@@ -354,7 +306,7 @@ class Agent:
         with self._lock:
             desired = list(self.desired.pods)
             generation = self.desired.generation
-            busy = frozenset(self._busy)
+            busy = self._actions.busy()  # the same snapshot as desired (PodActions' lock never takes this one)
         now = self.clock()
         found = self.runtime.list_pods()
         # A pod being stopped, restarted or removed is left alone until that finishes.
@@ -362,26 +314,16 @@ class Agent:
         by_uid = {o.uid: o for o in observed}
         everything = {o.uid: o for o in found}  # busy pods too: their counts are still reported
         memory = {d.uid: self._memory(d, everything.get(d.uid), now) for d in desired}
-        waiting = frozenset(u for u in self._create_backoff.tracked() if not self._create_backoff.due(u, now))
-        actions = plan(desired, observed, busy | waiting, memory)
+        actions = plan(desired, observed, busy | self._actions.waiting(now), memory)
         wanted = {d.uid: d for d in desired}
-        for action in actions:
-            if isinstance(action, Remove):
-                self._remove(action)
-            elif isinstance(action, Create):
-                with self._lock:
-                    removing = action.desired.uid in self._busy
-                if not removing:  # a replaced pod is created once its old version is gone
-                    self._create(action)
-            elif isinstance(action, Stop):
-                self._stop_pod(action, wanted[action.uid], by_uid[action.uid], now)
-            else:
-                self._restart(action, wanted[action.uid], now)
-        self._forget(set(wanted))
+        self._actions.apply(actions, wanted, by_uid, now)
+        # Drop what the agent remembers about pods no longer on this node (the ledger writes only if any).
+        keep = set(wanted)
+        self._actions.forget(keep)
+        self.ledger.retain(keep)
         if actions:
             self._wake.set()  # what the actions changed may call for more (e.g. a job that exited at once)
-            with self._lock:
-                busy = frozenset(self._busy)
+            busy = self._actions.busy()
             found = self.runtime.list_pods()
             observed = [o for o in found if o.uid not in busy]
             by_uid = {o.uid: o for o in observed}
@@ -389,14 +331,14 @@ class Agent:
         now = self.clock()
         memory = {d.uid: self._memory(d, everything.get(d.uid), now) for d in desired}
         self._sync_probes(desired, by_uid, memory, now)
-        self._report(desired, everything, memory, generation)
-        self._flush_events()
-        self._schedule_next(now)
+        failures = self._actions.failures()
+        self._reporter.report(self.bus, desired, everything, memory, failures=failures, generation=generation)
+        self._reporter.flush_events(self._bus)
+        self._next_due = self._actions.next_due(now)  # wake the loop when a back-off ends, not only on resync
 
     def _memory(self, d: DesiredPod, obs: ObservedPod | None, now: float) -> PodMemory:
         record = self.ledger.get(d.uid, obs.pod_id) if obs is not None else None
-        with self._lock:
-            pending = self._pending.get(d.uid)
+        pending = self._actions.pending(d.uid)
         last_state: dict[str, Any] = dict(record.last_state) if record else {}
         back_off = None
         if pending is not None:
@@ -420,173 +362,7 @@ class Agent:
             last_state=last_state,
         )
 
-    def _schedule_next(self, now: float) -> None:
-        """Wake the loop when the earliest back-off ends, not only on the next resync."""
-        with self._lock:
-            dues = [p.retry_at for p in self._pending.values()]
-        dues += [now + self._create_backoff.remaining(u, now) for u in self._create_backoff.tracked()]
-        later = [d for d in dues if d > now]
-        self._next_due = min(later) if later else None
-
-    def _forget(self, wanted: set[PodUID]) -> None:
-        """Drop what the agent remembers about pods no longer on this node (the ledger writes only if any)."""
-        with self._lock:
-            for uid in [u for u in self._pending if u not in wanted]:
-                del self._pending[uid]
-            for uid in [u for u in self._failures if u not in wanted]:
-                del self._failures[uid]
-        for backoff in (self._restart_backoff, self._create_backoff):
-            for uid in backoff.tracked():
-                if uid not in wanted:
-                    backoff.forget(uid)
-        self.ledger.retain(wanted)
-
-    # -- actions ------------------------------------------------------------------------------------------
-    def _in_background(self, uid: PodUID, what: str, work: Callable[[], None]) -> None:
-        """Stops wait out grace periods: run them off the loop, one at a time per pod, so others go on."""
-        with self._lock:
-            self._busy.add(uid)
-
-        def run() -> None:
-            try:
-                work()
-            except Exception:
-                log.exception("%s of pod %s failed; will retry", what, uid)
-            finally:
-                with self._lock:
-                    self._busy.discard(uid)
-                self._wake.set()
-
-        threading.Thread(target=run, name=f"{what}-{uid[:8]}", daemon=True).start()
-
-    def _remove(self, action: Remove) -> None:
-        log.info("removing pod %s: %s", action.uid, action.reason)
-        with self._lock:
-            self._pending.pop(action.uid, None)
-        self._restart_backoff.forget(action.uid)
-        self._in_background(action.uid, "remove", lambda: self.runtime.remove_pod(action.uid, action.grace_seconds))
-
-    def _image_events(self, d: DesiredPod) -> list[str]:
-        """Pulled ("already present") or Pulling per image, as the kubelet reports; returns the images to pull."""
-        to_pull = []
-        for image in dict.fromkeys(c.image for c in d.pod.spec.containers):
-            policy = next(c for c in d.pod.spec.containers if c.image == image).pull_policy()
-            try:
-                present = self.runtime.has_image(image)
-            except RuntimeFailure:
-                continue
-            if present and policy is not PullPolicy.ALWAYS:
-                self.events.record(_ref(d), "Pulled", f'Container image "{image}" already present on machine')
-            elif policy is not PullPolicy.NEVER:
-                self.events.record(_ref(d), "Pulling", f'Pulling image "{image}"')
-                to_pull.append(image)
-        return to_pull
-
-    def _create(self, action: Create) -> None:
-        d = action.desired
-        meta = d.pod.metadata
-        to_pull = self._image_events(d)
-        try:
-            self.runtime.create_pod(d.pod, d.uid, d.spec_hash)
-        except RuntimeFailure as exc:
-            delay = self._create_backoff.failed(d.uid, self.clock())
-            with self._lock:
-                self._failures[d.uid] = Failure(exc.reason, str(exc))
-            self.events.record(_ref(d), "Failed", f"Error: {exc.reason}: {exc}", "Warning")
-            if delay > 0:
-                what = "pulling image" if exc.reason in _IMAGE_REASONS else "creating pod"
-                self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.reason})", "Warning")
-            log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.reason, delay, exc)
-            return
-        self._create_backoff.forget(d.uid)
-        with self._lock:
-            self._failures.pop(d.uid, None)
-        for image in to_pull:
-            self.events.record(_ref(d), "Pulled", f'Successfully pulled image "{image}"')
-        for c in d.pod.spec.containers:
-            self.events.record(_ref(d), "Created", f"Created container {c.name}")
-            self.events.record(_ref(d), "Started", f"Started container {c.name}")
-        log.info("started pod %s/%s", meta.namespace, meta.name)
-
-    def _stop_pod(self, action: Stop, d: DesiredPod, obs: ObservedPod, now: float) -> None:
-        """Shared fate: stop the rest of the pod now; restart it after its back-off, or mark it finished."""
-        decision = action.decision
-        verdict = decision.verdict
-        for c in obs.containers:
-            if c.state is not ContainerRunState.RUNNING:
-                continue
-            if c.name in decision.culprits:
-                then = "will be restarted" if verdict is Verdict.RESTART else "the pod fails (restartPolicy Never)"
-                message = f"Container {c.name} failed liveness probe, {then}"
-            else:
-                message = f"Stopping container {c.name}: {decision.why}"
-            self.events.record(_ref(d), "Killing", message)
-        if verdict is Verdict.RESTART:
-            delay = self._restart_backoff.failed(d.uid, now)
-            culprit = decision.culprits[0] if decision.culprits else ""
-            with self._lock:
-                self._pending[d.uid] = _PendingRestart(culprit, decision.why, now + delay, delay)
-            if delay > 0:
-                failed = f"container {culprit}" if culprit else "pod sandbox"
-                where = f"{d.pod.metadata.namespace}/{d.pod.metadata.name}"
-                self.events.record(_ref(d), "BackOff", f"Back-off restarting failed {failed} in pod {where}", "Warning")
-            log.info("pod %s/%s: %s; restart in %gs", d.pod.metadata.namespace, d.pod.metadata.name, decision.why,
-                     delay)  # fmt: skip
-        else:
-            log.info("pod %s/%s %s: %s", d.pod.metadata.namespace, d.pod.metadata.name, verdict.value, decision.why)
-
-        def work() -> None:
-            try:
-                self.runtime.stop_pod(d.uid, action.grace_seconds)
-            except NotFoundError:
-                return
-            after = next((p for p in self.runtime.list_pods() if p.uid == d.uid), None)
-            if after is None:
-                return
-            last = {
-                c.name: {"terminated": terminated(c)} for c in after.containers if c.state is ContainerRunState.EXITED
-            }
-            if verdict is Verdict.RESTART:
-                with self._lock:
-                    pending = self._pending.get(d.uid)
-                    if pending is not None:
-                        pending.last_state = last
-                if pending is not None and pending.delay == 0:
-                    self._restart_now(d, pending, action.grace_seconds)  # no back-off: no need to wait for the loop
-            else:
-                self.ledger.finished(d.uid, after.pod_id, verdict.value, decision.why)
-
-        self._in_background(d.uid, "stop", work)
-
-    def _restart(self, action: Restart, d: DesiredPod, now: float) -> None:
-        with self._lock:
-            pending = self._pending.get(d.uid)
-        if pending is not None:
-            self._in_background(d.uid, "restart", lambda: self._restart_now(d, pending, action.grace_seconds))
-
-    def _restart_now(self, d: DesiredPod, pending: _PendingRestart, grace_seconds: int) -> None:
-        """Start the pod again (on a background thread); count it on disk, or back off if it cannot start."""
-        try:
-            restarted = self.runtime.restart_pod(d.uid, grace_seconds)
-        except NotFoundError:
-            with self._lock:
-                self._pending.pop(d.uid, None)
-            return
-        except RuntimeFailure as exc:
-            at = self.clock()
-            delay = self._restart_backoff.failed(d.uid, at)
-            pending.retry_at, pending.delay = at + delay, delay
-            self.events.record(_ref(d), "Failed", f"Error: {exc.reason}: {exc}", "Warning")
-            return
-        self.ledger.restarted(d.uid, restarted.pod_id, [c.name for c in restarted.containers], pending.last_state)
-        self._restart_backoff.retried(d.uid, self.clock())
-        with self._lock:
-            self._pending.pop(d.uid, None)
-        for c in restarted.containers:
-            self.events.record(_ref(d), "Started", f"Started container {c.name}")
-        log.info("restarted pod %s/%s (%s)", d.pod.metadata.namespace, d.pod.metadata.name, pending.why)
-
-    # -- probes, status, events ---------------------------------------------------------------------------
+    # -- probes -------------------------------------------------------------------------------------------
     def _sync_probes(
         self,
         desired: list[DesiredPod],
@@ -616,86 +392,10 @@ class Agent:
                         )  # fmt: skip
         self.prober.sync(targets)
 
-    def _report(
-        self,
-        desired: list[DesiredPod],
-        observed: dict[PodUID, ObservedPod],
-        memory: dict[PodUID, PodMemory],
-        generation: int,
-    ) -> None:
-        pods = []
-        with self._lock:
-            failures = dict(self._failures)
-        for d in desired:
-            status = pod_status(d, observed.get(d.uid), failures.get(d.uid), memory[d.uid])
-            status["hostIP"] = self._host_ip
-            pods.append(
-                PodReport(uid=d.uid, namespace=d.pod.metadata.namespace, name=d.pod.metadata.name, status=status)
-            )
-        if not self.bus.connected:
-            return  # paho would queue every report unbounded; on reconnect the whole state is sent anyway
-        # Only changes are sent, plus a periodic resend so a restarted master converges (level-triggered).
-        now = time.monotonic()
-        fingerprint = json.dumps([p.model_dump() for p in pods], sort_keys=True).encode()
-        periodic = now - self._last_report_at > self.config.report_interval
-        if fingerprint == self._last_report and not periodic:
-            return
-        if self._node_object is None or periodic:
-            # Podman's /info costs ~1 s on a busy host: refresh it only on the periodic resend.
-            self._node_object = self.node_object()
-        report = NodeReport(
-            node=self.node,
-            boot_id=self.boot_id,
-            observed_generation=generation,
-            node_object=self._node_object,
-            pods=pods,
-        )
-        self.bus.publish(topics.node_status(self.node), report.encode())
-        self._last_report, self._last_report_at = fingerprint, now
-
-    def _flush_events(self) -> None:
-        """Publish recorded events in batches (QoS 1) while connected; they wait in memory otherwise."""
-        if self._bus is None or not self._bus.connected or not self.events.pending:
-            return
-        topic = topics.node_events(self.node)
-        try:
-            self.events.flush(lambda batch: self.bus.publish(topic, EventReport(node=self.node, events=batch).encode()))
-        except Exception:
-            log.exception("publishing events failed; they stay queued")
-
+    # -- status -------------------------------------------------------------------------------------------
     def node_object(self) -> dict[str, Any]:
-        info = self.runtime.info()
-        cap = hostinfo.capacity(self.config.max_pods)
-        return {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": self.node,
-                "namespace": "",
-                "labels": {
-                    "kubernetes.io/hostname": self.node,
-                    "kubernetes.io/arch": hostinfo.architecture(),
-                    "kubernetes.io/os": "linux",
-                    **self.config.labels,
-                },
-            },
-            "status": {
-                "capacity": cap,
-                "allocatable": cap,
-                "addresses": [
-                    {"type": "InternalIP", "address": self._host_ip},
-                    {"type": "Hostname", "address": self.node},
-                ],
-                "nodeInfo": {
-                    "architecture": hostinfo.architecture(),
-                    "osImage": hostinfo.os_image(),
-                    "kernelVersion": hostinfo.kernel_version(),
-                    "containerRuntimeVersion": f"{info.name}://{info.version}",
-                    "agentVersion": __version__,
-                    "machineModel": hostinfo.machine_model(),
-                },
-            },
-        }
+        """Describe this node as a Kubernetes Node object (labels, capacity, addresses, versions)."""
+        return self._reporter.node_object()
 
 
 def run_agent(config: AgentConfig, runtime: PodRuntime) -> None:

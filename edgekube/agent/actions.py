@@ -1,0 +1,285 @@
+"""Carries out the reconcile plan's pod actions (create, remove, stop, restart) with back-off and events; for Agent."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgekube.agent.backoff import Backoff, BackoffPolicy
+from edgekube.agent.events import EventRecorder, PodRef
+from edgekube.agent.ledger import RestartLedger
+from edgekube.agent.reconcile import Action, Create, DesiredPod, Failure, Remove, Restart, Stop, terminated
+from edgekube.agent.restarts import Verdict
+from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
+from edgekube.model.errors import NotFoundError, RuntimeFailure
+from edgekube.model.names import PodUID
+from edgekube.model.pod import PullPolicy
+
+log = logging.getLogger(__name__)
+
+#: Create failures that mean the image could not be had (their back-off event says so).
+_IMAGE_REASONS = frozenset({"ErrImagePull", "ImageNotFound", "ImagePullBackOff"})
+
+
+@dataclass
+class PendingRestart:
+    """A pod stopped by shared fate, waiting for its back-off before it is started again."""
+
+    culprit: str  # the container that ended it ("" = the sandbox)
+    why: str
+    retry_at: float
+    delay: float
+    last_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _ref(d: DesiredPod) -> PodRef:
+    return PodRef(d.pod.metadata.namespace, d.pod.metadata.name, d.uid)
+
+
+class PodActions:
+    """Runs actions on the runtime (stops off the loop, one at a time per pod) and remembers their outcome.
+
+    What it remembers — pods busy with a background operation, restarts waiting for their back-off, the last
+    create failure, both back-offs — is read by the Agent to plan and report; `wake` is called whenever a
+    background operation ends, so the loop looks again.
+    """
+
+    def __init__(
+        self,
+        runtime: PodRuntime,
+        events: EventRecorder,
+        ledger: RestartLedger,
+        policy: BackoffPolicy,
+        *,
+        clock: Callable[[], float],
+        wake: Callable[[], None],
+    ) -> None:
+        self.runtime = runtime
+        self.events = events
+        self.ledger = ledger
+        self.clock = clock
+        self._wake = wake
+        self._restart_backoff: Backoff[PodUID] = Backoff(policy)
+        self._create_backoff: Backoff[PodUID] = Backoff(policy)
+        self._lock = threading.Lock()  # guards _busy, _pending, _failures
+        self._busy: set[PodUID] = set()  # a background stop/restart/removal is running for these pods
+        self._pending: dict[PodUID, PendingRestart] = {}
+        self._failures: dict[PodUID, Failure] = {}
+
+    # -- what the loop reads ------------------------------------------------------------------------------
+    def busy(self) -> frozenset[PodUID]:
+        with self._lock:
+            return frozenset(self._busy)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no background stop, restart or removal is running; False if one still is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._busy:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
+    def waiting(self, now: float) -> frozenset[PodUID]:
+        """Pods whose create failed and whose back-off has not passed yet."""
+        return frozenset(u for u in self._create_backoff.tracked() if not self._create_backoff.due(u, now))
+
+    def pending(self, uid: PodUID) -> PendingRestart | None:
+        with self._lock:
+            return self._pending.get(uid)
+
+    def failures(self) -> dict[PodUID, Failure]:
+        with self._lock:
+            return dict(self._failures)
+
+    def next_due(self, now: float) -> float | None:
+        """When the earliest back-off ends (None if none is running)."""
+        with self._lock:
+            dues = [p.retry_at for p in self._pending.values()]
+        dues += [now + self._create_backoff.remaining(u, now) for u in self._create_backoff.tracked()]
+        later = [d for d in dues if d > now]
+        return min(later) if later else None
+
+    def forget(self, wanted: set[PodUID]) -> None:
+        """Drop what is remembered about pods no longer on this node."""
+        with self._lock:
+            for uid in [u for u in self._pending if u not in wanted]:
+                del self._pending[uid]
+            for uid in [u for u in self._failures if u not in wanted]:
+                del self._failures[uid]
+        for backoff in (self._restart_backoff, self._create_backoff):
+            for uid in backoff.tracked():
+                if uid not in wanted:
+                    backoff.forget(uid)
+
+    # -- actions ------------------------------------------------------------------------------------------
+    def apply(
+        self,
+        actions: Iterable[Action],
+        wanted: Mapping[PodUID, DesiredPod],
+        observed: Mapping[PodUID, ObservedPod],
+        now: float,
+    ) -> None:
+        """Carry out a plan: `wanted` holds the desired pods, `observed` the pods Podman showed (not busy ones)."""
+        for action in actions:
+            if isinstance(action, Remove):
+                self._remove(action)
+            elif isinstance(action, Create):
+                with self._lock:
+                    removing = action.desired.uid in self._busy
+                if not removing:  # a replaced pod is created once its old version is gone
+                    self._create(action)
+            elif isinstance(action, Stop):
+                self._stop_pod(action, wanted[action.uid], observed[action.uid], now)
+            else:
+                self._restart(action, wanted[action.uid], now)
+
+    def _in_background(self, uid: PodUID, what: str, work: Callable[[], None]) -> None:
+        """Stops wait out grace periods: run them off the loop, one at a time per pod, so others go on."""
+        with self._lock:
+            self._busy.add(uid)
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                log.exception("%s of pod %s failed; will retry", what, uid)
+            finally:
+                with self._lock:
+                    self._busy.discard(uid)
+                self._wake()
+
+        threading.Thread(target=run, name=f"{what}-{uid[:8]}", daemon=True).start()
+
+    def _remove(self, action: Remove) -> None:
+        log.info("removing pod %s: %s", action.uid, action.reason)
+        with self._lock:
+            self._pending.pop(action.uid, None)
+        self._restart_backoff.forget(action.uid)
+        self._in_background(action.uid, "remove", lambda: self.runtime.remove_pod(action.uid, action.grace_seconds))
+
+    def _image_events(self, d: DesiredPod) -> list[str]:
+        """Pulled ("already present") or Pulling per image, as the kubelet reports; returns the images to pull."""
+        to_pull = []
+        for image in dict.fromkeys(c.image for c in d.pod.spec.containers):
+            policy = next(c for c in d.pod.spec.containers if c.image == image).pull_policy()
+            try:
+                present = self.runtime.has_image(image)
+            except RuntimeFailure:
+                continue
+            if present and policy is not PullPolicy.ALWAYS:
+                self.events.record(_ref(d), "Pulled", f'Container image "{image}" already present on machine')
+            elif policy is not PullPolicy.NEVER:
+                self.events.record(_ref(d), "Pulling", f'Pulling image "{image}"')
+                to_pull.append(image)
+        return to_pull
+
+    def _create(self, action: Create) -> None:
+        d = action.desired
+        meta = d.pod.metadata
+        to_pull = self._image_events(d)
+        try:
+            self.runtime.create_pod(d.pod, d.uid, d.spec_hash)
+        except RuntimeFailure as exc:
+            delay = self._create_backoff.failed(d.uid, self.clock())
+            with self._lock:
+                self._failures[d.uid] = Failure(exc.reason, str(exc))
+            self.events.record(_ref(d), "Failed", f"Error: {exc.reason}: {exc}", "Warning")
+            if delay > 0:
+                what = "pulling image" if exc.reason in _IMAGE_REASONS else "creating pod"
+                self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.reason})", "Warning")
+            log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.reason, delay, exc)
+            return
+        self._create_backoff.forget(d.uid)
+        with self._lock:
+            self._failures.pop(d.uid, None)
+        for image in to_pull:
+            self.events.record(_ref(d), "Pulled", f'Successfully pulled image "{image}"')
+        for c in d.pod.spec.containers:
+            self.events.record(_ref(d), "Created", f"Created container {c.name}")
+            self.events.record(_ref(d), "Started", f"Started container {c.name}")
+        log.info("started pod %s/%s", meta.namespace, meta.name)
+
+    def _stop_pod(self, action: Stop, d: DesiredPod, obs: ObservedPod, now: float) -> None:
+        """Shared fate: stop the rest of the pod now; restart it after its back-off, or mark it finished."""
+        decision = action.decision
+        verdict = decision.verdict
+        for c in obs.containers:
+            if c.state is not ContainerRunState.RUNNING:
+                continue
+            if c.name in decision.culprits:
+                then = "will be restarted" if verdict is Verdict.RESTART else "the pod fails (restartPolicy Never)"
+                message = f"Container {c.name} failed liveness probe, {then}"
+            else:
+                message = f"Stopping container {c.name}: {decision.why}"
+            self.events.record(_ref(d), "Killing", message)
+        if verdict is Verdict.RESTART:
+            delay = self._restart_backoff.failed(d.uid, now)
+            culprit = decision.culprits[0] if decision.culprits else ""
+            with self._lock:
+                self._pending[d.uid] = PendingRestart(culprit, decision.why, now + delay, delay)
+            if delay > 0:
+                failed = f"container {culprit}" if culprit else "pod sandbox"
+                where = f"{d.pod.metadata.namespace}/{d.pod.metadata.name}"
+                self.events.record(_ref(d), "BackOff", f"Back-off restarting failed {failed} in pod {where}", "Warning")
+            log.info("pod %s/%s: %s; restart in %gs", d.pod.metadata.namespace, d.pod.metadata.name, decision.why,
+                     delay)  # fmt: skip
+        else:
+            log.info("pod %s/%s %s: %s", d.pod.metadata.namespace, d.pod.metadata.name, verdict.value, decision.why)
+
+        def work() -> None:
+            try:
+                self.runtime.stop_pod(d.uid, action.grace_seconds)
+            except NotFoundError:
+                return
+            after = next((p for p in self.runtime.list_pods() if p.uid == d.uid), None)
+            if after is None:
+                return
+            last = {
+                c.name: {"terminated": terminated(c)} for c in after.containers if c.state is ContainerRunState.EXITED
+            }
+            if verdict is Verdict.RESTART:
+                with self._lock:
+                    pending = self._pending.get(d.uid)
+                    if pending is not None:
+                        pending.last_state = last
+                if pending is not None and pending.delay == 0:
+                    self._restart_now(d, pending, action.grace_seconds)  # no back-off: no need to wait for the loop
+            else:
+                self.ledger.finished(d.uid, after.pod_id, verdict.value, decision.why)
+
+        self._in_background(d.uid, "stop", work)
+
+    def _restart(self, action: Restart, d: DesiredPod, now: float) -> None:
+        with self._lock:
+            pending = self._pending.get(d.uid)
+        if pending is not None:
+            self._in_background(d.uid, "restart", lambda: self._restart_now(d, pending, action.grace_seconds))
+
+    def _restart_now(self, d: DesiredPod, pending: PendingRestart, grace_seconds: int) -> None:
+        """Start the pod again (on a background thread); count it on disk, or back off if it cannot start."""
+        try:
+            restarted = self.runtime.restart_pod(d.uid, grace_seconds)
+        except NotFoundError:
+            with self._lock:
+                self._pending.pop(d.uid, None)
+            return
+        except RuntimeFailure as exc:
+            at = self.clock()
+            delay = self._restart_backoff.failed(d.uid, at)
+            pending.retry_at, pending.delay = at + delay, delay
+            self.events.record(_ref(d), "Failed", f"Error: {exc.reason}: {exc}", "Warning")
+            return
+        self.ledger.restarted(d.uid, restarted.pod_id, [c.name for c in restarted.containers], pending.last_state)
+        self._restart_backoff.retried(d.uid, self.clock())
+        with self._lock:
+            self._pending.pop(d.uid, None)
+        for c in restarted.containers:
+            self.events.record(_ref(d), "Started", f"Started container {c.name}")
+        log.info("restarted pod %s/%s (%s)", d.pod.metadata.namespace, d.pod.metadata.name, pending.why)

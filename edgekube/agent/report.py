@@ -1,0 +1,134 @@
+"""Reports the node to the master: pod status (changes plus a periodic resend), the Node object, events; for Agent."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from edgekube import __version__
+from edgekube.agent import hostinfo
+from edgekube.agent.events import EventRecorder
+from edgekube.agent.reconcile import DesiredPod, Failure, PodMemory, pod_status
+from edgekube.agent.runtime.protocol import ObservedPod, PodRuntime
+from edgekube.bus import topics
+from edgekube.bus.protocol import MessageBus
+from edgekube.model.names import NodeName, PodUID
+from edgekube.model.wire import EventReport, NodeReport, PodReport
+
+log = logging.getLogger(__name__)
+
+
+class StatusReporter:
+    """Publishes what the agent sees; a report equal to the last one is skipped until the periodic resend."""
+
+    def __init__(
+        self,
+        node: NodeName,
+        boot_id: str,
+        runtime: PodRuntime,
+        events: EventRecorder,
+        *,
+        labels: Mapping[str, str],
+        max_pods: int,
+        report_interval: float,
+    ) -> None:
+        self.node = node
+        self.boot_id = boot_id
+        self.runtime = runtime
+        self.events = events
+        self.labels = labels
+        self.max_pods = max_pods
+        self.report_interval = report_interval
+        self._last_report: bytes = b""
+        self._last_report_at = 0.0
+        self._host_ip = hostinfo.primary_address()
+        self._node_object: dict[str, Any] | None = None
+
+    def resend(self) -> None:
+        """Send the next report even if nothing changed (the master may have missed reports while we were away)."""
+        self._last_report = b""
+
+    def report(
+        self,
+        bus: MessageBus,
+        desired: list[DesiredPod],
+        observed: dict[PodUID, ObservedPod],
+        memory: dict[PodUID, PodMemory],
+        *,
+        failures: dict[PodUID, Failure],
+        generation: int,
+    ) -> None:
+        pods = []
+        for d in desired:
+            status = pod_status(d, observed.get(d.uid), failures.get(d.uid), memory[d.uid])
+            status["hostIP"] = self._host_ip
+            pods.append(
+                PodReport(uid=d.uid, namespace=d.pod.metadata.namespace, name=d.pod.metadata.name, status=status)
+            )
+        if not bus.connected:
+            return  # paho would queue every report unbounded; on reconnect the whole state is sent anyway
+        # Only changes are sent, plus a periodic resend so a restarted master converges (level-triggered).
+        now = time.monotonic()
+        fingerprint = json.dumps([p.model_dump() for p in pods], sort_keys=True).encode()
+        periodic = now - self._last_report_at > self.report_interval
+        if fingerprint == self._last_report and not periodic:
+            return
+        if self._node_object is None or periodic:
+            # Podman's /info costs ~1 s on a busy host: refresh it only on the periodic resend.
+            self._node_object = self.node_object()
+        report = NodeReport(
+            node=self.node,
+            boot_id=self.boot_id,
+            observed_generation=generation,
+            node_object=self._node_object,
+            pods=pods,
+        )
+        bus.publish(topics.node_status(self.node), report.encode())
+        self._last_report, self._last_report_at = fingerprint, now
+
+    def flush_events(self, bus: MessageBus | None) -> None:
+        """Publish recorded events in batches (QoS 1) while connected; they wait in memory otherwise."""
+        if bus is None or not bus.connected or not self.events.pending:
+            return
+        topic = topics.node_events(self.node)
+        try:
+            self.events.flush(lambda batch: bus.publish(topic, EventReport(node=self.node, events=batch).encode()))
+        except Exception:
+            log.exception("publishing events failed; they stay queued")
+
+    def node_object(self) -> dict[str, Any]:
+        info = self.runtime.info()
+        cap = hostinfo.capacity(self.max_pods)
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node,
+                "namespace": "",
+                "labels": {
+                    "kubernetes.io/hostname": self.node,
+                    "kubernetes.io/arch": hostinfo.architecture(),
+                    "kubernetes.io/os": "linux",
+                    **self.labels,
+                },
+            },
+            "status": {
+                "capacity": cap,
+                "allocatable": cap,
+                "addresses": [
+                    {"type": "InternalIP", "address": self._host_ip},
+                    {"type": "Hostname", "address": self.node},
+                ],
+                "nodeInfo": {
+                    "architecture": hostinfo.architecture(),
+                    "osImage": hostinfo.os_image(),
+                    "kernelVersion": hostinfo.kernel_version(),
+                    "containerRuntimeVersion": f"{info.name}://{info.version}",
+                    "agentVersion": __version__,
+                    "machineModel": hostinfo.machine_model(),
+                },
+            },
+        }
