@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -41,7 +42,7 @@ def _ref(d: DesiredPod) -> PodRef:
 
 
 class PodActions:
-    """Runs actions on the runtime (stops off the loop, one at a time per pod) and remembers their outcome.
+    """Runs actions on the runtime (off the loop, one at a time per pod) and remembers their outcome.
 
     What it remembers — pods busy with a background operation, restarts waiting for their back-off, the last
     create failure, both back-offs — is read by the Agent to plan and report; `wake` is called whenever a
@@ -57,6 +58,7 @@ class PodActions:
         *,
         clock: Callable[[], float],
         wake: Callable[[], None],
+        parallel_creates: int = 4,
     ) -> None:
         self.runtime = runtime
         self.events = events
@@ -69,6 +71,9 @@ class PodActions:
         self._busy: set[PodUID] = set()  # a background stop/restart/removal is running for these pods
         self._pending: dict[PodUID, PendingRestart] = {}
         self._failures: dict[PodUID, Failure] = {}
+        #: Creates run off the loop too (a node taking over a dead node's pods creates them side by side), at most
+        #: this many at once: Podman's parallelism ends where the board's cores do.
+        self._creating = threading.BoundedSemaphore(parallel_creates)
 
     # -- what the loop reads ------------------------------------------------------------------------------
     def busy(self) -> frozenset[PodUID]:
@@ -134,14 +139,17 @@ class PodActions:
                 with self._lock:
                     removing = action.desired.uid in self._busy
                 if not removing:  # a replaced pod is created once its old version is gone
-                    self._create(action)
+                    self._in_background(action.desired.uid, "create", functools.partial(self._create_limited, action))
             elif isinstance(action, Stop):
                 self._stop_pod(action, wanted[action.uid], observed[action.uid], now)
             else:
                 self._restart(action, wanted[action.uid], now)
 
     def _in_background(self, uid: PodUID, what: str, work: Callable[[], None]) -> None:
-        """Stops wait out grace periods: run them off the loop, one at a time per pod, so others go on."""
+        """Run work off the loop, one operation at a time per pod, so the other pods go on meanwhile.
+
+        Stops wait out grace periods; creates pull images and start containers.
+        """
         with self._lock:
             self._busy.add(uid)
 
@@ -179,6 +187,10 @@ class PodActions:
                 self.events.record(_ref(d), "Pulling", f'Pulling image "{image}"')
                 to_pull.append(image)
         return to_pull
+
+    def _create_limited(self, action: Create) -> None:
+        with self._creating:
+            self._create(action)
 
     def _create(self, action: Create) -> None:
         d = action.desired

@@ -55,6 +55,9 @@ class AgentConfig:
     backoff_reset: float = 60.0
     #: Probes run on at most this many threads at once.
     probe_workers: int = 4
+    #: Pods created at once (Podman creates them in parallel: 4 pods took 1.0 s instead of 1.4-1.7 s one by one on
+    #: 2 cores); 1 creates them one after another.
+    parallel_creates: int = 4
     #: Events kept in memory while the broker is away (the oldest are dropped beyond this).
     event_queue: int = 1000
 
@@ -64,6 +67,8 @@ class AgentConfig:
         for name in ("heartbeat_interval", "resync_interval", "backoff_initial", "backoff_max"):
             if getattr(self, name) <= 0:
                 raise ValidationError(f"{name}: must be greater than 0")
+        if self.parallel_creates < 1:
+            raise ValidationError("parallel_creates: must be at least 1")
 
 
 def _since(started_at: str | None, now: float) -> float:
@@ -105,7 +110,15 @@ class Agent:
         self._lock = threading.Lock()  # guards desired
         self._reconciling = threading.Lock()  # one reconcile at a time (the loop, or a test calling it)
         policy = BackoffPolicy(config.backoff_initial, config.backoff_max, config.backoff_reset)
-        self._actions = PodActions(runtime, self.events, self.ledger, policy, clock=clock, wake=self._wake.set)
+        self._actions = PodActions(
+            runtime,
+            self.events,
+            self.ledger,
+            policy,
+            clock=clock,
+            wake=self._wake.set,
+            parallel_creates=config.parallel_creates,
+        )
         self._reporter = StatusReporter(
             self.node,
             self.boot_id,
