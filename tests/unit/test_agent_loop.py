@@ -7,6 +7,7 @@ tested without sleeping. Background stops and restarts are waited for with `Agen
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -427,3 +428,27 @@ def test_a_failed_publish_keeps_the_events_and_big_queues_go_in_batches() -> Non
     assert sizes == [500, 500, 100]
     assert recorder.pending == 0
     assert recorder.flush(lambda batch: sizes.append(len(batch))) == 0
+
+
+def test_pods_are_created_side_by_side_up_to_parallel_creates(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    running = peak = 0
+    lock = threading.Lock()
+    real_create = node.runtime.create_pod
+
+    def slow_create(*args: Any) -> Any:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        try:
+            return real_create(*args)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(node.runtime, "create_pod", slow_create)
+    node.want(*(pod(f"p{n}") for n in range(6)))
+    node.settle()
+    assert peak == node.agent.config.parallel_creates == 4
+    assert {p.uid for p in node.runtime.list_pods()} == {uid(f"p{n}") for n in range(6)}
