@@ -15,6 +15,8 @@ from edgekube.model.errors import BusError, ConflictError, EdgekubeError, NotFou
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Outcome, Verb
 
 Obj = dict[str, Any]
+#: Items asked for per list request (kubectl asks for 500 too); the master may send fewer to stay in one message.
+PAGE_SIZE = 500
 Cascade = Literal["background", "orphan"]
 _ERRORS: dict[str, type[EdgekubeError]] = {
     "NotFound": NotFoundError,
@@ -123,10 +125,37 @@ class Client:
             raise EdgekubeError(f"the master's answer to get {res.qualified}/{name} has no object")
         return response.object
 
-    def query(self, res: Resource, namespace: str | None, selector: str | None = None) -> list[Obj]:
-        """`namespace` None lists every namespace."""
-        request = ApiRequest(verb=Verb.LIST, kind=res.kind, namespace=namespace, selector=selector or None)
-        return list(self._call(request).items or [])
+    def query(
+        self,
+        res: Resource,
+        namespace: str | None,
+        selector: str | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Obj]:
+        """List objects; `namespace` None lists every namespace.
+
+        Asked for in pages of PAGE_SIZE (each answer must fit in one MQTT message); `progress(listed, total)` is
+        called after every page but the last of a list longer than one.
+        """
+        found: list[Obj] = []
+        token: str | None = None
+        while True:
+            request = ApiRequest(
+                verb=Verb.LIST,
+                kind=res.kind,
+                namespace=namespace,
+                selector=selector or None,
+                limit=PAGE_SIZE,
+                continue_token=token,
+            )
+            response = self._call(request)
+            found += response.items or []
+            token = response.continue_token
+            if not token:
+                return found
+            if progress is not None:
+                progress(len(found), len(found) + (response.remaining_item_count or 0))
 
     def apply(self, manifest: str) -> list[Outcome]:
         return list(self._call(ApiRequest(verb=Verb.APPLY, manifest=manifest)).outcomes or [])

@@ -7,6 +7,7 @@ from edgekube.cli.context import Context
 from edgekube.cli.errors import not_found, report
 from edgekube.cli.kinds import EVENT, Resource, split_multi
 from edgekube.cli.status import Obj
+from edgekube.cli.wait import Progress
 from edgekube.model.errors import NotFoundError, ValidationError
 from edgekube.model.labels import parse_selector
 
@@ -32,7 +33,14 @@ def fetch(ctx: Context, res: Resource, names: list[str]) -> tuple[list[Obj], int
 
 def list_objects(ctx: Context, res: Resource, selector: str | None, all_namespaces: bool) -> list[Obj]:
     namespace = None if all_namespaces or not res.namespaced else ctx.namespace
-    found = ctx.client().query(res, namespace, check_selector(selector))
+    shown = Progress(ctx.err)
+
+    def listed(done: int, total: int) -> None:  # only lists longer than a page, only on a terminal
+        if shown.tty:
+            shown.show(f"listing {res.plural}:", f"{done} of {total}", "")
+
+    found = ctx.client().query(res, namespace, check_selector(selector), progress=listed)
+    shown.clear()
     return events.by_time(found) if res == EVENT else found
 
 

@@ -9,11 +9,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from edgekube.master import paging
 from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.nodelifecycle import LIFECYCLE_TAINTS
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
 from edgekube.master.edits import cordoned, edit_map
 from edgekube.master.events import EventRecorder, ObjectRef
+from edgekube.master.events import list_key as events_list_key
 from edgekube.model.errors import ConflictError, EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import parse_selector
 from edgekube.model.manifest import CLUSTER_SCOPED, load_manifests
@@ -126,7 +128,14 @@ class Api:
             raise ValidationError(f"verb: {verb.value!r} is not handled by the master API")
         kind = _check_kind(req.kind, verb)
         if verb is Verb.LIST:
-            return ApiResponse(ok=True, items=self.list(kind, req.namespace, req.selector))
+            items = self.list(kind, req.namespace, req.selector)
+            cut = paging.page(items, _list_key(kind), limit=req.limit, token=req.continue_token)
+            return ApiResponse(
+                ok=True,
+                items=cut.items,
+                continue_token=cut.continue_token,
+                remaining_item_count=cut.remaining if req.limit is not None else None,
+            )
         if verb in (Verb.LABEL, Verb.ANNOTATE) and not req.name:
             outcomes = self.relabel_all(kind, req, annotations=verb is Verb.ANNOTATE)
             return ApiResponse(ok=True, outcomes=outcomes)
@@ -340,3 +349,10 @@ def validate_pod(obj: dict[str, Any]) -> Pod:
 
 def validate_node(obj: dict[str, Any]) -> Node:
     return Node.from_dict(obj)
+
+
+def _list_key(kind: str) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+    """The order a list answer comes in (the order `Api.list` sorts by), as continue tokens name a place in it."""
+    if kind == "Event":
+        return events_list_key
+    return lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])

@@ -87,6 +87,7 @@ class EventRecorder:
         self._events: OrderedDict[_Key, dict[str, Any]] = OrderedDict()
         self._names: dict[tuple[str, str], _Key] = {}
         self._serial = 0
+        self._version = 0
 
     def __len__(self) -> int:
         return len(self._events)
@@ -158,6 +159,7 @@ class EventRecorder:
             # An agent resending its own aggregated event carries the full count; anything else is a repeat.
             stored["count"] = max(count, stored["count"]) if same else stored["count"] + count
             stored["lastTimestamp"] = last or now
+            stored["metadata"]["resourceVersion"] = self._next_version()
             self._events.move_to_end(key)
             return stored
         namespace = event["involvedObject"].get("namespace") or "default"
@@ -168,7 +170,12 @@ class EventRecorder:
         stored = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": event_name, "namespace": namespace, "creationTimestamp": first or now},
+            "metadata": {
+                "name": event_name,
+                "namespace": namespace,
+                "creationTimestamp": first or now,
+                "resourceVersion": self._next_version(),
+            },
             **{k: v for k, v in event.items() if k not in ("apiVersion", "kind", "metadata", "count")},
             "count": count,
             "firstTimestamp": first or now,
@@ -180,6 +187,11 @@ class EventRecorder:
             _, dropped = self._events.popitem(last=False)
             self._names.pop((dropped["metadata"]["namespace"], dropped["metadata"]["name"]), None)
         return stored
+
+    def _next_version(self) -> str:
+        """Bumped by every add and repeat: orders events recorded in the same second, as they happened."""
+        self._version += 1
+        return str(self._version)
 
     def _new_name(self, base: str, namespace: str) -> str:
         # Kubernetes names events "<object>.<unix nanoseconds in hex>"; a serial keeps them unique here.
@@ -199,7 +211,7 @@ class EventRecorder:
             if (namespace is None or e["metadata"]["namespace"] == namespace)
             and (selector is None or selector.matches(e["metadata"].get("labels", {})))
         ]
-        out.sort(key=lambda e: (e["metadata"]["namespace"], e["lastTimestamp"]))
+        out.sort(key=list_key)
         return out
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
@@ -228,3 +240,9 @@ def _copy(event: dict[str, Any]) -> dict[str, Any]:
         "involvedObject": dict(event["involvedObject"]),
         "source": dict(event["source"]),
     }
+
+
+def list_key(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """The order events are listed in: by namespace, then as they last happened (ties: as they were recorded)."""
+    meta = event["metadata"]
+    return (meta["namespace"], event.get("lastTimestamp") or "", f"{int(meta.get('resourceVersion') or 0):020d}")

@@ -87,6 +87,10 @@ class ApiRequest(WireModel):
     overwrite: bool = False
     #: delete: "background" (default: a controller's pods go with it) or "orphan" (they stay)
     cascade: Literal["background", "orphan"] = "background"
+    #: list: at most this many items per answer (fewer if they would not fit in one message); the answer's
+    #: `continue` token asks for the next page, as Kubernetes' limit/continue.
+    limit: int | None = Field(default=None, ge=1)
+    continue_token: str | None = Field(default=None, alias="continue")
 
 
 class ErrorInfo(WireModel):
@@ -111,6 +115,9 @@ class ApiResponse(WireModel):
     object: dict[str, Any] | None = None
     outcomes: list[Outcome] | None = None
     text: str | None = None
+    #: list with a limit: the token for the next page (absent on the last page), and how many items follow.
+    continue_token: str | None = Field(default=None, alias="continue")
+    remaining_item_count: int | None = None
 
 
 class ApplyResult(WireModel):

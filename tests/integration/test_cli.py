@@ -274,3 +274,23 @@ def test_node_verbs_against_the_real_master(ekctl: list[str], tmp_path: Path, ca
     ]
     assert main([*ekctl, "get", "pod", "bound"]) == 1
     assert ok(ekctl, capsys, "get", "nodes", "-o", "name") == "node/pi-9\n"
+
+
+def test_get_lists_more_than_one_message_holds_in_pages(ekctl: list[str], tmp_path: Path, capsys: Capture) -> None:
+    # 1,500 pods with 1 KiB annotations: about 2.5 MB of JSON, over twice the 1 MiB message limit.
+    for chunk in range(3):
+        items = [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"big-{chunk}-{n:03d}", "annotations": {"note": "x" * 1024}},
+                "spec": {"containers": [{"name": "app", "image": "busybox:1.36"}]},
+            }
+            for n in range(500)
+        ]
+        path = tmp_path / f"chunk-{chunk}.json"
+        path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        ok(ekctl, capsys, "apply", "-f", str(path))
+    names = ok(ekctl, capsys, "get", "pods", "-o", "name").split()
+    assert len(names) == len(set(names)) == 1500
+    assert names == sorted(names)

@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from edgekube.cli import wait
+from edgekube.cli.client import PAGE_SIZE, Client
 from edgekube.cli.config import Connection
+from edgekube.cli.kinds import POD
 from edgekube.cli.main import run
 from edgekube.model.labels import parse_selector
 from edgekube.model.manifest import load_manifests
@@ -474,3 +476,38 @@ def test_apply_wait_stops_at_a_failed_pod(
     err = capsys.readouterr().err.splitlines()
     assert err[-2] == "error: pod default/hello failed: ErrImagePull 0/2"
     assert err[-1] == "hint: see `ekctl describe pod hello` and `ekctl logs hello`"
+
+
+class PagingSession:
+    """A master answering lists in pages of `size` items (fewer than the client asks for), with tokens."""
+
+    def __init__(self, items: list[dict[str, Any]], size: int) -> None:
+        self.items, self.size = items, size
+        self.requests: list[ApiRequest] = []
+
+    def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
+        request = ApiRequest.decode(request.encode())
+        self.requests.append(request)
+        start = int(request.continue_token or 0)
+        end = start + min(self.size, request.limit or len(self.items))
+        more = end < len(self.items)
+        return ApiResponse(
+            ok=True,
+            items=self.items[start:end],
+            continue_token=str(end) if more else None,
+            remaining_item_count=len(self.items) - min(end, len(self.items)),
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_query_follows_continue_tokens_and_reports_progress() -> None:
+    pods = [{"kind": "Pod", "metadata": {"name": f"p{n}", "namespace": "default"}} for n in range(7)]
+    session = PagingSession(pods, size=3)
+    progress: list[tuple[int, int]] = []
+    found = Client(session).query(POD, "default", progress=lambda done, total: progress.append((done, total)))
+    assert [p["metadata"]["name"] for p in found] == [f"p{n}" for n in range(7)]
+    assert [r.limit for r in session.requests] == [PAGE_SIZE] * 3
+    assert [r.continue_token for r in session.requests] == [None, "3", "6"]
+    assert progress == [(3, 7), (6, 7)]
