@@ -718,6 +718,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def workdir(root: Path | None, keep: bool) -> Iterator[Path]:
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="ek-bench-sched-", dir=root))
     try:
         yield path

@@ -435,6 +435,9 @@ class JournalStorage(Storage):
         torn_end: int | None = None
         journals = self._journals()
         for index, (base, path) in enumerate(journals):
+            if index + 1 < len(journals) and journals[index + 1][0] <= self._seq:
+                # Kept for the previous snapshot only: every record in it is older than the snapshot loaded.
+                continue
             scan = files.decode_journal(path.read_bytes())
             records.extend(scan.records)
             dropped += scan.corrupt
