@@ -34,6 +34,7 @@ from edgekube.model import jsoncodec
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.node import Node
 from edgekube.model.wire import (
+    MAX_PAYLOAD_BYTES,
     ApiRequest,
     ApiResponse,
     ApplyResult,
@@ -259,7 +260,7 @@ class Master:
 
     def _reply(self, msg: Message, response: ApiResponse | ApplyResult) -> None:
         if msg.response_topic:
-            self.bus.publish(msg.response_topic, encode_response(response), correlation=msg.correlation)
+            self.bus.publish(msg.response_topic, fitted(encode_response(response)), correlation=msg.correlation)
 
     # -- handlers ----------------------------------------------------------------------------------------
     def _on_api(self, msg: Message) -> None:
@@ -525,6 +526,17 @@ def encode_response(response: ApiResponse | ApplyResult) -> bytes:
     if response.object is not None:
         data["object"] = response.object
     return jsoncodec.dumpb(data)
+
+
+def fitted(payload: bytes) -> bytes:
+    """The answer, or an error saying why not when it is over the message limit (its receiver would refuse it)."""
+    if len(payload) <= MAX_PAYLOAD_BYTES:
+        return payload
+    problem = EdgekubeError(
+        f"the answer is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte message limit",
+        hint="narrow the request (a label selector, one namespace); lists can be asked for in pages",
+    )
+    return ApiResponse(ok=False, error=error_info(problem)).encode()
 
 
 #: Young-generation threshold of the garbage collector (CPython's default is 700). The master holds every stored

@@ -15,8 +15,9 @@ import pytest
 
 from edgekube.bus import topics
 from edgekube.bus.protocol import Handler, Message
-from edgekube.master.app import Master, MasterConfig, encode_response
+from edgekube.master.app import Master, MasterConfig, encode_response, fitted
 from edgekube.model.wire import (
+    MAX_PAYLOAD_BYTES,
     ApiRequest,
     ApiResponse,
     ErrorInfo,
@@ -365,3 +366,11 @@ def test_answers_are_encoded_as_the_wire_model_would(response: ApiResponse) -> N
     encoded = encode_response(response)
     assert ApiResponse.decode(encoded) == response
     assert json.loads(encoded) == json.loads(response.encode())
+
+
+def test_an_answer_over_the_message_limit_becomes_an_error_saying_so() -> None:
+    small = b'{"schema":"edgekube/v1","ok":true}'
+    assert fitted(small) == small
+    big = ApiResponse.decode(fitted(b"x" * (MAX_PAYLOAD_BYTES + 1)))
+    assert not big.ok and big.error is not None
+    assert "over the 1048576-byte message limit" in big.error.message and "pages" in big.error.hint
