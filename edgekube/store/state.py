@@ -19,7 +19,6 @@ from edgekube.model.errors import ConflictError, NotFoundError, StoreError, Vali
 from edgekube.store.journal import DEFAULT_COMPACTION_MIN_BYTES, JournalStorage
 from edgekube.store.protocol import Object, ObjectList
 from edgekube.store.table import InPlaceTinyDB
-from edgekube.store.view import plain
 
 # One table per kind; this one holds the resourceVersion high-water mark.  Kinds are Kubernetes
 # identifiers and never start with "_", so it cannot collide with a kind.
@@ -136,7 +135,7 @@ class TinyStateStore:
 
     def _copy(self, doc: Mapping[str, Any]) -> Object:
         """A read document for the caller to keep: a fresh parse already (JournalStorage), else a deep copy."""
-        return dict(doc) if self._private else plain(doc)
+        return dict(doc) if self._private else jsoncodec.copy(doc)
 
     def _find(self, kind: str, namespace: str, name: str) -> tuple[int, Document]:
         doc_id = self._index.get(kind, {}).get((namespace, name))
@@ -171,7 +170,7 @@ class TinyStateStore:
             doc_id = self._table(kind).insert(new)
             self._rv = version
             self._index.setdefault(kind, {})[(namespace, name)] = doc_id
-            return new if self._private else plain(new)
+            return new if self._private else jsoncodec.copy(new)
 
     def update(self, obj: Mapping[str, Any]) -> Object:
         kind, namespace, name = _key(obj)
@@ -206,7 +205,7 @@ class TinyStateStore:
 
             self._table(kind).update(replace, doc_ids=[doc_id])
             self._rv = version
-            return new if self._private else plain(new)
+            return new if self._private else jsoncodec.copy(new)
 
     def get(self, kind: str, namespace: str, name: str) -> Object:
         with self._lock:

@@ -93,12 +93,3 @@ class TableView(MutableMapping[str, Any]):
     def touched(self) -> Iterable[tuple[str, Any]]:
         """(id, document) for every document set or handed out through this view; document None: removed."""
         return ((key, None if value is _GONE else value) for key, value in self._over.items())
-
-
-def plain(value: Any) -> Any:
-    """Deep-copy a JSON value into plain dicts and lists (callers may mutate the copy freely)."""
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
