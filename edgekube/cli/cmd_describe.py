@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgekube.cli import events, workloads
-from edgekube.cli.cmd_get import fetch, list_objects, no_resources
+from edgekube.cli.cmd_get import no_resources, objects_of
 from edgekube.cli.context import Context
 from edgekube.cli.describe_controller import describe_controller
 from edgekube.cli.describe_node import describe_node
@@ -62,11 +62,8 @@ def run(ctx: Context) -> int:
     texts: list[str] = []
     missing = 0
     for res, names in targets:
-        if names:
-            objects, lost = fetch(ctx, res, names)
-            missing += lost
-        else:
-            objects = list_objects(ctx, res, ctx.args.selector, all_namespaces=False)
+        objects, lost = objects_of(ctx, res, names, ctx.args.selector, all_namespaces=False)
+        missing += lost
         texts.extend(_describe(related, res, obj) for obj in objects)
     if not texts and not missing:
         no_resources(ctx, targets[0][0] if len(targets) == 1 else None, all_namespaces=False)

@@ -44,6 +44,15 @@ def list_objects(ctx: Context, res: Resource, selector: str | None, all_namespac
     return events.by_time(found) if res == EVENT else found
 
 
+def objects_of(
+    ctx: Context, res: Resource, names: list[str], selector: str | None, all_namespaces: bool
+) -> tuple[list[Obj], int]:
+    """The named objects (and how many were missing), or the listed ones when no name is given."""
+    if names:
+        return fetch(ctx, res, names)
+    return list_objects(ctx, res, selector, all_namespaces), 0
+
+
 def no_resources(ctx: Context, res: Resource | None, all_namespaces: bool) -> None:
     """Print kubectl's `No resources found in X namespace.`; `res` None stands for several kinds."""
     namespaced = res is None or res.namespaced
@@ -61,11 +70,8 @@ def run(ctx: Context) -> int:
     groups: list[output.Group] = []
     missing = 0
     for res, names in targets:
-        if names:
-            objects, lost = fetch(ctx, res, names)
-            missing += lost
-        else:
-            objects = list_objects(ctx, res, args.selector, args.all_namespaces)
+        objects, lost = objects_of(ctx, res, names, args.selector, args.all_namespaces)
+        missing += lost
         groups.append((res, objects))
     single = len(targets) == 1 and len(targets[0][1]) == 1
     text = output.render_groups(
