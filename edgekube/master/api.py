@@ -245,7 +245,7 @@ class Api:
             items = self.store.select(kind, ns, sel)
         else:
             items = [o for o in self.store.list(kind, ns) if sel.matches(o["metadata"].get("labels", {}))]
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        items.sort(key=_list_key(kind))
         return [self.decorate_node(o) for o in items] if kind == "Node" else items
 
     # -- delete --------------------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ def validate_node(obj: dict[str, Any]) -> Node:
 
 
 def _list_key(kind: str) -> Callable[[dict[str, Any]], tuple[str, ...]]:
-    """The order a list answer comes in (the order `Api.list` sorts by), as continue tokens name a place in it."""
+    """The order `Api.list` answers in; continue tokens name a place in it."""
     if kind == "Event":
         return events_list_key
     return lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])
