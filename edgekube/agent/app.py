@@ -189,7 +189,7 @@ class Agent:
         assert self._bus is not None, "agent not started"
         return self._bus
 
-    def _on_connected(self, _msg: Message) -> None:
+    def _on_connected(self) -> None:
         self.bus.publish(
             topics.node_online(self.node), Presence(online=True, boot_id=self.boot_id).encode(), retain=True
         )

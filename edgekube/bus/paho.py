@@ -17,7 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgekube.bus import topics
-from edgekube.bus.protocol import Handler, Message
+from edgekube.bus.protocol import ConnectHook, Handler, Message
 from edgekube.model.errors import BusError
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,14 @@ class BusConfig:
     will: Will | None = None
 
 
+#: The message a connect hook's queue entry carries (hooks take no argument; see _hook_handler).
+_CONNECTED = Message(topic="", payload=b"")
+
+
+def _hook_handler(hook: ConnectHook) -> Handler:
+    return lambda _msg: hook()
+
+
 class PahoBus:
     """MessageBus over paho-mqtt. Handlers run on one dispatcher thread, in arrival order, isolated from I/O."""
 
@@ -71,7 +79,7 @@ class PahoBus:
         self._reply_topic = topics.client_reply(config.client_id)
         self._subs.append((self._reply_topic, self._on_reply, 1))  # handled inline, see _on_message
         self._dispatcher = threading.Thread(target=self._dispatch, name=f"bus-{config.client_id}", daemon=True)
-        self._on_connect_hooks: list[Handler] = []
+        self._on_connect_hooks: list[ConnectHook] = []
         self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -97,9 +105,12 @@ class PahoBus:
             )
         return self
 
-    def on_connect(self, hook: Handler) -> None:
+    def on_connect(self, hook: ConnectHook) -> None:
         """Run `hook` (on the dispatcher thread) after every (re)connection, e.g. to republish presence."""
-        self._on_connect_hooks.append(hook)
+        with self._lock:
+            self._on_connect_hooks.append(hook)
+            if self.connected:
+                self._inbox.put((_hook_handler(hook), _CONNECTED))
 
     @property
     def connected(self) -> bool:
@@ -181,9 +192,11 @@ class PahoBus:
             subs = list(self._subs)
         for topic_filter, _handler, qos in subs:
             client.subscribe(topic_filter, qos=qos)
-        self._connected.set()
-        for hook in self._on_connect_hooks:
-            self._inbox.put((hook, Message(topic="", payload=b"")))
+        with self._lock:
+            self._connected.set()
+            hooks = list(self._on_connect_hooks)
+        for hook in hooks:
+            self._inbox.put((_hook_handler(hook), _CONNECTED))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()

@@ -19,13 +19,29 @@ class Message:
 
 
 Handler = Callable[[Message], None]
+#: Called (on the handler thread) after every connection and reconnection, e.g. to publish presence again.
+ConnectHook = Callable[[], None]
 
 
 class MessageBus(Protocol):
-    """Publish/subscribe with QoS, retained messages and request/response; handlers never run on the I/O thread."""
+    """Publish/subscribe with QoS, retained messages and request/response; handlers never run on the I/O thread.
+
+    The daemon that owns a bus subscribes and registers its connect hooks, then calls `start`; subscriptions
+    and hooks added later work too. Handlers and hooks run one at a time, in arrival order, on one thread.
+    """
+
+    def start(self, wait: float | None = None) -> MessageBus:
+        """Connect (and keep reconnecting); with `wait`, raise BusError if not connected within that time."""
+        ...
+
+    def on_connect(self, hook: ConnectHook) -> None:
+        """Run `hook` after every (re)connection; at once (on the handler thread) if already connected."""
+        ...
 
     @property
     def connected(self) -> bool: ...
+
+    def wait_connected(self, timeout: float) -> bool: ...
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None: ...
 

@@ -160,7 +160,7 @@ class Master:
         else:
             self._subscribe(self._bus)
             if self._bus.connected:
-                self._on_connected(Message(topic="", payload=b""))
+                self._on_connected()
         if loop:
             for thread in self._threads:
                 thread.start()
@@ -194,7 +194,7 @@ class Master:
         assert self._bus is not None, "master not started"
         return self._bus
 
-    def _on_connected(self, _msg: Message) -> None:
+    def _on_connected(self) -> None:
         self.bus.publish(topics.MASTER_ONLINE, Presence(online=True).encode(), retain=True)
         with self._lock:
             # After a broker restart retained desired states may be gone: send every node's set again.
