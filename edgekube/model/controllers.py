@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -77,9 +77,6 @@ class ReplicationControllerSpec(K8sModel):
         _check_template(Selector.from_set(self.selector), self.template)
         return self
 
-    def label_selector(self) -> Selector:
-        return Selector.from_set(self.selector or {})
-
 
 class ReplicaSetSpec(K8sModel):
     replicas: int = Field(default=1, ge=0)
@@ -91,9 +88,6 @@ class ReplicaSetSpec(K8sModel):
     def _selector(self) -> ReplicaSetSpec:
         _check_template(self.selector.to_selector(path="selector"), self.template)
         return self
-
-    def label_selector(self) -> Selector:
-        return self.selector.to_selector()
 
 
 class ReplicationController(K8sModel):
@@ -110,13 +104,3 @@ class ReplicaSet(K8sModel):
     metadata: ObjectMeta
     spec: ReplicaSetSpec
     status: ReplicaStatus | None = None
-
-
-Controller = ReplicationController | ReplicaSet
-
-
-def controller_from_dict(data: dict[str, Any]) -> Controller:
-    """Validate a stored RC or RS dict."""
-    if data.get("kind") == "ReplicaSet":
-        return ReplicaSet.from_dict(data)
-    return ReplicationController.from_dict(data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -208,8 +207,3 @@ def lint_manifests(text: str | bytes, *, source: str = "") -> Iterator[Validatio
             parse_object(data, source=source, index=i)
         except ValidationError as exc:
             yield exc
-
-
-def dumps_json(obj: K8sModel) -> str:
-    """Compact JSON of an object in wire form."""
-    return json.dumps(obj.to_dict(), separators=(",", ":"), sort_keys=True)
