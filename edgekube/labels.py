@@ -1,6 +1,7 @@
 """Public home of label, annotation and selector rules; manifests, CLI and controllers import from here.
 
-A thin re-export of :mod:`edgekube.model.labels`, which holds the implementation.
+A thin re-export of the package :mod:`edgekube.model.labels`, whose modules (lexer, parser, selector,
+validation) hold the implementation.
 """
 
 from edgekube.model.labels import (

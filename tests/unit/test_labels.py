@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-import edgekube.labels as public
 from edgekube.labels import (
     TOTAL_ANNOTATION_SIZE_LIMIT_B,
     validate_annotations,
@@ -14,7 +13,6 @@ from edgekube.labels import (
     validate_label_value,
     validate_labels,
 )
-from edgekube.model import labels as impl
 from edgekube.model.errors import ValidationError
 
 # TestIsQualifiedName (apimachinery/pkg/util/validation/validation_test.go)
@@ -229,10 +227,3 @@ def test_upper_case_prefix_is_still_refused_in_labels() -> None:
 def test_validation_error_is_a_value_error_so_pydantic_validators_can_use_it() -> None:
     with pytest.raises(ValueError, match="invalid key"):
         validate_label_key("no spaces")
-
-
-def test_public_shim_reexports_the_model_module() -> None:
-    assert public.__doc__ is not None
-    assert "public home" in public.__doc__.splitlines()[0].lower()
-    for name in public.__all__:
-        assert getattr(public, name) is getattr(impl, name)

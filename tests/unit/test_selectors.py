@@ -8,7 +8,7 @@ import pytest
 
 from edgekube.labels import Operator, Requirement, Selector, parse_selector
 from edgekube.model.errors import ValidationError
-from edgekube.model.labels import Token, _lex
+from edgekube.model.labels.lexer import Token, lex
 
 IN, NOT_IN, EXISTS, ABSENT = Operator.IN, Operator.NOT_IN, Operator.EXISTS, Operator.DOES_NOT_EXIST
 EQ, DEQ, NEQ = Operator.EQUALS, Operator.DOUBLE_EQUALS, Operator.NOT_EQUALS
@@ -46,7 +46,7 @@ LEXER_SINGLE = [
 
 @pytest.mark.parametrize(("text", "token"), LEXER_SINGLE)
 def test_lexer_single_token(text: str, token: Token) -> None:
-    first = _lex(text)[0]
+    first = lex(text)[0]
     assert (first.token, first.literal) == (token, text)
 
 
@@ -72,11 +72,11 @@ LEXER_SEQUENCES = [
 
 @pytest.mark.parametrize(("text", "tokens"), LEXER_SEQUENCES)
 def test_lexer_sequence_ends_with_end_of_string(text: str, tokens: list[Token]) -> None:
-    assert [item.token for item in _lex(text)] == [*tokens, END]
+    assert [item.token for item in lex(text)] == [*tokens, END]
 
 
 def test_lexer_records_token_positions() -> None:
-    assert [(i.literal, i.position) for i in _lex(" a in (b, c)")] == [
+    assert [(i.literal, i.position) for i in lex(" a in (b, c)")] == [
         ("a", 1), ("in", 3), ("(", 6), ("b", 7), (",", 8), ("c", 10), (")", 11), ("", 12),
     ]  # fmt: skip
 
