@@ -1,4 +1,4 @@
-"""On-disk format of the state store (journal lines, snapshots, fsync helpers); used by journal.py."""
+"""On-disk format of the state store (names, journal lines, snapshots, fsync); used by journal.py and recovery.py."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from typing import Any
 
 from edgekube.model import jsoncodec
 
+SNAPSHOT = "state.snapshot"
+SNAPSHOT_PREV = "state.snapshot.prev"
+SNAPSHOT_TMP = "state.snapshot.tmp"
+JOURNAL_PREFIX = "state.journal."
+LOCK = "state.lock"
+
 SNAPSHOT_FORMAT = "edgekube-store-snapshot"
 SNAPSHOT_VERSION = 1
 
@@ -23,6 +29,21 @@ SNAPSHOT_VERSION = 1
 # Snapshot: a JSON header line, then the tables JSON ({table: {doc_id: doc}}) checked by length and crc32.
 
 _CRC_WIDTH = 8
+
+
+def journal_path(directory: Path, base: int) -> Path:
+    """The journal holding the records after sequence number ``base``."""
+    return directory / f"{JOURNAL_PREFIX}{base}"
+
+
+def journals(directory: Path) -> list[tuple[int, Path]]:
+    """Every journal in ``directory`` as (base sequence number, path), oldest first."""
+    found: list[tuple[int, Path]] = []
+    for path in directory.glob(JOURNAL_PREFIX + "*"):
+        suffix = path.name[len(JOURNAL_PREFIX) :]
+        if suffix.isdigit():
+            found.append((int(suffix), path))
+    return sorted(found)
 
 
 def dumps(value: Any) -> str:
@@ -160,11 +181,14 @@ def decode_snapshot(data: bytes) -> tuple[int, dict[str, dict[str, Any]]]:
     return seq, tables
 
 
-_datasync = os.fdatasync if hasattr(os, "fdatasync") else os.fsync
-
-
 def datasync(fd: int) -> None:
-    _datasync(fd)
+    """Make a file's data and size durable (fdatasync; fsync where the platform has no fdatasync).
+
+    Enough for an append: fdatasync also flushes the metadata needed to read the data back (the size),
+    only timestamps may stay behind.  Looked up per call so tests can watch it.
+    """
+    sync = os.fdatasync if hasattr(os, "fdatasync") else os.fsync
+    sync(fd)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -182,6 +206,18 @@ def write_durably(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_dir_durably(path: Path) -> None:
+    """Create ``path`` and any missing parents, each one's name fsynced into its parent directory."""
+    missing: list[Path] = []
+    for directory in (path, *path.parents):
+        if directory.exists():
+            break
+        missing.append(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for directory in reversed(missing):
+        fsync_dir(directory.parent)
 
 
 def fsync_dir(path: Path) -> None:

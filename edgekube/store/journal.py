@@ -10,11 +10,8 @@ Files in the directory (see files.py for the byte format):
     state.journal.<B>     one line per write() with sequence numbers > B; journals for P and S are kept
     state.lock            flock'd while open, so two processes never append to the same journal
 
-Opening loads the newest intact snapshot, replays every intact journal record newer than it in sequence
-order, and drops a torn tail (an append cut short by a crash).  Anything stranger (a damaged snapshot,
-damaged records before intact ones, a missing journal, an interrupted compaction) is logged and repaired
-by compacting at once.  Both snapshots damaged is media failure, not a crash: StoreError, never an empty
-store that the master would take for the truth.
+Opening is recovery.py's: it loads the newest intact snapshot and replays the journals; here a torn tail
+is cut and anything stranger is repaired by compacting at once.
 """
 
 from __future__ import annotations
@@ -23,54 +20,32 @@ import fcntl
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from tinydb.storages import Storage
 
 from edgekube.model.errors import StoreError
 from edgekube.store import files
+from edgekube.store.files import LOCK, SNAPSHOT, SNAPSHOT_PREV, SNAPSHOT_TMP
+from edgekube.store.recovery import Recovered, Recovery, cut_torn_tail, recover
 from edgekube.store.view import TableView
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT = "state.snapshot"
-SNAPSHOT_PREV = "state.snapshot.prev"
-SNAPSHOT_TMP = "state.snapshot.tmp"
-JOURNAL_PREFIX = "state.journal."
-LOCK = "state.lock"
-
 DEFAULT_COMPACTION_MIN_BYTES = 1 << 20
 
-_RESTORE_HINT = "restore the directory from a backup; starting empty would make the master forget the cluster"
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """What opening the store found on disk; tests and the master's startup log read it."""
-
-    snapshot: Literal["current", "previous", "none"]
-    snapshot_seq: int
-    replayed: int  # journal records applied on top of the snapshot
-    torn_tail: bool  # an append cut short by a crash was dropped (normal after kill -9 or power loss)
-    dropped: int  # damaged records skipped although later ones were intact (media damage)
-    gaps: int  # holes in the sequence numbers: changes known to be lost
-    problems: tuple[str, ...]  # what made opening compact at once to repair the directory
-
-    @property
-    def repaired(self) -> bool:
-        return bool(self.problems)
+__all__ = ["DEFAULT_COMPACTION_MIN_BYTES", "JournalStorage", "Recovery"]
 
 
 class _Table:
     __slots__ = ("texts", "version")
 
-    def __init__(self) -> None:
+    def __init__(self, texts: dict[str, str] | None = None) -> None:
         # texts holds each document as the JSON last written (parsed only when read: a pod costs ~1 KiB of
         # memory, not the ~10 KiB of its dicts); version counts changes, so write() can tell whether a
         # TableView still describes texts.
-        self.texts: dict[str, str] = {}
+        self.texts: dict[str, str] = {} if texts is None else texts
         self.version = 0
 
 
@@ -114,9 +89,9 @@ class JournalStorage(Storage):
         self._broken: str | None = None
         self._lock_fd = -1
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            files.make_dir_durably(self.directory)
             self._lock()
-            self.recovery = self._recover()
+            self.recovery = self._open()
         except OSError as exc:
             self.close()
             raise StoreError(
@@ -209,7 +184,7 @@ class JournalStorage(Storage):
         except BaseException:
             os.close(journal_fd)
             if seq != self._journal_base:
-                (self.directory / f"{JOURNAL_PREFIX}{seq}").unlink(missing_ok=True)
+                files.journal_path(self.directory, seq).unlink(missing_ok=True)
             raise
         if self._journal_fd >= 0:
             os.close(self._journal_fd)
@@ -217,7 +192,7 @@ class JournalStorage(Storage):
         self._base_seq, self._prev_seq, self._snapshot_ok = seq, new_prev, True
         self._snapshot_bytes = len(data)
         self._compact_at = self._threshold(len(data))
-        for base, path in self._journals():
+        for base, path in files.journals(self.directory):
             if base < new_prev:
                 path.unlink(missing_ok=True)
 
@@ -326,16 +301,8 @@ class JournalStorage(Storage):
                 hint="stop the other edgekube master first",
             ) from exc
 
-    def _journals(self) -> list[tuple[int, Path]]:
-        found: list[tuple[int, Path]] = []
-        for path in self.directory.glob(JOURNAL_PREFIX + "*"):
-            suffix = path.name[len(JOURNAL_PREFIX) :]
-            if suffix.isdigit():
-                found.append((int(suffix), path))
-        return sorted(found)
-
     def _open_journal(self, base: int, *, truncate: bool) -> int:
-        path = self.directory / f"{JOURNAL_PREFIX}{base}"
+        path = files.journal_path(self.directory, base)
         existed = path.exists()
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
         fd = os.open(path, flags, 0o644)
@@ -343,147 +310,27 @@ class JournalStorage(Storage):
             files.fsync_dir(self.directory)
         return fd
 
-    def _load_snapshot(self, name: str, *, parse: bool) -> tuple[int, dict[str, dict[str, Any]], int] | None:
-        """Return (seq, tables, size); None if absent; raise SnapshotInvalid if damaged."""
-        try:
-            data = (self.directory / name).read_bytes()
-        except FileNotFoundError:
-            return None
-        if parse:
-            seq, tables = files.decode_snapshot(data)
-            return seq, tables, len(data)
-        return files.snapshot_seq(data), {}, len(data)
-
-    def _recover(self) -> Recovery:
-        abnormal: list[str] = []
-        tmp = self.directory / SNAPSHOT_TMP
-        if tmp.exists():
-            abnormal.append("interrupted compaction")
-            tmp.unlink()
-
-        source: Literal["current", "previous", "none"] = "none"
-        tables: dict[str, dict[str, Any]] = {}
-        current_damaged = False
-        try:
-            loaded = self._load_snapshot(SNAPSHOT, parse=True)
-        except files.SnapshotInvalid as exc:
-            log.error("state store %s: %s is damaged (%s)", self.directory, SNAPSHOT, exc)
-            abnormal.append(f"damaged {SNAPSHOT}")
-            loaded, current_damaged = None, True
-        if loaded is not None:
-            source = "current"
-            self._base_seq, tables, self._snapshot_bytes = loaded
-            self._snapshot_ok = True
-            try:
-                prev = self._load_snapshot(SNAPSHOT_PREV, parse=False)
-                self._prev_seq = prev[0] if prev is not None else 0
-            except files.SnapshotInvalid:
-                abnormal.append(f"damaged {SNAPSHOT_PREV}")
-                self._prev_seq = self._base_seq
-        else:
-            try:
-                prev = self._load_snapshot(SNAPSHOT_PREV, parse=True)
-            except files.SnapshotInvalid as exc:
-                raise StoreError(
-                    f"both snapshots of the state store in {self.directory} are damaged ({exc})",
-                    hint=_RESTORE_HINT,
-                ) from exc
-            if prev is not None:
-                source = "previous"
-                self._base_seq, tables, self._snapshot_bytes = prev
-                self._prev_seq = self._base_seq
-                if not current_damaged:
-                    abnormal.append("interrupted compaction")  # between the two renames
-            elif current_damaged:
-                raise StoreError(
-                    f"the state store snapshot in {self.directory} is damaged and there is no previous one",
-                    hint=_RESTORE_HINT,
-                )
-
-        for name, docs in tables.items():
-            table = self._tables[name] = _Table()
-            for doc_id, doc in docs.items():
-                table.texts[doc_id] = files.dumps(doc)
-        self._seq = loaded_seq = self._base_seq
-
-        replayed, dropped, gaps, torn_tail, torn_end = self._replay(abnormal)
-
-        journals = self._journals()
-        if journals and journals[-1][0] != self._base_seq:
-            abnormal.append("journal does not match the snapshot")
-        if abnormal:
-            log.warning("state store %s: repairing on open (%s)", self.directory, ", ".join(abnormal))
+    def _open(self) -> Recovery:
+        found = recover(self.directory)
+        self._adopt(found)
+        if found.report.problems:
+            log.warning("state store %s: repairing on open (%s)", self.directory, ", ".join(found.report.problems))
             self._compact()
-        else:
-            self._journal_fd = self._open_journal(self._base_seq, truncate=False)
-            self._journal_base = self._base_seq
-            if torn_end is not None:
-                # Cut the torn tail off, or the next append would land behind garbage.
-                os.ftruncate(self._journal_fd, torn_end)
-                files.datasync(self._journal_fd)
-            self._journal_bytes = os.fstat(self._journal_fd).st_size
-            self._compact_at = self._threshold(self._snapshot_bytes)
-            if self._journal_bytes >= self._compact_at:
-                self._compact()
-        return Recovery(source, loaded_seq, replayed, torn_tail, dropped, gaps, tuple(dict.fromkeys(abnormal)))
+            return found.report
+        self._journal_fd = self._open_journal(self._base_seq, truncate=False)
+        self._journal_base = self._base_seq
+        if found.torn_end is not None:
+            cut_torn_tail(self._journal_fd, found.torn_end)
+        self._journal_bytes = os.fstat(self._journal_fd).st_size
+        self._compact_at = self._threshold(self._snapshot_bytes)
+        if self._journal_bytes >= self._compact_at:
+            self._compact()
+        return found.report
 
-    def _replay(self, abnormal: list[str]) -> tuple[int, int, int, bool, int | None]:
-        """Apply journal records newer than the snapshot; return (replayed, dropped, gaps, torn, cut_at)."""
-        records: list[tuple[int, list[Any]]] = []
-        dropped = 0
-        torn_tail = False
-        torn_end: int | None = None
-        journals = self._journals()
-        for index, (base, path) in enumerate(journals):
-            if index + 1 < len(journals) and journals[index + 1][0] <= self._seq:
-                # Kept for the previous snapshot only: every record in it is older than the snapshot loaded.
-                continue
-            scan = files.decode_journal(path.read_bytes())
-            records.extend(scan.records)
-            dropped += scan.corrupt
-            if scan.corrupt:
-                log.error("state store: skipped %d damaged record(s) in %s", scan.corrupt, path)
-                abnormal.append(f"damaged records in {path.name}")
-            if scan.torn_tail:
-                torn_tail = True
-                if index == len(journals) - 1 and base == self._base_seq:
-                    torn_end = scan.valid_end
-                else:
-                    abnormal.append(f"torn tail in {path.name}")
-        records.sort(key=lambda record: record[0])
-        replayed = gaps = 0
-        for seq, ops in records:
-            if seq <= self._seq:
-                continue
-            if seq != self._seq + 1:
-                gaps += 1
-                log.error("state store %s: changes %d..%d are lost", self.directory, self._seq + 1, seq - 1)
-                abnormal.append("sequence gap")
-            self._apply(ops)
-            self._seq = seq
-            replayed += 1
-        return replayed, dropped, gaps, torn_tail, torn_end
-
-    def _apply(self, ops: list[Any]) -> None:
-        for op in ops:
-            kind, name = op[0], op[1]
-            if kind == "put":
-                doc_id, doc = op[2], op[3]
-                table = self._tables.setdefault(name, _Table())
-                table.texts[doc_id] = files.dumps(doc)
-            elif kind == "del":
-                table_or_none = self._tables.get(name)
-                if table_or_none is not None:
-                    table_or_none.texts.pop(op[2], None)
-            elif kind == "mk":
-                self._tables.setdefault(name, _Table())
-            elif kind == "rm":
-                self._tables.pop(name, None)
-            else:
-                raise StoreError(
-                    f"unknown journal operation {kind!r} in {self.directory}",
-                    hint="the store was written by a newer edgekube; upgrade this one",
-                )
+    def _adopt(self, found: Recovered) -> None:
+        self._tables = {name: _Table(texts) for name, texts in found.tables.items()}
+        self._seq, self._base_seq, self._prev_seq = found.seq, found.base_seq, found.prev_seq
+        self._snapshot_ok, self._snapshot_bytes = found.snapshot_ok, found.snapshot_bytes
 
     def _check_open(self) -> None:
         if self._lock_fd < 0:
