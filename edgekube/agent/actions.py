@@ -201,12 +201,12 @@ class PodActions:
         except RuntimeFailure as exc:
             delay = self._create_backoff.failed(d.uid, self.clock())
             with self._lock:
-                self._failures[d.uid] = Failure(exc.reason, str(exc))
-            self.events.record(_ref(d), "Failed", f"Error: {exc.reason}: {exc}", "Warning")
+                self._failures[d.uid] = Failure(exc.failure, str(exc))
+            self.events.record(_ref(d), "Failed", f"Error: {exc.failure}: {exc}", "Warning")
             if delay > 0:
-                what = "pulling image" if exc.reason in _IMAGE_REASONS else "creating pod"
-                self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.reason})", "Warning")
-            log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.reason, delay, exc)
+                what = "pulling image" if exc.failure in _IMAGE_REASONS else "creating pod"
+                self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.failure})", "Warning")
+            log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.failure, delay, exc)
             return
         self._create_backoff.forget(d.uid)
         with self._lock:
@@ -286,7 +286,7 @@ class PodActions:
             at = self.clock()
             delay = self._restart_backoff.failed(d.uid, at)
             pending.retry_at, pending.delay = at + delay, delay
-            self.events.record(_ref(d), "Failed", f"Error: {exc.reason}: {exc}", "Warning")
+            self.events.record(_ref(d), "Failed", f"Error: {exc.failure}: {exc}", "Warning")
             return
         self.ledger.restarted(d.uid, restarted.pod_id, [c.name for c in restarted.containers], pending.last_state)
         self._restart_backoff.retried(d.uid, self.clock())

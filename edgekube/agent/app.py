@@ -200,15 +200,13 @@ class Agent:
         def run(msg: Message) -> None:
             try:
                 handler(msg)
-            except ValidationError as exc:
-                log.warning("rejected message on %s: %s", msg.topic, exc)
-                if msg.response_topic:
-                    self._reply(msg, ApiResponse(ok=False, error=ErrorInfo(reason="Invalid", message=str(exc))))
             except Exception as exc:
-                log.exception("failed to handle message on %s", msg.topic)
+                if isinstance(exc, EdgekubeError):
+                    log.warning("rejected message on %s: %s", msg.topic, exc)
+                else:
+                    log.exception("failed to handle message on %s", msg.topic)
                 if msg.response_topic:
-                    error = ErrorInfo(reason="Internal", message=f"{type(exc).__name__}: {exc}")
-                    self._reply(msg, ApiResponse(ok=False, error=error))
+                    self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc, component=f"agent on {self.node}")))
 
         return run
 
@@ -255,8 +253,7 @@ class Agent:
             text = self.runtime.logs(pod.uid, container, req.tail)
             self._reply(msg, ApiResponse(ok=True, text=text))
         except EdgekubeError as exc:
-            reason = "NotFound" if isinstance(exc, NotFoundError) else "Unavailable"
-            self._reply(msg, ApiResponse(ok=False, error=ErrorInfo(reason=reason, message=str(exc), hint=exc.hint)))
+            self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
 
     def _on_probe(self, target: ProbeTarget, result: ProbeResult, flipped: bool) -> None:
         """On a probe worker: record failures as Unhealthy events; wake the loop when a result flipped."""

@@ -17,22 +17,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgekube.bus import topics
-from edgekube.bus.protocol import ConnectHook, Handler, Message
+from edgekube.bus.protocol import ConnectHook, Handler, Message, Will
+
+__all__ = ["BusConfig", "PahoBus", "Will"]
 from edgekube.model.errors import BusError
 
 log = logging.getLogger(__name__)
 #: Topics whose matching handlers are remembered (a master hears ~5 topics per node).
 _MAX_ROUTES = 4096
-
-
-@dataclass(frozen=True)
-class Will:
-    """Last Will: published (retained) by the broker when this client vanishes without a clean disconnect."""
-
-    topic: str
-    payload: bytes
-    retain: bool = True
-    qos: int = 1
 
 
 @dataclass

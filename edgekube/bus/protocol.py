@@ -18,6 +18,16 @@ class Message:
     correlation: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Will:
+    """Last Will: published (retained) by the broker when this client vanishes without a clean disconnect."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+    qos: int = 1
+
+
 Handler = Callable[[Message], None]
 #: Called (on the handler thread) after every connection and reconnection, e.g. to publish presence again.
 ConnectHook = Callable[[], None]

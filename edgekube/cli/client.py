@@ -11,19 +11,13 @@ from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.cli.config import Connection
 from edgekube.cli.kinds import Resource
-from edgekube.model.errors import BusError, ConflictError, EdgekubeError, NotFoundError, ValidationError
-from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Outcome, Verb
+from edgekube.model.errors import BusError, EdgekubeError
+from edgekube.model.wire import ApiRequest, ApiResponse, Outcome, Verb, raise_for
 
 Obj = dict[str, Any]
 #: Items asked for per list request (kubectl asks for 500 too); the master may send fewer to stay in one message.
 PAGE_SIZE = 500
 Cascade = Literal["background", "orphan"]
-_ERRORS: dict[str, type[EdgekubeError]] = {
-    "NotFound": NotFoundError,
-    "Invalid": ValidationError,
-    "BadRequest": ValidationError,
-    "Conflict": ConflictError,
-}
 
 
 @dataclass(frozen=True)
@@ -90,12 +84,6 @@ def connect(connection: Connection, timeout: float) -> Session:
     return BusSession(connection, timeout)
 
 
-def raise_error(error: ErrorInfo | None) -> None:
-    if error is None:
-        raise EdgekubeError("the master reported an error without details", hint="see the master's log")
-    raise _ERRORS.get(error.reason, EdgekubeError)(error.message, hint=error.hint)
-
-
 class Client:
     """Typed verbs over a Session."""
 
@@ -105,7 +93,7 @@ class Client:
     def _call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
         response = self.session.call(request) if timeout is None else self.session.call(request, timeout)
         if not response.ok:
-            raise_error(response.error)
+            raise_for(response.error)
         return response
 
     def _edit(self, request: ApiRequest) -> Edited:

@@ -56,22 +56,6 @@ class Binder(Protocol):
     def scheduled(self, pod: Mapping[str, Any]) -> None: ...
 
 
-def error_info(exc: Exception) -> ErrorInfo:
-    """Map an exception to the wire error: reason word + one-line message + hint."""
-    hint = getattr(exc, "hint", "") or ""
-    if isinstance(exc, ValidationError):
-        return ErrorInfo(reason="Invalid", message=str(exc), hint=hint)
-    if isinstance(exc, NotFoundError):
-        return ErrorInfo(reason="NotFound", message=str(exc), hint=hint)
-    if isinstance(exc, ConflictError):
-        return ErrorInfo(reason="Conflict", message=str(exc), hint=hint)
-    if isinstance(exc, EdgekubeError):
-        return ErrorInfo(reason="Unavailable", message=str(exc), hint=hint)
-    return ErrorInfo(
-        reason="Internal", message=f"internal error: {type(exc).__name__}: {exc}", hint="see the master's log"
-    )
-
-
 def _namespace_of(kind: str, namespace: str | None) -> str:
     return "" if kind in CLUSTER_SCOPED else (namespace or "default")
 
@@ -118,7 +102,7 @@ class Api:
         except Exception as exc:  # every failure becomes an answer, never a crash
             if not isinstance(exc, EdgekubeError):
                 log.exception("request %s failed", req.verb)
-            return ApiResponse(ok=False, error=error_info(exc))
+            return ApiResponse(ok=False, error=ErrorInfo.of(exc))
 
     def _handle(self, req: ApiRequest) -> ApiResponse:
         verb = req.verb

@@ -19,7 +19,7 @@ from typing import Any
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus, Will
 from edgekube.bus.protocol import Message, MessageBus
-from edgekube.master.api import Api, error_info
+from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.nodelifecycle import NodeLifecycle, NodeState, PodState, Settings, node_taints
 from edgekube.master.controllers.replicas import ReplicationManager
@@ -38,6 +38,7 @@ from edgekube.model.wire import (
     ApiRequest,
     ApiResponse,
     ApplyResult,
+    ErrorInfo,
     EventReport,
     Heartbeat,
     NodeReport,
@@ -214,14 +215,13 @@ class Master:
                 return  # shutting down: the store may already be closed
             try:
                 handler(msg)
-            except ValidationError as exc:
-                log.warning("rejected message on %s: %s", msg.topic, exc)
-                if msg.response_topic:
-                    self._reply(msg, ApiResponse(ok=False, error=error_info(exc)))
             except Exception as exc:
-                log.exception("failed to handle message on %s", msg.topic)
+                if isinstance(exc, EdgekubeError):
+                    log.warning("rejected message on %s: %s", msg.topic, exc)
+                else:
+                    log.exception("failed to handle message on %s", msg.topic)
                 if msg.response_topic:
-                    self._reply(msg, ApiResponse(ok=False, error=error_info(exc)))
+                    self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
 
         return run
 
@@ -291,7 +291,7 @@ class Master:
                     log.exception("apply failed")
                 else:
                     log.warning("apply rejected: %s", exc)
-                result = ApplyResult(ok=False, error=error_info(exc))
+                result = ApplyResult(ok=False, error=ErrorInfo.of(exc))
             wrote = self.store.writes != writes
             if wrote:
                 self._acks.append(lambda: self._publish_apply_result(msg, result))
@@ -312,19 +312,19 @@ class Master:
             try:
                 node = self.store.peek("Pod", namespace, name)["spec"].get("nodeName")
             except NotFoundError as exc:
-                self._reply(msg, ApiResponse(ok=False, error=error_info(exc)))
+                self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
                 return
         if not node:
             problem = EdgekubeError(
                 f"pod {namespace}/{name} is not scheduled to a node yet", hint=f"see `ekctl describe pod {name}`"
             )
-            self._reply(msg, ApiResponse(ok=False, error=error_info(problem)))
+            self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
             return
         if not self.liveness.ready(node):
             problem = EdgekubeError(
                 f"node {node} is not ready: {self.liveness.reason(node)}", hint="logs come from the node itself"
             )
-            self._reply(msg, ApiResponse(ok=False, error=error_info(problem)))
+            self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
             return
         self.bus.publish(
             topics.node_rpc(node), msg.payload, response_topic=msg.response_topic, correlation=msg.correlation
@@ -536,7 +536,7 @@ def fitted(payload: bytes) -> bytes:
         f"the answer is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte message limit",
         hint="narrow the request (a label selector, one namespace); lists can be asked for in pages",
     )
-    return ApiResponse(ok=False, error=error_info(problem)).encode()
+    return ApiResponse(ok=False, error=ErrorInfo.of(problem)).encode()
 
 
 #: Young-generation threshold of the garbage collector (CPython's default is 700). The master holds every stored

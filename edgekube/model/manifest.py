@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from edgekube.model import jsoncodec
+from edgekube.model import fielderrors, jsoncodec
 from edgekube.model.base import K8sModel
 from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.errors import ValidationError
@@ -61,14 +61,7 @@ def _problems(exc: pydantic.ValidationError) -> list[str]:
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # Literal/dict-key errors add pseudo-locations like "[key]"; keep the user's field names.
         loc = tuple(p for p in loc if p not in ("[key]",))
-        kind = error["type"]
-        message = str(error["msg"])
-        if kind == "extra_forbidden":
-            message = "not supported"
-        elif kind == "missing":
-            message = "Required value"
-        elif message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
+        message = fielderrors.message(error)
         path = _field_path(loc)
         # A validator reports several problems as one line each (see meta.check_label_map).
         for line in message.splitlines() or [message]:

@@ -10,8 +10,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
 
-from edgekube.model import jsoncodec
-from edgekube.model.errors import ValidationError
+from edgekube.model import fielderrors, jsoncodec
+from edgekube.model.errors import BY_REASON, EdgekubeError, InternalError, ValidationError
 
 SCHEMA = "edgekube/v1"
 #: Payloads above this are refused before parsing: a Pi must not be made to buffer or parse arbitrary blobs.
@@ -51,7 +51,7 @@ class WireModel(BaseModel):
             parts = []
             for err in first[:5]:
                 loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-                msg = "not supported" if err["type"] == "extra_forbidden" else str(err["msg"])
+                msg = fielderrors.message(err)
                 parts.append(f"{loc}: {msg}" if loc else msg)
             raise ValidationError(f"{label}: " + "; ".join(parts)) from None
 
@@ -94,9 +94,33 @@ class ApiRequest(WireModel):
 
 
 class ErrorInfo(WireModel):
-    reason: str  # Invalid, NotFound, Conflict, BadRequest, Unavailable, Internal
+    """A failed request's answer: the error class's reason word, one line, and a hint (see model.errors)."""
+
+    reason: str  # Invalid, NotFound, Conflict, Unavailable, Internal (EdgekubeError.reason of each class)
     message: str
     hint: str = ""
+
+    @classmethod
+    def of(cls, exc: BaseException, *, component: str = "master") -> ErrorInfo:
+        """The wire error for `exc`; an exception edgekube did not raise on purpose is Internal, naming its log."""
+        if isinstance(exc, EdgekubeError):
+            return cls(reason=exc.reason, message=str(exc), hint=exc.hint)
+        return cls(
+            reason=InternalError.reason,
+            message=f"internal error: {type(exc).__name__}: {exc}",
+            hint=f"see the {component}'s log",
+        )
+
+    def error(self) -> EdgekubeError:
+        """The exception this error was made from (its class chosen by reason; unknown reasons: EdgekubeError)."""
+        return BY_REASON.get(self.reason, EdgekubeError)(self.message, hint=self.hint)
+
+
+def raise_for(error: ErrorInfo | None, *, who: str = "the master") -> None:
+    """Raise the error a failed answer carries (or one saying it carried none)."""
+    if error is None:
+        raise EdgekubeError(f"{who} reported an error without details", hint=f"see {who}'s log")
+    raise error.error()
 
 
 class Outcome(WireModel):

@@ -198,7 +198,7 @@ def test_missing_image_leaves_nothing_behind(
     with pytest.raises(RuntimeFailure) as caught:
         runtime.create_pod(pod, uid, "h")
     assert time.monotonic() - started < 15
-    assert caught.value.reason == "ErrImagePull"
+    assert caught.value.failure == "ErrImagePull"
     assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
 
 
@@ -209,7 +209,7 @@ def test_unknown_command_is_run_container_error_and_leaves_nothing(
     pod = make_pod("nocmd", demo_image, {"name": "main", "image": demo_image, "command": ["no-such-binary"]})
     with pytest.raises(RuntimeFailure, match="no-such-binary") as caught:
         runtime.create_pod(pod, uid, "h")
-    assert caught.value.reason == "RunContainerError"
+    assert caught.value.failure == "RunContainerError"
     assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
 
 
@@ -304,7 +304,7 @@ def test_runtime_without_a_service_raises_runtime_failure(tmp_path: Path) -> Non
     runtime = PodmanRuntime(f"unix://{tmp_path}/nothing.sock", NodeName("n"), timeout=2)
     with pytest.raises(RuntimeFailure) as caught:
         runtime.list_pods()
-    assert caught.value.reason == "RuntimeUnavailable"
+    assert caught.value.failure == "RuntimeUnavailable"
     with pytest.raises(RuntimeFailure):
         runtime.remove_pod(new_uid())
     runtime.close()
@@ -337,7 +337,7 @@ def test_exec_returns_stdout_and_stderr_and_never_piles_up_a_hung_command(
     started = time.monotonic()
     with pytest.raises(RuntimeFailure, match="previous run has not finished yet") as caught:
         runtime.exec(uid, "main", ["sleep", "3"], 1)
-    assert caught.value.reason == "Timeout"
+    assert caught.value.failure == "Timeout"
     assert time.monotonic() - started < 0.5
     assert runtime.exec(uid, "main", ["true"], 5) == (0, "")  # other commands still run
 

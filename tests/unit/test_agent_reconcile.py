@@ -278,7 +278,7 @@ def test_a_failure_from_the_fake_runtime_feeds_pod_status() -> None:
     runtime.make_image_missing("registry.example/missing:1")
     with pytest.raises(RuntimeFailure) as info:
         runtime.create_pod(d.pod, d.uid, d.spec_hash)
-    status = pod_status(d, None, Failure(info.value.reason, str(info.value)))
+    status = pod_status(d, None, Failure(info.value.failure, str(info.value)))
     assert (status["phase"], status["reason"]) == ("Failed", "ErrImagePull")
     assert status["message"] == "failed to pull image 'registry.example/missing:1': not found"
 

@@ -326,7 +326,7 @@ RFC1123_LABEL = (
         ),
         pytest.param(
             pod(resources={"requests": {"gpu": 1}}),
-            "spec.containers[0].resources.requests.gpu: Input should be 'cpu' or 'memory'",
+            'spec.containers[0].resources.requests.gpu: Unsupported value: "gpu": supported values: "cpu", "memory"',
             id="resource-unknown",
         ),
         pytest.param(
@@ -337,27 +337,27 @@ RFC1123_LABEL = (
         ),
         pytest.param(
             pod(ports=[{"containerPort": 0}]),
-            "spec.containers[0].ports[0].containerPort: Input should be greater than or equal to 1",
+            "spec.containers[0].ports[0].containerPort: Invalid value: 0: must be greater than or equal to 1",
             id="port-zero",
         ),
         pytest.param(
             pod(ports=[{"containerPort": 80, "hostPort": 65536}]),
-            "spec.containers[0].ports[0].hostPort: Input should be less than or equal to 65535",
+            "spec.containers[0].ports[0].hostPort: Invalid value: 65536: must be less than or equal to 65535",
             id="hostport-too-big",
         ),
         pytest.param(
             pod(ports=[{"containerPort": 80, "protocol": "SCTP"}]),
-            "spec.containers[0].ports[0].protocol: Input should be 'TCP' or 'UDP'",
+            'spec.containers[0].ports[0].protocol: Unsupported value: "SCTP": supported values: "TCP", "UDP"',
             id="protocol",
         ),
         pytest.param(
             pod(spec={"restartPolicy": "Sometimes"}),
-            "spec.restartPolicy: Input should be 'Always', 'OnFailure' or 'Never'",
+            'spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"',
             id="restart-policy",
         ),
         pytest.param(
             pod(imagePullPolicy="Sometimes"),
-            "spec.containers[0].imagePullPolicy: Input should be 'Always', 'IfNotPresent' or 'Never'",
+            'spec.containers[0].imagePullPolicy: Unsupported value: "Sometimes": supported values: "Always", "IfNotPresent", "Never"',
             id="pull-policy",
         ),
         pytest.param(
@@ -370,7 +370,7 @@ RFC1123_LABEL = (
         ),
         pytest.param(
             pod(spec={"terminationGracePeriodSeconds": -1}),
-            "spec.terminationGracePeriodSeconds: Input should be greater than or equal to 0",
+            "spec.terminationGracePeriodSeconds: Invalid value: -1: must be greater than or equal to 0",
             id="grace-negative",
         ),
         pytest.param(pod(command="echo hi"), "spec.containers[0].command: Input should be a valid list", id="command"),

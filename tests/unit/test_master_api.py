@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from edgekube.master.api import Api, error_info
+from edgekube.master.api import Api
 from edgekube.model.errors import (
     BusError,
     ConflictError,
@@ -394,20 +394,6 @@ def test_handle_turns_every_failure_into_an_answer(
             assert (response.error.reason, response.error.message, response.error.hint) == (reason, message, hint)
     # Only unexpected exceptions are logged with a traceback.
     assert ("request" in caplog.text) is (reason == "Internal")
-
-
-@pytest.mark.parametrize(
-    ("exc", "reason"),
-    [
-        (ValidationError("v"), "Invalid"),
-        (NotFoundError("n"), "NotFound"),
-        (ConflictError("c"), "Conflict"),
-        (StoreError("s"), "Unavailable"),
-        (RuntimeError("r"), "Internal"),
-    ],
-)
-def test_error_info_reasons(exc: Exception, reason: str) -> None:
-    assert error_info(exc).reason == reason
 
 
 def test_two_documents_where_the_second_is_invalid_store_nothing(api: Api, store: TinyStateStore) -> None:

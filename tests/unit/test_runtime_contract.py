@@ -154,7 +154,7 @@ class RuntimeContract:
         )
         with pytest.raises(RuntimeFailure) as caught:
             harness.runtime.create_pod(pod, uid, "h")
-        assert caught.value.reason == "ErrImagePull"
+        assert caught.value.failure == "ErrImagePull"
         assert MISSING_IMAGE in str(caught.value)
         assert uid not in {p.uid for p in harness.runtime.list_pods()}
 
@@ -163,7 +163,7 @@ class RuntimeContract:
         pod = make_pod("never", harness.image, {"name": "bad", "image": MISSING_IMAGE, "imagePullPolicy": "Never"})
         with pytest.raises(RuntimeFailure) as caught:
             harness.runtime.create_pod(pod, uid, "h")
-        assert caught.value.reason == "ImageNotFound"
+        assert caught.value.failure == "ImageNotFound"
         assert MISSING_IMAGE in str(caught.value)
         assert uid not in {p.uid for p in harness.runtime.list_pods()}
 
@@ -257,7 +257,7 @@ class RuntimeContract:
         started = time.monotonic()
         with pytest.raises(RuntimeFailure) as caught:
             harness.runtime.exec(uid, "main", ["sleep", "5"], 1)
-        assert caught.value.reason == "Timeout"
+        assert caught.value.failure == "Timeout"
         assert time.monotonic() - started < 3
 
     def test_exec_in_a_stopped_container_fails(self, harness: Harness) -> None:
@@ -340,7 +340,7 @@ def test_fake_pulls_unknown_images_unless_missing() -> None:
     runtime.make_image_missing("registry.example/app:2")
     with pytest.raises(RuntimeFailure) as caught:
         runtime.create_pod(make_pod("q", "registry.example/app:2"), new_uid(), "h")
-    assert caught.value.reason == "ErrImagePull"
+    assert caught.value.failure == "ErrImagePull"
 
 
 def test_fake_fail_next_create_and_call_log() -> None:

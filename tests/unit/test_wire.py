@@ -123,13 +123,13 @@ def payload(**fields: Any) -> bytes:
         ),
         (Presence, b'{"schema": null}', "Presence: schema: unsupported value None (expected 'edgekube/v1')"),
         (Presence, payload(online=True, extra=1), "Presence: extra: not supported"),
-        (Presence, payload(), "Presence: online: Field required"),
+        (Presence, payload(), "Presence: online: Required value"),
         (
             Presence,
             payload(online="maybe"),
             "Presence: online: Input should be a valid boolean, unable to interpret input",
         ),
-        (Heartbeat, payload(node="n", bootId="b"), "Heartbeat: seq: Field required"),
+        (Heartbeat, payload(node="n", bootId="b"), "Heartbeat: seq: Required value"),
         (
             Heartbeat,
             payload(node="n", bootId="b", seq="x"),
@@ -144,7 +144,7 @@ def payload(**fields: Any) -> bytes:
         (
             NodeDesired,
             payload(node="n", generation=-1, epoch="e"),
-            "NodeDesired: generation: Input should be greater than or equal to 0",
+            "NodeDesired: generation: Invalid value: -1: must be greater than or equal to 0",
         ),
         (
             NodeDesired,
@@ -159,33 +159,33 @@ def payload(**fields: Any) -> bytes:
         (
             NodeReport,
             payload(node="n", bootId="b", nodeObject={}, pods=[{"uid": "u", "namespace": "d", "name": "w"}]),
-            "NodeReport: pods[0].status: Field required",
+            "NodeReport: pods[0].status: Required value",
         ),
         (
             ApiRequest,
             payload(verb="patch"),
-            "ApiRequest: verb: Input should be 'get', 'list', 'apply', 'delete', 'logs', "
-            "'scale', 'label', 'annotate', 'cordon', 'uncordon' or 'drain'",
+            'ApiRequest: verb: Unsupported value: "patch": supported values: "get", "list", "apply", '
+            '"delete", "logs", "scale", "label", "annotate", "cordon", "uncordon", "drain"',
         ),
         (
             ApiRequest,
             payload(verb="logs", tail=-1),
-            "ApiRequest: tail: Input should be greater than or equal to 0",
+            "ApiRequest: tail: Invalid value: -1: must be greater than or equal to 0",
         ),
         (
             ApiResponse,
             payload(ok=False, error={"schema": SCHEMA, "message": "m"}),
-            "ApiResponse: error.reason: Field required",
+            "ApiResponse: error.reason: Required value",
         ),
         (
             ApplyResult,
             payload(ok=True, outcomes=[{"kind": "Pod", "namespace": "d", "name": "w", "action": "replaced"}]),
-            "ApplyResult: outcomes[0].action: Input should be 'created', 'updated', 'unchanged' or 'deleted'",
+            'ApplyResult: outcomes[0].action: Unsupported value: "replaced": supported values: "created", "updated", "unchanged", "deleted"',
         ),
         (
             NodeDesired,
             payload(generation=1, epoch="e", schema_="x"),
-            "NodeDesired: node: Field required; schema_: not supported",
+            "NodeDesired: node: Required value; schema_: not supported",
         ),
     ],
 )
@@ -199,7 +199,7 @@ def test_several_problems_are_listed_up_to_five() -> None:
     with pytest.raises(ValidationError) as info:
         NodeReport.decode(payload(a=1, b=2, c=3, d=4))
     message = str(info.value)
-    assert message.startswith("NodeReport: node: Field required; bootId: Field required; nodeObject: Field required; ")
+    assert message.startswith("NodeReport: node: Required value; bootId: Required value; nodeObject: Required value; ")
     assert message.count("; ") == 4
 
 

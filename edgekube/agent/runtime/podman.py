@@ -428,7 +428,7 @@ class PodmanRuntime:
                 timeout=(5.0, timeout), stream=True,
             )  # fmt: skip
         except RuntimeFailure as exc:
-            if exc.reason == "Timeout":
+            if exc.failure == "Timeout":
                 return None
             raise
         try:
