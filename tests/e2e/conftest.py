@@ -14,10 +14,12 @@ from edgekube.local.images import ensure_demo_image
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from tests.support.cluster import ApiClient, start_agent, start_master
+from tests.support.prerequisites import require_mosquitto, require_podman
 
 
 @pytest.fixture(scope="session")
 def e2e_podman() -> Iterator[PodmanService]:
+    require_podman()
     # Short path: the API socket path must stay under the 108-byte unix socket limit.
     workdir = Path(tempfile.mkdtemp(prefix="ek-e2e-"))
     service = PodmanService(workdir / "p").start()
@@ -30,6 +32,7 @@ def e2e_podman() -> Iterator[PodmanService]:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    require_mosquitto()
     with Mosquitto(None, tmp_path / "broker", persistence=True) as mosquitto:
         yield mosquitto
 

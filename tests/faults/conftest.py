@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Generator, Iterator
 
 import pytest
 
 from edgekube.local.podman_service import PodmanService
-from tests.support import netns
 from tests.support.fleet import Fleet, destroy_services, node_names, podman_services
+from tests.support.prerequisites import require_mosquitto, require_netns, require_podman
 
 #: Every fault test runs on this many nodes.
 NODES = 3
@@ -19,8 +18,8 @@ _FLEET_KEY = pytest.StashKey[Fleet]()
 @pytest.fixture(scope="session")
 def fleet_podman() -> Iterator[dict[str, PodmanService]]:
     """One Podman service per node for the whole session: the demo image is imported once, not per module."""
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed")
+    require_podman()
+    require_mosquitto()
     services = podman_services(node_names(NODES))
     try:
         yield services
@@ -38,8 +37,8 @@ def fleet(
     the agent to reach a pod over the network (httpGet probes) opt out; only network cuts need namespaces.
     """
     use_netns = bool(getattr(request.module, "FLEET_NETNS", True))
-    if use_netns and (reason := netns.available()):
-        pytest.skip(reason)
+    if use_netns:
+        require_netns()
     root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     with Fleet(root, NODES, netns=use_netns, podman=fleet_podman) as started:
         yield started

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from edgekube.local.podman_service import PodmanService
-from tests.support import netns
 from tests.support.cluster import wait_for
 from tests.support.fleet import Fleet, container, node_of, phase
+from tests.support.prerequisites import require_netns
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +31,7 @@ def bare_pod(name: str) -> str:
 
 @pytest.fixture
 def own_fleet(tmp_path: Path, fleet_podman: dict[str, PodmanService]) -> Iterator[Fleet]:
-    if reason := netns.available():
-        pytest.skip(reason)
+    require_netns()
     fleet = Fleet(tmp_path, 3, podman=fleet_podman)
     try:
         yield fleet.start()

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from edgekube.local.broker import Mosquitto
+from tests.support.prerequisites import require_mosquitto
 
 MosquittoFactory = Callable[..., Mosquitto]
 
@@ -18,6 +19,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 
     The test may stop(), kill(), restart() or start() it; teardown stops it whatever its state.
     """
+    require_mosquitto()
     with Mosquitto(workdir=tmp_path_factory.mktemp("mosquitto")) as broker:
         yield broker
 
@@ -25,6 +27,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 @pytest.fixture(scope="session")
 def mosquitto_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """One started broker shared by the whole session; tests must not stop it and should use unique topics."""
+    require_mosquitto()
     with Mosquitto(workdir=tmp_path_factory.mktemp("mosquitto-session")) as broker:
         yield broker
 
@@ -32,6 +35,7 @@ def mosquitto_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosq
 @pytest.fixture
 def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoFactory]:
     """Make started brokers with any Mosquitto keyword (e.g. persistence=True); all stopped afterwards."""
+    require_mosquitto()
     brokers: list[Mosquitto] = []
 
     def make(**kwargs: Any) -> Mosquitto:

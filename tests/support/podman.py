@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import threading
 import time
@@ -24,6 +23,7 @@ from edgekube.local.images import DEMO_IMAGE, ensure_demo_image
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.names import NodeName
 from edgekube.model.wire import EventReport, NodeDesired, NodeReport
+from tests.support.prerequisites import require_podman
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +32,7 @@ def podman_service() -> Iterator[PodmanService]:
 
     Lives under /tmp rather than pytest's tmp_path so the socket path stays far below the 108-byte limit.
     """
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed")
+    require_podman()
     workdir = Path(tempfile.mkdtemp(prefix="ek-podman-", dir="/tmp"))
     service = PodmanService(workdir)
     try:

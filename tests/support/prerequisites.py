@@ -1,0 +1,53 @@
+"""What the real-parts tests need from the machine (Podman, Mosquitto, root, network namespaces); used by fixtures.
+
+Outside CI a missing prerequisite skips the tests that need it, so a laptop without Podman still runs the
+rest. With `CI=true` (set by .ci/run) it fails them instead: CI installs everything with scripts/install.sh and
+runs as root, so a missing part there is a broken machine or install script, and a skip would hide it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import NoReturn
+
+import pytest
+
+from edgekube.local.broker import find_mosquitto
+from edgekube.model.errors import BusError
+from tests.support import netns
+
+#: How to get each part; every one of them but root is installed by scripts/install.sh.
+INSTALL = "run scripts/install.sh (as root, as .ci/run does)"
+
+
+def in_ci() -> bool:
+    """True when the CI environment variable says so (`true`, `1` or `yes`, any case)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def missing(what: str, how: str = INSTALL) -> NoReturn:
+    """Skip the test (outside CI) or fail it (CI=true), naming what is missing and how to get it."""
+    message = f"{what}: {how}"
+    if in_ci():
+        pytest.fail(f"CI=true, so a missing prerequisite fails the run: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def require_podman() -> None:
+    if shutil.which("podman") is None:
+        missing("podman is not installed", f"{INSTALL}; it installs podman, runc and catatonit")
+
+
+def require_mosquitto() -> None:
+    try:
+        find_mosquitto()
+    except BusError:
+        missing("the mosquitto broker is not installed", f"{INSTALL}; it installs mosquitto and mosquitto-clients")
+
+
+def require_netns() -> None:
+    """Network namespaces and veths: root, `ip` (iproute2, from scripts/install.sh) and `nsenter` (util-linux)."""
+    if reason := netns.available():
+        how = "run the tests as root" if "root" in reason else INSTALL
+        missing(f"network namespaces are unavailable ({reason})", how)
