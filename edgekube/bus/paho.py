@@ -23,8 +23,22 @@ __all__ = ["BusConfig", "PahoBus", "Will"]
 from edgekube.model.errors import BusError
 
 log = logging.getLogger(__name__)
-#: Topics whose matching handlers are remembered (a master hears ~5 topics per node).
+#: Topics whose matching handlers are remembered when the broker sends no subscription identifiers.
 _MAX_ROUTES = 4096
+
+
+@dataclass
+class _Subscription:
+    """One topic filter: the MQTT 5 subscription identifier it is sent with, and every handler on it."""
+
+    ident: int
+    qos: int
+    handlers: list[Handler]
+
+    def properties(self) -> Properties:
+        props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+        props.SubscriptionIdentifier = self.ident
+        return props
 
 
 @dataclass
@@ -61,7 +75,10 @@ class PahoBus:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_socket_open = self._on_socket_open
-        self._subs: list[tuple[str, Handler, int]] = []
+        #: Filter -> subscription. A message names the subscriptions it came through (MQTT 5 subscription
+        #: identifiers), so overlapping filters do not hand one handler the copy meant for another filter.
+        self._subs: dict[str, _Subscription] = {}
+        self._by_ident: dict[int, _Subscription] = {}
         #: topic -> the handlers whose filters match it; cleared on every subscribe (matching costs ~10 µs a filter).
         self._routes: dict[str, tuple[Handler, ...]] = {}
         self._lock = threading.Lock()
@@ -69,7 +86,7 @@ class PahoBus:
         self._inbox: queue.Queue[tuple[Handler, Message] | None] = queue.Queue()
         self._pending: dict[bytes, queue.Queue[Message]] = {}
         self._reply_topic = topics.client_reply(config.client_id)
-        self._subs.append((self._reply_topic, self._on_reply, 1))  # handled inline, see _on_message
+        self._add(self._reply_topic, self._on_reply, 1)  # handled inline, see _on_message
         self._dispatcher = threading.Thread(target=self._dispatch, name=f"bus-{config.client_id}", daemon=True)
         self._on_connect_hooks: list[ConnectHook] = []
         self._started = False
@@ -128,10 +145,19 @@ class PahoBus:
     # -- pub/sub -----------------------------------------------------------------------------------------
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         with self._lock:
-            self._subs.append((topic_filter, handler, qos))
+            sub = self._add(topic_filter, handler, qos)
             self._routes = {}
         if self.connected:
-            self._client.subscribe(topic_filter, qos=qos)
+            self._client.subscribe(topic_filter, qos=sub.qos, properties=sub.properties())
+
+    def _add(self, topic_filter: str, handler: Handler, qos: int) -> _Subscription:
+        sub = self._subs.get(topic_filter)
+        if sub is None:
+            sub = self._subs[topic_filter] = _Subscription(len(self._subs) + 1, qos, [])
+            self._by_ident[sub.ident] = sub
+        sub.handlers.append(handler)
+        sub.qos = max(sub.qos, qos)
+        return sub
 
     def publish(
         self,
@@ -181,9 +207,9 @@ class PahoBus:
             log.warning("MQTT connect refused: %s", reason)
             return
         with self._lock:
-            subs = list(self._subs)
-        for topic_filter, _handler, qos in subs:
-            client.subscribe(topic_filter, qos=qos)
+            subs = list(self._subs.items())
+        for topic_filter, sub in subs:
+            client.subscribe(topic_filter, qos=sub.qos, properties=sub.properties())
         with self._lock:
             self._connected.set()
             hooks = list(self._on_connect_hooks)
@@ -208,15 +234,26 @@ class PahoBus:
             # Inline, not via the dispatcher: a handler may itself be waiting on a request's reply.
             self._on_reply(message)
             return
-        handlers = self._routes.get(msg.topic)
-        if handlers is None:
+        idents = getattr(props, "SubscriptionIdentifier", None) if props is not None else None
+        if idents:
             with self._lock:
-                handlers = tuple(h for f, h, _ in self._subs if mqtt.topic_matches_sub(f, msg.topic))
-                if len(self._routes) >= _MAX_ROUTES:
-                    self._routes = {}  # topics with ids in them (replies, one-off clients) must not grow it forever
-                self._routes[msg.topic] = handlers
+                subs = [self._by_ident[i] for i in idents if i in self._by_ident]
+                handlers: tuple[Handler, ...] = tuple(h for sub in subs for h in sub.handlers)
+        else:
+            handlers = self._routes.get(msg.topic) or self._match(msg.topic)
         for handler in handlers:
             self._inbox.put((handler, message))
+
+    def _match(self, topic: str) -> tuple[Handler, ...]:
+        """Handlers of every filter matching `topic` (a broker without subscription identifiers)."""
+        with self._lock:
+            handlers = tuple(
+                h for f, sub in self._subs.items() if mqtt.topic_matches_sub(f, topic) for h in sub.handlers
+            )
+            if len(self._routes) >= _MAX_ROUTES:
+                self._routes = {}  # topics with ids in them (replies, one-off clients) must not grow it forever
+            self._routes[topic] = handlers
+        return handlers
 
     def _on_reply(self, message: Message) -> None:
         box = self._pending.get(message.correlation or b"")

@@ -50,8 +50,9 @@ class Published:
 
 @dataclass
 class _Session:
-    subs: list[tuple[str, Handler, int]] = field(default_factory=list)
-    #: QoS 1 messages that arrived while a persistent client was away.
+    """What the broker keeps of a persistent client while it is away: its filters and the QoS 1 messages."""
+
+    filters: list[str] = field(default_factory=list)
     queued: list[Message] = field(default_factory=list)
 
 
@@ -64,6 +65,8 @@ class MemoryBroker:
         self.log: list[Published] = []
         self.retained: dict[str, Message] = {}
         self._clients: dict[str, MemoryBus] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._dropped: dict[str, MemoryBus] = {}
         self._lock = threading.RLock()
         self._pending: deque[tuple[Handler, Message]] = deque()
         self._delivering = False
@@ -77,40 +80,63 @@ class MemoryBroker:
 
     # -- faults ------------------------------------------------------------------------------------------
     def drop(self, client_id: str) -> None:
-        """The client's connection breaks without a DISCONNECT: the broker publishes its Will."""
+        """The client's connection breaks without a DISCONNECT: the broker publishes its Will.
+
+        The client stays disconnected (publishing into its outbox) until `reconnect(client_id)`.
+        """
         bus = self._clients[client_id]
         bus._lost()
         if bus.will is not None:
             self._route(client_id, Message(bus.will.topic, bus.will.payload, bus.will.retain), qos=1)
+
+    def reconnect(self, client_id: str) -> None:
+        """A dropped client connects again (its connect hooks run, its outbox is sent)."""
+        bus = self._dropped.pop(client_id)
         bus._reconnect_later()
 
-    def outage(self) -> None:
-        """The broker stops: every client loses its connection (and non-persistent retained state stays)."""
+    def outage(self, *, forget: bool = False) -> None:
+        """The broker stops: every client loses its connection until `recover()`.
+
+        `forget=True` is a restart without persistence, like Mosquitto's default: retained messages and
+        persistent sessions are gone when it comes back.
+        """
         with self._lock:
             self.up = False
             clients = list(self._clients.values())
         for bus in clients:
             bus._lost()
+        if forget:
+            with self._lock:
+                self.retained.clear()
+                self._sessions.clear()
 
     def recover(self) -> None:
         """The broker is back: every started client reconnects; its connect hooks run."""
         with self._lock:
             self.up = True
-            clients = list(self._clients.values())
+            clients = list(self._dropped.values())
+            self._dropped.clear()
         for bus in clients:
             bus._reconnect_later()
 
     # -- routing -----------------------------------------------------------------------------------------
-    def _attach(self, bus: MemoryBus) -> None:
+    def _attach(self, bus: MemoryBus) -> list[Message]:
+        """Connect `bus`; returns what its persistent session queued while it was away."""
         with self._lock:
             if not self.up:
-                return
+                return []
             self._clients[bus.client_id] = bus
+            session = self._sessions.pop(bus.client_id, None)
+            return session.queued if session is not None and bus.persistent else []
 
-    def _detach(self, bus: MemoryBus) -> None:
+    def _detach(self, bus: MemoryBus, filters: list[str], *, lost: bool) -> None:
         with self._lock:
             if self._clients.get(bus.client_id) is bus:
                 del self._clients[bus.client_id]
+            if bus.persistent:
+                self._sessions[bus.client_id] = _Session(filters)
+            if lost:
+                self._dropped[bus.client_id] = bus
 
     def _route(self, sender: str, message: Message, qos: int) -> None:
         with self._lock:
@@ -121,9 +147,13 @@ class MemoryBroker:
                 else:
                     self.retained.pop(message.topic, None)
             targets = list(self._clients.values())
-        delivered = Message(message.topic, message.payload, False, message.response_topic, message.correlation)
+            delivered = Message(message.topic, message.payload, False, message.response_topic, message.correlation)
+            if qos >= 1:
+                for session in self._sessions.values():
+                    if any(topic_matches(f, message.topic) for f in session.filters):
+                        session.queued.append(delivered)
         for bus in targets:
-            bus._offer(delivered, qos)
+            bus._offer(delivered)
 
     def _retained_for(self, topic_filter: str) -> list[Message]:
         with self._lock:
@@ -174,7 +204,7 @@ class MemoryBus:
         self.client_id = client_id
         self.will = will
         self.persistent = persistent
-        self._session = _Session()
+        self._subs: list[tuple[str, Handler, int]] = []
         self._hooks: list[ConnectHook] = []
         self._connected = threading.Event()
         self._started = False
@@ -215,7 +245,7 @@ class MemoryBus:
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         with self._lock:
-            self._session.subs.append((topic_filter, handler, qos))
+            self._subs.append((topic_filter, handler, qos))
             connected = self._connected.is_set()
         if connected:
             for message in self.broker._retained_for(topic_filter):
@@ -261,22 +291,17 @@ class MemoryBus:
             self._started = False
             self._connected.clear()
             self._outbox.clear()
-        self.broker._detach(self)
+        self.broker._detach(self, self._filters(), lost=False)
         self._inbox.put(None)
 
     # -- broker side ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        self.broker._attach(self)
         if not self.broker.up:
             return
+        queued = self.broker._attach(self)
         with self._lock:
             self._connected.set()
-            if not self.persistent:
-                queued: list[Message] = []
-                self._session.queued.clear()
-            else:
-                queued, self._session.queued = self._session.queued, []
-            subs = list(self._session.subs)
+            subs = list(self._subs)
             outbox, self._outbox = self._outbox, []
             hooks = list(self._hooks)
         for message in queued:
@@ -291,27 +316,27 @@ class MemoryBus:
 
     def _lost(self) -> None:
         self._connected.clear()
-        self.broker._detach(self)
+        self.broker._detach(self, self._filters(), lost=True)
+
+    def _filters(self) -> list[str]:
+        with self._lock:
+            return [f for f, _, _ in self._subs]
 
     def _reconnect_later(self) -> None:
         if self._started and not self._closed:
             self._connect()
 
-    def _offer(self, message: Message, qos: int) -> None:
+    def _offer(self, message: Message) -> None:
         if message.topic == self._reply_topic:
             box = self._pending.get(message.correlation or b"")
             if box is not None and box.empty():
                 box.put_nowait(message)
             return
-        if not self._connected.is_set():
-            if self.persistent and qos >= 1 and self._matching(message.topic):
-                self._session.queued.append(message)
-            return
         self._deliver(message)
 
     def _matching(self, topic: str) -> list[Handler]:
         with self._lock:
-            return [h for f, h, _ in self._session.subs if topic_matches(f, topic)]
+            return [h for f, h, _ in self._subs if topic_matches(f, topic)]
 
     def _deliver(self, message: Message) -> None:
         for handler in self._matching(message.topic):
