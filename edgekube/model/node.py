@@ -11,6 +11,8 @@ from edgekube.model.meta import ObjectMeta
 from edgekube.model.taints import Taint
 
 Quantity = str | int | float
+#: Pods a node takes when its allocatable does not say (Kubernetes' kubelet default, maxPods).
+DEFAULT_MAX_PODS = 110
 
 
 class NodeSpec(K8sModel):
