@@ -119,9 +119,8 @@ def cmd_master(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from edgekube.agent.app import AgentConfig, run_agent  # noqa: PLC0415
-    from edgekube.agent.runtime.podman import PodmanRuntime  # noqa: PLC0415
-    from edgekube.model.names import NodeName  # noqa: PLC0415
+    from edgekube.agent.app import AgentConfig  # noqa: PLC0415
+    from edgekube.agent.wiring import run_agent  # noqa: PLC0415
 
     file = _config_file(args.config)
     labels = dict(file.pop("labels", {}))
@@ -130,7 +129,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     config = _build(
         AgentConfig, args, file, labels=labels, node_name=str(node if node is not _MISSING else socket.gethostname())
     )
-    run_agent(config, PodmanRuntime(config.podman_url, NodeName(config.node_name)))
+    run_agent(config)
     return 0
 
 

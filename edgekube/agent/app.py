@@ -24,7 +24,6 @@ from edgekube.agent.reconcile import DesiredPod, PodMemory, plan
 from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
 from edgekube.bus import topics
-from edgekube.bus.paho import BusConfig, PahoBus, Will
 from edgekube.bus.protocol import Message, MessageBus
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import validate_labels
@@ -91,7 +90,7 @@ class Agent:
         self,
         config: AgentConfig,
         runtime: PodRuntime,
-        bus: MessageBus | None = None,
+        bus: MessageBus,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -138,27 +137,16 @@ class Agent:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self, wait: float | None = None) -> Agent:
-        if self._bus is None:
-            bus = PahoBus(
-                BusConfig(
-                    host=self.config.mqtt_host,
-                    port=self.config.mqtt_port,
-                    client_id=f"edgekube-agent-{self.node}",
-                    persistent=True,
-                    will=Will(topics.node_online(self.node), Presence(online=False).encode()),
-                )
-            )
-            bus.on_connect(self._on_connected)
-            self._bus = bus
-            bus.subscribe(topics.node_desired(self.node), self._guard(self._on_desired))
-            bus.subscribe(topics.node_rpc(self.node), self._guard(self._on_rpc))
-            # The agent works without a broker (edge autonomy): never fail start because MQTT is down.
-            bus.start()
-            if wait is not None:
-                bus.wait_connected(wait)
-        else:
-            self._bus.subscribe(topics.node_desired(self.node), self._guard(self._on_desired))
-            self._bus.subscribe(topics.node_rpc(self.node), self._guard(self._on_rpc))
+        """Subscribe, start the bus and the loops; `wait` bounds how long to wait for the broker (never fails).
+
+        The agent works without a broker (edge autonomy): pods are run from the local copy of the desired state.
+        """
+        self._bus.on_connect(self._on_connected)
+        self._bus.subscribe(topics.node_desired(self.node), self._guard(self._on_desired))
+        self._bus.subscribe(topics.node_rpc(self.node), self._guard(self._on_rpc))
+        self._bus.start()
+        if wait is not None:
+            self._bus.wait_connected(wait)
         for thread in self._threads:
             thread.start()
         self._wake.set()
@@ -175,10 +163,9 @@ class Agent:
         # Let stops and restarts in flight finish, so what they learnt (counts, finished pods) is saved.
         if not self.wait_idle(timeout=15):
             log.warning("stopping with pod operations still running")
-        if self._bus is not None:
-            self._reporter.flush_events(self._bus)
-            self._bus.publish(topics.node_online(self.node), Presence(online=False).encode(), retain=True)
-            self._bus.close()
+        self._reporter.flush_events(self._bus)
+        self._bus.publish(topics.node_online(self.node), Presence(online=False).encode(), retain=True)
+        self._bus.close()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no background stop, restart or removal is running; False if one still is."""
@@ -186,7 +173,6 @@ class Agent:
 
     @property
     def bus(self) -> MessageBus:
-        assert self._bus is not None, "agent not started"
         return self._bus
 
     def _on_connected(self) -> None:
@@ -406,16 +392,3 @@ class Agent:
     def node_object(self) -> dict[str, Any]:
         """Describe this node as a Kubernetes Node object (labels, capacity, addresses, versions)."""
         return self._reporter.node_object()
-
-
-def run_agent(config: AgentConfig, runtime: PodRuntime) -> None:
-    """Run until SIGTERM/SIGINT; pods keep running after the agent stops."""
-    agent = Agent(config, runtime).start()
-    log.info(
-        "agent %s up: mqtt %s:%s, podman %s", config.node_name, config.mqtt_host, config.mqtt_port, config.podman_url
-    )
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        agent.stop()

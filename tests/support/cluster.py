@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import queue
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgekube.agent.app import Agent, AgentConfig
 from edgekube.agent.runtime.podman import PodmanRuntime
+from edgekube.agent.wiring import build_agent
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.bus.protocol import Message
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master, MasterConfig
+from edgekube.model.errors import BusError
 from edgekube.model.names import NodeName
 from edgekube.model.wire import ApiRequest, ApiResponse, Verb
+
+
+class PendingReply:
+    """The answer to one request sent with ApiClient.send(): `correlation` names it on the wire."""
+
+    def __init__(self, correlation: bytes) -> None:
+        self.correlation = correlation
+        self._box: queue.Queue[Message] = queue.Queue(maxsize=1)
+
+    def deliver(self, message: Message) -> None:
+        self._box.put_nowait(message)
+
+    def wait(self, timeout: float) -> ApiResponse:
+        """The master's answer; BusError if none comes within `timeout` seconds."""
+        try:
+            return ApiResponse.decode(self._box.get(timeout=timeout).payload)
+        except queue.Empty:
+            raise BusError(f"no answer to request {self.correlation.hex()} within {timeout:g}s") from None
 
 
 class ApiClient:
@@ -25,7 +48,29 @@ class ApiClient:
     """
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.bus = PahoBus(BusConfig(host=host, port=port)).start(wait=10)
+        self.bus = PahoBus(BusConfig(host=host, port=port))
+        # Answers to send(): a reply topic of our own, subscribed before connecting and again on every reconnect.
+        self._replies = topics.client_reply(f"{self.bus.config.client_id}-sent")
+        self._pending: dict[bytes, PendingReply] = {}
+        self.bus.subscribe(self._replies, self._on_reply)
+        self.bus.start(wait=10)
+
+    def _on_reply(self, message: Message) -> None:
+        pending = self._pending.pop(message.correlation or b"", None)
+        if pending is not None:
+            pending.deliver(message)
+
+    def send(self, req: ApiRequest) -> PendingReply:
+        """Publish one request now, once, without waiting: the caller knows the moment it was sent.
+
+        While the broker is away paho queues it and sends it on reconnect (QoS 1), as it does for any client.
+        """
+        pending = PendingReply(uuid.uuid4().bytes)
+        self._pending[pending.correlation] = pending
+        self.bus.publish(
+            topics.API_REQUEST, req.encode(), response_topic=self._replies, correlation=pending.correlation
+        )
+        return pending
 
     def call(self, req: ApiRequest, timeout: float = 10) -> ApiResponse:
         return ApiResponse.decode(self.bus.request(topics.API_REQUEST, req.encode(), timeout=timeout).payload)
@@ -93,4 +138,4 @@ def start_agent(port: int, node: str, service: PodmanService, state_dir: Path, *
     config = AgentConfig(
         node_name=node, mqtt_port=port, podman_url=service.url, state_dir=state_dir, resync_interval=0.5, **kw
     )
-    return Agent(config, PodmanRuntime(service.url, NodeName(node))).start(wait=10)
+    return build_agent(config, PodmanRuntime(service.url, NodeName(node))).start(wait=10)

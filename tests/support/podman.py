@@ -15,6 +15,7 @@ import pytest
 from edgekube.agent.app import Agent, AgentConfig
 from edgekube.agent.runtime.podman import PodmanRuntime
 from edgekube.agent.runtime.protocol import LABEL_NODE, ContainerRunState, ObservedPod
+from edgekube.agent.wiring import build_agent
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
@@ -89,7 +90,7 @@ class EdgeNode:
             node_name=self.name, mqtt_port=self.broker.port, podman_url=self.service.url, state_dir=self.state_dir,
             **self.config,
         )  # fmt: skip
-        self.agent = Agent(config, PodmanRuntime(self.service.url, self.name)).start(wait=wait)
+        self.agent = build_agent(config, PodmanRuntime(self.service.url, self.name)).start(wait=wait)
         return self.agent
 
     def stop_agent(self) -> None:

@@ -1,7 +1,7 @@
 """The agent's self-healing on FakeRuntime: shared fate, restart policies, back-off, counts on disk, events.
 
-No broker and no Podman: a recording bus stands in for MQTT and the clock is injected, so back-off is
-tested without sleeping. Background stops and restarts are waited for with `Agent.wait_idle()`.
+No broker and no Podman: the in-memory bus (tests/support/membus.py) stands in for MQTT and the clock is
+injected, so back-off is tested without sleeping. Background stops and restarts are waited for with `Agent.wait_idle()`.
 """
 
 from __future__ import annotations
@@ -19,45 +19,15 @@ from edgekube.agent.app import Agent, AgentConfig
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.runtime.fake import FakeRuntime
 from edgekube.bus import topics
-from edgekube.bus.protocol import Handler, Message
 from edgekube.model.errors import BusError, RuntimeFailure
 from edgekube.model.event import Event
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.status import PodStatus
 from edgekube.model.wire import EventReport, NodeDesired, NodeReport
+from tests.support.membus import MemoryBroker, MemoryBus
 
 NODE = NodeName("pi-1")
 IMAGE = "localhost/edgekube/busybox:1"
-
-
-class RecordingBus:
-    """A MessageBus that keeps what is published; `connected` can be flipped to model a lost broker."""
-
-    def __init__(self) -> None:
-        self.connected = True
-        self.published: list[Message] = []
-        self.handlers: list[tuple[str, Handler]] = []
-
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
-        self.handlers.append((topic_filter, handler))
-
-    def publish(
-        self,
-        topic: str,
-        payload: bytes,
-        *,
-        qos: int = 1,
-        retain: bool = False,
-        response_topic: str | None = None,
-        correlation: bytes | None = None,
-    ) -> None:
-        self.published.append(Message(topic, payload, retain, response_topic, correlation))
-
-    def request(self, topic: str, payload: bytes, timeout: float = 5.0) -> Message:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
 
 class Clock:
@@ -76,9 +46,14 @@ class Node:
         self.runtime = FakeRuntime(NODE)
         self.runtime.add_image(IMAGE)
         self.clock = Clock()
-        self.bus = RecordingBus()
+        self.broker = MemoryBroker(inline=True)
+        self.bus = self._bus()
         self.agent = self._agent()
         self.generation = 0
+
+    def _bus(self) -> MemoryBus:
+        """Started here: these tests drive `reconcile()` themselves and never start the agent's threads."""
+        return self.broker.client(f"edgekube-agent-{NODE}", persistent=True).start()
 
     def _agent(self) -> Agent:
         config = AgentConfig(node_name=NODE, state_dir=self.state_dir)
@@ -87,7 +62,8 @@ class Node:
     def restart_agent(self) -> None:
         self.agent.prober.stop()
         self.runtime = self.runtime.reopen()
-        self.bus = RecordingBus()
+        self.bus.close()
+        self.bus = self._bus()
         self.agent = self._agent()
 
     def want(self, *pods: dict[str, Any]) -> None:
@@ -101,7 +77,7 @@ class Node:
             assert self.agent.wait_idle(5)
 
     def status(self, uid: str) -> dict[str, Any]:
-        reports = [NodeReport.decode(m.payload) for m in self.bus.published if m.topic == topics.node_status(NODE)]
+        reports = [NodeReport.decode(m.payload) for m in self.broker.published(topics.node_status(NODE))]
         assert reports, "no status report published"
         [pod] = [p for p in reports[-1].pods if p.uid == uid]
         PodStatus.model_validate(pod.status)
@@ -360,14 +336,14 @@ def test_a_failed_restart_is_backed_off_too(node: Node) -> None:
 
 
 def test_events_are_published_in_batches_and_kept_while_the_broker_is_away(node: Node) -> None:
-    node.bus.connected = False
+    node.broker.outage()
     node.want(pod("x"))
     node.settle()
-    assert not [m for m in node.bus.published if m.topic == topics.node_events(NODE)]
-    assert not [m for m in node.bus.published if m.topic == topics.node_status(NODE)]  # not queued either
-    node.bus.connected = True
+    assert not node.broker.published(topics.node_events(NODE))
+    assert not node.broker.published(topics.node_status(NODE))  # not queued either
+    node.broker.recover()
     node.settle(1)
-    [report] = [EventReport.decode(m.payload) for m in node.bus.published if m.topic == topics.node_events(NODE)]
+    [report] = [EventReport.decode(m.payload) for m in node.broker.published(topics.node_events(NODE))]
     assert report.node == NODE
     events = [Event.model_validate(e) for e in report.events]
     assert [(e.reason, e.message) for e in events] == [
@@ -380,7 +356,7 @@ def test_events_are_published_in_batches_and_kept_while_the_broker_is_away(node:
     assert (first.involved_object.kind, first.involved_object.name, first.involved_object.uid) == ("Pod", "x", "uid-x")
     assert first.metadata.namespace == "default" and first.metadata.name.startswith("x.")
     node.settle(2)
-    assert len([m for m in node.bus.published if m.topic == topics.node_events(NODE)]) == 1  # nothing new
+    assert len(node.broker.published(topics.node_events(NODE))) == 1  # nothing new
 
 
 # -- EventRecorder ------------------------------------------------------------------------------------------------
@@ -431,8 +407,11 @@ def test_a_failed_publish_keeps_the_events_and_big_queues_go_in_batches() -> Non
 
 
 def test_pods_are_created_side_by_side_up_to_parallel_creates(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each create holds until `parallel_creates` of them are in at once: reaching 4 proves they overlap, and
+    the peak shows no fifth one got in (no sleeps: a pool of 3 would leave the gate shut and the peak at 3)."""
     running = peak = 0
     lock = threading.Lock()
+    full = threading.Event()
     real_create = node.runtime.create_pod
 
     def slow_create(*args: Any) -> Any:
@@ -440,7 +419,9 @@ def test_pods_are_created_side_by_side_up_to_parallel_creates(node: Node, monkey
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.05)
+            if running == node.agent.config.parallel_creates:
+                full.set()
+        full.wait(10)
         try:
             return real_create(*args)
         finally:

@@ -1,0 +1,60 @@
+"""Composition root of the agent daemon: builds its parts (paho bus, Podman runtime) and runs the Agent.
+
+Only `edgekube agent` (edgekube.main) and the local cluster use it; tests hand Agent an in-memory bus and the fake
+runtime instead. This is the one place that decides which implementation of each protocol a real node runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from edgekube.agent.app import Agent, AgentConfig
+from edgekube.agent.runtime.protocol import PodRuntime
+from edgekube.bus import topics
+from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.bus.protocol import MessageBus, Will
+from edgekube.model.names import NodeName
+from edgekube.model.wire import Presence
+
+log = logging.getLogger(__name__)
+
+
+def agent_bus(config: AgentConfig) -> MessageBus:
+    """The node's MQTT client: a persistent session (desired states queue while it is away) and a Last Will
+    that tells the master at once when the node vanishes.
+    """
+    node = NodeName(config.node_name)
+    return PahoBus(
+        BusConfig(
+            host=config.mqtt_host,
+            port=config.mqtt_port,
+            client_id=f"edgekube-agent-{node}",
+            persistent=True,
+            will=Will(topics.node_online(node), Presence(online=False).encode()),
+        )
+    )
+
+
+def podman_runtime(config: AgentConfig) -> PodRuntime:
+    from edgekube.agent.runtime.podman import PodmanRuntime  # noqa: PLC0415 - podman-py loads only on a node
+
+    return PodmanRuntime(config.podman_url, NodeName(config.node_name))
+
+
+def build_agent(config: AgentConfig, runtime: PodRuntime | None = None) -> Agent:
+    """An Agent on the real parts (the runtime may be given, e.g. a node whose Podman is already open)."""
+    return Agent(config, runtime if runtime is not None else podman_runtime(config), agent_bus(config))
+
+
+def run_agent(config: AgentConfig) -> None:
+    """Run until SIGTERM/SIGINT; pods keep running after the agent stops."""
+    agent = build_agent(config).start()
+    log.info(
+        "agent %s up: mqtt %s:%s, podman %s", config.node_name, config.mqtt_host, config.mqtt_port, config.podman_url
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        agent.stop()
