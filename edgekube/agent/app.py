@@ -28,6 +28,7 @@ from edgekube.bus.protocol import Message, MessageBus
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import validate_labels
 from edgekube.model.names import NodeName, PodUID, check_dns1123_subdomain
+from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Heartbeat, NodeDesired, Presence, Verb
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class AgentConfig:
     #: Podman is re-read this often even without events (level-triggered), and status resent this often.
     resync_interval: float = 2.0
     report_interval: float = 15.0
-    max_pods: int = 110
+    max_pods: int = DEFAULT_MAX_PODS
     #: Restart back-off (CrashLoopBackOff), also for failed creates: first retry at once, then initial, twice,
     #: four times … that up to max seconds; a pod that ran `backoff_reset` seconds without trouble starts over.
     backoff_initial: float = 1.0
