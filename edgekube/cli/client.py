@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from edgekube.bus import topics
-from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.bus.protocol import MessageBus
 from edgekube.cli.config import Connection
 from edgekube.cli.kinds import Resource
 from edgekube.model.errors import BusError, EdgekubeError
@@ -41,22 +41,30 @@ class Session(Protocol):
 Connector = Callable[[Connection, float], Session]
 
 
-class BusSession:
-    """An MQTT connection opened on the first call, so commands that fail locally never touch the network."""
+def paho_bus(connection: Connection) -> MessageBus:
+    """The CLI's MQTT client: a one-off client id, no session kept, no Last Will."""
+    from edgekube.bus.paho import BusConfig, PahoBus  # noqa: PLC0415 - paho loads only when a command talks
 
-    def __init__(self, connection: Connection, timeout: float) -> None:
+    return PahoBus(BusConfig(host=connection.host, port=connection.port, client_id=f"ekctl-{uuid.uuid4().hex[:12]}"))
+
+
+class BusSession:
+    """A connection to the master opened on the first call, so commands that fail locally never touch the network.
+
+    `bus` makes the MessageBus (PahoBus by default; tests pass the contract-checked in-memory bus).
+    """
+
+    def __init__(
+        self, connection: Connection, timeout: float, bus: Callable[[Connection], MessageBus] = paho_bus
+    ) -> None:
         self.connection = connection
         self.timeout = timeout
-        self._bus: PahoBus | None = None
+        self._make_bus = bus
+        self._bus: MessageBus | None = None
 
-    def _connect(self) -> PahoBus:
+    def _connect(self) -> MessageBus:
         if self._bus is None:
-            config = BusConfig(
-                host=self.connection.host,
-                port=self.connection.port,
-                client_id=f"ekctl-{uuid.uuid4().hex[:12]}",
-            )
-            bus = PahoBus(config)
+            bus = self._make_bus(self.connection)
             try:
                 bus.start(wait=self.timeout)
             except BusError as exc:  # start() has already closed the bus
