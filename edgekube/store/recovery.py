@@ -30,7 +30,7 @@ Tables = dict[str, dict[str, str]]  # table name -> doc id -> the document's JSO
 
 @dataclass(frozen=True)
 class Recovery:
-    """What opening the store found on disk; tests and the master's startup log read it."""
+    """What opening the store found on disk (JournalStorage.recovery); read by tests and the crash test."""
 
     snapshot: Literal["current", "previous", "none"]
     snapshot_seq: int
@@ -82,7 +82,7 @@ class _Scan:
 
 
 def recover(directory: Path) -> Recovered:
-    """Rebuild the store's state from ``directory``; raise StoreError if no intact snapshot is left."""
+    """Rebuild the store's state from ``directory``; raise StoreError when snapshots exist but none is intact."""
     problems: list[str] = []
     _forget_interrupted_compaction(directory, problems)
     base = _load_base(directory, problems)
