@@ -219,6 +219,9 @@ class MemoryBus:
 
     # -- MessageBus ----------------------------------------------------------------------------------------
     def start(self, wait: float | None = None) -> MemoryBus:
+        """Connect; a second call while started does nothing (tests may start a bus before handing it over)."""
+        if self._started:
+            return self
         if not self.broker.inline:
             self._thread = threading.Thread(target=self._dispatch, name=f"membus-{self.client_id}", daemon=True)
             self._thread.start()
