@@ -10,17 +10,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from edgekube.master import paging
-from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.nodelifecycle import LIFECYCLE_TAINTS
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
 from edgekube.master.edits import cordoned, edit_map
-from edgekube.master.events import EventRecorder, ObjectRef
-from edgekube.master.events import list_key as events_list_key
+from edgekube.master.eventlog import EventLog, ObjectRef
+from edgekube.master.eventlog import list_key as events_list_key
 from edgekube.model.errors import ConflictError, EdgekubeError, NotFoundError, ValidationError
-from edgekube.model.labels import parse_selector
+from edgekube.model.labels import Selector, parse_selector
 from edgekube.model.manifest import CLUSTER_SCOPED, load_manifests
-from edgekube.model.node import Node
-from edgekube.model.pod import Pod
+from edgekube.model.types import Obj
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Outcome, Verb
 from edgekube.store.protocol import StateStore
 
@@ -39,19 +37,31 @@ VERB_KINDS: dict[Verb, tuple[str, ...]] = {
     Verb.UNCORDON: ("Node",),
     Verb.DRAIN: ("Node",),
 }
-NodeDecorator = Callable[[dict[str, Any]], dict[str, Any]]
+NodeDecorator = Callable[[Obj], Obj]
 # Spelled out here because the method named `list` hides the builtin inside the class body.
-Objects = list[dict[str, Any]]
+Objects = list[Obj]
 Outcomes = list[Outcome]
 #: apply's plan: (kind, namespace, name) -> ("create" | "update", object to write), in manifest order.
-_Writes = dict[tuple[str, str, str], tuple[str, dict[str, Any]]]
+_Writes = dict[tuple[str, str, str], tuple[str, Obj]]
 _COMPONENT = "edgekube-master"
+
+
+class ApiStore(StateStore, Protocol):
+    """The store the API works on (the master's CachedStore): a StateStore that also selects without copying."""
+
+    def select(self, kind: str, namespace: str | None, selector: Selector) -> list[Obj]:
+        """Objects of `kind` in `namespace` (None: all) matching `selector`, unsorted.
+
+        Shared, not copied: the cache replaces objects on writes and never changes one in place, so they stay as
+        they are while the answer is encoded (copying 10,000 pods cost more than encoding them).
+        """
+        ...
 
 
 class Binder(Protocol):
     """Binds pods as they are created (the master's Placer); without one, new pods wait for the scheduler."""
 
-    def bind_new(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    def bind_new(self, pods: list[Obj]) -> list[Obj]: ...
 
     def scheduled(self, pod: Mapping[str, Any]) -> None: ...
 
@@ -76,7 +86,7 @@ def _name(req: ApiRequest) -> str:
     return req.name
 
 
-def _outcome(obj: dict[str, Any], action: str) -> Outcome:
+def _outcome(obj: Obj, action: str) -> Outcome:
     meta = obj["metadata"]
     return Outcome(kind=obj["kind"], namespace=meta.get("namespace") or "", name=meta["name"], action=action)
 
@@ -86,14 +96,14 @@ class Api:
 
     def __init__(
         self,
-        store: StateStore,
+        store: ApiStore,
         decorate_node: NodeDecorator,
-        events: EventRecorder | None = None,
+        events: EventLog | None = None,
         binder: Binder | None = None,
     ) -> None:
         self.store = store
         self.decorate_node = decorate_node
-        self.events = events if events is not None else EventRecorder()
+        self.events = events if events is not None else EventLog()
         self.binder = binder
 
     def handle(self, req: ApiRequest) -> ApiResponse:
@@ -157,7 +167,7 @@ class Api:
                 self.binder.scheduled(stored)
         return outcomes
 
-    def _plan_one(self, obj: dict[str, Any], writes: _Writes) -> Outcome:
+    def _plan_one(self, obj: Obj, writes: _Writes) -> Outcome:
         kind, meta = obj["kind"], obj["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         obj.pop("status", None)
@@ -184,23 +194,23 @@ class Api:
         return Outcome(kind=kind, namespace=namespace, name=name, action="updated")
 
     @staticmethod
-    def _merge(kind: str, current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    def _merge(kind: str, current: Obj, new: Obj) -> Obj:
         merged = {**current, "metadata": dict(current["metadata"])}
         merged["metadata"]["labels"] = new["metadata"].get("labels", {})
         merged["metadata"]["annotations"] = new["metadata"].get("annotations", {})
         if kind == "Pod":
-            spec = dict(new["spec"])
+            pod_spec = dict(new["spec"])
             bound = current["spec"].get("nodeName")
-            if bound and not spec.get("nodeName"):
-                spec["nodeName"] = bound
-            if spec != current["spec"]:
+            if bound and not pod_spec.get("nodeName"):
+                pod_spec["nodeName"] = bound
+            if pod_spec != current["spec"]:
                 raise ValidationError(
                     f"Pod {current['metadata']['namespace']}/{current['metadata']['name']}: spec: Forbidden: "
                     "pod updates may not change fields other than metadata.labels and metadata.annotations",
                     hint="delete the pod and apply it again (a ReplicationController does this for you)",
                 )
             return merged
-        spec = new.get("spec", current.get("spec", {}))
+        spec: Obj = new["spec"] if "spec" in new else current.get("spec", {})
         if kind == "Node":
             # The node lifecycle controller's taints say what the master sees; a manifest cannot wish them away.
             kept = [t for t in (current.get("spec") or {}).get("taints") or () if t.get("key") in LIFECYCLE_TAINTS]
@@ -212,7 +222,7 @@ class Api:
         return merged
 
     # -- reads ---------------------------------------------------------------------------------------------
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+    def get(self, kind: str, namespace: str | None, name: str) -> Obj:
         if kind == "Event":
             return self.events.get(namespace or "default", name)
         obj = self.store.get(kind, _namespace_of(kind, namespace), name)
@@ -223,12 +233,7 @@ class Api:
         if kind == "Event":
             return self.events.list(namespace, sel)
         ns = None if kind in CLUSTER_SCOPED else namespace
-        if isinstance(self.store, CachedStore):
-            # Shared, not copied: the cache replaces objects on writes and never changes one in place, so these
-            # stay as they are while the answer is encoded (copying 10,000 pods cost more than encoding them).
-            items = self.store.select(kind, ns, sel)
-        else:
-            items = [o for o in self.store.list(kind, ns) if sel.matches(o["metadata"].get("labels", {}))]
+        items = self.store.select(kind, ns, sel)
         items.sort(key=_list_key(kind))
         return [self.decorate_node(o) for o in items] if kind == "Node" else items
 
@@ -255,7 +260,7 @@ class Api:
         return Outcome(kind=kind, namespace=ns, name=name, action="deleted")
 
     # -- scale / label / annotate ------------------------------------------------------------------------------
-    def scale(self, kind: str, namespace: str | None, name: str, replicas: int) -> tuple[dict[str, Any], str]:
+    def scale(self, kind: str, namespace: str | None, name: str, replicas: int) -> tuple[Obj, str]:
         current = self.store.get(kind, _namespace_of(kind, namespace), name)
         if current["spec"].get("replicas") == replicas:
             return current, "unchanged"
@@ -265,7 +270,7 @@ class Api:
 
     def relabel(
         self, kind: str, namespace: str | None, name: str, req: ApiRequest, *, annotations: bool
-    ) -> tuple[dict[str, Any], str]:
+    ) -> tuple[Obj, str]:
         current = self.store.get(kind, _namespace_of(kind, namespace), name)
         changed = self._relabelled(current, req, annotations)
         if changed is None:
@@ -288,7 +293,7 @@ class Api:
         return outcomes
 
     @staticmethod
-    def _relabelled(current: dict[str, Any], req: ApiRequest, annotations: bool) -> dict[str, Any] | None:
+    def _relabelled(current: Obj, req: ApiRequest, annotations: bool) -> Obj | None:
         field = "annotations" if annotations else "labels"
         before = current["metadata"].get(field) or {}
         after = edit_map(before, req.labels or {}, overwrite=req.overwrite, annotations=annotations)
@@ -297,7 +302,7 @@ class Api:
         return {**current, "metadata": {**current["metadata"], field: after}}
 
     # -- nodes ---------------------------------------------------------------------------------------------
-    def cordon(self, name: str, unschedulable: bool) -> tuple[dict[str, Any], str]:
+    def cordon(self, name: str, unschedulable: bool) -> tuple[Obj, str]:
         current = self.store.get("Node", "", name)
         spec = cordoned(current.get("spec") or {}, unschedulable)
         if spec == (current.get("spec") or {}):
@@ -308,7 +313,7 @@ class Api:
         log.info("node %s %s", name, "cordoned" if unschedulable else "uncordoned")
         return updated, "updated"
 
-    def drain(self, name: str) -> tuple[dict[str, Any], Outcomes]:
+    def drain(self, name: str) -> tuple[Obj, Outcomes]:
         """Cordon the node, then evict every pod on it; their controllers recreate them elsewhere."""
         node, _ = self.cordon(name, True)
         evicted = []
@@ -327,15 +332,7 @@ class Api:
         return node, evicted
 
 
-def validate_pod(obj: dict[str, Any]) -> Pod:
-    return Pod.from_dict(obj)
-
-
-def validate_node(obj: dict[str, Any]) -> Node:
-    return Node.from_dict(obj)
-
-
-def _list_key(kind: str) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+def _list_key(kind: str) -> Callable[[Obj], tuple[str, ...]]:
     """The order `Api.list` answers in; continue tokens name a place in it."""
     if kind == "Event":
         return events_list_key

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus, Will
@@ -25,14 +24,15 @@ from edgekube.master.controllers.nodelifecycle import NodeLifecycle, NodeState, 
 from edgekube.master.controllers.replicas import ReplicationManager
 from edgekube.master.dispatch import Dispatcher
 from edgekube.master.echo import Echo
-from edgekube.master.events import EventRecorder
+from edgekube.master.eventlog import EventLog
 from edgekube.master.liveness import Health, Liveness
-from edgekube.master.placement import Placer
-from edgekube.master.specs import SpecCache
-from edgekube.master.usage import NodeUsage
+from edgekube.master.scheduling.placer import Placer
+from edgekube.master.scheduling.specs import SpecCache
+from edgekube.master.scheduling.usage import NodeUsage
 from edgekube.model import jsoncodec
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.node import Node
+from edgekube.model.types import Obj
 from edgekube.model.wire import (
     MAX_PAYLOAD_BYTES,
     ApiRequest,
@@ -103,7 +103,7 @@ class Master:
         self.liveness = Liveness(
             timeout=config.node_timeout, will_settle=config.will_settle, clock=lambda: self.echo.watermark
         )
-        self.events = EventRecorder(config.event_capacity)
+        self.events = EventLog(config.event_capacity)
         self.dispatcher = Dispatcher()
         self.specs = SpecCache()
         self.usage = NodeUsage(self.specs)
@@ -133,7 +133,7 @@ class Master:
         self._acks: list[Callable[[], None]] = []
         self._acks_owed = threading.Event()
         #: The Node object each agent last reported (validated and registered).
-        self._node_objects: dict[str, dict[str, Any]] = {}
+        self._node_objects: dict[str, Obj] = {}
         self._threads = [
             threading.Thread(target=self._loop, name="master-loop", daemon=True),
             threading.Thread(target=self._pinger, name="master-ping", daemon=True),
@@ -391,7 +391,7 @@ class Master:
         if current.get("status") != status:
             self.store.update({**current, "status": status})
 
-    def _record_pod_status(self, node: str, uid: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def _record_pod_status(self, node: str, uid: str, namespace: str, name: str, status: Obj) -> None:
         try:
             pod = self.store.peek("Pod", namespace, name)
         except NotFoundError:
@@ -491,7 +491,7 @@ class Master:
         )
 
     # -- views ---------------------------------------------------------------------------------------------
-    def _decorate_node(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _decorate_node(self, obj: Obj) -> Obj:
         """Add the live Ready condition (kept in memory, never written) to a stored Node."""
         name = obj["metadata"]["name"]
         ready = self.liveness.ready(name)

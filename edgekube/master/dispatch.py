@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgekube.model import jsoncodec
+from edgekube.model.types import Obj
 from edgekube.model.wire import NodeDesired
 
 #: Metadata the agent needs; resourceVersion is left out so a status write does not look like a new desired state.
 _META_KEYS = ("name", "namespace", "uid", "labels", "annotations")
 
 
-def desired_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+def desired_pod(pod: Mapping[str, Any]) -> Obj:
     """The part of a stored pod an agent acts on: identity, labels and spec (never status)."""
     meta = pod["metadata"]
     return {
@@ -25,19 +26,7 @@ def desired_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def desired_sets(nodes: Iterable[str], pods: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Group bound pods by node; every known node gets an entry (an empty list tells it to run nothing)."""
-    sets: dict[str, list[dict[str, Any]]] = {n: [] for n in nodes}
-    for pod in pods:
-        node = pod["spec"].get("nodeName")
-        if node:
-            sets.setdefault(node, []).append(desired_pod(pod))
-    for items in sets.values():
-        items.sort(key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
-    return sets
-
-
-def _fragment(desired: dict[str, Any]) -> str:
+def _fragment(desired: Obj) -> str:
     return jsoncodec.dumps(desired, sort_keys=True)
 
 
@@ -49,7 +38,7 @@ class _Entry:
     key: tuple[str, str]  # (namespace, name)
     resource_version: str | None
     fragment: str  # its JSON in the node's message: what "changed" is judged by
-    desired: dict[str, Any]
+    desired: Obj
 
 
 @dataclass
@@ -114,30 +103,7 @@ class Dispatcher:
             out.append(self._message(node, [e.desired for e in items], digest, [e.fragment for e in items]))
         return out
 
-    def changes_from(self, nodes: Iterable[str], pods: Iterable[Mapping[str, Any]]) -> list[NodeDesired]:
-        """Observe exactly these pods (any others are gone), then flush: a full resync."""
-        seen = set()
-        for pod in pods:
-            key = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
-            seen.add(key)
-            self.observe(key, pod)
-        for key in [k for k in self._entries if k not in seen]:
-            self.observe(key, None)
-        return self.flush(nodes)
-
-    def changes(self, sets: dict[str, list[dict[str, Any]]]) -> list[NodeDesired]:
-        """The messages for nodes whose set (already grouped, e.g. by `desired_sets`) changed."""
-        out = []
-        for node, pods in sorted(sets.items()):
-            fragments = [_fragment(p) for p in pods]
-            digest = frozenset(fragments)
-            if self._sent.get(node) != digest:
-                out.append(self._message(node, pods, digest, fragments))
-        return out
-
-    def _message(
-        self, node: str, pods: list[dict[str, Any]], digest: frozenset[str], fragments: list[str]
-    ) -> NodeDesired:
+    def _message(self, node: str, pods: list[Obj], digest: frozenset[str], fragments: list[str]) -> NodeDesired:
         self.generation += 1
         self._sent[node] = digest
         return NodeDesired.prepared(node, self.generation, self.epoch, pods, fragments)

@@ -9,6 +9,7 @@ from typing import Any
 from edgekube.model.errors import ValidationError
 from edgekube.model.labels import validate_annotations, validate_label_key, validate_label_value
 from edgekube.model.taints import TAINT_UNSCHEDULABLE
+from edgekube.model.types import Obj
 
 _UNSCHEDULABLE = {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}
 
@@ -54,7 +55,7 @@ def edit_map(
     return result
 
 
-def cordoned(spec: Mapping[str, Any], unschedulable: bool) -> dict[str, Any]:
+def cordoned(spec: Mapping[str, Any], unschedulable: bool) -> Obj:
     """A Node spec with `unschedulable` set and the `node.kubernetes.io/unschedulable:NoSchedule` taint to match."""
     taints = list(spec.get("taints") or ())
     if not unschedulable:

@@ -7,13 +7,12 @@ import binascii
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from edgekube.model import jsoncodec
 from edgekube.model.errors import ValidationError
+from edgekube.model.types import Obj
 from edgekube.model.wire import MAX_PAYLOAD_BYTES
 
-Obj = dict[str, Any]
 SortKey = tuple[str, ...]
 #: Room left in a message for the answer's envelope (ok, continue, remainingItemCount) and the MQTT properties.
 ENVELOPE_BYTES = 16 * 1024

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from edgekube.master.events import EventRecorder, ObjectRef
+from edgekube.master.eventlog import EventLog, ObjectRef
 from edgekube.model.errors import NotFoundError, ValidationError
 from edgekube.model.event import Event
 from edgekube.model.labels import parse_selector
@@ -32,18 +32,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def rec(clock: Clock) -> EventRecorder:
-    return EventRecorder(capacity=5, clock=clock)
+def rec(clock: Clock) -> EventLog:
+    return EventLog(capacity=5, clock=clock)
 
 
 POD = ObjectRef("Pod", "web-abcde", "default", "uid-1")
 
 
-def pod_event(rec: EventRecorder, reason: str = "Scheduled", message: str = "assigned", **kw: Any) -> dict[str, Any]:
+def pod_event(rec: EventLog, reason: str = "Scheduled", message: str = "assigned", **kw: Any) -> dict[str, Any]:
     return rec.record(POD, reason, message, component=kw.pop("component", "default-scheduler"), **kw)
 
 
-def test_a_recorded_event_has_kubernetes_shape_and_validates(rec: EventRecorder) -> None:
+def test_a_recorded_event_has_kubernetes_shape_and_validates(rec: EventLog) -> None:
     event = pod_event(rec, host="node-2", type="Warning")
     assert event["involvedObject"] == {"kind": "Pod", "name": "web-abcde", "namespace": "default", "uid": "uid-1"}
     assert (event["reason"], event["message"], event["type"], event["count"]) == ("Scheduled", "assigned", "Warning", 1)
@@ -54,7 +54,7 @@ def test_a_recorded_event_has_kubernetes_shape_and_validates(rec: EventRecorder)
     assert Event.from_dict(event).reason == "Scheduled"  # what `ekctl get events` can parse
 
 
-def test_a_repeat_bumps_count_and_last_timestamp(rec: EventRecorder, clock: Clock) -> None:
+def test_a_repeat_bumps_count_and_last_timestamp(rec: EventLog, clock: Clock) -> None:
     first = pod_event(rec)
     clock.advance(30)
     again = pod_event(rec)
@@ -77,21 +77,21 @@ def test_a_repeat_bumps_count_and_last_timestamp(rec: EventRecorder, clock: Cloc
         {"host": "node-9"},
     ],
 )
-def test_any_difference_in_the_key_is_a_new_event(rec: EventRecorder, change: dict[str, Any]) -> None:
+def test_any_difference_in_the_key_is_a_new_event(rec: EventLog, change: dict[str, Any]) -> None:
     pod_event(rec)
     pod_event(rec, **change)
     assert len(rec) == 2
     assert [e["count"] for e in rec.list()] == [1, 1]
 
 
-def test_another_object_is_another_event(rec: EventRecorder) -> None:
+def test_another_object_is_another_event(rec: EventLog) -> None:
     rec.record(POD, "Scheduled", "assigned", component="s")
     rec.record(ObjectRef("Pod", "web-abcde", "default", "uid-2"), "Scheduled", "assigned", component="s")
     rec.record(ObjectRef("Pod", "web-abcde", "prod", "uid-1"), "Scheduled", "assigned", component="s")
     assert len(rec) == 3
 
 
-def test_the_recorder_is_bounded_and_drops_the_least_recently_seen(rec: EventRecorder) -> None:
+def test_the_recorder_is_bounded_and_drops_the_least_recently_seen(rec: EventLog) -> None:
     for i in range(5):
         pod_event(rec, message=f"m{i}")
     pod_event(rec, message="m0")  # refreshed: now the newest
@@ -100,7 +100,7 @@ def test_the_recorder_is_bounded_and_drops_the_least_recently_seen(rec: EventRec
     assert sorted(e["message"] for e in rec.list()) == ["m0", "m2", "m3", "m4", "m5"]
 
 
-def test_names_are_unique_and_gettable(rec: EventRecorder) -> None:
+def test_names_are_unique_and_gettable(rec: EventLog) -> None:
     a = pod_event(rec, message="a")
     b = pod_event(rec, message="b")
     assert a["metadata"]["name"] != b["metadata"]["name"]
@@ -109,7 +109,7 @@ def test_names_are_unique_and_gettable(rec: EventRecorder) -> None:
         rec.get("default", "nope")
 
 
-def test_a_dropped_event_is_no_longer_gettable(rec: EventRecorder) -> None:
+def test_a_dropped_event_is_no_longer_gettable(rec: EventLog) -> None:
     first = pod_event(rec, message="first")
     for i in range(5):
         pod_event(rec, message=f"m{i}")
@@ -117,19 +117,19 @@ def test_a_dropped_event_is_no_longer_gettable(rec: EventRecorder) -> None:
         rec.get("default", first["metadata"]["name"])
 
 
-def test_cluster_scoped_objects_have_their_events_in_default(rec: EventRecorder) -> None:
+def test_cluster_scoped_objects_have_their_events_in_default(rec: EventLog) -> None:
     event = rec.record(ObjectRef("Node", "node-1"), "NodeNotReady", "gone", component="node-controller")
     assert event["metadata"]["namespace"] == "default"
     assert event["involvedObject"] == {"kind": "Node", "name": "node-1", "namespace": ""}
 
 
-def test_record_takes_a_stored_object(rec: EventRecorder) -> None:
+def test_record_takes_a_stored_object(rec: EventLog) -> None:
     stored = {"kind": "ReplicationController", "metadata": {"name": "web", "namespace": "prod", "uid": "u"}}
     event = rec.record(stored, "SuccessfulCreate", "Created pod: web-x", component="replication-controller")
     assert event["involvedObject"] == {"kind": "ReplicationController", "name": "web", "namespace": "prod", "uid": "u"}
 
 
-def test_list_filters_by_namespace_and_sorts_by_last_timestamp(rec: EventRecorder, clock: Clock) -> None:
+def test_list_filters_by_namespace_and_sorts_by_last_timestamp(rec: EventLog, clock: Clock) -> None:
     pod_event(rec, message="old")
     clock.advance(1)
     rec.record(ObjectRef("Pod", "db", "prod"), "Scheduled", "x", component="s")
@@ -144,7 +144,7 @@ def test_list_filters_by_namespace_and_sorts_by_last_timestamp(rec: EventRecorde
     assert len(rec.list(None, parse_selector(""))) == 3
 
 
-def test_listed_events_are_copies(rec: EventRecorder) -> None:
+def test_listed_events_are_copies(rec: EventLog) -> None:
     pod_event(rec)
     [listed] = rec.list()
     listed["count"] = 99
@@ -153,7 +153,7 @@ def test_listed_events_are_copies(rec: EventRecorder) -> None:
     assert rec.list()[0]["involvedObject"]["name"] == "web-abcde"
 
 
-def test_about_returns_one_objects_events(rec: EventRecorder) -> None:
+def test_about_returns_one_objects_events(rec: EventLog) -> None:
     pod_event(rec, message="a")
     rec.record(ObjectRef("Pod", "other", "default"), "Scheduled", "b", component="s")
     pod_event(rec, reason="Started", message="c")
@@ -180,7 +180,7 @@ def agent_event(name: str = "web-abcde.1", count: int = 1, **fields: Any) -> dic
     return event
 
 
-def test_an_agent_event_is_kept_with_its_own_name_count_and_times(rec: EventRecorder) -> None:
+def test_an_agent_event_is_kept_with_its_own_name_count_and_times(rec: EventLog) -> None:
     assert rec.ingest("node-1", EventReport(node="node-1", events=[agent_event(count=3)])) == 1
     [event] = rec.list()
     assert event["metadata"]["name"] == "web-abcde.1"
@@ -192,7 +192,7 @@ def test_an_agent_event_is_kept_with_its_own_name_count_and_times(rec: EventReco
     assert event["source"] == {"component": "edgekube-agent", "host": "node-1"}
 
 
-def test_an_agent_resending_its_aggregated_event_sets_the_count(rec: EventRecorder) -> None:
+def test_an_agent_resending_its_aggregated_event_sets_the_count(rec: EventLog) -> None:
     rec.ingest("node-1", EventReport(node="node-1", events=[agent_event(count=3)]))
     again = agent_event(count=5, lastTimestamp="2026-11-28T10:00:00Z")
     rec.ingest("node-1", EventReport(node="node-1", events=[again]))
@@ -200,19 +200,19 @@ def test_an_agent_resending_its_aggregated_event_sets_the_count(rec: EventRecord
     assert (event["count"], event["lastTimestamp"]) == (5, "2026-11-28T10:00:00Z")
 
 
-def test_the_same_event_under_another_name_adds_up(rec: EventRecorder) -> None:
+def test_the_same_event_under_another_name_adds_up(rec: EventLog) -> None:
     rec.ingest("node-1", EventReport(node="node-1", events=[agent_event("a.1", count=2)]))
     rec.ingest("node-1", EventReport(node="node-1", events=[agent_event("a.2", count=1)]))
     [event] = rec.list()
     assert event["count"] == 3
 
 
-def test_the_host_defaults_to_the_sending_node(rec: EventRecorder) -> None:
+def test_the_host_defaults_to_the_sending_node(rec: EventLog) -> None:
     rec.ingest("node-1", EventReport(node="node-1", events=[agent_event(source={"component": "edgekube-agent"})]))
     assert rec.list()[0]["source"]["host"] == "node-1"
 
 
-def test_a_report_for_another_node_is_refused(rec: EventRecorder) -> None:
+def test_a_report_for_another_node_is_refused(rec: EventLog) -> None:
     with pytest.raises(ValidationError, match="node: 'node-2' does not match the topic's node 'node-1'"):
         rec.ingest("node-1", EventReport(node="node-2", events=[agent_event()]))
     assert len(rec) == 0
@@ -230,9 +230,9 @@ def test_a_report_for_another_node_is_refused(rec: EventRecorder) -> None:
     ],
 )
 def test_bad_agent_events_are_dropped_and_logged_the_rest_kept(
-    rec: EventRecorder, bad: dict[str, Any], logged: str, caplog: pytest.LogCaptureFixture
+    rec: EventLog, bad: dict[str, Any], logged: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="edgekube.master.events"):
+    with caplog.at_level(logging.WARNING, logger="edgekube.master.eventlog"):
         kept = rec.ingest("node-1", EventReport(node="node-1", events=[bad, agent_event()]))
     assert kept == 1
     assert [e["metadata"]["name"] for e in rec.list()] == ["web-abcde.1"]
@@ -242,4 +242,4 @@ def test_bad_agent_events_are_dropped_and_logged_the_rest_kept(
 
 def test_a_capacity_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="capacity"):
-        EventRecorder(capacity=0)
+        EventLog(capacity=0)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from edgekube.master.api import Api
+from edgekube.master.cache import CachedStore
 from edgekube.model.errors import (
     BusError,
     ConflictError,
@@ -26,13 +27,13 @@ def decorate(node: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def store() -> Iterator[TinyStateStore]:
+def store() -> Iterator[CachedStore]:
     with TinyStateStore(None) as s:
-        yield s
+        yield CachedStore(s)
 
 
 @pytest.fixture
-def api(store: TinyStateStore) -> Api:
+def api(store: CachedStore) -> Api:
     return Api(store, decorate)
 
 
@@ -76,7 +77,7 @@ def call(api: Api, verb: Verb, **fields: Any) -> ApiResponse:
 # -- apply ----------------------------------------------------------------------------------------------------
 
 
-def test_apply_creates_a_pending_pod_with_server_fields(api: Api, store: TinyStateStore) -> None:
+def test_apply_creates_a_pending_pod_with_server_fields(api: Api, store: CachedStore) -> None:
     assert actions(api, pod()) == [("Pod", "default", "web", "created")]
     stored = store.get("Pod", "default", "web")
     assert stored["status"] == {"phase": "Pending"}
@@ -87,7 +88,7 @@ def test_apply_creates_a_pending_pod_with_server_fields(api: Api, store: TinySta
     assert stored["spec"]["restartPolicy"] == "Always"  # defaults are stored explicitly
 
 
-def test_apply_ignores_status_and_server_fields_in_the_manifest(api: Api, store: TinyStateStore) -> None:
+def test_apply_ignores_status_and_server_fields_in_the_manifest(api: Api, store: CachedStore) -> None:
     doc = pod()
     doc["metadata"].update(uid="mine", resourceVersion="99", creationTimestamp="2000-01-01T00:00:00Z", generation=5)
     doc["status"] = {"phase": "Running"}
@@ -99,14 +100,14 @@ def test_apply_ignores_status_and_server_fields_in_the_manifest(api: Api, store:
     assert stored["status"] == {"phase": "Pending"}
 
 
-def test_reapplying_the_same_manifest_is_unchanged(api: Api, store: TinyStateStore) -> None:
+def test_reapplying_the_same_manifest_is_unchanged(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod(labels={"app": "web"})))
     before = store.get("Pod", "default", "web")
     assert actions(api, pod(labels={"app": "web"})) == [("Pod", "default", "web", "unchanged")]
     assert store.get("Pod", "default", "web") == before
 
 
-def test_reapplying_after_scheduling_is_unchanged(api: Api, store: TinyStateStore) -> None:
+def test_reapplying_after_scheduling_is_unchanged(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod()))
     bound = store.get("Pod", "default", "web")
     bound["spec"]["nodeName"] = "pi-1"
@@ -125,7 +126,7 @@ def test_reapplying_after_scheduling_is_unchanged(api: Api, store: TinyStateStor
     ],
 )
 def test_a_label_or_annotation_change_is_an_update(
-    api: Api, store: TinyStateStore, change: dict[str, Any], field: str, value: dict[str, str]
+    api: Api, store: CachedStore, change: dict[str, Any], field: str, value: dict[str, str]
 ) -> None:
     api.apply(manifest(pod(labels={"app": "web"})))
     doc = pod(labels={"app": "web"})
@@ -145,7 +146,7 @@ def test_a_label_or_annotation_change_is_an_update(
     ids=["image", "restartPolicy", "nodeName"],
 )
 def test_a_spec_change_to_a_pod_is_forbidden_with_a_hint(
-    api: Api, store: TinyStateStore, changed: dict[str, Any]
+    api: Api, store: CachedStore, changed: dict[str, Any]
 ) -> None:
     api.apply(manifest(pod()))
     before = store.get("Pod", "default", "web")
@@ -160,7 +161,7 @@ def test_a_spec_change_to_a_pod_is_forbidden_with_a_hint(
     assert store.get("Pod", "default", "web") == before
 
 
-def test_a_node_spec_may_change(api: Api, store: TinyStateStore) -> None:
+def test_a_node_spec_may_change(api: Api, store: CachedStore) -> None:
     api.apply(manifest(node("pi-1")))
     doc = node("pi-1")
     doc["spec"] = {"unschedulable": True}
@@ -177,7 +178,7 @@ def test_apply_of_several_documents_reports_each(api: Api) -> None:
     ]
 
 
-def test_the_same_object_twice_in_one_manifest_ends_as_the_later_document(api: Api, store: TinyStateStore) -> None:
+def test_the_same_object_twice_in_one_manifest_ends_as_the_later_document(api: Api, store: CachedStore) -> None:
     assert actions(api, pod(labels={"v": "1"}), pod(labels={"v": "2"}), pod(labels={"v": "2"})) == [
         ("Pod", "default", "web", "created"),
         ("Pod", "default", "web", "updated"),
@@ -196,7 +197,7 @@ def test_the_same_object_twice_in_one_manifest_ends_as_the_later_document(api: A
     ids=["invalid-field", "unknown-kind", "forbidden-update"],
 )
 def test_a_manifest_with_a_bad_last_document_stores_nothing(
-    api: Api, store: TinyStateStore, second: dict[str, Any], message: str
+    api: Api, store: CachedStore, second: dict[str, Any], message: str
 ) -> None:
     api.apply(manifest(pod("existing", labels={"v": "1"})))
     before = store.list("Pod")
@@ -215,7 +216,7 @@ def test_an_invalid_manifest_names_every_problem(api: Api) -> None:
     assert response.error.hint == "run `ekctl lint FILE` to list every problem"
 
 
-def test_an_empty_apply_does_nothing(api: Api, store: TinyStateStore) -> None:
+def test_an_empty_apply_does_nothing(api: Api, store: CachedStore) -> None:
     assert call(api, Verb.APPLY) == ApiResponse(ok=True, outcomes=[])
     assert store.list("Pod") == []
 
@@ -223,7 +224,7 @@ def test_an_empty_apply_does_nothing(api: Api, store: TinyStateStore) -> None:
 # -- get / list / delete ------------------------------------------------------------------------------------------
 
 
-def test_get_returns_the_stored_pod(api: Api, store: TinyStateStore) -> None:
+def test_get_returns_the_stored_pod(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod(namespace="prod")))
     response = call(api, Verb.GET, kind="Pod", namespace="prod", name="web")
     assert response.ok and response.object == store.get("Pod", "prod", "web")
@@ -243,7 +244,7 @@ def test_a_node_is_decorated_and_cluster_scoped(api: Api) -> None:
     assert listed["status"]["conditions"][0]["type"] == "Ready"
 
 
-def test_pods_are_not_decorated(api: Api, store: TinyStateStore) -> None:
+def test_pods_are_not_decorated(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod()))
     assert api.get("Pod", "default", "web") == store.get("Pod", "default", "web")
 
@@ -300,7 +301,7 @@ def test_list_of_nodes_with_a_selector(api: Api) -> None:
     assert [n["metadata"]["name"] for n in api.list("Node", None, None)] == ["pi-1", "pi-2", "pi-3"]
 
 
-def test_delete_removes_and_reports(api: Api, store: TinyStateStore) -> None:
+def test_delete_removes_and_reports(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod(), node("pi-1")))
     response = call(api, Verb.DELETE, kind="Pod", name="web")
     assert response.outcomes is not None
@@ -386,7 +387,7 @@ class BrokenStore(TinyStateStore):
 def test_handle_turns_every_failure_into_an_answer(
     failure: Exception, reason: str, message: str, hint: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api = Api(BrokenStore(failure), decorate)
+    api = Api(CachedStore(BrokenStore(failure)), decorate)
     with caplog.at_level(logging.ERROR, logger="edgekube.master.api"):
         for verb, fields in ((Verb.APPLY, {"manifest": manifest(pod())}), (Verb.LIST, {"kind": "Pod"})):
             response = call(api, verb, **fields)
@@ -396,7 +397,7 @@ def test_handle_turns_every_failure_into_an_answer(
     assert ("request" in caplog.text) is (reason == "Internal")
 
 
-def test_two_documents_where_the_second_is_invalid_store_nothing(api: Api, store: TinyStateStore) -> None:
+def test_two_documents_where_the_second_is_invalid_store_nothing(api: Api, store: CachedStore) -> None:
     response = call(api, Verb.APPLY, manifest=manifest(pod("good"), pod("bad", image="")))
     assert response.error is not None
     assert response.error.message == "request[1]: spec.containers[0].image: String should have at least 1 character"
@@ -449,7 +450,7 @@ def owned_pod(name: str, owner: dict[str, Any], **labels: str) -> dict[str, Any]
     return doc
 
 
-def test_a_controller_starts_at_generation_1_and_each_spec_change_adds_one(api: Api, store: TinyStateStore) -> None:
+def test_a_controller_starts_at_generation_1_and_each_spec_change_adds_one(api: Api, store: CachedStore) -> None:
     assert actions(api, rc(), rs()) == [
         ("ReplicationController", "default", "web", "created"),
         ("ReplicaSet", "default", "api", "created"),
@@ -463,7 +464,7 @@ def test_a_controller_starts_at_generation_1_and_each_spec_change_adds_one(api: 
     assert store.get("ReplicationController", "default", "web")["metadata"]["generation"] == 2
 
 
-def test_apply_keeps_a_controllers_status(api: Api, store: TinyStateStore) -> None:
+def test_apply_keeps_a_controllers_status(api: Api, store: CachedStore) -> None:
     api.apply(manifest(rc()))
     current = store.get("ReplicationController", "default", "web")
     store.update({**current, "status": {"replicas": 2}})
@@ -471,7 +472,7 @@ def test_apply_keeps_a_controllers_status(api: Api, store: TinyStateStore) -> No
     assert store.get("ReplicationController", "default", "web")["status"] == {"replicas": 2}
 
 
-def test_scale_sets_replicas_bumps_generation_and_answers_the_object(api: Api, store: TinyStateStore) -> None:
+def test_scale_sets_replicas_bumps_generation_and_answers_the_object(api: Api, store: CachedStore) -> None:
     api.apply(manifest(rc(), rs()))
     response = call(api, Verb.SCALE, kind="ReplicationController", name="web", replicas=5)
     assert response.ok and response.object is not None and response.outcomes is not None
@@ -518,7 +519,7 @@ def test_get_and_list_controllers(api: Api) -> None:
 
 
 @pytest.fixture
-def with_pods(api: Api, store: TinyStateStore) -> dict[str, Any]:
+def with_pods(api: Api, store: CachedStore) -> dict[str, Any]:
     api.apply(manifest(rc()))
     controller = store.get("ReplicationController", "default", "web")
     other = store.create({**rc("other"), "metadata": {"name": "other", "namespace": "default"}})
@@ -530,7 +531,7 @@ def with_pods(api: Api, store: TinyStateStore) -> dict[str, Any]:
 
 
 def test_delete_cascades_to_the_controllers_own_pods_by_default(
-    api: Api, store: TinyStateStore, with_pods: dict[str, Any]
+    api: Api, store: CachedStore, with_pods: dict[str, Any]
 ) -> None:
     response = call(api, Verb.DELETE, kind="ReplicationController", name="web")
     assert response.outcomes is not None
@@ -539,7 +540,7 @@ def test_delete_cascades_to_the_controllers_own_pods_by_default(
 
 
 def test_delete_with_orphan_keeps_the_pods_without_owner(
-    api: Api, store: TinyStateStore, with_pods: dict[str, Any]
+    api: Api, store: CachedStore, with_pods: dict[str, Any]
 ) -> None:
     assert call(api, Verb.DELETE, kind="ReplicationController", name="web", cascade="orphan").ok
     pods = {p["metadata"]["name"]: p for p in store.list("Pod")}
@@ -550,14 +551,14 @@ def test_delete_with_orphan_keeps_the_pods_without_owner(
     assert store.list("ReplicationController", "default")[0]["metadata"]["name"] == "other"
 
 
-def test_cascade_means_nothing_for_a_pod(api: Api, store: TinyStateStore) -> None:
+def test_cascade_means_nothing_for_a_pod(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod()))
     assert call(api, Verb.DELETE, kind="Pod", name="web", cascade="orphan").ok
     assert store.list("Pod") == []
 
 
 def test_deleting_a_missing_controller_changes_nothing(
-    api: Api, store: TinyStateStore, with_pods: dict[str, Any]
+    api: Api, store: CachedStore, with_pods: dict[str, Any]
 ) -> None:
     before = store.list("Pod")
     response = call(api, Verb.DELETE, kind="ReplicaSet", name="web")
@@ -568,7 +569,7 @@ def test_deleting_a_missing_controller_changes_nothing(
 # -- label / annotate ----------------------------------------------------------------------------------------------
 
 
-def test_label_adds_changes_with_overwrite_and_removes(api: Api, store: TinyStateStore) -> None:
+def test_label_adds_changes_with_overwrite_and_removes(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod(labels={"app": "web", "tier": "front"})))
     response = call(api, Verb.LABEL, kind="Pod", name="web", labels={"env": "prod", "tier": None})
     assert response.ok and response.object is not None and response.outcomes is not None
@@ -578,7 +579,7 @@ def test_label_adds_changes_with_overwrite_and_removes(api: Api, store: TinyStat
     assert store.get("Pod", "default", "web")["metadata"]["labels"] == {"app": "debug", "env": "prod"}
 
 
-def test_label_refuses_to_overwrite_without_overwrite(api: Api, store: TinyStateStore) -> None:
+def test_label_refuses_to_overwrite_without_overwrite(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod(labels={"app": "web"})))
     before = store.get("Pod", "default", "web")
     response = call(api, Verb.LABEL, kind="Pod", name="web", labels={"new": "1", "app": "debug"})
@@ -590,7 +591,7 @@ def test_label_refuses_to_overwrite_without_overwrite(api: Api, store: TinyState
     assert store.get("Pod", "default", "web") == before  # nothing written, not even the valid key
 
 
-def test_label_with_the_same_value_or_removing_a_missing_key_is_unchanged(api: Api, store: TinyStateStore) -> None:
+def test_label_with_the_same_value_or_removing_a_missing_key_is_unchanged(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod(labels={"app": "web"})))
     before = store.get("Pod", "default", "web")
     response = call(api, Verb.LABEL, kind="Pod", name="web", labels={"app": "web", "gone": None})
@@ -598,7 +599,7 @@ def test_label_with_the_same_value_or_removing_a_missing_key_is_unchanged(api: A
     assert store.get("Pod", "default", "web") == before
 
 
-def test_a_label_change_keeps_the_pods_spec_and_status(api: Api, store: TinyStateStore) -> None:
+def test_a_label_change_keeps_the_pods_spec_and_status(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod(labels={"app": "web"})))
     bound = store.get("Pod", "default", "web")
     store.update({**bound, "spec": {**bound["spec"], "nodeName": "pi-1"}, "status": {"phase": "Running"}})
@@ -628,7 +629,7 @@ def test_label_keys_and_values_follow_the_label_rules(api: Api, labels: dict[str
     assert message in response.error.message
 
 
-def test_annotate_takes_free_text_values(api: Api, store: TinyStateStore) -> None:
+def test_annotate_takes_free_text_values(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod()))
     response = call(api, Verb.ANNOTATE, kind="Pod", name="web", labels={"note": "built on Tuesday, by me!"})
     assert response.ok
@@ -641,7 +642,7 @@ def test_annotate_takes_free_text_values(api: Api, store: TinyStateStore) -> Non
 
 
 @pytest.mark.parametrize("kind", ["Node", "ReplicationController", "ReplicaSet"])
-def test_label_works_on_nodes_and_controllers(api: Api, store: TinyStateStore, kind: str) -> None:
+def test_label_works_on_nodes_and_controllers(api: Api, store: CachedStore, kind: str) -> None:
     api.apply(manifest(node("web"), rc(), rs("web")))
     response = call(api, Verb.LABEL, kind=kind, name="web", labels={"zone": "a"})
     assert response.ok and response.object is not None
@@ -650,7 +651,7 @@ def test_label_works_on_nodes_and_controllers(api: Api, store: TinyStateStore, k
         assert response.object["status"]["conditions"] == [{"type": "Ready", "status": "True"}]  # decorated
 
 
-def test_label_by_selector_changes_every_match_after_checking_all(api: Api, store: TinyStateStore) -> None:
+def test_label_by_selector_changes_every_match_after_checking_all(api: Api, store: CachedStore) -> None:
     api.apply(manifest(pod("a", labels={"app": "x"}), pod("b", labels={"app": "x", "env": "dev"}), pod("c")))
     response = call(api, Verb.LABEL, kind="Pod", selector="app=x", labels={"env": "prod"})
     assert response.error is not None and "'env' already has a value (dev)" in response.error.message
@@ -674,7 +675,7 @@ def test_label_is_not_for_events(api: Api) -> None:
 # -- cordon / uncordon / drain -----------------------------------------------------------------------------------------
 
 
-def test_cordon_and_uncordon_set_unschedulable_and_the_taint(api: Api, store: TinyStateStore) -> None:
+def test_cordon_and_uncordon_set_unschedulable_and_the_taint(api: Api, store: CachedStore) -> None:
     api.apply(manifest(node("pi-1")))
     response = call(api, Verb.CORDON, kind="Node", name="pi-1")
     assert response.outcomes is not None and response.outcomes[0].action == "updated"
@@ -690,7 +691,7 @@ def test_cordon_and_uncordon_set_unschedulable_and_the_taint(api: Api, store: Ti
     assert reasons == ["NodeNotSchedulable", "NodeSchedulable"]
 
 
-def test_uncordon_keeps_other_taints(api: Api, store: TinyStateStore) -> None:
+def test_uncordon_keeps_other_taints(api: Api, store: CachedStore) -> None:
     doc = node("pi-1")
     doc["spec"] = {"taints": [{"key": "gpu", "effect": "NoSchedule"}]}
     api.apply(manifest(doc))
@@ -699,7 +700,7 @@ def test_uncordon_keeps_other_taints(api: Api, store: TinyStateStore) -> None:
     assert store.get("Node", "", "pi-1")["spec"]["taints"] == [{"key": "gpu", "value": "", "effect": "NoSchedule"}]
 
 
-def test_drain_cordons_and_evicts_every_pod_on_the_node(api: Api, store: TinyStateStore) -> None:
+def test_drain_cordons_and_evicts_every_pod_on_the_node(api: Api, store: CachedStore) -> None:
     api.apply(manifest(node("pi-1"), node("pi-2"), pod("a"), pod("b", namespace="prod"), pod("c"), pod("d")))
     for name, ns, where in (("a", "default", "pi-1"), ("b", "prod", "pi-1"), ("c", "default", "pi-2")):
         current = store.get("Pod", ns, name)
@@ -727,7 +728,7 @@ def test_node_verbs_need_an_existing_node(api: Api, verb: Verb) -> None:
     assert wrong.error is not None and wrong.error.message.startswith(f"kind: 'Pod' is not supported for verb {verb}")
 
 
-def test_applying_a_node_manifest_keeps_the_lifecycle_taints(api: Api, store: TinyStateStore) -> None:
+def test_applying_a_node_manifest_keeps_the_lifecycle_taints(api: Api, store: CachedStore) -> None:
     api.apply(manifest(node("pi-1")))
     current = store.get("Node", "", "pi-1")
     unreachable = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2026-11-28T10:00:00Z"}
@@ -742,7 +743,7 @@ def test_applying_a_node_manifest_keeps_the_lifecycle_taints(api: Api, store: Ti
 # -- events ------------------------------------------------------------------------------------------------------------
 
 
-def test_events_are_listed_and_got_from_memory(api: Api, store: TinyStateStore) -> None:
+def test_events_are_listed_and_got_from_memory(api: Api, store: CachedStore) -> None:
     event = api.events.record(
         {"kind": "Pod", "metadata": {"name": "web", "namespace": "prod"}}, "Scheduled", "x", component="s"
     )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from edgekube.master.api import Api
+from edgekube.master.cache import CachedStore
 from edgekube.master.paging import BUDGET, decode_token, encode_token, page
 from edgekube.model.errors import ValidationError
 from edgekube.model.wire import MAX_PAYLOAD_BYTES, ApiRequest, ApiResponse, Verb
@@ -81,7 +82,7 @@ def test_tokens_round_trip() -> None:
 @pytest.fixture
 def api() -> Iterator[Api]:
     with TinyStateStore(None) as store:
-        api = Api(store, lambda node: node)
+        api = Api(CachedStore(store), lambda node: node)
         for n in range(7):
             api.apply(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"web-{n}"},
                                   "spec": {"containers": [{"name": "app", "image": "busybox"}]}}))  # fmt: skip
@@ -118,7 +119,7 @@ def test_the_budget_leaves_room_for_the_envelope() -> None:
 
 def test_events_of_one_second_page_in_the_order_they_were_recorded() -> None:
     with TinyStateStore(None) as store:
-        api = Api(store, lambda node: node)
+        api = Api(CachedStore(store), lambda node: node)
         target = {"kind": "Pod", "metadata": {"name": "web", "namespace": "default", "uid": "u"}}
         for reason in ("Scheduled", "Pulling", "Pulled", "Created", "Started"):
             api.events.record(target, reason, reason.lower(), component="test")

@@ -23,7 +23,7 @@ from edgekube.master.controllers.nodelifecycle import (
     plan,
     rfc3339,
 )
-from edgekube.master.events import EventRecorder
+from edgekube.master.eventlog import EventLog
 from edgekube.master.liveness import Health
 from edgekube.model.taints import TAINT_NOT_READY, TAINT_UNREACHABLE, Taint, TaintEffect, Toleration
 from edgekube.store.state import TinyStateStore
@@ -250,7 +250,7 @@ def states(store: CachedStore, health: dict[str, Health]) -> list[NodeState]:
 
 
 def test_the_controller_taints_evicts_and_untaints_through_the_store(store: CachedStore) -> None:
-    events = EventRecorder()
+    events = EventLog()
     controller = NodeLifecycle()
     doomed = stored_pod(store, "doomed", "n1")
     stored_pod(store, "safe", "n2")
@@ -274,12 +274,12 @@ def test_the_controller_taints_evicts_and_untaints_through_the_store(store: Cach
 def test_an_eviction_of_a_pod_that_changed_meanwhile_is_skipped(store: CachedStore) -> None:
     stored_pod(store, "p", "n1")
     pods = {"n1": [PodState("default", "p", "an-older-incarnation", "n1")]}
-    NodeLifecycle().run(states(store, {"n1": OFFLINE}), pods, T0, judging=True, store=store, events=EventRecorder())
+    NodeLifecycle().run(states(store, {"n1": OFFLINE}), pods, T0, judging=True, store=store, events=EventLog())
     assert ("default", "p") in store.objects("Pod")
 
 
 def test_entering_and_leaving_a_disruption_is_reported_once(store: CachedStore) -> None:
-    events = EventRecorder()
+    events = EventLog()
     controller = NodeLifecycle()
     for _ in range(3):
         controller.run(

@@ -12,11 +12,13 @@ import pytest
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.replicas import ReplicationManager
-from edgekube.master.events import EventRecorder
-from edgekube.master.placement import Placer
-from edgekube.master.podindex import OwnerIndex
-from edgekube.master.specs import SpecCache
-from edgekube.master.usage import NodeUsage
+from edgekube.master.eventlog import EventLog
+from edgekube.master.ownerindex import OwnerIndex
+from edgekube.master.scheduling.placer import Placer
+from edgekube.master.scheduling.specs import SpecCache
+from edgekube.master.scheduling.usage import NodeUsage
+from edgekube.model.node import DEFAULT_MAX_PODS
+from edgekube.model.taints import Taint, TaintEffect
 from edgekube.store.state import TinyStateStore
 
 READY = {"n1", "n2"}
@@ -40,12 +42,12 @@ def store() -> Iterator[CachedStore]:
 
 
 @pytest.fixture
-def events() -> EventRecorder:
-    return EventRecorder()
+def events() -> EventLog:
+    return EventLog()
 
 
 @pytest.fixture
-def placer(store: CachedStore, events: EventRecorder) -> Placer:
+def placer(store: CachedStore, events: EventLog) -> Placer:
     specs = SpecCache()
     usage = NodeUsage(specs)
     store.listen("Pod", usage.observe)
@@ -90,7 +92,7 @@ def test_the_usage_index_follows_every_write(store: CachedStore, placer: Placer)
     assert usage.usage("n1").owners == {} and usage.pending == {}
 
 
-def test_new_pods_are_bound_before_they_are_written(store: CachedStore, placer: Placer, events: EventRecorder) -> None:
+def test_new_pods_are_bound_before_they_are_written(store: CachedStore, placer: Placer, events: EventLog) -> None:
     new = [pod("a", owner="rc"), pod("b", owner="rc"), pod("huge", "5")]
     bound = placer.bind_new(new)
     assert [p["metadata"]["name"] for p in bound] == ["a", "b"]
@@ -106,7 +108,7 @@ def test_new_pods_are_bound_before_they_are_written(store: CachedStore, placer: 
 
 
 def test_pending_pods_are_placed_oldest_first_and_explained_once(
-    store: CachedStore, placer: Placer, events: EventRecorder
+    store: CachedStore, placer: Placer, events: EventLog
 ) -> None:
     store.create(pod("first", "600m"))
     store.create(pod("second", "600m"))
@@ -134,7 +136,49 @@ def test_views_take_node_changes_into_account(store: CachedStore, placer: Placer
     assert (views["n2"].cpu_millis, views["n3"].ready) == (1000, False)
 
 
-def test_api_apply_creates_pods_bound_in_one_write(store: CachedStore, placer: Placer, events: EventRecorder) -> None:
+def add_node(store: CachedStore, name: str, allocatable: dict[str, Any], **spec: Any) -> None:
+    meta = {"name": name, "namespace": "", "labels": {"kubernetes.io/arch": "arm64"}}
+    store.create(
+        {"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": spec, "status": {"allocatable": allocatable}}
+    )
+
+
+def test_a_view_reads_allocatable_and_counts_the_pods_bound_there(store: CachedStore, placer: Placer) -> None:
+    add_node(store, "pi-1", {"cpu": "4", "memory": "3882Mi", "pods": "20"})
+    store.create(pod("small", "100m", node="pi-1"))
+    limits_only = pod("big", node="pi-1")
+    limits_only["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1", "memory": "1Gi"}}
+    store.create(limits_only)
+    view = next(v for v in placer.views() if v.name == "pi-1")
+    assert (view.cpu_millis, view.memory_bytes, view.max_pods) == (4000, 3882 * 2**20, 20)
+    assert (view.used_cpu_millis, view.used_memory_bytes, view.pod_count) == (1100, 2**30, 2)
+    assert view.labels == {"kubernetes.io/arch": "arm64"}
+
+
+def test_a_view_of_a_node_without_allocatable_takes_the_defaults(store: CachedStore, placer: Placer) -> None:
+    add_node(store, "pi-1", {}, unschedulable=True)
+    view = next(v for v in placer.views() if v.name == "pi-1")
+    assert (view.cpu_millis, view.memory_bytes, view.max_pods, view.ready, view.unschedulable) == (
+        0,
+        0,
+        DEFAULT_MAX_PODS,
+        False,
+        True,
+    )
+
+
+def test_a_view_counts_bound_pods_per_owner_and_keeps_taints(store: CachedStore, placer: Placer) -> None:
+    gpu = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
+    add_node(store, "pi-1", {"cpu": "4", "memory": "4Gi"}, taints=[gpu])
+    for name, owner in (("a", "rc-1"), ("b", "rc-1"), ("c", "rc-2"), ("d", None), ("e", None)):
+        store.create(pod(name, node="pi-1", owner=owner))
+    view = next(v for v in placer.views() if v.name == "pi-1")
+    assert view.owner_pods == {"rc-1": 2, "rc-2": 1}
+    assert view.pod_count == 5
+    assert view.taints == (Taint(key="dedicated", value="gpu", effect=TaintEffect.NO_SCHEDULE),)
+
+
+def test_api_apply_creates_pods_bound_in_one_write(store: CachedStore, placer: Placer, events: EventLog) -> None:
     api = Api(store, lambda n: n, events, binder=placer)
     manifest = (
         '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},"spec":{"containers":[{"name":"c","image":"i"}]}}'
@@ -146,7 +190,7 @@ def test_api_apply_creates_pods_bound_in_one_write(store: CachedStore, placer: P
     assert [e["reason"] for e in events.list()] == ["Scheduled"]
 
 
-def test_replication_creates_pods_bound(store: CachedStore, placer: Placer, events: EventRecorder) -> None:
+def test_replication_creates_pods_bound(store: CachedStore, placer: Placer, events: EventLog) -> None:
     store.create(
         {
             "apiVersion": "v1",

@@ -28,7 +28,7 @@ from edgekube.master.controllers.replication import (
     plan,
     replica_status,
 )
-from edgekube.master.events import EventRecorder
+from edgekube.master.eventlog import EventLog
 from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.pod import Pod
 from edgekube.store.state import TinyStateStore
@@ -430,7 +430,7 @@ def stored_rc(store: CachedStore, **kw: Any) -> dict[str, Any]:
 
 
 def test_a_pass_creates_records_events_and_then_settles(store: CachedStore) -> None:
-    events = EventRecorder()
+    events = EventLog()
     manager = ReplicationManager(store, random.Random(3))
     controller = stored_rc(store, replicas=3)
     manager.run(store, events, NOW)
@@ -446,7 +446,7 @@ def test_a_pass_creates_records_events_and_then_settles(store: CachedStore) -> N
 
 
 def test_a_pass_adopts_releases_and_collects_garbage(store: CachedStore) -> None:
-    events = EventRecorder()
+    events = EventLog()
     controller = stored_rc(store, replicas=1)
     uid = controller["metadata"]["uid"]
     bare = pod("bare", owner=None)
@@ -466,7 +466,7 @@ def test_a_pass_adopts_releases_and_collects_garbage(store: CachedStore) -> None
 
 
 def test_a_pass_scales_down_and_records_it(store: CachedStore) -> None:
-    events = EventRecorder()
+    events = EventLog()
     manager = ReplicationManager(store, random.Random(2))
     stored_rc(store, replicas=3)
     manager.run(store, events, NOW)
@@ -496,13 +496,13 @@ class TestWhichControllersAPassPlans:
         stored_rc(store, replicas=2)
         stored_rc(store, name="db", labels={"app": "db"}, selector={"app": "db"}, uid="db-uid", replicas=1)
         for _ in range(3):
-            manager.run(store, EventRecorder(), NOW)
+            manager.run(store, EventLog(), NOW)
         return manager
 
     def test_a_settled_cluster_plans_nothing(self, store: CachedStore, planned: list[str]) -> None:
         manager = self.settled(store)
         planned.clear()
-        assert manager.run(store, EventRecorder(), NOW + 1) == 0
+        assert manager.run(store, EventLog(), NOW + 1) == 0
         assert planned == []
 
     def test_a_change_to_one_pod_plans_only_its_controller(self, store: CachedStore, planned: list[str]) -> None:
@@ -510,7 +510,7 @@ class TestWhichControllersAPassPlans:
         planned.clear()
         key = next(k for k, p in store.objects("Pod").items() if p["metadata"]["labels"]["app"] == "web")
         store.delete("Pod", *key)
-        manager.run(store, EventRecorder(), NOW + 1)  # creates the replacement
+        manager.run(store, EventLog(), NOW + 1)  # creates the replacement
         assert planned == ["web"]
         assert len([p for p in store.objects("Pod").values() if p["metadata"]["labels"]["app"] == "web"]) == 2
 
@@ -523,14 +523,14 @@ class TestWhichControllersAPassPlans:
         for field in ("uid", "resourceVersion"):
             stray["metadata"].pop(field)
         store.create(stray)
-        manager.run(store, EventRecorder(), NOW + 1)
+        manager.run(store, EventLog(), NOW + 1)
         assert sorted(planned) == ["db", "web"]
         assert controller_ref(store.peek("Pod", "default", "stray")) is not None  # adopted by db
 
     def test_every_controller_is_planned_again_after_resync(self, store: CachedStore, planned: list[str]) -> None:
         manager = self.settled(store)
         planned.clear()
-        manager.run(store, EventRecorder(), NOW + 61)
+        manager.run(store, EventLog(), NOW + 61)
         assert sorted(planned) == ["db", "web"]
 
     def test_a_terminal_pod_in_its_grace_keeps_its_controller_planned(
@@ -545,9 +545,9 @@ class TestWhichControllersAPassPlans:
                 "status": {"phase": "Failed"},
             }
         )
-        manager.run(store, EventRecorder(), NOW + 1)
+        manager.run(store, EventLog(), NOW + 1)
         planned.clear()
-        manager.run(store, EventRecorder(), NOW + 2)  # nothing changed, but the grace is running out
+        manager.run(store, EventLog(), NOW + 2)  # nothing changed, but the grace is running out
         assert planned == ["db"]
-        manager.run(store, EventRecorder(), NOW + TERMINAL_GRACE + 1)
+        manager.run(store, EventLog(), NOW + TERMINAL_GRACE + 1)
         assert key not in store.objects("Pod")  # deleted once its grace ran out, without a resync

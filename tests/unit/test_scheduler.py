@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
-from edgekube.master.scheduler import (
+from edgekube.master.scheduling.scheduler import (
     SPREAD_WEIGHT,
-    Decision,
     NodeView,
+    Placement,
     Request,
     bind,
     filter_reason,
-    node_view,
     schedule,
     schedule_all,
     score,
@@ -145,7 +144,7 @@ def test_scoring_prefers_the_least_allocated_node() -> None:
         node("idle"),
         node("half", used_cpu_millis=2000, used_memory_bytes=2048 * MI),
     ]
-    assert schedule(spec(), nodes) == Decision(NodeName("idle"), "")
+    assert schedule(spec(), nodes) == Placement(NodeName("idle"), "")
     req = Request.of(spec())
     assert score(nodes[1], req) > score(nodes[2], req) > score(nodes[0], req)
 
@@ -171,8 +170,8 @@ def test_a_bigger_node_with_the_same_usage_wins() -> None:
     ],
 )
 def test_a_tie_goes_to_the_alphabetically_first_node_whatever_the_order(names: list[str]) -> None:
-    decision = schedule(spec(), [node(n) for n in names])
-    assert decision.node == min(names)
+    placement = schedule(spec(), [node(n) for n in names])
+    assert placement.node == min(names)
 
 
 def test_a_placement_has_no_message() -> None:
@@ -216,7 +215,7 @@ def test_an_unschedulable_pod_is_explained_like_kube_scheduler(nodes: list[NodeV
         nodeSelector=SSD,
     )
     labelled = [NodeView(**{**n.__dict__, "labels": n.labels or SSD}) for n in nodes]
-    assert schedule(pod, labelled) == Decision(None, message)
+    assert schedule(pod, labelled) == Placement(None, message)
 
 
 def test_only_feasible_nodes_are_scored() -> None:
@@ -248,10 +247,10 @@ def test_scheduling_many_pods_in_one_pass_spreads_them() -> None:
     views = {n.name: n for n in [node("a"), node("b"), node("c")]}
     placed = []
     for _ in range(6):
-        decision = schedule(spec(), list(views.values()))
-        assert decision.node is not None
-        placed.append(decision.node)
-        views[decision.node] = bind(views[decision.node], spec())
+        placement = schedule(spec(), list(views.values()))
+        assert placement.node is not None
+        placed.append(placement.node)
+        views[placement.node] = bind(views[placement.node], spec())
     assert placed == ["a", "b", "c", "a", "b", "c"]
 
 
@@ -259,36 +258,7 @@ def test_bind_fills_a_node_until_it_is_full() -> None:
     pod = spec({"resources": {"limits": {"cpu": "1"}}})  # limit only: counts as a 1-core request
     view = node(cpu_millis=2000)
     view = bind(bind(view, pod), pod)
-    assert schedule(pod, [view]) == Decision(None, "0/1 nodes are available: 1 Insufficient cpu.")
-
-
-# -- node_view ------------------------------------------------------------------------------------------------
-
-
-def test_node_view_reads_allocatable_and_binds_existing_pods() -> None:
-    bound = [spec(), spec({"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}})]
-    view = node_view(
-        NodeName("pi-1"),
-        ready=True,
-        labels={"kubernetes.io/arch": "arm64"},
-        allocatable={"cpu": "4", "memory": "3882Mi", "pods": "20"},
-        unschedulable=False,
-        bound=bound,
-    )
-    assert (view.cpu_millis, view.memory_bytes, view.max_pods) == (4000, 3882 * MI, 20)
-    assert (view.used_cpu_millis, view.used_memory_bytes, view.pod_count) == (1100, 1088 * MI, 2)
-    assert view.labels == {"kubernetes.io/arch": "arm64"}
-
-
-def test_node_view_defaults_when_allocatable_is_empty() -> None:
-    view = node_view(NodeName("pi-1"), ready=False, labels={}, allocatable={}, unschedulable=True, bound=[])
-    assert (view.cpu_millis, view.memory_bytes, view.max_pods, view.ready, view.unschedulable) == (
-        0,
-        0,
-        110,
-        False,
-        True,
-    )
+    assert schedule(pod, [view]) == Placement(None, "0/1 nodes are available: 1 Insufficient cpu.")
 
 
 # -- taints and tolerations ------------------------------------------------------------------------------------
@@ -352,7 +322,7 @@ def test_prefer_no_schedule_is_avoided_but_used_when_nothing_else_fits() -> None
 
 def test_an_untolerated_taint_is_explained_like_kube_scheduler() -> None:
     nodes = [node("a", taints=(GPU,)), node("b", taints=(GPU,)), node("c", ready=False)]
-    assert schedule(spec(), nodes) == Decision(
+    assert schedule(spec(), nodes) == Placement(
         None, "0/3 nodes are available: 1 node(s) were not ready, 2 node(s) had untolerated taint {dedicated: gpu}."
     )
 
@@ -383,37 +353,22 @@ def test_the_spread_weight_dominates_any_load_difference() -> None:
 
 def test_six_replicas_on_three_unequal_nodes_go_two_two_two() -> None:
     nodes = [node("a", cpu_millis=8000), node("b", used_cpu_millis=2000), node("c", memory_bytes=1024 * MI)]
-    decisions = schedule_all([owned("rc-1")] * 6, nodes)
-    placed = [str(d.node) for d in decisions]
+    placements = schedule_all([owned("rc-1")] * 6, nodes)
+    placed = [str(d.node) for d in placements]
     assert sorted(placed) == ["a", "a", "b", "b", "c", "c"]
-
-
-def test_node_view_counts_bound_pods_per_owner_and_keeps_taints() -> None:
-    view = node_view(
-        NodeName("pi-1"),
-        ready=True,
-        labels={},
-        allocatable={"cpu": "4", "memory": "4Gi"},
-        unschedulable=False,
-        bound=[owned("rc-1"), owned("rc-1"), owned("rc-2"), owned(None), spec()],
-        taints=[GPU],
-    )
-    assert view.owner_pods == {"rc-1": 2, "rc-2": 1}
-    assert view.pod_count == 5
-    assert view.taints == (GPU,)
 
 
 # -- schedule_all: the fast path must decide exactly as schedule + bind in a loop ---------------------------------
 
 
-def sequential(requests: list[Request], nodes: list[NodeView]) -> list[Decision]:
+def sequential(requests: list[Request], nodes: list[NodeView]) -> list[Placement]:
     views = {n.name: n for n in nodes}
     out = []
     for req in requests:
-        decision = schedule(req, list(views.values()))
-        if decision.node is not None:
-            views[decision.node] = bind(views[decision.node], req)
-        out.append(decision)
+        placement = schedule(req, list(views.values()))
+        if placement.node is not None:
+            views[placement.node] = bind(views[placement.node], req)
+        out.append(placement)
     return out
 
 
@@ -455,12 +410,12 @@ def test_schedule_all_explains_every_pod_it_cannot_place() -> None:
     small = node("small", cpu_millis=1000)
     pod = Request.of(spec({"resources": {"requests": {"cpu": "600m"}}}))
     assert schedule_all([pod, pod, pod], [small, node("down", ready=False)]) == [
-        Decision(NodeName("small")),
-        Decision(None, "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready."),
-        Decision(None, "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready."),
+        Placement(NodeName("small")),
+        Placement(None, "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready."),
+        Placement(None, "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready."),
     ]
 
 
 def test_schedule_all_with_no_nodes_or_no_pods() -> None:
     assert schedule_all([], [node()]) == []
-    assert schedule_all([owned("x")], []) == [Decision(None, "0/0 nodes are available.")]
+    assert schedule_all([owned("x")], []) == [Placement(None, "0/0 nodes are available.")]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edgekube.master.cache import CachedStore
-from edgekube.master.events import EventRecorder, ObjectRef
+from edgekube.master.eventlog import EventLog, ObjectRef
 from edgekube.master.liveness import Health
 from edgekube.model.errors import ConflictError, NotFoundError
 from edgekube.model.taints import (
@@ -182,7 +182,7 @@ def node_taints(node: Mapping[str, Any]) -> tuple[Taint, ...]:
     return tuple(Taint.model_validate(t) for t in raw)
 
 
-def apply(actions: Iterable[Action], store: CachedStore, events: EventRecorder) -> None:
+def apply(actions: Iterable[Action], store: CachedStore, events: EventLog) -> None:
     """Write the taints and delete the evicted pods; anything changed meanwhile waits for the next pass."""
     for action in actions:
         try:
@@ -194,7 +194,7 @@ def apply(actions: Iterable[Action], store: CachedStore, events: EventRecorder) 
             log.info("skipped %s: %s", type(action).__name__, exc)
 
 
-def _set_taints(action: SetTaints, store: CachedStore, events: EventRecorder) -> None:
+def _set_taints(action: SetTaints, store: CachedStore, events: EventLog) -> None:
     node = store.peek("Node", "", action.node)
     spec = {**(node.get("spec") or {}), "taints": [t.to_dict() for t in action.taints]}
     store.update({**node, "spec": spec})
@@ -212,7 +212,7 @@ def _set_taints(action: SetTaints, store: CachedStore, events: EventRecorder) ->
         )
 
 
-def _evict(action: Evict, store: CachedStore, events: EventRecorder) -> None:
+def _evict(action: Evict, store: CachedStore, events: EventLog) -> None:
     pod = store.peek("Pod", action.namespace, action.name)
     if pod["metadata"].get("uid") != action.uid:
         return
@@ -248,7 +248,7 @@ class NodeLifecycle:
         *,
         judging: bool,
         store: CachedStore,
-        events: EventRecorder,
+        events: EventLog,
     ) -> Plan:
         result = plan(nodes, pods_by_node, now, judging=judging, settings=self.settings)
         if result.disrupted != self.disrupted:
@@ -257,7 +257,7 @@ class NodeLifecycle:
         apply(result.actions, store, events)
         return result
 
-    def _report(self, result: Plan, nodes: Sequence[NodeState], events: EventRecorder) -> None:
+    def _report(self, result: Plan, nodes: Sequence[NodeState], events: EventLog) -> None:
         share = f"{result.not_ready}/{result.total} nodes are NotReady"
         if result.disrupted:
             message = (

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from edgekube.model.types import Obj
+
 CONTROLLER_KINDS = ("ReplicationController", "ReplicaSet")
 
 
-def owner_ref(controller: Mapping[str, Any]) -> dict[str, Any]:
+def owner_ref(controller: Mapping[str, Any]) -> Obj:
     """The ownerReference a controller puts on its pods."""
     meta = controller["metadata"]
     return {
@@ -28,7 +30,7 @@ def controller_ref(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def without_owner(pod: Mapping[str, Any], owner_uid: str) -> dict[str, Any]:
+def without_owner(pod: Mapping[str, Any], owner_uid: str) -> Obj:
     """A copy of the pod with every ownerReference to `owner_uid` removed (orphaning, releasing)."""
     meta = dict(pod["metadata"])
     refs = [r for r in meta.get("ownerReferences") or () if r.get("uid") != owner_uid]

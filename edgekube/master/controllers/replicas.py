@@ -13,8 +13,8 @@ from edgekube.master.cache import CachedStore
 from edgekube.master.controllers import replication
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
 from edgekube.master.controllers.replication import Action, AdoptPod, CreatePod, DeletePod, ReleasePod
-from edgekube.master.events import EventRecorder, ObjectRef
-from edgekube.master.podindex import OwnerIndex
+from edgekube.master.eventlog import EventLog, ObjectRef
+from edgekube.master.ownerindex import OwnerIndex
 from edgekube.model.errors import ConflictError, NotFoundError
 from edgekube.model.labels import Selector
 
@@ -77,7 +77,7 @@ class ReplicationManager:
             if where is not None:
                 (self._dirty_owners if where[0] else self._dirty_namespaces).add(where[1])
 
-    def run(self, store: CachedStore, events: EventRecorder, now: float) -> int:
+    def run(self, store: CachedStore, events: EventLog, now: float) -> int:
         """One pass over the controllers that need it, then the garbage collector; returns the actions taken."""
         controllers = [c for kind in CONTROLLER_KINDS for c in store.objects(kind).values()]
         full = now >= self._next_resync or now < self._next_resync - 2 * self.resync  # (a wall clock set back)
@@ -120,7 +120,7 @@ def apply(
     controller: Mapping[str, Any] | None,
     actions: Iterable[Action],
     store: CachedStore,
-    events: EventRecorder,
+    events: EventLog,
     binder: Binder | None = None,
 ) -> None:
     """Carry out a plan (`controller` None: the garbage collector's deletes); a pod changed meanwhile is skipped.
@@ -146,7 +146,7 @@ def _apply_one(
     controller: Mapping[str, Any] | None,
     action: Action,
     store: CachedStore,
-    events: EventRecorder,
+    events: EventLog,
     component: str,
 ) -> None:
     if isinstance(action, CreatePod):

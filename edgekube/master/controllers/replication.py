@@ -15,6 +15,7 @@ from typing import Any
 
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, owner_ref
 from edgekube.model.labels import Selector
+from edgekube.model.types import Obj
 
 #: At most this many creates (and deletes) per controller per pass, as Kubernetes' burstReplicas: a big scale-up
 #: never holds the master's loop (and its lock) for long.
@@ -33,7 +34,7 @@ TERMINAL_GRACE = 5.0
 # -- actions ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CreatePod:
-    pod: dict[str, Any]
+    pod: Obj
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class AdoptPod:
     namespace: str
     name: str
     uid: str
-    ref: dict[str, Any]
+    ref: Obj
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class ReleasePod:
 
 @dataclass(frozen=True)
 class SetStatus:
-    status: dict[str, Any]
+    status: Obj
 
 
 Action = CreatePod | DeletePod | AdoptPod | ReleasePod | SetStatus
@@ -146,7 +147,7 @@ def generate_name(base: str, taken: Container[str], rng: random.Random) -> str:
             return name
 
 
-def new_pod(controller: Mapping[str, Any], name: str) -> dict[str, Any]:
+def new_pod(controller: Mapping[str, Any], name: str) -> Obj:
     """A pod from the controller's template: its labels, annotations and spec, owned by the controller."""
     template = controller["spec"]["template"]
     meta = template.get("metadata") or {}
@@ -226,7 +227,7 @@ def plan(
     return actions
 
 
-def replica_status(controller: Mapping[str, Any], active: Sequence[Mapping[str, Any]], now: float) -> dict[str, Any]:
+def replica_status(controller: Mapping[str, Any], active: Sequence[Mapping[str, Any]], now: float) -> Obj:
     """Status from the controller's active pods, counted before this pass's creates and deletes (as Kubernetes)."""
     template_labels = ((controller["spec"]["template"].get("metadata") or {}).get("labels") or {}).items()
     min_ready = int(controller["spec"].get("minReadySeconds", 0))

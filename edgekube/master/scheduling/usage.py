@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgekube.master.scheduler import Request
-from edgekube.master.specs import SpecCache
+from edgekube.master.scheduling.scheduler import Request
+from edgekube.master.scheduling.specs import SpecCache
 
 _TERMINAL = ("Succeeded", "Failed")
 _Key = tuple[str, str]

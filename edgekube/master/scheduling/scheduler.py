@@ -1,4 +1,4 @@
-"""Pure scheduler: filter nodes that can run a pod, score the rest, pick one; called by the master's reconcile loop.
+"""Pure scheduler: filter nodes that can run a pod, score the rest, pick one; called by scheduling.placer.
 
 Filters (first failure wins, kube-scheduler wording): ready, unschedulable (cordon), nodeSelector, NoSchedule and
 NoExecute taints, pod count, cpu, memory, host ports. Score, higher is better: spread replicas of the same
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgekube.model.names import NodeName
+from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.pod import PodSpec
 from edgekube.model.quantity import cpu_millis, memory_bytes
 from edgekube.model.taints import TAINT_UNSCHEDULABLE, Taint, TaintEffect, Toleration, untolerated
@@ -40,7 +41,7 @@ class NodeView:
     labels: Mapping[str, str]
     cpu_millis: int
     memory_bytes: int
-    max_pods: int = 110
+    max_pods: int = DEFAULT_MAX_PODS
     unschedulable: bool = False
     used_cpu_millis: int = 0
     used_memory_bytes: int = 0
@@ -105,7 +106,9 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Placement:
+    """Where one pod goes (`node`), or, with `node` None, why it fits nowhere."""
+
     node: NodeName | None
     #: Why nodes were filtered out, Kubernetes-style: "0/3 nodes are available: 2 Insufficient cpu, ...".
     message: str = ""
@@ -163,7 +166,7 @@ def _explain(reasons: Counter[str], total: int) -> str:
     return f"0/{total} nodes are available" + (f": {detail}." if detail else ".")
 
 
-def schedule(spec: PodSpec | Request, nodes: Sequence[NodeView]) -> Decision:
+def schedule(spec: PodSpec | Request, nodes: Sequence[NodeView]) -> Placement:
     """Pick the best node for one pod, or explain why none fits (the reference for `schedule_all`)."""
     req = spec if isinstance(spec, Request) else Request.of(spec)
     reasons: Counter[str] = Counter()
@@ -175,10 +178,10 @@ def schedule(spec: PodSpec | Request, nodes: Sequence[NodeView]) -> Decision:
         else:
             reasons[reason] += 1
     if not feasible:
-        return Decision(None, _explain(reasons, len(nodes)))
+        return Placement(None, _explain(reasons, len(nodes)))
     # Highest score first; among equal scores the alphabetically first node wins.
     best = min(feasible, key=lambda n: (-score(n, req), n.name))
-    return Decision(best.name)
+    return Placement(best.name)
 
 
 def bind(node: NodeView, pod: PodSpec | Request) -> NodeView:
@@ -227,13 +230,13 @@ class _Class:
         heapq.heapify(self.heap)
 
 
-def schedule_all(requests: Sequence[Request], nodes: Sequence[NodeView]) -> list[Decision]:
+def schedule_all(requests: Sequence[Request], nodes: Sequence[NodeView]) -> list[Placement]:
     """Place pods one after another, exactly as `schedule` + `bind` in a loop would, in O(log nodes) per pod."""
     views = {n.name: n for n in nodes}
     versions = dict.fromkeys(views, 0)
     binds = 0
     classes: dict[Hashable, _Class] = {}
-    decisions: list[Decision] = []
+    placements: list[Placement] = []
     for req in requests:
         key = req.class_key()
         cls = classes.get(key)
@@ -246,13 +249,13 @@ def schedule_all(requests: Sequence[Request], nodes: Sequence[NodeView]) -> list
                 for name in cls.full:
                     reasons[capacity_reason(views[name], req) or ""] += 1
                 cls.message = (binds, _explain(reasons, len(views)))
-            decisions.append(Decision(None, cls.message[1]))
+            placements.append(Placement(None, cls.message[1]))
             continue
         views[chosen] = bind(views[chosen], req)
         versions[chosen] += 1
         binds += 1
-        decisions.append(Decision(chosen))
-    return decisions
+        placements.append(Placement(chosen))
+    return placements
 
 
 def _pick(cls: _Class, req: Request, views: dict[NodeName, NodeView], versions: dict[NodeName, int]) -> NodeName | None:
@@ -268,42 +271,3 @@ def _pick(cls: _Class, req: Request, views: dict[NodeName, NodeView], versions: 
         else:
             heapq.heappush(heap, (-score(view, req), name, versions[name]))
     return None
-
-
-def node_view(
-    name: NodeName,
-    *,
-    ready: bool,
-    labels: Mapping[str, str],
-    allocatable: Mapping[str, str | int | float],
-    unschedulable: bool,
-    bound: Iterable[PodSpec | Request],
-    taints: Iterable[Taint] = (),
-) -> NodeView:
-    """Build a NodeView from a Node's allocatable and the pods (specs or requests) already bound to it."""
-    cpu = memory = count = 0
-    ports: set[tuple[int, str]] = set()
-    owners: Counter[str] = Counter()
-    for pod in bound:
-        req = pod if isinstance(pod, Request) else Request.of(pod)
-        cpu += req.cpu_millis
-        memory += req.memory_bytes
-        count += 1
-        ports |= req.host_ports
-        if req.owner is not None:
-            owners[req.owner] += 1
-    return NodeView(
-        name=name,
-        ready=ready,
-        labels=dict(labels),
-        cpu_millis=cpu_millis(allocatable.get("cpu", 0)),
-        memory_bytes=memory_bytes(allocatable.get("memory", 0)),
-        max_pods=int(allocatable.get("pods", 110)),
-        unschedulable=unschedulable,
-        used_cpu_millis=cpu,
-        used_memory_bytes=memory,
-        pod_count=count,
-        host_ports=frozenset(ports),
-        taints=tuple(taints),
-        owner_pods=dict(owners),
-    )

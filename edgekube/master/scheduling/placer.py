@@ -1,4 +1,4 @@
-"""Puts the scheduler's decisions into the store: binds new pods as they are created, and pending ones each pass.
+"""Puts the scheduler's placements into the store: binds new pods as they are created, and pending ones each pass.
 
 Binding a pod in the same write that creates it (API applies, replication controllers) halves the store
 writes of a new pod; whatever cannot be placed then is created pending, and every pass of the master's loop
@@ -14,14 +14,16 @@ from typing import Any
 
 from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.nodelifecycle import node_taints
-from edgekube.master.events import EventRecorder
-from edgekube.master.scheduler import NodeView, Request, schedule_all
-from edgekube.master.specs import SpecCache, owner_of
-from edgekube.master.usage import NodeUsage
+from edgekube.master.eventlog import EventLog
+from edgekube.master.scheduling.scheduler import NodeView, Request, schedule_all
+from edgekube.master.scheduling.specs import SpecCache, owner_of
+from edgekube.master.scheduling.usage import NodeUsage
 from edgekube.model.errors import ConflictError, NotFoundError
 from edgekube.model.names import NodeName
+from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.quantity import cpu_millis, memory_bytes
 from edgekube.model.taints import Taint
+from edgekube.model.types import Obj
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def scheduled_status() -> dict[str, Any]:
+def scheduled_status() -> Obj:
     return {
         "phase": "Pending",
         "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()}],
@@ -49,7 +51,7 @@ class Placer:
         store: CachedStore,
         usage: NodeUsage,
         specs: SpecCache,
-        events: EventRecorder,
+        events: EventLog,
         ready: Callable[[str], bool],
     ) -> None:
         self.store = store
@@ -95,7 +97,7 @@ class Placer:
             dict(meta.get("labels") or {}),
             cpu_millis(allocatable.get("cpu", 0)),
             memory_bytes(allocatable.get("memory", 0)),
-            int(allocatable.get("pods", 110)),
+            int(allocatable.get("pods", DEFAULT_MAX_PODS)),
             bool((node.get("spec") or {}).get("unschedulable")),
             node_taints(node),
         )
@@ -103,7 +105,7 @@ class Placer:
         return static
 
     # -- new pods --------------------------------------------------------------------------------------
-    def bind_new(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def bind_new(self, pods: list[Obj]) -> list[Obj]:
         """Bind pods about to be created, in place (spec.nodeName, PodScheduled); returns those it bound.
 
         Pods that fit nowhere are left as they are: created pending, the pass explains them.
@@ -121,9 +123,9 @@ class Placer:
                 req = shared[key] = Request.of_stored(pod["spec"], owner)
             requests.append(req)
         bound = []
-        for pod, decision in zip(todo, schedule_all(requests, self.views()), strict=True):
-            if decision.node is not None:
-                pod["spec"] = {**pod["spec"], "nodeName": decision.node}
+        for pod, placement in zip(todo, schedule_all(requests, self.views()), strict=True):
+            if placement.node is not None:
+                pod["spec"] = {**pod["spec"], "nodeName": placement.node}
                 pod["status"] = scheduled_status()
                 bound.append(pod)
         return bound
@@ -143,14 +145,14 @@ class Placer:
             self.usage.pending.values(),
             key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
         )
-        decisions = schedule_all([self.specs.request(p) for p in pending], self.views())
+        placements = schedule_all([self.specs.request(p) for p in pending], self.views())
         bound = 0
-        for pod, decision in zip(pending, decisions, strict=True):
+        for pod, placement in zip(pending, placements, strict=True):
             try:
-                if decision.node is None:
-                    self._unschedulable(pod, decision.message)
+                if placement.node is None:
+                    self._unschedulable(pod, placement.message)
                 else:
-                    self._bind(pod, decision.node)
+                    self._bind(pod, placement.node)
                     bound += 1
             except (NotFoundError, ConflictError) as exc:
                 log.info("scheduling skipped %s: %s", pod["metadata"]["name"], exc)

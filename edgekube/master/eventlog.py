@@ -1,4 +1,4 @@
-"""In-memory, bounded event recorder (volatile like heartbeats, never on disk); fed by controllers and agents."""
+"""The master's in-memory, bounded event log (volatile like heartbeats, never on disk); fed by controllers, agents."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from typing import Any
 from edgekube.model.errors import NotFoundError, ValidationError
 from edgekube.model.event import Event
 from edgekube.model.labels import Selector
+from edgekube.model.types import Obj
 from edgekube.model.wire import EventReport
 
 log = logging.getLogger(__name__)
 
 WallClock = Callable[[], datetime]
 # Spelled out here because the method named `list` hides the builtin inside the class body.
-Events = list[dict[str, Any]]
+Events = list[Obj]
 #: Same limit as an object name; the recorder appends ".<hex>" to the involved object's name.
 _MAX_NAME = 253
 DEFAULT_CAPACITY = 2000
@@ -47,8 +48,8 @@ class ObjectRef:
         meta = obj["metadata"]
         return cls(str(obj["kind"]), meta["name"], meta.get("namespace") or "", meta.get("uid"))
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "name": self.name, "namespace": self.namespace}
+    def to_dict(self) -> Obj:
+        out: Obj = {"kind": self.kind, "name": self.name, "namespace": self.namespace}
         if self.uid:
             out["uid"] = self.uid
         return out
@@ -73,7 +74,7 @@ def _key(event: Mapping[str, Any]) -> _Key:
     )
 
 
-class EventRecorder:
+class EventLog:
     """Keeps the newest `capacity` events; a repeat of an event bumps its count and lastTimestamp.
 
     Not thread-safe on its own: the master calls it under its lock.
@@ -84,7 +85,7 @@ class EventRecorder:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self._clock = clock
-        self._events: OrderedDict[_Key, dict[str, Any]] = OrderedDict()
+        self._events: OrderedDict[_Key, Obj] = OrderedDict()
         self._names: dict[tuple[str, str], _Key] = {}
         self._serial = 0
         self._version = 0
@@ -102,10 +103,10 @@ class EventRecorder:
         component: str,
         host: str | None = None,
         type: str = "Normal",
-    ) -> dict[str, Any]:
+    ) -> Obj:
         """Record that `component` did or saw something about `obj`; returns the stored event."""
         ref = obj if isinstance(obj, ObjectRef) else ObjectRef.of(obj)
-        source: dict[str, Any] = {"component": component}
+        source: Obj = {"component": component}
         if host:
             source["host"] = host
         event = {
@@ -144,13 +145,13 @@ class EventRecorder:
 
     def _add(
         self,
-        event: dict[str, Any],
+        event: Obj,
         *,
         count: int,
         first: str | None,
         last: str | None,
         name: tuple[str, str] | None,
-    ) -> dict[str, Any]:
+    ) -> Obj:
         now = _rfc3339(self._clock())
         key = _key(event)
         stored = self._events.get(key)
@@ -214,7 +215,7 @@ class EventRecorder:
         out.sort(key=list_key)
         return out
 
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
+    def get(self, namespace: str, name: str) -> Obj:
         key = self._names.get((namespace, name))
         if key is None:
             raise NotFoundError(f"Event {namespace}/{name} not found")
@@ -233,7 +234,7 @@ class EventRecorder:
         return found
 
 
-def _copy(event: dict[str, Any]) -> dict[str, Any]:
+def _copy(event: Obj) -> Obj:
     return {
         **event,
         "metadata": dict(event["metadata"]),

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgekube.master.controllers.owners import controller_ref
-from edgekube.master.scheduler import Request
+from edgekube.master.scheduling.scheduler import Request
 from edgekube.model.taints import Toleration
 
 
