@@ -5,16 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from edgekube.bus import topics
 from edgekube.bus.protocol import MessageBus
 from edgekube.cli.config import Connection
 from edgekube.cli.kinds import Resource
 from edgekube.model.errors import BusError, EdgekubeError
+from edgekube.model.types import Obj
 from edgekube.model.wire import ApiRequest, ApiResponse, Outcome, Verb, raise_for
 
-Obj = dict[str, Any]
 #: Items asked for per list request (kubectl asks for 500 too); the master may send fewer to stay in one message.
 PAGE_SIZE = 500
 Cascade = Literal["background", "orphan"]

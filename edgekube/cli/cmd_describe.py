@@ -9,8 +9,9 @@ from edgekube.cli.describe_controller import describe_controller
 from edgekube.cli.describe_node import describe_node
 from edgekube.cli.describe_pod import describe_pod
 from edgekube.cli.kinds import EVENT, NODE, POD, RC, RS, Resource, require, split_multi
-from edgekube.cli.status import Obj, section
+from edgekube.cli.status import section
 from edgekube.model.errors import BusError, EdgekubeError, ValidationError
+from edgekube.model.types import Obj
 
 
 class Related:

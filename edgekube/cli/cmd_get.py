@@ -6,10 +6,10 @@ from edgekube.cli import events, output
 from edgekube.cli.context import Context
 from edgekube.cli.errors import not_found, report
 from edgekube.cli.kinds import EVENT, Resource, split_multi
-from edgekube.cli.status import Obj
 from edgekube.cli.wait import Progress
 from edgekube.model.errors import NotFoundError, ValidationError
 from edgekube.model.labels import parse_selector
+from edgekube.model.types import Obj
 
 
 def check_selector(selector: str | None) -> str | None:

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from edgekube.cli import events as ev
-from edgekube.cli.status import Obj
 from edgekube.cli.tabwriter import align
+from edgekube.model.types import Obj
 
 INDENT = "  "
 

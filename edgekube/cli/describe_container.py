@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from edgekube.cli.describe import Writer
-from edgekube.cli.status import NONE, Obj, items, section
+from edgekube.cli.status import NONE, items, section
 from edgekube.cli.timefmt import rfc1123
+from edgekube.model.types import Obj
 
 #: Kubernetes' probe defaults, for objects stored without them.
 _PROBE_DEFAULTS = (

@@ -8,7 +8,8 @@ from edgekube.cli import workloads
 from edgekube.cli.describe import Writer
 from edgekube.cli.describe_container import containers, volumes
 from edgekube.cli.scheduling import toleration_text
-from edgekube.cli.status import Obj, items, section
+from edgekube.cli.status import items, section
+from edgekube.model.types import Obj
 
 
 def _template(w: Writer, template: Obj) -> None:

@@ -6,10 +6,11 @@ from datetime import datetime
 
 from edgekube.cli.describe import Writer
 from edgekube.cli.scheduling import taints
-from edgekube.cli.status import NONE, Obj, items, node_roles, section
+from edgekube.cli.status import NONE, items, node_roles, section
 from edgekube.cli.timefmt import age, rfc1123
 from edgekube.model.errors import ValidationError
 from edgekube.model.quantity import cpu_millis, format_bytes, format_millis, memory_bytes
+from edgekube.model.types import Obj
 
 _SYSTEM_INFO = (
     ("machineModel", "Machine Model"),

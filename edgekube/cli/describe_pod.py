@@ -7,9 +7,10 @@ from datetime import datetime
 from edgekube.cli.describe import Writer
 from edgekube.cli.describe_container import containers, volumes
 from edgekube.cli.scheduling import toleration_text
-from edgekube.cli.status import NONE, Obj, items, section
+from edgekube.cli.status import NONE, items, section
 from edgekube.cli.timefmt import rfc1123
 from edgekube.cli.workloads import controller_of
+from edgekube.model.types import Obj
 
 
 def describe_pod(pod: Obj, events: list[Obj] | None = None, now: datetime | None = None) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from edgekube.cli.status import Obj, section
+from edgekube.cli.status import section
 from edgekube.cli.timefmt import age, parse_timestamp
+from edgekube.model.types import Obj
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 

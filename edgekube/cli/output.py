@@ -10,7 +10,8 @@ import yaml
 
 from edgekube.cli import tables
 from edgekube.cli.kinds import Resource
-from edgekube.cli.status import Obj, section
+from edgekube.cli.status import section
+from edgekube.model.types import Obj
 
 FORMATS = ("wide", "yaml", "json", "name")
 Group = tuple[Resource, list[Obj]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekube.cli.status import Obj
+from edgekube.model.types import Obj
 
 
 def taint_text(taint: Obj) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from edgekube.cli.timefmt import human_duration, parse_timestamp
+from edgekube.model.types import Obj
 
-Obj = dict[str, Any]
 NONE = "<none>"
 #: The edgekube master mirrors the PodScheduled condition's reason into status.reason; Kubernetes keeps it
 #: in the condition only, so kubectl shows such pods as Pending and so do we.

@@ -8,9 +8,10 @@ from datetime import datetime
 
 from edgekube.cli import events, workloads
 from edgekube.cli.kinds import EVENT, NODE, POD, RC, RS, Resource
-from edgekube.cli.status import NONE, Obj, node_address, node_roles, node_status, pod_summary, section
+from edgekube.cli.status import NONE, node_address, node_roles, node_status, pod_summary, section
 from edgekube.cli.tabwriter import table
 from edgekube.cli.timefmt import age
+from edgekube.model.types import Obj
 
 
 def _meta(obj: Obj) -> Obj:

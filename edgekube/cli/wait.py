@@ -7,8 +7,9 @@ from typing import TextIO
 
 from edgekube.cli.client import Client
 from edgekube.cli.kinds import POD
-from edgekube.cli.status import Obj, pod_summary, section
+from edgekube.cli.status import pod_summary, section
 from edgekube.model.errors import EdgekubeError, NotFoundError
+from edgekube.model.types import Obj
 
 POLL_INTERVAL = 0.5
 

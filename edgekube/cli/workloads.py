@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekube.cli.status import NONE, Obj, items, section
+from edgekube.cli.status import NONE, items, section
 from edgekube.model.errors import ValidationError
 from edgekube.model.labels import Selector
+from edgekube.model.types import Obj
 
 
 def _selector(obj: Obj) -> Selector | None:

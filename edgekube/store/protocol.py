@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from edgekube.model.types import Obj as Object
+
 # Objects are plain JSON-able dicts in Kubernetes shape:
 #   {"apiVersion", "kind", "metadata": {"name", "namespace", "uid", "resourceVersion",
 #    "creationTimestamp", ...}, "spec": ..., "status": ...}
-Object = dict[str, Any]
 # Spelled out once here because a method named `list` hides the builtin inside the class body.
 ObjectList = list[Object]
+
+__all__ = ["Object", "ObjectList", "StateStore"]
 
 
 class StateStore(Protocol):
