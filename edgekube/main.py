@@ -112,7 +112,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def cmd_master(args: argparse.Namespace) -> int:
-    from edgekube.master.app import MasterConfig, run_master  # noqa: PLC0415 - keep `edgekube up` light
+    from edgekube.master.config import MasterConfig  # noqa: PLC0415 - keep `edgekube up` light
+    from edgekube.master.wiring import run_master  # noqa: PLC0415
 
     run_master(_build(MasterConfig, args, _config_file(args.config)))
     return 0
@@ -153,7 +154,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     from edgekube.agent.app import AgentConfig  # noqa: PLC0415
-    from edgekube.master.app import MasterConfig  # noqa: PLC0415
+    from edgekube.master.config import MasterConfig  # noqa: PLC0415
 
     m = sub.add_parser("master", help="run the master (state, API, scheduler, controllers)")
     m.add_argument("--config", help="TOML file; keys as the long options with underscores (env: EDGEKUBE_<KEY>)")

@@ -1,4 +1,7 @@
-"""Node liveness kept in memory (never on disk): Last Will presence + heartbeat age → Ready/NotReady."""
+"""Node liveness kept in memory (never on disk): Last Will presence + heartbeat age → Ready/NotReady.
+
+`Liveness.decorate` adds the live Ready condition to a Node as the API shows it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from edgekube.model.types import Obj
 
 Clock = Callable[[], float]
 
@@ -118,3 +123,23 @@ class Liveness:
     def usage(self, node: str) -> dict[str, float]:
         seen = self._nodes.get(node)
         return dict(seen.usage) if seen else {}
+
+    def decorate(self, node: Obj) -> Obj:
+        """A stored Node with its live Ready condition (and usage) added, as the API shows it; never stored."""
+        name = node["metadata"]["name"]
+        reason = self.reason(name)
+        status = dict(node.get("status") or {})
+        conditions = [c for c in status.get("conditions", []) if c.get("type") != "Ready"]
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "True" if self.ready(name) else ("Unknown" if "Unknown" in reason else "False"),
+                "reason": reason.split(":", 1)[0],
+                "message": reason.split(": ", 1)[-1],
+            }
+        )
+        status["conditions"] = conditions
+        usage = self.usage(name)
+        if usage:
+            node = {**node, "usage": usage}
+        return {**node, "status": status}

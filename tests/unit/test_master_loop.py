@@ -1,7 +1,9 @@
-"""The master's pass with a fake bus and injected clocks: self-healing end to end, and when nodes are NOT judged.
+"""The master's pass on the in-memory broker with injected clocks: self-healing end to end, and when nodes are NOT
+judged.
 
-Messages are delivered synchronously to the master's handlers; `reconcile()` is called by the test, never by a
-background loop, so every step is deterministic.
+The broker runs handlers inside each publish (MemoryBroker(inline=True)), so a message the test sends has been
+handled when the call returns; `reconcile()` is called by the test, never by a background loop, so every step is
+deterministic. Connection loss is the broker's: `outage()` and `recover()` (the master's connect hook runs then).
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ from typing import Any
 import pytest
 
 from edgekube.bus import topics
-from edgekube.bus.protocol import Handler, Message
-from edgekube.master.app import Master, MasterConfig, encode_response, fitted
+from edgekube.master import app as app_module
+from edgekube.master.app import Master
+from edgekube.master.cache import CachedStore
+from edgekube.master.config import MasterConfig
+from edgekube.master.controllers.base import Action, Snapshot
+from edgekube.master.controllers.registry import CONTROLLERS
+from edgekube.master.encoding import encode_response, fitted
+from edgekube.master.wiring import master_will
 from edgekube.model.wire import (
     MAX_PAYLOAD_BYTES,
     ApiRequest,
@@ -29,6 +37,7 @@ from edgekube.model.wire import (
     Verb,
 )
 from edgekube.store.state import TinyStateStore
+from tests.support.membus import MemoryBroker
 
 RC = """
 apiVersion: v1
@@ -42,40 +51,6 @@ spec:
 """
 
 
-class FakeBus:
-    """Just enough MessageBus: handlers by topic filter (with +); publishes are recorded, and delivered back
-    at once to matching subscriptions like a broker would (the master's self-ping comes back that way)."""
-
-    def __init__(self) -> None:
-        self.connected = True
-        self.subs: list[tuple[str, Handler]] = []
-        self.published: list[tuple[str, bytes]] = []
-
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
-        self.subs.append((topic_filter, handler))
-
-    def publish(self, topic: str, payload: bytes, **_: Any) -> None:
-        self.published.append((topic, payload))
-        if "/master/ping/" in topic:
-            self.deliver(topic, payload)
-
-    def request(self, topic: str, payload: bytes, timeout: float = 5.0) -> Message:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self.connected = False
-
-    def deliver(self, topic: str, payload: bytes, response_topic: str | None = None) -> None:
-        for topic_filter, handler in self.subs:
-            pattern, parts = topic_filter.split("/"), topic.split("/")
-            if len(pattern) == len(parts) and all(p in ("+", t) for p, t in zip(pattern, parts, strict=True)):
-                handler(Message(topic=topic, payload=payload, response_topic=response_topic))
-
-    def desired(self, node: str) -> NodeDesired | None:
-        sent = [p for t, p in self.published if t == topics.node_desired(node)]
-        return NodeDesired.decode(sent[-1]) if sent else None
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -87,17 +62,33 @@ class Clock:
         return 1_800_000_000.0 + self.now
 
 
-class Cluster:
-    """A master on a fake bus and three nodes whose messages the test sends by hand."""
+REPLY = "edgekube/v1/clients/t/reply"
 
-    def __init__(self, tmp: Path, store: TinyStateStore, bus: FakeBus, clock: Clock) -> None:
-        self.bus, self.clock, self.store = bus, clock, store
+
+class Cluster:
+    """A master on an in-memory broker, and three nodes whose messages the test sends by hand (client "nodes")."""
+
+    def __init__(self, tmp: Path, store: TinyStateStore, broker: MemoryBroker, clock: Clock) -> None:
+        self.broker, self.clock = broker, clock
         config = MasterConfig(data_dir=tmp, node_timeout=2.0, pod_eviction_timeout=0.0)
-        self.master = Master(config, store=store, bus=bus, clock=clock, wall=clock.wall).start(loop=False)
-        self.answers: list[ApiResponse] = []
+        bus = broker.client(config.client_id, will=master_will(), persistent=True)
+        self.master = Master(config, bus=bus, store=CachedStore(store), clock=clock, wall=clock.wall)
+        self.master.start(loop=False)
+        self.nodes = broker.client("nodes").start()
+
+    def send(self, topic: str, payload: bytes, *, retain: bool = False, response_topic: str | None = None) -> None:
+        self.nodes.publish(topic, payload, retain=retain, response_topic=response_topic)
+
+    def presence(self, node: str, online: bool) -> None:
+        """What an agent says on connecting (online) and its Last Will says (offline): retained, as agents do."""
+        self.send(topics.node_online(node), Presence(online=online, boot_id="b").encode(), retain=True)
+
+    def desired(self, node: str) -> NodeDesired | None:
+        sent = self.broker.published(topics.node_desired(node))
+        return NodeDesired.decode(sent[-1].payload) if sent else None
 
     def node_up(self, node: str, pods: list[dict[str, Any]] | None = None) -> None:
-        self.bus.deliver(topics.node_online(node), Presence(online=True, boot_id="b").encode())
+        self.presence(node, True)
         report = NodeReport(
             node=node,
             boot_id="b",
@@ -109,11 +100,12 @@ class Cluster:
             },
             pods=pods or [],
         )
-        self.bus.deliver(topics.node_status(node), report.encode())
+        self.send(topics.node_status(node), report.encode())
 
     def beat(self, *nodes: str) -> None:
         for node in nodes:
-            self.bus.deliver(topics.node_heartbeat(node), Heartbeat(node=node, boot_id="b", seq=1).encode())
+            heartbeat = Heartbeat(node=node, boot_id="b", seq=1).encode()
+            self.nodes.publish(topics.node_heartbeat(node), heartbeat, qos=0)  # as agents: lost while cut off
 
     def api(self, **fields: Any) -> ApiResponse:
         answer = self.master.api.handle(ApiRequest(**fields))
@@ -140,8 +132,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def bus() -> FakeBus:
-    return FakeBus()
+def broker() -> MemoryBroker:
+    return MemoryBroker(inline=True)
 
 
 @pytest.fixture
@@ -152,8 +144,8 @@ def store() -> Iterator[TinyStateStore]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, store: TinyStateStore, bus: FakeBus, clock: Clock) -> Cluster:
-    c = Cluster(tmp_path, store, bus, clock)
+def cluster(tmp_path: Path, store: TinyStateStore, broker: MemoryBroker, clock: Clock) -> Cluster:
+    c = Cluster(tmp_path, store, broker, clock)
     for node in ("n1", "n2", "n3"):
         c.node_up(node)
     c.api(verb=Verb.APPLY, manifest=RC)
@@ -165,14 +157,14 @@ def test_an_rc_is_spread_and_dispatched(cluster: Cluster) -> None:
     placed = cluster.pods()
     assert sorted(list(placed.values()).count(n) for n in ("n1", "n2", "n3")) == [1, 1, 2]
     for node in ("n1", "n2", "n3"):
-        desired = cluster.bus.desired(node)
+        desired = cluster.desired(node)
         assert desired is not None
         assert sorted(p["metadata"]["name"] for p in desired.pods) == sorted(k for k, v in placed.items() if v == node)
 
 
 def test_a_dead_node_is_tainted_and_its_pods_replaced_once_its_will_settled(cluster: Cluster) -> None:
     victims = {k for k, v in cluster.pods().items() if v == "n1"}
-    cluster.bus.deliver(topics.node_online("n1"), Presence(online=False).encode())
+    cluster.presence("n1", False)
     cluster.master.reconcile()
     assert cluster.pods()  # within the settle window nothing moves yet
     cluster.pass_after(0.25, beating=("n2", "n3"))
@@ -180,7 +172,7 @@ def test_a_dead_node_is_tainted_and_its_pods_replaced_once_its_will_settled(clus
     assert victims.isdisjoint(placed)
     assert len(placed) == 4 and "n1" not in placed.values()
     assert cluster.master.store.peek("Node", "", "n1")["spec"]["taints"][0]["key"] == "node.kubernetes.io/not-ready"
-    desired = cluster.bus.desired("n1")
+    desired = cluster.desired("n1")
     assert desired is not None and desired.pods == []  # fencing: when n1 returns, it stops the old copies
     reasons = [e["reason"] for e in cluster.master.events.list()]
     assert reasons.count("TaintManagerEviction") == len(victims)
@@ -200,14 +192,14 @@ def test_wills_of_most_nodes_at_once_evict_nothing(cluster: Cluster) -> None:
     """A broker shutting down gracefully publishes every client's Will just before it drops the master."""
     before = cluster.pods()
     for node in ("n1", "n2", "n3"):
-        cluster.bus.deliver(topics.node_online(node), Presence(online=False).encode())
+        cluster.presence(node, False)
         cluster.master.reconcile()
     cluster.pass_after(1.0)
     assert cluster.pods() == before
 
 
 def test_a_returning_node_loses_its_taint_and_the_moved_pods_stay_put(cluster: Cluster) -> None:
-    cluster.bus.deliver(topics.node_online("n1"), Presence(online=False).encode())
+    cluster.presence("n1", False)
     cluster.pass_after(0.25, beating=("n2", "n3"))
     moved = cluster.pods()
     assert "n1" not in moved.values()
@@ -219,12 +211,10 @@ def test_a_returning_node_loses_its_taint_and_the_moved_pods_stay_put(cluster: C
 
 def test_nothing_is_evicted_while_the_master_is_disconnected(cluster: Cluster) -> None:
     before = cluster.pods()
-    cluster.bus.connected = False
-    cluster.pass_after(30)  # no heartbeats arrive while we are cut off
+    cluster.broker.outage()
+    cluster.pass_after(30, beating=("n1", "n2", "n3"))  # sent, but no heartbeat arrives while we are cut off
     assert cluster.pods() == before
-    cluster.bus.connected = True
-    hook = cluster.master._on_connected  # what PahoBus runs after every reconnection
-    hook(Message(topic="", payload=b""))
+    cluster.broker.recover()  # the master's connect hook runs: a full node timeout of grace
     cluster.pass_after(1.5)  # the grace: the nodes have not beaten yet
     assert cluster.pods() == before
     cluster.pass_after(1.0, beating=("n1", "n2", "n3"))
@@ -232,10 +222,9 @@ def test_nothing_is_evicted_while_the_master_is_disconnected(cluster: Cluster) -
 
 
 def test_the_grace_after_connecting_then_judgement(cluster: Cluster) -> None:
-    cluster.bus.connected = False
+    cluster.broker.outage()
     cluster.master.reconcile()
-    cluster.bus.connected = True
-    cluster.master._on_connected(Message(topic="", payload=b""))  # what PahoBus runs after a reconnection
+    cluster.broker.recover()
     cluster.pass_after(1.5, beating=("n2", "n3"))
     assert "n1" in cluster.pods().values()  # judged only a full node_timeout after connecting
     cluster.pass_after(1.0, beating=("n2", "n3"))
@@ -254,7 +243,7 @@ def test_nodes_are_not_judged_while_the_masters_own_messages_lag(
 
     monkeypatch.setattr(cluster.master.api, "handle", slow)
     request = ApiRequest(verb=Verb.LIST, kind="Pod").encode()
-    cluster.bus.deliver(topics.API_REQUEST, request, response_topic="edgekube/v1/clients/t/reply")
+    cluster.send(topics.API_REQUEST, request, response_topic=REPLY)
     cluster.master.reconcile()  # the newest echo is 5 s old: heartbeats this old prove nothing
     assert cluster.pods() == before
     assert not cluster.master.judging()
@@ -295,8 +284,7 @@ def test_a_master_restart_on_the_same_store_changes_nothing(
     cluster: Cluster, tmp_path: Path, store: TinyStateStore, clock: Clock
 ) -> None:
     before = {p["metadata"]["uid"] for p in cluster.master.store.objects("Pod").values()}
-    fresh_bus = FakeBus()
-    again = Cluster(tmp_path, store, fresh_bus, clock)
+    again = Cluster(tmp_path, store, MemoryBroker(inline=True), clock)  # a new broker too: nothing retained
     again.pass_after(1.0)  # nobody heard from yet: still within the grace
     for node in ("n1", "n2", "n3"):
         again.node_up(node)
@@ -313,9 +301,9 @@ def test_agent_events_arrive_over_the_events_topic(cluster: Cluster) -> None:
         "message": "Started container web",
         "source": {"component": "edgekube-agent"},
     }
-    cluster.bus.deliver(topics.node_events("n2"), EventReport(node="n2", events=[event]).encode())
-    cluster.bus.deliver(topics.node_events("n2"), EventReport(node="n3", events=[event]).encode())  # refused
-    cluster.bus.deliver(topics.node_events("n2"), b"not json")  # dropped
+    cluster.send(topics.node_events("n2"), EventReport(node="n2", events=[event]).encode())
+    cluster.send(topics.node_events("n2"), EventReport(node="n3", events=[event]).encode())  # refused
+    cluster.send(topics.node_events("n2"), b"not json")  # dropped
     started = [e for e in cluster.master.events.list() if e["reason"] == "Started"]
     assert [(e["source"]["host"], e["count"]) for e in started] == [("n2", 1)]
 
@@ -333,24 +321,48 @@ def test_unschedulable_pods_get_one_failed_scheduling_event(cluster: Cluster) ->
 
 
 def test_answers_to_writes_wait_for_the_group_commit_reads_do_not(cluster: Cluster) -> None:
-    reply = "edgekube/v1/clients/t/reply"
-
     def answers() -> list[bytes]:
-        return [p for t, p in cluster.bus.published if t == reply]
+        return [m.payload for m in cluster.broker.published(REPLY)]
 
-    cluster.bus.deliver(topics.API_REQUEST, ApiRequest(verb=Verb.LIST, kind="Node").encode(), response_topic=reply)
+    cluster.send(topics.API_REQUEST, ApiRequest(verb=Verb.LIST, kind="Node").encode(), response_topic=REPLY)
     assert len(answers()) == 1  # nothing written: answered at once
     scale = ApiRequest(verb=Verb.SCALE, kind="ReplicationController", name="web", replicas=5).encode()
-    cluster.bus.deliver(topics.API_REQUEST, scale, response_topic=reply)
+    cluster.send(topics.API_REQUEST, scale, response_topic=REPLY)
     assert len(answers()) == 1  # written, not yet on flash: not yet answered
     cluster.master.commit()
     assert len(answers()) == 2
     assert ApiResponse.decode(answers()[-1]).ok
-    cluster.bus.deliver(topics.APPLY, RC.replace("replicas: 4", "replicas: 6").encode())
-    results = [p for t, p in cluster.bus.published if t == topics.APPLY_RESULT]
-    assert results == []
+    cluster.send(topics.APPLY, RC.replace("replicas: 4", "replicas: 6").encode())
+    assert cluster.broker.published(topics.APPLY_RESULT) == []
     cluster.master.reconcile()  # a pass commits too, then answers
-    assert [p for t, p in cluster.bus.published if t == topics.APPLY_RESULT] != []
+    assert cluster.broker.published(topics.APPLY_RESULT) != []
+
+
+def test_the_master_runs_the_registered_controllers_in_order(cluster: Cluster) -> None:
+    assert [c.name for c in cluster.master.controllers] == ["node-lifecycle", "replication"]
+
+
+def test_a_registered_controller_plans_every_pass_and_sees_what_the_ones_before_it_wrote(
+    tmp_path: Path, store: TinyStateStore, broker: MemoryBroker, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+
+    class CountingPods:
+        name = "counting-pods"
+
+        def plan(self, snapshot: Snapshot) -> list[Action]:
+            seen.append(len(snapshot.store.objects("Pod")))
+            return []
+
+    monkeypatch.setattr(app_module, "CONTROLLERS", (*CONTROLLERS, lambda setup: CountingPods()))
+    c = Cluster(tmp_path, store, broker, clock)
+    for node in ("n1", "n2", "n3"):
+        c.node_up(node)
+    assert seen == []
+    c.api(verb=Verb.APPLY, manifest=RC)  # one pass: replication creates 4 pods, then the new controller plans
+    assert seen == [4]
+    c.master.reconcile()
+    assert seen == [4, 4]
 
 
 @pytest.mark.parametrize(

@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 
 from edgekube.master.cache import CachedStore
+from edgekube.master.controllers.base import Effects, Snapshot, apply
+from edgekube.master.controllers.nodeinputs import NodeState, PodState, lifecycle_inputs, node_taints
 from edgekube.master.controllers.nodelifecycle import (
     Evict,
     NodeLifecycle,
-    NodeState,
-    PodState,
     SetTaints,
     Settings,
     eviction_time,
-    node_taints,
     plan,
     rfc3339,
 )
@@ -245,50 +244,76 @@ def stored_pod(store: CachedStore, name: str, node_name: str) -> dict[str, Any]:
     )
 
 
-def states(store: CachedStore, health: dict[str, Health]) -> list[NodeState]:
-    return [NodeState(name, health.get(name, READY), node_taints(n)) for (_, name), n in store.objects("Node").items()]
+def snapshot(store: CachedStore, health: dict[str, Health], now: float = T0, *, judging: bool = True) -> Snapshot:
+    """A pass's view: the store, and every node Ready unless `health` says otherwise."""
+    return Snapshot(store, now, judging, lambda name: health.get(name, READY))
+
+
+def run_pass(controller: NodeLifecycle, store: CachedStore, events: EventLog, health: dict[str, Health]) -> None:
+    apply(controller.plan(snapshot(store, health)), Effects(store, events))
+
+
+def test_the_inputs_are_every_nodes_health_and_the_pods_on_nodes_that_may_lose_them(store: CachedStore) -> None:
+    stored_pod(store, "on-dead", "n1")
+    stored_pod(store, "on-healthy", "n2")
+    tolerant = store.peek("Pod", "default", "on-dead")
+    tolerations = [{"key": "x", "operator": "Exists"}]
+    store.update({**tolerant, "spec": {**tolerant["spec"], "tolerations": tolerations}})
+    nodes, pods = lifecycle_inputs(snapshot(store, {"n1": OFFLINE}))
+    assert [(n.name, n.health) for n in nodes] == [("n1", OFFLINE), ("n2", READY), ("n3", READY)]
+    assert list(pods) == ["n1"]  # a Ready node without NoExecute taints cannot lose its pods: not read
+    [state] = pods["n1"]
+    assert (state.name, state.uid, state.tolerations) == (
+        "on-dead",
+        tolerant["metadata"]["uid"],
+        (tol(key="x", operator="Exists"),),
+    )
 
 
 def test_the_controller_taints_evicts_and_untaints_through_the_store(store: CachedStore) -> None:
     events = EventLog()
     controller = NodeLifecycle()
-    doomed = stored_pod(store, "doomed", "n1")
+    stored_pod(store, "doomed", "n1")
     stored_pod(store, "safe", "n2")
-    pods = pods_on("n1", "doomed")
-    pods["n1"] = [PodState("default", "doomed", doomed["metadata"]["uid"], "n1")]
-    controller.run(states(store, {"n1": OFFLINE}), pods, T0, judging=True, store=store, events=events)
+    run_pass(controller, store, events, {"n1": OFFLINE})
     assert node_taints(store.peek("Node", "", "n1")) == (noexec(TAINT_NOT_READY, T0),)
     assert sorted(name for _, name in store.objects("Pod")) == ["safe"]
     assert [(e["reason"], e["involvedObject"]["name"]) for e in events.list()] == [
         ("NodeNotReady", "n1"),
         ("TaintManagerEviction", "doomed"),
     ]
-    controller.run(states(store, {}), {}, T0 + 5, judging=True, store=store, events=events)
+    apply(controller.plan(snapshot(store, {}, T0 + 5)), Effects(store, events))
     assert node_taints(store.peek("Node", "", "n1")) == ()
     assert events.list()[-1]["reason"] == "NodeReady"
     writes = store.writes
-    controller.run(states(store, {}), {}, T0 + 6, judging=True, store=store, events=events)
+    assert controller.plan(snapshot(store, {}, T0 + 6)) == []
     assert store.writes == writes
 
 
 def test_an_eviction_of_a_pod_that_changed_meanwhile_is_skipped(store: CachedStore) -> None:
-    stored_pod(store, "p", "n1")
-    pods = {"n1": [PodState("default", "p", "an-older-incarnation", "n1")]}
-    NodeLifecycle().run(states(store, {"n1": OFFLINE}), pods, T0, judging=True, store=store, events=EventLog())
-    assert ("default", "p") in store.objects("Pod")
+    old = stored_pod(store, "p", "n1")
+    actions = NodeLifecycle().plan(snapshot(store, {"n1": OFFLINE}))
+    assert [a.uid for a in actions if isinstance(a, Evict)] == [old["metadata"]["uid"]]
+    store.delete("Pod", "default", "p")
+    stored_pod(store, "p", "n1")  # a new incarnation under the same name, between the plan and its apply
+    apply(actions, Effects(store, EventLog()))
+    assert store.peek("Pod", "default", "p")["metadata"]["uid"] != old["metadata"]["uid"]
 
 
 def test_entering_and_leaving_a_disruption_is_reported_once(store: CachedStore) -> None:
     events = EventLog()
     controller = NodeLifecycle()
     for _ in range(3):
-        controller.run(
-            states(store, {"n1": UNREACHABLE, "n2": UNREACHABLE}), {}, T0, judging=True, store=store, events=events
-        )
+        run_pass(controller, store, events, {"n1": UNREACHABLE, "n2": UNREACHABLE})
     suspended = [e for e in events.list() if e["reason"] == "EvictionsSuspended"]
     assert [e["involvedObject"]["name"] for e in suspended] == ["n1", "n2"]
     assert suspended[0]["message"].startswith("2/3 nodes are NotReady (more than 55%): pod evictions stop")
     assert all(e["count"] == 1 for e in suspended)
-    controller.run(states(store, {"n1": UNREACHABLE}), {}, T0, judging=True, store=store, events=events)
+    run_pass(controller, store, events, {"n1": UNREACHABLE})
     assert [e["involvedObject"]["name"] for e in events.list() if e["reason"] == "EvictionsResumed"] == ["n1"]
     assert not controller.disrupted
+
+
+def test_the_controller_plans_nothing_while_the_master_is_not_judging(store: CachedStore) -> None:
+    stored_pod(store, "p", "n1")
+    assert NodeLifecycle().plan(snapshot(store, {"n1": OFFLINE}, judging=False)) == []

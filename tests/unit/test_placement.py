@@ -11,9 +11,10 @@ import pytest
 
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
-from edgekube.master.controllers.replicas import ReplicationManager
+from edgekube.master.controllers.base import Effects, Snapshot, apply
+from edgekube.master.controllers.replication.controller import ReplicationManager
+from edgekube.master.controllers.replication.ownerindex import OwnerIndex
 from edgekube.master.eventlog import EventLog
-from edgekube.master.ownerindex import OwnerIndex
 from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
@@ -203,7 +204,7 @@ def test_replication_creates_pods_bound(store: CachedStore, placer: Placer, even
             },
         }
     )
-    ReplicationManager(store, random.Random(1), binder=placer).run(store, events, 0.0)
+    apply(ReplicationManager(store, random.Random(1)).plan(Snapshot(store, 0.0)), Effects(store, events, placer))
     nodes = sorted(p["spec"].get("nodeName") for p in store.objects("Pod").values())
     assert nodes == ["n1", "n1", "n2", "n2"]
     reasons = [e["reason"] for e in events.list()]

@@ -1,4 +1,5 @@
-"""The replication controller: the pure plan as tables (adopt, release, scale, ordering, selectors), then its apply."""
+"""The replication controller: the pure plan as tables (adopt, release, scale, ordering, selectors), then passes
+of the registered controller (its plan, the shared apply) over a real store."""
 
 from __future__ import annotations
 
@@ -10,18 +11,14 @@ from typing import Any
 import pytest
 
 from edgekube.master.cache import CachedStore
-from edgekube.master.controllers import replication as replication_module
+from edgekube.master.controllers.base import CreatePod, Effects, Snapshot, apply
 from edgekube.master.controllers.owners import controller_ref, owner_ref, without_owner
-from edgekube.master.controllers.replicas import ReplicationManager, selector_of
-from edgekube.master.controllers.replication import (
+from edgekube.master.controllers.replication import plan as plan_module
+from edgekube.master.controllers.replication.actions import AdoptPod, DeletePod, ReleasePod, ReplicaAction, SetStatus
+from edgekube.master.controllers.replication.controller import ReplicationManager, selector_of
+from edgekube.master.controllers.replication.plan import (
     BURST,
     TERMINAL_GRACE,
-    Action,
-    AdoptPod,
-    CreatePod,
-    DeletePod,
-    ReleasePod,
-    SetStatus,
     dangling,
     deletion_order,
     generate_name,
@@ -118,11 +115,11 @@ def pod(
     }
 
 
-def run(controller: dict[str, Any], pods: list[dict[str, Any]], **kw: Any) -> list[Action]:
+def run(controller: dict[str, Any], pods: list[dict[str, Any]], **kw: Any) -> list[ReplicaAction]:
     return plan(controller, selector_of(controller), pods, NOW, rng=random.Random(7), **kw)
 
 
-def summary(actions: list[Action]) -> list[tuple[str, str]]:
+def summary(actions: list[ReplicaAction]) -> list[tuple[str, str]]:
     """(action, pod name) for pod actions; status updates are checked separately."""
     out = []
     for a in actions:
@@ -137,7 +134,7 @@ def summary(actions: list[Action]) -> list[tuple[str, str]]:
     return out
 
 
-def status_of(actions: list[Action]) -> dict[str, Any] | None:
+def status_of(actions: list[ReplicaAction]) -> dict[str, Any] | None:
     found = [a.status for a in actions if isinstance(a, SetStatus)]
     return found[0] if found else None
 
@@ -422,6 +419,11 @@ def store() -> Iterator[CachedStore]:
         yield CachedStore(backend)
 
 
+def run_pass(manager: ReplicationManager, store: CachedStore, events: EventLog, now: float) -> int:
+    """One pass as the master runs it: the controller's plan, then the shared apply; returns the actions taken."""
+    return apply(manager.plan(Snapshot(store, now)), Effects(store, events))
+
+
 def stored_rc(store: CachedStore, **kw: Any) -> dict[str, Any]:
     doc = rc(**kw)
     for field in ("uid", "resourceVersion"):
@@ -433,15 +435,15 @@ def test_a_pass_creates_records_events_and_then_settles(store: CachedStore) -> N
     events = EventLog()
     manager = ReplicationManager(store, random.Random(3))
     controller = stored_rc(store, replicas=3)
-    manager.run(store, events, NOW)
+    run_pass(manager, store, events, NOW)
     pods = list(store.objects("Pod").values())
     assert len(pods) == 3
     assert {controller_ref(p)["uid"] for p in pods} == {controller["metadata"]["uid"]}  # type: ignore[index]
     assert [e["reason"] for e in events.list()] == ["SuccessfulCreate"] * 3
-    manager.run(store, events, NOW)  # the status catches up with the pods
+    run_pass(manager, store, events, NOW)  # the status catches up with the pods
     assert store.peek("ReplicationController", "default", "web")["status"]["replicas"] == 3
     writes = store.writes
-    assert manager.run(store, events, NOW) == 0
+    assert run_pass(manager, store, events, NOW) == 0
     assert store.writes == writes  # a settled controller writes nothing (SD card)
 
 
@@ -456,7 +458,7 @@ def test_a_pass_adopts_releases_and_collects_garbage(store: CachedStore) -> None
         for field in ("uid", "resourceVersion"):
             doc["metadata"].pop(field)
         store.create(doc)
-    ReplicationManager(store, random.Random(1)).run(store, events, NOW)
+    run_pass(ReplicationManager(store, random.Random(1)), store, events, NOW)
     pods = store.objects("Pod")
     assert sorted(name for _, name in pods) == ["bare", "debug"]
     assert controller_ref(pods[("default", "bare")])["uid"] == uid  # type: ignore[index]
@@ -469,10 +471,10 @@ def test_a_pass_scales_down_and_records_it(store: CachedStore) -> None:
     events = EventLog()
     manager = ReplicationManager(store, random.Random(2))
     stored_rc(store, replicas=3)
-    manager.run(store, events, NOW)
+    run_pass(manager, store, events, NOW)
     current = store.peek("ReplicationController", "default", "web")
     store.update({**current, "spec": {**current["spec"], "replicas": 1}})
-    manager.run(store, events, NOW)
+    run_pass(manager, store, events, NOW)
     assert len(store.objects("Pod")) == 1
     assert [e["reason"] for e in events.list()].count("SuccessfulDelete") == 2
 
@@ -484,11 +486,11 @@ class TestWhichControllersAPassPlans:
     def planned(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         names: list[str] = []
 
-        def counting(controller: dict[str, Any], *args: Any, **kwargs: Any) -> list[Action]:
+        def counting(controller: dict[str, Any], *args: Any, **kwargs: Any) -> list[ReplicaAction]:
             names.append(controller["metadata"]["name"])
             return plan(controller, *args, **kwargs)
 
-        monkeypatch.setattr(replication_module, "plan", counting)
+        monkeypatch.setattr(plan_module, "plan", counting)
         return names
 
     def settled(self, store: CachedStore) -> ReplicationManager:
@@ -496,13 +498,13 @@ class TestWhichControllersAPassPlans:
         stored_rc(store, replicas=2)
         stored_rc(store, name="db", labels={"app": "db"}, selector={"app": "db"}, uid="db-uid", replicas=1)
         for _ in range(3):
-            manager.run(store, EventLog(), NOW)
+            run_pass(manager, store, EventLog(), NOW)
         return manager
 
     def test_a_settled_cluster_plans_nothing(self, store: CachedStore, planned: list[str]) -> None:
         manager = self.settled(store)
         planned.clear()
-        assert manager.run(store, EventLog(), NOW + 1) == 0
+        assert run_pass(manager, store, EventLog(), NOW + 1) == 0
         assert planned == []
 
     def test_a_change_to_one_pod_plans_only_its_controller(self, store: CachedStore, planned: list[str]) -> None:
@@ -510,7 +512,7 @@ class TestWhichControllersAPassPlans:
         planned.clear()
         key = next(k for k, p in store.objects("Pod").items() if p["metadata"]["labels"]["app"] == "web")
         store.delete("Pod", *key)
-        manager.run(store, EventLog(), NOW + 1)  # creates the replacement
+        run_pass(manager, store, EventLog(), NOW + 1)  # creates the replacement
         assert planned == ["web"]
         assert len([p for p in store.objects("Pod").values() if p["metadata"]["labels"]["app"] == "web"]) == 2
 
@@ -523,14 +525,14 @@ class TestWhichControllersAPassPlans:
         for field in ("uid", "resourceVersion"):
             stray["metadata"].pop(field)
         store.create(stray)
-        manager.run(store, EventLog(), NOW + 1)
+        run_pass(manager, store, EventLog(), NOW + 1)
         assert sorted(planned) == ["db", "web"]
         assert controller_ref(store.peek("Pod", "default", "stray")) is not None  # adopted by db
 
     def test_every_controller_is_planned_again_after_resync(self, store: CachedStore, planned: list[str]) -> None:
         manager = self.settled(store)
         planned.clear()
-        manager.run(store, EventLog(), NOW + 61)
+        run_pass(manager, store, EventLog(), NOW + 61)
         assert sorted(planned) == ["db", "web"]
 
     def test_a_terminal_pod_in_its_grace_keeps_its_controller_planned(
@@ -545,9 +547,9 @@ class TestWhichControllersAPassPlans:
                 "status": {"phase": "Failed"},
             }
         )
-        manager.run(store, EventLog(), NOW + 1)
+        run_pass(manager, store, EventLog(), NOW + 1)
         planned.clear()
-        manager.run(store, EventLog(), NOW + 2)  # nothing changed, but the grace is running out
+        run_pass(manager, store, EventLog(), NOW + 2)  # nothing changed, but the grace is running out
         assert planned == ["db"]
-        manager.run(store, EventLog(), NOW + TERMINAL_GRACE + 1)
+        run_pass(manager, store, EventLog(), NOW + TERMINAL_GRACE + 1)
         assert key not in store.objects("Pod")  # deleted once its grace ran out, without a resync

@@ -1,1 +1,4 @@
-"""The master's controllers (replication, node lifecycle): pure plans + thin applies, run by its reconcile loop."""
+"""The master's controllers: one shape (`base`), a list of those that run (`registry`), and the controllers.
+
+`nodelifecycle` (its inputs in `nodeinputs`) and `replication/`; `owners` holds the owner-reference helpers.
+"""

@@ -1,12 +1,13 @@
-"""Node lifecycle controller: NotReady nodes get NoExecute taints, their pods are evicted; pure `plan` + thin apply.
+"""Node lifecycle controller: NotReady nodes get NoExecute taints, their pods are evicted; pure `plan`, its actions.
 
-Run first in every pass of the master's loop. A node the agent's Last Will marked offline gets
-`node.kubernetes.io/not-ready:NoExecute`, one whose heartbeats stopped `node.kubernetes.io/unreachable:NoExecute`;
-both go when it is Ready again. A pod on a node with a NoExecute taint it does not tolerate forever is evicted
-(deleted; its controller makes a replacement elsewhere) once its tolerationSeconds have passed since the taint was
-added, or `pod_eviction_timeout` for the lifecycle taints when no toleration matches. Safety valves: nothing is
-judged while the master itself cannot hear the nodes (`judging` False), and no lifecycle eviction happens while
-more than 55% of the nodes (at least 2) are NotReady at once: then the master's own network is the likelier fault.
+Registered first in controllers.registry, so it runs first in every pass of the master's loop. A node the agent's
+Last Will marked offline gets `node.kubernetes.io/not-ready:NoExecute`, one whose heartbeats stopped
+`node.kubernetes.io/unreachable:NoExecute`; both go when it is Ready again. A pod on a node with a NoExecute taint
+it does not tolerate forever is evicted (deleted; its controller makes a replacement elsewhere) once its
+tolerationSeconds have passed since the taint was added, or `pod_eviction_timeout` for the lifecycle taints when
+no toleration matches. Safety valves: nothing is judged while the master itself cannot hear the nodes (`judging`
+False), and no lifecycle eviction happens while more than 55% of the nodes (at least 2) are NotReady at once:
+then the master's own network is the likelier fault.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from edgekube.master.cache import CachedStore
-from edgekube.master.eventlog import EventLog, ObjectRef
+from edgekube.master.controllers.base import Effects, Setup, Snapshot
+from edgekube.master.controllers.nodeinputs import NodeState, PodState, lifecycle_inputs
+from edgekube.master.eventlog import ObjectRef
 from edgekube.master.liveness import Health
-from edgekube.model.errors import ConflictError, NotFoundError
 from edgekube.model.taints import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
@@ -46,28 +46,25 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class NodeState:
-    name: str
-    health: Health
-    taints: tuple[Taint, ...] = ()
-
-
-@dataclass(frozen=True)
-class PodState:
-    namespace: str
-    name: str
-    uid: str
-    node: str
-    tolerations: tuple[Toleration, ...] = ()
-
-
-@dataclass(frozen=True)
 class SetTaints:
     """Replace the node's taints (only the lifecycle keys differ from what is stored)."""
 
     node: str
     taints: tuple[Taint, ...]
     health: Health
+
+    def apply(self, effects: Effects) -> None:
+        node = effects.store.peek("Node", "", self.node)
+        spec = {**(node.get("spec") or {}), "taints": [t.to_dict() for t in self.taints]}
+        effects.store.update({**node, "spec": spec})
+        if self.health is Health.READY:
+            log.info("node %s is Ready again", self.node)
+            message = f"Node {self.node} status is now: NodeReady"
+            effects.events.record(node, "NodeReady", message, component=COMPONENT)
+        else:
+            log.warning("node %s is NotReady (%s)", self.node, self.health.value)
+            message = f"Node {self.node} status is now: NodeNotReady ({self.health.value})"
+            effects.events.record(node, "NodeNotReady", message, component=COMPONENT, type="Warning")
 
 
 @dataclass(frozen=True)
@@ -77,6 +74,38 @@ class Evict:
     uid: str
     node: str
     taint: Taint
+
+    def apply(self, effects: Effects) -> None:
+        pod = effects.store.peek("Pod", self.namespace, self.name)
+        if pod["metadata"].get("uid") != self.uid:
+            return
+        effects.store.delete("Pod", self.namespace, self.name, pod["metadata"]["resourceVersion"])
+        log.warning(
+            "evicted pod %s/%s from node %s (taint %s:%s)",
+            self.namespace,
+            self.name,
+            self.node,
+            self.taint.key,
+            self.taint.effect.value,
+        )
+        message = f"Marking for deletion Pod {self.namespace}/{self.name}"
+        effects.events.record(ObjectRef.of(pod), "TaintManagerEviction", message, component="taint-eviction-controller")
+
+
+@dataclass(frozen=True)
+class ReportDisruption:
+    """Evictions stop (or resume): said once in the log, and as an event on every NotReady node."""
+
+    reason: str  # "EvictionsSuspended" | "EvictionsResumed"
+    message: str
+    nodes: tuple[str, ...]
+
+    def apply(self, effects: Effects) -> None:
+        suspended = self.reason == "EvictionsSuspended"
+        log.log(logging.ERROR if suspended else logging.WARNING, "%s", self.message)
+        kind = "Warning" if suspended else "Normal"
+        for node in self.nodes:
+            effects.events.record(ObjectRef("Node", node), self.reason, self.message, component=COMPONENT, type=kind)
 
 
 Action = SetTaints | Evict
@@ -177,99 +206,52 @@ def plan(
     return Plan(actions, disrupted, not_ready, total)
 
 
-def node_taints(node: Mapping[str, Any]) -> tuple[Taint, ...]:
-    raw = (node.get("spec") or {}).get("taints") or ()
-    return tuple(Taint.model_validate(t) for t in raw)
-
-
-def apply(actions: Iterable[Action], store: CachedStore, events: EventLog) -> None:
-    """Write the taints and delete the evicted pods; anything changed meanwhile waits for the next pass."""
-    for action in actions:
-        try:
-            if isinstance(action, SetTaints):
-                _set_taints(action, store, events)
-            else:
-                _evict(action, store, events)
-        except (NotFoundError, ConflictError) as exc:
-            log.info("skipped %s: %s", type(action).__name__, exc)
-
-
-def _set_taints(action: SetTaints, store: CachedStore, events: EventLog) -> None:
-    node = store.peek("Node", "", action.node)
-    spec = {**(node.get("spec") or {}), "taints": [t.to_dict() for t in action.taints]}
-    store.update({**node, "spec": spec})
-    if action.health is Health.READY:
-        log.info("node %s is Ready again", action.node)
-        events.record(node, "NodeReady", f"Node {action.node} status is now: NodeReady", component=COMPONENT)
-    else:
-        log.warning("node %s is NotReady (%s)", action.node, action.health.value)
-        events.record(
-            node,
-            "NodeNotReady",
-            f"Node {action.node} status is now: NodeNotReady ({action.health.value})",
-            component=COMPONENT,
-            type="Warning",
-        )
-
-
-def _evict(action: Evict, store: CachedStore, events: EventLog) -> None:
-    pod = store.peek("Pod", action.namespace, action.name)
-    if pod["metadata"].get("uid") != action.uid:
-        return
-    store.delete("Pod", action.namespace, action.name, pod["metadata"]["resourceVersion"])
-    log.warning(
-        "evicted pod %s/%s from node %s (taint %s:%s)",
-        action.namespace,
-        action.name,
-        action.node,
-        action.taint.key,
-        action.taint.effect.value,
-    )
-    events.record(
-        ObjectRef.of(pod),
-        "TaintManagerEviction",
-        f"Marking for deletion Pod {action.namespace}/{action.name}",
-        component="taint-eviction-controller",
-    )
-
-
 class NodeLifecycle:
     """The controller with its one piece of memory: whether evictions are held back (to report changes once)."""
+
+    name = "node-lifecycle"
 
     def __init__(self, settings: Settings = Settings()) -> None:
         self.settings = settings
         self.disrupted = False
 
-    def run(
+    @classmethod
+    def build(cls, setup: Setup) -> NodeLifecycle:
+        config = setup.config
+        return cls(
+            Settings(
+                pod_eviction_timeout=config.pod_eviction_timeout, unhealthy_threshold=config.unhealthy_zone_threshold
+            )
+        )
+
+    def plan(self, snapshot: Snapshot) -> list[Action | ReportDisruption]:
+        nodes, pods_by_node = lifecycle_inputs(snapshot)
+        return self.decide(nodes, pods_by_node, snapshot.now, judging=snapshot.judging)
+
+    def decide(
         self,
         nodes: Sequence[NodeState],
         pods_by_node: Mapping[str, Sequence[PodState]],
         now: float,
         *,
         judging: bool,
-        store: CachedStore,
-        events: EventLog,
-    ) -> Plan:
+    ) -> list[Action | ReportDisruption]:
+        """`plan` on inputs already gathered; a change of disruption is reported first, then taints and evictions."""
         result = plan(nodes, pods_by_node, now, judging=judging, settings=self.settings)
-        if result.disrupted != self.disrupted:
-            self.disrupted = result.disrupted
-            self._report(result, nodes, events)
-        apply(result.actions, store, events)
-        return result
+        if result.disrupted == self.disrupted:
+            return list(result.actions)
+        self.disrupted = result.disrupted
+        return [self._report(result, nodes), *result.actions]
 
-    def _report(self, result: Plan, nodes: Sequence[NodeState], events: EventLog) -> None:
+    def _report(self, result: Plan, nodes: Sequence[NodeState]) -> ReportDisruption:
         share = f"{result.not_ready}/{result.total} nodes are NotReady"
         if result.disrupted:
             message = (
                 f"{share} (more than {self.settings.unhealthy_threshold:.0%}): pod evictions stop until fewer are; "
                 "the master's own network is the likelier fault"
             )
-            log.error("%s", message)
-            reason, kind = "EvictionsSuspended", "Warning"
+            reason = "EvictionsSuspended"
         else:
-            message = f"{share}: pod evictions resume"
-            log.warning("%s", message)
-            reason, kind = "EvictionsResumed", "Normal"
-        for node in nodes:
-            if node.health is not Health.READY:
-                events.record(ObjectRef("Node", node.name), reason, message, component=COMPONENT, type=kind)
+            message, reason = f"{share}: pod evictions resume", "EvictionsResumed"
+        not_ready = tuple(n.name for n in nodes if n.health is not Health.READY)
+        return ReportDisruption(reason, message, not_ready)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edgekube.master.cache import CachedStore
-from edgekube.master.controllers.nodelifecycle import node_taints
+from edgekube.master.controllers.nodeinputs import node_taints
 from edgekube.master.eventlog import EventLog
 from edgekube.master.scheduling.scheduler import NodeView, Request, schedule_all
 from edgekube.master.scheduling.specs import SpecCache, owner_of

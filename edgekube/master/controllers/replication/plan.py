@@ -1,4 +1,4 @@
-"""ReplicationController / ReplicaSet controller's pure `plan` (adopt, release, scale); run by controllers.replicas.
+"""ReplicationController / ReplicaSet controller's pure `plan` (adopt, release, scale); run by replication.controller.
 
 Loosely coupled as in Kubernetes: a controller finds its pods only through its selector, in its namespace.
 A matching pod with no controller is adopted, an owned pod that stopped matching is released (and replaced),
@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from edgekube.master.controllers.base import CreatePod
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, owner_ref
+from edgekube.master.controllers.replication.actions import (
+    COMPONENT,
+    AdoptPod,
+    DeletePod,
+    ReleasePod,
+    ReplicaAction,
+    SetStatus,
+)
 from edgekube.model.labels import Selector
 from edgekube.model.types import Obj
 
@@ -29,44 +37,6 @@ _TERMINAL = ("Succeeded", "Failed")
 #: holds its replica's place until it is this old, then it is deleted and replaced: one new pod per replica
 #: every few seconds, not a hot loop of creates and deletes on the SD card.
 TERMINAL_GRACE = 5.0
-
-
-# -- actions ---------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CreatePod:
-    pod: Obj
-
-
-@dataclass(frozen=True)
-class DeletePod:
-    namespace: str
-    name: str
-    uid: str
-    why: str  # "scale down" | "terminal" | "owner gone"
-
-
-@dataclass(frozen=True)
-class AdoptPod:
-    namespace: str
-    name: str
-    uid: str
-    ref: Obj
-
-
-@dataclass(frozen=True)
-class ReleasePod:
-    namespace: str
-    name: str
-    uid: str
-    owner_uid: str
-
-
-@dataclass(frozen=True)
-class SetStatus:
-    status: Obj
-
-
-Action = CreatePod | DeletePod | AdoptPod | ReleasePod | SetStatus
 
 
 # -- pod facts -----------------------------------------------------------------------------------------------------
@@ -176,7 +146,7 @@ def plan(
     rng: random.Random | None = None,
     taken: Container[str] | None = None,
     burst: int = BURST,
-) -> list[Action]:
+) -> list[ReplicaAction]:
     """What to do so `controller` has spec.replicas active pods; `pods` are the pods of its namespace.
 
     `now` (unix seconds) only matters for availableReplicas with minReadySeconds; `taken` are the pod names
@@ -184,7 +154,7 @@ def plan(
     """
     meta, spec = controller["metadata"], controller["spec"]
     uid, namespace = meta["uid"], meta["namespace"]
-    actions: list[Action] = []
+    actions: list[ReplicaAction] = []
     owned: list[Mapping[str, Any]] = []
     ending: list[Mapping[str, Any]] = []  # terminal, too young to be replaced yet
     names: set[str] = set()
@@ -209,7 +179,7 @@ def plan(
         elif now - _epoch(pod_meta.get("creationTimestamp") or "") < TERMINAL_GRACE:
             ending.append(pod)
         else:
-            actions.append(DeletePod(namespace, pod_meta["name"], pod_meta["uid"], "terminal"))
+            actions.append(DeletePod(namespace, pod_meta["name"], pod_meta["uid"], "terminal", controller))
     diff = len(owned) + len(ending) - int(spec.get("replicas", 1))
     if diff < 0:
         rng = rng or random.Random()
@@ -217,13 +187,15 @@ def plan(
         for _ in range(min(-diff, burst)):
             name = generate_name(meta["name"], in_use, rng)
             names.add(name)
-            actions.append(CreatePod(new_pod(controller, name)))
+            actions.append(CreatePod(new_pod(controller, name), controller, COMPONENT.get(controller["kind"], "")))
     elif diff > 0:
         for pod in [*ending, *deletion_order(owned)][: min(diff, burst)]:
-            actions.append(DeletePod(namespace, pod["metadata"]["name"], pod["metadata"]["uid"], "scale down"))
+            actions.append(
+                DeletePod(namespace, pod["metadata"]["name"], pod["metadata"]["uid"], "scale down", controller)
+            )
     status = replica_status(controller, owned, now)
     if status != controller.get("status"):
-        actions.append(SetStatus(status))
+        actions.append(SetStatus(status, controller))
     return actions
 
 

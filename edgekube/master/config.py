@@ -1,0 +1,32 @@
+"""The master's settings (`edgekube master --help` lists them as flags); read by the wiring, loop and controllers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class MasterConfig:
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    data_dir: Path = field(default_factory=lambda: Path("/var/lib/edgekube/master"))
+    #: A node is NotReady after this long without a heartbeat (agents beat every 0.5 s by default).
+    node_timeout: float = 2.0
+    #: Seconds a Last Will waits before it counts (so a broker's graceful shutdown, which sends every Will, is
+    #: recognised as "most nodes at once" and evicts nothing).
+    will_settle: float = 0.25
+    #: Seconds a pod with no matching toleration stays on a NotReady node before it is evicted and replaced.
+    pod_eviction_timeout: float = 0.0
+    #: Evictions stop while more than this share of the nodes (and at least 2) are NotReady at once.
+    unhealthy_zone_threshold: float = 0.55
+    #: MQTT keep-alive in seconds; the broker fires a vanished client's Last Will after 1.5 times this.
+    mqtt_keepalive: int = 5
+    #: Level-triggered resync period of the reconcile loop; events also wake it at once.
+    resync_interval: float = 1.0
+    #: Seconds between passes that plan every ReplicationController/ReplicaSet; passes in between plan only those
+    #: whose pods or spec changed (a safety net: the change feed is complete, this bounds the cost of a bug).
+    controller_resync: float = 5.0
+    #: Events kept in memory (never written to disk); the oldest make room.
+    event_capacity: int = 2000
+    client_id: str = "edgekube-master"

@@ -1,0 +1,16 @@
+"""The controllers the master runs, in the order of a pass; a new controller is one new file and one line here.
+
+Each entry builds a controller (controllers.base.Controller) from the master's Setup; master.app builds them all
+at start and, every pass, applies each one's plan before planning the next.
+"""
+
+from __future__ import annotations
+
+from edgekube.master.controllers.base import ControllerFactory
+from edgekube.master.controllers.nodelifecycle import NodeLifecycle
+from edgekube.master.controllers.replication.controller import ReplicationManager
+
+CONTROLLERS: tuple[ControllerFactory, ...] = (
+    NodeLifecycle.build,  # first: its evictions are replaced by the controllers after it, in the same pass
+    ReplicationManager.build,
+)
