@@ -324,21 +324,22 @@ def test_demo_image_has_the_applets_and_is_imported_once(podman_service: PodmanS
 
 
 def test_exec_returns_stdout_and_stderr_and_never_piles_up_a_hung_command(
-    runtime: PodmanRuntime, demo_image: str
+    runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
 ) -> None:
     uid = new_uid()
-    runtime.create_pod(make_pod("exec", demo_image), uid, "h")
+    created = runtime.create_pod(make_pod("exec", demo_image), uid, "h")
     wait_for(runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
     code, output = runtime.exec(uid, "main", ["sh", "-c", "echo out; echo err >&2; exit 3"], 5)
     assert code == 3
     assert sorted(output.splitlines()) == ["err", "out"]
     with pytest.raises(RuntimeFailure, match="timed out after 1s"):
-        runtime.exec(uid, "main", ["sleep", "3"], 1)
-    started = time.monotonic()
+        runtime.exec(uid, "main", ["sleep", "7"], 1)
     with pytest.raises(RuntimeFailure, match="previous run has not finished yet") as caught:
-        runtime.exec(uid, "main", ["sleep", "3"], 1)
+        runtime.exec(uid, "main", ["sleep", "7"], 1)
     assert caught.value.failure == "Timeout"
-    assert time.monotonic() - started < 0.5
+    # Refused while the first run still runs, and without starting a second copy (order, not timing).
+    ps = podman_service.podman("exec", created.containers[0].container_id, "ps", "-o", "args").stdout
+    assert [line.strip() for line in ps.splitlines()].count("sleep 7") == 1, ps
     assert runtime.exec(uid, "main", ["true"], 5) == (0, "")  # other commands still run
 
 

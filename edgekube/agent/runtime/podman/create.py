@@ -1,0 +1,105 @@
+"""The create step of PodmanRuntime: images per pull policy, emptyDir volumes, the pod, its containers, the start."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from edgekube.agent.runtime.podman import images, specgen
+from edgekube.agent.runtime.podman.naming import pod_labels, pod_name
+from edgekube.agent.runtime.podman.transport import PodmanTransport, error_body, message, raise_http
+from edgekube.model.errors import RuntimeFailure
+from edgekube.model.names import NodeName, PodUID
+from edgekube.model.pod import Container, Pod, PullPolicy
+
+#: Podman's `cause` when a container is created from an image the store does not hold.
+_NO_IMAGE = "image not known"
+
+
+class PodCreator:
+    """Creates and starts one pod in as few API calls as Podman allows: one per object, no read-backs.
+
+    Images are not looked up beforehand: a container is created from what the store holds, and only when
+    Podman answers "image not known" is the image pulled (IfNotPresent) or the pod refused (Never). Always
+    pulls first. The caller removes whatever a failed create left behind.
+    """
+
+    def __init__(self, transport: PodmanTransport, node: NodeName, pull_timeout: float) -> None:
+        self.transport = transport
+        self.node = node
+        self.pull_timeout = pull_timeout
+
+    def create(self, pod: Pod, uid: PodUID, spec_hash: str) -> tuple[str, list[str]]:
+        """Create and start the pod; returns the Podman pod id and its app container ids in spec order."""
+        for image in dict.fromkeys(c.image for c in pod.spec.containers if c.pull_policy() is PullPolicy.ALWAYS):
+            images.pull(self.transport, image, self.pull_timeout)
+        podname = pod_name(pod.metadata.namespace, pod.metadata.name, uid)
+        labels = pod_labels(self.node, pod, uid, spec_hash)
+        for volume in pod.spec.volumes:
+            body = specgen.volume_spec(podname, volume, labels)
+            self.transport.json(
+                "post", "/volumes/create", what=f"create volume {body['Name']}", reason="CreateVolumeError", body=body
+            )
+        created = self.transport.json(
+            "post", "/pods/create", what=f"create pod {podname}", reason="CreatePodError",
+            body=specgen.pod_spec(pod, podname, labels),
+        )  # fmt: skip
+        pod_id = str(created["Id"])
+        ids = [
+            self._create_container(pod, container, index, podname, labels)
+            for index, container in enumerate(pod.spec.containers)
+        ]
+        self.start(pod_id, podname, ids)
+        return pod_id, ids
+
+    def _create_container(
+        self, pod: Pod, container: Container, index: int, podname: str, labels: dict[str, str]
+    ) -> str:
+        body = specgen.container_spec(pod, container, index, podname, labels)
+        what = f"create container {body['name']} ({container.image})"
+        response = self.transport.request("post", "/containers/create", what=what, body=body)
+        if response.status_code >= 400 and error_body(response).get("cause") == _NO_IMAGE:
+            if container.pull_policy() is PullPolicy.NEVER:
+                raise images.not_present(container.image, self.node)
+            images.pull(self.transport, container.image, self.pull_timeout)
+            response = self.transport.request("post", "/containers/create", what=what, body=body)
+        if response.status_code >= 400:
+            raise_http(response, what, "CreateContainerError")
+        return str(response.json()["Id"])
+
+    def start(self, pod_id: str, podname: str, containers: list[str]) -> None:
+        """Start the pod: its infra container (network namespace) first, then every app container at once.
+
+        `POST /pods/{id}/start` would do the same one container after another; side by side, a two-container
+        pod runs ~60 ms sooner on two cores. A container that fails to start is RunContainerError.
+        """
+        self._start_infra(pod_id, podname)
+        if len(containers) == 1:
+            errors = [self._start_container(containers[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(containers), thread_name_prefix="podstart") as pool:
+                errors = list(pool.map(self._start_container, containers))
+        failed = [e for e in errors if e]
+        if failed:
+            raise RuntimeFailure(f"start pod {podname}: {'; '.join(failed)}", reason="RunContainerError")
+
+    def _start_infra(self, pod_id: str, podname: str) -> None:
+        data: Any = self.transport.json("get", f"/pods/{pod_id}/json", what=f"inspect pod {podname}")
+        infra = str((data or {}).get("InfraContainerID") or "")
+        if not infra:
+            return  # a pod without infra: its containers keep their own namespaces
+        error = self._start_container(infra)
+        if error:
+            raise RuntimeFailure(f"start pod {podname}: infra container: {error}", reason="RunContainerError")
+
+    def _start_container(self, container_id: str) -> str | None:
+        """Start one container; None if it runs (or already ran), else Podman's reason."""
+        response = self.transport.request(
+            "post", f"/containers/{container_id}/start", what=f"start {container_id[:12]}"
+        )
+        try:
+            if response.status_code in (204, 304):
+                return None
+            return message(response)
+        finally:
+            response.close()

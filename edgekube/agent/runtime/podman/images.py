@@ -1,0 +1,61 @@
+"""Image presence and pulls on Podman, for PodmanRuntime's create step (imagePullPolicy) and has_image."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import requests
+
+from edgekube.agent.runtime.podman.transport import PodmanTransport, raise_http
+from edgekube.model.errors import RuntimeFailure
+from edgekube.model.names import NodeName
+
+
+def image_exists(transport: PodmanTransport, image: str) -> bool:
+    response = transport.request("get", f"/images/{image}/exists", what=f"check image {image}")
+    if response.status_code == 204:
+        return True
+    if response.status_code == 404:
+        return False
+    raise_http(response, f"check image {image}", "ErrImagePull")
+
+
+def not_present(image: str, node: NodeName) -> RuntimeFailure:
+    return RuntimeFailure(
+        f"image {image!r} is not present on node {node} and imagePullPolicy is Never", reason="ImageNotFound"
+    )
+
+
+def pull(transport: PodmanTransport, image: str, timeout: float) -> None:
+    """`POST /images/pull`; any failure is ErrImagePull (libpod reports it inside a 200 progress stream)."""
+    what = f"pull image {image}"
+    params = {"reference": image, "policy": "always", "quiet": "false"}
+    try:
+        response = transport.request(
+            "post", "/images/pull", what=what, params=params, timeout=(5.0, timeout), stream=True
+        )
+    except RuntimeFailure as exc:
+        raise RuntimeFailure(f"failed to pull image {image!r}: {exc}", reason="ErrImagePull") from exc
+    if response.status_code >= 400:
+        raise_http(response, f"failed to pull image {image!r}", "ErrImagePull")
+    error: str | None = None
+    pulled = False
+    try:
+        for line in response.iter_lines():
+            if not line:
+                continue
+            with contextlib.suppress(ValueError):
+                item = json.loads(line)
+                if isinstance(item, dict):
+                    error = item.get("error") or error
+                    pulled = pulled or bool(item.get("id") or item.get("images"))
+    except (requests.RequestException, OSError) as exc:
+        raise RuntimeFailure(
+            f"failed to pull image {image!r}: no answer within {timeout}s ({exc})", reason="ErrImagePull"
+        ) from exc
+    finally:
+        response.close()
+    if error or not pulled:
+        detail = error or "podman reported no image"
+        raise RuntimeFailure(f"failed to pull image {image!r}: {detail}", reason="ErrImagePull")

@@ -1,0 +1,72 @@
+"""Names, labels and state words edgekube uses on Podman objects; shared by the PodmanRuntime parts (pure)."""
+
+from __future__ import annotations
+
+import json
+
+from edgekube.agent.runtime.protocol import (
+    LABEL_MANAGED,
+    LABEL_NODE,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    LABEL_SPEC_HASH,
+    ContainerRunState,
+)
+from edgekube.model.names import NodeName, PodUID
+from edgekube.model.pod import Pod
+
+#: Private label: the container's position in spec.containers, so list_pods can return them in spec order.
+LABEL_CONTAINER_INDEX = "io.edgekube.container.index"
+
+_STATE_MAP = {
+    "created": ContainerRunState.CREATED,
+    "configured": ContainerRunState.CREATED,
+    "initialized": ContainerRunState.CREATED,
+    "running": ContainerRunState.RUNNING,
+    "paused": ContainerRunState.RUNNING,
+    "stopping": ContainerRunState.RUNNING,
+    "exited": ContainerRunState.EXITED,
+    "stopped": ContainerRunState.EXITED,
+}
+
+
+def pod_name(namespace: str, name: str, uid: str) -> str:
+    """Deterministic Podman pod name; the uid suffix keeps a re-created pod clear of its predecessor."""
+    return f"ek_{namespace}_{name}_{uid[:8]}"
+
+
+def container_name(podname: str, container: str) -> str:
+    return f"{podname}_{container}"
+
+
+def volume_name(podname: str, volume: str) -> str:
+    return f"{podname}_{volume}"
+
+
+def run_state(value: object) -> ContainerRunState:
+    """Podman's container state word (`running`, `exited`, …) as a ContainerRunState."""
+    return _STATE_MAP.get(str(value or "").lower(), ContainerRunState.UNKNOWN)
+
+
+def pod_labels(node: NodeName, pod: Pod, uid: PodUID, spec_hash: str) -> dict[str, str]:
+    """Labels on every object of the pod: enough for a restarted agent to find and adopt it."""
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_NODE: node,
+        LABEL_POD_UID: uid,
+        LABEL_POD_NAME: pod.metadata.name,
+        LABEL_POD_NAMESPACE: pod.metadata.namespace,
+        LABEL_SPEC_HASH: spec_hash,
+    }
+
+
+def owned(node: NodeName, **extra: str) -> dict[str, str]:
+    """Query parameters selecting this node's edgekube objects (and `extra` labels, e.g. one pod's uid)."""
+    labels = {LABEL_MANAGED: "true", LABEL_NODE: node, **extra}
+    return {"filters": json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})}
+
+
+def of_pod(node: NodeName, uid: PodUID) -> dict[str, str]:
+    """Query parameters selecting the objects of one pod on this node."""
+    return owned(node, **{LABEL_POD_UID: uid})

@@ -1,0 +1,127 @@
+"""PodmanRuntime, the agent's PodRuntime over Podman's REST socket: a thin facade over transport/create/observe/stop."""
+
+from __future__ import annotations
+
+import contextlib
+
+from edgekube.agent.runtime.podman.create import PodCreator
+from edgekube.agent.runtime.podman.exec import Executor
+from edgekube.agent.runtime.podman.images import image_exists
+from edgekube.agent.runtime.podman.observe import Observer
+from edgekube.agent.runtime.podman.stop import PodStopper
+from edgekube.agent.runtime.podman.transport import PodmanTransport
+from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, RuntimeInfo
+from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure
+from edgekube.model.names import NodeName, PodUID
+from edgekube.model.pod import Pod
+
+#: Podman's word for a name taken by an object left over from a create that died half-way.
+_TAKEN = "already exists"
+
+
+class PodmanRuntime:
+    """PodRuntime on a Podman API socket (`unix:///…/podman.sock`) for node `node`.
+
+    All state is read back from Podman by label, so a new instance adopts pods an earlier process created.
+    emptyDir volumes are Podman named volumes `<podname>_<volume>` (medium Memory → tmpfs), removed with
+    the pod.
+    """
+
+    def __init__(
+        self,
+        socket_url: str,
+        node: NodeName,
+        *,
+        timeout: float = 60.0,
+        pull_timeout: float = 120.0,
+    ) -> None:
+        self.socket_url = socket_url
+        self.node = node
+        self.transport = PodmanTransport(socket_url, timeout=timeout)
+        self._observer = Observer(self.transport, node)
+        self._creator = PodCreator(self.transport, node, pull_timeout)
+        self._stopper = PodStopper(self.transport, node)
+        self._executor = Executor(self.transport, self._observer)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def info(self) -> RuntimeInfo:
+        return self._observer.info()
+
+    def list_pods(self) -> list[ObservedPod]:
+        pods = self._observer.list_pods()
+        self._executor.retain({str(p.uid) for p in pods})
+        return pods
+
+    def create_pod(self, pod: Pod, uid: PodUID, spec_hash: str) -> ObservedPod:
+        """Create and start the pod (see PodRuntime); repeating the call returns the pod already there.
+
+        If a pod for `uid` exists but with another spec hash or with containers missing (an agent that died
+        mid-create), it is removed and created afresh, so the result always matches the arguments. The happy
+        path costs one lookup, one call per object created or started, and one read-back.
+        """
+        existing = self._observer.find_pod(uid)
+        if existing is not None:
+            names = {c.name for c in existing.containers}
+            if existing.spec_hash == spec_hash and names == {c.name for c in pod.spec.containers}:
+                return existing
+            self.remove_pod(uid, grace_seconds=pod.spec.termination_grace_period_seconds)
+        try:
+            self._create(pod, uid, spec_hash)
+        except RuntimeFailure as exc:
+            if _TAKEN not in str(exc):
+                raise
+            # Leftovers of a crashed create (a volume, a pod without containers) hold the names: clear, retry.
+            self._create(pod, uid, spec_hash)
+        observed = self._observer.find_pod(uid)
+        if observed is None:
+            raise RuntimeFailure(f"pod {pod.metadata.name} vanished right after it was started", reason="RuntimeError")
+        return observed
+
+    def _create(self, pod: Pod, uid: PodUID, spec_hash: str) -> None:
+        try:
+            self._creator.create(pod, uid, spec_hash)
+        except BaseException:
+            with contextlib.suppress(EdgekubeError):
+                self._stopper.purge(uid)
+            raise
+
+    def remove_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
+        running = self._stopper.running(uid)
+        if running:
+            self._stopper.stop(uid, running, grace_seconds)
+        self._stopper.purge(uid)
+
+    def stop_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
+        self._stop_running(uid, grace_seconds)
+
+    def restart_pod(self, uid: PodUID, grace_seconds: int = 10) -> ObservedPod:
+        """Stop what runs, then start the infra container (if it stopped) and every app container again."""
+        pod = self._stop_running(uid, grace_seconds)
+        self._creator.start(pod.pod_id, f"{pod.namespace}/{pod.name}", [c.container_id for c in pod.containers])
+        restarted = self._observer.find_pod(uid)
+        if restarted is None:
+            raise RuntimeFailure(f"pod {pod.namespace}/{pod.name} vanished while restarting", reason="RuntimeError")
+        return restarted
+
+    def _stop_running(self, uid: PodUID, grace_seconds: int) -> ObservedPod:
+        pod = self._observer.find_pod(uid)
+        if pod is None:
+            raise NotFoundError(f"pod {uid} not found on node {self.node}")
+        running = {c.container_id for c in pod.containers if c.state is ContainerRunState.RUNNING}
+        if running:
+            self._stopper.stop(uid, running, grace_seconds, wait_killed=True)
+        return pod
+
+    def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+        return self._executor.exec(uid, container, command, timeout)
+
+    def wait_for_exit(self, timeout: float) -> bool:
+        return self._observer.wait_for_exit(timeout)
+
+    def has_image(self, image: str) -> bool:
+        return image_exists(self.transport, image)
+
+    def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
+        return self._observer.logs(uid, container, tail)
