@@ -3,9 +3,11 @@
 Two ReplicationControllers run side by side, 3 replicas each. "sick" has a liveness probe that always fails —
 an exec probe running `false`, or an httpGet probe to a port nothing listens on — after a one-second initial
 delay. "well" serves HTTP with busybox httpd and is probed with an httpGet to its open port. Every "sick" pod
-is restarted by its node's agent: its restartCount grows past 1, it keeps its name, uid and node (the
-controller does not replace it), and an Unhealthy warning event names it. The "well" pods are never restarted
-and no Unhealthy event names them.
+is restarted by its node's agent: its restartCount reaches 4, it keeps its name, uid and node (the
+controller does not replace it), and an Unhealthy warning event names it. The restarts back off: Podman's
+event log on the pod's node shows its container started 5 times, and each wait between two starts is longer
+than the one before (the agent waits 0, 1, 2, then 4 s before restarting; probing adds the same to each). The
+"well" pods are never restarted and no Unhealthy event names them.
 
 The agents run in the host's network here: an agent in its own namespace could not reach pod addresses on
 Podman's bridge, so the healthy httpGet probe would fail for the wrong reason.
@@ -13,6 +15,7 @@ Podman's bridge, so the healthy httpGet probe would fail for the wrong reason.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -28,6 +31,8 @@ SICK_PROBES = {
     "exec-false": {"exec": {"command": ["false"]}},
     "httpGet-closed-port": {"httpGet": {"path": "/", "port": PORT}},
 }
+#: Restarts each sick pod must go through: the first is immediate, the next three back off 1, 2 and 4 s.
+RESTARTS = 4
 TIMING = {"initialDelaySeconds": 1, "periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 1}
 
 
@@ -54,16 +59,22 @@ def test_a_failing_liveness_probe_restarts_the_pod_with_back_off_and_an_event(
     sick = wait_for("3 sick pods bound to nodes", lambda: bound(fleet.api.pods("app=sick"), 3))
     well = {uid_of(p): p for p in fleet.wait_replicas("app=well", 3)}
 
-    def restarted_twice() -> dict[str, int] | None:
+    def restarted(times: int) -> dict[str, int] | None:
         pods = fleet.api.pods("app=sick")
         counts = {p["metadata"]["name"]: restart_counts(p).get("main", 0) for p in pods}
-        return counts if len(counts) == 3 and min(counts.values()) >= 2 else None
+        return counts if len(counts) == 3 and min(counts.values()) >= times else None
 
-    wait_for("every sick pod restarted at least twice", restarted_twice, timeout=90, interval=0.5)
+    wait_for(f"every sick pod restarted {RESTARTS} times", lambda: restarted(RESTARTS), timeout=120, interval=0.5)
     now_sick = {uid_of(p): p for p in fleet.api.pods("app=sick")}
     assert set(now_sick) == set(sick), "sick pods must restart in place, never be replaced by the controller"
     for uid, pod in sick.items():
         assert now_sick[uid]["spec"]["nodeName"] == pod["spec"]["nodeName"]
+    for uid, pod in sick.items():
+        starts = fleet.container_starts(pod["spec"]["nodeName"], uid, "main")[: RESTARTS + 1]
+        assert len(starts) == RESTARTS + 1, f"{pod['metadata']['name']}: Podman logged {len(starts)} starts"
+        gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+        growing = all(later > earlier for earlier, later in itertools.pairwise(gaps))
+        assert growing, f"{pod['metadata']['name']}: each wait between starts must be longer than the last: {gaps}"
     sick_names = {p["metadata"]["name"] for p in sick.values()}
     wait_for("an Unhealthy event for every sick pod", lambda: sick_names <= unhealthy_pods(fleet), timeout=10)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -87,6 +90,15 @@ def restart_counts(pod: Mapping[str, Any]) -> dict[str, int]:
 
 def uid_of(obj: Mapping[str, Any]) -> str:
     return str(obj["metadata"].get("uid", ""))
+
+
+def unix_seconds(stamp: str) -> float:
+    """An RFC 3339 time with up to nanoseconds, as Podman's events carry it, in unix seconds."""
+    whole, _, rest = stamp.partition(".")
+    digits = "".join(itertools.takewhile(str.isdigit, rest))
+    zone = rest[len(digits) :] if rest else whole[19:]
+    moment = datetime.fromisoformat(whole[:19] + (zone.replace("Z", "+00:00") or "+00:00"))
+    return moment.timestamp() + (int(digits) / 10 ** len(digits) if digits else 0.0)
 
 
 #: A container command that runs until SIGTERM and then exits at once (busybox as PID 1 ignores SIGTERM).
@@ -530,27 +542,56 @@ class Fleet:
     def restore(self, node: str) -> None:
         self.net[node].restore()
 
-    def restart_broker(self, *, kill: bool = False, down_for: float = 0.0) -> None:
-        """Stop (SIGTERM: persistence saved; `kill`: SIGKILL, last autosave only), wait, start on the same port."""
+    def stop_broker(self, *, kill: bool = False) -> None:
+        """SIGTERM the broker (persistence saved) or, with `kill`, SIGKILL it (only the last autosave survives)."""
         assert self.broker is not None
         if kill:
             self.broker.kill()
         else:
             self.broker.stop()
-        time.sleep(down_for)
+
+    def start_broker(self) -> None:
+        """Start the broker again on the same port and persistence file."""
+        assert self.broker is not None
         self.broker.start()
 
-    def restart_master(self, *, kill: bool = False, down_for: float = 0.0, wait: bool = True) -> None:
-        """SIGTERM (or SIGKILL) the master, wait, and start it again on the same data directory."""
+    def broker_down(self) -> bool:
+        """True when the broker process is gone and nothing accepts connections on its port."""
+        assert self.broker is not None
+        if self.broker.running:
+            return False
+        try:
+            socket.create_connection((self.broker.host, self.port), timeout=1.0).close()
+        except OSError:
+            return True
+        return False
+
+    def restart_broker(self, *, kill: bool = False, down_for: float = 0.0) -> None:
+        """stop_broker(), wait `down_for` seconds, start_broker()."""
+        self.stop_broker(kill=kill)
+        time.sleep(down_for)
+        self.start_broker()
+
+    def stop_master(self, *, kill: bool = False) -> None:
+        """SIGTERM (or, with `kill`, SIGKILL) the master and reap it: when this returns, it is gone."""
         assert self.master is not None
         if kill:
             self.master.kill()
         else:
             self.master.terminate()
-        time.sleep(down_for)
+
+    def start_master(self, *, wait: bool = True) -> None:
+        """Start the master again on the same data directory; with `wait`, until it answers API requests."""
+        assert self.master is not None
         self.master.start()
         if wait:
             self.wait_master()
+
+    def restart_master(self, *, kill: bool = False, down_for: float = 0.0, wait: bool = True) -> None:
+        """stop_master(), wait `down_for` seconds, start_master()."""
+        self.stop_master(kill=kill)
+        time.sleep(down_for)
+        self.start_master(wait=wait)
 
     def kill_container(self, node: str, pod: str, container: str, namespace: str = "default") -> None:
         """`podman kill` one app container of an edgekube pod in that node's store."""
@@ -604,6 +645,20 @@ class Fleet:
                 )
             )
         return containers
+
+    def container_starts(self, node: str, pod_uid: str, container: str) -> list[float]:
+        """When Podman started that app container, oldest first (unix seconds, ns precision, from its event log).
+
+        Every start counts: the first, a restart of the same container and the start of a recreated one.
+        """
+        out = self.podman[node].podman("events", "--stream=false", "--filter", "event=start", "--format", "json")
+        starts = []
+        for line in out.stdout.splitlines():
+            event = json.loads(line)
+            attributes = event.get("Attributes") or {}
+            if attributes.get(LABEL_POD_UID) == pod_uid and attributes.get(LABEL_CONTAINER) == container:
+                starts.append(unix_seconds(str(event["Time"])))
+        return sorted(starts)
 
     # -- between tests ------------------------------------------------------------------------------------------
     def heal(self, timeout: float = 60.0) -> None:
