@@ -18,8 +18,9 @@ from edgekube.agent.backoff import BackoffPolicy
 from edgekube.agent.desired import DesiredState
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.ledger import RestartLedger
-from edgekube.agent.prober import Prober, ProbeResult, ProbeTarget
-from edgekube.agent.probes import ProbeKind
+from edgekube.agent.probe_checks import ProbeResult, ProbeTarget
+from edgekube.agent.probe_timing import ProbeKind
+from edgekube.agent.probe_workers import Prober
 from edgekube.agent.reconcile import DesiredPod, PodMemory, plan
 from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from edgekube.agent.prober import Prober, ProbeResult, ProbeTarget, check
-from edgekube.agent.probes import ProbeKind, ProbeState, resolve_port
+from edgekube.agent.probe_checks import ProbeResult, ProbeTarget, check, resolve_port
+from edgekube.agent.probe_timing import ProbeKind, ProbeState
+from edgekube.agent.probe_workers import Prober
 from edgekube.agent.runtime.fake import FakeRuntime
 from edgekube.model.errors import NotFoundError
 from edgekube.model.names import PodUID

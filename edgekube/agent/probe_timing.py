@@ -1,12 +1,10 @@
-"""Probe timing and thresholds (Kubernetes' rules), pure with injected time; driven by prober.Prober."""
+"""When to probe and what a probe's result is (Kubernetes' timing and thresholds), pure; used by probe_workers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from edgekube.model.errors import NotFoundError
-from edgekube.model.pod import Container
 from edgekube.model.probe import Probe
 
 
@@ -64,15 +62,3 @@ class ProbeState:
                 self.result = False
                 return True
         return False
-
-
-def resolve_port(container: Container, port: int | str) -> int:
-    """A probe's port: a number, or the name of one of the container's ports (`ports[].name`)."""
-    if isinstance(port, int):
-        return port
-    if port.isdigit():
-        return int(port)
-    for declared in container.ports:
-        if declared.name == port:
-            return declared.container_port
-    raise NotFoundError(f"port {port!r} is not a named port of container {container.name}")
