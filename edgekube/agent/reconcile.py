@@ -152,6 +152,18 @@ def terminated(obs: ObservedContainer) -> dict[str, Any]:
     return term
 
 
+def _state(name: str, obs: ObservedContainer, memory: PodMemory) -> tuple[dict[str, Any], bool]:
+    """A seen container's Kubernetes state and whether it is ready."""
+    if memory.back_off is not None:
+        return {"waiting": {"reason": "CrashLoopBackOff", "message": memory.back_off}}, False
+    if obs.state is ContainerRunState.RUNNING:
+        running = {"startedAt": obs.started_at} if obs.started_at else {}
+        return {"running": running}, name not in memory.not_ready and name not in memory.unhealthy
+    if obs.state is ContainerRunState.EXITED:
+        return {"terminated": terminated(obs)}, False
+    return {"waiting": {"reason": "ContainerCreating"}}, False
+
+
 def _container_status(spec_image: str, name: str, obs: ObservedContainer | None, memory: PodMemory) -> dict[str, Any]:
     status: dict[str, Any] = {
         "name": name,
@@ -166,16 +178,47 @@ def _container_status(spec_image: str, name: str, obs: ObservedContainer | None,
         status["state"] = {"waiting": {"reason": "ContainerCreating"}}
         return status
     status["containerID"] = f"podman://{obs.container_id}"
-    if memory.back_off is not None:
-        status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": memory.back_off}}
-    elif obs.state is ContainerRunState.RUNNING:
-        status["state"] = {"running": {"startedAt": obs.started_at}} if obs.started_at else {"running": {}}
-        status["ready"] = name not in memory.not_ready and name not in memory.unhealthy
-    elif obs.state is ContainerRunState.EXITED:
-        status["state"] = {"terminated": terminated(obs)}
-    else:
-        status["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    status["state"], status["ready"] = _state(name, obs, memory)
     return status
+
+
+def _failed(containers: list[dict[str, Any]], failure: Failure) -> dict[str, Any]:
+    """The status of a pod whose create failed: every container waits with the failure's reason."""
+    for c in containers:
+        c["state"] = {"waiting": {"reason": failure.reason, "message": failure.message}}
+    return {
+        "containerStatuses": containers,
+        "phase": "Failed",
+        "reason": failure.reason,
+        "message": failure.message,
+        "conditions": [{"type": "Ready", "status": "False", "reason": failure.reason}],
+    }
+
+
+def _phase(pod: Pod, observed: ObservedPod | None, containers: list[dict[str, Any]], memory: PodMemory) -> str:
+    if memory.finished:
+        return memory.finished
+    if observed is None:
+        return "Pending"
+    if memory.back_off is not None:
+        return "Running"  # as in Kubernetes: a pod in CrashLoopBackOff is Running, with nothing ready
+    decision = decide(
+        pod.spec.restart_policy, observed.containers, unhealthy=memory.unhealthy,
+        sandbox_running=observed.infra_running,
+    )  # fmt: skip
+    if decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED):
+        return decision.verdict.value  # about to be stopped and marked finished
+    if decision.verdict is Verdict.RESTART or any("running" in c["state"] for c in containers):
+        return "Running"
+    return "Pending"
+
+
+def _start_time(containers: list[dict[str, Any]]) -> str | None:
+    """The earliest start of the running containers, once every running one has a start time."""
+    started = [c["state"]["running"].get("startedAt") for c in containers if "running" in c["state"]]
+    if not started or not all(started):
+        return None
+    return str(min(started))
 
 
 def pod_status(
@@ -188,37 +231,16 @@ def pod_status(
     pod = desired.pod
     by_name = {c.name: c for c in observed.containers} if observed else {}
     containers = [_container_status(c.image, c.name, by_name.get(c.name), memory) for c in pod.spec.containers]
-    status: dict[str, Any] = {"containerStatuses": containers}
     if failure is not None and observed is None:
-        for c in containers:
-            c["state"] = {"waiting": {"reason": failure.reason, "message": failure.message}}
-        status.update(phase="Failed", reason=failure.reason, message=failure.message)
-        status["conditions"] = [{"type": "Ready", "status": "False", "reason": failure.reason}]
-        return status
+        return _failed(containers, failure)
+    status: dict[str, Any] = {"containerStatuses": containers}
     if observed is not None and observed.ip:
         status["podIP"] = observed.ip
-    states = [next(iter(c["state"])) for c in containers]
-    if memory.finished:
-        phase = memory.finished
-    elif observed is not None and memory.back_off is not None:
-        phase = "Running"  # as in Kubernetes: a pod in CrashLoopBackOff is Running, with nothing ready
-    elif observed is None:
-        phase = "Pending"
-    else:
-        decision = decide(
-            pod.spec.restart_policy, observed.containers, unhealthy=memory.unhealthy,
-            sandbox_running=observed.infra_running,
-        )  # fmt: skip
-        if decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED):
-            phase = decision.verdict.value  # about to be stopped and marked finished
-        elif decision.verdict is Verdict.RESTART or "running" in states:
-            phase = "Running"
-        else:
-            phase = "Pending"
+    phase = _phase(pod, observed, containers, memory)
     status["phase"] = phase
     ready = phase == "Running" and all(c["ready"] for c in containers)
     status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
-    started = [c["state"]["running"].get("startedAt") for c in containers if "running" in c["state"]]
-    if started and all(started):
-        status["startTime"] = min(s for s in started if s)
+    start = _start_time(containers)
+    if start is not None:
+        status["startTime"] = start
     return status
