@@ -1,6 +1,7 @@
 """The master daemon: bus handlers and one level-triggered reconcile loop over the parts it is handed.
 
-Handlers only record facts (under the master's lock) and wake the loop. One pass = every registered controller
+Handlers (master.ingest for the node topics, master.requests for API requests and applies) only record facts
+(under the master's lock) and wake the loop. One pass = every registered controller
 (controllers.registry: node lifecycle, then replication) → scheduler → dispatch of every node's desired set that
 changed. Bus, store and clocks are built by master.wiring and handed in; the master closes them when it stops.
 """
@@ -22,15 +23,15 @@ from edgekube.master.controllers.base import Effects, Setup, Snapshot, apply
 from edgekube.master.controllers.registry import CONTROLLERS
 from edgekube.master.dispatch import Dispatcher
 from edgekube.master.echo import Echo
-from edgekube.master.encoding import encode_response, fitted
 from edgekube.master.eventlog import EventLog
 from edgekube.master.ingest import StatusIngest
 from edgekube.master.liveness import Liveness
+from edgekube.master.requests import Requests
 from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
-from edgekube.model.errors import EdgekubeError, NotFoundError
-from edgekube.model.wire import ApiRequest, ApiResponse, ApplyResult, ErrorInfo, Presence, Verb
+from edgekube.model.errors import EdgekubeError
+from edgekube.model.wire import ApiResponse, ErrorInfo, Presence
 
 __all__ = ["Master", "MasterConfig"]
 
@@ -83,13 +84,11 @@ class Master:
         self.ingest = StatusIngest(
             self.store, self.liveness, self.events, self.dispatcher, lock=self._lock, wake=self._wake.set
         )
+        self.requests = Requests(self.bus, self.store, self.api, self.liveness, lock=self._lock, wake=self._wake.set)
         #: Nodes are judged (tainted, their pods evicted) only after this moment: a full node_timeout after the
         #: master (re)connected to the broker; infinity while it is disconnected.
         self._judge_after = math.inf
         self._not_before = -math.inf
-        #: Answers to requests whose writes wait for the next group commit (see CachedStore.batch).
-        self._acks: list[Callable[[], None]] = []
-        self._acks_owed = threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, name="master-loop", daemon=True),
             threading.Thread(target=self._pinger, name="master-ping", daemon=True),
@@ -108,8 +107,8 @@ class Master:
         return self
 
     def _subscribe(self, bus: MessageBus) -> None:
-        bus.subscribe(topics.API_REQUEST, self._guard(self._on_api))
-        bus.subscribe(topics.APPLY, self._guard(self._on_apply))
+        bus.subscribe(topics.API_REQUEST, self._guard(self.requests.on_api))
+        bus.subscribe(topics.APPLY, self._guard(self.requests.on_apply))
         bus.subscribe(topics.ALL_NODE_STATUS, self._guard(self.ingest.status))
         bus.subscribe(topics.ALL_NODE_HEARTBEAT, self._guard(self.ingest.heartbeat), qos=0)
         bus.subscribe(topics.ALL_NODE_ONLINE, self._guard(self.ingest.presence))
@@ -119,7 +118,7 @@ class Master:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._acks_owed.set()
+        self.requests.owed.set()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=5)
@@ -155,7 +154,7 @@ class Master:
                 else:
                     log.exception("failed to handle message on %s", msg.topic)
                 if msg.response_topic:
-                    self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
+                    self.requests.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
 
         return run
 
@@ -177,92 +176,20 @@ class Master:
         with self._lock:
             with self.store.batch("sync"):
                 pass
-            acks, self._acks = self._acks, []
+            acks = self.requests.take()
         for ack in acks:
             ack()
 
     def _committer(self) -> None:
         while not self._stop.is_set():
-            self._acks_owed.wait()
+            self.requests.owed.wait()
             if self._stop.wait(COMMIT_DELAY):
                 return
-            self._acks_owed.clear()
+            self.requests.owed.clear()
             try:
                 self.commit()
             except Exception:
                 log.exception("group commit failed")
-
-    def _reply(self, msg: Message, response: ApiResponse | ApplyResult) -> None:
-        if msg.response_topic:
-            self.bus.publish(msg.response_topic, fitted(encode_response(response)), correlation=msg.correlation)
-
-    # -- handlers ----------------------------------------------------------------------------------------
-    def _on_api(self, msg: Message) -> None:
-        req = ApiRequest.decode(msg.payload, what="api request")
-        if req.verb is Verb.LOGS:
-            self._forward_logs(msg, req)
-            return
-        with self._lock, self.store.batch("defer"):
-            writes = self.store.writes
-            response = self.api.handle(req)
-            wrote = self.store.writes != writes
-            if wrote:
-                # Answered once on flash: by the committer's next group commit (or a pass's, if sooner).
-                self._acks.append(lambda: self._reply(msg, response))
-                self._acks_owed.set()
-        if not wrote:
-            self._reply(msg, response)
-        self._wake.set()
-
-    def _on_apply(self, msg: Message) -> None:
-        """`edgekube/v1/apply`: any MQTT client publishes YAML/JSON; the outcome goes to apply/result."""
-        with self._lock, self.store.batch("defer"):
-            writes = self.store.writes
-            try:
-                result = ApplyResult(ok=True, outcomes=self.api.apply(msg.payload, source="edgekube/v1/apply"))
-            except Exception as exc:
-                if not isinstance(exc, EdgekubeError):
-                    log.exception("apply failed")
-                else:
-                    log.warning("apply rejected: %s", exc)
-                result = ApplyResult(ok=False, error=ErrorInfo.of(exc))
-            wrote = self.store.writes != writes
-            if wrote:
-                self._acks.append(lambda: self._publish_apply_result(msg, result))
-                self._acks_owed.set()
-        if not wrote:
-            self._publish_apply_result(msg, result)
-        self._wake.set()
-
-    def _publish_apply_result(self, msg: Message, result: ApplyResult) -> None:
-        self.bus.publish(topics.APPLY_RESULT, result.encode())
-        if msg.response_topic:
-            self.bus.publish(msg.response_topic, result.encode(), correlation=msg.correlation)
-
-    def _forward_logs(self, msg: Message, req: ApiRequest) -> None:
-        """Logs live on the node: forward the request with the caller's response topic; the agent answers."""
-        name, namespace = req.name or "", req.namespace or "default"
-        with self._lock:
-            try:
-                node = self.store.peek("Pod", namespace, name)["spec"].get("nodeName")
-            except NotFoundError as exc:
-                self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
-                return
-        if not node:
-            problem = EdgekubeError(
-                f"pod {namespace}/{name} is not scheduled to a node yet", hint=f"see `ekctl describe pod {name}`"
-            )
-            self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
-            return
-        if not self.liveness.ready(node):
-            problem = EdgekubeError(
-                f"node {node} is not ready: {self.liveness.reason(node)}", hint="logs come from the node itself"
-            )
-            self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
-            return
-        self.bus.publish(
-            topics.node_rpc(node), msg.payload, response_topic=msg.response_topic, correlation=msg.correlation
-        )
 
     # -- the loop --------------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -327,7 +254,7 @@ class Master:
                 wrote = self.store.writes != writes
             changes = self.dispatcher.flush(name for _, name in self.store.objects("Node"))
             self.specs.prune(self.store.objects("Pod"))
-            acks, self._acks = self._acks, []
+            acks = self.requests.take()
         for desired in changes:
             self.bus.publish(topics.node_desired(desired.node), desired.encode(), retain=True)
         for ack in acks:

@@ -1,0 +1,129 @@
+"""API requests and applies over MQTT: answered at once after a read, after the next group commit after a write.
+
+The master's handlers for `edgekube/v1/api` and `edgekube/v1/apply` (registered by master.app). A request's
+writes are made under the master's lock in a deferred batch; its answer waits in `owed` until the writes are
+on flash (master.app's committer, or a pass, commits and then sends them). Logs are the node's: forwarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from edgekube.bus import topics
+from edgekube.bus.protocol import Message, MessageBus
+from edgekube.master.api import Api
+from edgekube.master.cache import CachedStore
+from edgekube.master.encoding import encode_response, fitted
+from edgekube.master.liveness import Liveness
+from edgekube.model.errors import EdgekubeError, NotFoundError
+from edgekube.model.wire import ApiRequest, ApiResponse, ApplyResult, ErrorInfo, Verb
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], None]
+
+
+class Requests:
+    """Handlers of API requests and applies; `lock` is the master's, `wake` runs the master's loop soon."""
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        store: CachedStore,
+        api: Api,
+        liveness: Liveness,
+        *,
+        lock: threading.RLock,
+        wake: Callable[[], None],
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.api = api
+        self.liveness = liveness
+        self._lock = lock
+        self._wake = wake
+        #: Answers to requests whose writes wait for the next group commit (see CachedStore.batch).
+        self._acks: list[Ack] = []
+        #: Set while answers are owed (the master's committer waits on it).
+        self.owed = threading.Event()
+
+    def _owe(self, ack: Ack) -> None:
+        """Answered once on flash: by the committer's next group commit (or a pass's, if sooner)."""
+        self._acks.append(ack)
+        self.owed.set()
+
+    def take(self) -> list[Ack]:
+        """The answers owed so far (call under the master's lock, right after a commit; then send them)."""
+        acks, self._acks = self._acks, []
+        return acks
+
+    def reply(self, msg: Message, response: ApiResponse | ApplyResult) -> None:
+        """Answer on the request's response topic (if it gave one), within the message size limit."""
+        if msg.response_topic:
+            self.bus.publish(msg.response_topic, fitted(encode_response(response)), correlation=msg.correlation)
+
+    def on_api(self, msg: Message) -> None:
+        req = ApiRequest.decode(msg.payload, what="api request")
+        if req.verb is Verb.LOGS:
+            self._forward_logs(msg, req)
+            return
+        with self._lock, self.store.batch("defer"):
+            writes = self.store.writes
+            response = self.api.handle(req)
+            wrote = self.store.writes != writes
+            if wrote:
+                self._owe(lambda: self.reply(msg, response))
+        if not wrote:
+            self.reply(msg, response)
+        self._wake()
+
+    def on_apply(self, msg: Message) -> None:
+        """`edgekube/v1/apply`: any MQTT client publishes YAML/JSON; the outcome goes to apply/result."""
+        with self._lock, self.store.batch("defer"):
+            writes = self.store.writes
+            try:
+                result = ApplyResult(ok=True, outcomes=self.api.apply(msg.payload, source="edgekube/v1/apply"))
+            except Exception as exc:
+                if not isinstance(exc, EdgekubeError):
+                    log.exception("apply failed")
+                else:
+                    log.warning("apply rejected: %s", exc)
+                result = ApplyResult(ok=False, error=ErrorInfo.of(exc))
+            wrote = self.store.writes != writes
+            if wrote:
+                self._owe(lambda: self._publish_apply_result(msg, result))
+        if not wrote:
+            self._publish_apply_result(msg, result)
+        self._wake()
+
+    def _publish_apply_result(self, msg: Message, result: ApplyResult) -> None:
+        self.bus.publish(topics.APPLY_RESULT, result.encode())
+        if msg.response_topic:
+            self.bus.publish(msg.response_topic, result.encode(), correlation=msg.correlation)
+
+    def _forward_logs(self, msg: Message, req: ApiRequest) -> None:
+        """Logs live on the node: forward the request with the caller's response topic; the agent answers."""
+        name, namespace = req.name or "", req.namespace or "default"
+        with self._lock:
+            try:
+                node = self.store.peek("Pod", namespace, name)["spec"].get("nodeName")
+            except NotFoundError as exc:
+                self.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
+                return
+        if not node:
+            problem = EdgekubeError(
+                f"pod {namespace}/{name} is not scheduled to a node yet", hint=f"see `ekctl describe pod {name}`"
+            )
+            self.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
+            return
+        if not self.liveness.ready(node):
+            problem = EdgekubeError(
+                f"node {node} is not ready: {self.liveness.reason(node)}", hint="logs come from the node itself"
+            )
+            self.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
+            return
+        self.bus.publish(
+            topics.node_rpc(node), msg.payload, response_topic=msg.response_topic, correlation=msg.correlation
+        )
