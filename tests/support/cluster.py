@@ -16,7 +16,9 @@ from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
 from edgekube.local.podman_service import PodmanService
-from edgekube.master.app import Master, MasterConfig
+from edgekube.master.app import Master
+from edgekube.master.config import MasterConfig
+from edgekube.master.wiring import build_master
 from edgekube.model.errors import BusError
 from edgekube.model.names import NodeName
 from edgekube.model.wire import ApiRequest, ApiResponse, Verb
@@ -131,7 +133,7 @@ def phase(client: ApiClient, name: str) -> str:
 
 
 def start_master(port: int, data_dir: Path) -> Master:
-    return Master(MasterConfig(mqtt_port=port, data_dir=data_dir, node_timeout=4.0)).start(wait=10)
+    return build_master(MasterConfig(mqtt_port=port, data_dir=data_dir, node_timeout=4.0)).start(wait=10)
 
 
 def start_agent(port: int, node: str, service: PodmanService, state_dir: Path, **kw: Any) -> Agent:
