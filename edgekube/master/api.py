@@ -6,10 +6,11 @@ Every request is validated completely before anything is written, and `handle` a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from edgekube.master import paging
+from edgekube.master.controllers.base import Binder
 from edgekube.master.controllers.nodelifecycle import LIFECYCLE_TAINTS
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
 from edgekube.master.edits import cordoned, edit_map
@@ -56,14 +57,6 @@ class ApiStore(StateStore, Protocol):
         they are while the answer is encoded (copying 10,000 pods cost more than encoding them).
         """
         ...
-
-
-class Binder(Protocol):
-    """Binds pods as they are created (the master's Placer); without one, new pods wait for the scheduler."""
-
-    def bind_new(self, pods: list[Obj]) -> list[Obj]: ...
-
-    def scheduled(self, pod: Mapping[str, Any]) -> None: ...
 
 
 def _namespace_of(kind: str, namespace: str | None) -> str:

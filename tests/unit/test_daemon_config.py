@@ -8,7 +8,7 @@ import pytest
 
 from edgekube.agent.app import AgentConfig
 from edgekube.main import _build, _config_file, parser
-from edgekube.master.app import MasterConfig
+from edgekube.master.config import MasterConfig
 from edgekube.model.errors import ValidationError
 
 

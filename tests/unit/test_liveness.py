@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,41 @@ def test_next_expiry_is_when_the_first_ready_node_would_turn_stale(live: Livenes
     assert live.next_expiry() == 1005.0  # pi-1 already stale: it no longer counts
     clock.advance(1)
     assert live.next_expiry() is None
+
+
+# -- the Ready condition the API shows ----------------------------------------------------------------------------
+
+
+def stored_node(name: str = "pi-1") -> dict[str, Any]:
+    return {
+        "kind": "Node",
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "DiskPressure", "status": "False"}]},
+    }
+
+
+def test_a_node_shows_the_live_ready_condition_in_place_of_the_stored_one(live: Liveness) -> None:
+    live.heartbeat("pi-1", "boot", {"cpu": 0.5}, 1)
+    node = stored_node()
+    shown = live.decorate(node)
+    assert shown["status"]["conditions"] == [
+        {"type": "DiskPressure", "status": "False"},
+        {"type": "Ready", "status": "True", "reason": "AgentReady", "message": "heartbeats arriving"},
+    ]
+    assert shown["usage"] == {"cpu": 0.5}
+    assert node == stored_node()  # the stored object is not changed
+
+
+@pytest.mark.parametrize(
+    ("offline", "status", "reason"),
+    [(False, "Unknown", "NodeStatusUnknown"), (True, "False", "AgentOffline")],
+    ids=["never-heard-of", "will-fired"],
+)
+def test_a_node_that_is_not_ready_says_why(live: Liveness, offline: bool, status: str, reason: str) -> None:
+    if offline:
+        live.presence("pi-1", online=True)
+        live.presence("pi-1", online=False)
+        live.will_settle = 0.0
+    [ready] = [c for c in live.decorate(stored_node())["status"]["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == (status, reason)
+    assert "usage" not in live.decorate(stored_node())
