@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 WallClock = Callable[[], datetime]
 # Spelled out here because the method named `list` hides the builtin inside the class body.
 Events = list[Obj]
-#: Same limit as an object name; the recorder appends ".<hex>" to the involved object's name.
+#: Same limit as an object name; the log appends ".<hex>" to the involved object's name.
 _MAX_NAME = 253
 DEFAULT_CAPACITY = 2000
 

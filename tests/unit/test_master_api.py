@@ -145,9 +145,7 @@ def test_a_label_or_annotation_change_is_an_update(
     [pod(image="nginx:1.26"), pod(restartPolicy="Never"), pod(nodeName="pi-2")],
     ids=["image", "restartPolicy", "nodeName"],
 )
-def test_a_spec_change_to_a_pod_is_forbidden_with_a_hint(
-    api: Api, store: CachedStore, changed: dict[str, Any]
-) -> None:
+def test_a_spec_change_to_a_pod_is_forbidden_with_a_hint(api: Api, store: CachedStore, changed: dict[str, Any]) -> None:
     api.apply(manifest(pod()))
     before = store.get("Pod", "default", "web")
     response = call(api, Verb.APPLY, manifest=manifest(changed))
@@ -557,9 +555,7 @@ def test_cascade_means_nothing_for_a_pod(api: Api, store: CachedStore) -> None:
     assert store.list("Pod") == []
 
 
-def test_deleting_a_missing_controller_changes_nothing(
-    api: Api, store: CachedStore, with_pods: dict[str, Any]
-) -> None:
+def test_deleting_a_missing_controller_changes_nothing(api: Api, store: CachedStore, with_pods: dict[str, Any]) -> None:
     before = store.list("Pod")
     response = call(api, Verb.DELETE, kind="ReplicaSet", name="web")
     assert response.error is not None and response.error.reason == "NotFound"
