@@ -37,6 +37,7 @@ from edgekube.model.wire import (
     Verb,
 )
 from edgekube.store.state import TinyStateStore
+from tests.support.apiserver import Clock
 from tests.support.membus import MemoryBroker
 
 RC = """
@@ -49,17 +50,6 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: busybox:1.36}]}
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_800_000_000.0 + self.now
 
 
 REPLY = "edgekube/v1/clients/t/reply"

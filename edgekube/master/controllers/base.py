@@ -117,6 +117,15 @@ class CreatePod:
             effects.events.record(self.by, "SuccessfulCreate", f"Created pod: {name}", component=self.component)
 
 
+def planned_pod(effects: Effects, namespace: str, name: str, uid: str) -> Obj | None:
+    """The stored pod if it is still the incarnation a plan saw (same uid), else None: the action is moot.
+
+    NotFoundError if it is gone (apply skips the action).
+    """
+    pod = effects.store.peek("Pod", namespace, name)
+    return pod if pod["metadata"].get("uid") == uid else None
+
+
 def apply(actions: Sequence[Action], effects: Effects) -> int:
     """Carry out a plan in order; returns how many actions were taken (skipped ones included).
 

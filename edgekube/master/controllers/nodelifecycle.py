@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from edgekube.master.controllers.base import Effects, Setup, Snapshot
+from edgekube.master.controllers.base import Effects, Setup, Snapshot, planned_pod
 from edgekube.master.controllers.nodeinputs import NodeState, PodState, lifecycle_inputs
 from edgekube.master.eventlog import ObjectRef
 from edgekube.master.liveness import Health
@@ -76,8 +76,8 @@ class Evict:
     taint: Taint
 
     def apply(self, effects: Effects) -> None:
-        pod = effects.store.peek("Pod", self.namespace, self.name)
-        if pod["metadata"].get("uid") != self.uid:
+        pod = planned_pod(effects, self.namespace, self.name, self.uid)
+        if pod is None:
             return
         effects.store.delete("Pod", self.namespace, self.name, pod["metadata"]["resourceVersion"])
         log.warning(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgekube.master.controllers.base import CreatePod, Effects
+from edgekube.master.controllers.base import CreatePod, Effects, planned_pod
 from edgekube.master.controllers.owners import controller_ref, without_owner
 from edgekube.master.eventlog import ObjectRef
 from edgekube.model.types import Obj
@@ -33,8 +33,8 @@ class DeletePod:
     by: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def apply(self, effects: Effects) -> None:
-        pod = effects.store.peek("Pod", self.namespace, self.name)
-        if pod["metadata"].get("uid") != self.uid:
+        pod = planned_pod(effects, self.namespace, self.name, self.uid)
+        if pod is None:
             return
         effects.store.delete("Pod", self.namespace, self.name, pod["metadata"]["resourceVersion"])
         target = self.by if self.by is not None else ObjectRef.of(pod)
@@ -50,8 +50,8 @@ class AdoptPod:
     ref: Obj
 
     def apply(self, effects: Effects) -> None:
-        pod = effects.store.peek("Pod", self.namespace, self.name)
-        if pod["metadata"].get("uid") != self.uid or controller_ref(pod) is not None:
+        pod = planned_pod(effects, self.namespace, self.name, self.uid)
+        if pod is None or controller_ref(pod) is not None:
             return
         refs = [*(pod["metadata"].get("ownerReferences") or ()), self.ref]
         effects.store.update({**pod, "metadata": {**pod["metadata"], "ownerReferences": refs}})
@@ -66,8 +66,8 @@ class ReleasePod:
     owner_uid: str
 
     def apply(self, effects: Effects) -> None:
-        pod = effects.store.peek("Pod", self.namespace, self.name)
-        if pod["metadata"].get("uid") != self.uid:
+        pod = planned_pod(effects, self.namespace, self.name, self.uid)
+        if pod is None:
             return
         effects.store.update(without_owner(pod, self.owner_uid))
         log.info("released pod %s/%s from its controller", self.namespace, self.name)
