@@ -59,7 +59,8 @@ class _Pod:
                 self._pending = {
                     "phase": "Pending",
                     "hostIP": host_ip,
-                    "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                    # As the agent reports it (edgekube/agent/reconcile.py): a reason only when the pod failed.
+                    "conditions": [{"type": "Ready", "status": "False"}],
                     "containerStatuses": [
                         {
                             "name": n,
