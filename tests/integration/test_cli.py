@@ -13,6 +13,7 @@ import pytest
 from edgekube.cli.main import main
 from edgekube.local.broker import Mosquitto
 from edgekube.master.app import Master, MasterConfig
+from edgekube.master.wiring import build_master
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ spec:
 
 @pytest.fixture
 def master(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Master]:
-    m = Master(MasterConfig(mqtt_host="127.0.0.1", mqtt_port=mosquitto.port, data_dir=tmp_path / "master"))
+    m = build_master(MasterConfig(mqtt_host="127.0.0.1", mqtt_port=mosquitto.port, data_dir=tmp_path / "master"))
     m.start(wait=5)
     yield m
     m.stop()
