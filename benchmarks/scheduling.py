@@ -688,7 +688,7 @@ def hotspots(raw: Path, label: str, top: int = 12) -> str:
         if not stack or not samples.isdigit():
             continue
         total += int(samples)
-        if "Master._on_api " in stack and "Api.list " in stack:
+        if "Requests.on_api " in stack and "Api.list " in stack:
             polls += int(samples)  # this benchmark's own list requests: counted, not profiled
             continue
         frames = [f for f in stack.split(";") if "(" in f]
