@@ -7,6 +7,8 @@ import platform
 import socket
 from pathlib import Path
 
+from edgekube.model.node import DEFAULT_MAX_PODS
+
 
 def _read(path: str) -> str:
     try:
@@ -53,7 +55,7 @@ def primary_address() -> str:
         return "127.0.0.1"
 
 
-def capacity(max_pods: int = 110) -> dict[str, str | int]:
+def capacity(max_pods: int = DEFAULT_MAX_PODS) -> dict[str, str | int]:
     cpus = len(os.sched_getaffinity(0))
     memory = meminfo().get("MemTotal", 0)
     return {"cpu": str(cpus), "memory": f"{memory // 1024}Ki", "pods": max_pods}
