@@ -8,10 +8,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from edgekube.cli import config
-from edgekube.cli.client import Client, Connector, connect
+
+if TYPE_CHECKING:
+    from edgekube.cli.client import Client, Connector
 
 DEFAULT_NAMESPACE = "default"
 
@@ -29,7 +31,8 @@ class Context:
     args: argparse.Namespace
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
-    connector: Connector = connect
+    #: None: the real MQTT connection (edgekube.cli.client, with paho and the wire models, loaded on first use).
+    connector: Connector | None = None
     _client: Client | None = None
 
     @property
@@ -57,8 +60,10 @@ class Context:
     def client(self) -> Client:
         """Return the API client; settings are resolved (and the broker dialled) only when first needed."""
         if self._client is None:
+            from edgekube.cli.client import Client, connect  # noqa: PLC0415 - commands that never connect skip it
+
             connection = config.resolve(self.args.mqtt_host, self.args.mqtt_port, os.environ, Path.cwd())
-            self._client = Client(self.connector(connection, self.timeout))
+            self._client = Client((self.connector or connect)(connection, self.timeout))
         return self._client
 
     def close(self) -> None:

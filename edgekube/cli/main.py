@@ -7,12 +7,15 @@ import logging
 import os
 import sys
 import traceback
+from typing import TYPE_CHECKING
 
-from edgekube.cli.client import Connector, connect
 from edgekube.cli.context import Context
 from edgekube.cli.errors import one_line, report
 from edgekube.cli.parser import build_parser
 from edgekube.model.errors import EdgekubeError
+
+if TYPE_CHECKING:
+    from edgekube.cli.client import Connector
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -60,14 +63,14 @@ def _silence_broken_pipe() -> None:
         pass
 
 
-def run(argv: list[str] | None = None, *, connector: Connector = connect) -> int:
+def run(argv: list[str] | None = None, *, connector: Connector | None = None) -> int:
     """Run ekctl like main() but with a replaceable connection factory, for tests that fake the master."""
     args = _parse(argv)
     if isinstance(args, int):
         return args
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ctx = Context(args, connector=connector)
+    ctx = Context(args, connector=connector)  # None: the MQTT connection, imported when first used
     try:
         return int(args.run(ctx))
     except KeyboardInterrupt:

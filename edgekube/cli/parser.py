@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from edgekube.cli import (
-    cmd_apply,
-    cmd_delete,
-    cmd_describe,
-    cmd_get,
-    cmd_label,
-    cmd_lint,
-    cmd_logs,
-    cmd_node,
-    cmd_scale,
-)
 from edgekube.cli.kinds import SUPPORTED
 from edgekube.cli.output import FORMATS
+
+if TYPE_CHECKING:
+    from edgekube.cli.context import Context
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_WAIT_TIMEOUT = 300.0
@@ -107,6 +101,18 @@ def _node_command(p: argparse.ArgumentParser) -> None:
     p.set_defaults(trailing="names")
 
 
+def _lazy(target: str) -> Callable[[Context], int]:
+    """A command's run function, its module imported only when the command runs (ekctl starts in a few ms)."""
+    module, _, name = target.partition(":")
+
+    def run(ctx: Context) -> int:
+        function: Callable[[Context], int] = getattr(importlib.import_module(f"edgekube.cli.{module}"), name or "run")
+        return function(ctx)
+
+    run.__qualname__ = target
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ekctl", description="Control an edgekube cluster (a kubectl for Raspberry Pi fleets over MQTT)."
@@ -114,14 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str, target: Any) -> argparse.ArgumentParser:
-        """`target` is a command module (its `run`) or the run function itself."""
+    def command(name: str, help_text: str, target: str) -> argparse.ArgumentParser:
+        """`target` names the command module (`cmd_get`: its `run`) or a function in it (`cmd_label:run_label`)."""
         p = sub.add_parser(name, help=help_text, description=help_text)
         _global_options(p, suppress=True)
-        p.set_defaults(run=getattr(target, "run", target))
+        p.set_defaults(run=_lazy(target))
         return p
 
-    p = command("apply", "create or update objects from manifest files", cmd_apply)
+    p = command("apply", "create or update objects from manifest files", "cmd_apply")
     p.add_argument(
         "-f",
         "--filename",
@@ -139,18 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how long --wait waits (default {DEFAULT_WAIT_TIMEOUT:g})",
     )
 
-    p = command("get", "list objects or show some by name", cmd_get)
+    p = command("get", "list objects or show some by name", "cmd_get")
     _resource_args(p, types=f"{SUPPORTED}; several as TYPE,TYPE")
     p.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
     p.add_argument("-o", "--output", choices=FORMATS, help="output format")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
     p.add_argument("--no-headers", action="store_true", help="leave out the table header")
 
-    p = command("describe", "show details of objects", cmd_describe)
+    p = command("describe", "show details of objects", "cmd_describe")
     _resource_args(p, types="pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs)")
     p.add_argument("-l", "--selector", help="label selector")
 
-    p = command("delete", "delete objects by name, selector or manifest", cmd_delete)
+    p = command("delete", "delete objects by name, selector or manifest", "cmd_delete")
     _resource_args(p, optional=True)
     p.add_argument("-f", "--filename", action="append", metavar="FILE", help="delete the objects in these manifests")
     p.add_argument("-l", "--selector", help="delete every object matching this label selector")
@@ -164,27 +170,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="background (default): a controller's pods are deleted too; orphan (or false): they stay",
     )
 
-    p = command("scale", "set the number of replicas of a replicationcontroller or replicaset", cmd_scale)
+    p = command("scale", "set the number of replicas of a replicationcontroller or replicaset", "cmd_scale")
     _resource_args(p, types="replicationcontrollers (rc), replicasets (rs)")
     p.add_argument("--replicas", type=_replicas, required=True, metavar="N", help="the new desired number of pods")
     p.add_argument("-l", "--selector", help="scale every object matching this label selector")
     p.add_argument("--all", action="store_true", help="scale every object of the type in the namespace")
 
-    p = command("label", "add, change or remove labels", cmd_label.run_label)
+    p = command("label", "add, change or remove labels", "cmd_label:run_label")
     _label_command(p, "label")
-    p = command("annotate", "add, change or remove annotations", cmd_label.run_annotate)
+    p = command("annotate", "add, change or remove annotations", "cmd_label:run_annotate")
     _label_command(p, "annotation")
 
-    _node_command(command("cordon", "mark nodes unschedulable", cmd_node.run_cordon))
-    _node_command(command("uncordon", "mark nodes schedulable again", cmd_node.run_uncordon))
-    p = command("drain", "cordon nodes and evict their pods (waits for the answer at least 60 s)", cmd_node.run_drain)
+    _node_command(command("cordon", "mark nodes unschedulable", "cmd_node:run_cordon"))
+    _node_command(command("uncordon", "mark nodes schedulable again", "cmd_node:run_uncordon"))
+    p = command("drain", "cordon nodes and evict their pods (waits for the answer at least 60 s)", "cmd_node:run_drain")
     _node_command(p)
 
-    p = command("logs", "print a container's logs", cmd_logs)
+    p = command("logs", "print a container's logs", "cmd_logs")
     p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
     p.add_argument("-c", "--container", help="container name (default: the first)")
     p.add_argument("--tail", type=int, default=-1, metavar="N", help="last N lines only (default -1: all)")
 
-    p = command("lint", "validate manifests offline, listing every problem", cmd_lint)
+    p = command("lint", "validate manifests offline, listing every problem", "cmd_lint")
     p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="manifest files, directories, or - for stdin")
     return parser
