@@ -25,7 +25,8 @@ from edgekube.agent.reconcile import DesiredPod, PodMemory, plan
 from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
 from edgekube.bus import topics
-from edgekube.bus.protocol import Message, MessageBus
+from edgekube.bus.guard import guarded
+from edgekube.bus.protocol import Handler, Message, MessageBus
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import validate_labels
 from edgekube.model.names import NodeName, PodUID, check_dns1123_subdomain
@@ -184,19 +185,9 @@ class Agent:
         self._reporter.resend()  # the master may have missed reports while we were away
         self._wake.set()
 
-    def _guard(self, handler: Any) -> Any:
-        def run(msg: Message) -> None:
-            try:
-                handler(msg)
-            except Exception as exc:
-                if isinstance(exc, EdgekubeError):
-                    log.warning("rejected message on %s: %s", msg.topic, exc)
-                else:
-                    log.exception("failed to handle message on %s", msg.topic)
-                if msg.response_topic:
-                    self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc, component=f"agent on {self.node}")))
-
-        return run
+    def _guard(self, handler: Handler) -> Handler:
+        """Malformed or hostile payloads are logged and dropped (or answered); they never reach the loop."""
+        return guarded(handler, answer=self._reply, component=f"agent on {self.node}", log=log)
 
     def _reply(self, msg: Message, response: ApiResponse) -> None:
         if msg.response_topic:

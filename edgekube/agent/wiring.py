@@ -21,9 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def agent_bus(config: AgentConfig) -> MessageBus:
-    """The node's MQTT client: a persistent session (desired states queue while it is away) and a Last Will
-    that tells the master at once when the node vanishes.
-    """
+    """The node's MQTT client: a persistent session (desired states queue while away) and a Last Will."""
     node = NodeName(config.node_name)
     return PahoBus(
         BusConfig(

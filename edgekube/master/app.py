@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 
 from edgekube.bus import topics
-from edgekube.bus.protocol import Message, MessageBus
+from edgekube.bus.guard import guarded
+from edgekube.bus.protocol import Handler, MessageBus
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
@@ -30,8 +31,7 @@ from edgekube.master.requests import Requests
 from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
-from edgekube.model.errors import EdgekubeError
-from edgekube.model.wire import ApiResponse, ErrorInfo, Presence
+from edgekube.model.wire import Presence
 
 __all__ = ["Master", "MasterConfig"]
 
@@ -140,23 +140,9 @@ class Master:
         log.info("connected to the broker; judging nodes again in %gs", self.config.node_timeout)
         self._wake.set()
 
-    def _guard(self, handler: Callable[[Message], None]) -> Callable[[Message], None]:
+    def _guard(self, handler: Handler) -> Handler:
         """Malformed or hostile payloads are logged and dropped (or answered); they never reach the loop."""
-
-        def run(msg: Message) -> None:
-            if self._stop.is_set():
-                return  # shutting down: the store may already be closed
-            try:
-                handler(msg)
-            except Exception as exc:
-                if isinstance(exc, EdgekubeError):
-                    log.warning("rejected message on %s: %s", msg.topic, exc)
-                else:
-                    log.exception("failed to handle message on %s", msg.topic)
-                if msg.response_topic:
-                    self.requests.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
-
-        return run
+        return guarded(handler, answer=self.requests.reply, component="master", log=log, stopping=self._stop.is_set)
 
     def ping(self) -> None:
         """Publish one self-ping (the pinger thread does this every node_timeout / 16, at most every 0.25 s)."""
