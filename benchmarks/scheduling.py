@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,10 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: tests.support
 
-from tinydb import TinyDB
-from tinydb.storages import JSONStorage
-
-from benchmarks.store_writes import bench_tinydb, scratch
+from benchmarks.store_writes import MEMORY_FILESYSTEMS, WARMUP, Worker, filesystem_type, nearest_rank, scratch
 from edgekube.bus import topics
 from edgekube.local.broker import Mosquitto
 from edgekube.model.errors import BusError
@@ -41,9 +39,14 @@ writes are its own, from /proc/<pid>/status and /proc/<pid>/io) and simulated no
 Variants: `rc` applies ReplicationControllers (one apply request), `list` applies bare pods as `kind: List`
 manifests in chunks. Times run from the first apply request to (a) every pod bound (spec.nodeName, by API list),
 (b) every pod in a desired state the sim nodes received (measured on the sim side) and (c) every pod Running.
-pods/s = pods / time to dispatched. Bytes per change = the master's write_bytes delta over the run / the store
-writes in it (the store-wide resourceVersion delta). Stock TinyDB (JSONStorage) is measured in the same run
-with as many 1 KiB documents as the scenario has pods.
+pods/s = pods / time to dispatched. KiB/chg = the master's write_bytes delta over the run / the store writes in
+it (the store-wide resourceVersion delta): what the master wrote, group commits and journal compaction included.
+
+stock/ek compares like with like, as benchmarks/store_writes.py does: stock TinyDB (JSONStorage, fsync per
+write) and edgekube's TinyStateStore (durable journal) each hold as many ~1 KiB Pods as the scenario has pods,
+each in its own worker process (no master, broker or simulated node in it), and make one durable change per
+trial, trials interleaved with the order alternating (--baseline-trials, default 20). "stock KiB" and "ek KiB"
+are the p50 bytes written per durable change; stock/ek is their ratio.
 """
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +65,8 @@ GOAL_PODS_PER_S = 500.0
 GOAL_RSS_MB_AT_1000 = 80.0
 GOAL_KIB_PER_CHANGE = 16.0
 PR_SET_PDEATHSIG = 1
+#: Fewer trials than this give no p95 worth printing.
+MIN_TRIALS = 20
 
 
 # -- workload ----------------------------------------------------------------------------------------------
@@ -398,7 +403,7 @@ class Result:
     """Seconds from the first apply request; None: not reached (see `failure`)."""
 
     scenario: Scenario
-    stock_kib: float
+    baseline: Baseline
     node_timeout: float
     applied: float | None = None
     bound: float | None = None
@@ -491,12 +496,12 @@ def measure(
     return rv
 
 
-def run(sc: Scenario, work: Path, args: argparse.Namespace, stock_kib: float) -> Result:
+def run(sc: Scenario, work: Path, args: argparse.Namespace, baseline: Baseline) -> Result:
     manifests, groups = workload(sc)
     run_dir = work / sc.label
     run_dir.mkdir()
     deadline = time.monotonic() + (args.timeout or max(300.0, 0.06 * sc.pods))
-    result = Result(sc, stock_kib, args.node_timeout)
+    result = Result(sc, baseline, args.node_timeout)
     with (
         Mosquitto(None, run_dir / "broker") as broker,
         MasterProcess(broker.port, run_dir / "master", run_dir / "master.log", args.node_timeout) as master,
@@ -548,12 +553,36 @@ def run(sc: Scenario, work: Path, args: argparse.Namespace, stock_kib: float) ->
     return result
 
 
-def stock_tinydb_kib(docs: int, root: Path | None) -> float:
-    """Bytes written to disk per change by stock TinyDB (JSONStorage) holding `docs` documents of ~1 KiB."""
-    changes = 20 if docs <= 2000 else 5
-    with scratch(root) as path:
-        result = bench_tinydb("stock", TinyDB(path / "db.json", storage=JSONStorage), docs, changes)
-    return result.write_bytes / result.changes / 1024
+@dataclass(frozen=True)
+class Baseline:
+    """KiB written per durable change, p50 and p95, by each subject of benchmarks/store_writes.py's workers."""
+
+    stock_kib: float
+    ek_kib: float
+    stock_p95: float
+    ek_p95: float
+    trials: int
+
+    @property
+    def ratio(self) -> float | None:
+        return self.stock_kib / self.ek_kib if self.ek_kib else None
+
+
+def like_for_like(docs: int, root: Path | None, trials: int) -> Baseline:
+    """One durable change each: stock TinyDB vs TinyStateStore holding `docs` Pods, in their own processes."""
+    with scratch(root) as stock_dir, scratch(root) as ek_dir:
+        workers = [Worker("stock", stock_dir, docs), Worker("edgekube", ek_dir, docs)]
+        try:
+            for step in range(WARMUP + trials):
+                for subject in workers if step % 2 == 0 else workers[::-1]:
+                    subject.change(step, count=step >= WARMUP)
+        finally:
+            for subject in workers:
+                subject.close()
+    stock, ek = ([c["written"] / 1024 for c in w.costs] for w in workers)
+    return Baseline(
+        statistics.median(stock), statistics.median(ek), nearest_rank(stock, 0.95), nearest_rank(ek, 0.95), trials
+    )
 
 
 # -- report -------------------------------------------------------------------------------------------------
@@ -572,6 +601,7 @@ COLUMNS = (
     ("KiB/chg", 8),
     ("wchar KiB", 10),
     ("stock KiB", 10),
+    ("ek KiB", 8),
     ("stock/ek", 9),
 )
 
@@ -600,8 +630,9 @@ def row(r: Result) -> str:
         _num(r.writes, ","),
         _num(kib, ".2f"),
         _num(r.wchar / r.writes / 1024 if r.writes else None, ".2f"),
-        f"{r.stock_kib:,.0f}",
-        "-" if not kib else f"{r.stock_kib / kib:,.0f}x",
+        f"{r.baseline.stock_kib:,.0f}",
+        f"{r.baseline.ek_kib:,.1f}",
+        _num(r.baseline.ratio, ",.0f") + "x",
     )
     return "".join(f"{c:>{w}}" if i else f"{c:<{w}}" for i, (c, (_, w)) in enumerate(zip(cells, COLUMNS, strict=True)))
 
@@ -630,6 +661,12 @@ def details(r: Result) -> str:
         f"writes/pod {_num(r.writes and r.writes / pods, '.2f')}; "
         f"written {r.write_bytes / 2**20:.1f} MiB (master log: {r.log_bytes / 1024:.0f} KiB); "
         f"load average {r.load[0]:.1f} → {r.load[1]:.1f} on {os.cpu_count()} CPUs"
+    )
+    b = r.baseline
+    text += (
+        f"\n  {'':<16} stock/ek: one durable change per trial, {b.trials} interleaved trials per subject, each in "
+        f"its own process; written KiB p50/p95: stock {b.stock_kib:,.1f}/{b.stock_p95:,.1f}, "
+        f"ek {b.ek_kib:,.1f}/{b.ek_p95:,.1f}"
     )
     gaps = r.heartbeat_gaps
     if gaps:
@@ -756,6 +793,12 @@ def main() -> int:
     parser.add_argument(
         "--timeout", type=float, help="give up a run after this many seconds (default: 0.06 s/pod, 300 s at least)"
     )
+    parser.add_argument(
+        "--baseline-trials",
+        type=int,
+        default=MIN_TRIALS,
+        help=f"durable changes per subject for stock/ek (default {MIN_TRIALS})",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (master logs, stores)")
     parser.add_argument("--dir", type=Path, default=None, help="where the master's store goes (default: $TMPDIR)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the master with py-spy into DIR")
@@ -765,11 +808,18 @@ def main() -> int:
     plan = scenarios(args, parser)
     results: list[Result] = []
     try:
-        stock = {docs: stock_tinydb_kib(docs, args.dir) for docs in sorted({sc.pods for sc in plan})}
+        where = args.dir if args.dir is not None else Path(tempfile.gettempdir())
+        if filesystem_type(where) in MEMORY_FILESYSTEMS:
+            print(f"warning: {where} is in memory: fsync costs nothing there, bytes are not a disk's", file=sys.stderr)
+        if args.baseline_trials < MIN_TRIALS:
+            print(f"warning: {args.baseline_trials} baseline trials: p95 needs at least {MIN_TRIALS}", file=sys.stderr)
+        baselines = {
+            docs: like_for_like(docs, args.dir, args.baseline_trials) for docs in sorted({sc.pods for sc in plan})
+        }
         with workdir(args.dir, args.keep) as work:
             for sc in plan:
                 print(f"running {sc.label} ...", flush=True)
-                results.append(run(sc, work, args, stock[sc.pods]))
+                results.append(run(sc, work, args, baselines[sc.pods]))
                 print(row(results[-1]), flush=True)
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)

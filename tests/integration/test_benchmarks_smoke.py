@@ -26,7 +26,19 @@ def test_scheduling_benchmark_quick_prints_the_table() -> None:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     header = next((line for line in proc.stdout.splitlines() if line.startswith("scenario")), "")
-    for column in ("pods", "nodes", "bound s", "dispatch s", "running s", "pods/s", "RSS MB", "KiB/chg", "stock/ek"):
+    for column in (
+        "pods",
+        "nodes",
+        "bound s",
+        "dispatch s",
+        "running s",
+        "pods/s",
+        "RSS MB",
+        "KiB/chg",
+        "stock KiB",
+        "ek KiB",
+        "stock/ek",
+    ):
         assert column in header, output
     rows = [line.split() for line in proc.stdout.splitlines() if line.startswith(("rc-200x10", "list-200x10"))]
     assert {r[0] for r in rows} == {"rc-200x10", "list-200x10"}, output
