@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
 import time
-
-import requests
 
 from edgekube.agent.runtime.podman.naming import run_state
 from edgekube.agent.runtime.podman.observe import Observer
@@ -82,7 +81,7 @@ class Executor:
                     chunks += chunk
                 if time.monotonic() > deadline:
                     return None
-        except (requests.RequestException, OSError):
+        except (OSError, http.client.HTTPException):
             return None  # a read timed out: the command is still running
         finally:
             response.close()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
-
-import requests
 
 from edgekube.agent.runtime.podman.transport import PodmanTransport, raise_http
 from edgekube.model.errors import RuntimeFailure
@@ -50,7 +49,7 @@ def pull(transport: PodmanTransport, image: str, timeout: float) -> None:
                 if isinstance(item, dict):
                     error = item.get("error") or error
                     pulled = pulled or bool(item.get("id") or item.get("images"))
-    except (requests.RequestException, OSError) as exc:
+    except (OSError, http.client.HTTPException) as exc:
         raise RuntimeFailure(
             f"failed to pull image {image!r}: no answer within {timeout}s ({exc})", reason="ErrImagePull"
         ) from exc

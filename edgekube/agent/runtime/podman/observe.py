@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-
-import requests
 
 from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, of_pod, owned, run_state
 from edgekube.agent.runtime.podman.transport import PodmanTransport, demux, raise_http
@@ -139,7 +138,7 @@ class Observer:
                 time.sleep(max(deadline - time.monotonic(), 0.0))
                 return False
             return _any_line(response.iter_lines(), deadline)
-        except (requests.RequestException, OSError):
+        except (OSError, http.client.HTTPException):
             return False  # the read timed out: nothing exited
         finally:
             response.close()
