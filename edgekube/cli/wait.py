@@ -13,8 +13,10 @@ from edgekube.model.types import Obj
 if TYPE_CHECKING:
     from edgekube.cli.client import Client
 
-#: Polls start quick (a pod on an idle node runs in ~0.3 s) and slow down to POLL_INTERVAL, each 1.5 times the last.
-FIRST_POLL_INTERVAL = 0.02
+#: Polls come every FIRST_POLL_INTERVAL for the first FAST_POLLS_FOR seconds (a pod on an idle node runs within
+#: ~0.3 s; one poll is one small request), then each 1.5 times the last, up to POLL_INTERVAL.
+FIRST_POLL_INTERVAL = 0.025
+FAST_POLLS_FOR = 2.0
 POLL_INTERVAL = 0.5
 
 
@@ -107,4 +109,5 @@ def until_running(client: Client, pods: list[tuple[str, str]], *, timeout: float
             )
         progress.show(f"waiting for {len(waiting)}/{len(pods)} pod(s) to run", f"({elapsed:.0f}s): {detail}", detail)
         pause(interval)
-        interval = min(interval * 1.5, POLL_INTERVAL)
+        if elapsed >= FAST_POLLS_FOR:
+            interval = min(interval * 1.5, POLL_INTERVAL)
