@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import socketserver
 import tarfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -14,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from edgekube.agent.runtime.podman import PodmanRuntime, pod_name
+from edgekube.agent.runtime.podman.transport import PodmanTransport
 from edgekube.agent.runtime.protocol import LABEL_POD_UID, ContainerRunState, ObservedPod
 from edgekube.local.images import REQUIRED_APPLETS, build_rootfs_tar, ensure_demo_image, find_static_busybox
 from edgekube.local.podman_service import PodmanService
@@ -358,3 +362,37 @@ def test_the_pod_ip_is_reachable_from_the_host(runtime: PodmanRuntime, demo_imag
         except OSError:
             time.sleep(0.1)
     assert body == b"hello from edgekube\n"
+
+
+def test_transport_reuses_connections_and_replaces_one_the_server_closed(tmp_path: Path) -> None:
+    # A stand-in server that drops every connection after one answer, as Podman does to one idle too long.
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            body = b'{"Version": "4.3.1"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True  # closed without saying so: the client still holds it as idle
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    path = tmp_path / "api.sock"
+    server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    transport = PodmanTransport(f"unix://{path}", timeout=5)
+    try:
+        assert transport.json("get", "/version", what="version") == {"Version": "4.3.1"}
+        assert transport.json("get", "/version", what="version again") == {"Version": "4.3.1"}
+    finally:
+        transport.close()
+        server.shutdown()
+        server.server_close()
+    assert seen == ["/v4.0.0/libpod/version", "/v4.0.0/libpod/version"]
