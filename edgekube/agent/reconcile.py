@@ -195,6 +195,10 @@ def _failed(containers: list[dict[str, Any]], failure: Failure) -> dict[str, Any
     }
 
 
+#: States a container reaches only once it has been started.
+_STARTED = (ContainerRunState.RUNNING, ContainerRunState.EXITED)
+
+
 def _phase(pod: Pod, observed: ObservedPod | None, containers: list[dict[str, Any]], memory: PodMemory) -> str:
     if memory.finished:
         return memory.finished
@@ -202,6 +206,9 @@ def _phase(pod: Pod, observed: ObservedPod | None, containers: list[dict[str, An
         return "Pending"
     if memory.back_off is not None:
         return "Running"  # as in Kubernetes: a pod in CrashLoopBackOff is Running, with nothing ready
+    if not any(c.state in _STARTED for c in observed.containers):
+        # Seen mid-create (sandbox not started yet, containers created or not there yet): not a stopped sandbox.
+        return "Pending"
     decision = decide(
         pod.spec.restart_policy, observed.containers, unhealthy=memory.unhealthy,
         sandbox_running=observed.infra_running,

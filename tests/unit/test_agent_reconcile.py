@@ -252,6 +252,25 @@ def test_a_terminated_container_state(fields: dict[str, Any], terminated: dict[s
     assert status["containerStatuses"][0]["ready"] is False
 
 
+@pytest.mark.parametrize("policy", ["Always", "OnFailure", "Never"])
+@pytest.mark.parametrize("states", [(), (CREATED,), (CREATED, CREATED)])
+def test_a_pod_seen_mid_create_is_pending_not_a_stopped_sandbox(
+    policy: str, states: tuple[ContainerRunState, ...]
+) -> None:
+    # The loop may list a pod the create thread is still building: sandbox not started, containers created or not
+    # there yet. That is Pending (a stopped sandbox would be Running-to-restart or, under Never, Failed).
+    d = desired("p", containers=("a", "b"), restartPolicy=policy)
+    obs = replace(observed(d, *(container(n, s) for n, s in zip("ab", states, strict=False))), infra_running=False)
+    assert phase_and_ready(pod_status(d, obs, None)) == ("Pending", "False")
+
+
+@pytest.mark.parametrize(("policy", "phase"), [("Always", "Running"), ("Never", "Failed")])
+def test_a_pod_whose_sandbox_stopped_after_it_ran_is_not_pending(policy: str, phase: str) -> None:
+    d = desired("p", containers=("a",), restartPolicy=policy)
+    obs = replace(observed(d, container("a", EXIT, exit_code=137, started_at=T0)), infra_running=False)
+    assert phase_and_ready(pod_status(d, obs, None)) == (phase, "False")
+
+
 def test_a_container_missing_from_the_runtime_is_still_creating() -> None:
     d = desired("p", containers=("a", "b"))
     status = pod_status(d, observed(d, container("a", RUN)), None)
