@@ -1,24 +1,25 @@
-"""Unit tests of ekctl's commands against an in-memory fake of the master's API (no broker)."""
+"""Unit tests of ekctl's commands against the real master on the in-memory bus (tests/support/apiserver.py)."""
 
 from __future__ import annotations
 
 import io
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from edgekube.cli import wait
-from edgekube.cli.client import PAGE_SIZE, Client
+from edgekube.bus import topics
+from edgekube.cli import client, wait
+from edgekube.cli.client import Client
 from edgekube.cli.config import Connection
 from edgekube.cli.kinds import POD
 from edgekube.cli.main import run
-from edgekube.model.labels import parse_selector
-from edgekube.model.manifest import load_manifests
-from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Outcome, Verb
+from edgekube.model.wire import Verb
+from tests.support.apiserver import ApiServer
 
 Capture = pytest.CaptureFixture[str]
 POD_YAML = """\
@@ -36,146 +37,19 @@ spec:
 """
 
 
-class FakeMaster:
-    """Just enough of master.api's semantics: apply, get, list with selector, delete with cascade, logs,
-    and the verbs scale, label, annotate, cordon, uncordon and drain."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self.requests: list[ApiRequest] = []
-        self.timeouts: list[float | None] = []
-        self.closed = False
-        self.logs_text = "line 1\nline 2"
-
-    def connect(self, connection: Connection, timeout: float) -> FakeMaster:
-        self.connection = connection
-        return self
-
-    def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
-        # Round-trip through the wire format, as the real transport does.
-        request = ApiRequest.decode(request.encode())
-        self.requests.append(request)
-        self.timeouts.append(timeout)
-        try:
-            response = self._handle(request)
-        except LookupError as exc:
-            response = ApiResponse(ok=False, error=ErrorInfo(reason="NotFound", message=f"{exc} not found"))
-        except ValueError as exc:
-            response = ApiResponse(ok=False, error=ErrorInfo(reason=exc.args[0], message=exc.args[1]))
-        return ApiResponse.decode(response.encode())
-
-    def close(self) -> None:
-        self.closed = True
-
-    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
-        meta = obj["metadata"]
-        self.objects[(obj["kind"], meta.get("namespace", ""), meta["name"])] = obj
-        return obj
-
-    def _apply(self, req: ApiRequest) -> ApiResponse:
-        outcomes = []
-        for doc in load_manifests(req.manifest or ""):
-            obj = doc.obj.to_dict()
-            k = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
-            current = self.objects.get(k)
-            if current is None:
-                obj["metadata"]["creationTimestamp"] = "2024-05-01T12:00:00Z"
-                obj["metadata"]["uid"] = f"uid-{k[2]}"
-                obj["status"] = {"phase": "Pending"} if k[0] == "Pod" else {"replicas": 0}
-                self.objects[k] = obj
-                action = "created"
-            elif current["metadata"].get("labels") == obj["metadata"].get("labels"):
-                action = "unchanged"
-            else:
-                current["metadata"]["labels"] = obj["metadata"].get("labels")
-                action = "updated"
-            outcomes.append(Outcome(kind=k[0], namespace=k[1], name=k[2], action=action))
-        return ApiResponse(ok=True, outcomes=outcomes)
-
-    def _list(self, req: ApiRequest) -> ApiResponse:
-        if req.kind not in ("Pod", "Node", "ReplicationController", "ReplicaSet", "Event"):
-            raise ValueError("Invalid", f"kind: {req.kind!r} is not supported")
-        sel = parse_selector(req.selector or "")
-        found = [
-            o
-            for (kind, namespace, _), o in sorted(self.objects.items())
-            if kind == req.kind
-            and (req.namespace is None or req.kind == "Node" or namespace == req.namespace)
-            and sel.matches(o["metadata"].get("labels", {}))
-        ]
-        return ApiResponse(ok=True, items=found)
-
-    def _delete(self, key: tuple[str, str, str], cascade: str) -> list[Outcome]:
-        obj = self.objects.pop(key)
-        outcomes = [Outcome(kind=key[0], namespace=key[1], name=key[2], action="deleted")]
-        if cascade == "background":
-            uid = obj["metadata"].get("uid")
-            for k, pod in list(self.objects.items()):
-                if k[0] == "Pod" and any(r.get("uid") == uid for r in pod["metadata"].get("ownerReferences", [])):
-                    del self.objects[k]
-        return outcomes
-
-    def _relabel(self, obj: dict[str, Any], req: ApiRequest) -> None:
-        field = "labels" if req.verb is Verb.LABEL else "annotations"
-        current = obj["metadata"].setdefault(field, {})
-        for key, value in (req.labels or {}).items():
-            if value is not None and current.get(key, value) != value and not req.overwrite:
-                raise ValueError("Invalid", f"'{key}' already has a value ({current[key]}), and --overwrite is false")
-        for key, value in (req.labels or {}).items():
-            if value is None:
-                current.pop(key, None)
-            else:
-                current[key] = value
-
-    def _drain(self, node: dict[str, Any]) -> list[Outcome]:
-        node.setdefault("spec", {})["unschedulable"] = True
-        outcomes = []
-        for key, pod in sorted(self.objects.items()):
-            if key[0] == "Pod" and pod["spec"].get("nodeName") == node["metadata"]["name"]:
-                outcomes += self._delete(key, "background")
-        return outcomes
-
-    def _handle(self, req: ApiRequest) -> ApiResponse:
-        ns = "" if req.kind == "Node" else (req.namespace or "default")
-        key = (req.kind or "", ns, req.name or "")
-        if req.verb is Verb.APPLY:
-            return self._apply(req)
-        if req.verb is Verb.LIST:
-            return self._list(req)
-        if key not in self.objects:
-            raise LookupError(key)
-        obj = self.objects[key]
-        before = json.dumps(obj, sort_keys=True)
-        match req.verb:
-            case Verb.GET:
-                return ApiResponse(ok=True, object=obj)
-            case Verb.DELETE:
-                return ApiResponse(ok=True, outcomes=self._delete(key, req.cascade))
-            case Verb.SCALE:
-                if req.kind not in ("ReplicationController", "ReplicaSet"):
-                    raise ValueError("Invalid", f"kind: {req.kind} cannot be scaled")
-                obj["spec"]["replicas"] = req.replicas
-            case Verb.LABEL | Verb.ANNOTATE:
-                self._relabel(obj, req)
-            case Verb.CORDON | Verb.UNCORDON:
-                obj.setdefault("spec", {})["unschedulable"] = req.verb is Verb.CORDON
-            case Verb.DRAIN:
-                return ApiResponse(ok=True, object=obj, outcomes=self._drain(obj))
-            case _:
-                return ApiResponse(ok=True, text=self.logs_text)
-        # As the real master: the updated object, and an outcome saying whether anything changed.
-        action = "unchanged" if json.dumps(obj, sort_keys=True) == before else "updated"
-        outcome = Outcome(kind=key[0], namespace=ns, name=key[2], action=action)
-        return ApiResponse(ok=True, object=obj, outcomes=[outcome])
-
-
 @pytest.fixture
-def master() -> FakeMaster:
-    return FakeMaster()
+def server(tmp_path: Path) -> Iterator[ApiServer]:
+    with ApiServer(tmp_path / "cluster") as api:
+        yield api
 
 
-def ekctl(master: FakeMaster, *argv: str) -> int:
-    return run(list(argv), connector=master.connect)
+def ekctl(server: ApiServer, *argv: str) -> int:
+    return server.ekctl(*argv)
+
+
+def pod_names(server: ApiServer) -> list[tuple[str, str]]:
+    """(namespace, name) of every stored pod."""
+    return sorted(server.master.store.objects("Pod"))
 
 
 def manifest(tmp_path: Path, name: str = "hello", app: str = "x", file: str = "pod.yaml") -> Path:
@@ -184,97 +58,97 @@ def manifest(tmp_path: Path, name: str = "hello", app: str = "x", file: str = "p
     return path
 
 
-def test_apply_created_unchanged_configured(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
+def test_apply_created_unchanged_configured(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
     path = manifest(tmp_path)
-    assert ekctl(master, "apply", "-f", str(path)) == 0
+    assert ekctl(server, "apply", "-f", str(path)) == 0
     assert capsys.readouterr().out == "pod/hello created\n"
-    assert ekctl(master, "apply", "-f", str(path)) == 0
+    assert ekctl(server, "apply", "-f", str(path)) == 0
     assert capsys.readouterr().out == "pod/hello unchanged\n"
     manifest(tmp_path, app="y")
-    assert ekctl(master, "apply", "-f", str(path)) == 0
+    assert ekctl(server, "apply", "-f", str(path)) == 0
     assert capsys.readouterr().out == "pod/hello configured\n"
-    assert master.closed
+    assert server.clients and not any(bus.connected for bus in server.clients)  # ekctl disconnected
 
 
 def test_apply_directory_in_sorted_order_one_request_per_file(
-    master: FakeMaster, tmp_path: Path, capsys: Capture
+    server: ApiServer, tmp_path: Path, capsys: Capture
 ) -> None:
     manifest(tmp_path, "b", file="b.yaml")
     manifest(tmp_path, "a", file="a.yml")
     (tmp_path / "c.json").write_text(json.dumps(yaml.safe_load(POD_YAML.format(name="c", app="x"))))
     (tmp_path / "notes.txt").write_text("not a manifest")
-    assert ekctl(master, "apply", "-f", str(tmp_path)) == 0
+    assert ekctl(server, "apply", "-f", str(tmp_path)) == 0
     assert capsys.readouterr().out == "pod/a created\npod/b created\npod/c created\n"
-    assert [r.verb for r in master.requests] == [Verb.APPLY] * 3
+    assert [r.verb for r in server.requests] == [Verb.APPLY] * 3
 
 
-def test_apply_from_stdin(master: FakeMaster, monkeypatch: pytest.MonkeyPatch, capsys: Capture) -> None:
+def test_apply_from_stdin(server: ApiServer, monkeypatch: pytest.MonkeyPatch, capsys: Capture) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(POD_YAML.format(name="s", app="x").encode())))
-    assert ekctl(master, "apply", "-f", "-") == 0
+    assert ekctl(server, "apply", "-f", "-") == 0
     assert capsys.readouterr().out == "pod/s created\n"
 
 
-def test_apply_validates_everything_before_sending(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
+def test_apply_validates_everything_before_sending(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
     good = manifest(tmp_path, "good", file="a.yaml")
     bad = tmp_path / "b.yaml"
     bad.write_text(POD_YAML.format(name="ok", app="x") + "---\n" + POD_YAML.format(name="Bad_Name", app="x"))
-    assert ekctl(master, "apply", "-f", str(good), "-f", str(bad)) == 1
+    assert ekctl(server, "apply", "-f", str(good), "-f", str(bad)) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"error: {bad}[1]: metadata.name")
     assert err[1] == f"hint: run `ekctl lint {bad}` to list every problem"
     assert len(err) == 2
-    assert master.requests == []
+    assert server.requests == []
 
 
-def test_apply_missing_path(master: FakeMaster, capsys: Capture) -> None:
-    assert ekctl(master, "apply", "-f", "/nonexistent/x.yaml") == 1
+def test_apply_missing_path(server: ApiServer, capsys: Capture) -> None:
+    assert ekctl(server, "apply", "-f", "/nonexistent/x.yaml") == 1
     assert capsys.readouterr().err == 'error: the path "/nonexistent/x.yaml" does not exist\n'
 
 
-def test_apply_with_namespace_flag_fills_and_checks(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
+def test_apply_with_namespace_flag_fills_and_checks(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
     path = manifest(tmp_path)
-    assert ekctl(master, "apply", "-n", "lab", "-f", str(path)) == 0
-    assert ("Pod", "lab", "hello") in master.objects
+    assert ekctl(server, "apply", "-n", "lab", "-f", str(path)) == 0
+    assert pod_names(server) == [("lab", "hello")]
     other = tmp_path / "other.yaml"
     other.write_text(POD_YAML.format(name="o", app="x").replace("  name: o", "  name: o\n  namespace: prod"))
-    assert ekctl(master, "-n", "lab", "apply", "-f", str(other)) == 1
+    assert ekctl(server, "-n", "lab", "apply", "-f", str(other)) == 1
     assert 'does not match the namespace "lab"' in capsys.readouterr().err
 
 
-def test_get_pods_table_selector_and_empty(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
-    ekctl(master, "apply", "-f", str(manifest(tmp_path, "a", "x", "a.yaml")))
-    ekctl(master, "apply", "-f", str(manifest(tmp_path, "b", "y", "b.yaml")))
+def test_get_pods_table_selector_and_empty(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
+    ekctl(server, "apply", "-f", str(manifest(tmp_path, "a", "x", "a.yaml")))
+    ekctl(server, "apply", "-f", str(manifest(tmp_path, "b", "y", "b.yaml")))
     capsys.readouterr()
-    assert ekctl(master, "get", "pods") == 0
+    assert ekctl(server, "get", "pods") == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert [line.split()[:4] for line in lines[1:]] == [["a", "0/2", "Pending", "0"], ["b", "0/2", "Pending", "0"]]
-    assert ekctl(master, "get", "po", "-l", "app=y", "-o", "name") == 0
+    assert ekctl(server, "get", "po", "-l", "app=y", "-o", "name") == 0
     assert capsys.readouterr().out == "pod/b\n"
-    assert master.requests[-1].selector == "app=y"
-    assert ekctl(master, "get", "pods", "-l", "app=none") == 0
+    assert server.requests[-1].selector == "app=y"
+    assert ekctl(server, "get", "pods", "-l", "app=none") == 0
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "No resources found in default namespace.\n")
-    assert ekctl(master, "get", "pods", "-A") == 0
-    assert master.requests[-1].namespace is None
+    assert ekctl(server, "get", "pods", "-A") == 0
+    assert server.requests[-1].namespace is None
 
 
-def test_get_bad_selector_is_refused_locally(master: FakeMaster, capsys: Capture) -> None:
-    assert ekctl(master, "get", "pods", "-l", "app in (x") == 1
+def test_get_bad_selector_is_refused_locally(server: ApiServer, capsys: Capture) -> None:
+    assert ekctl(server, "get", "pods", "-l", "app in (x") == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith('error: selector "app in (x":')
     assert err[1].startswith("hint: selector syntax")
-    assert master.requests == []
+    assert server.requests == []
 
 
-def test_get_by_name_json_yaml_and_not_found(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
-    ekctl(master, "apply", "-f", str(manifest(tmp_path)))
+def test_get_by_name_json_yaml_and_not_found(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
+    ekctl(server, "apply", "-f", str(manifest(tmp_path)))
     capsys.readouterr()
-    assert ekctl(master, "get", "pod", "hello", "-o", "json") == 0
+    assert ekctl(server, "get", "pod", "hello", "-o", "json") == 0
     assert json.loads(capsys.readouterr().out)["metadata"]["name"] == "hello"
-    assert ekctl(master, "get", "pod/hello", "-o", "yaml") == 0
+    assert ekctl(server, "get", "pod/hello", "-o", "yaml") == 0
     assert yaml.safe_load(capsys.readouterr().out)["kind"] == "Pod"
-    assert ekctl(master, "get", "pod", "nope") == 1
+    assert ekctl(server, "get", "pod", "nope") == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.splitlines() == [
@@ -283,93 +157,95 @@ def test_get_by_name_json_yaml_and_not_found(master: FakeMaster, tmp_path: Path,
     ]
 
 
-def test_get_name_with_selector_is_an_error(master: FakeMaster, capsys: Capture) -> None:
-    assert ekctl(master, "get", "pod", "x", "-l", "a=b") == 1
+def test_get_name_with_selector_is_an_error(server: ApiServer, capsys: Capture) -> None:
+    assert ekctl(server, "get", "pod", "x", "-l", "a=b") == 1
     assert "name cannot be provided when a selector is specified" in capsys.readouterr().err
 
 
-def test_unknown_resource_type(master: FakeMaster, capsys: Capture) -> None:
-    assert ekctl(master, "get", "deployments") == 1
+def test_unknown_resource_type(server: ApiServer, capsys: Capture) -> None:
+    assert ekctl(server, "get", "deployments") == 1
     assert capsys.readouterr().err.splitlines() == [
         'error: the server doesn\'t have a resource type "deployments"',
         "hint: resource types: pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), events (ev)",
     ]
 
 
-def test_delete_by_name_and_by_file(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
+def test_delete_by_name_and_by_file(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
     path = manifest(tmp_path)
-    ekctl(master, "apply", "-f", str(path))
+    ekctl(server, "apply", "-f", str(path))
     capsys.readouterr()
-    assert ekctl(master, "delete", "pod", "hello") == 0
+    assert ekctl(server, "delete", "pod", "hello") == 0
     assert capsys.readouterr().out == 'pod "hello" deleted\n'
-    assert ekctl(master, "delete", "pod", "hello") == 1
+    assert ekctl(server, "delete", "pod", "hello") == 1
     assert capsys.readouterr().err.startswith('error: pods "hello" not found')
-    assert ekctl(master, "delete", "pod", "hello", "--ignore-not-found") == 0
-    ekctl(master, "apply", "-f", str(path))
+    assert ekctl(server, "delete", "pod", "hello", "--ignore-not-found") == 0
+    ekctl(server, "apply", "-f", str(path))
     capsys.readouterr()
-    assert ekctl(master, "delete", "-f", str(path)) == 0
+    assert ekctl(server, "delete", "-f", str(path)) == 0
     assert capsys.readouterr().out == 'pod "hello" deleted\n'
 
 
-def test_delete_by_selector(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
-    ekctl(master, "apply", "-f", str(manifest(tmp_path, "a", "x", "a.yaml")))
-    ekctl(master, "apply", "-f", str(manifest(tmp_path, "b", "y", "b.yaml")))
+def test_delete_by_selector(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
+    ekctl(server, "apply", "-f", str(manifest(tmp_path, "a", "x", "a.yaml")))
+    ekctl(server, "apply", "-f", str(manifest(tmp_path, "b", "y", "b.yaml")))
     capsys.readouterr()
-    assert ekctl(master, "delete", "pods", "-l", "app=x") == 0
+    assert ekctl(server, "delete", "pods", "-l", "app=x") == 0
     assert capsys.readouterr().out == 'pod "a" deleted\n'
-    assert [k[2] for k in master.objects] == ["b"]
+    assert pod_names(server) == [("default", "b")]
 
 
-def test_delete_needs_a_name(master: FakeMaster, capsys: Capture) -> None:
-    assert ekctl(master, "delete", "pod") == 1
+def test_delete_needs_a_name(server: ApiServer, capsys: Capture) -> None:
+    assert ekctl(server, "delete", "pod") == 1
     assert "no name was specified" in capsys.readouterr().err
 
 
-def test_describe_pod_and_node(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
-    ekctl(master, "apply", "-f", str(manifest(tmp_path)))
-    master.objects[("Pod", "default", "hello")]["spec"]["nodeName"] = "pi-1"
-    master.objects[("Node", "", "pi-1")] = {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": "pi-1", "namespace": ""},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"cpu": "4"}},
-    }
+def test_describe_pod_and_node(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
+    server.add_node("pi-1")
+    ekctl(server, "apply", "-f", str(manifest(tmp_path)))
     capsys.readouterr()
-    assert ekctl(master, "describe", "pod", "hello") == 0
+    assert ekctl(server, "describe", "pod", "hello") == 0
     out = capsys.readouterr().out
     assert "Name:         hello" in out and "Node:         pi-1" in out and "Labels:       app=x" in out
     web = out.splitlines().index("  web:")
-    assert out.splitlines()[web + 1].split() == ["Image:", "busybox:1.36"]
-    assert ekctl(master, "describe", "node", "pi-1") == 0
+    assert out.splitlines()[web + 1].split()[:2] == ["Container", "ID:"]  # the agent runs it
+    assert out.splitlines()[web + 2].split() == ["Image:", "busybox:1.36"]
+    assert ekctl(server, "describe", "node", "pi-1") == 0
     out = capsys.readouterr().out
     assert "Non-terminated Pods:" in out and "(1 in total)" in out
     assert any(line.split()[:2] == ["default", "hello"] for line in out.splitlines())
 
 
-def test_logs_defaults_to_first_container(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
-    ekctl(master, "apply", "-f", str(manifest(tmp_path)))
+def test_logs_defaults_to_first_container(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
+    server.add_node("pi-1")
+    ekctl(server, "apply", "-f", str(manifest(tmp_path)))
+    uid = server.master.store.get("Pod", "default", "hello")["metadata"]["uid"]
+    server.runtimes["pi-1"].write_log(uid, "web", "line 0\nline 1\nline 2\n")
+    server.runtimes["pi-1"].write_log(uid, "side", "side line\n")
     capsys.readouterr()
-    assert ekctl(master, "logs", "hello", "--tail", "5") == 0
+    assert ekctl(server, "logs", "hello", "--tail", "2") == 0
     captured = capsys.readouterr()
     assert captured.out == "line 1\nline 2\n"
     assert captured.err == 'Defaulted container "web" out of: web, side\n'
-    req = master.requests[-1]
-    assert (req.verb, req.name, req.container, req.tail) == (Verb.LOGS, "hello", "web", 5)
-    assert ekctl(master, "logs", "pod/hello", "-c", "side") == 0
-    assert master.requests[-1].container == "side" and master.requests[-1].tail is None
+    req = server.requests[-1]
+    assert (req.verb, req.name, req.container, req.tail) == (Verb.LOGS, "hello", "web", 2)
+    assert ekctl(server, "logs", "pod/hello", "-c", "side") == 0
+    assert capsys.readouterr().out == "side line\n"
+    assert server.requests[-1].container == "side" and server.requests[-1].tail is None
+    # The master forwarded both requests to the pod's node, whose agent answered.
+    assert len(server.broker.published(topics.node_rpc("pi-1"))) == 2
 
 
 def test_apply_wait_reports_progress_until_running(
-    master: FakeMaster, tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+    server: ApiServer, tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    server.add_silent_node("pi-1")
     polls = 0
 
     def fake_sleep(_seconds: float) -> None:
         nonlocal polls
         polls += 1
-        pod = master.objects[("Pod", "default", "hello")]
         running: dict[str, Any] = {"running": {}}
-        pod["status"] = {
+        status = {
             "phase": "Running",
             "containerStatuses": [
                 {"name": "web", "image": "b", "ready": True, "state": running},
@@ -381,9 +257,10 @@ def test_apply_wait_reports_progress_until_running(
                 },
             ],
         }
+        server.report("default", "hello", status)
 
     monkeypatch.setattr(wait, "pause", fake_sleep)
-    assert ekctl(master, "apply", "--wait", "-f", str(manifest(tmp_path))) == 0
+    assert ekctl(server, "apply", "--wait", "-f", str(manifest(tmp_path))) == 0
     captured = capsys.readouterr()
     assert captured.out == "pod/hello created\n"
     progress = captured.err.splitlines()
@@ -393,16 +270,16 @@ def test_apply_wait_reports_progress_until_running(
 
 
 def test_apply_wait_times_out_with_hint(
-    master: FakeMaster, tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+    server: ApiServer, tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wait, "pause", lambda _s: None)
-    assert ekctl(master, "apply", "--wait", "--wait-timeout", "0.01", "-f", str(manifest(tmp_path))) == 1
+    assert ekctl(server, "apply", "--wait", "--wait-timeout", "0.01", "-f", str(manifest(tmp_path))) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-2].startswith("error: timed out after 0.01s waiting for 1 pod(s) to run: hello Pending 0/2")
     assert err[-1].startswith("hint: see `ekctl describe pod hello`")
 
 
-def test_lint_lists_every_problem(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
+def test_lint_lists_every_problem(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         POD_YAML.format(name="Bad_Name", app="x")
@@ -411,15 +288,15 @@ def test_lint_lists_every_problem(master: FakeMaster, tmp_path: Path, capsys: Ca
         + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: nospec}\n"
     )
     good = manifest(tmp_path, file="good.yaml")
-    assert ekctl(master, "lint", str(bad), str(good)) == 1
+    assert ekctl(server, "lint", str(bad), str(good)) == 1
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0].startswith(f"{bad}[doc 0]: metadata.name")
     assert lines[-1] == f"{bad}[doc 2]: spec: Required value"
     assert captured.err == f"error: {len(lines)} problem(s) in 1 of 2 file(s)\n"
-    assert ekctl(master, "lint", str(good), str(tmp_path / "good.yaml")) == 0
+    assert ekctl(server, "lint", str(good), str(tmp_path / "good.yaml")) == 0
     assert capsys.readouterr().out == "2 document(s) OK\n"
-    assert master.requests == []
+    assert server.requests == []
 
 
 def test_lint_reports_yaml_syntax_and_missing_files(tmp_path: Path, capsys: Capture) -> None:
@@ -431,13 +308,13 @@ def test_lint_reports_yaml_syntax_and_missing_files(tmp_path: Path, capsys: Capt
     assert lines[1] == f'the path "{tmp_path / "missing.yaml"}" does not exist'
 
 
-def test_delete_file_honours_namespace_flag(master: FakeMaster, tmp_path: Path, capsys: Capture) -> None:
+def test_delete_file_honours_namespace_flag(server: ApiServer, tmp_path: Path, capsys: Capture) -> None:
     path = manifest(tmp_path)
-    ekctl(master, "apply", "-n", "lab", "-f", str(path))
+    ekctl(server, "apply", "-n", "lab", "-f", str(path))
     capsys.readouterr()
-    assert ekctl(master, "delete", "-n", "lab", "-f", str(path)) == 0
+    assert ekctl(server, "delete", "-n", "lab", "-f", str(path)) == 0
     assert capsys.readouterr().out == 'pod "hello" deleted\n'
-    assert (master.requests[-1].namespace, master.objects) == ("lab", {})
+    assert (server.requests[-1].namespace, pod_names(server)) == ("lab", [])
 
 
 class Tty(io.StringIO):
@@ -466,48 +343,34 @@ def test_progress_off_a_terminal_prints_only_changes() -> None:
 
 
 def test_apply_wait_stops_at_a_failed_pod(
-    master: FakeMaster, tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+    server: ApiServer, tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    server.add_silent_node("pi-1")
+
     def fail(_seconds: float) -> None:
-        master.objects[("Pod", "default", "hello")]["status"] = {"phase": "Failed", "reason": "ErrImagePull"}
+        server.report("default", "hello", {"phase": "Failed", "reason": "ErrImagePull"})
 
     monkeypatch.setattr(wait, "pause", fail)
-    assert ekctl(master, "apply", "--wait", "-f", str(manifest(tmp_path))) == 1
+    assert ekctl(server, "apply", "--wait", "-f", str(manifest(tmp_path))) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-2] == "error: pod default/hello failed: ErrImagePull 0/2"
     assert err[-1] == "hint: see `ekctl describe pod hello` and `ekctl logs hello`"
 
 
-class PagingSession:
-    """A master answering lists in pages of `size` items (fewer than the client asks for), with tokens."""
-
-    def __init__(self, items: list[dict[str, Any]], size: int) -> None:
-        self.items, self.size = items, size
-        self.requests: list[ApiRequest] = []
-
-    def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
-        request = ApiRequest.decode(request.encode())
-        self.requests.append(request)
-        start = int(request.continue_token or 0)
-        end = start + min(self.size, request.limit or len(self.items))
-        more = end < len(self.items)
-        return ApiResponse(
-            ok=True,
-            items=self.items[start:end],
-            continue_token=str(end) if more else None,
-            remaining_item_count=len(self.items) - min(end, len(self.items)),
-        )
-
-    def close(self) -> None:
-        pass
-
-
-def test_query_follows_continue_tokens_and_reports_progress() -> None:
-    pods = [{"kind": "Pod", "metadata": {"name": f"p{n}", "namespace": "default"}} for n in range(7)]
-    session = PagingSession(pods, size=3)
+def test_query_follows_continue_tokens_and_reports_progress(
+    server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(7):
+        server.apply(POD_YAML.format(name=f"p{n}", app="x"))
+    monkeypatch.setattr(client, "PAGE_SIZE", 3)
     progress: list[tuple[int, int]] = []
-    found = Client(session).query(POD, "default", progress=lambda done, total: progress.append((done, total)))
+    session = server.connect(Connection("127.0.0.1", 1883, "defaults"), 1.0)
+    try:
+        found = Client(session).query(POD, "default", progress=lambda done, total: progress.append((done, total)))
+    finally:
+        session.close()
     assert [p["metadata"]["name"] for p in found] == [f"p{n}" for n in range(7)]
-    assert [r.limit for r in session.requests] == [PAGE_SIZE] * 3
-    assert [r.continue_token for r in session.requests] == [None, "3", "6"]
+    pages = server.requests
+    assert [r.limit for r in pages] == [3] * 3
+    assert pages[0].continue_token is None and all(r.continue_token for r in pages[1:])
     assert progress == [(3, 7), (6, 7)]
