@@ -139,8 +139,10 @@ class Agent:
         ]
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def start(self, wait: float | None = None) -> Agent:
+    def start(self, wait: float | None = None, *, loop: bool = True) -> Agent:
         """Subscribe, start the bus and the loops; `wait` bounds how long to wait for the broker (never fails).
+
+        `loop=False` leaves the loop, heartbeat and watch threads off: tests call `reconcile()` themselves.
 
         The agent works without a broker (edge autonomy): pods are run from the local copy of the desired state.
         """
@@ -150,8 +152,9 @@ class Agent:
         self._bus.start()
         if wait is not None:
             self._bus.wait_connected(wait)
-        for thread in self._threads:
-            thread.start()
+        if loop:
+            for thread in self._threads:
+                thread.start()
         self._wake.set()
         return self
 

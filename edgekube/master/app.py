@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from edgekube.bus import topics
 from edgekube.bus.guard import guarded
@@ -64,7 +65,7 @@ class Master:
         self.liveness = Liveness(
             timeout=config.node_timeout, will_settle=config.will_settle, clock=lambda: self.echo.watermark
         )
-        self.events = EventLog(config.event_capacity)
+        self.events = EventLog(config.event_capacity, clock=lambda: datetime.fromtimestamp(wall(), UTC))
         self.dispatcher = Dispatcher()
         self.specs = SpecCache()
         self.usage = NodeUsage(self.specs)

@@ -15,6 +15,7 @@ returns, every consequence of it has happened. `requests` are the API requests e
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 from edgekube.agent.app import Agent, AgentConfig
@@ -47,7 +48,8 @@ class Clock:
         return self.now
 
     def wall(self) -> float:
-        return 1_800_000_000.0 + self.now
+        """Real wall time: ekctl shows ages against its own clock (the master's events are "0s" old)."""
+        return time.time()
 
 
 class RecordingSession:
@@ -165,8 +167,7 @@ class ApiServer:
         bus = self.broker.client(f"edgekube-agent-{name}", persistent=True)
         config = AgentConfig(node_name=name, state_dir=self.data_dir / "agents" / name)
         agent = Agent(config, runtime, bus, clock=self.clock)
-        agent._threads.clear()  # Agent has no start(loop=False) yet: no loops of its own, the test steps it
-        agent.start()
+        agent.start(loop=False)  # no loops of its own: the test steps it
         bus.subscribe(topics.node_desired(NodeName(name)), lambda _msg: self._wake(name))
         self.agents[name], self.runtimes[name] = agent, runtime
         self._wake(name)
