@@ -8,8 +8,9 @@ ending at the same point: every container of the pod Running as Podman reports i
   bare podman-py        pod + 2 containers + start from a worker process of its own (no edgekube in it)
   edgekube in-process   apply request from this process → master → agent → Podman → status back → API Running
   ekctl apply --wait    the CLI a user types, wall time of the whole process
-plus `ekctl --help` wall time (start-up) and the agent's idle RSS. Master and agent run as their own processes,
-as on a node (`edgekube master`, `edgekube agent`); the broker and the Podman service are private to the run.
+plus `ekctl --help` wall time (start-up) and the agent's idle RSS; --round-trips adds MQTT round trips.
+Master and agent run as their own processes, as on a node (`edgekube master`, `edgekube agent`); the broker and
+the Podman service are private to the run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,15 +27,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from podman import PodmanClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: tests.support
 
+from edgekube.bus import topics
+from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.local.broker import Mosquitto
 from edgekube.local.images import ensure_demo_image
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import BusError
+from edgekube.model.wire import ApiRequest, Verb
 from tests.support.cluster import ApiClient, phase, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,6 +216,47 @@ class Bench:
         return kb / 1024
 
 
+def rpc_round_trips(port: int, count: int) -> list[float]:
+    """master→agent command path without Podman work: a logs request the agent decodes, validates and answers."""
+    bus = PahoBus(BusConfig(port=port)).start(wait=5)
+    payload = ApiRequest(verb=Verb.LOGS, name="no-such-pod").encode()
+    samples = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            bus.request(topics.node_rpc("bench-1"), payload, timeout=5)
+            samples.append(time.perf_counter() - started)
+    finally:
+        bus.close()
+    return samples
+
+
+def mqtt_round_trips(port: int, nodelay: bool, count: int) -> list[float]:
+    """Echo QoS 1 messages between two paho clients; `nodelay=False` undoes TCP_NODELAY for comparison."""
+    a, b = PahoBus(BusConfig(port=port)), PahoBus(BusConfig(port=port))
+    if not nodelay:
+        for bus in (a, b):
+            bus._client.on_socket_open = _nagle
+    a.start(wait=5)
+    b.start(wait=5)
+    b.subscribe("bench/ping", lambda m: b.publish(m.response_topic or "", m.payload, correlation=m.correlation))
+    time.sleep(0.3)
+    samples = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            a.request("bench/ping", b"x" * 200, timeout=5)
+            samples.append(time.perf_counter() - started)
+    finally:
+        a.close()
+        b.close()
+    return samples
+
+
+def _nagle(client: Any, userdata: Any, sock: Any) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+
+
 def ekctl_startup() -> float:
     started = time.perf_counter()
     subprocess.run([EKCTL, "--help"], check=True, stdout=subprocess.DEVNULL)
@@ -224,7 +271,7 @@ def pct(samples: list[float], q: float) -> float:
 def line(name: str, samples: list[float], base: list[float] | None) -> str:
     p50, p95 = statistics.median(samples), pct(samples, 0.95)
     text = (
-        f"  {name:<22} p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms  "
+        f"  {name:<24} p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms  "
         f"min {min(samples) * 1000:7.1f}  max {max(samples) * 1000:7.1f}  (n={len(samples)})"
     )
     if base is not None:
@@ -232,10 +279,21 @@ def line(name: str, samples: list[float], base: list[float] | None) -> str:
     return text
 
 
+#: Every subject, in the order of the first trial (later trials rotate it), with what it measures.
+SUBJECTS = (
+    ("podman kube play", "the baseline: local CLI"),
+    ("bare podman-py", "worker process"),
+    ("edgekube in-process", "API request from this process"),
+    ("ekctl apply --wait", "whole ekctl process"),
+    ("ekctl start-up", "ekctl --help"),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20, help="trials per subject (default 20)")
     parser.add_argument("--quick", action="store_true", help="3 trials each: a smoke run, not a measurement")
+    parser.add_argument("--round-trips", action="store_true", help="also: MQTT round trips (rpc, TCP_NODELAY on/off)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="record flame graphs of master and agent here")
     args = parser.parse_args()
     trials = 3 if args.quick else args.trials
@@ -248,13 +306,14 @@ def main() -> None:
             bench.start_cluster()
             time.sleep(2.0)
             rss_start = bench.agent_rss_mb()
-            subjects: list[tuple[str, Callable[[int], float]]] = [
-                ("podman kube play", bench.kube_play),
-                ("bare podman-py", bench.bare_podman_py),
-                ("edgekube in-process", bench.edgekube),
-                ("ekctl apply --wait", bench.ekctl_apply),
-                ("ekctl start-up", lambda n: ekctl_startup()),
-            ]
+            run = {
+                "podman kube play": bench.kube_play,
+                "bare podman-py": bench.bare_podman_py,
+                "edgekube in-process": bench.edgekube,
+                "ekctl apply --wait": bench.ekctl_apply,
+                "ekctl start-up": lambda n: ekctl_startup(),
+            }
+            subjects: list[tuple[str, Callable[[int], float]]] = [(name, run[name]) for name, _ in SUBJECTS]
             for _name, fn in subjects:  # one warm-up each: first image use, first pod, imports in the page cache
                 fn(-1)
             bench.spy()
@@ -269,6 +328,10 @@ def main() -> None:
             for _ in range(3):
                 time.sleep(0.5)
                 rss_idle.append(bench.agent_rss_mb())
+            if args.round_trips:
+                results["master→agent rpc"] = rpc_round_trips(broker.port, 200)
+                results["paho QoS 1, NODELAY on"] = mqtt_round_trips(broker.port, True, 200)
+                results["paho QoS 1, NODELAY off"] = mqtt_round_trips(broker.port, False, 50)
         finally:
             bench.stop()
             service.destroy()
@@ -289,10 +352,15 @@ def main() -> None:
     idle = statistics.median(rss_idle)
     goal = "met" if idle <= RSS_GOAL_MB else "NOT met"
     print(
-        f"  agent RSS idle         {idle:.1f} MB after the trials ({rss_start:.1f} MB before)"
+        f"  agent RSS idle           {idle:.1f} MB after the trials ({rss_start:.1f} MB before)"
         f"   goal ≤ {RSS_GOAL_MB:g} MB: {goal}"
     )
-    print("json: " + json.dumps({k: [round(x, 4) for x in v] for k, v in results.items()} | {"rss_idle_mb": idle}))
+    if args.round_trips:
+        print("round trips over Mosquitto on loopback (request → answer):")
+        for name in ("master→agent rpc", "paho QoS 1, NODELAY on", "paho QoS 1, NODELAY off"):
+            print(line(name, results[name], None))
+    apply_samples = {name: [round(x, 4) for x in results[name]] for name, _ in SUBJECTS}
+    print("json: " + json.dumps(apply_samples | {"rss_idle_mb": round(idle, 1), "rss_start_mb": round(rss_start, 1)}))
     if os.environ.get("EK_BENCH_KEEP"):
         print(f"work dir kept: {work}")
 
