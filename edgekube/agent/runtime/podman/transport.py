@@ -12,6 +12,7 @@ import json
 import socket
 import struct
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlencode, urlsplit
@@ -98,12 +99,15 @@ class PodmanTransport:
         self._path = unquote(parts.netloc + parts.path) if parts.scheme in ("unix", "http+unix") else ""
         self._idle: list[_UnixConnection] = []
         self._lock = threading.Lock()
+        # A transport dropped without close() (an agent stopped, a test's runtime) closes what it kept, as
+        # urllib3's pools do: left to the garbage collector, each socket would be a ResourceWarning.
+        weakref.finalize(self, _close_all, self._idle)
 
     def close(self) -> None:
         with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+            idle = list(self._idle)
+            self._idle.clear()
+        _close_all(idle)
 
     def request(
         self,
@@ -193,6 +197,12 @@ class PodmanTransport:
         """`GET /containers/json?all=true` with `params` (label filters): infra containers included."""
         data = self.json("get", "/containers/json", what="list containers", params={"all": "true", **params})
         return list(data or [])
+
+
+def _close_all(connections: list[_UnixConnection]) -> None:
+    for conn in list(connections):
+        conn.close()
+    connections.clear()
 
 
 def error_body(response: Response) -> dict[str, Any]:
