@@ -17,7 +17,7 @@ _NO_IMAGE = "image not known"
 
 
 class PodCreator:
-    """Creates and starts one pod in as few API calls as Podman allows: one per object, no read-backs.
+    """Creates and starts one pod in few API calls: one per object created or started, and one for the infra id.
 
     Images are not looked up beforehand: a container is created from what the store holds, and only when
     Podman answers "image not known" is the image pulled (IfNotPresent) or the pod refused (Never). Always
