@@ -357,7 +357,8 @@ RFC1123_LABEL = (
         ),
         pytest.param(
             pod(imagePullPolicy="Sometimes"),
-            'spec.containers[0].imagePullPolicy: Unsupported value: "Sometimes": supported values: "Always", "IfNotPresent", "Never"',
+            'spec.containers[0].imagePullPolicy: Unsupported value: "Sometimes": '
+            'supported values: "Always", "IfNotPresent", "Never"',
             id="pull-policy",
         ),
         pytest.param(

@@ -180,7 +180,8 @@ def payload(**fields: Any) -> bytes:
         (
             ApplyResult,
             payload(ok=True, outcomes=[{"kind": "Pod", "namespace": "d", "name": "w", "action": "replaced"}]),
-            'ApplyResult: outcomes[0].action: Unsupported value: "replaced": supported values: "created", "updated", "unchanged", "deleted"',
+            'ApplyResult: outcomes[0].action: Unsupported value: "replaced": '
+            'supported values: "created", "updated", "unchanged", "deleted"',
         ),
         (
             NodeDesired,
