@@ -18,7 +18,7 @@ import pytest
 
 from edgekube.agent.runtime.podman import PodmanRuntime, pod_name
 from edgekube.agent.runtime.podman.transport import PodmanTransport
-from edgekube.agent.runtime.protocol import LABEL_POD_UID, ContainerRunState, ObservedPod
+from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_POD_UID, ContainerRunState, ObservedPod
 from edgekube.local.images import REQUIRED_APPLETS, build_rootfs_tar, ensure_demo_image, find_static_busybox
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import RuntimeFailure
@@ -68,9 +68,17 @@ class TestPodmanRuntimeContract(RuntimeContract):
             # Only this pod: the Podman service is shared by the whole session.
             podman_service.podman("pod", "stop", "-t", "2", *_labelled(podman_service, uid)["pods"])
 
+        def processes(uid: PodUID, container: str) -> list[str]:
+            [pod] = [p for p in runtime.list_pods() if p.uid == uid]
+            found = next(c.container_id for c in pod.containers if c.name == container)
+            return [
+                line.strip() for line in podman_service.podman("exec", found, "ps", "-o", "args").stdout.splitlines()
+            ]
+
         yield Harness(
-            runtime=runtime, image=demo_image, reopen=reopen, node=runtime.node, kill=kill, power_off=power_off
-        )
+            runtime=runtime, image=demo_image, reopen=reopen, node=runtime.node, kill=kill, power_off=power_off,
+            processes=processes,
+        )  # fmt: skip
         for other in others:
             other.close()
 
@@ -83,6 +91,22 @@ def _labelled(service: PodmanService, uid: PodUID) -> dict[str, list[str]]:
         "containers": service.podman("ps", "-aq", "--filter", label).stdout.split(),
         "volumes": service.podman("volume", "ls", "-q", "--filter", label).stdout.split(),
     }
+
+
+def _stop_events(service: PodmanService, uid: PodUID) -> list[tuple[str, str]]:
+    """The pod's app containers' `kill` and `died <exit code>` events, in the order Podman logged them."""
+    label = f"label={LABEL_POD_UID}={uid}"
+    out = service.podman("events", "--stream=false", "--filter", "type=container", "--filter", label,
+                         "--format", "json").stdout  # fmt: skip
+    found: list[tuple[str, str]] = []
+    for line in out.splitlines():
+        event = json.loads(line)
+        container = (event.get("Attributes") or {}).get(LABEL_CONTAINER)  # the infra container has none
+        if container and event["Status"] == "kill":
+            found.append((container, "kill"))
+        elif container and event["Status"] == "died":
+            found.append((container, f"died {event.get('ContainerExitCode', 0)}"))
+    return found
 
 
 def _container_done(name: str) -> Callable[[ObservedPod], bool]:
@@ -109,9 +133,7 @@ def test_containers_share_localhost(runtime: PodmanRuntime, demo_image: str) -> 
             "args": ["for i in $(seq 50); do wget -qO- http://localhost:8080/ && exit 0; sleep 0.1; done; exit 1"],
         },
     )
-    started = time.monotonic()
     runtime.create_pod(pod, uid, "h")
-    created_in = time.monotonic() - started
     done = wait_for(runtime, uid, _container_done("client"))
     client = next(c for c in done.containers if c.name == "client")
     assert client.exit_code == 0, runtime.logs(uid, "client")
@@ -119,7 +141,6 @@ def test_containers_share_localhost(runtime: PodmanRuntime, demo_image: str) -> 
     assert "hello from edgekube" in runtime.logs(uid, "client")
     web = next(c for c in done.containers if c.name == "web")
     assert web.state == ContainerRunState.RUNNING
-    assert created_in < 15
 
 
 def test_empty_dir_is_shared_and_read_only_is_honoured(runtime: PodmanRuntime, demo_image: str) -> None:
@@ -168,26 +189,36 @@ def test_remove_deletes_pod_containers_and_volumes(
     assert len(before["pods"]) == 1
     assert len(before["containers"]) == 2  # infra + main
     assert sorted(before["volumes"]) == sorted(f"{pod_name('default', 'removed', uid)}_{v}" for v in ("v", "m"))
-    started = time.monotonic()
-    runtime.remove_pod(uid, grace_seconds=10)
-    assert time.monotonic() - started < 5  # the container honours SIGTERM, so no grace is used up
+    # An hour's grace: the container honours SIGTERM, so the removal returns without waiting any of it.
+    runtime.remove_pod(uid, grace_seconds=3600)
     assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
+    assert _stop_events(podman_service, uid) == [("main", "kill"), ("main", "died 0")]  # one SIGTERM, no SIGKILL
 
 
-def test_remove_kills_after_the_grace_period(runtime: PodmanRuntime, demo_image: str) -> None:
+def test_remove_sigkills_only_the_container_that_ignores_sigterm(
+    runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
+) -> None:
     uid = new_uid()
-    # PID 1 ignores SIGTERM unless it installs a handler, so a bare sleep only dies by SIGKILL.
-    runtime.create_pod(make_pod("stubborn", demo_image, {"name": "main", "image": demo_image,
-                                                          "command": ["sleep", "3600"]}), uid, "h")  # fmt: skip
-    wait_for(runtime, uid, lambda p: p.containers[0].state == ContainerRunState.RUNNING)
-    started = time.monotonic()
+    # PID 1 ignores SIGTERM unless it installs a handler, so a bare sleep only dies by SIGKILL; IDLE exits on SIGTERM.
+    pod = make_pod(
+        "stubborn", demo_image,
+        {"name": "stubborn", "image": demo_image, "command": ["sleep", "3600"]},
+        {"name": "polite", "image": demo_image, "command": IDLE},
+    )  # fmt: skip
+    runtime.create_pod(pod, uid, "h")
+    wait_for(runtime, uid, lambda p: all(c.state == ContainerRunState.RUNNING for c in p.containers))
     runtime.remove_pod(uid, grace_seconds=1)
-    elapsed = time.monotonic() - started
-    assert 1 <= elapsed < 5
-    assert uid not in {p.uid for p in runtime.list_pods()}
+    assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
+    events = _stop_events(podman_service, uid)
+    # Both are signalled; the polite one exits 0 on that SIGTERM and is never signalled again. The stubborn one
+    # outlives its SIGTERM and is signalled again only after the polite one is gone: SIGKILL, exit 137.
+    assert [what for name, what in events if name == "polite"] == ["kill", "died 0"], events
+    assert [what for name, what in events if name == "stubborn"] == ["kill", "kill", "died 137"], events
+    second_kill = [i for i, event in enumerate(events) if event == ("stubborn", "kill")][1]
+    assert events.index(("polite", "died 0")) < second_kill, events
 
 
-def test_missing_image_leaves_nothing_behind(
+def test_missing_image_fails_on_the_pull_error_not_a_timeout_and_leaves_nothing(
     runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
 ) -> None:
     uid = new_uid()
@@ -198,11 +229,14 @@ def test_missing_image_leaves_nothing_behind(
         {"name": "bad", "image": MISSING_IMAGE},
         volumes=[{"name": "v", "emptyDir": {}}],
     )
-    started = time.monotonic()
     with pytest.raises(RuntimeFailure) as caught:
-        runtime.create_pod(pod, uid, "h")
-    assert time.monotonic() - started < 15
+        runtime.create_pod(pod, uid, "h")  # the runtime's pull timeout is its default, 120 s
     assert caught.value.failure == "ErrImagePull"
+    # Podman's own verdict on the pull (nothing serves that registry), not the transport giving up on it.
+    message = str(caught.value)
+    assert message.startswith(f"failed to pull image '{MISSING_IMAGE}': "), message
+    assert f"docker://{MISSING_IMAGE}" in message, message
+    assert "no answer within" not in message and "did not answer in time" not in message, message
     assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
 
 

@@ -132,6 +132,12 @@ class EdgeNode:
         with self._lock:
             return [(e["reason"], e["message"]) for e in self.events.values() if e["involvedObject"]["name"] == pod]
 
+    def event_log(self, pod: str) -> list[tuple[str, str, int]]:
+        """(reason, message, count) of the pod's events, in the order each was first received."""
+        with self._lock:
+            return [(e["reason"], e["message"], e["count"]) for e in self.events.values()
+                    if e["involvedObject"]["name"] == pod]  # fmt: skip
+
     def event_count(self, pod: str, reason: str) -> int:
         with self._lock:
             return sum(e["count"] for e in self.events.values() if e["involvedObject"]["name"] == pod
