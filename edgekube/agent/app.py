@@ -313,6 +313,7 @@ class Agent:
         keep = set(wanted)
         self._actions.forget(keep)
         self.ledger.retain(keep)
+        self.events.retain(keep)
         if actions:
             self._wake.set()  # what the actions changed may call for more (e.g. a job that exited at once)
             busy = self._actions.busy()

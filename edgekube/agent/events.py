@@ -6,7 +6,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -52,6 +52,7 @@ class EventRecorder:
         self.dropped = 0
         self._series: OrderedDict[str, dict[str, Any]] = OrderedDict()  # LRU of known events, by name
         self._pending: OrderedDict[str, None] = OrderedDict()  # names changed since the last publish
+        self._names: dict[str, set[str]] = {}  # pod uid -> names of its events in _series
         self._lock = threading.Lock()
 
     def record(self, pod: PodRef, reason: str, message: str, type: EventType = "Normal") -> dict[str, Any]:
@@ -77,8 +78,10 @@ class EventRecorder:
                     last_timestamp=now,
                 ).to_dict()
             self._series[name] = event
+            self._names.setdefault(pod.uid, set()).add(name)
             while len(self._series) > self.series_limit:
-                self._series.popitem(last=False)
+                old, dropped = self._series.popitem(last=False)
+                self._unindex(dropped["involvedObject"]["uid"], old)
             self._pending[name] = None
             self._pending.move_to_end(name)
             while len(self._pending) > self.capacity:
@@ -89,6 +92,25 @@ class EventRecorder:
         log.log(logging.WARNING if type == "Warning" else logging.INFO, "%s %s/%s: %s", reason, pod.namespace,
                 pod.name, message)  # fmt: skip
         return event
+
+    def retain(self, uids: Collection[str]) -> None:
+        """Forget the published events of pods no longer on this node; unpublished ones wait for their flush.
+
+        The series only serve to count repeats of an event of a pod the node still runs: without this, memory
+        would follow every pod the node ever ran (up to `series`, ~4 MB), not the pods it has.
+        """
+        with self._lock:
+            for uid in [u for u in self._names if u not in uids]:
+                for name in [n for n in self._names[uid] if n not in self._pending]:
+                    del self._series[name]
+                    self._unindex(uid, name)
+
+    def _unindex(self, uid: str, name: str) -> None:
+        names = self._names.get(uid)
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self._names[uid]
 
     @property
     def pending(self) -> int:

@@ -378,6 +378,32 @@ def test_a_repeated_event_counts_up_instead_of_piling_up() -> None:
     Event.model_validate(again)
 
 
+def test_a_removed_pod_s_events_are_forgotten_once_published_and_not_before() -> None:
+    recorder = EventRecorder("pi-1")
+    gone = PodRef("default", "old", "uid-old")
+    recorder.record(REF, "Started", "Started container app")
+    recorder.record(gone, "Killing", "Stopping container app")
+    recorder.retain({"uid-web"})
+    assert [e["involvedObject"]["uid"] for e in recorder.events()] == ["uid-web", "uid-old"]  # not published yet
+    batches: list[list[dict[str, Any]]] = []
+    recorder.flush(batches.append)
+    assert [e["involvedObject"]["uid"] for e in batches[0]] == ["uid-web", "uid-old"]
+    recorder.retain({"uid-web"})
+    assert [e["involvedObject"]["uid"] for e in recorder.events()] == ["uid-web"]
+    again = recorder.record(REF, "Started", "Started container app")
+    assert again["count"] == 2  # a pod still here keeps counting its repeats
+
+
+def test_the_agent_forgets_the_events_of_pods_it_no_longer_runs(node: Node) -> None:
+    node.want(pod("a"), pod("b"))
+    node.settle()
+    node.want(pod("a"))
+    node.settle()
+    node.agent._reporter.flush_events(node.bus)
+    node.settle()
+    assert {e["involvedObject"]["name"] for e in node.agent.events.events()} == {"a"}
+
+
 def test_the_queue_is_bounded_and_drops_the_oldest() -> None:
     recorder = EventRecorder("pi-1", capacity=3)
     for i in range(5):
