@@ -32,6 +32,7 @@ from edgekube.model.labels import validate_labels
 from edgekube.model.names import NodeName, PodUID, check_dns1123_subdomain
 from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Heartbeat, NodeDesired, Presence, Verb
+from edgekube.sdnotify import SdNotify
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,12 @@ class Agent:
         bus: MessageBus,
         *,
         clock: Callable[[], float] = time.monotonic,
+        notify: SdNotify | None = None,
     ) -> None:
         self.config = config
         self.node = NodeName(config.node_name)
+        #: systemd: READY after the first pass (connected or running from the local copy), STATUS, WATCHDOG.
+        self.notify = notify if notify is not None else SdNotify.disabled()
         self.runtime = runtime
         self.clock = clock
         self.boot_id = uuid.uuid4().hex
@@ -160,6 +164,7 @@ class Agent:
 
     def stop(self) -> None:
         """Stop the daemon; pods keep running (a restarted agent adopts them)."""
+        self.notify.stopping()
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
@@ -288,6 +293,18 @@ class Agent:
                 self.reconcile()
             except Exception:
                 log.exception("reconcile failed; retrying in %ss", self.config.resync_interval)
+            self._tell_systemd()
+
+    def _tell_systemd(self) -> None:
+        """After a pass: the watchdog ping, READY after the first one, and what the agent is doing."""
+        self.notify.watchdog()
+        with self._lock:
+            pods = len(self.desired.pods)
+        broker = "connected" if self.bus.connected else "not connected (running pods from the local copy)"
+        status = f"{pods} pod(s) desired; broker {broker}"
+        if not self.notify.ready_sent:
+            self.notify.ready(status)
+        self.notify.status(status)
 
     def reconcile(self) -> None:
         """Observe Podman, apply the plan, report status. Safe to run any number of times."""

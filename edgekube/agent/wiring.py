@@ -16,6 +16,7 @@ from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import MessageBus, Will
 from edgekube.model.names import NodeName
 from edgekube.model.wire import Presence
+from edgekube.sdnotify import SdNotify
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def podman_runtime(config: AgentConfig) -> PodRuntime:
 
 def build_agent(config: AgentConfig, runtime: PodRuntime | None = None) -> Agent:
     """An Agent on the real parts (the runtime may be given, e.g. a node whose Podman is already open)."""
-    return Agent(config, runtime if runtime is not None else podman_runtime(config), agent_bus(config))
+    runtime = runtime if runtime is not None else podman_runtime(config)
+    return Agent(config, runtime, agent_bus(config), notify=SdNotify.from_environ())
 
 
 def run_agent(config: AgentConfig) -> None:

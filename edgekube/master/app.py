@@ -33,6 +33,7 @@ from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
 from edgekube.model.wire import Presence
+from edgekube.sdnotify import SdNotify
 
 __all__ = ["Master", "MasterConfig"]
 
@@ -56,10 +57,13 @@ class Master:
         store: CachedStore,
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
+        notify: SdNotify | None = None,
     ) -> None:
         self.config = config
         self.bus = bus
         self.store = store
+        #: systemd: READY once serving, STATUS, WATCHDOG from the loop (a hung loop gets the master restarted).
+        self.notify = notify if notify is not None else SdNotify.disabled()
         #: Heartbeat ages are measured on the self-ping watermark, not the wall clock (see master.echo).
         self.echo = Echo(config.client_id, clock)
         self.liveness = Liveness(
@@ -117,6 +121,7 @@ class Master:
         bus.subscribe(self.echo.topic, self._guard(lambda msg: self.echo.heard(msg.payload)), qos=0)
 
     def stop(self) -> None:
+        self.notify.stopping()
         self._stop.set()
         self._wake.set()
         self.requests.owed.set()
@@ -197,6 +202,19 @@ class Master:
                 log.exception("reconcile failed; retrying in %ss", self.config.resync_interval)
             spent = self._clock() - started
             self._not_before = self._clock() + max(MIN_PASS_GAP, spent)
+            self._tell_systemd()
+
+    def _tell_systemd(self) -> None:
+        """After a pass: the watchdog ping, READY once connected (serving), and what the master is doing."""
+        self.notify.watchdog()
+        if not self.bus.connected:
+            self.notify.status(f"waiting for the MQTT broker at {self.config.mqtt_host}:{self.config.mqtt_port}")
+            return
+        nodes, pods = len(self.store.objects("Node")), len(self.store.objects("Pod"))
+        status = f"serving: {nodes} node(s), {pods} pod(s)"
+        if not self.notify.ready_sent:
+            self.notify.ready(status)
+        self.notify.status(status)
 
     def _next_wait(self) -> float:
         """The resync period, or sooner when a node's heartbeat or the reconnect grace runs out before then."""

@@ -17,6 +17,7 @@ from edgekube.master.app import Master
 from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
 from edgekube.model.wire import Presence
+from edgekube.sdnotify import SdNotify
 from edgekube.store.state import TinyStateStore
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def build_master(config: MasterConfig) -> Master:
     """A master on the broker and the data directory `config` names, not yet started (call `.start()`)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = CachedStore(TinyStateStore(config.data_dir / "state"))
-    return Master(config, bus=master_bus(config), store=store, clock=time.monotonic, wall=time.time)
+    bus = master_bus(config)
+    return Master(config, bus=bus, store=store, clock=time.monotonic, wall=time.time, notify=SdNotify.from_environ())
 
 
 def run_master(config: MasterConfig) -> None:

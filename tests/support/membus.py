@@ -155,6 +155,10 @@ class MemoryBroker:
         for bus in targets:
             bus._offer(delivered)
 
+    def _waiting(self, bus: MemoryBus) -> None:
+        with self._lock:
+            self._dropped[bus.client_id] = bus
+
     def _retained_for(self, topic_filter: str) -> list[Message]:
         with self._lock:
             return [m for t, m in sorted(self.retained.items()) if topic_matches(topic_filter, t)]
@@ -300,6 +304,7 @@ class MemoryBus:
     # -- broker side ---------------------------------------------------------------------------------------
     def _connect(self) -> None:
         if not self.broker.up:
+            self.broker._waiting(self)  # like paho, it keeps trying: it connects when the broker recovers
             return
         queued = self.broker._attach(self)
         with self._lock:
