@@ -65,6 +65,13 @@ class SdNotify:
         self._last_status = status or self._last_status
         self._send("READY=1", f"STATUS={status}" if status else "")
 
+    def serving(self, status: str) -> None:
+        """READY=1 with `status` the first time, a STATUS= line when it changes after that."""
+        if self._ready:
+            self.status(status)
+        else:
+            self.ready(status)
+
     def status(self, text: str) -> None:
         """What the daemon is doing, shown by `systemctl status` (sent only when it changed)."""
         if text != self._last_status:

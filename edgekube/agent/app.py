@@ -302,9 +302,7 @@ class Agent:
             pods = len(self.desired.pods)
         broker = "connected" if self.bus.connected else "not connected (running pods from the local copy)"
         status = f"{pods} pod(s) desired; broker {broker}"
-        if not self.notify.ready_sent:
-            self.notify.ready(status)
-        self.notify.status(status)
+        self.notify.serving(status)
 
     def reconcile(self) -> None:
         """Observe Podman, apply the plan, report status. Safe to run any number of times."""

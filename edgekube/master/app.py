@@ -212,9 +212,7 @@ class Master:
             return
         nodes, pods = len(self.store.objects("Node")), len(self.store.objects("Pod"))
         status = f"serving: {nodes} node(s), {pods} pod(s)"
-        if not self.notify.ready_sent:
-            self.notify.ready(status)
-        self.notify.status(status)
+        self.notify.serving(status)
 
     def _next_wait(self) -> float:
         """The resync period, or sooner when a node's heartbeat or the reconnect grace runs out before then."""
