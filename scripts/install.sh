@@ -18,10 +18,12 @@ STAMP="$VENV/.edgekube-install-stamp"
 MIN_PYTHON="3.11"
 
 # podman: runc is listed explicitly so apt picks it for "crun | runc" (crun fails on hybrid cgroups);
-# catatonit is Podman 4's pod pause process; make runs `make up` / `make test`.
+# catatonit is Podman 4's pod pause process; make runs `make up` / `make test`;
+# mmdebstrap builds the Debian rootfs of the systemd machines the fleet-rollout e2e test runs Ansible against;
+# openssl is used by the TLS tests to inspect what the CA issued.
 PACKAGES=(
     podman runc catatonit containernetworking-plugins slirp4netns uidmap fuse-overlayfs iproute2
-    mosquitto mosquitto-clients busybox-static python3-venv make
+    mosquitto mosquitto-clients busybox-static python3-venv make mmdebstrap openssl
 )
 
 LOG="$(mktemp "${TMPDIR:-/tmp}/edgekube-install.XXXXXX")"
