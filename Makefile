@@ -10,14 +10,20 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Number of node agents for `make up`, e.g. make up NODES=3 (default: edgekube up's own)
 NODES ?=
+# `make wheel`: the wheelhouse's target. WHEEL_PLATFORM=manylinux_2_36_aarch64 fetches the dependencies for
+# 64-bit Raspberry Pi OS bookworm (glibc 2.36, Python 3.11); empty = this machine's platform.
+WHEEL_PLATFORM ?=
+WHEEL_PYTHON ?= 3.11
+WHEELHOUSE ?= dist/wheelhouse
 
-.PHONY: help install up down test lint typecheck imports bench clean distclean
+.PHONY: help install up down test lint typecheck imports bench clean distclean wheel
 
 help:
 	@echo "make install    install system packages and the .venv (idempotent)"
 	@echo "make up         local cluster: Mosquitto, master, node agent(s) on Podman [NODES=n]"
 	@echo "make down       stop the local cluster"
 	@echo "make test       install, then lint, typecheck, imports and the whole pytest suite"
+	@echo "make wheel      dist/wheelhouse: the edgekube wheel + its dependencies for ansible/ [WHEEL_PLATFORM=...]"
 	@echo "make lint | typecheck | imports | bench | clean | distclean"
 
 install:
@@ -42,6 +48,17 @@ typecheck:
 
 imports:
 	$(BIN)/lint-imports --no-cache
+
+# The fleet's wheelhouse (ansible/ installs from it with --no-index): the edgekube wheel, built reproducibly
+# (SOURCE_DATE_EPOCH of the last commit: the same sources give the same bytes, so an unchanged rebuild restarts
+# nothing), and the binary wheels of every runtime dependency for WHEEL_PLATFORM / WHEEL_PYTHON.
+wheel: install
+	rm -rf $(WHEELHOUSE) build
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
+		$(BIN)/pip wheel --no-deps -q -w $(WHEELHOUSE) .
+	$(BIN)/pip download -q --only-binary=:all: --python-version $(WHEEL_PYTHON) \
+		$(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM)) -d $(WHEELHOUSE) $(WHEELHOUSE)/edgekube-*.whl
+	@ls -1 $(WHEELHOUSE)
 
 bench:
 	@shopt -s nullglob; benches=(benchmarks/*.py); \
