@@ -176,6 +176,10 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("down", help="stop the local cluster and remove everything it started")
     d.set_defaults(func=cmd_down)
+
+    from edgekube.security.command import add_parser as add_ca  # noqa: PLC0415
+
+    add_ca(sub)
     return p
 
 

@@ -9,6 +9,9 @@ ROOT = "edgekube/v1"
 APPLY = f"{ROOT}/apply"
 APPLY_RESULT = f"{ROOT}/apply/result"
 API_REQUEST = f"{ROOT}/api/request"
+#: Read-only requests (get, list, logs): the master refuses any other verb here, so a broker ACL that lets a viewer
+#: write only this topic lets it read everything and change nothing.
+API_READ = f"{ROOT}/api/read"
 MASTER_ONLINE = f"{ROOT}/master/online"
 CLIENT_REPLIES = f"{ROOT}/clients"  # + /<client-id>/reply
 NODES = f"{ROOT}/nodes"
