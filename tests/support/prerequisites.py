@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from edgekube.local.broker import find_mosquitto
 from edgekube.model.errors import BusError
 from tests.support import netns
+from tests.support.machines import have_tools
 
 #: How to get each part; every one of them but root is installed by scripts/install.sh.
 INSTALL = "run scripts/install.sh (as root, as .ci/run does)"
@@ -51,3 +54,21 @@ def require_netns() -> None:
     if reason := netns.available():
         how = "run the tests as root" if "root" in reason else INSTALL
         missing(f"network namespaces are unavailable ({reason})", how)
+
+
+def require_machines() -> None:
+    """The fleet test's systemd machines: root (privileged containers, mmdebstrap), mmdebstrap and podman."""
+    if reason := have_tools():
+        how = "run the tests as root" if "root" in reason else f"{INSTALL}; it installs mmdebstrap and podman"
+        missing(f"the fleet machines cannot run ({reason})", how)
+
+
+def require_ansible() -> None:
+    """ansible-playbook from the venv's `ansible` package (it bundles containers.podman), else from PATH."""
+    if ansible_playbook() is None:
+        missing("ansible-playbook is not installed", f"{INSTALL}; pip installs the dev extra `ansible`")
+
+
+def ansible_playbook() -> str | None:
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    return str(beside) if beside.exists() else shutil.which("ansible-playbook")
