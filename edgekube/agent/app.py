@@ -63,6 +63,10 @@ class AgentConfig:
     parallel_creates: int = 4
     #: Events kept in memory while the broker is away (the oldest are dropped beyond this).
     event_queue: int = 1000
+    #: TLS (all empty: plain TCP): the fleet's CA certificate, this node's certificate and key (edgekube ca issue).
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def __post_init__(self) -> None:
         check_dns1123_subdomain(self.node_name, "node name")

@@ -31,6 +31,9 @@ def agent_bus(config: AgentConfig) -> MessageBus:
             client_id=f"edgekube-agent-{node}",
             persistent=True,
             will=Will(topics.node_online(node), Presence(online=False).encode()),
+            tls_ca=config.tls_ca,
+            tls_cert=config.tls_cert,
+            tls_key=config.tls_key,
         )
     )
 
@@ -51,7 +54,12 @@ def run_agent(config: AgentConfig) -> None:
     """Run until SIGTERM/SIGINT; pods keep running after the agent stops."""
     agent = build_agent(config).start()
     log.info(
-        "agent %s up: mqtt %s:%s, podman %s", config.node_name, config.mqtt_host, config.mqtt_port, config.podman_url
+        "agent %s up: mqtt %s:%s (%s), podman %s",
+        config.node_name,
+        config.mqtt_host,
+        config.mqtt_port,
+        "TLS" if config.tls_ca else "plain TCP",
+        config.podman_url,
     )
     try:
         while True:

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgekube.bus import topics
 from edgekube.bus.protocol import ConnectHook, Handler, Message, Will
+from edgekube.bus.tls import TlsFiles, explain
 
 __all__ = ["BusConfig", "PahoBus", "Will"]
 from edgekube.model.errors import BusError
@@ -51,6 +52,29 @@ class BusConfig:
     session_expiry: int = 24 * 3600
     keepalive: int = 5
     will: Will | None = None
+    #: PEM files for TLS (all empty: plain TCP): the fleet's CA, this client's certificate and its key.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: Log why connecting fails while retrying (daemons); False: only start(wait)'s BusError says it (ekctl).
+    log_failures: bool = True
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.tls_ca, self.tls_cert, self.tls_key)
+
+
+class _Client(mqtt.Client):
+    """paho's client, remembering why the last connection attempt failed (paho swallows it and retries)."""
+
+    failure: BaseException | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError is an OSError)
+            self.failure = exc
+            raise
 
 
 #: The message a connect hook's queue entry carries (hooks take no argument; see _hook_handler).
@@ -66,8 +90,15 @@ class PahoBus:
 
     def __init__(self, config: BusConfig) -> None:
         self.config = config
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+        # Checked first: a bad certificate or key file is an error now, before any thread starts.
+        context = config.tls.context() if config.tls.enabled else None
+        self._client = _Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+        if context is not None:
+            self._client.tls_set_context(context)
         self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self._client.on_connect_fail = self._on_connect_fail
+        #: Why the last attempt to connect failed (one line, hint, specific), logged once per change while retrying.
+        self._failure: tuple[str, str, bool] | None = None
         if config.will is not None:
             w = config.will
             self._client.will_set(w.topic, w.payload, qos=w.qos, retain=w.retain)
@@ -108,11 +139,32 @@ class PahoBus:
         self._started = True
         if wait is not None and not self._connected.wait(wait):
             self.close()
+            where = f"{self.config.host}:{self.config.port}"
+            if self._failure is not None and self._failure[2]:
+                what, hint, _ = self._failure
+                raise BusError(f"cannot connect to the MQTT broker at {where}: {what}", hint=hint)
             raise BusError(
-                f"cannot reach the MQTT broker at {self.config.host}:{self.config.port} within {wait:g}s",
+                f"cannot reach the MQTT broker at {where} within {wait:g}s",
                 hint="is the cluster up? start it with `make up`, or set EDGEKUBE_MQTT_HOST/EDGEKUBE_MQTT_PORT",
             )
         return self
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last attempt to connect failed (None once connected): one line, no secrets."""
+        return self._failure[0] if self._failure is not None else None
+
+    def _fail(self, what: str, hint: str, *, specific: bool = True) -> None:
+        """Remember why connecting failed; log it once per distinct reason (paho keeps retrying every 1-2 s).
+
+        `specific`: the reason says more than "not reachable" (TLS, authorisation), so start() reports it.
+        """
+        if self.config.log_failures and (self._failure is None or self._failure[0] != what):
+            where = f"{self.config.host}:{self.config.port}"
+            log.warning(
+                "MQTT %s: cannot connect to %s: %s (retrying; hint: %s)", self.config.client_id, where, what, hint
+            )
+        self._failure = (what, hint, specific)
 
     def on_connect(self, hook: ConnectHook) -> None:
         """Run `hook` (on the dispatcher thread) after every (re)connection, e.g. to republish presence."""
@@ -202,10 +254,26 @@ class PahoBus:
         with contextlib.suppress(OSError, AttributeError):  # websockets/unix sockets have no Nagle
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        failure = self._client.failure
+        if failure is not None:
+            what, hint = explain(failure, tls=self.config.tls.enabled)
+            generic = isinstance(failure, ConnectionRefusedError | socket.gaierror | TimeoutError)
+            self._fail(what, hint, specific=not generic)
+
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            log.warning("MQTT connect refused: %s", reason)
+            hint = "check the broker's log"
+            if str(reason) in ("Not authorized", "Bad user name or password"):
+                hint = (
+                    "the broker does not accept this identity: with TLS, is the certificate issued by the fleet's CA "
+                    "and listed in the broker's ACL (`edgekube ca acl`)?"
+                )
+            self._fail(f"the broker refused the connection: {reason}", hint)
             return
+        if self._failure is not None:
+            log.info("MQTT %s: connected to %s:%s", self.config.client_id, self.config.host, self.config.port)
+            self._failure = None
         with self._lock:
             subs = list(self._subs.items())
         for topic_filter, sub in subs:
@@ -217,6 +285,18 @@ class PahoBus:
             self._inbox.put((_hook_handler(hook), _CONNECTED))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        refused = reason.is_failure and not self._connected.is_set() and self._failure is None
+        if refused and self.config.tls.enabled:
+            # Closed before any CONNACK: with TLS 1.3 a refused client certificate shows up only here.
+            self._fail(
+                f"the broker closed the connection before accepting it ({reason})",
+                "did it refuse this client's certificate (unknown CA, revoked or expired)? see the broker's log",
+            )
+        elif refused:
+            self._fail(
+                f"the broker closed the connection before accepting it ({reason})",
+                "does this port want TLS (--tls-ca, --tls-cert, --tls-key)?",
+            )
         self._connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

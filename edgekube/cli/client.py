@@ -13,7 +13,7 @@ from edgekube.cli.config import Connection
 from edgekube.cli.kinds import Resource
 from edgekube.model.errors import BusError, EdgekubeError
 from edgekube.model.types import Obj
-from edgekube.model.wire import ApiRequest, ApiResponse, Outcome, Verb, raise_for
+from edgekube.model.wire import READ_VERBS, ApiRequest, ApiResponse, Outcome, Verb, raise_for
 
 #: Items asked for per list request (kubectl asks for 500 too); the master may send fewer to stay in one message.
 PAGE_SIZE = 500
@@ -45,7 +45,17 @@ def paho_bus(connection: Connection) -> MessageBus:
     """The CLI's MQTT client: a one-off client id, no session kept, no Last Will."""
     from edgekube.bus.paho import BusConfig, PahoBus  # noqa: PLC0415 - paho loads only when a command talks
 
-    return PahoBus(BusConfig(host=connection.host, port=connection.port, client_id=f"ekctl-{uuid.uuid4().hex[:12]}"))
+    return PahoBus(
+        BusConfig(
+            host=connection.host,
+            port=connection.port,
+            client_id=f"ekctl-{uuid.uuid4().hex[:12]}",
+            tls_ca=connection.tls_ca,
+            tls_cert=connection.tls_cert,
+            tls_key=connection.tls_key,
+            log_failures=False,  # start()'s BusError says why, in one line
+        )
+    )
 
 
 class BusSession:
@@ -79,7 +89,9 @@ class BusSession:
 
     def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
         wait = self.timeout if timeout is None else timeout
-        reply = self._connect().request(topics.API_REQUEST, request.encode(), timeout=wait)
+        # Reads go to the read-only topic, so an identity the broker lets only read (a viewer) can send them.
+        topic = topics.API_READ if request.verb in READ_VERBS else topics.API_REQUEST
+        reply = self._connect().request(topic, request.encode(), timeout=wait)
         return ApiResponse.decode(reply.payload, what="answer from the master")
 
     def close(self) -> None:

@@ -1,7 +1,9 @@
-"""Where the broker is: --mqtt-host/--mqtt-port, else EDGEKUBE_MQTT_*, else .edgekube/cluster.json.
+"""Where the broker is and how to prove who we are: flags, else EDGEKUBE_* variables, else .edgekube/cluster.json.
 
-Each of host and port is resolved on its own, and the winner's origin is kept so that a connection error
-can say where a wrong address came from.
+Each of host, port and the TLS files (--tls-ca/--tls-cert/--tls-key, EDGEKUBE_TLS_CA/CERT/KEY, cluster.json's
+tls_ca/tls_cert/tls_key, relative to the file's directory) is resolved on its own, and the winner's origin is
+kept so that a connection error can say where a wrong address came from. The file is read only when flags and
+environment leave the host or the port to it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1883
 ENV_HOST = "EDGEKUBE_MQTT_HOST"
 ENV_PORT = "EDGEKUBE_MQTT_PORT"
+#: TLS setting -> its environment variable (the cluster file's key is the setting's name).
+ENV_TLS = {"tls_ca": "EDGEKUBE_TLS_CA", "tls_cert": "EDGEKUBE_TLS_CERT", "tls_key": "EDGEKUBE_TLS_KEY"}
 CLUSTER_FILE = Path(".edgekube") / "cluster.json"
 _FILE_HINT = "the local cluster launcher writes it; delete it or run `make up` again"
 
@@ -28,6 +32,10 @@ class Connection:
     port: int
     #: Where host and port came from, for error messages: "--mqtt-port", "/repo/.edgekube/cluster.json"...
     origin: str
+    #: PEM files for TLS; all empty: plain TCP.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 def find_cluster_file(start: Path) -> Path | None:
@@ -63,15 +71,30 @@ def read_cluster_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _tls_path(value: Any, origin: str, key: str, base: Path | None) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{origin}: {key} {value!r}: must be a file path (a string)")
+    if value and base is not None and not Path(value).is_absolute():
+        return str(base / value)
+    return value
+
+
 def resolve(
     host: str | None,
     port: int | None,
     environ: Mapping[str, str],
     cwd: Path,
+    *,
+    tls: Mapping[str, str | None] | None = None,
 ) -> Connection:
-    """Resolve each setting by precedence: flag, environment, cluster file, built-in default."""
+    """Resolve each setting by precedence: flag, environment, cluster file, built-in default.
+
+    `tls` holds the flags' values by setting name (tls_ca, tls_cert, tls_key); None or absent: not given.
+    """
+    flags = dict(tls or {})
     file_data: dict[str, Any] = {}
     file_path: Path | None = None
+    # The file is read only when it names the broker: TLS files made for the local cluster are no use elsewhere.
     if (host is None and not environ.get(ENV_HOST)) or (port is None and not environ.get(ENV_PORT)):
         file_path = find_cluster_file(cwd)
         if file_path is not None:
@@ -88,9 +111,15 @@ def resolve(
 
     raw_host, host_origin = pick(host, "--mqtt-host", ENV_HOST, "mqtt_host", DEFAULT_HOST)
     raw_port, port_origin = pick(port, "--mqtt-port", ENV_PORT, "mqtt_port", DEFAULT_PORT)
+    files: dict[str, str] = {}
+    for key, env in ENV_TLS.items():
+        raw, origin = pick(flags.get(key), "--" + key.replace("_", "-"), env, key, "")
+        base = file_path.parent if origin == str(file_path) and file_path is not None else None
+        files[key] = _tls_path(raw, origin, key, base)
     origins = list(dict.fromkeys(o for o in (host_origin, port_origin) if o != "default"))
     return Connection(
         host=_host(raw_host, host_origin),
         port=_port(raw_port, port_origin),
         origin=", ".join(origins) or "defaults",
+        **files,
     )

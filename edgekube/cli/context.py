@@ -62,7 +62,8 @@ class Context:
         if self._client is None:
             from edgekube.cli.client import Client, connect  # noqa: PLC0415 - commands that never connect skip it
 
-            connection = config.resolve(self.args.mqtt_host, self.args.mqtt_port, os.environ, Path.cwd())
+            tls = {key: getattr(self.args, key, None) for key in config.ENV_TLS}
+            connection = config.resolve(self.args.mqtt_host, self.args.mqtt_port, os.environ, Path.cwd(), tls=tls)
             self._client = Client((self.connector or connect)(connection, self.timeout))
         return self._client
 

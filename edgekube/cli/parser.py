@@ -62,6 +62,13 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         metavar="PORT",
         help="MQTT port (default: $EDGEKUBE_MQTT_PORT, .edgekube/cluster.json, 1883)",
     )
+    for name, what in (("ca", "the fleet's CA certificate"), ("cert", "your certificate"), ("key", "its key")):
+        group.add_argument(
+            f"--tls-{name}",
+            default=default(None),
+            metavar="FILE",
+            help=f"TLS: {what} (default: $EDGEKUBE_TLS_{name.upper()}, .edgekube/cluster.json; none: plain TCP)",
+        )
     group.add_argument(
         "--timeout",
         type=_positive,

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -22,6 +23,7 @@ from edgekube.model.errors import BusError
 
 __all__ = [
     "DEFAULT_HOST",
+    "BrokerTls",
     "Mosquitto",
     "find_mosquitto",
     "free_port",
@@ -54,6 +56,34 @@ def _stop_attached() -> None:
     for proc in list(_ATTACHED):
         stop_child(proc, timeout=5)
     _ATTACHED.clear()
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """The broker's side of TLS: the fleet's CA, its own certificate and key, the CRL and the generated ACL.
+
+    With it the broker's listeners speak TLS only, demand a client certificate signed by the CA and not on the
+    CRL, take its CN as the username and allow it only what the ACL grants; anonymous clients are refused.
+    """
+
+    ca: Path
+    cert: Path
+    key: Path
+    crl: Path | None = None
+    acl: Path | None = None
+
+    def listener_lines(self) -> list[str]:
+        """What follows each `listener` line (Mosquitto's TLS settings are per listener)."""
+        lines = [
+            f"cafile {self.ca}",
+            f"certfile {self.cert}",
+            f"keyfile {self.key}",
+            "require_certificate true",
+            "use_identity_as_username true",
+        ]
+        if self.crl is not None:
+            lines.append(f"crlfile {self.crl}")
+        return lines
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:
@@ -160,6 +190,7 @@ class Mosquitto:
         autosave_interval: int = 5,
         binary: str | None = None,
         extra_listeners: list[str] | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         self._auto_port = port is None
         self._port = free_port(host) if port is None else port
@@ -174,6 +205,7 @@ class Mosquitto:
         self._autosave_interval = autosave_interval
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
+        self._tls = tls
 
     # -- addresses and files -------------------------------------------------------------------
 
@@ -187,7 +219,11 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self._host}:{self._port}"
+        return f"{'mqtts' if self._tls else 'mqtt'}://{self._host}:{self._port}"
+
+    @property
+    def tls(self) -> BrokerTls | None:
+        return self._tls
 
     @property
     def pid(self) -> int | None:
@@ -231,12 +267,21 @@ class Mosquitto:
 
     def config_text(self) -> str:
         """Render the mosquitto.conf this broker runs with."""
+        tls = self._tls.listener_lines() if self._tls is not None else []
+        listeners: list[str] = []
+        for address in (self._host, *self._extra_listeners):
+            listeners += [f"listener {self._port} {address}", *tls]
+        if self._tls is None:
+            access = ["allow_anonymous true"]
+        else:
+            access = ["allow_anonymous false"]
+            if self._tls.acl is not None:
+                access.append(f"acl_file {self._tls.acl}")
         lines = [
             "# written by edgekube.local.broker; regenerated on every start",
             "per_listener_settings false",
-            f"listener {self._port} {self._host}",
-            *(f"listener {self._port} {address}" for address in self._extra_listeners),
-            "allow_anonymous true",
+            *listeners,
+            *access,
             "set_tcp_nodelay true",
             # max_packet_size stays unset (= protocol maximum); edgekube enforces its own payload limits.
             # Mosquitto drops a client's QoS 1 messages beyond 1,000 queued ("Outgoing messages are being
@@ -324,7 +369,7 @@ class Mosquitto:
                     f"mosquitto exited with code {code} while starting on {self._host}:{self._port}",
                     hint=self._hint(),
                 )
-            if _speaks_mqtt(self._host, self._port, timeout=0.5) and self._proc.poll() is None:
+            if self._answers(timeout=0.5) and self._proc.poll() is None:
                 return
             if time.monotonic() > deadline:
                 raise BusError(
@@ -333,6 +378,16 @@ class Mosquitto:
                     hint=self._hint(),
                 )
             time.sleep(0.02)
+
+    def _answers(self, timeout: float) -> bool:
+        """Plain: an accepting CONNACK. TLS: the port accepts connections (it opens once certificates are loaded)."""
+        if self._tls is None:
+            return _speaks_mqtt(self._host, self._port, timeout=timeout)
+        try:
+            with socket.create_connection((self._host, self._port), timeout=timeout):
+                return True
+        except OSError:
+            return False
 
     def _hint(self) -> str:
         tail = self.log_tail()
@@ -351,6 +406,12 @@ class Mosquitto:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM and wait (persistence is saved then); SIGKILL after `timeout`. No-op if stopped."""
         self._terminate(signal.SIGTERM, timeout)
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto reads its configuration again, the ACL file among it (see docs/security.md)."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """SIGKILL, as in a crash: nothing is saved beyond the last autosave."""

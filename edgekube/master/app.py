@@ -113,6 +113,7 @@ class Master:
 
     def _subscribe(self, bus: MessageBus) -> None:
         bus.subscribe(topics.API_REQUEST, self._guard(self.requests.on_api))
+        bus.subscribe(topics.API_READ, self._guard(self.requests.on_read))
         bus.subscribe(topics.APPLY, self._guard(self.requests.on_apply))
         bus.subscribe(topics.ALL_NODE_STATUS, self._guard(self.ingest.status))
         bus.subscribe(topics.ALL_NODE_HEARTBEAT, self._guard(self.ingest.heartbeat), qos=0)

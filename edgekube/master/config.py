@@ -30,3 +30,7 @@ class MasterConfig:
     #: Events kept in memory (never written to disk); the oldest make room.
     event_capacity: int = 2000
     client_id: str = "edgekube-master"
+    #: TLS (all empty: plain TCP): the fleet's CA certificate, the master's certificate and key (edgekube ca issue).
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""

@@ -17,8 +17,8 @@ from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.encoding import encode_response, fitted
 from edgekube.master.liveness import Liveness
-from edgekube.model.errors import EdgekubeError, NotFoundError
-from edgekube.model.wire import ApiRequest, ApiResponse, ApplyResult, ErrorInfo, Verb
+from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
+from edgekube.model.wire import READ_VERBS, ApiRequest, ApiResponse, ApplyResult, ErrorInfo, Verb
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,21 @@ class Requests:
         if msg.response_topic:
             self.bus.publish(msg.response_topic, fitted(encode_response(response)), correlation=msg.correlation)
 
-    def on_api(self, msg: Message) -> None:
+    def on_read(self, msg: Message) -> None:
+        """`edgekube/v1/api/read`: get, list and logs only, so a broker ACL can let viewers read and not write."""
         req = ApiRequest.decode(msg.payload, what="api request")
+        if req.verb not in READ_VERBS:
+            reads = ", ".join(sorted(READ_VERBS))
+            problem = ValidationError(
+                f"verb {req.verb.value!r} is not allowed on {topics.API_READ}: that topic is read-only ({reads})",
+                hint=f"send changes to {topics.API_REQUEST} (with an identity allowed to write)",
+            )
+            self.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
+            return
+        self.on_api(msg, req)
+
+    def on_api(self, msg: Message, req: ApiRequest | None = None) -> None:
+        req = req if req is not None else ApiRequest.decode(msg.payload, what="api request")
         if req.verb is Verb.LOGS:
             self._forward_logs(msg, req)
             return

@@ -44,6 +44,9 @@ def master_bus(config: MasterConfig) -> PahoBus:
             persistent=True,
             keepalive=config.mqtt_keepalive,
             will=master_will(),
+            tls_ca=config.tls_ca,
+            tls_cert=config.tls_cert,
+            tls_key=config.tls_key,
         )
     )
 
@@ -61,7 +64,8 @@ def run_master(config: MasterConfig) -> None:
     gc.set_threshold(GC_THRESHOLD, 20, 20)
     master = build_master(config).start()
     gc.freeze()  # what was loaded at start stays: later collections skip it
-    log.info("master up: mqtt %s:%s, data %s", config.mqtt_host, config.mqtt_port, config.data_dir)
+    tls = "TLS" if config.tls_ca else "plain TCP"
+    log.info("master up: mqtt %s:%s (%s), data %s", config.mqtt_host, config.mqtt_port, tls, config.data_dir)
     try:
         while True:
             time.sleep(3600)

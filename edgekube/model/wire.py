@@ -70,6 +70,10 @@ class Verb(StrEnum):
     DRAIN = "drain"  # cordon, then evict every pod on the node
 
 
+#: Verbs that change nothing: the only ones the master serves on the read-only topic `edgekube/v1/api/read`.
+READ_VERBS = frozenset({Verb.GET, Verb.LIST, Verb.LOGS})
+
+
 class ApiRequest(WireModel):
     """CLI → master on `edgekube/v1/api/request` (MQTT 5 response topic + correlation data)."""
 

@@ -158,7 +158,7 @@ def test_master_down_times_out_with_hint(
     seen: queue.Queue[Message] = queue.Queue()
     marker = "edgekube/v1/test/after-ekctl"
     watcher = PahoBus(BusConfig(port=mosquitto.port))
-    for topic in (topics.API_REQUEST, topics.client_reply("+"), marker):
+    for topic in (topics.API_READ, topics.client_reply("+"), marker):
         watcher.subscribe(topic, seen.put)
     watcher.start(wait=5)
     try:
@@ -172,10 +172,10 @@ def test_master_down_times_out_with_hint(
     finally:
         watcher.close()
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "error: no answer on edgekube/v1/api/request within 1s"
+    assert err[0] == "error: no answer on edgekube/v1/api/read within 1s"
     assert err[1].startswith("hint: is the edgekube master running?")
     # The request reached the broker, asking for an answer on ekctl's reply topic; nothing answered it.
-    assert [m.topic for m in received] == [topics.API_REQUEST, marker]
+    assert [m.topic for m in received] == [topics.API_READ, marker]
     request = received[0]
     assert request.correlation
     assert re.fullmatch(r"edgekube/v1/clients/ekctl-\w+/reply", request.response_topic or "")

@@ -86,6 +86,7 @@ class ApiServer:
         )
         # Subscribed after the master's own handlers, so on the same message the pass runs after them.
         self.master.bus.subscribe(topics.API_REQUEST, self._pass)
+        self.master.bus.subscribe(topics.API_READ, self._pass)
         self.master.bus.subscribe(topics.ALL_NODE_STATUS, self._pass)
         self.agents: dict[str, Agent] = {}
         self.runtimes: dict[str, FakeRuntime] = {}
@@ -120,7 +121,7 @@ class ApiServer:
         return [
             ApiRequest.decode(p.message.payload)
             for p in self.broker.log
-            if p.message.topic == topics.API_REQUEST and p.sender.startswith(EKCTL)
+            if p.message.topic in (topics.API_REQUEST, topics.API_READ) and p.sender.startswith(EKCTL)
         ]
 
     # -- seeding -------------------------------------------------------------------------------------------

@@ -101,3 +101,25 @@ def test_bad_cluster_file_names_the_file(tmp_path: Path, content: str, message: 
 def test_bad_env_port_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="EDGEKUBE_MQTT_PORT: MQTT port '99999'"):
         resolve(None, None, {"EDGEKUBE_MQTT_PORT": "99999"}, tmp_path)
+
+
+def test_tls_files_come_from_flags_then_env_then_the_cluster_file(tmp_path: Path) -> None:
+    (tmp_path / ".edgekube").mkdir()
+    (tmp_path / ".edgekube" / "cluster.json").write_text(
+        json.dumps({"mqtt_port": 8883, "tls_ca": "pki/ca.crt", "tls_cert": "/abs/admin.crt", "tls_key": "pki/a.key"})
+    )
+    env = {"EDGEKUBE_TLS_CERT": "/env/me.crt"}
+    got = resolve(None, None, env, tmp_path, tls={"tls_ca": None, "tls_cert": None, "tls_key": "/flag/me.key"})
+    assert (got.port, got.tls_ca, got.tls_cert, got.tls_key) == (
+        8883,
+        str(tmp_path / ".edgekube" / "pki" / "ca.crt"),  # relative to the file's directory
+        "/env/me.crt",
+        "/flag/me.key",
+    )
+
+
+def test_tls_files_of_the_cluster_file_are_not_used_for_a_broker_named_elsewhere(tmp_path: Path) -> None:
+    (tmp_path / ".edgekube").mkdir()
+    (tmp_path / ".edgekube" / "cluster.json").write_text(json.dumps({"tls_ca": "/local/ca.crt"}))
+    got = resolve("fleet.example", 8883, {}, tmp_path)
+    assert (got.tls_ca, got.tls_cert, got.tls_key) == ("", "", "")
