@@ -6,6 +6,7 @@ import contextlib
 import logging
 import queue
 import socket
+import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -75,6 +76,19 @@ class _Client(mqtt.Client):
         except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError is an OSError)
             self.failure = exc
             raise
+
+    def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
+        # paho's own leaves the socket open when the handshake fails (a ResourceWarning per retry). The context
+        # checks the broker's name itself (check_hostname), so nothing else of paho's version is needed.
+        assert self._ssl_context is not None
+        sock = self._ssl_context.wrap_socket(tcp_sock, server_hostname=self._host, do_handshake_on_connect=False)
+        try:
+            sock.settimeout(self._connect_timeout)
+            sock.do_handshake()
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
 
 #: The message a connect hook's queue entry carries (hooks take no argument; see _hook_handler).

@@ -40,6 +40,7 @@ class TlsFiles:
         _readable(self.ca, "CA file", CA_HINT)
         try:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca)
+            context.check_hostname = True  # the broker's certificate must name the host dialled (PahoBus relies on it)
         except ssl.SSLError as exc:
             raise BusError(f"TLS CA file {self.ca}: not a PEM certificate ({_why(exc)})", hint=CA_HINT) from None
         if self.cert:
