@@ -30,7 +30,7 @@ install:
 	@bash scripts/install.sh
 
 up: install
-	$(BIN)/edgekube up $(if $(NODES),--nodes $(NODES))
+	$(BIN)/edgekube up $(if $(NODES),--nodes $(NODES)) $(if $(filter 0 no false,$(SECURE)),--insecure,--secure)
 
 down:
 	$(BIN)/edgekube down

@@ -137,7 +137,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from edgekube.local.cluster import LocalCluster  # noqa: PLC0415
 
-    LocalCluster.here().up(nodes=args.nodes, example=None if args.no_example else Path(args.example))
+    example = None if args.no_example else Path(args.example)
+    LocalCluster.here().up(nodes=args.nodes, example=example, secure=not args.insecure)
     return 0
 
 
@@ -172,6 +173,15 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--nodes", type=int, default=1)
     u.add_argument("--example", default="examples/hello-pod.yaml")
     u.add_argument("--no-example", action="store_true")
+    mode = u.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--secure",
+        action="store_false",
+        dest="insecure",
+        help="TLS with a certificate per node, the master and an admin (.edgekube/pki), ACL and CRL (the default)",
+    )
+    mode.add_argument("--insecure", action="store_true", help="plain MQTT, anyone may publish anything")
+    u.set_defaults(insecure=False)
     u.set_defaults(func=cmd_up)
 
     d = sub.add_parser("down", help="stop the local cluster and remove everything it started")

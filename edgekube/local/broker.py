@@ -28,6 +28,7 @@ __all__ = [
     "find_mosquitto",
     "free_port",
     "pid_from_pidfile",
+    "reload_pidfile",
     "start_detached",
     "stop_pidfile",
 ]
@@ -442,6 +443,15 @@ class Mosquitto:
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
         return f"Mosquitto({self._host}:{self._port}, {state}, workdir={str(self._workdir)!r})"
+
+
+def reload_pidfile(pidfile: Path) -> bool:
+    """SIGHUP the broker recorded in `pidfile` (it re-reads its config, ACL and CRL); False if none runs."""
+    pid = pid_from_pidfile(pidfile)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGHUP)
+    return True
 
 
 def start_detached(

@@ -17,11 +17,13 @@ from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
 from edgekube.local import processes
-from edgekube.local.broker import Mosquitto, pid_from_pidfile, stop_pidfile
+from edgekube.local.broker import Mosquitto, pid_from_pidfile, reload_pidfile, stop_pidfile
 from edgekube.local.images import ensure_demo_image
+from edgekube.local.pki import ADMIN, MASTER, LocalPki
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import EdgekubeError
 from edgekube.model.wire import ApiRequest, ApiResponse, Presence, Verb
+from edgekube.security.ca import Role
 
 
 def _say(text: str) -> None:
@@ -42,6 +44,36 @@ class LocalCluster:
     @property
     def run(self) -> Path:
         return self.root / "run"
+
+    @property
+    def pki(self) -> LocalPki:
+        return LocalPki(self.root / "pki")
+
+    def _tls_flags(self, name: str, secure: bool) -> list[str]:
+        if not secure:
+            return []
+        files = self.pki.files(name)
+        return ["--tls-ca", files.ca, "--tls-cert", files.cert, "--tls-key", files.key]
+
+    def _bus(self, secure: bool) -> PahoBus:
+        """An admin's client for `up` itself."""
+        files = self.pki.files(ADMIN) if secure else None
+        if files is None:
+            return PahoBus(BusConfig(port=self.port))
+        return PahoBus(BusConfig(port=self.port, tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key))
+
+    def _check_mode(self, secure: bool) -> None:
+        """A broker left running by an earlier `up` keeps its mode: refuse to mix TLS and plain clients."""
+        try:
+            data = json.loads((self.root / "cluster.json").read_text())
+        except (OSError, ValueError):
+            return
+        was = bool(data.get("tls_ca")) if isinstance(data, dict) else secure
+        if was != secure:
+            raise EdgekubeError(
+                f"a local cluster already runs {'with' if was else 'without'} TLS in {self.root}",
+                hint="stop it first: `make down` (or `edgekube down`), then `make up` again",
+            )
 
     def node_names(self, count: int) -> list[str]:
         return [f"node-{i}" for i in range(1, count + 1)]
@@ -69,16 +101,44 @@ class LocalCluster:
         return proc.pid
 
     # -- up ---------------------------------------------------------------------------------------------
-    def up(self, nodes: int = 1, example: Path | None = None, timeout: float = 120.0) -> None:
+    def up(self, nodes: int = 1, example: Path | None = None, timeout: float = 120.0, *, secure: bool = True) -> None:
+        """Start (or complete) the cluster; `secure`: TLS with one certificate per node, the master and an admin."""
         for sub in ("run", "logs", "broker", "master"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        _say(f"[1/5] broker: mosquitto on 127.0.0.1:{self.port}")
         broker_pidfile = self.run / "mosquitto.pid"
-        if pid_from_pidfile(broker_pidfile) is None:
-            Mosquitto(self.port, self.root / "broker", persistence=True, detached=True, pidfile=broker_pidfile).start()
-        (self.root / "cluster.json").write_text(json.dumps({"mqtt_host": "127.0.0.1", "mqtt_port": self.port}) + "\n")
+        running = pid_from_pidfile(broker_pidfile) is not None
+        if running:
+            self._check_mode(secure)
+        tls = None
+        if secure:
+            identities = {MASTER: Role.MASTER, ADMIN: Role.ADMIN, **dict.fromkeys(self.node_names(nodes), Role.NODE)}
+            pki = self.pki.ensure(identities)
+            tls = pki.broker_tls()
+            _say(f"[0/5] identities in {pki.root}: broker, {MASTER}, {ADMIN}, {', '.join(self.node_names(nodes))}")
+        _say(f"[1/5] broker: mosquitto on 127.0.0.1:{self.port}{' (TLS, client certificates, ACL)' if secure else ''}")
+        if not running:
+            Mosquitto(
+                self.port, self.root / "broker", persistence=True, detached=True, pidfile=broker_pidfile, tls=tls
+            ).start()
+        elif secure:
+            reload_pidfile(broker_pidfile)  # new nodes: the broker re-reads the ACL and the CRL
+        cluster: dict[str, object] = {"mqtt_host": "127.0.0.1", "mqtt_port": self.port}
+        if secure:
+            files = self.pki.files(ADMIN)
+            cluster.update(tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key)
+        (self.root / "cluster.json").write_text(json.dumps(cluster) + "\n")
         _say("[2/5] master")
-        self._spawn("master", ["master", "--mqtt-port", str(self.port), "--data-dir", str(self.root / "master")])
+        self._spawn(
+            "master",
+            [
+                "master",
+                "--mqtt-port",
+                str(self.port),
+                "--data-dir",
+                str(self.root / "master"),
+                *self._tls_flags(MASTER, secure),
+            ],
+        )
         for node in self.node_names(nodes):
             _say(f"[3/5] {node}: podman service + demo image")
             service = self.podman(node)
@@ -100,14 +160,15 @@ class LocalCluster:
                     str(self.root / "nodes" / node / "agent"),
                     "--label",
                     f"edgekube.io/local-index={node[5:]}",
+                    *self._tls_flags(node, secure),
                 ],
             )
         if example is not None:
             _say(f"[5/5] applying {example} and waiting for it to run")
-            self._apply_and_wait(example, timeout)
+            self._apply_and_wait(example, timeout, secure)
         else:
             # The listing below is a request: sent before the master subscribed, nobody would answer it.
-            bus = PahoBus(BusConfig(port=self.port)).start(wait=10)
+            bus = self._bus(secure).start(wait=10)
             try:
                 self._wait_master_online(bus, timeout=30)
             finally:
@@ -117,8 +178,8 @@ class LocalCluster:
         ekctl(["--mqtt-port", str(self.port), "get", "pods", "-o", "wide"])
         _say("\nThe cluster keeps running. Try: .venv/bin/ekctl get nodes   |   stop everything: make down")
 
-    def _apply_and_wait(self, example: Path, timeout: float) -> None:
-        bus = PahoBus(BusConfig(port=self.port)).start(wait=10)
+    def _apply_and_wait(self, example: Path, timeout: float, secure: bool) -> None:
+        bus = self._bus(secure).start(wait=10)
         try:
             self._wait_master_online(bus, timeout=30)
             req = ApiRequest(verb=Verb.APPLY, manifest=example.read_text())
