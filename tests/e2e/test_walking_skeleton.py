@@ -1,7 +1,8 @@
 """End to end on real parts: manifest → master (TinyDB) → MQTT → agent → Podman → status back → API.
 
-Each test starts its own Mosquitto on a free port, a master with a fresh state directory and an agent on a
-shared Podman service (own store and socket), and talks to the master the way ekctl does.
+Each test starts its own Mosquitto on a free port (TLS, a certificate per identity, the generated ACL), a master
+with a fresh state directory and an agent on a shared Podman service (own store and socket), and talks to the
+master the way ekctl does, with an admin's certificate.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import pytest
 from edgekube.agent.app import Agent
 from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_POD_UID
 from edgekube.bus import topics
-from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.bus.paho import PahoBus
 from edgekube.local.broker import Mosquitto
+from edgekube.local.pki import ADMIN, MASTER, LocalPki
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.wire import MAX_PAYLOAD_BYTES, ApiRequest, ApplyResult, Verb
-from tests.support.cluster import ApiClient, phase, start_agent, wait_for
+from tests.support.cluster import ApiClient, bus_config, phase, start_agent, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,15 +69,20 @@ def test_hello_pod_runs_and_its_containers_talk_over_localhost(agent: Agent, cli
 
 
 def test_mosquitto_pub_to_apply_topic_works_like_ekctl_apply(
-    agent: Agent, client: ApiClient, broker: Mosquitto
+    agent: Agent, client: ApiClient, broker: Mosquitto, pki: LocalPki
 ) -> None:
-    results = PahoBus(BusConfig(port=broker.port)).start(wait=10)
+    admin = pki.files(ADMIN)
+    results = PahoBus(bus_config(broker.port, admin)).start(wait=10)
     seen: list[ApplyResult] = []
     results.subscribe(topics.APPLY_RESULT, lambda m: seen.append(ApplyResult.decode(m.payload)))
     pub = shutil.which("mosquitto_pub")
     assert pub, "mosquitto-clients must be installed (scripts/install.sh)"
     subprocess.run(
-        [pub, "-p", str(broker.port), "-q", "1", "-t", topics.APPLY, "-f", str(EXAMPLES / "hello-pod.yaml")],
+        [
+            *(pub, "-h", "localhost", "-p", str(broker.port), "-q", "1", "-t", topics.APPLY),
+            *("--cafile", admin.ca, "--cert", admin.cert, "--key", admin.key),
+            *("-f", str(EXAMPLES / "hello-pod.yaml")),
+        ],
         check=True,
         timeout=10,
     )
@@ -122,7 +129,7 @@ def held(service: PodmanService, uid: str) -> dict[str, Held]:
 
 
 def test_restarted_agent_adopts_running_pods(
-    broker: Mosquitto, agent: Agent, client: ApiClient, e2e_podman: PodmanService, tmp_path: Path
+    broker: Mosquitto, pki: LocalPki, agent: Agent, client: ApiClient, e2e_podman: PodmanService, tmp_path: Path
 ) -> None:
     assert client.apply(HELLO).ok
     wait_for("hello Running", lambda: phase(client, "hello") == "Running")
@@ -130,7 +137,7 @@ def test_restarted_agent_adopts_running_pods(
     before = held(e2e_podman, uid)
     assert set(before) == {"web", "client"} and {c.status for c in before.values()} == {"running"}
     agent.stop()
-    again = start_agent(broker.port, "node-1", e2e_podman, tmp_path / "agent")
+    again = start_agent(broker.port, "node-1", e2e_podman, tmp_path / "agent", tls=pki.files("node-1"))
     try:
         wait_for(
             "node ready again",
@@ -172,8 +179,9 @@ class Junk:
     order: once a daemon answers a request sent after a payload, it has handled that payload.
     """
 
-    def __init__(self, port: int) -> None:
-        self.bus = PahoBus(BusConfig(port=port)).start(wait=10)
+    def __init__(self, port: int, pki: LocalPki) -> None:
+        # The master's identity: the ACL lets it write every topic, so the payloads reach the daemons' own checks.
+        self.bus = PahoBus(bus_config(port, pki.files(MASTER))).start(wait=10)
         self.results: list[ApplyResult] = []
         self.bus.subscribe(topics.APPLY_RESULT, lambda m: self.results.append(ApplyResult.decode(m.payload)))
 
@@ -201,7 +209,12 @@ def rejected_on(caplog: pytest.LogCaptureFixture, topic: str) -> bool:
 
 
 def test_bad_payloads_are_rejected_and_both_daemons_keep_working(
-    agent: Agent, client: ApiClient, broker: Mosquitto, e2e_podman: PodmanService, caplog: pytest.LogCaptureFixture
+    agent: Agent,
+    client: ApiClient,
+    broker: Mosquitto,
+    pki: LocalPki,
+    e2e_podman: PodmanService,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert client.apply(HELLO).ok
     wait_for("hello Running", lambda: phase(client, "hello") == "Running")
@@ -209,7 +222,7 @@ def test_bad_payloads_are_rejected_and_both_daemons_keep_working(
     uid, containers = hello["metadata"]["uid"], held(e2e_podman, hello["metadata"]["uid"])
     node_1 = client.get("Node", "node-1")
     desired = (agent.desired.epoch, agent.desired.generation)
-    junk = Junk(broker.port)
+    junk = Junk(broker.port, pki)
 
     def untouched() -> None:
         """What every refused payload leaves as it was: the pods, node-1, hello in the API and in Podman."""

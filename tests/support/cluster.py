@@ -15,6 +15,7 @@ from edgekube.agent.wiring import build_agent
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
+from edgekube.bus.tls import TlsFiles
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from edgekube.master.config import MasterConfig
@@ -49,8 +50,8 @@ class ApiClient:
     connection itself comes back on its own after a broker restart.
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.bus = PahoBus(BusConfig(host=host, port=port))
+    def __init__(self, port: int, host: str = "127.0.0.1", tls: TlsFiles | None = None) -> None:
+        self.bus = PahoBus(bus_config(port, tls, host=host))
         # Answers to send(): a reply topic of our own, subscribed before connecting and again on every reconnect.
         self._replies = topics.client_reply(f"{self.bus.config.client_id}-sent")
         self._pending: dict[bytes, PendingReply] = {}
@@ -132,12 +133,38 @@ def phase(client: ApiClient, name: str) -> str:
     return ""
 
 
-def start_master(port: int, data_dir: Path) -> Master:
-    return build_master(MasterConfig(mqtt_port=port, data_dir=data_dir, node_timeout=4.0)).start(wait=10)
+def bus_config(port: int, tls: TlsFiles | None = None, **kw: Any) -> BusConfig:
+    """A client's settings for the broker on `port`, with the identity `tls` (None: plain TCP)."""
+    files = tls or TlsFiles()
+    return BusConfig(port=port, tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key, **kw)
 
 
-def start_agent(port: int, node: str, service: PodmanService, state_dir: Path, **kw: Any) -> Agent:
+def start_master(port: int, data_dir: Path, tls: TlsFiles | None = None) -> Master:
+    files = tls or TlsFiles()
+    config = MasterConfig(
+        mqtt_port=port,
+        data_dir=data_dir,
+        node_timeout=4.0,
+        tls_ca=files.ca,
+        tls_cert=files.cert,
+        tls_key=files.key,
+    )
+    return build_master(config).start(wait=10)
+
+
+def start_agent(
+    port: int, node: str, service: PodmanService, state_dir: Path, tls: TlsFiles | None = None, **kw: Any
+) -> Agent:
+    files = tls or TlsFiles()
     config = AgentConfig(
-        node_name=node, mqtt_port=port, podman_url=service.url, state_dir=state_dir, resync_interval=0.5, **kw
+        node_name=node,
+        mqtt_port=port,
+        podman_url=service.url,
+        state_dir=state_dir,
+        resync_interval=0.5,
+        tls_ca=files.ca,
+        tls_cert=files.cert,
+        tls_key=files.key,
+        **kw,
     )
     return build_agent(config, PodmanRuntime(service.url, NodeName(node))).start(wait=10)
