@@ -43,9 +43,11 @@ from pathlib import Path
 #: Bump when the way the image is built changes (not the package list: that is hashed as it is).
 RECIPE_VERSION = 1
 #: What the image has; everything else is the playbook's job. python3-apt: Ansible's apt module;
-#: python3-venv: the edgekube venv in /opt/edgekube/venv; procps: pgrep/ps for the tests and humans.
+#: python3-venv: the edgekube venv in /opt/edgekube/venv; procps: pgrep/ps for the tests and humans;
+#: sudo: the plays `become` with it, as on Raspberry Pi OS.
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "python3", "python3-apt", "python3-venv", "ca-certificates", "procps",
+    "sudo",
 )  # fmt: skip
 SUITE = "bookworm"
 IMAGE_REPOSITORY = "localhost/edgekube-fleet/debian12"
@@ -317,6 +319,9 @@ class Machines:
         return self.machines[hostname]
 
     def close(self) -> None:
+        """Remove the machines; with EDGEKUBE_FLEET_KEEP=1 leave them for a look (the next run removes them)."""
+        if os.environ.get("EDGEKUBE_FLEET_KEEP") == "1":
+            return
         for machine in self.machines.values():
             machine.remove()
         self.machines.clear()
