@@ -115,10 +115,6 @@ class Fleet:
                     "edgekube_podman_cgroup_manager": "cgroupfs",
                     "edgekube_podman_events_logger": "file",
                     "edgekube_podman_default_ulimits": ["nofile=1024:1024", "nproc=4096:4096"],
-                    # The master's default (0 s) evicts a node's pods the moment its agent goes offline, so any
-                    # agent restart (upgrade, watchdog) would delete them; a fleet needs a grace period (measured
-                    # here: the pod was evicted within 0.4 s of `systemctl restart edgekube-agent`).
-                    "edgekube_master_settings": {"pod_eviction_timeout": 60},
                     "edgekube_agent_images": [
                         {
                             "path": str(images_tar),
