@@ -24,6 +24,7 @@ import yaml
 
 from edgekube.local.images import DEMO_IMAGE, build_rootfs_tar, find_static_busybox
 from tests.fleet.conftest import TIMINGS
+from tests.support.cluster import wait_for
 from tests.support.machines import ImageBuild, Machine, MachineHost, Machines
 from tests.support.prerequisites import ansible_playbook, require_ansible
 
@@ -170,15 +171,8 @@ class Fleet:
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 120.0, interval: float = 0.5) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` and the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    """`wait_for` with the fleet's slower pace (systemd machines over the Podman connection)."""
+    return wait_for(what, check, timeout=timeout, interval=interval)
 
 
 def containers(node: Machine) -> dict[str, tuple[str, str, int]]:
