@@ -15,6 +15,7 @@ from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.errors import ValidationError
 from edgekube.model.node import Node
 from edgekube.model.pod import Pod
+from edgekube.model.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
 
 M = TypeVar("M", bound=K8sModel)
 
@@ -24,8 +25,11 @@ KINDS: dict[tuple[str, str], type[K8sModel]] = {
     ("v1", "Node"): Node,
     ("v1", "ReplicationController"): ReplicationController,
     ("apps/v1", "ReplicaSet"): ReplicaSet,
+    ("v1", "PersistentVolume"): PersistentVolume,
+    ("v1", "PersistentVolumeClaim"): PersistentVolumeClaim,
+    ("storage.k8s.io/v1", "StorageClass"): StorageClass,
 }
-CLUSTER_SCOPED = frozenset({"Node"})
+CLUSTER_SCOPED = frozenset({"Node", "PersistentVolume", "StorageClass"})
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 

@@ -44,12 +44,24 @@ class NodeSystemInfo(K8sModel):
     machine_model: str = ""
 
 
+class NfsServerStatus(K8sModel):
+    """edgekube's addition to node status: can this node reach an NFS server the cluster's volumes live on?"""
+
+    server: str
+    port: int = 2049
+    reachable: bool
+    #: Why not (one line), when unreachable.
+    message: str | None = None
+    last_probe_time: str | None = None
+
+
 class NodeStatus(K8sModel):
     capacity: dict[str, Quantity] = Field(default_factory=dict)
     allocatable: dict[str, Quantity] = Field(default_factory=dict)
     conditions: list[NodeCondition] = Field(default_factory=list)
     addresses: list[NodeAddress] = Field(default_factory=list)
     node_info: NodeSystemInfo = Field(default_factory=NodeSystemInfo)
+    nfs_servers: list[NfsServerStatus] = Field(default_factory=list)
 
 
 class Node(K8sModel):

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.meta import ObjectMeta, check_label_map
-from edgekube.model.names import check_dns1123_label, check_env_name
+from edgekube.model.names import check_dns1123_label, check_dns1123_subdomain, check_env_name
 from edgekube.model.probe import Probe
 from edgekube.model.quantity import cpu_millis, memory_bytes
 from edgekube.model.status import PodStatus
@@ -86,10 +86,23 @@ class ResourceRequirements(K8sModel):
         return memory_bytes(raw)
 
 
+def check_descending_path(value: str, field: str) -> str:
+    """Kubernetes' validateLocalDescendingPath: relative, and no `..` element (subPath, items' paths)."""
+    if value.startswith("/"):
+        raise ValidationError(f"{field}: Invalid value: {value!r}: must be a relative path")
+    if ".." in value.split("/"):
+        raise ValidationError(f"{field}: Invalid value: {value!r}: must not contain '..'")
+    return value
+
+
 class VolumeMount(K8sModel):
     name: str
     mount_path: str
     read_only: bool = False
+    #: A path inside the volume to mount instead of its root (created on first use, as the kubelet does).
+    sub_path: str = ""
+    #: Like sub_path, with `$(VAR)` expanded from the container's environment (e.g. `$(POD_NAME)`).
+    sub_path_expr: str = ""
 
     @field_validator("mount_path")
     @classmethod
@@ -97,6 +110,16 @@ class VolumeMount(K8sModel):
         if not value.startswith("/"):
             raise ValidationError(f"{value!r}: must be an absolute path")
         return value
+
+    @model_validator(mode="after")
+    def _sub_paths(self) -> VolumeMount:
+        if self.sub_path and self.sub_path_expr:
+            raise ValidationError("subPathExpr: Invalid value: subPathExpr and subPath are mutually exclusive")
+        if self.sub_path:
+            check_descending_path(self.sub_path, "subPath")
+        if self.sub_path_expr:
+            check_descending_path(self.sub_path_expr, "subPathExpr")
+        return self
 
 
 class Container(K8sModel):
@@ -129,13 +152,97 @@ class Container(K8sModel):
 
 
 class EmptyDirVolumeSource(K8sModel):
+    """A directory that lives as long as the pod: on disk, or `medium: Memory` as tmpfs; `sizeLimit` enforced."""
+
     medium: Literal["", "Memory"] = ""
     size_limit: Quantity | None = None
+
+    @field_validator("size_limit")
+    @classmethod
+    def _size(cls, value: Quantity | None) -> Quantity | None:
+        if value is not None and memory_bytes(value, "sizeLimit") < 0:
+            raise ValidationError(f"Invalid value: {value!r}: must be greater than or equal to 0")
+        return value
+
+    def limit_bytes(self) -> int | None:
+        return None if self.size_limit is None else memory_bytes(self.size_limit, "sizeLimit")
+
+
+class NFSVolumeSource(K8sModel):
+    """An NFS export mounted into the pod (Kubernetes' `nfs` volume); also a PersistentVolume's source."""
+
+    server: str
+    path: str
+    read_only: bool = False
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        if not value.strip():
+            raise ValidationError("Required value")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value:
+            raise ValidationError("Required value")
+        if not value.startswith("/"):
+            raise ValidationError(f"Invalid value: {value!r}: must be an absolute path")
+        return value
+
+
+class PersistentVolumeClaimVolumeSource(K8sModel):
+    """A claim (PersistentVolumeClaim in the pod's namespace) whose bound volume the pod mounts."""
+
+    claim_name: str
+    read_only: bool = False
+
+    @field_validator("claim_name")
+    @classmethod
+    def _claim(cls, value: str) -> str:
+        return check_dns1123_subdomain(value, "")
+
+
+class HostPathType(StrEnum):
+    """What must be at a hostPath before the pod starts (Kubernetes' HostPathType)."""
+
+    UNSET = ""
+    DIRECTORY_OR_CREATE = "DirectoryOrCreate"
+    DIRECTORY = "Directory"
+    FILE_OR_CREATE = "FileOrCreate"
+    FILE = "File"
+    SOCKET = "Socket"
+    CHAR_DEVICE = "CharDevice"
+    BLOCK_DEVICE = "BlockDevice"
+
+
+class HostPathVolumeSource(K8sModel):
+    """A file or directory of the node mounted into the pod; `type` is checked (or created) before it starts."""
+
+    path: str
+    type: HostPathType = HostPathType.UNSET
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value:
+            raise ValidationError("Required value")
+        if ".." in value.split("/"):
+            raise ValidationError(f"Invalid value: {value!r}: must not contain '..'")
+        return value
+
+
+#: The volume sources a pod may use, by their manifest key.
+VOLUME_SOURCES = ("emptyDir", "nfs", "persistentVolumeClaim", "hostPath")
 
 
 class Volume(K8sModel):
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
+    nfs: NFSVolumeSource | None = None
+    persistent_volume_claim: PersistentVolumeClaimVolumeSource | None = None
+    host_path: HostPathVolumeSource | None = None
 
     @field_validator("name")
     @classmethod
@@ -144,9 +251,23 @@ class Volume(K8sModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
-        if self.empty_dir is None:
-            raise ValidationError("must specify a volume type (supported: emptyDir)")
+        sources = [s for s in (self.empty_dir, self.nfs, self.persistent_volume_claim, self.host_path) if s]
+        if len(sources) > 1:
+            raise ValidationError("may not specify more than 1 volume type")
+        if not sources:
+            # Kubernetes' defaulting (SetDefaults_Volume): a volume without a source is an emptyDir.
+            self.empty_dir = EmptyDirVolumeSource()
         return self
+
+    def source_kind(self) -> str:
+        """The manifest key of this volume's source (one of VOLUME_SOURCES)."""
+        if self.nfs is not None:
+            return "nfs"
+        if self.persistent_volume_claim is not None:
+            return "persistentVolumeClaim"
+        if self.host_path is not None:
+            return "hostPath"
+        return "emptyDir"
 
 
 class PodSpec(K8sModel):

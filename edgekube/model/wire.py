@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 
 from edgekube.model import fielderrors, jsoncodec
 from edgekube.model.errors import BY_REASON, EdgekubeError, InternalError, ValidationError
+from edgekube.model.storage import NfsServer
 
 SCHEMA = "edgekube/v1"
 #: Payloads above this are refused before parsing: a Pi must not be made to buffer or parse arbitrary blobs.
@@ -166,19 +167,37 @@ class NodeDesired(WireModel):
     generation: int = Field(ge=0)
     epoch: str  # master store identity; a generation is only comparable within one epoch
     pods: list[dict[str, Any]] = Field(default_factory=list)
+    #: The NFS servers the cluster's volumes live on: the node probes each and reports it (node status nfsServers),
+    #: so the scheduler keeps pods off nodes that cannot reach their storage.
+    nfs_servers: list[NfsServer] = Field(default_factory=list)
     _payload: bytes | None = PrivateAttr(default=None)
 
     @classmethod
     def prepared(
-        cls, node: str, generation: int, epoch: str, pods: list[dict[str, Any]], fragments: list[str]
+        cls,
+        node: str,
+        generation: int,
+        epoch: str,
+        pods: list[dict[str, Any]],
+        fragments: list[str],
+        nfs_servers: list[NfsServer] | None = None,
     ) -> NodeDesired:
         """A message the master built from its own data; `fragments` is the JSON of each pod.
 
         The master keeps each pod's JSON between messages, so encoding joins them instead of walking every pod of
         the node through pydantic again for each change.
         """
-        message = cls.model_construct(node=node, generation=generation, epoch=epoch, pods=pods)
-        head = jsoncodec.dumpb({"schema": SCHEMA, "node": node, "generation": generation, "epoch": epoch})
+        servers = list(nfs_servers or ())
+        message = cls.model_construct(node=node, generation=generation, epoch=epoch, pods=pods, nfs_servers=servers)
+        head = jsoncodec.dumpb(
+            {
+                "schema": SCHEMA,
+                "node": node,
+                "generation": generation,
+                "epoch": epoch,
+                "nfsServers": [s.to_dict() for s in servers],
+            }
+        )
         message._payload = head[:-1] + b',"pods":[' + ",".join(fragments).encode() + b"]}"
         return message
 

@@ -289,14 +289,19 @@ RFC1123_LABEL = (
             id="mount-relative",
         ),
         pytest.param(
-            pod(spec={"volumes": [{"name": "data"}]}),
-            "spec.volumes[0]: must specify a volume type (supported: emptyDir)",
-            id="volume-no-source",
+            pod(spec={"volumes": [{"name": "data", "emptyDir": {}, "hostPath": {"path": "/"}}]}),
+            "spec.volumes[0]: may not specify more than 1 volume type",
+            id="volume-two-sources",
         ),
         pytest.param(
-            pod(spec={"volumes": [{"name": "data", "hostPath": {"path": "/"}}]}),
-            "spec.volumes[0].hostPath: not supported",
-            id="volume-hostpath",
+            pod(spec={"volumes": [{"name": "data", "nfs": {"server": "nas", "path": "srv"}}]}),
+            "spec.volumes[0].nfs.path: Invalid value: 'srv': must be an absolute path",
+            id="volume-nfs-relative",
+        ),
+        pytest.param(
+            pod(spec={"volumes": [{"name": "data", "configMap": {"name": "x"}}]}),
+            "spec.volumes[0].configMap: not supported",
+            id="volume-unsupported-source",
         ),
         pytest.param(
             pod(spec={"volumes": [{"name": "d", "emptyDir": {}}, {"name": "d", "emptyDir": {}}]}),
@@ -478,14 +483,16 @@ def test_every_field_problem_of_one_document_is_listed() -> None:
             {"apiVersion": "apps/v1", "kind": "Deployment"},
             [
                 "kind: Deployment (apps/v1) is not supported (supported: Pod (v1), Node (v1), "
-                "ReplicationController (v1), ReplicaSet (apps/v1))"
+                "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
+                "StorageClass (storage.k8s.io/v1))"
             ],
         ),
         (
             {"apiVersion": "v1", "kind": "Service"},
             [
                 "kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
-                "ReplicationController (v1), ReplicaSet (apps/v1))"
+                "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
+                "StorageClass (storage.k8s.io/v1))"
             ],
         ),
         (["a", "list"], ["document must be a mapping, got list"]),
@@ -576,11 +583,13 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
     ]
     assert second.problems == [
         "kind: Secret (v1) is not supported (supported: Pod (v1), Node (v1), "
-        "ReplicationController (v1), ReplicaSet (apps/v1))"
+        "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
+        "StorageClass (storage.k8s.io/v1))"
     ]
     assert (
         str(second) == "app.yaml[2]: kind: Secret (v1) is not supported (supported: Pod (v1), Node (v1), "
-        "ReplicationController (v1), ReplicaSet (apps/v1))"
+        "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
+        "StorageClass (storage.k8s.io/v1))"
     )
 
 
