@@ -45,7 +45,7 @@ class NodeSystemInfo(K8sModel):
 
 
 class NfsServerStatus(K8sModel):
-    """edgekube's addition to node status: can this node reach an NFS server the cluster's volumes live on?"""
+    """edgekube's addition to node status: whether this node can reach one NFS server of the cluster's volumes."""
 
     server: str
     port: int = 2049

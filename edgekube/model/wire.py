@@ -180,6 +180,7 @@ class NodeDesired(WireModel):
         epoch: str,
         pods: list[dict[str, Any]],
         fragments: list[str],
+        *,
         nfs_servers: list[NfsServer] | None = None,
     ) -> NodeDesired:
         """A message the master built from its own data; `fragments` is the JSON of each pod.
