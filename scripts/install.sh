@@ -20,10 +20,14 @@ MIN_PYTHON="3.11"
 # podman: runc is listed explicitly so apt picks it for "crun | runc" (crun fails on hybrid cgroups);
 # catatonit is Podman 4's pod pause process; make runs `make up` / `make test`;
 # mmdebstrap builds the Debian rootfs of the systemd machines the fleet-rollout e2e test runs Ansible against;
-# openssl is used by the TLS tests to inspect what the CA issued.
+# openssl is used by the TLS tests to inspect what the CA issued;
+# NFS volumes without a kernel NFS client: libnfs-dev (headers the PyPI `libnfs` binding builds against) and
+# libnfs-utils, libfuse2 (fusepy's library) and fuse3 (mount.fuse, fusermount) for the FUSE mount helper
+# edgekube-nfs-mount; nfs-ganesha + nfs-ganesha-vfs serve NFSv4 exports to the local cluster and the tests.
 PACKAGES=(
     podman runc catatonit containernetworking-plugins slirp4netns uidmap fuse-overlayfs iproute2
     mosquitto mosquitto-clients busybox-static python3-venv make mmdebstrap openssl
+    libnfs-dev libnfs-utils libfuse2 fuse3 nfs-ganesha nfs-ganesha-vfs
 )
 
 LOG="$(mktemp "${TMPDIR:-/tmp}/edgekube-install.XXXXXX")"

@@ -44,6 +44,10 @@ class StoreError(EdgekubeError, OSError):
     """The state store could not be read or written."""
 
 
+class StorageError(EdgekubeError, OSError):
+    """An NFS server or a volume could not be reached or used."""
+
+
 class BusError(EdgekubeError, ConnectionError):
     """The MQTT broker could not be reached or did not answer in time."""
 
