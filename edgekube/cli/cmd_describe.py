@@ -1,4 +1,4 @@
-"""`ekctl describe pod|node|rc|rs [NAME...]`: kubectl's human-readable detail view of each object."""
+"""`ekctl describe pod|node|rc|rs|pv|pvc|sc [NAME...]`: kubectl's human-readable detail view of each object."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from edgekube.cli.context import Context
 from edgekube.cli.describe_controller import describe_controller
 from edgekube.cli.describe_node import describe_node
 from edgekube.cli.describe_pod import describe_pod
-from edgekube.cli.kinds import EVENT, NODE, POD, RC, RS, Resource, require, split_multi
+from edgekube.cli.describe_storage import describe_pv, describe_pvc, describe_sc
+from edgekube.cli.kinds import EVENT, NODE, POD, PV, PVC, RC, RS, SC, Resource, require, split_multi
 from edgekube.cli.status import section
 from edgekube.model.errors import BusError, EdgekubeError, ValidationError
 from edgekube.model.types import Obj
@@ -50,6 +51,12 @@ def _describe(related: Related, res: Resource, obj: Obj) -> str:
     if res in (RC, RS):
         owned = [p for p in related.pods(related.ctx.namespace) if workloads.owns(obj, p)]
         return describe_controller(obj, owned, found)
+    if res == PVC:
+        return describe_pvc(obj, related.pods(section(obj, "metadata").get("namespace") or "default"), found)
+    if res == PV:
+        return describe_pv(obj, found)
+    if res == SC:
+        return describe_sc(obj, found)
     return describe_pod(obj, found)
 
 
@@ -58,7 +65,7 @@ def run(ctx: Context) -> int:
     if any(names for _res, names in targets) and ctx.args.selector:
         raise ValidationError("name cannot be provided when a selector is specified")
     for res, _names in targets:
-        require(res, (POD, NODE, RC, RS), "describe")
+        require(res, (POD, NODE, RC, RS, PV, PVC, SC), "describe")
     related = Related(ctx)
     texts: list[str] = []
     missing = 0

@@ -145,10 +145,37 @@ def volumes(w: Writer, volume_list: list[Obj], space: str = "") -> None:
     w.line(0, f"{space}Volumes:")
     for volume in volume_list:
         w.line(1, f"{' ' if space else ''}{volume.get('name', '')}:")
-        empty_dir = volume.get("emptyDir")
-        if isinstance(empty_dir, dict):
-            w.field(2, "Type", "EmptyDir (a temporary directory that shares a pod's lifetime)")
-            w.field(2, "Medium", empty_dir.get("medium", ""))
-            w.field(2, "SizeLimit", empty_dir.get("sizeLimit") or "<unset>")
-        else:
-            w.field(2, "Type", "<unknown>")
+        volume_source(w, volume)
+
+
+def volume_source(w: Writer, source: Obj) -> bool:
+    """Write a pod volume's or PersistentVolume's source as kubectl's print*VolumeSource do; False: none known."""
+    empty_dir, nfs = source.get("emptyDir"), source.get("nfs")
+    claim, host_path = source.get("persistentVolumeClaim"), source.get("hostPath")
+    if isinstance(empty_dir, dict):
+        w.field(2, "Type", "EmptyDir (a temporary directory that shares a pod's lifetime)")
+        w.field(2, "Medium", empty_dir.get("medium", ""))
+        w.field(2, "SizeLimit", empty_dir.get("sizeLimit") or "<unset>")
+    elif isinstance(nfs, dict):
+        w.field(2, "Type", "NFS (an NFS mount that lasts the lifetime of a pod)")
+        w.field(2, "Server", nfs.get("server", ""))
+        w.field(2, "Path", nfs.get("path", ""))
+        w.field(2, "ReadOnly", _bool(nfs.get("readOnly")))
+    elif isinstance(claim, dict):
+        w.field(2, "Type", "PersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)")
+        w.field(2, "ClaimName", claim.get("claimName", ""))
+        w.field(2, "ReadOnly", _bool(claim.get("readOnly")))
+    elif isinstance(host_path, dict):
+        w.field(2, "Type", "HostPath (bare host directory volume)")
+        w.field(2, "Path", host_path.get("path", ""))
+        # Kubernetes defaults type to "" (shown empty); <none> only when the field is absent altogether.
+        w.field(2, "HostPathType", host_path.get("type", NONE))
+    else:
+        w.field(2, "Type", "<unknown>")
+        return False
+    return True
+
+
+def _bool(value: object) -> str:
+    """Go's %v of a bool."""
+    return "true" if value is True else "false"

@@ -83,6 +83,26 @@ def _pods(w: Writer, pods: list[Obj], allocatable: Obj, now: datetime | None) ->
         w.cells(1, r, _show(r, summed[(r, "requests")], alloc[r]), _show(r, summed[(r, "limits")], alloc[r]))
 
 
+def _nfs_servers(w: Writer, servers: list[Obj]) -> None:
+    """The section edgekube adds (not kubectl's): can this node reach each NFS server? Left out when none."""
+    if not servers:
+        return
+    w.line(0, "NFS Servers:")
+    header = ("Server", "Reachable", "LastProbeTime", "Message")
+    w.cells(1, *header)
+    w.cells(1, *("-" * len(h) for h in header))
+    for s in servers:
+        port = s.get("port", 2049)
+        address = str(s.get("server", ""))
+        w.cells(
+            1,
+            address if port in (2049, None) else f"{address}:{port}",
+            "True" if s.get("reachable") is True else "False",
+            rfc1123(s.get("lastProbeTime")) if s.get("lastProbeTime") else "",
+            " ".join(str(s.get("message") or "").split()),
+        )
+
+
 def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None) -> str:
     """`pods` are the pods bound to this node (spec.nodeName), in any namespace; `events` None: no section."""
     meta, spec, status = section(node, "metadata"), section(node, "spec"), section(node, "status")
@@ -119,6 +139,7 @@ def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None = None, n
             w.field(1, str(a.get("type", "")), a.get("address", ""))
     else:
         w.field(0, "Addresses", NONE)
+    _nfs_servers(w, items(status, "nfsServers"))
     for key, label in (("capacity", "Capacity"), ("allocatable", "Allocatable")):
         values = section(status, key)
         if values:

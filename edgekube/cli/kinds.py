@@ -31,8 +31,12 @@ NODE = Resource("Node", "node", "nodes", namespaced=False)
 RC = Resource("ReplicationController", "replicationcontroller", "replicationcontrollers", namespaced=True)
 RS = Resource("ReplicaSet", "replicaset", "replicasets", namespaced=True, group="apps")
 EVENT = Resource("Event", "event", "events", namespaced=True)
+PV = Resource("PersistentVolume", "persistentvolume", "persistentvolumes", namespaced=False)
+PVC = Resource("PersistentVolumeClaim", "persistentvolumeclaim", "persistentvolumeclaims", namespaced=True)
+SC = Resource("StorageClass", "storageclass", "storageclasses", namespaced=False, group="storage.k8s.io")
 CONTROLLERS = (RC, RS)
-_SHORT = {POD: "po", NODE: "no", RC: "rc", RS: "rs", EVENT: "ev"}
+STORAGE = (PV, PVC, SC)
+_SHORT = {POD: "po", NODE: "no", RC: "rc", RS: "rs", EVENT: "ev", PV: "pv", PVC: "pvc", SC: "sc"}
 _ALIASES = {alias: res for res, short in _SHORT.items() for alias in (res.plural, res.singular, short)}
 _BY_KIND = {res.kind: res for res in _SHORT}
 SUPPORTED = ", ".join(f"{res.plural} ({short})" for res, short in _SHORT.items())

@@ -94,7 +94,7 @@ def _label_command(p: argparse.ArgumentParser, noun: str) -> None:
         "args",
         nargs="+",
         metavar="TYPE NAME... KEY=VALUE... KEY-",
-        help=f"pods, nodes, rc, rs (or TYPE/NAME); {noun}s to set (KEY=VALUE) or remove (KEY-)",
+        help=f"pods, nodes, rc, rs, pv, pvc, sc (or TYPE/NAME); {noun}s to set (KEY=VALUE) or remove (KEY-)",
     )
     p.add_argument("--overwrite", action="store_true", help=f"allow replacing a {noun}'s existing value")
     p.add_argument("-l", "--selector", help="act on every object matching this label selector")
@@ -160,7 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-headers", action="store_true", help="leave out the table header")
 
     p = command("describe", "show details of objects", "cmd_describe")
-    _resource_args(p, types="pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs)")
+    _resource_args(
+        p,
+        types="pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), persistentvolumes (pv), "
+        "persistentvolumeclaims (pvc), storageclasses (sc)",
+    )
     p.add_argument("-l", "--selector", help="label selector")
 
     p = command("delete", "delete objects by name, selector or manifest", "cmd_delete")

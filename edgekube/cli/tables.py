@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edgekube.cli import events, workloads
-from edgekube.cli.kinds import EVENT, NODE, POD, RC, RS, Resource
+from edgekube.cli.kinds import EVENT, NODE, POD, PV, PVC, RC, RS, SC, Resource
 from edgekube.cli.status import NONE, node_address, node_roles, node_status, pod_summary, section
+from edgekube.cli.storage import PV_HEADER, PVC_HEADER, SC_HEADER, pv_row, pvc_row, sc_row
 from edgekube.cli.tabwriter import table
 from edgekube.cli.timefmt import age
 from edgekube.model.types import Obj
@@ -102,6 +103,9 @@ COLUMNS = {
     RC.kind: Columns(_CONTROLLER, [*_CONTROLLER, "CONTAINERS", "IMAGES", "SELECTOR"], controller_row),
     RS.kind: Columns(_CONTROLLER, [*_CONTROLLER, "CONTAINERS", "IMAGES", "SELECTOR"], controller_row),
     EVENT.kind: Columns(_EVENT, [*_EVENT[:4], "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"], event_row),
+    PV.kind: Columns(PV_HEADER, [*PV_HEADER, "VOLUMEMODE"], pv_row),
+    PVC.kind: Columns(PVC_HEADER, [*PVC_HEADER, "VOLUMEMODE"], pvc_row),
+    SC.kind: Columns(SC_HEADER, SC_HEADER, sc_row),
 }
 
 

@@ -166,7 +166,8 @@ def test_unknown_resource_type(server: ApiServer, capsys: Capture) -> None:
     assert ekctl(server, "get", "deployments") == 1
     assert capsys.readouterr().err.splitlines() == [
         'error: the server doesn\'t have a resource type "deployments"',
-        "hint: resource types: pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), events (ev)",
+        "hint: resource types: pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), events (ev), "
+        "persistentvolumes (pv), persistentvolumeclaims (pvc), storageclasses (sc)",
     ]
 
 
