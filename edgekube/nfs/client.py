@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import posixpath
 import stat as stat_module
@@ -31,6 +32,8 @@ from edgekube.nfs.libnfs import LIB, LibnfsMissing, NfsStat64, NfsStatvfs64, Tim
 from edgekube.nfs.target import NfsTarget
 
 __all__ = ["READ_CHUNK", "WRITE_CHUNK", "NfsClient", "NfsFile", "storage_error"]
+
+log = logging.getLogger(__name__)
 
 #: Largest WRITE libnfs 4.0 encodes reliably over NFSv4 (3.8 KB works, 4 KB fails).
 WRITE_CHUNK = 3072
@@ -462,16 +465,7 @@ class NfsClient:
                 rc = fn(conn.context)
                 if rc >= 0:
                     return rc
-                err = -rc
-                detail = (LIB.nfs_get_error(conn.context) or b"").decode(errors="replace")
-                if err in _RECONNECT and retry and attempt == 0:
-                    self._drop()
-                    continue
-                if err in _DROP or err in _RECONNECT:
-                    self._drop()
-                    if err == errno.ERANGE:
-                        err = errno.EIO
-                raise storage_error(err, self._message(what, path, err, detail))
+                self._failed(what, path, conn, -rc, retry=retry and attempt == 0)
             raise AssertionError("unreachable")
 
     def _lstat(self, server_path: str) -> os.stat_result:
@@ -531,17 +525,21 @@ class NfsClient:
                 rc = fn(conn.context, file.handle)
                 if rc >= 0:
                     return rc
-                err = -rc
-                detail = (LIB.nfs_get_error(conn.context) or b"").decode(errors="replace")
-                if err in _RECONNECT and attempt == 0:
-                    self._drop()
-                    continue
-                if err in _DROP or err in _RECONNECT:
-                    self._drop()
-                    if err == errno.ERANGE:
-                        err = errno.EIO
-                raise storage_error(err, self._message(what, file.path, err, detail))
+                self._failed(what, file.path, conn, -rc, retry=attempt == 0)
             raise AssertionError("unreachable")
+
+    def _failed(self, what: str, path: str, conn: _Connection, err: int, *, retry: bool) -> None:
+        """Return (after dropping the connection) when the call should be retried on a new one; else raise."""
+        detail = (LIB.nfs_get_error(conn.context) or b"").decode(errors="replace")
+        if err in _RECONNECT or err in _DROP:
+            self._drop()
+            if err in _RECONNECT and retry:
+                log.info("nfs server %s: %s %s lost its state or connection (%s); reconnecting",
+                         self.target.address(), what, path, detail)  # fmt: skip
+                return
+            if err == errno.ERANGE:
+                err = errno.EIO
+        raise storage_error(err, self._message(what, path, err, detail))
 
     def _pread(self, file: NfsFile, size: int, offset: int) -> bytes:
         buf = ctypes.create_string_buffer(min(size, READ_CHUNK))

@@ -17,6 +17,7 @@ import pytest
 
 from edgekube.local.broker import find_mosquitto
 from edgekube.model.errors import BusError
+from edgekube.nfs import libnfs
 from tests.support import netns
 from tests.support.machines import have_tools
 
@@ -61,6 +62,22 @@ def require_machines() -> None:
     if reason := have_tools():
         how = "run the tests as root" if "root" in reason else f"{INSTALL}; it installs mmdebstrap and podman"
         missing(f"the fleet machines cannot run ({reason})", how)
+
+
+def require_nfs() -> None:
+    """NFS volumes without a kernel client: NFS-Ganesha, /dev/fuse, the libnfs C library and fusepy's libfuse2."""
+    if shutil.which("ganesha.nfsd") is None:
+        missing("NFS-Ganesha is not installed", f"{INSTALL}; it installs nfs-ganesha and nfs-ganesha-vfs")
+    if not os.path.exists("/dev/fuse"):
+        missing("/dev/fuse is missing (FUSE)", "load the fuse module, or give the container --device /dev/fuse")
+    try:
+        libnfs.load()
+    except OSError as exc:
+        missing(f"the libnfs C library cannot be loaded ({exc})", f"{INSTALL}; it installs libnfs-dev")
+    try:
+        import fuse  # noqa: F401, PLC0415 - fusepy loads libfuse2 when imported
+    except (ImportError, OSError) as exc:  # fusepy raises OSError when libfuse is missing
+        missing(f"fusepy or libfuse2 is missing ({exc})", f"{INSTALL}; it installs libfuse2 and pip installs fusepy")
 
 
 def require_ansible() -> None:
