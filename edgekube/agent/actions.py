@@ -6,16 +6,27 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgekube.agent.backoff import Backoff, BackoffPolicy
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.ledger import RestartLedger
-from edgekube.agent.reconcile import Action, Create, DesiredPod, Failure, Remove, Restart, Stop, terminated
+from edgekube.agent.reconcile import (
+    EVICTED,
+    Action,
+    Create,
+    DesiredPod,
+    Failure,
+    Remove,
+    Restart,
+    Stop,
+    terminated,
+)
 from edgekube.agent.restarts import Verdict
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
+from edgekube.agent.runtime.volumes import FAILED_MOUNT, measured_volumes, over_limit
 from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.names import PodUID
 from edgekube.model.pod import PullPolicy
@@ -59,6 +70,7 @@ class PodActions:
         clock: Callable[[], float],
         wake: Callable[[], None],
         parallel_creates: int = 4,
+        volume_check_interval: float = 10.0,
     ) -> None:
         self.runtime = runtime
         self.events = events
@@ -74,6 +86,10 @@ class PodActions:
         #: Creates run off the loop too (a node taking over a dead node's pods creates them side by side), at most
         #: this many at once: Podman's parallelism ends where the board's cores do.
         self._creating = threading.BoundedSemaphore(parallel_creates)
+        #: Disk emptyDirs with a sizeLimit are measured this often, on a thread of their own (du can take a while).
+        self.volume_check_interval = volume_check_interval
+        self._next_measure = 0.0
+        self._measuring = False  # guarded by _lock
 
     # -- what the loop reads ------------------------------------------------------------------------------
     def busy(self) -> frozenset[PodUID]:
@@ -197,13 +213,17 @@ class PodActions:
         meta = d.pod.metadata
         to_pull = self._image_events(d)
         try:
-            self.runtime.create_pod(d.pod, d.uid, d.spec_hash)
+            self.runtime.create_pod(d.pod, d.uid, d.spec_hash, d.volumes)
         except RuntimeFailure as exc:
             delay = self._create_backoff.failed(d.uid, self.clock())
             with self._lock:
                 self._failures[d.uid] = Failure(exc.failure, str(exc))
-            self.events.record(_ref(d), "Failed", f"Error: {exc.failure}: {exc}", "Warning")
-            if delay > 0:
+            if exc.failure == FAILED_MOUNT:
+                # The kubelet's event: `MountVolume.SetUp failed for volume "x" : why`; retried by the back-off.
+                self.events.record(_ref(d), FAILED_MOUNT, str(exc), "Warning")
+            else:
+                self.events.record(_ref(d), "Failed", f"Error: {exc.failure}: {exc}", "Warning")
+            if delay > 0 and exc.failure != FAILED_MOUNT:
                 what = "pulling image" if exc.failure in _IMAGE_REASONS else "creating pod"
                 self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.failure})", "Warning")
             log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.failure, delay, exc)
@@ -295,3 +315,68 @@ class PodActions:
         for c in restarted.containers:
             self.events.record(_ref(d), "Started", f"Started container {c.name}")
         log.info("restarted pod %s/%s (%s)", d.pod.metadata.namespace, d.pod.metadata.name, pending.why)
+
+    # -- emptyDir sizeLimit (the kubelet's local-storage eviction) ------------------------------------------
+    def measure_volumes(self, desired: Sequence[DesiredPod], now: float) -> None:
+        """Every volume_check_interval, off the loop: measure the disk emptyDirs that have a sizeLimit.
+
+        A running pod whose volume is over its limit is evicted; tmpfs ones are held to it by the tmpfs size.
+        """
+        with self._lock:
+            evicted = {u for u, f in self._failures.items() if f.reason == EVICTED}
+            if self._measuring or now < self._next_measure:
+                return
+            candidates = [d for d in desired if d.uid not in evicted and measured_volumes(d.pod)]
+            if not candidates:
+                return
+            self._measuring = True
+        self._next_measure = now + self.volume_check_interval
+
+        def run() -> None:
+            try:
+                self._measure(candidates)
+            except Exception:
+                log.exception("measuring emptyDir volumes failed; will retry")
+            finally:
+                with self._lock:
+                    self._measuring = False
+
+        threading.Thread(target=run, name="volume-usage", daemon=True).start()
+
+    def _measure(self, candidates: list[DesiredPod]) -> None:
+        pods = self.runtime.list_pods()
+        running = {p.uid: p for p in pods if any(c.state is ContainerRunState.RUNNING for c in p.containers)}
+        for d in candidates:
+            observed = running.get(d.uid)
+            if observed is None:
+                continue  # not started yet, stopped or finished: nothing writes to its volumes
+            try:
+                usage = self.runtime.volume_usage(d.uid)
+            except RuntimeFailure as exc:
+                log.warning("cannot measure the volumes of pod %s: %s", d.uid, exc)
+                continue
+            message = over_limit(d.pod, usage)
+            if message is not None:
+                self._evict(d, observed, message)
+
+    def _evict(self, d: DesiredPod, observed: ObservedPod, message: str) -> None:
+        """Stop the pod at once and mark it Failed (Evicted) for good, as the kubelet's eviction manager does."""
+        with self._lock:
+            if d.uid in self._busy:
+                return  # being stopped, restarted or removed already: the next measurement decides
+            self._busy.add(d.uid)
+            self._failures[d.uid] = Failure(EVICTED, message)
+            self._pending.pop(d.uid, None)
+        try:
+            meta = d.pod.metadata
+            log.warning("evicting pod %s/%s: %s", meta.namespace, meta.name, message)
+            self.events.record(_ref(d), EVICTED, message, "Warning")
+            try:
+                self.runtime.stop_pod(d.uid, 0)
+            except NotFoundError:
+                return
+            self.ledger.finished(d.uid, observed.pod_id, "Failed", message)
+        finally:
+            with self._lock:
+                self._busy.discard(d.uid)
+            self._wake()

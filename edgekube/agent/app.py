@@ -67,6 +67,12 @@ class AgentConfig:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    #: How this node mounts NFS volumes: `kernel` (type=nfs), `userspace` (edgekube-nfs-mount over FUSE) or `auto`
+    #: (kernel when /proc/filesystems lists nfs4). `nfs_timeout`: seconds an NFS server has to answer a pod's mount.
+    nfs_client: str = "auto"
+    nfs_timeout: float = 5.0
+    #: Disk emptyDirs with a sizeLimit are measured (du) this often; a pod over its limit is evicted.
+    volume_check_interval: float = 10.0
 
     def __post_init__(self) -> None:
         check_dns1123_subdomain(self.node_name, "node name")
@@ -76,6 +82,12 @@ class AgentConfig:
                 raise ValidationError(f"{name}: must be greater than 0")
         if self.parallel_creates < 1:
             raise ValidationError("parallel_creates: must be at least 1")
+        if self.nfs_client not in ("auto", "kernel", "userspace"):
+            supported = "supported values: auto, kernel, userspace"
+            raise ValidationError(f"nfs_client: Unsupported value: {self.nfs_client!r}: {supported}")
+        for name in ("nfs_timeout", "volume_check_interval"):
+            if getattr(self, name) <= 0:
+                raise ValidationError(f"{name}: must be greater than 0")
 
 
 def _since(started_at: str | None, now: float) -> float:
@@ -128,6 +140,7 @@ class Agent:
             clock=clock,
             wake=self._wake.set,
             parallel_creates=config.parallel_creates,
+            volume_check_interval=config.volume_check_interval,
         )
         self._reporter = StatusReporter(
             self.node,
@@ -346,6 +359,7 @@ class Agent:
         failures = self._actions.failures()
         self._reporter.report(self.bus, desired, everything, memory, failures=failures, generation=generation)
         self._reporter.flush_events(self._bus)
+        self._actions.measure_volumes(desired, now)  # emptyDir sizeLimits, on a thread of its own
         self._next_due = self._actions.next_due(now)  # wake the loop when a back-off ends, not only on resync
 
     def _memory(self, d: DesiredPod, obs: ObservedPod | None, now: float) -> PodMemory:

@@ -6,11 +6,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgekube.agent.reconcile import DesiredPod, spec_hash
 from edgekube.model.errors import ValidationError
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.storage import RESOLVED_VOLUMES_KEY, ResolvedVolume
 from edgekube.model.wire import NodeDesired
 
 log = logging.getLogger(__name__)
@@ -66,9 +68,12 @@ class DesiredState:
     def _adopt(self, message: NodeDesired) -> None:
         pods: list[DesiredPod] = []
         rejected: dict[str, str] = {}
-        for i, raw in enumerate(message.pods):
+        for i, item in enumerate(message.pods):
+            raw = dict(item)
+            sources = raw.pop(RESOLVED_VOLUMES_KEY, None)
             try:
                 pod = Pod.from_dict(raw)
+                volumes = _volume_sources(pod, sources)
             except ValidationError as exc:
                 # One bad pod must not stop the node from running the others.
                 meta = raw.get("metadata")
@@ -79,7 +84,41 @@ class DesiredState:
             if not uid:
                 rejected[pod.metadata.name] = "metadata.uid: Required value"
                 continue
-            pods.append(DesiredPod(PodUID(uid), pod, spec_hash(uid, pod.spec.to_dict())))
+            identity = {name: v.to_dict() for name, v in sorted(volumes.items())}
+            pods.append(DesiredPod(PodUID(uid), pod, spec_hash(uid, pod.spec.to_dict(), identity), volumes))
         for name, why in rejected.items():
             log.error("desired pod %s rejected: %s", name, why)
         self.epoch, self.generation, self.pods, self.rejected = message.epoch, message.generation, pods, rejected
+
+
+def _volume_sources(pod: Pod, raw: Any) -> dict[str, ResolvedVolume]:
+    """The pod's `volumeSources`: a ResolvedVolume per persistentVolumeClaim volume; ValidationError names the entry.
+
+    A claim volume with no entry is fine here (the pod waits in ContainerCreating until the master sends one).
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError(f"{RESOLVED_VOLUMES_KEY}: Invalid value: must be a mapping of volume name to source")
+    claims = {v.name: v.persistent_volume_claim for v in pod.spec.volumes if v.persistent_volume_claim is not None}
+    out: dict[str, ResolvedVolume] = {}
+    for name, value in raw.items():
+        where = f"{RESOLVED_VOLUMES_KEY}[{name}]"
+        claim = claims.get(str(name))
+        if claim is None:
+            raise ValidationError(f"{where}: Not found: no persistentVolumeClaim volume {name!r} in spec.volumes")
+        if not isinstance(value, dict):
+            raise ValidationError(f"{where}: Invalid value: must be a ResolvedVolume mapping")
+        try:
+            resolved = ResolvedVolume.from_dict(value)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc}") from None
+        if resolved.claim_name != claim.claim_name:
+            raise ValidationError(
+                f"{where}.claimName: Invalid value: {resolved.claim_name!r}: the volume mounts claim "
+                f"{claim.claim_name!r}"
+            )
+        if resolved.nfs is None and resolved.host_path is None:
+            raise ValidationError(f"{where}: Required value: a source (nfs or hostPath)")
+        out[str(name)] = resolved
+    return out

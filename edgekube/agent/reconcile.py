@@ -10,8 +10,10 @@ from typing import Any
 
 from edgekube.agent.restarts import Decision, Verdict, decide
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
+from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.storage import ResolvedVolume
 
 
 @dataclass(frozen=True)
@@ -19,11 +21,20 @@ class DesiredPod:
     uid: PodUID
     pod: Pod
     spec_hash: str
+    #: The sources of its persistentVolumeClaim volumes, by volume name (what the master resolved the claims to).
+    volumes: Mapping[str, ResolvedVolume] = field(default_factory=dict)
 
 
-def spec_hash(uid: str, spec: Mapping[str, Any]) -> str:
-    """Identity of what runs: same uid + same spec → same hash → the running pod is kept (no churn)."""
-    blob = json.dumps({"uid": uid, "spec": spec}, sort_keys=True, separators=(",", ":")).encode()
+def spec_hash(uid: str, spec: Mapping[str, Any], volumes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """Identity of what runs: same uid + same spec (+ same claim sources) → same hash → the running pod is kept.
+
+    A claim bound to another volume changes the hash, so the pod is re-created on the new source; a pod without
+    claims hashes as it always did (an upgraded agent keeps its pods).
+    """
+    identity: dict[str, Any] = {"uid": uid, "spec": spec}
+    if volumes:
+        identity["volumeSources"] = volumes
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -131,10 +142,18 @@ def plan(
 
 @dataclass(frozen=True)
 class Failure:
-    """Why the last attempt to create a pod failed (e.g. ErrImagePull), shown as the pod's reason."""
+    """Why the last attempt to create a pod failed (e.g. ErrImagePull), shown as the pod's reason.
+
+    Two reasons read differently: `FailedMount` (a volume could not be set up; the pod waits in ContainerCreating
+    and is retried) and `Evicted` (the agent ended the pod, e.g. an emptyDir over its sizeLimit: Failed for good).
+    """
 
     reason: str
     message: str
+
+
+#: Failure reason of a pod the agent ended to protect the node (the kubelet's eviction).
+EVICTED = "Evicted"
 
 
 def terminated(obs: ObservedContainer) -> dict[str, Any]:
@@ -180,6 +199,17 @@ def _container_status(spec_image: str, name: str, obs: ObservedContainer | None,
     status["containerID"] = f"podman://{obs.container_id}"
     status["state"], status["ready"] = _state(name, obs, memory)
     return status
+
+
+def _waiting_for_volumes(containers: list[dict[str, Any]], failure: Failure) -> dict[str, Any]:
+    """A pod whose volumes cannot be set up yet: Pending, every container ContainerCreating with the reason why."""
+    for c in containers:
+        c["state"] = {"waiting": {"reason": "ContainerCreating", "message": failure.message}}
+    return {
+        "containerStatuses": containers,
+        "phase": "Pending",
+        "conditions": [{"type": "Ready", "status": "False", "reason": failure.reason, "message": failure.message}],
+    }
 
 
 def _failed(containers: list[dict[str, Any]], failure: Failure) -> dict[str, Any]:
@@ -238,9 +268,17 @@ def pod_status(
     pod = desired.pod
     by_name = {c.name: c for c in observed.containers} if observed else {}
     containers = [_container_status(c.image, c.name, by_name.get(c.name), memory) for c in pod.spec.containers]
-    if failure is not None and observed is None:
+    if failure is not None and observed is None and failure.reason == FAILED_MOUNT:
+        return _waiting_for_volumes(containers, failure)
+    if failure is not None and observed is None and failure.reason != EVICTED:
         return _failed(containers, failure)
     status: dict[str, Any] = {"containerStatuses": containers}
+    if failure is not None and failure.reason == EVICTED:
+        status.update(phase="Failed", reason=EVICTED, message=failure.message)
+        status["conditions"] = [{"type": "Ready", "status": "False", "reason": EVICTED}]
+        if observed is not None and observed.ip:
+            status["podIP"] = observed.ip
+        return status
     if observed is not None and observed.ip:
         status["podIP"] = observed.ip
     phase = _phase(pod, observed, containers, memory)

@@ -41,7 +41,9 @@ def agent_bus(config: AgentConfig) -> MessageBus:
 def podman_runtime(config: AgentConfig) -> PodRuntime:
     from edgekube.agent.runtime.podman import PodmanRuntime  # noqa: PLC0415 - podman-py loads only on a node
 
-    return PodmanRuntime(config.podman_url, NodeName(config.node_name))
+    return PodmanRuntime(
+        config.podman_url, NodeName(config.node_name), nfs_client=config.nfs_client, nfs_timeout=config.nfs_timeout
+    )
 
 
 def build_agent(config: AgentConfig, runtime: PodRuntime | None = None) -> Agent:

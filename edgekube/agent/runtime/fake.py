@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -15,9 +16,11 @@ from edgekube.agent.runtime.protocol import (
     ObservedPod,
     RuntimeInfo,
 )
+from edgekube.agent.runtime.volumes import MountPlan, VolumeKind, check_volumes, failed_mount, sub_dir
 from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod, PullPolicy
+from edgekube.model.storage import ResolvedVolume
 
 FAKE_NODE = NodeName("fake-node")
 
@@ -35,6 +38,12 @@ class FakeEngine:
     exec_results: dict[tuple[PodUID, str], tuple[int, str]] = field(default_factory=dict)
     addresses: itertools.count[int] = field(default_factory=lambda: itertools.count(2))
     exits: threading.Event = field(default_factory=threading.Event)  # set whenever a container exits
+    #: NFS servers ("host" or "host:port") that do not answer: a pod mounting one fails FailedMount naming it.
+    unreachable_nfs: set[str] = field(default_factory=set)
+    #: What each pod's containers mount (subPaths expanded, read-only resolved), as create_pod planned it.
+    mounts: dict[PodUID, list[MountPlan]] = field(default_factory=dict)
+    #: Bytes used per (pod, disk emptyDir volume), set by tests (fill_volume); volume_usage answers from it.
+    usage: dict[tuple[PodUID, str], int] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -67,7 +76,9 @@ class FakeRuntime:
         mine = [p for (node, _), p in self.engine.pods.items() if node == self.node]
         return sorted(mine, key=lambda p: (p.namespace, p.name, p.uid))
 
-    def create_pod(self, pod: Pod, uid: PodUID, spec_hash: str) -> ObservedPod:
+    def create_pod(
+        self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None = None
+    ) -> ObservedPod:
         self.calls.append(("create", uid))
         if self.fail_next_create is not None:
             failure, self.fail_next_create = self.fail_next_create, None
@@ -77,6 +88,7 @@ class FakeRuntime:
             if existing.spec_hash == spec_hash:
                 return existing
             self.remove_pod(uid)
+        mounts = self._volumes(pod, volumes)
         for container in pod.spec.containers:
             self._ensure_image(container.image, container.pull_policy())
         podname = f"ek_{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}"
@@ -99,12 +111,28 @@ class FakeRuntime:
             ),
         )
         self.engine.pods[(self.node, uid)] = observed
+        self.engine.mounts[uid] = mounts
         return observed
+
+    def _volumes(self, pod: Pod, volumes: Mapping[str, ResolvedVolume] | None) -> list[MountPlan]:
+        """The same checks as PodmanRuntime, on the real host (hostPaths, their subPaths); NFS is simulated."""
+        plans, mounts = check_volumes(pod, volumes)
+        for plan in plans.values():
+            if plan.nfs is not None and plan.nfs.address() in self.engine.unreachable_nfs:
+                raise failed_mount(plan.name, f"nfs server {plan.nfs.address()} is not reachable: no answer")
+        for mount in mounts:
+            plan = plans[mount.volume]
+            if plan.kind is VolumeKind.HOST_PATH:
+                sub_dir(mount.volume, plan.host_path, mount.sub_path)
+        return mounts
 
     def remove_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
         self.calls.append(("remove", uid))
         removed = self.engine.pods.pop((self.node, uid), None)
         if removed is not None:
+            self.engine.mounts.pop(uid, None)
+            for key in [k for k in self.engine.usage if k[0] == uid]:
+                del self.engine.usage[key]
             for container in removed.containers:
                 self.engine.logs.pop(container.container_id, None)
 
@@ -152,6 +180,11 @@ class FakeRuntime:
         lines = text.splitlines(keepends=True)
         return "".join(lines[-tail:]) if tail > 0 else ""
 
+    def volume_usage(self, uid: PodUID) -> dict[str, int]:
+        if (self.node, uid) not in self.engine.pods:
+            return {}
+        return {volume: used for (owner, volume), used in self.engine.usage.items() if owner == uid}
+
     # -- test helpers -------------------------------------------------------------------------------------
 
     def make_image_missing(self, image: str) -> None:
@@ -187,6 +220,10 @@ class FakeRuntime:
                 stopped = replace(pod, infra_running=False, ip=None)
                 self.engine.pods[key] = replace(stopped, containers=tuple(self._stopped(c) for c in pod.containers))
         self.engine.exits.set()
+
+    def fill_volume(self, uid: PodUID, volume: str, used: int) -> None:
+        """Make a disk emptyDir of the pod use `used` bytes (what volume_usage then reports)."""
+        self.engine.usage[(uid, volume)] = used
 
     def set_exec_result(self, uid: PodUID, container: str, exit_code: int, output: str = "") -> None:
         """Make every exec in that container answer `exit_code` and `output`."""

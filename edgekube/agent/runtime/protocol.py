@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.storage import ResolvedVolume
 
 #: Labels put on every Podman object edgekube creates, so a restarted agent can find and adopt them.
 LABEL_MANAGED = "io.edgekube.managed"
@@ -77,11 +79,16 @@ class PodRuntime(Protocol):
         """Every pod this agent's node created (label io.edgekube.node == node), running or not."""
         ...
 
-    def create_pod(self, pod: Pod, uid: PodUID, spec_hash: str) -> ObservedPod:
-        """Create and start the pod: infra container (shared localhost), emptyDir volumes, then its containers.
+    def create_pod(
+        self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None = None
+    ) -> ObservedPod:
+        """Create and start the pod: infra container (shared localhost), its volumes, then its containers.
 
-        Images are pulled per the container's pull policy. Raises RuntimeFailure with `reason` set
-        (`ErrImagePull`, `ImageNotFound`, `CreateContainerError`, ...) and leaves nothing half-created behind.
+        `volumes` are the sources of its persistentVolumeClaim volumes, by volume name. Volumes are checked
+        first (hostPath types, subPaths, claims, NFS servers): a refusal is RuntimeFailure `FailedMount` with the
+        kubelet's `MountVolume.SetUp failed for volume "x" : ...`, before anything is created. Images are pulled
+        per the container's pull policy. Raises RuntimeFailure with `reason` set (`ErrImagePull`,
+        `ImageNotFound`, `CreateContainerError`, ...) and leaves nothing half-created behind.
         """
         ...
 
@@ -130,4 +137,8 @@ class PodRuntime(Protocol):
 
     def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
         """stdout+stderr of one container; NotFoundError names the pod or container that is missing."""
+        ...
+
+    def volume_usage(self, uid: PodUID) -> dict[str, int]:
+        """Bytes each disk emptyDir of the pod uses (du), by volume name; {} for a pod that has none or is gone."""
         ...

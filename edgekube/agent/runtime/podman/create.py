@@ -1,16 +1,21 @@
-"""The create step of PodmanRuntime: images per pull policy, emptyDir volumes, the pod, its containers, the start."""
+"""The create step of PodmanRuntime: images per pull policy, volumes (podman/volumes.py), the pod, containers, start."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from edgekube.agent.runtime.podman import images, specgen
 from edgekube.agent.runtime.podman.naming import pod_labels, pod_name
+from edgekube.agent.runtime.podman.specgen import ContainerMount
 from edgekube.agent.runtime.podman.transport import PodmanTransport, error_body, message, raise_http
+from edgekube.agent.runtime.podman.volumes import VolumeSetup
+from edgekube.agent.runtime.volumes import NfsMode
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Container, Pod, PullPolicy
+from edgekube.model.storage import ResolvedVolume
 
 #: Podman's `cause` when a container is created from an image the store does not hold.
 _NO_IMAGE = "image not known"
@@ -24,38 +29,55 @@ class PodCreator:
     pulls first. The caller removes whatever a failed create left behind.
     """
 
-    def __init__(self, transport: PodmanTransport, node: NodeName, pull_timeout: float) -> None:
+    def __init__(
+        self,
+        transport: PodmanTransport,
+        node: NodeName,
+        pull_timeout: float,
+        *,
+        nfs_mode: NfsMode = NfsMode.USERSPACE,
+        nfs_timeout: float = 5.0,
+    ) -> None:
         self.transport = transport
         self.node = node
         self.pull_timeout = pull_timeout
+        self.volumes = VolumeSetup(transport, node, nfs_mode, nfs_timeout)
 
-    def create(self, pod: Pod, uid: PodUID, spec_hash: str) -> tuple[str, list[str]]:
-        """Create and start the pod; returns the Podman pod id and its app container ids in spec order."""
-        for image in dict.fromkeys(c.image for c in pod.spec.containers if c.pull_policy() is PullPolicy.ALWAYS):
-            images.pull(self.transport, image, self.pull_timeout)
+    def create(
+        self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None = None
+    ) -> tuple[str, list[str]]:
+        """Create and start the pod; returns the Podman pod id and its app container ids in spec order.
+
+        Volumes come first: a hostPath check, an unresolved claim or a silent NFS server fails the pod
+        (FailedMount) before any image is pulled.
+        """
         podname = pod_name(pod.metadata.namespace, pod.metadata.name, uid)
         labels = pod_labels(self.node, pod, uid, spec_hash)
-        for volume in pod.spec.volumes:
-            body = specgen.volume_spec(podname, volume, labels)
-            self.transport.json(
-                "post", "/volumes/create", what=f"create volume {body['Name']}", reason="CreateVolumeError", body=body
-            )
+        mounts = self.volumes.prepare(pod, podname, labels, volumes)
+        for image in dict.fromkeys(c.image for c in pod.spec.containers if c.pull_policy() is PullPolicy.ALWAYS):
+            images.pull(self.transport, image, self.pull_timeout)
         created = self.transport.json(
             "post", "/pods/create", what=f"create pod {podname}", reason="CreatePodError",
             body=specgen.pod_spec(pod, podname, labels),
         )  # fmt: skip
         pod_id = str(created["Id"])
         ids = [
-            self._create_container(pod, container, index, podname, labels)
+            self._create_container(pod, container, index, podname, labels, mounts[container.name])
             for index, container in enumerate(pod.spec.containers)
         ]
         self.start(pod_id, podname, ids)
         return pod_id, ids
 
-    def _create_container(
-        self, pod: Pod, container: Container, index: int, podname: str, labels: dict[str, str]
+    def _create_container(  # noqa: PLR0917 - one call site, each argument a part of the document
+        self,
+        pod: Pod,
+        container: Container,
+        index: int,
+        podname: str,
+        labels: dict[str, str],
+        mounts: Sequence[ContainerMount],
     ) -> str:
-        body = specgen.container_spec(pod, container, index, podname, labels)
+        body = specgen.container_spec(pod, container, index, podname, labels, mounts=mounts)
         what = f"create container {body['name']} ({container.image})"
         response = self.transport.request("post", "/containers/create", what=what, body=body)
         if response.status_code >= 400 and error_body(response).get("cause") == _NO_IMAGE:

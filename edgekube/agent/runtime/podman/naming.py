@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from edgekube.agent.runtime.protocol import (
@@ -18,6 +19,9 @@ from edgekube.model.pod import Pod
 
 #: Private label: the container's position in spec.containers, so list_pods can return them in spec order.
 LABEL_CONTAINER_INDEX = "io.edgekube.container.index"
+#: Private labels of a pod's Podman volumes: the pod volume it serves and its kind (the agent measures emptyDirs).
+LABEL_VOLUME = "io.edgekube.volume"
+LABEL_VOLUME_KIND = "io.edgekube.volume.kind"
 
 _STATE_MAP = {
     "created": ContainerRunState.CREATED,
@@ -40,8 +44,11 @@ def container_name(podname: str, container: str) -> str:
     return f"{podname}_{container}"
 
 
-def volume_name(podname: str, volume: str) -> str:
-    return f"{podname}_{volume}"
+def volume_name(podname: str, volume: str, sub_path: str = "") -> str:
+    """`<podname>_<volume>`; a volume made for one subPath (NFS) gets a digest of that path appended."""
+    if not sub_path:
+        return f"{podname}_{volume}"
+    return f"{podname}_{volume}_{hashlib.sha256(sub_path.encode()).hexdigest()[:8]}"
 
 
 def run_state(value: object) -> ContainerRunState:

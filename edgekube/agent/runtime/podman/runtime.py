@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 from edgekube.agent.runtime.podman.create import PodCreator
 from edgekube.agent.runtime.podman.exec import Executor
@@ -11,9 +12,11 @@ from edgekube.agent.runtime.podman.observe import Observer
 from edgekube.agent.runtime.podman.stop import PodStopper
 from edgekube.agent.runtime.podman.transport import PodmanTransport
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, RuntimeInfo
+from edgekube.agent.runtime.volumes import nfs_mode
 from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.storage import ResolvedVolume
 
 #: Podman's word for a name taken by an object left over from a create that died half-way.
 _TAKEN = "already exists"
@@ -23,8 +26,9 @@ class PodmanRuntime:
     """PodRuntime on a Podman API socket (`unix:///…/podman.sock`) for node `node`.
 
     All state is read back from Podman by label, so a new instance adopts pods an earlier process created.
-    emptyDir volumes are Podman named volumes `<podname>_<volume>` (medium Memory → tmpfs), removed with
-    the pod.
+    emptyDir and NFS volumes are Podman named volumes `<podname>_<volume>` (medium Memory → tmpfs; NFS through
+    the kernel or edgekube's FUSE helper, per `nfs_client`), removed with the pod; hostPaths and subPaths of
+    disk volumes are binds (see podman/volumes.py). `nfs_timeout` bounds the wait for an NFS server's answer.
     """
 
     def __init__(
@@ -34,12 +38,15 @@ class PodmanRuntime:
         *,
         timeout: float = 60.0,
         pull_timeout: float = 120.0,
+        nfs_client: str = "auto",
+        nfs_timeout: float = 5.0,
     ) -> None:
         self.socket_url = socket_url
         self.node = node
         self.transport = PodmanTransport(socket_url, timeout=timeout)
         self._observer = Observer(self.transport, node)
-        self._creator = PodCreator(self.transport, node, pull_timeout)
+        self.nfs_mode = nfs_mode(nfs_client)
+        self._creator = PodCreator(self.transport, node, pull_timeout, nfs_mode=self.nfs_mode, nfs_timeout=nfs_timeout)
         self._stopper = PodStopper(self.transport, node)
         self._executor = Executor(self.transport, self._observer)
 
@@ -54,7 +61,9 @@ class PodmanRuntime:
         self._executor.retain({str(p.uid) for p in pods})
         return pods
 
-    def create_pod(self, pod: Pod, uid: PodUID, spec_hash: str) -> ObservedPod:
+    def create_pod(
+        self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None = None
+    ) -> ObservedPod:
         """Create and start the pod (see PodRuntime); repeating the call returns the pod already there.
 
         If a pod for `uid` exists but with another spec hash or with containers missing (an agent that died
@@ -68,20 +77,20 @@ class PodmanRuntime:
                 return existing
             self.remove_pod(uid, grace_seconds=pod.spec.termination_grace_period_seconds)
         try:
-            self._create(pod, uid, spec_hash)
+            self._create(pod, uid, spec_hash, volumes)
         except RuntimeFailure as exc:
             if _TAKEN not in str(exc):
                 raise
             # Leftovers of a crashed create (a volume, a pod without containers) hold the names: clear, retry.
-            self._create(pod, uid, spec_hash)
+            self._create(pod, uid, spec_hash, volumes)
         observed = self._observer.find_pod(uid)
         if observed is None:
             raise RuntimeFailure(f"pod {pod.metadata.name} vanished right after it was started", reason="RuntimeError")
         return observed
 
-    def _create(self, pod: Pod, uid: PodUID, spec_hash: str) -> None:
+    def _create(self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None) -> None:
         try:
-            self._creator.create(pod, uid, spec_hash)
+            self._creator.create(pod, uid, spec_hash, volumes)
         except BaseException:
             with contextlib.suppress(EdgekubeError):
                 self._stopper.purge(uid)
@@ -125,3 +134,6 @@ class PodmanRuntime:
 
     def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
         return self._observer.logs(uid, container, tail)
+
+    def volume_usage(self, uid: PodUID) -> dict[str, int]:
+        return self._creator.volumes.usage(uid)

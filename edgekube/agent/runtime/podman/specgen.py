@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import resource
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, container_name, volume_name
 from edgekube.agent.runtime.protocol import LABEL_CONTAINER
+from edgekube.agent.runtime.volumes import NfsExport, NfsMode, VolumeKind, VolumePlan
 from edgekube.model.pod import Container, Pod, Volume
 from edgekube.model.quantity import cpu_millis, memory_bytes
 
@@ -14,6 +17,8 @@ _CPU_PERIOD_US = 100_000
 #: The kernel rejects CFS quotas under 1 ms; Kubernetes clamps to the same floor.
 _MIN_CPU_QUOTA_US = 1_000
 _MAX_HOSTNAME = 63
+#: The NFS version the kernel client is asked for (NFSv4.1: sessions, no rpcbind, one TCP port).
+NFS_VERSION = "4.1"
 
 
 def volume_spec(podname: str, volume: Volume, labels: dict[str, str]) -> dict[str, Any]:
@@ -21,14 +26,71 @@ def volume_spec(podname: str, volume: Volume, labels: dict[str, str]) -> dict[st
     body: dict[str, Any] = {"Name": volume_name(podname, volume.name), "Label": labels}
     source = volume.empty_dir
     if source is not None and source.medium == "Memory":
-        options = {"type": "tmpfs", "device": "tmpfs"}
-        if source.size_limit is not None:
-            # Podman 4.3 takes `size=` in a volume's options as an XFS project quota and refuses
-            # it on tmpfs; tmpfs' own `nr_blocks` (pages) sets the same limit unhindered.
-            pages = -(-memory_bytes(source.size_limit) // resource.getpagesize())
-            options["o"] = f"nr_blocks={max(pages, 1)}"
-        body["Options"] = options
+        body["Options"] = _tmpfs_options(source.limit_bytes())
     return body
+
+
+def _tmpfs_options(limit: int | None) -> dict[str, str]:
+    options = {"type": "tmpfs", "device": "tmpfs"}
+    if limit is not None:
+        # Podman 4.3 takes `size=` in a volume's options as an XFS project quota and refuses
+        # it on tmpfs; tmpfs' own `nr_blocks` (pages) sets the same limit unhindered.
+        pages = -(-limit // resource.getpagesize())
+        options["o"] = f"nr_blocks={max(pages, 1)}"
+    return options
+
+
+def kernel_nfs_options(export: NfsExport, read_only: bool) -> dict[str, str]:
+    """A `type=nfs` volume's options: `addr`, `port`, `nfsvers=4.1`, `ro`, then the volume's mountOptions.
+
+    A mount option naming the same key (`port=`, `nfsvers=`, ...) replaces the default rather than repeating it.
+    """
+    options: dict[str, str | None] = {"addr": export.server, "port": str(export.port), "nfsvers": NFS_VERSION}
+    if read_only:
+        options["ro"] = None
+    for item in export.mount_options:
+        for part in item.split(","):
+            key, sep, value = part.strip().partition("=")
+            if key:
+                options[key] = value if sep else None
+    o = ",".join(k if v is None else f"{k}={v}" for k, v in options.items())
+    return {"type": "nfs", "o": o, "device": f"{export.server}:{export.path}"}
+
+
+def fuse_nfs_options(helper: str, source: str) -> dict[str, str]:
+    """A `type=fuse` volume's options: Podman runs `mount.fuse <helper>#<source>` when a container starts."""
+    return {"type": "fuse", "device": f"{helper}#{source}"}
+
+
+def plan_volume_spec(
+    name: str, plan: VolumePlan, labels: dict[str, str], *, nfs_options: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`POST /volumes/create` body of one planned volume: emptyDir, tmpfs, or NFS with `nfs_options` (see above)."""
+    body: dict[str, Any] = {"Name": name, "Label": labels}
+    if plan.kind is VolumeKind.MEMORY:
+        body["Options"] = _tmpfs_options(plan.size_limit)
+    elif plan.kind is VolumeKind.NFS:
+        if nfs_options is None:
+            raise ValueError(f"volume {plan.name}: an nfs volume needs its options")
+        body["Options"] = nfs_options
+    return body
+
+
+def nfs_volume_options(mode: NfsMode, export: NfsExport, read_only: bool, helper: str, source: str) -> dict[str, str]:
+    """The options of an NFS volume in `mode` (both modes are the same volume, only these differ)."""
+    if mode is NfsMode.KERNEL:
+        return kernel_nfs_options(export, read_only)
+    return fuse_nfs_options(helper, source)
+
+
+@dataclass(frozen=True)
+class ContainerMount:
+    """One mount of a container: a Podman named `volume`, or a host `source` path bound (subPaths, hostPath)."""
+
+    dest: str
+    read_only: bool = False
+    volume: str = ""
+    source: str = ""
 
 
 def pod_spec(pod: Pod, podname: str, labels: dict[str, str]) -> dict[str, Any]:
@@ -65,8 +127,25 @@ def _resource_limits(container: Container) -> dict[str, Any]:
     return result
 
 
-def container_spec(pod: Pod, container: Container, index: int, podname: str, labels: dict[str, str]) -> dict[str, Any]:
-    """`POST /containers/create` body (specgen) of one app container, joined to the pod `podname`."""
+def container_spec(
+    pod: Pod,
+    container: Container,
+    index: int,
+    podname: str,
+    labels: dict[str, str],
+    *,
+    mounts: Sequence[ContainerMount] | None = None,
+) -> dict[str, Any]:
+    """`POST /containers/create` body (specgen) of one app container, joined to the pod `podname`.
+
+    `mounts` are the container's volume mounts as the create step resolved them; None: each volumeMount is the
+    pod's named volume `<podname>_<volume>` (emptyDirs).
+    """
+    if mounts is None:
+        mounts = [
+            ContainerMount(m.mount_path, m.read_only, volume=volume_name(podname, m.name))
+            for m in container.volume_mounts
+        ]
     body: dict[str, Any] = {
         "name": container_name(podname, container.name),
         "pod": podname,
@@ -76,16 +155,21 @@ def container_spec(pod: Pod, container: Container, index: int, podname: str, lab
         "restart_policy": "no",
         "stop_timeout": pod.spec.termination_grace_period_seconds,
         "env": {e.name: e.value for e in container.env},
-        # nocopy: an emptyDir starts empty, unlike a Docker volume that copies the image's directory in.
+        # nocopy: a volume starts as it is (an empty emptyDir, an NFS export as the server has it), unlike a
+        # Docker volume that copies the image's directory in.
         "volumes": [
-            {
-                "Name": volume_name(podname, m.name),
-                "Dest": m.mount_path,
-                "Options": ["nocopy", "ro"] if m.read_only else ["nocopy"],
-            }
-            for m in container.volume_mounts
+            {"Name": m.volume, "Dest": m.dest, "Options": ["nocopy", "ro"] if m.read_only else ["nocopy"]}
+            for m in mounts
+            if m.volume
         ],
     }
+    binds = [
+        {"destination": m.dest, "type": "bind", "source": m.source, "options": ["rbind", "ro" if m.read_only else "rw"]}
+        for m in mounts
+        if not m.volume
+    ]
+    if binds:
+        body["mounts"] = binds
     # Kubernetes semantics map onto specgen exactly: command → entrypoint, args → command; an explicit
     # entrypoint makes Podman drop the image's CMD, as Kubernetes does when only `command` is given.
     if container.command is not None:
