@@ -18,6 +18,7 @@ from edgekube.agent.backoff import BackoffPolicy
 from edgekube.agent.desired import DesiredState
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.ledger import RestartLedger
+from edgekube.agent.nfsprobe import NfsProber, ProbeFn, nfs_probe
 from edgekube.agent.probe_checks import ProbeResult, ProbeTarget
 from edgekube.agent.probe_timing import ProbeKind
 from edgekube.agent.probe_workers import Prober
@@ -73,6 +74,8 @@ class AgentConfig:
     nfs_timeout: float = 5.0
     #: Disk emptyDirs with a sizeLimit are measured (du) this often; a pod over its limit is evicted.
     volume_check_interval: float = 10.0
+    #: The cluster's NFS servers are probed this often (node status nfsServers, condition NFSReachable).
+    nfs_probe_interval: float = 10.0
 
     def __post_init__(self) -> None:
         check_dns1123_subdomain(self.node_name, "node name")
@@ -85,7 +88,7 @@ class AgentConfig:
         if self.nfs_client not in ("auto", "kernel", "userspace"):
             supported = "supported values: auto, kernel, userspace"
             raise ValidationError(f"nfs_client: Unsupported value: {self.nfs_client!r}: {supported}")
-        for name in ("nfs_timeout", "volume_check_interval"):
+        for name in ("nfs_timeout", "volume_check_interval", "nfs_probe_interval"):
             if getattr(self, name) <= 0:
                 raise ValidationError(f"{name}: must be greater than 0")
 
@@ -114,6 +117,7 @@ class Agent:
         *,
         clock: Callable[[], float] = time.monotonic,
         notify: SdNotify | None = None,
+        nfs_probe_fn: ProbeFn = nfs_probe,
     ) -> None:
         self.config = config
         self.node = NodeName(config.node_name)
@@ -142,6 +146,8 @@ class Agent:
             parallel_creates=config.parallel_creates,
             volume_check_interval=config.volume_check_interval,
         )
+        #: Probes the NFS servers the master names, on its own thread; a change wakes the loop to report it.
+        self.nfs = NfsProber(self.node, nfs_probe_fn, interval=config.nfs_probe_interval, on_change=self._wake.set)
         self._reporter = StatusReporter(
             self.node,
             self.boot_id,
@@ -150,6 +156,7 @@ class Agent:
             labels=config.labels,
             max_pods=config.max_pods,
             report_interval=config.report_interval,
+            nfs=self.nfs,
         )
         self._next_due: float | None = None
         self._seq = 0
@@ -176,6 +183,7 @@ class Agent:
         if loop:
             for thread in self._threads:
                 thread.start()
+            self.nfs.start()
         self._wake.set()
         return self
 
@@ -188,6 +196,7 @@ class Agent:
             if thread.is_alive():
                 thread.join(timeout=10)
         self.prober.stop()
+        self.nfs.stop()
         # Let stops and restarts in flight finish, so what they learnt (counts, finished pods) is saved.
         if not self.wait_idle(timeout=15):
             log.warning("stopping with pod operations still running")
@@ -227,6 +236,9 @@ class Agent:
             raise ValidationError(f"desired state: node: {message.node!r} is not this node ({self.node!r})")
         with self._lock:
             accepted = self.desired.offer(message, msg.payload)
+            current = accepted or (message.epoch, message.generation) == (self.desired.epoch, self.desired.generation)
+        if current:  # also the retained copy of the generation loaded from disk: it names the NFS servers
+            self.nfs.set_servers(message.nfs_servers)
         if accepted:
             log.info("desired state generation %s: %d pod(s)", message.generation, len(message.pods))
             self._wake.set()

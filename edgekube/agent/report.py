@@ -11,6 +11,7 @@ from typing import Any
 from edgekube import __version__
 from edgekube.agent import hostinfo
 from edgekube.agent.events import EventRecorder
+from edgekube.agent.nfsprobe import NfsProber
 from edgekube.agent.reconcile import DesiredPod, Failure, PodMemory, pod_status
 from edgekube.agent.runtime.protocol import ObservedPod, PodRuntime
 from edgekube.bus import topics
@@ -34,6 +35,7 @@ class StatusReporter:
         labels: Mapping[str, str],
         max_pods: int,
         report_interval: float,
+        nfs: NfsProber | None = None,
     ) -> None:
         self.node = node
         self.boot_id = boot_id
@@ -42,6 +44,8 @@ class StatusReporter:
         self.labels = labels
         self.max_pods = max_pods
         self.report_interval = report_interval
+        #: NFS reachability for the Node's status (nfsServers, the NFSReachable condition); a change is sent at once.
+        self.nfs = nfs
         self._last_report: bytes = b""
         self._last_report_at = 0.0
         self._host_ip = hostinfo.primary_address()
@@ -72,7 +76,8 @@ class StatusReporter:
             return  # paho would queue every report unbounded; on reconnect the whole state is sent anyway
         # Only changes are sent, plus a periodic resend so a restarted master converges (level-triggered).
         now = time.monotonic()
-        fingerprint = json.dumps([p.model_dump() for p in pods], sort_keys=True).encode()
+        nfs = self.nfs.node_status() if self.nfs is not None else {}
+        fingerprint = json.dumps([[p.model_dump() for p in pods], nfs], sort_keys=True).encode()
         periodic = now - self._last_report_at > self.report_interval
         if fingerprint == self._last_report and not periodic:
             return
@@ -83,7 +88,7 @@ class StatusReporter:
             node=self.node,
             boot_id=self.boot_id,
             observed_generation=generation,
-            node_object=self._node_object,
+            node_object=_with_status(self._node_object, nfs),
             pods=pods,
         )
         bus.publish(topics.node_status(self.node), report.encode())
@@ -91,15 +96,26 @@ class StatusReporter:
 
     def flush_events(self, bus: MessageBus | None) -> None:
         """Publish recorded events in batches (QoS 1) while connected; they wait in memory otherwise."""
-        if bus is None or not bus.connected or not self.events.pending:
+        if bus is None or not bus.connected:
             return
         topic = topics.node_events(self.node)
+
+        def publish(batch: list[dict[str, Any]]) -> None:
+            bus.publish(topic, EventReport(node=self.node, events=batch).encode())
+
         try:
-            self.events.flush(lambda batch: bus.publish(topic, EventReport(node=self.node, events=batch).encode()))
+            if self.events.pending:
+                self.events.flush(publish)
+            if self.nfs is not None:
+                self.nfs.flush_events(publish)  # node events: NFSServerUnreachable, NFSServerReachable
         except Exception:
             log.exception("publishing events failed; they stay queued")
 
     def node_object(self) -> dict[str, Any]:
+        """The Node object of this host, with its NFS reachability (which `report` refreshes every time)."""
+        return _with_status(self._host_object(), self.nfs.node_status() if self.nfs is not None else {})
+
+    def _host_object(self) -> dict[str, Any]:
         info = self.runtime.info()
         cap = hostinfo.capacity(self.max_pods)
         return {
@@ -132,3 +148,8 @@ class StatusReporter:
                 },
             },
         }
+
+
+def _with_status(node: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`node` with `extra`'s keys set in its status (a copy; the cached object is left as it was)."""
+    return {**node, "status": {**node.get("status", {}), **extra}} if extra else node
