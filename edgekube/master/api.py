@@ -1,15 +1,18 @@
 """The master's API: MQTT requests (apply, get, list, delete, scale, label, annotate, cordon, drain) → the store.
 
-Every request is validated completely before anything is written, and `handle` answers every failure.
+Every request is validated completely before anything is written, and `handle` answers every failure. The rules
+of the storage kinds (admission, immutable fields, protected deletes) are in master.storage.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
-from edgekube.master import paging
+from edgekube.master import paging, storage
 from edgekube.master.controllers.base import Binder
 from edgekube.master.controllers.nodelifecycle import LIFECYCLE_TAINTS
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
@@ -25,15 +28,17 @@ from edgekube.store.protocol import StateStore
 
 log = logging.getLogger(__name__)
 
-KINDS = ("Pod", "Node", "ReplicationController", "ReplicaSet", "Event")
+STORAGE_KINDS = ("PersistentVolume", "PersistentVolumeClaim", "StorageClass")
+KINDS = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, "Event")
+_WRITABLE = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS)
 #: Kinds each verb works on (apply takes any kind the manifest loader knows).
 VERB_KINDS: dict[Verb, tuple[str, ...]] = {
     Verb.GET: KINDS,
     Verb.LIST: KINDS,
-    Verb.DELETE: ("Pod", "Node", "ReplicationController", "ReplicaSet"),
+    Verb.DELETE: _WRITABLE,
     Verb.SCALE: CONTROLLER_KINDS,
-    Verb.LABEL: ("Pod", "Node", "ReplicationController", "ReplicaSet"),
-    Verb.ANNOTATE: ("Pod", "Node", "ReplicationController", "ReplicaSet"),
+    Verb.LABEL: _WRITABLE,
+    Verb.ANNOTATE: _WRITABLE,
     Verb.CORDON: ("Node",),
     Verb.UNCORDON: ("Node",),
     Verb.DRAIN: ("Node",),
@@ -93,11 +98,16 @@ class Api:
         decorate_node: NodeDecorator,
         events: EventLog | None = None,
         binder: Binder | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.decorate_node = decorate_node
         self.events = events if events is not None else EventLog()
         self.binder = binder
+        self._wall = wall
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self._wall(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def handle(self, req: ApiRequest) -> ApiResponse:
         try:
@@ -149,9 +159,12 @@ class Api:
     def apply(self, text: str | bytes, *, source: str = "") -> list[Outcome]:
         """Create or update every object in a manifest; all documents are validated before any is stored."""
         documents = load_manifests(text, source=source)
+        objects = [doc.obj.to_dict() for doc in documents]
+        # Claims are checked against the classes and volumes stored and those of the same manifest.
+        context = storage.Context.of(self.store, objects)
         # Plan every document first (a forbidden spec change is an error too), then write: all or nothing.
         writes: _Writes = {}
-        outcomes = [self._plan_one(doc.obj.to_dict(), writes) for doc in documents]
+        outcomes = [self._plan_one(obj, writes, context) for obj in objects]
         new_pods = [obj for verb, obj in writes.values() if verb == "create" and obj["kind"] == "Pod"]
         bound = {id(p) for p in self.binder.bind_new(new_pods)} if self.binder is not None and new_pods else set()
         for verb, obj in writes.values():
@@ -160,11 +173,11 @@ class Api:
                 self.binder.scheduled(stored)
         return outcomes
 
-    def _plan_one(self, obj: Obj, writes: _Writes) -> Outcome:
+    def _plan_one(self, obj: Obj, writes: _Writes, context: storage.Context) -> Outcome:
         kind, meta = obj["kind"], obj["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
         obj.pop("status", None)
-        for server_field in ("uid", "resourceVersion", "creationTimestamp", "generation"):
+        for server_field in storage.SERVER_META:
             meta.pop(server_field, None)
         key = (kind, namespace, name)
         verb = "update"
@@ -178,6 +191,8 @@ class Api:
                     obj["status"] = {"phase": "Pending"}
                 if kind in CONTROLLER_KINDS:
                     meta["generation"] = 1
+                if kind in STORAGE_KINDS:
+                    obj = storage.admit_new(obj, context)
                 writes[key] = ("create", obj)
                 return Outcome(kind=kind, namespace=namespace, name=name, action="created")
         merged = self._merge(kind, current, obj)
@@ -203,6 +218,8 @@ class Api:
                     hint="delete the pod and apply it again (a ReplicationController does this for you)",
                 )
             return merged
+        if kind in STORAGE_KINDS:
+            return storage.merge(current, new, merged)
         spec: Obj = new["spec"] if "spec" in new else current.get("spec", {})
         if kind == "Node":
             # The node lifecycle controller's taints say what the master sees; a manifest cannot wish them away.
@@ -248,6 +265,8 @@ class Api:
                 for pod in owned:
                     self.store.delete("Pod", ns, pod["metadata"]["name"])
             log.info("deleted %s %s/%s (cascade %s, %d pod(s))", kind, ns, name, cascade, len(owned))
+        elif kind in STORAGE_KINDS:
+            storage.delete(self.store, kind, ns, name, now=self._now())
         else:
             self.store.delete(kind, ns, name)
         return Outcome(kind=kind, namespace=ns, name=name, action="deleted")

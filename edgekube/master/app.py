@@ -2,7 +2,7 @@
 
 Handlers (master.ingest for the node topics, master.requests for API requests and applies) only record facts
 (under the master's lock) and wake the loop. One pass = every registered controller
-(controllers.registry: node lifecycle, then replication) → scheduler → dispatch of every node's desired set that
+(controllers.registry: node lifecycle, replication, volumes) → scheduler → dispatch of every node's desired set that
 changed. Bus, store and clocks are built by master.wiring and handed in; the master closes them when it stops.
 """
 
@@ -23,7 +23,11 @@ from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
 from edgekube.master.controllers.base import Effects, Setup, Snapshot, apply
 from edgekube.master.controllers.registry import CONTROLLERS
-from edgekube.master.dispatch import Dispatcher
+from edgekube.master.controllers.volumes.nfsio import NoShareFs, ShareFs
+from edgekube.master.controllers.volumes.services import VolumeServices
+from edgekube.master.controllers.volumes.users import ClaimUsers
+from edgekube.master.controllers.volumes.worker import VolumeWorker
+from edgekube.master.dispatch import Dispatcher, VolumeResolver
 from edgekube.master.echo import Echo
 from edgekube.master.eventlog import EventLog
 from edgekube.master.ingest import StatusIngest
@@ -32,6 +36,7 @@ from edgekube.master.requests import Requests
 from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
+from edgekube.master.scheduling.volumes import VolumeGate
 from edgekube.model.wire import Presence
 from edgekube.sdnotify import SdNotify
 
@@ -58,6 +63,7 @@ class Master:
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
         notify: SdNotify | None = None,
+        share_fs: ShareFs | None = None,
     ) -> None:
         self.config = config
         self.bus = bus
@@ -70,21 +76,40 @@ class Master:
             timeout=config.node_timeout, will_settle=config.will_settle, clock=lambda: self.echo.watermark
         )
         self.events = EventLog(config.event_capacity, clock=lambda: datetime.fromtimestamp(wall(), UTC))
-        self.dispatcher = Dispatcher()
+        self._wake = threading.Event()
+        #: NFS provisioning runs on the worker's own thread (started with the loop); it wakes the loop when done.
+        worker = VolumeWorker(
+            share_fs if share_fs is not None else NoShareFs(),
+            clock=wall,
+            on_done=self._wake.set,
+            retry_base=config.volume_retry_base,
+            retry_max=config.volume_retry_max,
+        )
+        self.volumes = VolumeServices(ClaimUsers(), worker)
+        self.dispatcher = Dispatcher(volumes=VolumeResolver(self.store))
         self.specs = SpecCache()
         self.usage = NodeUsage(self.specs)
-        self.placer = Placer(self.store, self.usage, self.specs, self.events, self.liveness.ready)
-        self.api = Api(self.store, self.liveness.decorate, self.events, binder=self.placer)
-        # Kept current by every Pod write: what each node is told, and what each node has bound.
+        self.placer = Placer(
+            self.store,
+            self.usage,
+            self.specs,
+            self.events,
+            self.liveness.ready,
+            volumes=VolumeGate(self.store, self.volumes.users),
+        )
+        self.api = Api(self.store, self.liveness.decorate, self.events, binder=self.placer, wall=wall)
+        # Kept current by every Pod write: what each node is told, what each node has bound, who uses each claim.
+        self.store.listen("Pod", self.volumes.users.observe)
         self.store.listen("Pod", self.dispatcher.observe)
         self.store.listen("Pod", self.usage.observe)
-        setup = Setup(config, self.store)
+        self.store.listen("PersistentVolumeClaim", self.dispatcher.claim_changed)
+        self.store.listen("PersistentVolume", self.dispatcher.volume_changed)
+        setup = Setup(config, self.store, self.volumes)
         self.controllers = [build(setup) for build in CONTROLLERS]
         self._effects = Effects(self.store, self.events, self.placer)
         self._clock = clock
         self._wall = wall
         self._lock = threading.RLock()
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self.ingest = StatusIngest(
             self.store, self.liveness, self.events, self.dispatcher, lock=self._lock, wake=self._wake.set
@@ -107,6 +132,7 @@ class Master:
         self.bus.on_connect(self._on_connected)
         self.bus.start(wait=wait)
         if loop:
+            self.volumes.worker.start()
             for thread in self._threads:
                 thread.start()
         return self
@@ -129,6 +155,7 @@ class Master:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=5)
+        self.volumes.worker.stop()
         self.commit()  # answers still owed go out once their writes are on flash
         self.bus.publish(topics.MASTER_ONLINE, Presence(online=False).encode(), retain=True)
         self.bus.close()

@@ -29,6 +29,11 @@ class MasterConfig:
     controller_resync: float = 5.0
     #: Events kept in memory (never written to disk); the oldest make room.
     event_capacity: int = 2000
+    #: NFS provisioning and reclaiming: a failed job is retried after this many seconds, doubled per failure in a
+    #: row up to `volume_retry_max`; each NFS call gives up after `nfs_timeout` seconds.
+    volume_retry_base: float = 2.0
+    volume_retry_max: float = 60.0
+    nfs_timeout: float = 5.0
     client_id: str = "edgekube-master"
     #: TLS (all empty: plain TCP): the fleet's CA certificate, the master's certificate and key (edgekube ca issue).
     tls_ca: str = ""

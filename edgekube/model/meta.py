@@ -74,6 +74,10 @@ class ObjectMeta(K8sModel):
     generation: int | None = None
     creation_timestamp: str | None = None
     owner_references: list[OwnerReference] | None = None
+    #: Set by the server when a delete waits for finalizers (the object shows Terminating); never from a manifest.
+    deletion_timestamp: str | None = None
+    #: Keys of the controllers that must act before the object goes (e.g. kubernetes.io/pvc-protection).
+    finalizers: list[str] | None = None
 
     @field_validator("name")
     @classmethod

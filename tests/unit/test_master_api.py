@@ -330,19 +330,29 @@ def test_unknown_names_are_not_found(api: Api, verb: Verb, fields: dict[str, Any
 # -- handle never raises ----------------------------------------------------------------------------------------
 
 
+SUPPORTED = (
+    "(supported: Pod, Node, ReplicationController, ReplicaSet, PersistentVolume, PersistentVolumeClaim, StorageClass, "
+    "Event)"
+)
+
+
 @pytest.mark.parametrize(
     ("verb", "fields", "message"),
     [
         (
             Verb.GET,
             {"kind": "Deployment", "name": "x"},
-            "kind: 'Deployment' is not supported (supported: Pod, Node, ReplicationController, ReplicaSet, Event)",
+            "kind: 'Deployment' is not supported " + SUPPORTED,
         ),
-        (Verb.LIST, {}, "kind: None is not supported (supported: Pod, Node, ReplicationController, ReplicaSet, Event)"),
+        (
+            Verb.LIST,
+            {},
+            "kind: None is not supported " + SUPPORTED,
+        ),
         (
             Verb.LIST,
             {"kind": "pod"},
-            "kind: 'pod' is not supported (supported: Pod, Node, ReplicationController, ReplicaSet, Event)",
+            "kind: 'pod' is not supported " + SUPPORTED,
         ),
         (Verb.GET, {"kind": "Pod"}, "name: Required value for verb get"),
         (Verb.DELETE, {"kind": "Pod"}, "name: Required value for verb delete"),

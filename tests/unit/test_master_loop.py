@@ -329,7 +329,13 @@ def test_answers_to_writes_wait_for_the_group_commit_reads_do_not(cluster: Clust
 
 
 def test_the_master_runs_the_registered_controllers_in_order(cluster: Cluster) -> None:
-    assert [c.name for c in cluster.master.controllers] == ["node-lifecycle", "replication"]
+    assert [c.name for c in cluster.master.controllers] == [
+        "node-lifecycle",
+        "replication",
+        "pvc-protection",
+        "persistentvolume-binder",
+        "nfs-provisioner",
+    ]
 
 
 def test_a_registered_controller_plans_every_pass_and_sees_what_the_ones_before_it_wrote(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
+from edgekube.master.controllers.volumes.services import VolumeServices
 from edgekube.master.eventlog import EventLog
 from edgekube.master.liveness import Health
 from edgekube.model.errors import ConflictError, NotFoundError
@@ -92,10 +93,11 @@ class Controller(Protocol):
 
 @dataclass(frozen=True)
 class Setup:
-    """What a controller is built from (see controllers.registry): the master's settings and its cache."""
+    """What a controller is built from (see controllers.registry): the master's settings, its cache, volume parts."""
 
     config: MasterConfig
     store: CachedStore
+    volumes: VolumeServices = field(default_factory=VolumeServices)
 
 
 ControllerFactory = Callable[[Setup], Controller]

@@ -9,8 +9,14 @@ from __future__ import annotations
 from edgekube.master.controllers.base import ControllerFactory
 from edgekube.master.controllers.nodelifecycle import NodeLifecycle
 from edgekube.master.controllers.replication.controller import ReplicationManager
+from edgekube.master.controllers.volumes.binder import VolumeBinder
+from edgekube.master.controllers.volumes.protection import ClaimProtection
+from edgekube.master.controllers.volumes.provisioner import NfsProvisioner
 
 CONTROLLERS: tuple[ControllerFactory, ...] = (
     NodeLifecycle.build,  # first: its evictions are replaced by the controllers after it, in the same pass
     ReplicationManager.build,
+    ClaimProtection.build,  # a claim whose last pod went is gone before the binder looks at it
+    VolumeBinder.build,
+    NfsProvisioner.build,  # after the binder: only claims no existing volume fits are provisioned for
 )

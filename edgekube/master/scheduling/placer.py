@@ -7,8 +7,10 @@ tries the pending pods again, oldest first, explaining the ones that still do no
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +20,7 @@ from edgekube.master.eventlog import EventLog
 from edgekube.master.scheduling.scheduler import NodeView, Request, schedule_all
 from edgekube.master.scheduling.specs import SpecCache, owner_of
 from edgekube.master.scheduling.usage import NodeUsage
+from edgekube.master.scheduling.volumes import VolumeCheck, VolumeGate
 from edgekube.model.errors import ConflictError, NotFoundError
 from edgekube.model.names import NodeName
 from edgekube.model.node import DEFAULT_MAX_PODS
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "default-scheduler"
 #: A node's parsed allocatable, labels and taints, kept until its resourceVersion moves.
-_Static = tuple[str, Mapping[str, str], int, int, int, bool, tuple[Taint, ...]]
+_Static = tuple[str, Mapping[str, str], int, int, int, bool, tuple[Taint, ...], frozenset[tuple[str, int]]]
 
 
 def _now() -> str:
@@ -43,6 +46,14 @@ def scheduled_status() -> Obj:
     }
 
 
+@dataclass
+class _Gated:
+    """One batch's volume bookkeeping: the exclusive claims taken so far, why the last pod was held back."""
+
+    claims: set[tuple[str, str]] = field(default_factory=set)
+    blocked: VolumeCheck | None = None
+
+
 class Placer:
     """The scheduling step; `ready` says which nodes are Ready (the master's liveness)."""
 
@@ -53,19 +64,22 @@ class Placer:
         specs: SpecCache,
         events: EventLog,
         ready: Callable[[str], bool],
+        *,
+        volumes: VolumeGate | None = None,
     ) -> None:
         self.store = store
         self.usage = usage
         self.specs = specs
         self.events = events
         self.ready = ready
+        self.volumes = volumes
         self._static: dict[str, tuple[str | None, _Static]] = {}
 
     def views(self) -> list[NodeView]:
         """The scheduler's picture of every stored node: O(nodes), usage comes from the index."""
         out = []
         for node in self.store.objects("Node").values():
-            name, labels, cpu, memory, max_pods, unschedulable, taints = self._node_static(node)
+            name, labels, cpu, memory, max_pods, unschedulable, taints, unreachable = self._node_static(node)
             used = self.usage.usage(name)
             out.append(
                 NodeView(
@@ -82,6 +96,7 @@ class Placer:
                     host_ports=frozenset(used.ports),
                     taints=taints,
                     owner_pods=dict(used.owners),
+                    unreachable_nfs=unreachable,
                 )
             )
         return out
@@ -91,7 +106,13 @@ class Placer:
         cached = self._static.get(meta["name"])
         if cached is not None and cached[0] == meta.get("resourceVersion"):
             return cached[1]
-        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        status = node.get("status") or {}
+        allocatable = status.get("allocatable") or {}
+        unreachable = frozenset(
+            (str(s["server"]), int(s.get("port") or 2049))
+            for s in status.get("nfsServers") or ()
+            if s.get("reachable") is False
+        )
         static: _Static = (
             meta["name"],
             dict(meta.get("labels") or {}),
@@ -100,6 +121,7 @@ class Placer:
             int(allocatable.get("pods", DEFAULT_MAX_PODS)),
             bool((node.get("spec") or {}).get("unschedulable")),
             node_taints(node),
+            unreachable,
         )
         self._static[meta["name"]] = (meta.get("resourceVersion"), static)
         return static
@@ -115,13 +137,19 @@ class Placer:
             return []
         shared: dict[tuple[int, str | None], Request] = {}  # replicas share their template's spec object
         requests = []
+        gated = _Gated()
+        placeable = []
         for pod in todo:
             owner = owner_of(pod)
             key = (id(pod["spec"]), owner)
             req = shared.get(key)
             if req is None:
                 req = shared[key] = Request.of_stored(pod["spec"], owner)
-            requests.append(req)
+            req = self._with_volumes(pod, req, gated)
+            if req is not None:  # else created pending: the pass explains it
+                placeable.append(pod)
+                requests.append(req)
+        todo = placeable
         bound = []
         for pod, placement in zip(todo, schedule_all(requests, self.views()), strict=True):
             if placement.node is not None:
@@ -145,9 +173,19 @@ class Placer:
             self.usage.pending.values(),
             key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
         )
-        placements = schedule_all([self.specs.request(p) for p in pending], self.views())
+        views = self.views()
+        gated = _Gated()
+        requests, placeable = [], []
+        for pod in pending:
+            req = self._with_volumes(pod, self.specs.request(pod), gated)
+            if req is not None:
+                requests.append(req)
+                placeable.append(pod)
+            elif gated.blocked is not None:
+                self._explain_blocked(pod, gated.blocked, len(views))
+        placements = schedule_all(requests, views)
         bound = 0
-        for pod, placement in zip(pending, placements, strict=True):
+        for pod, placement in zip(placeable, placements, strict=True):
             try:
                 if placement.node is None:
                     self._unschedulable(pod, placement.message)
@@ -157,6 +195,33 @@ class Placer:
             except (NotFoundError, ConflictError) as exc:
                 log.info("scheduling skipped %s: %s", pod["metadata"]["name"], exc)
         return bound
+
+    def _with_volumes(self, pod: Mapping[str, Any], req: Request, gated: _Gated) -> Request | None:
+        """The request with what the pod's volumes need; None when it cannot be placed in this batch.
+
+        Then `gated.blocked` says why (a missing, unbound or deleted claim), or is None: another pod of the batch
+        takes the same ReadWriteOnce claim first, and this one waits for the next pass to follow it.
+        """
+        gated.blocked = None
+        if self.volumes is None or not pod["spec"].get("volumes"):
+            return req
+        check = self.volumes.check(pod)
+        if check.blocked is not None:
+            gated.blocked = check
+            return None
+        if any(claim in gated.claims for claim in check.exclusive):
+            return None
+        gated.claims.update(check.exclusive)
+        if not check.servers and check.pin is None:
+            return req
+        return dataclasses.replace(req, nfs_servers=check.servers, volume_pin=check.pin)
+
+    def _explain_blocked(self, pod: Mapping[str, Any], check: VolumeCheck, nodes: int) -> None:
+        detail = f"{nodes} {check.blocked}" if check.per_node else str(check.blocked)
+        try:
+            self._unschedulable(pod, f"0/{nodes} nodes are available: {detail}.")
+        except (NotFoundError, ConflictError) as exc:
+            log.info("scheduling skipped %s: %s", pod["metadata"]["name"], exc)
 
     def _bind(self, pod: Mapping[str, Any], node: str) -> None:
         status = {k: v for k, v in (pod.get("status") or {}).items() if k not in ("reason", "message")}

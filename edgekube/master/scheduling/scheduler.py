@@ -1,7 +1,8 @@
 """Pure scheduler: filter nodes that can run a pod, score the rest, pick one; called by scheduling.placer.
 
 Filters (first failure wins, kube-scheduler wording): ready, unschedulable (cordon), nodeSelector, NoSchedule and
-NoExecute taints, pod count, cpu, memory, host ports. Score, higher is better: spread replicas of the same
+NoExecute taints, ReadWriteOnce claims in use on another node, unreachable NFS servers, pod count, cpu, memory,
+host ports. Score, higher is better: spread replicas of the same
 controller (dominates), avoid untolerated PreferNoSchedule taints, then least allocated. Ties go to the
 alphabetically first node, so every decision is deterministic.
 """
@@ -50,6 +51,8 @@ class NodeView:
     taints: tuple[Taint, ...] = ()
     #: Pods per controller uid already bound here (for spreading).
     owner_pods: Mapping[str, int] = field(default_factory=dict)
+    #: NFS servers (server, port) the node reports it cannot reach (status.nfsServers); unprobed ones are not here.
+    unreachable_nfs: frozenset[tuple[str, int]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class Request:
     tolerations: tuple[Toleration, ...] = ()
     #: uid of the controller owning the pod (None for a bare pod): its replicas are spread over nodes.
     owner: str | None = None
+    #: NFS servers (server, port) the pod's volumes live on (scheduling.volumes fills these in each pass).
+    nfs_servers: frozenset[tuple[str, int]] = frozenset()
+    #: (node, claim): the pod must go to that node, where its ReadWriteOnce claim is already in use.
+    volume_pin: tuple[str, str] | None = None
 
     @classmethod
     def of(cls, spec: PodSpec, owner: str | None = None) -> Request:
@@ -102,6 +109,8 @@ class Request:
             tuple(sorted(self.node_selector.items())),
             tuple((t.key, t.operator, t.value, t.effect, t.toleration_seconds) for t in self.tolerations),
             self.owner,
+            self.nfs_servers,
+            self.volume_pin,
         )
 
 
@@ -126,6 +135,15 @@ def static_reason(node: NodeView, req: Request) -> str | None:
         hard = untolerated(node.taints, req.tolerations, _HARD_EFFECTS)
         if hard:
             return f"node(s) had untolerated taint {{{hard[0].key}: {hard[0].value}}}"
+    if req.volume_pin is not None and req.volume_pin[0] != node.name:
+        where, claim = req.volume_pin
+        return (
+            f'node(s) had volume node affinity conflict (ReadWriteOnce persistentvolumeclaim "{claim}" is in use '
+            f"on node {where})"
+        )
+    if node.unreachable_nfs and req.nfs_servers:
+        for server, port in sorted(req.nfs_servers & node.unreachable_nfs):
+            return f"cannot reach nfs server {server if port == 2049 else f'{server}:{port}'}"
     return None
 
 
@@ -204,6 +222,7 @@ def bind(node: NodeView, pod: PodSpec | Request) -> NodeView:
         host_ports=node.host_ports | req.host_ports if req.host_ports else node.host_ports,
         taints=node.taints,
         owner_pods=owners,
+        unreachable_nfs=node.unreachable_nfs,
     )
 
 
