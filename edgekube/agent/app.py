@@ -17,14 +17,17 @@ from edgekube.agent.actions import PodActions
 from edgekube.agent.backoff import BackoffPolicy
 from edgekube.agent.desired import DesiredState
 from edgekube.agent.events import EventRecorder, PodRef
+from edgekube.agent.fencing import Fencing
+from edgekube.agent.fencing_plan import Node, Timing
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.nfsprobe import NfsProber, ProbeFn, nfs_probe
 from edgekube.agent.probe_checks import ProbeResult, ProbeTarget
 from edgekube.agent.probe_timing import ProbeKind
 from edgekube.agent.probe_workers import Prober
-from edgekube.agent.reconcile import DesiredPod, PodMemory, plan
+from edgekube.agent.reconcile import DesiredPod, Failure, PodMemory, Remove, plan
 from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
+from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.bus import topics
 from edgekube.bus.guard import guarded
 from edgekube.bus.protocol import Handler, Message, MessageBus
@@ -76,6 +79,15 @@ class AgentConfig:
     volume_check_interval: float = 10.0
     #: The cluster's NFS servers are probed this often (node status nfsServers, condition NFSReachable).
     nfs_probe_interval: float = 10.0
+    #: ReadWriteOnce fencing (docs/storage.md): the lease on an exclusive NFS volume lasts `lease_duration` seconds;
+    #: the holder renews it every `lease_renew` (0: a quarter of it) and stops its pods `lease_margin` (0: a third
+    #: of it) before it runs out; another node takes it over only after `lease_duration + lease_margin`.
+    lease_duration: float = 15.0
+    lease_renew: float = 0.0
+    lease_margin: float = 0.0
+
+    def lease_timing(self) -> Timing:
+        return Timing(self.lease_duration, self.lease_renew, self.lease_margin, poll=min(1.0, self.lease_duration / 4))
 
     def __post_init__(self) -> None:
         check_dns1123_subdomain(self.node_name, "node name")
@@ -91,6 +103,10 @@ class AgentConfig:
         for name in ("nfs_timeout", "volume_check_interval", "nfs_probe_interval"):
             if getattr(self, name) <= 0:
                 raise ValidationError(f"{name}: must be greater than 0")
+        try:
+            self.lease_timing()
+        except ValueError as exc:
+            raise ValidationError(f"lease_duration, lease_renew, lease_margin: {exc}") from None
 
 
 def _since(started_at: str | None, now: float) -> float:
@@ -148,6 +164,10 @@ class Agent:
         )
         #: Probes the NFS servers the master names, on its own thread; a change wakes the loop to report it.
         self.nfs = NfsProber(self.node, nfs_probe_fn, interval=config.nfs_probe_interval, on_change=self._wake.set)
+        #: ReadWriteOnce leases, one worker thread per exclusive volume in use; a change wakes the loop.
+        self.fencing = Fencing(
+            Node(self.node, self.boot_id), config.lease_timing(), self.events, clock=clock, wake=self._wake.set
+        )
         self._reporter = StatusReporter(
             self.node,
             self.boot_id,
@@ -197,6 +217,7 @@ class Agent:
                 thread.join(timeout=10)
         self.prober.stop()
         self.nfs.stop()
+        self.fencing.stop()  # leases are kept: the pods run on, and a restarted agent takes them again at once
         # Let stops and restarts in flight finish, so what they learnt (counts, finished pods) is saved.
         if not self.wait_idle(timeout=15):
             log.warning("stopping with pod operations still running")
@@ -350,7 +371,12 @@ class Agent:
         by_uid = {o.uid: o for o in observed}
         everything = {o.uid: o for o in found}  # busy pods too: their counts are still reported
         memory = {d.uid: self._memory(d, everything.get(d.uid), now) for d in desired}
-        actions = plan(desired, observed, busy | self._actions.waiting(now), memory)
+        # ReadWriteOnce: a pod whose exclusive volumes this node does not hold is not created, and stopped if present.
+        finished = [uid for uid, m in memory.items() if m.finished]
+        fence = self.fencing.sync(desired, everything, finished=finished, connected=self.bus.connected)
+        fenced = [Remove(uid, f"fenced: {why}", 0) for uid, why in fence.fence.items() if uid in by_uid]
+        unfenced = [o for o in observed if o.uid not in fence.fence]
+        actions = [*fenced, *plan(desired, unfenced, busy | self._actions.waiting(now) | set(fence.blocked), memory)]
         wanted = {d.uid: d for d in desired}
         self._actions.apply(actions, wanted, by_uid, now)
         # Drop what the agent remembers about pods no longer on this node (the ledger writes only if any).
@@ -369,10 +395,15 @@ class Agent:
         memory = {d.uid: self._memory(d, everything.get(d.uid), now) for d in desired}
         self._sync_probes(desired, by_uid, memory, now)
         failures = self._actions.failures()
+        for uid, why in fence.blocked.items():
+            if uid not in everything:  # waiting for the lease: ContainerCreating with the reason
+                failures[uid] = Failure(FAILED_MOUNT, why)
         self._reporter.report(self.bus, desired, everything, memory, failures=failures, generation=generation)
         self._reporter.flush_events(self._bus)
         self._actions.measure_volumes(desired, now)  # emptyDir sizeLimits, on a thread of its own
         self._next_due = self._actions.next_due(now)  # wake the loop when a back-off ends, not only on resync
+        if fence.next_due is not None:  # ... and when a lease runs out (the self-fence needs no read to happen)
+            self._next_due = min(fence.next_due, self._next_due or fence.next_due)
 
     def _memory(self, d: DesiredPod, obs: ObservedPod | None, now: float) -> PodMemory:
         record = self.ledger.get(d.uid, obs.pod_id) if obs is not None else None
