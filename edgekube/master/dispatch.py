@@ -73,10 +73,9 @@ class VolumeResolver:
 
     def servers(self) -> set[Server]:
         """(server, port) of every stored volume and NFS StorageClass."""
-        found = facts.cluster_servers(
+        return facts.cluster_servers(
             self.store.objects("PersistentVolume").values(), self.store.objects("StorageClass").values()
         )
-        return {(s.server, s.port) for s in found}
 
 
 def resolved(claim: Mapping[str, Any], volume: Mapping[str, Any], *, read_only: bool) -> ResolvedVolume:

@@ -1,4 +1,4 @@
-"""Builds the master from its config: PahoBus (with the master's Last Will), TinyDB store, cache; runs the daemon.
+"""Builds the master from its config: PahoBus (with the master's Last Will), TinyDB store, cache, NFS client; runs it.
 
 The only place the master's parts are chosen (`edgekube master` calls `run_master`; tests that want a real master
 call `build_master`); `Master` itself only receives them.
@@ -16,6 +16,7 @@ from edgekube.bus.protocol import Will
 from edgekube.master.app import Master
 from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
+from edgekube.master.nfsshare import NfsShareFs
 from edgekube.model.wire import Presence
 from edgekube.sdnotify import SdNotify
 from edgekube.store.state import TinyStateStore
@@ -56,7 +57,15 @@ def build_master(config: MasterConfig) -> Master:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = CachedStore(TinyStateStore(config.data_dir / "state"))
     bus = master_bus(config)
-    return Master(config, bus=bus, store=store, clock=time.monotonic, wall=time.time, notify=SdNotify.from_environ())
+    return Master(
+        config,
+        bus=bus,
+        store=store,
+        clock=time.monotonic,
+        wall=time.time,
+        notify=SdNotify.from_environ(),
+        share_fs=NfsShareFs(timeout=config.nfs_timeout),
+    )
 
 
 def run_master(config: MasterConfig) -> None:

@@ -128,8 +128,7 @@ def claim_ref_uid(volume: Obj) -> str:
     return str((volume["spec"].get("claimRef") or {}).get("uid") or "")
 
 
-def cluster_servers(volumes: Iterable[Obj], classes: Iterable[Obj]) -> set[NfsServer]:
-    """The NFS servers of every stored volume and NFS StorageClass (pods' inline volumes are counted elsewhere)."""
-    servers = {s for s in (volume_server(v) for v in volumes) if s is not None}
-    servers |= {s for s in (class_server(c) for c in classes) if s is not None}
-    return servers
+def cluster_servers(volumes: Iterable[Obj], classes: Iterable[Obj]) -> set[tuple[str, int]]:
+    """(server, port) of every stored volume and NFS StorageClass (pods' inline volumes are counted elsewhere)."""
+    found = [volume_server(v) for v in volumes] + [class_server(c) for c in classes]
+    return {(s.server, s.port) for s in found if s is not None}
