@@ -19,6 +19,7 @@ from edgekube.bus.protocol import Message
 from edgekube.local import processes
 from edgekube.local.broker import Mosquitto, pid_from_pidfile, reload_pidfile, stop_pidfile
 from edgekube.local.images import ensure_demo_image
+from edgekube.local.nfs import Ganesha
 from edgekube.local.pki import ADMIN, MASTER, LocalPki
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import EdgekubeError
@@ -126,6 +127,9 @@ class LocalCluster:
         if secure:
             files = self.pki.files(ADMIN)
             cluster.update(tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key)
+        nfs = self._start_nfs()
+        if nfs is not None:
+            cluster["nfs"] = nfs
         (self.root / "cluster.json").write_text(json.dumps(cluster) + "\n")
         _say("[2/5] master")
         self._spawn(
@@ -163,20 +167,51 @@ class LocalCluster:
                     *self._tls_flags(node, secure),
                 ],
             )
+        # Requests below need the master subscribed: sent before, nobody would answer them.
+        bus = self._bus(secure).start(wait=10)
+        try:
+            self._wait_master_online(bus, timeout=30)
+            if nfs is not None:
+                self._apply(bus, default_storage_class(nfs), "the default StorageClass nfs")
+        finally:
+            bus.close()
         if example is not None:
             _say(f"[5/5] applying {example} and waiting for it to run")
             self._apply_and_wait(example, timeout, secure)
-        else:
-            # The listing below is a request: sent before the master subscribed, nobody would answer it.
-            bus = self._bus(secure).start(wait=10)
-            try:
-                self._wait_master_online(bus, timeout=30)
-            finally:
-                bus.close()
         from edgekube.cli.main import main as ekctl  # noqa: PLC0415 - composition root only
 
         ekctl(["--mqtt-port", str(self.port), "get", "pods", "-o", "wide"])
         _say("\nThe cluster keeps running. Try: .venv/bin/ekctl get nodes   |   stop everything: make down")
+
+    # -- storage ------------------------------------------------------------------------------------------
+    @property
+    def nfs_root(self) -> Path:
+        return self.root / "nfs"
+
+    def _start_nfs(self) -> dict[str, object] | None:
+        """NFS-Ganesha (NFSv4 only, loopback) exporting .edgekube/nfs/export; None (and a warning) when missing.
+
+        The port is chosen once and kept in .edgekube/nfs/port, so volumes made by an earlier `up` stay valid.
+        """
+        if shutil.which("ganesha.nfsd") is None:
+            _say("[1/5] storage: NFS-Ganesha is not installed (make install); no NFS StorageClass")
+            return None
+        export = self.nfs_root / "export"
+        export.mkdir(parents=True, exist_ok=True)
+        port_file = self.nfs_root / "port"
+        port = int(port_file.read_text()) if port_file.exists() else None
+        server = Ganesha(self.nfs_root / "server", export, port=port, pidfile=self.run / "ganesha.pid")
+        if not server.running:
+            server.start()
+        port_file.write_text(f"{server.port}\n")
+        _say(f"[1/5] storage: NFS-Ganesha (NFSv4) on 127.0.0.1:{server.port}, exporting {export}")
+        return {"server": "127.0.0.1", "port": server.port, "path": server.pseudo, "exportDir": str(export)}
+
+    def _apply(self, bus: PahoBus, manifest: str, what: str) -> None:
+        req = ApiRequest(verb=Verb.APPLY, manifest=manifest)
+        resp = ApiResponse.decode(bus.request(topics.API_REQUEST, req.encode(), timeout=15).payload)
+        if not resp.ok:
+            raise EdgekubeError(f"apply {what}: {resp.error.message if resp.error else 'failed'}")
 
     def _apply_and_wait(self, example: Path, timeout: float, secure: bool) -> None:
         bus = self._bus(secure).start(wait=10)
@@ -241,5 +276,34 @@ class LocalCluster:
             service.destroy()
         _say("stopping broker")
         stop_pidfile(self.run / "mosquitto.pid")
-        shutil.rmtree(self.root, ignore_errors=True)
-        _say("local cluster removed")
+        _say("stopping NFS server")
+        processes.stop_pidfile(self.run / "ganesha.pid")
+        # Volume data stays until `make distclean`: everything but the NFS export (and its port) goes.
+        for entry in self.root.iterdir():
+            if entry != self.nfs_root:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        if self.nfs_root.exists():
+            shutil.rmtree(self.nfs_root / "server", ignore_errors=True)
+            _say(f"local cluster removed; volume data kept in {self.nfs_root / 'export'} (make distclean removes it)")
+        else:
+            self.root.rmdir()
+            _say("local cluster removed")
+
+
+def default_storage_class(nfs: dict[str, object]) -> str:
+    """The local cluster's default StorageClass `nfs`: a sub-directory of the local export per claim."""
+    return (
+        "apiVersion: storage.k8s.io/v1\n"
+        "kind: StorageClass\n"
+        "metadata:\n"
+        "  name: nfs\n"
+        "  annotations:\n"
+        '    storageclass.kubernetes.io/is-default-class: "true"\n'
+        "provisioner: edgekube.io/nfs\n"
+        "parameters:\n"
+        f'  server: "{nfs["server"]}"\n'
+        f'  share: "{nfs["path"]}"\n'
+        f'  port: "{nfs["port"]}"\n'
+        "reclaimPolicy: Delete\n"
+        "volumeBindingMode: Immediate\n"
+    )
