@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from edgekube.cli.describe_node import describe_node
 from edgekube.cli.describe_storage import describe_pv, describe_pvc, describe_sc
 from edgekube.cli.kinds import PV, PVC, SC, resource, resources, split_multi
 from edgekube.cli.main import run
+from edgekube.model.storage import NfsServer
 from edgekube.model.types import Obj
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Outcome, Verb
+from tests.support.apiserver import ApiServer
 
 Capture = pytest.CaptureFixture[str]
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -511,3 +514,37 @@ def test_a_missing_claim_is_one_line_and_a_hint(fake: FakeMaster, capsys: Captur
         'error: persistentvolumeclaims "nothere" not found in namespace "default"',
         "hint: list them with `ekctl get persistentvolumeclaims`",
     ]
+
+
+# -- through the master and an agent -----------------------------------------------------------------------
+
+NFS_VOLUME = """\
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: shared}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteMany]
+  mountOptions: [port=2050]
+  nfs: {server: 10.0.0.5, path: /export/shared}
+"""
+
+
+def test_describe_node_shows_the_nfs_reachability_its_agent_reported(tmp_path: Path, capsys: Capture) -> None:
+    with ApiServer(tmp_path / "cluster") as server:
+        agent = server.add_node("pi-1")
+        manifest = tmp_path / "pv.yaml"
+        manifest.write_text(NFS_VOLUME)
+        assert server.ekctl("apply", "-f", str(manifest)) == 0
+        assert agent.nfs.servers == [NfsServer(server="10.0.0.5", port=2050)]  # the master named it
+        agent.nfs.probe = lambda _server, _timeout: "cannot reach nfs server 10.0.0.5:2050: Connection refused"
+        agent.nfs.probe_round()
+        agent.reconcile()
+        capsys.readouterr()
+        assert server.ekctl("describe", "node", "pi-1") == 0
+        lines = capsys.readouterr().out.splitlines()
+    [condition] = [line.split()[:2] for line in lines if line.strip().startswith("NFSReachable")]
+    assert condition == ["NFSReachable", "False"]
+    at = lines.index("NFS Servers:")
+    assert lines[at + 3].split()[:2] == ["10.0.0.5:2050", "False"]
+    assert lines[at + 3].endswith("cannot reach nfs server 10.0.0.5:2050: Connection refused")
