@@ -104,6 +104,8 @@ class FakeShares:
 
     def rename(self, share: Share, old: str, new: str) -> None:
         dirs = self._dirs(share)
+        if old not in dirs:
+            raise StorageError(f"nfs server {share.address()}: rename {share.path}/{old}: No such file or directory")
         dirs.remove(old)
         dirs.add(new)
 
