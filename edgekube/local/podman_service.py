@@ -74,7 +74,7 @@ class PodmanService:
         self.podman_binary = podman_binary
         self.socket_path = _socket_path(self.workdir)
         self.root = self.workdir / "root"
-        self.runroot = self.workdir / "run"
+        self.runroot = _runroot(self.workdir)
         self.tmpdir = self.workdir / "tmp"
         self.libpod_tmp = self.workdir / "libpod"
         self.containers_conf = self.workdir / "containers.conf"
@@ -239,8 +239,8 @@ class PodmanService:
         self.cleanup()
         # Not `podman system reset`: it would also delete networks, which all nodes on this host share.
         shutil.rmtree(self.workdir, ignore_errors=True)
-        if self.socket_path.parent != self.workdir:
-            shutil.rmtree(self.socket_path.parent, ignore_errors=True)
+        for outside in {self.socket_path.parent, self.runroot.parent} - {self.workdir}:
+            shutil.rmtree(outside, ignore_errors=True)
 
     def __enter__(self) -> PodmanService:
         return self.start()
@@ -268,13 +268,28 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+#: Podman refuses a runroot path longer than this ("the specified runroot is longer than 50 characters").
+_MAX_RUNROOT = 50
+
+
+def _short_dir(workdir: Path) -> Path:
+    """A short per-workdir directory under /tmp for the paths Podman or the kernel limit in length."""
+    digest = hashlib.sha256(str(workdir).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"ek-podman-{digest}"
+
+
+def _runroot(workdir: Path) -> Path:
+    """`<workdir>/run`, or `<short dir>/run` when that is longer than Podman accepts (a checkout in a deep path)."""
+    preferred = workdir / "run"
+    return preferred if len(str(preferred)) <= _MAX_RUNROOT else _short_dir(workdir) / "run"
+
+
 def _socket_path(workdir: Path) -> Path:
     """`<workdir>/podman.sock`, or a short per-workdir path under /tmp when that is too long for sun_path."""
     preferred = workdir / "podman.sock"
     if len(str(preferred)) <= _MAX_SOCKET_PATH:
         return preferred
-    digest = hashlib.sha256(str(workdir).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"ek-podman-{digest}" / "podman.sock"
+    return _short_dir(workdir) / "podman.sock"
 
 
 def _is_our_service(pid: int, url: str) -> bool:
