@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodR
 from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.storage import ResolvedVolume
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 MISSING_IMAGE = "localhost/does-not-exist:1"
@@ -36,6 +39,8 @@ class Harness:
     power_off: Callable[[PodUID], None]  # what a reboot leaves of the pod: everything stopped, infra too
     #: Command lines running in a container, seen from outside the runtime; None where nothing really runs (fake).
     processes: Callable[[PodUID, str], list[str]] | None = None
+    #: Make the NFS server at "host:port" not answer (the fake is told; on a real node a closed port does it).
+    nfs_down: Callable[[str], None] = field(default=lambda address: None)
 
 
 def new_uid() -> PodUID:
@@ -54,6 +59,21 @@ def make_pod(name: str, image: str, *containers: dict[str, Any], **spec: Any) ->
             "spec": {"containers": list(containers), **spec},
         }
     )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def nfs_claim(server: str, port: int, path: str = "/export") -> ResolvedVolume:
+    return ResolvedVolume.model_validate(
+        {"claimName": "data", "volumeName": "pv-1", "accessModes": ["ReadWriteMany"],
+         "nfs": {"server": server, "path": path}, "mountOptions": [f"port={port}"]}
+    )  # fmt: skip
 
 
 def wait_for(
@@ -298,6 +318,79 @@ class RuntimeContract:
         assert harness.runtime.has_image(harness.image)
         assert not harness.runtime.has_image(MISSING_IMAGE)
 
+    # -- volumes ----------------------------------------------------------------------------------------------
+
+    def test_host_path_directory_or_create_makes_the_directory_and_its_sub_path(
+        self, harness: Harness, tmp_path: Path
+    ) -> None:
+        uid = new_uid()
+        path = tmp_path / "made" / "here"
+        pod = make_pod(
+            "hostdir", harness.image,
+            {"name": "main", "image": harness.image, "command": IDLE,
+             "volumeMounts": [{"name": "h", "mountPath": "/h"}, {"name": "h", "mountPath": "/s", "subPath": "a/b"}]},
+            volumes=[{"name": "h", "hostPath": {"path": str(path), "type": "DirectoryOrCreate"}}],
+        )  # fmt: skip
+        harness.runtime.create_pod(pod, uid, "h")
+        assert path.is_dir()
+        assert (path / "a" / "b").is_dir()
+        assert uid in {p.uid for p in harness.runtime.list_pods()}
+
+    def test_a_failed_host_path_check_is_failed_mount_and_creates_nothing(
+        self, harness: Harness, tmp_path: Path
+    ) -> None:
+        uid = new_uid()
+        (tmp_path / "file").write_text("x")
+        pod = make_pod(
+            "hostfile", harness.image,
+            {"name": "main", "image": harness.image, "command": IDLE,
+             "volumeMounts": [{"name": "h", "mountPath": "/h"}]},
+            volumes=[{"name": "h", "hostPath": {"path": str(tmp_path / "file"), "type": "Directory"}}],
+        )  # fmt: skip
+        with pytest.raises(RuntimeFailure) as caught:
+            harness.runtime.create_pod(pod, uid, "h")
+        assert caught.value.failure == "FailedMount"
+        assert str(caught.value) == (
+            f'MountVolume.SetUp failed for volume "h" : hostPath type check failed: {tmp_path / "file"} is not a '
+            "directory"
+        )
+        assert uid not in {p.uid for p in harness.runtime.list_pods()}
+
+    def test_a_claim_without_a_source_is_failed_mount_and_creates_nothing(self, harness: Harness) -> None:
+        uid = new_uid()
+        pod = make_pod(
+            "claim", harness.image,
+            {"name": "main", "image": harness.image, "command": IDLE,
+             "volumeMounts": [{"name": "d", "mountPath": "/d"}]},
+            volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+        )  # fmt: skip
+        with pytest.raises(RuntimeFailure, match='persistentVolumeClaim "data" has no bound volume') as caught:
+            harness.runtime.create_pod(pod, uid, "h", {})
+        assert caught.value.failure == "FailedMount"
+        assert uid not in {p.uid for p in harness.runtime.list_pods()}
+
+    def test_an_unreachable_nfs_server_is_failed_mount_naming_it_and_creates_nothing(self, harness: Harness) -> None:
+        uid = new_uid()
+        port = closed_port()
+        harness.nfs_down(f"127.0.0.1:{port}")
+        pod = make_pod(
+            "deadnfs", harness.image,
+            {"name": "main", "image": harness.image, "command": IDLE,
+             "volumeMounts": [{"name": "d", "mountPath": "/d"}]},
+            volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+        )  # fmt: skip
+        with pytest.raises(RuntimeFailure, match=f"nfs server 127.0.0.1:{port}") as caught:
+            harness.runtime.create_pod(pod, uid, "h", {"d": nfs_claim("127.0.0.1", port)})
+        assert caught.value.failure == "FailedMount"
+        assert str(caught.value).startswith('MountVolume.SetUp failed for volume "d" : ')
+        assert uid not in {p.uid for p in harness.runtime.list_pods()}
+
+    def test_volume_usage_of_a_pod_without_disk_volumes_or_of_no_pod_is_empty(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("novol", harness.image), uid, "h")
+        assert harness.runtime.volume_usage(uid) == {}
+        assert harness.runtime.volume_usage(new_uid()) == {}
+
 
 class TestFakeRuntimeContract(RuntimeContract):
     @pytest.fixture
@@ -312,6 +405,7 @@ class TestFakeRuntimeContract(RuntimeContract):
             node=runtime.node,
             kill=runtime.kill_container,
             power_off=lambda uid: runtime.power_off(),
+            nfs_down=runtime.engine.unreachable_nfs.add,
         )
 
 

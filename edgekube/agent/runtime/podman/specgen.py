@@ -40,6 +40,12 @@ def _tmpfs_options(limit: int | None) -> dict[str, str]:
     return options
 
 
+#: Podman takes `uid=`/`gid=` out of a volume's `o` (never passed to mount) and then leaves the volume's owner alone:
+#: without them it chowns the mountpoint to the container's user on first use, which an NFS export refuses (root
+#: squash) and the FUSE helper answers EINVAL, failing the container's start. Kubernetes never chowns NFS either.
+NO_CHOWN = "uid=0,gid=0"
+
+
 def kernel_nfs_options(export: NfsExport, read_only: bool) -> dict[str, str]:
     """A `type=nfs` volume's options: `addr`, `port`, `nfsvers=4.1`, `ro`, then the volume's mountOptions.
 
@@ -54,12 +60,12 @@ def kernel_nfs_options(export: NfsExport, read_only: bool) -> dict[str, str]:
             if key:
                 options[key] = value if sep else None
     o = ",".join(k if v is None else f"{k}={v}" for k, v in options.items())
-    return {"type": "nfs", "o": o, "device": f"{export.server}:{export.path}"}
+    return {"type": "nfs", "o": f"{o},{NO_CHOWN}", "device": f"{export.server}:{export.path}"}
 
 
-def fuse_nfs_options(helper: str, source: str) -> dict[str, str]:
+def fuse_nfs_options(helper: str, source: str, read_only: bool) -> dict[str, str]:
     """A `type=fuse` volume's options: Podman runs `mount.fuse <helper>#<source>` when a container starts."""
-    return {"type": "fuse", "device": f"{helper}#{source}"}
+    return {"type": "fuse", "o": f"ro,{NO_CHOWN}" if read_only else NO_CHOWN, "device": f"{helper}#{source}"}
 
 
 def plan_volume_spec(
@@ -80,7 +86,7 @@ def nfs_volume_options(mode: NfsMode, export: NfsExport, read_only: bool, helper
     """The options of an NFS volume in `mode` (both modes are the same volume, only these differ)."""
     if mode is NfsMode.KERNEL:
         return kernel_nfs_options(export, read_only)
-    return fuse_nfs_options(helper, source)
+    return fuse_nfs_options(helper, source, read_only)
 
 
 @dataclass(frozen=True)
