@@ -22,6 +22,7 @@ import os
 import posixpath
 import stat as stat_module
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -124,6 +125,11 @@ class NfsClient:
         self._generation = 0
         self._files: dict[str, NfsFile] = {}
         self._closed = False
+        # libnfs 4.0 cannot change attributes of the directory it mounted (chmod/chown "/" fail with
+        # NFS4ERR_INVAL): it mounts the target's parent when that is not the server's root, so the target
+        # directory is an ordinary entry in it.
+        parent = posixpath.dirname(target.path)
+        self._mount_path = target.path if parent == "/" else parent
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -308,7 +314,8 @@ class NfsClient:
             if file is not None:
                 file.chmod(mode)
                 return
-        self._call("chmod", server_path, lambda c: LIB.nfs_chmod(c, self._n(server_path), mode & 0o7777))
+        with self._no_directory_attributes("chmod", server_path):
+            self._call("chmod", server_path, lambda c: LIB.nfs_chmod(c, self._n(server_path), mode & 0o7777))
 
     def chown(self, path: str, uid: int, gid: int) -> None:
         server_path = self._abs(path)
@@ -317,15 +324,26 @@ class NfsClient:
             if file is not None:
                 file.chown(uid, gid)
                 return
-        self._call("chown", server_path, lambda c: LIB.nfs_lchown(c, self._n(server_path), uid, gid))
+        with self._no_directory_attributes("chown", server_path):
+            self._call("chown", server_path, lambda c: LIB.nfs_lchown(c, self._n(server_path), uid, gid))
 
     def utimes(self, path: str, atime: float, mtime: float) -> None:
-        server_path = self._abs(path)
+        """Set access and modification times (seconds since the epoch)."""
+        self._utimes(self._abs(path), atime, mtime)
+
+    def _utimes(self, server_path: str, atime: float, mtime: float) -> None:
         times = (Timeval * 2)()
         for slot, value in zip(times, (atime, mtime), strict=True):
             slot.tv_sec = int(value // 1)
             slot.tv_usec = round((value % 1) * 1_000_000) % 1_000_000
-        self._call("utimes", server_path, lambda c: LIB.nfs_utimes(c, self._n(server_path), times))
+        with self._lock:
+            file = self._files.get(server_path)
+            if file is not None:
+                # libnfs has no futimes and sets times by OPEN + SETATTR + CLOSE, a CLOSE that would end the open
+                # state of `file` too: close it first, it re-opens on its next use.
+                self._suspend(file)
+            with self._no_directory_attributes("utimes", server_path):
+                self._call("utimes", server_path, lambda c: LIB.nfs_utimes(c, self._n(server_path), times))
 
     def symlink(self, target: str, path: str) -> None:
         """Create symlink `path` pointing at `target` (stored as given)."""
@@ -385,12 +403,30 @@ class NfsClient:
             if created:
                 try:
                     file.chmod(mode)  # nfs_create ignores the mode
+                    # ... and makes an exclusive create, whose verifier the server keeps in the times (year 2105)
+                    now = time.time()
+                    self._utimes(server_path, now, now)
                 except StorageError:
                     self._release(file)
                     raise
             return file
 
     # -- internals -----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _no_directory_attributes(self, what: str, server_path: str) -> Iterator[None]:
+        """Turn EISDIR into EOPNOTSUPP: libnfs 4.0 OPENs what it changes the attributes of (NFS4ERR_ISDIR)."""
+        try:
+            yield
+        except StorageError as exc:
+            if exc.errno != errno.EISDIR:
+                raise
+            raise storage_error(
+                errno.EOPNOTSUPP,
+                f"nfs server {self.target.address()}: {what} {server_path}: "
+                "libnfs 4.0 cannot change a directory's mode, owner or times over NFSv4",
+                hint="give the mode when creating the directory (mkdir takes one)",
+            ) from None
+
     def _abs(self, path: str) -> str:
         rel = path.strip("/")
         if rel and ".." in rel.split("/"):
@@ -398,8 +434,8 @@ class NfsClient:
         return posixpath.join(self.target.path, rel) if rel else self.target.path
 
     def _rel_to_mount(self, server_path: str) -> str:
-        """The path libnfs takes: relative to the mounted export, whose "/" is the target's path."""
-        rest = server_path[len(self.target.path) :]
+        """The path libnfs takes: relative to the mounted directory (`_mount_path`), whose "/" it is."""
+        rest = server_path[len(self._mount_path) :]
         return rest if rest.startswith("/") else "/" + rest
 
     def _n(self, server_path: str) -> bytes:
@@ -429,11 +465,13 @@ class NfsClient:
                 detail = (LIB.nfs_get_error(context) or b"").decode(errors="replace")
                 raise storage_error(errno.EINVAL, f"nfs url {self.target.url()} is not valid: {detail}")
             try:
+                LIB.nfs_set_uid(context, self.uid)
+                LIB.nfs_set_gid(context, self.gid)
                 LIB.nfs_set_autoreconnect(context, 0)
                 LIB.nfs_set_dircache(context, 0)
                 # A client name of our own: two connections with the same name would take each other's state.
                 LIB.nfs4_set_client_name(context, _b(f"edgekube-{os.uname().nodename}-{os.getpid()}-{uuid.uuid4()}"))
-                rc = LIB.nfs_mount(context, url.contents.server, url.contents.path)
+                rc = LIB.nfs_mount(context, url.contents.server, _b(self._mount_path))
             finally:
                 LIB.nfs_destroy_url(url)
             if rc < 0:
@@ -568,10 +606,17 @@ class NfsClient:
                     break
         return written
 
+    def _suspend(self, file: NfsFile) -> None:
+        """Close the file's handle on the server; the next call through it opens it again."""
+        conn = self._conn
+        if conn is not None and file.generation == conn.generation:
+            LIB.nfs_close(conn.context, file.handle)
+        file.generation = -1
+
     def _release(self, file: NfsFile) -> None:
         with self._lock:
             failed: StorageError | None = None
-            if file.refs == 1 and file.dirty and file.generation >= 0:
+            if file.refs == 1 and file.dirty:
                 try:
                     file.fsync()
                 except StorageError as exc:  # the last closer learns its data may not be on the server's disk

@@ -32,8 +32,19 @@ class NfsOperations(Operations):  # type: ignore[misc]  # fusepy has no types
     #: fusepy: utimens gets nanoseconds (without it fusepy warns that float seconds are deprecated).
     use_ns = True
 
-    def __init__(self, target: NfsTarget, *, timeout: float = 5.0, keepalive: float = 5.0, read_only: bool = False):
+    def __init__(
+        self,
+        target: NfsTarget,
+        *,
+        timeout: float = 5.0,
+        keepalive: float = 5.0,
+        read_only: bool = False,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
         self.target = target
+        self.uid = uid
+        self.gid = gid
         self.timeout = timeout
         self.keepalive_interval = keepalive
         self.read_only = read_only
@@ -63,7 +74,7 @@ class NfsOperations(Operations):  # type: ignore[misc]  # fusepy has no types
 
     def _nfs(self) -> NfsClient:
         if self.client is None:
-            self.client = NfsClient(self.target, timeout=self.timeout)
+            self.client = NfsClient(self.target, timeout=self.timeout, uid=self.uid, gid=self.gid)
         return self.client
 
     def _writable(self) -> None:
@@ -119,20 +130,29 @@ class NfsOperations(Operations):  # type: ignore[misc]  # fusepy has no types
 
     def chmod(self, path: str, mode: int) -> None:
         self._writable()
-        self._nfs().chmod(path, stat.S_IMODE(mode))
+        st = self._nfs().lstat(path)
+        if stat.S_IMODE(st.st_mode) != stat.S_IMODE(mode):  # unchanged is a no-op (libnfs cannot do directories)
+            self._nfs().chmod(path, stat.S_IMODE(mode))
 
     def chown(self, path: str, uid: int, gid: int) -> None:
+        """An unchanged owner is a no-op: Podman chowns a new volume's root to the container's user."""
         self._writable()
-        if uid == -1 or gid == -1:
-            st = self._nfs().lstat(path)
-            uid = st.st_uid if uid == -1 else uid
-            gid = st.st_gid if gid == -1 else gid
-        self._nfs().chown(path, uid, gid)
+        st = self._nfs().lstat(path)
+        uid = st.st_uid if uid == -1 else uid
+        gid = st.st_gid if gid == -1 else gid
+        if (uid, gid) != (st.st_uid, st.st_gid):
+            self._nfs().chown(path, uid, gid)
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        """A directory's times cannot be set through libnfs 4.0: they are left alone (tar, cp -a, touch succeed)."""
         self._writable()
         atime, mtime = (t / 1e9 for t in times) if times else (time.time(),) * 2
-        self._nfs().utimes(path, atime, mtime)
+        try:
+            self._nfs().utimes(path, atime, mtime)
+        except StorageError as exc:
+            if exc.errno != errno.EOPNOTSUPP:
+                raise
+            log.debug("utimens %s: %s (ignored)", path, exc)
 
     # -- the namespace --------------------------------------------------------------------------------------------
     def mkdir(self, path: str, mode: int) -> None:

@@ -71,6 +71,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "nfs_set_autoreconnect": (None, [_P, _I]),
     "nfs_set_dircache": (None, [_P, _I]),
     "nfs_set_tcp_syncnt": (None, [_P, _I]),
+    "nfs_set_uid": (None, [_P, _I]),
+    "nfs_set_gid": (None, [_P, _I]),
     "nfs_mount": (_I, [_P, _S, _S]),
     "nfs_stat64": (_I, [_P, _S, ctypes.POINTER(NfsStat64)]),
     "nfs_lstat64": (_I, [_P, _S, ctypes.POINTER(NfsStat64)]),

@@ -6,7 +6,8 @@ for it to exit. This program checks the server first (so a bad source fails the 
 mounts, then daemonizes (libfuse forks once the mount is live) and serves until it is unmounted.
 
 Options (-o, comma-separated): `ro`/`rw`; `port=N` (else the port in SOURCE, else 2049); `timeout=S` per NFS call
-(default 5); `keepalive=S` lease renewal period (default 5, 0 = off); `log=PATH` (default: syslog if /dev/log
+(default 5); `uid=N`, `gid=N` the AUTH_SYS credentials sent to the server (default: the helper's, root
+when Podman runs it); `keepalive=S` lease renewal period (default 5, 0 = off); `log=PATH` (default: syslog if /dev/log
 exists); `debug` (log every call; with `-f`, stay in the foreground). FUSE's own mount options (nosuid, nodev,
 noexec, allow_other, ...) are passed on; others are logged and ignored.
 """
@@ -64,6 +65,8 @@ class _Options:
         self.timeout = 5.0
         self.keepalive = 5.0
         self.log: str | None = None
+        self.uid: int | None = None
+        self.gid: int | None = None
         self.debug = False
         self.fuse: dict[str, str | bool] = {}
         self.ignored: list[str] = []
@@ -82,6 +85,10 @@ class _Options:
                 self.timeout = float(value)
             elif key == "keepalive" and has_value:
                 self.keepalive = float(value)
+            elif key == "uid" and has_value:
+                self.uid = int(value)
+            elif key == "gid" and has_value:
+                self.gid = int(value)
             elif key == "log" and has_value:
                 self.log = value
             elif key == "debug":
@@ -135,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise StorageError(f"mount point {mountpoint} is not a directory")
         _setup_logging(options)
         # Before mounting and forking: a server that cannot be used fails the mount with its reason on stderr.
-        with NfsClient(target, timeout=options.timeout) as client:
+        with NfsClient(target, timeout=options.timeout, uid=options.uid, gid=options.gid) as client:
             if not stat.S_ISDIR(client.stat("").st_mode):
                 raise StorageError(f"nfs path {target} is not a directory")
     except StorageError as exc:
@@ -154,7 +161,7 @@ def _serve(target: NfsTarget, mountpoint: str, options: _Options, *, foreground:
     from edgekube.nfs.fuse import NfsOperations  # noqa: PLC0415
 
     operations = NfsOperations(target, timeout=options.timeout, keepalive=options.keepalive,
-                               read_only=options.read_only)  # fmt: skip
+                               read_only=options.read_only, uid=options.uid, gid=options.gid)  # fmt: skip
     fuse_options: dict[str, str | bool] = {
         "fsname": f"{target.address()}:{target.path}".replace(",", "_"),
         "subtype": "edgekube-nfs",

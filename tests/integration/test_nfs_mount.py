@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from edgekube.local.nfs import Ganesha
+from edgekube.nfs.client import NfsClient
 from edgekube.nfs.mount import helper_path, source_of
 from tests.support.nfs import helper_pids, is_mounted, mount_export, running_ganesha
 
@@ -116,6 +117,15 @@ def exercise(root: Path) -> Record:
     rec.append(("create exclusive again", attempt(lambda: os.open(x, os.O_CREAT | os.O_EXCL | os.O_WRONLY))))
     os.utime(x, (1_600_000_000, 1_700_000_000))
     rec.append(("utime", int(x.stat().st_mtime), int(x.stat().st_atime)))
+    with x.open("r+b") as f:  # set times while the file is open, then keep writing through it
+        os.utime(x, (1_600_000_000, 1_600_000_000))
+        f.seek(0, os.SEEK_END)
+        f.write(b"exit 0\n")
+    rec.append(("utime while open", x.read_bytes()))
+    (root / "touched").touch()
+    rec.append(("a new file's mtime is now", abs((root / "touched").stat().st_mtime - time.time()) < 60))
+    os.mkdir(root / "private", 0o700)
+    rec.append(("mkdir with mode", oct(stat.S_IMODE((root / "private").stat().st_mode))))
 
     deep = root / "d1" / "d2" / "d3" / "d4" / "d5" / "d6"
     os.makedirs(deep)
@@ -237,3 +247,29 @@ def test_an_idle_mount_reads_and_writes_after_two_lease_periods_through_a_file_h
     assert (short_lease.export_dir / "held.txt").read_bytes() == b"first second"
     assert (short_lease.export_dir / "after.txt").read_text() == "after"
     assert ("reconnecting" in log.read_text()) is reconnects, log.read_text()
+
+
+def test_files_created_through_the_mount_belong_to_the_uid_and_gid_given_in_the_options(ganesha: Ganesha) -> None:
+    with NfsClient(ganesha.target()) as root:  # made through the server: Ganesha caches what it serves
+        root.mkdir("shared", 0o777)
+    with mount_export(ganesha.target("shared"), ganesha.root / "mnt", "uid=1234", "gid=2345") as mnt:
+        (mnt / "owned.txt").write_text("mine")
+        st = (mnt / "owned.txt").stat()
+        assert (st.st_uid, st.st_gid) == (1234, 2345)
+    st = (ganesha.export_dir / "shared" / "owned.txt").stat()
+    assert (st.st_uid, st.st_gid) == (1234, 2345)
+
+
+def test_a_directory_mode_change_fails_with_eopnotsupp_and_an_unchanged_mode_or_owner_succeeds(
+    ganesha: Ganesha,
+) -> None:
+    """libnfs 4.0 cannot set a directory's attributes over NFSv4 (a known limit of the userspace client)."""
+    with mount_export(ganesha.target(), ganesha.root / "mnt") as mnt:
+        (mnt / "d").mkdir(0o755)
+        with pytest.raises(OSError) as failed:
+            os.chmod(mnt / "d", 0o700)
+        assert failed.value.errno == errno.EOPNOTSUPP
+        os.chmod(mnt / "d", 0o755)
+        os.chown(mnt / "d", 0, 0)  # what Podman does to a new volume's root
+        os.utime(mnt / "d", (1_600_000_000, 1_600_000_000))  # left alone, so tar and cp -a go on
+        assert stat.S_IMODE((mnt / "d").stat().st_mode) == 0o755

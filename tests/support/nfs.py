@@ -53,8 +53,8 @@ def is_mounted(path: Path) -> bool:
     return any(line.split()[1] == str(path) for line in _mounts())
 
 
-def helper_pids(mountpoint: Path) -> list[int]:
-    """Pids of edgekube-nfs-mount processes serving `mountpoint`."""
+def helper_pids(mountpoint_or_source: Path | str) -> list[int]:
+    """Pids of edgekube-nfs-mount processes with `mountpoint_or_source` as one of their arguments."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -63,7 +63,7 @@ def helper_pids(mountpoint: Path) -> list[int]:
             args = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(a.endswith(b"edgekube-nfs-mount") for a in args[:2]) and str(mountpoint).encode() in args:
+        if any(a.endswith(b"edgekube-nfs-mount") for a in args[:2]) and str(mountpoint_or_source).encode() in args:
             found.append(int(entry.name))
     return found
 
@@ -75,14 +75,21 @@ def unmount(mountpoint: Path, timeout: float = 10.0) -> None:
         result = subprocess.run(["fusermount", "-u", str(mountpoint)], capture_output=True, text=True, check=False)
         if result.returncode != 0:  # busy: detach it lazily so the test run can go on
             subprocess.run(["fusermount", "-u", "-z", str(mountpoint)], capture_output=True, check=False)
+    if not wait_exited(pids, timeout):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        pytest.fail(f"edgekube-nfs-mount for {mountpoint} did not exit within {timeout}s of the unmount")
+
+
+def wait_exited(pids: list[int], timeout: float) -> bool:
+    """Wait until none of `pids` runs (True), or `timeout` passed (False)."""
     deadline = time.monotonic() + timeout
     while any(Path(f"/proc/{pid}").exists() for pid in pids):
         if time.monotonic() > deadline:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 9)
-            pytest.fail(f"edgekube-nfs-mount for {mountpoint} did not exit within {timeout}s of the unmount")
+            return False
         time.sleep(0.02)
+    return True
 
 
 @contextlib.contextmanager
