@@ -273,3 +273,21 @@ def test_a_directory_mode_change_fails_with_eopnotsupp_and_an_unchanged_mode_or_
         os.chown(mnt / "d", 0, 0)  # what Podman does to a new volume's root
         os.utime(mnt / "d", (1_600_000_000, 1_600_000_000))  # left alone, so tar and cp -a go on
         assert stat.S_IMODE((mnt / "d").stat().st_mode) == 0o755
+
+
+def test_while_the_server_is_down_mount_calls_fail_with_eio_within_the_timeout_and_work_again_after_restart(
+    ganesha: Ganesha,
+) -> None:
+    with mount_export(ganesha.target(), ganesha.root / "mnt", "timeout=2") as mnt:
+        (mnt / "kept.txt").write_text("kept")
+        ganesha.stop()
+        time.sleep(1.1)  # past the kernel's attribute and entry cache (1 s)
+        for call in (lambda: os.listdir(mnt), (mnt / "kept.txt").read_text, lambda: (mnt / "new").write_text("x")):
+            start = time.monotonic()
+            with pytest.raises(OSError) as failed:
+                call()
+            assert failed.value.errno == errno.EIO and time.monotonic() - start < 3.0
+        ganesha.start()
+        assert (mnt / "kept.txt").read_text() == "kept"
+        (mnt / "new").write_text("after restart")
+    assert (ganesha.export_dir / "new").read_text() == "after restart"
