@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import posixpath
+import socket
 import stat as stat_module
 import threading
 import time
@@ -476,6 +477,8 @@ class NfsClient:
                 LIB.nfs_destroy_url(url)
             if rc < 0:
                 detail = (LIB.nfs_get_error(context) or b"").decode(errors="replace")
+                if "nfs_service failed" in detail:  # libnfs' words for "the connection failed"; say how
+                    detail = _tcp_failure(self.target, min(self.timeout, 2.0)) or detail
                 err = -rc if -rc in _DROP or -rc not in (errno.ERANGE, 0) else errno.EIO
                 raise storage_error(
                     err, f"cannot mount nfs server {self.target.address()} export {self.target.path}: {detail}",
@@ -640,6 +643,17 @@ class NfsClient:
         """The files open now (for keepalive and tests)."""
         with self._lock:
             return iter(list(self._files.values()))
+
+
+def _tcp_failure(target: NfsTarget, timeout: float) -> str | None:
+    """Why a TCP connection to the target's port fails (e.g. "Connection refused"), or None if it works."""
+    try:
+        with socket.create_connection((target.server, target.port), timeout=timeout):
+            return None
+    except TimeoutError:
+        return f"no answer to a TCP connect to port {target.port} within {timeout:g}s"
+    except OSError as exc:
+        return f"{exc.strerror or exc} (port {target.port})"
 
 
 def _b(text: str) -> bytes:

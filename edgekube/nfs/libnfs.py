@@ -9,12 +9,13 @@ libnfs 4.0 (`/usr/include/nfsc/libnfs.h`; Debian package libnfs13). Each returns
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from typing import Any
 
 __all__ = ["LIB", "LibnfsMissing", "NfsStat64", "NfsStatvfs64", "Timeval", "load"]
 
-_SONAMES = ("libnfs.so.13", "libnfs.so.14", "libnfs.so.16")
+#: libnfs 4.0 (Debian 12, Raspberry Pi OS bookworm). Not "whatever libnfs.so is": libnfs 6 (soname 16) changed the
+#: argument order of nfs_pread/nfs_pwrite, and a wrong guess here corrupts memory instead of failing.
+_SONAMES = ("libnfs.so.13",)
 
 
 class LibnfsMissing(OSError):
@@ -116,8 +117,7 @@ def load() -> ctypes.CDLL:
     global _loaded  # noqa: PLW0603 - one library per process
     if _loaded is not None:
         return _loaded
-    names = [*_SONAMES, ctypes.util.find_library("nfs") or ""]
-    for name in filter(None, names):
+    for name in _SONAMES:
         try:
             lib = ctypes.CDLL(name, use_errno=True)
         except OSError:
@@ -128,7 +128,9 @@ def load() -> ctypes.CDLL:
             fn.argtypes = argtypes
         _loaded = lib
         return lib
-    raise LibnfsMissing("the NFS client library libnfs is not installed (apt-get install libnfs13, or libnfs-dev)")
+    raise LibnfsMissing(
+        f"the NFS client library libnfs 4.0 ({', '.join(_SONAMES)}) is not installed (apt-get install libnfs13)"
+    )
 
 
 class _Lazy:

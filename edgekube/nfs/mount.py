@@ -28,7 +28,7 @@ from edgekube.model.errors import StorageError
 from edgekube.nfs.client import NfsClient
 from edgekube.nfs.target import NfsTarget
 
-__all__ = ["SCRIPT", "helper_path", "main", "source_of"]
+__all__ = ["SCRIPT", "MountOptions", "helper_path", "main", "source_of"]
 
 SCRIPT = "edgekube-nfs-mount"
 _FUSE_FLAGS = frozenset(
@@ -58,7 +58,9 @@ def helper_path() -> str:
     return str(Path(found).resolve())
 
 
-class _Options:
+class MountOptions:
+    """The -o options of the helper: its own (ro, port, timeout, keepalive, uid, gid, log, debug) and FUSE's."""
+
     def __init__(self, raw: Sequence[str]) -> None:
         self.read_only = False
         self.port: int | None = None
@@ -103,7 +105,7 @@ class _Options:
             raise StorageError(f"mount option {option!r}: not a number") from None
 
 
-def _setup_logging(options: _Options) -> None:
+def _setup_logging(options: MountOptions) -> None:
     handler: logging.Handler
     if options.log:
         handler = logging.FileHandler(options.log)
@@ -133,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Check the server, mount SOURCE on MOUNTPOINT and serve it (in a daemon unless -f); 1 on a bad start."""
     args = _parser().parse_args(argv)
     try:
-        options = _Options(args.options)
+        options = MountOptions(args.options)
         target = NfsTarget.parse(args.source)
         if options.port is not None:
             target = NfsTarget(target.server, target.path, options.port)
@@ -155,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _serve(target, mountpoint, options, foreground=args.foreground)
 
 
-def _serve(target: NfsTarget, mountpoint: str, options: _Options, *, foreground: bool) -> int:
+def _serve(target: NfsTarget, mountpoint: str, options: MountOptions, *, foreground: bool) -> int:
     from fuse import FUSE  # noqa: PLC0415 - loads libfuse; only the serving process needs it
 
     from edgekube.nfs.fuse import NfsOperations  # noqa: PLC0415
@@ -167,7 +169,9 @@ def _serve(target: NfsTarget, mountpoint: str, options: _Options, *, foreground:
         "subtype": "edgekube-nfs",
         "big_writes": True,
         "max_write": "131072",
-        **({"allow_other": True} if os.geteuid() == 0 else {}),  # containers run as other users
+        # Containers run as other users; the kernel then checks each file's mode bits against the caller, as
+        # an NFS server does with AUTH_SYS credentials (the helper itself sends its own, root's by default).
+        **({"allow_other": True, "default_permissions": True} if os.geteuid() == 0 else {}),
         **options.fuse,
     }
     if options.read_only:

@@ -73,7 +73,7 @@ def require_nfs() -> None:
     try:
         libnfs.load()
     except OSError as exc:
-        missing(f"the libnfs C library cannot be loaded ({exc})", f"{INSTALL}; it installs libnfs-dev")
+        missing(f"the libnfs C library cannot be loaded ({exc})", f"{INSTALL}; it installs libnfs13")
     try:
         import fuse  # noqa: F401, PLC0415 - fusepy loads libfuse2 when imported
     except (ImportError, OSError) as exc:  # fusepy raises OSError when libfuse is missing
