@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
@@ -245,6 +245,7 @@ class VolumeWorker:
         self._stop = threading.Event()
         self._want = Want(volume.name)
         self._connected = True
+        self._failing = 0  # reads failed in a row
         self.memory = Memory(since=clock())
         self.status = Status(State.UNKNOWN, volume.name, fence_at=self.memory.since + timing.holds_for)
         self._thread = threading.Thread(target=self._run, name=f"lease-{volume.name[:20]}", daemon=True)
@@ -298,6 +299,13 @@ class VolumeWorker:
 
     def _once(self) -> float | None:
         read = self._read()
+        if not read.ok and not self._failing:
+            log.warning("cannot read the lease of volume %s: %s", self.volume.name, read.error)
+        elif read.ok and self._failing:
+            log.info(
+                "the lease of volume %s is readable again after %d failed read(s)", self.volume.name, self._failing
+            )
+        self._failing = 0 if read.ok else self._failing + 1
         with self._lock:
             want, connected = self._want, self._connected
             result = step(
@@ -454,6 +462,8 @@ class Fencing:
                 worker.update(Want(name, frozenset(pods.get(key, ())), frozenset(running.get(key, ()))), connected)
             statuses = {key: w.current() for key, w in self._workers.items()}
         result = gate(users, statuses, self.clock())
+        # Only a pod present here can be stopped (and told so); the others are merely not created.
+        result = replace(result, fence={uid: why for uid, why in result.fence.items() if uid in present_set})
         self._tell(users, statuses, result, refs)
         return result
 

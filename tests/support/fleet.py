@@ -13,6 +13,7 @@ import functools
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,13 +27,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
+from edgekube.agent import hostinfo
 from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID
 from edgekube.local.broker import Mosquitto
 from edgekube.local.images import DEMO_IMAGE, ensure_demo_image
+from edgekube.local.nfs import Ganesha
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.controllers.owners import CONTROLLER_KINDS
 from edgekube.model.errors import BusError
 from edgekube.model.wire import ApiResponse
+from edgekube.nfs.target import NfsTarget
 from tests.support.cluster import ApiClient, wait_for
 from tests.support.netns import NetNode
 
@@ -274,7 +278,8 @@ class Fleet:
 
     `podman` lends the fleet already started Podman services (one per node, e.g. session-wide to save the
     image import); the fleet empties their stores on close but leaves them running. Otherwise it starts its
-    own and destroys them on close. `master_args`/`agent_args` are extra daemon flags.
+    own and destroys them on close. `master_args`/`agent_args` are extra daemon flags. With `nfs`, the fleet also
+    runs an NFS-Ganesha on the host's main address, which every node reaches (`nfs_target()`, `cut_nfs()`).
     """
 
     def __init__(
@@ -286,8 +291,11 @@ class Fleet:
         podman: Mapping[str, PodmanService] | None = None,
         master_args: Sequence[str] = (),
         agent_args: Sequence[str] = (),
+        nfs: bool = False,
     ) -> None:
         self.root = root
+        self.use_nfs = nfs
+        self.ganesha: Ganesha | None = None
         self.nodes = node_names(nodes)
         self.use_netns = netns
         self.master_args = list(master_args)
@@ -314,6 +322,10 @@ class Fleet:
         if self.use_netns:
             for node in self.nodes:
                 self.net[node] = NetNode.create()
+        if self.use_nfs:
+            # Under /tmp: Podman's FUSE mount points and Ganesha's paths stay short.
+            base = Path(tempfile.mkdtemp(prefix="ekf-nfs-", dir="/tmp"))
+            self.ganesha = Ganesha(base / "server", base / "export", bind=hostinfo.primary_address()).start()
         self.broker = Mosquitto(
             None,
             self.root / "broker",
@@ -359,6 +371,11 @@ class Fleet:
             with contextlib.suppress(Exception):
                 net.delete()
         self.net.clear()
+        if self.ganesha is not None:
+            with contextlib.suppress(Exception):
+                self.ganesha.stop()
+            shutil.rmtree(self.ganesha.root.parent, ignore_errors=True)
+            self.ganesha = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -542,6 +559,25 @@ class Fleet:
     def restore(self, node: str) -> None:
         self.net[node].restore()
 
+    def cut_master(self, node: str) -> None:
+        """Cut the node off the broker only (so off the master): it still reaches everything else, NFS included."""
+        self.net[node].drop_port(self.port)
+
+    def cut_nfs(self, node: str) -> None:
+        """Cut the node's own traffic to the fleet's NFS server (its agent's; Podman's mounts run on the host)."""
+        assert self.ganesha is not None, "cut_nfs() needs a fleet with nfs=True"
+        self.net[node].drop_port(self.ganesha.port)
+
+    def reconnect(self, node: str) -> None:
+        """Undo cut_master() and cut_nfs()."""
+        self.net[node].allow_all()
+
+    def nfs_target(self, subpath: str = "") -> NfsTarget:
+        """A directory of the fleet's NFS export as every node reaches it (created on the server side)."""
+        assert self.ganesha is not None, "the fleet runs no NFS server (nfs=True)"
+        (self.ganesha.export_dir / subpath).mkdir(parents=True, exist_ok=True)
+        return self.ganesha.target(subpath)
+
     def stop_broker(self, *, kill: bool = False) -> None:
         """SIGTERM the broker (persistence saved) or, with `kill`, SIGKILL it (only the last autosave survives)."""
         assert self.broker is not None
@@ -667,6 +703,10 @@ class Fleet:
         for net in self.net.values():
             if net.is_cut:
                 net.restore()
+            if net.dropped_ports:
+                net.allow_all()
+        if self.ganesha is not None and not self.ganesha.running:
+            self.ganesha.start()
         if not self.broker.running:
             self.broker.start()
         if not self.master.running:

@@ -100,6 +100,9 @@ class NetNode:
         _ip("-n", self.name, "addr", "add", f"{self.address}/30", "dev", self.inner_veth)
         _ip("-n", self.name, "link", "set", self.inner_veth, "up")
         _ip("-n", self.name, "link", "set", "lo", "up")
+        # Everything else through the host end: the host's other addresses (e.g. an NFS server on its main address)
+        # answer from any veth (weak host model); nothing is forwarded beyond the host.
+        _ip("-n", self.name, "route", "add", "default", "via", self.host_address)
 
     def cut(self) -> None:
         """Take the host end down: nothing passes either way until restore(); sockets stay open, as on a real cut."""
@@ -107,6 +110,34 @@ class NetNode:
 
     def restore(self) -> None:
         _ip("link", "set", "dev", self.host_veth, "up")
+
+    def drop_port(self, port: int) -> None:
+        """Drop TCP to and from the service on `port`, both ways (nftables inside the namespace); all else passes."""
+        table = f"{PREFIX}cut"
+        for rule in (
+            ["add", "table", "inet", table],
+            ["add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"],
+            ["add", "chain", "inet", table, "in", "{ type filter hook input priority 0 ; }"],
+            ["add", "rule", "inet", table, "out", "tcp", "dport", str(port), "drop"],
+            ["add", "rule", "inet", table, "in", "tcp", "sport", str(port), "drop"],
+        ):
+            self._nft(*rule)
+
+    def allow_all(self) -> None:
+        """Undo every drop_port()."""
+        self._nft("delete", "table", "inet", f"{PREFIX}cut", check=False)
+
+    @property
+    def dropped_ports(self) -> list[int]:
+        listed = self._nft("list", "table", "inet", f"{PREFIX}cut", check=False)
+        return [int(p) for p in re.findall(r"tcp dport (\d+) drop", listed.stdout)] if listed.returncode == 0 else []
+
+    def _nft(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = self.enter(["nft", *args])
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
+        return result
 
     @property
     def is_cut(self) -> bool:
