@@ -76,7 +76,7 @@ class StatusReporter:
             return  # paho would queue every report unbounded; on reconnect the whole state is sent anyway
         # Only changes are sent, plus a periodic resend so a restarted master converges (level-triggered).
         now = time.monotonic()
-        nfs = self.nfs.node_status() if self.nfs is not None else {}
+        nfs = self._node_status()
         fingerprint = json.dumps([[p.model_dump() for p in pods], nfs], sort_keys=True).encode()
         periodic = now - self._last_report_at > self.report_interval
         if fingerprint == self._last_report and not periodic:
@@ -112,8 +112,18 @@ class StatusReporter:
             log.exception("publishing events failed; they stay queued")
 
     def node_object(self) -> dict[str, Any]:
-        """The Node object of this host, with its NFS reachability (which `report` refreshes every time)."""
-        return _with_status(self._host_object(), self.nfs.node_status() if self.nfs is not None else {})
+        """The Node object of this host, with its NFS reachability and volumes in use (`report` refreshes both)."""
+        return _with_status(self._host_object(), self._node_status())
+
+    def _node_status(self) -> dict[str, Any]:
+        """What each report sends fresh: NFS reachability, and volumesInUse as the runtime last listed them.
+
+        The runtime answers volumes_in_use from memory (it lists them off the loop), so asking every pass is free;
+        a change is in the fingerprint, so it is sent at once and the master can let a claim's directory go.
+        """
+        status = self.nfs.node_status() if self.nfs is not None else {}
+        in_use = self.runtime.volumes_in_use()
+        return status if in_use is None else {**status, "volumesInUse": in_use}
 
     def _host_object(self) -> dict[str, Any]:
         info = self.runtime.info()

@@ -13,6 +13,8 @@ from edgekube.model.taints import Taint
 Quantity = str | int | float
 #: Pods a node takes when its allocatable does not say (Kubernetes' kubelet default, maxPods).
 DEFAULT_MAX_PODS = 110
+#: How node.status.volumesInUse names an NFS-backed claim volume: this prefix and the PersistentVolume's name.
+NFS_VOLUME_IN_USE = "edgekube.io/nfs/"
 
 
 class NodeSpec(K8sModel):
@@ -62,6 +64,10 @@ class NodeStatus(K8sModel):
     addresses: list[NodeAddress] = Field(default_factory=list)
     node_info: NodeSystemInfo = Field(default_factory=NodeSystemInfo)
     nfs_servers: list[NfsServerStatus] = Field(default_factory=list)
+    #: The volumes the agent still has on the node (Podman volumes of claims, of any pod, sorted), as Kubernetes'
+    #: kubelet lists the volumes it has mounted: `edgekube.io/nfs/<pv name>`. A claim and its volume's directory
+    #: are kept while a node lists it.
+    volumes_in_use: list[str] = Field(default_factory=list)
 
 
 class Node(K8sModel):

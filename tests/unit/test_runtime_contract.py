@@ -41,6 +41,8 @@ class Harness:
     processes: Callable[[PodUID, str], list[str]] | None = None
     #: Make the NFS server at "host:port" not answer (the fake is told; on a real node a closed port does it).
     nfs_down: Callable[[str], None] = field(default=lambda address: None)
+    #: (host, port) of a reachable NFS server exporting /export; None: the tests that mount one are skipped.
+    nfs_server: tuple[str, int] | None = None
 
 
 def new_uid() -> PodUID:
@@ -385,6 +387,53 @@ class RuntimeContract:
         assert str(caught.value).startswith('MountVolume.SetUp failed for volume "d" : ')
         assert uid not in {p.uid for p in harness.runtime.list_pods()}
 
+    def test_empty_dirs_and_host_path_claims_are_not_volumes_in_use(self, harness: Harness, tmp_path: Path) -> None:
+        uid = new_uid()
+        host = ResolvedVolume.model_validate(
+            {"claimName": "local", "volumeName": "pv-local", "accessModes": ["ReadWriteOnce"],
+             "hostPath": {"path": str(tmp_path), "type": "Directory"}}
+        )  # fmt: skip
+        pod = make_pod(
+            "notinuse", harness.image,
+            {"name": "main", "image": harness.image, "command": IDLE,
+             "volumeMounts": [{"name": "e", "mountPath": "/e"}, {"name": "h", "mountPath": "/h"}]},
+            volumes=[{"name": "e", "emptyDir": {}}, {"name": "h", "persistentVolumeClaim": {"claimName": "local"}}],
+        )  # fmt: skip
+        harness.runtime.create_pod(pod, uid, "h", {"h": host})
+        assert harness.runtime.volumes_in_use() == []
+
+    def test_an_nfs_claims_volume_is_in_use_from_create_until_its_pod_is_removed(self, harness: Harness) -> None:
+        if harness.nfs_server is None:
+            pytest.skip("needs a reachable NFS server (Harness.nfs_server)")
+        server, port = harness.nfs_server
+        uid = new_uid()
+        pod = make_pod(
+            "inuse", harness.image,
+            {"name": "main", "image": harness.image, "command": IDLE,
+             "volumeMounts": [{"name": "d", "mountPath": "/d"}, {"name": "s", "mountPath": "/s", "subPath": "x"}]},
+            volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
+                     {"name": "s", "persistentVolumeClaim": {"claimName": "data"}}],
+        )  # fmt: skip
+        claim = nfs_claim(server, port)
+        harness.runtime.create_pod(pod, uid, "h", {"d": claim, "s": claim})
+        assert harness.runtime.volumes_in_use() == ["edgekube.io/nfs/pv-1"]  # once, for both volumes and the subPath
+        harness.runtime.remove_pod(uid, grace_seconds=0)
+        assert harness.runtime.volumes_in_use() == []
+
+    def test_a_failed_create_leaves_no_volume_in_use(self, harness: Harness) -> None:
+        uid = new_uid()
+        port = closed_port()
+        harness.nfs_down(f"127.0.0.1:{port}")
+        pod = make_pod(
+            "failed", harness.image,
+            {"name": "main", "image": harness.image, "command": IDLE,
+             "volumeMounts": [{"name": "d", "mountPath": "/d"}]},
+            volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+        )  # fmt: skip
+        with pytest.raises(RuntimeFailure):
+            harness.runtime.create_pod(pod, uid, "h", {"d": nfs_claim("127.0.0.1", port)})
+        assert harness.runtime.volumes_in_use() == []
+
     def test_volume_usage_of_a_pod_without_disk_volumes_or_of_no_pod_is_empty(self, harness: Harness) -> None:
         uid = new_uid()
         harness.runtime.create_pod(make_pod("novol", harness.image), uid, "h")
@@ -406,6 +455,7 @@ class TestFakeRuntimeContract(RuntimeContract):
             kill=runtime.kill_container,
             power_off=lambda uid: runtime.power_off(),
             nfs_down=runtime.engine.unreachable_nfs.add,
+            nfs_server=("10.0.0.5", 2049),
         )
 
 

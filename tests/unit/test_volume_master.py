@@ -139,11 +139,15 @@ class Cluster:
         for node in NODES:
             self.node_up(node)
 
-    def node_up(self, node: str, nfs: list[dict[str, Any]] | None = None) -> None:
+    def node_up(
+        self, node: str, nfs: list[dict[str, Any]] | None = None, volumes_in_use: list[str] | None = None
+    ) -> None:
         self.nodes.publish(topics.node_online(node), Presence(online=True, boot_id="b").encode(), retain=True)
         status: dict[str, Any] = {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": 110}}
         if nfs is not None:
             status["nfsServers"] = nfs
+        if volumes_in_use is not None:
+            status["volumesInUse"] = volumes_in_use
         node_object = {
             "apiVersion": "v1",
             "kind": "Node",

@@ -10,13 +10,25 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from edgekube.agent.runtime.protocol import (
+    LABEL_POD_UID,
+    LABEL_PV,
+    LABEL_VOLUME_KIND,
     MAX_EXEC_OUTPUT,
     ContainerRunState,
     ObservedContainer,
     ObservedPod,
     RuntimeInfo,
 )
-from edgekube.agent.runtime.volumes import MountPlan, VolumeKind, check_volumes, failed_mount, sub_dir
+from edgekube.agent.runtime.volumes import (
+    MountPlan,
+    VolumeKind,
+    VolumePlan,
+    check_volumes,
+    claim_labels,
+    failed_mount,
+    sub_dir,
+    volumes_in_use,
+)
 from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod, PullPolicy
@@ -44,6 +56,10 @@ class FakeEngine:
     mounts: dict[PodUID, list[MountPlan]] = field(default_factory=dict)
     #: Bytes used per (pod, disk emptyDir volume), set by tests (fill_volume); volume_usage answers from it.
     usage: dict[tuple[PodUID, str], int] = field(default_factory=dict)
+    #: The runtime volumes each node holds (emptyDirs, NFS; not hostPaths), by (node, name): their labels.
+    volumes: dict[tuple[NodeName, str], dict[str, str]] = field(default_factory=dict)
+    #: PersistentVolumes whose runtime volumes refuse removal (a mount that will not let go): remove_pod fails.
+    stuck_volumes: set[str] = field(default_factory=set)
 
 
 def _now() -> str:
@@ -88,10 +104,15 @@ class FakeRuntime:
             if existing.spec_hash == spec_hash:
                 return existing
             self.remove_pod(uid)
-        mounts = self._volumes(pod, volumes)
+        plans, mounts = self._volumes(pod, volumes)
         for container in pod.spec.containers:
             self._ensure_image(container.image, container.pull_policy())
         podname = f"ek_{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}"
+        for plan in plans.values():
+            if plan.kind is not VolumeKind.HOST_PATH:
+                labels = {LABEL_POD_UID: uid, LABEL_VOLUME_KIND: plan.kind.value}
+                labels.update(claim_labels(plan, pod.metadata.namespace))
+                self.engine.volumes[(self.node, f"{podname}_{plan.name}")] = labels
         observed = ObservedPod(
             uid=uid,
             namespace=pod.metadata.namespace,
@@ -114,7 +135,9 @@ class FakeRuntime:
         self.engine.mounts[uid] = mounts
         return observed
 
-    def _volumes(self, pod: Pod, volumes: Mapping[str, ResolvedVolume] | None) -> list[MountPlan]:
+    def _volumes(
+        self, pod: Pod, volumes: Mapping[str, ResolvedVolume] | None
+    ) -> tuple[dict[str, VolumePlan], list[MountPlan]]:
         """The same checks as PodmanRuntime, on the real host (hostPaths, their subPaths); NFS is simulated."""
         plans, mounts = check_volumes(pod, volumes)
         for plan in plans.values():
@@ -124,7 +147,7 @@ class FakeRuntime:
             plan = plans[mount.volume]
             if plan.kind is VolumeKind.HOST_PATH:
                 sub_dir(mount.volume, plan.host_path, mount.sub_path)
-        return mounts
+        return plans, mounts
 
     def remove_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
         self.calls.append(("remove", uid))
@@ -135,6 +158,14 @@ class FakeRuntime:
                 del self.engine.usage[key]
             for container in removed.containers:
                 self.engine.logs.pop(container.container_id, None)
+        volumes = self.engine.volumes
+        mine = [k for k, labels in volumes.items() if k[0] == self.node and labels[LABEL_POD_UID] == uid]
+        held = [k for k in mine if volumes[k].get(LABEL_PV) in self.engine.stuck_volumes]
+        for volume in mine:
+            if volume not in held:
+                del volumes[volume]
+        if held:
+            raise RuntimeFailure(f"remove volume {held[0][1]}: volume is being used", reason="RemovePodError")
 
     def stop_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
         self.calls.append(("stop", uid))
@@ -184,6 +215,9 @@ class FakeRuntime:
         if (self.node, uid) not in self.engine.pods:
             return {}
         return {volume: used for (owner, volume), used in self.engine.usage.items() if owner == uid}
+
+    def volumes_in_use(self) -> list[str] | None:
+        return volumes_in_use(labels for (node, _), labels in self.engine.volumes.items() if node == self.node)
 
     # -- test helpers -------------------------------------------------------------------------------------
 

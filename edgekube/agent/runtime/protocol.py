@@ -19,6 +19,12 @@ LABEL_POD_NAME = "io.edgekube.pod.name"
 LABEL_POD_NAMESPACE = "io.edgekube.pod.namespace"
 LABEL_SPEC_HASH = "io.edgekube.spec-hash"
 LABEL_CONTAINER = "io.edgekube.container"
+#: Labels of the volumes of a pod's persistentVolumeClaim volumes: the PersistentVolume and the claim
+#: (`<namespace>/<name>`) each serves, whatever pod it belonged to: what node.status.volumesInUse is made of.
+LABEL_PV = "edgekube.io/pv"
+LABEL_PVC = "edgekube.io/pvc"
+#: The kind of volume (runtime.volumes.VolumeKind) a runtime volume is.
+LABEL_VOLUME_KIND = "io.edgekube.volume.kind"
 
 #: exec output kept for a probe message (Kubernetes keeps 10 KiB too).
 MAX_EXEC_OUTPUT = 10 * 1024
@@ -141,4 +147,15 @@ class PodRuntime(Protocol):
 
     def volume_usage(self, uid: PodUID) -> dict[str, int]:
         """Bytes each disk emptyDir of the pod uses (du), by volume name; {} for a pod that has none or is gone."""
+        ...
+
+    def volumes_in_use(self) -> list[str] | None:
+        """node.status.volumesInUse: `edgekube.io/nfs/<pv>` for each NFS claim volume the engine holds, sorted.
+
+        Every volume of this node counts, of desired pods or not, running or not, until it is removed (a volume
+        whose removal failed keeps its claim's directory on the server). Never a call to the engine, so the
+        loop may ask every pass: the answer is what was last listed, refreshed off the loop (before create_pod
+        and remove_pod return, and by wait_for_exit when the last listing is older than the runtime's refresh
+        interval, returning True when it changed). None while nothing has been listed yet.
+        """
         ...

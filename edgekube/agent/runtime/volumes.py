@@ -12,12 +12,14 @@ import contextlib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from edgekube.agent.runtime.protocol import LABEL_PV, LABEL_PVC, LABEL_VOLUME_KIND
 from edgekube.model.errors import RuntimeFailure, ValidationError
+from edgekube.model.node import NFS_VOLUME_IN_USE
 from edgekube.model.pod import Container, HostPathType, Pod, check_descending_path
 from edgekube.model.storage import ResolvedVolume, mount_port
 
@@ -88,6 +90,7 @@ class VolumePlan:
     host_path: str = ""
     host_type: HostPathType = HostPathType.UNSET
     claim: str = ""  # the claim it came from, if any
+    pv: str = ""  # ... and the PersistentVolume that claim is bound to
 
 
 @dataclass(frozen=True)
@@ -173,18 +176,40 @@ def _plan(name: str, pod: Pod, resolved: Mapping[str, ResolvedVolume]) -> Volume
             options = tuple(source.mount_options)
             export = NfsExport(source.nfs.server, source.nfs.path, mount_port(list(options)), options)
             return VolumePlan(
-                name, VolumeKind.NFS, read_only=read_only or source.nfs.read_only, nfs=export, claim=claim.claim_name
-            )
+                name, VolumeKind.NFS, read_only=read_only or source.nfs.read_only, nfs=export, claim=claim.claim_name,
+                pv=source.volume_name,
+            )  # fmt: skip
         assert source.host_path is not None
         return VolumePlan(
             name, VolumeKind.HOST_PATH, read_only=read_only, host_path=source.host_path.path,
-            host_type=source.host_path.type, claim=claim.claim_name,
+            host_type=source.host_path.type, claim=claim.claim_name, pv=source.volume_name,
         )  # fmt: skip
     empty = volume.empty_dir
     assert empty is not None  # the model defaults a source-less volume to an emptyDir
     kind = VolumeKind.MEMORY if empty.medium == "Memory" else VolumeKind.EMPTY_DIR
     text = "" if empty.size_limit is None else str(empty.size_limit)
     return VolumePlan(name, kind, size_limit=empty.limit_bytes(), size_limit_text=text)
+
+
+def claim_labels(plan: VolumePlan, namespace: str) -> dict[str, str]:
+    """The labels naming the PersistentVolume and the claim (`<namespace>/<name>`) a volume serves; {} if no claim."""
+    if not plan.claim:
+        return {}
+    return {LABEL_PV: plan.pv, LABEL_PVC: f"{namespace}/{plan.claim}"}
+
+
+def volumes_in_use(labelled: Iterable[Mapping[str, str]]) -> list[str]:
+    """node.status.volumesInUse from the labels of the volumes a node has: `edgekube.io/nfs/<pv>`, sorted, once each.
+
+    Only NFS-backed claim volumes count (a hostPath claim is a bind, no volume of its own).
+    """
+    return sorted(
+        {
+            f"{NFS_VOLUME_IN_USE}{labels[LABEL_PV]}"
+            for labels in labelled
+            if labels.get(LABEL_PV) and labels.get(LABEL_VOLUME_KIND) == VolumeKind.NFS.value
+        }
+    )
 
 
 # -- host side (runs in PodActions' workers, never on the agent's loop) ------------------------------------------

@@ -19,9 +19,8 @@ from edgekube.model.pod import Pod
 
 #: Private label: the container's position in spec.containers, so list_pods can return them in spec order.
 LABEL_CONTAINER_INDEX = "io.edgekube.container.index"
-#: Private labels of a pod's Podman volumes: the pod volume it serves and its kind (the agent measures emptyDirs).
+#: Private label of a pod's Podman volumes: the pod volume it serves (its kind: protocol.LABEL_VOLUME_KIND).
 LABEL_VOLUME = "io.edgekube.volume"
-LABEL_VOLUME_KIND = "io.edgekube.volume.kind"
 
 _STATE_MAP = {
     "created": ContainerRunState.CREATED,

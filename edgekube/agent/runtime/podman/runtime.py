@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
+import time
 from collections.abc import Mapping
 
 from edgekube.agent.runtime.podman.create import PodCreator
@@ -18,6 +21,8 @@ from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod
 from edgekube.model.storage import ResolvedVolume
 
+log = logging.getLogger(__name__)
+
 #: Podman's word for a name taken by an object left over from a create that died half-way.
 _TAKEN = "already exists"
 
@@ -29,6 +34,8 @@ class PodmanRuntime:
     emptyDir and NFS volumes are Podman named volumes `<podname>_<volume>` (medium Memory → tmpfs; NFS through
     the kernel or edgekube's FUSE helper, per `nfs_client`), removed with the pod; hostPaths and subPaths of
     disk volumes are binds (see podman/volumes.py). `nfs_timeout` bounds the wait for an NFS server's answer.
+    The claim volumes it holds (volumes_in_use) are listed again after every create and removal, and at least
+    every `volume_refresh` seconds by wait_for_exit (the agent's watch thread), never by the loop's calls.
     """
 
     def __init__(
@@ -40,6 +47,7 @@ class PodmanRuntime:
         pull_timeout: float = 120.0,
         nfs_client: str = "auto",
         nfs_timeout: float = 5.0,
+        volume_refresh: float = 10.0,
     ) -> None:
         self.socket_url = socket_url
         self.node = node
@@ -49,6 +57,10 @@ class PodmanRuntime:
         self._creator = PodCreator(self.transport, node, pull_timeout, nfs_mode=self.nfs_mode, nfs_timeout=nfs_timeout)
         self._stopper = PodStopper(self.transport, node)
         self._executor = Executor(self.transport, self._observer)
+        self.volume_refresh = volume_refresh
+        self._listing = threading.Lock()  # one listing at a time, so an older answer never replaces a newer one
+        self._in_use: list[str] | None = None
+        self._listed_at = 0.0
 
     def close(self) -> None:
         self.transport.close()
@@ -59,6 +71,9 @@ class PodmanRuntime:
     def list_pods(self) -> list[ObservedPod]:
         pods = self._observer.list_pods()
         self._executor.retain({str(p.uid) for p in pods})
+        if self._in_use is None:
+            # Once per process: an agent that restarts must not report no volumes while it still holds some.
+            self._list_volumes()
         return pods
 
     def create_pod(
@@ -83,6 +98,8 @@ class PodmanRuntime:
                 raise
             # Leftovers of a crashed create (a volume, a pod without containers) hold the names: clear, retry.
             self._create(pod, uid, spec_hash, volumes)
+        finally:
+            self._list_volumes()
         observed = self._observer.find_pod(uid)
         if observed is None:
             raise RuntimeFailure(f"pod {pod.metadata.name} vanished right after it was started", reason="RuntimeError")
@@ -97,10 +114,13 @@ class PodmanRuntime:
             raise
 
     def remove_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
-        running = self._stopper.running(uid)
-        if running:
-            self._stopper.stop(uid, running, grace_seconds)
-        self._stopper.purge(uid)
+        try:
+            running = self._stopper.running(uid)
+            if running:
+                self._stopper.stop(uid, running, grace_seconds)
+            self._stopper.purge(uid)
+        finally:
+            self._list_volumes()
 
     def stop_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
         self._stop_running(uid, grace_seconds)
@@ -127,6 +147,9 @@ class PodmanRuntime:
         return self._executor.exec(uid, container, command, timeout)
 
     def wait_for_exit(self, timeout: float) -> bool:
+        """Podman's exit events (see Observer); first, when due, the claim volumes are listed: True if they changed."""
+        if time.monotonic() - self._listed_at >= self.volume_refresh and self._list_volumes():
+            return True
         return self._observer.wait_for_exit(timeout)
 
     def has_image(self, image: str) -> bool:
@@ -137,3 +160,24 @@ class PodmanRuntime:
 
     def volume_usage(self, uid: PodUID) -> dict[str, int]:
         return self._creator.volumes.usage(uid)
+
+    def volumes_in_use(self) -> list[str] | None:
+        """The claim volumes as last listed (no call to Podman); None before the first listing."""
+        found = self._in_use
+        return None if found is None else list(found)
+
+    def _list_volumes(self) -> bool:
+        """List this node's claim volumes now; True if that changed what volumes_in_use answers.
+
+        An engine that does not answer leaves the last list as it was (and the next call tries again).
+        """
+        with self._listing:
+            try:
+                found = self._creator.volumes.in_use()
+            except EdgekubeError as exc:
+                log.warning("listing volumes in use failed: %s", exc)
+                return False
+            changed, self._in_use, self._listed_at = found != self._in_use, found, time.monotonic()
+        if changed:
+            log.info("volumes in use: %s", ", ".join(found) or "none")
+        return changed

@@ -12,18 +12,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edgekube.agent.runtime.podman import specgen
-from edgekube.agent.runtime.podman.naming import LABEL_VOLUME, LABEL_VOLUME_KIND, of_pod, volume_name
+from edgekube.agent.runtime.podman.naming import LABEL_VOLUME, of_pod, owned, volume_name
 from edgekube.agent.runtime.podman.specgen import ContainerMount
 from edgekube.agent.runtime.podman.transport import PodmanTransport
+from edgekube.agent.runtime.protocol import LABEL_VOLUME_KIND
 from edgekube.agent.runtime.volumes import (
     NfsExport,
     NfsMode,
     VolumeKind,
     VolumePlan,
     check_volumes,
+    claim_labels,
     disk_usage,
     failed_mount,
     sub_dir,
+    volumes_in_use,
 )
 from edgekube.model.errors import StorageError
 from edgekube.model.names import NodeName, PodUID
@@ -71,11 +74,13 @@ class VolumeSetup:
         for volume, sub in sorted(subs):
             self._nfs_makedirs(plans[volume], sub)
         mountpoints: dict[str, str] = {}
+        namespace = pod.metadata.namespace
         for plan in plans.values():
             if plan.kind is not VolumeKind.HOST_PATH:
-                mountpoints[plan.name] = self._create(podname, plan, labels)
+                mountpoints[plan.name] = self._create(podname, plan, {**labels, **claim_labels(plan, namespace)})
         for volume, sub in sorted(subs):
-            self._create(podname, plans[volume], labels, sub)
+            plan = plans[volume]
+            self._create(podname, plan, {**labels, **claim_labels(plan, namespace)}, sub)
         out: dict[str, list[ContainerMount]] = {c.name: [] for c in pod.spec.containers}
         for m in mounts:
             plan = plans[m.volume]
@@ -101,7 +106,10 @@ class VolumeSetup:
             ) from exc
 
     def _create(self, podname: str, plan: VolumePlan, labels: dict[str, str], sub: str = "") -> str:
-        """Create one Podman volume (the NFS ones on `sub` of the export); returns its mountpoint on the host."""
+        """Create one Podman volume (the NFS ones on `sub` of the export); returns its mountpoint on the host.
+
+        `labels` are the pod's, and for a claim's volume the PersistentVolume's and the claim's (claim_labels).
+        """
         name = volume_name(podname, plan.name, sub)
         options = None
         if plan.nfs is not None:
@@ -132,6 +140,11 @@ class VolumeSetup:
             if labels.get(LABEL_VOLUME_KIND) == VolumeKind.EMPTY_DIR.value and entry.get("Mountpoint"):
                 out[str(labels.get(LABEL_VOLUME))] = disk_usage(str(entry["Mountpoint"]))
         return out
+
+    def in_use(self) -> list[str]:
+        """node.status.volumesInUse as Podman has it: every claim volume of this node, of any pod (one list call)."""
+        entries = self.transport.json("get", "/volumes/json", what="list volumes", params=owned(self.node))
+        return volumes_in_use(entry.get("Labels") or {} for entry in entries or [])
 
 
 def _join(path: str, sub: str) -> str:

@@ -4,18 +4,20 @@ As nfs-subdir-external-provisioner: claim `<ns>/<name>` of an NFS class (provisi
 names csi-driver-nfs and nfs-subdir-external-provisioner go by) gets `<share>/<ns>-<name>-pvc-<claim uid>`, and a
 volume `pvc-<claim uid>` whose claimRef reserves it for the claim (the binder binds them next pass). A released
 provisioned volume whose policy is Delete has its directory removed, renamed `archived-…` (archiveOnDelete=true,
-onDelete=archive) or kept (onDelete=retain), then goes. The directory work is a job for the VolumeWorker;
+onDelete=archive) or kept (onDelete=retain), then goes; not before every node has let its volume go (no pod
+placed on a node uses its claim, no node lists it in status.volumesInUse: see inuse), so a directory is never
+taken from under a mount. The directory work is a job for the VolumeWorker;
 `plan` is pure over the snapshot and the worker's results, so a failure is reported (ProvisioningFailed,
 VolumeFailedDelete, naming the server) and retried after the worker's back-off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from edgekube.master.controllers.base import Setup, Snapshot
-from edgekube.master.controllers.volumes import facts
+from edgekube.master.controllers.volumes import facts, inuse
 from edgekube.master.controllers.volumes.actions import Annotate, CreateVolume, DeleteObject, Say, Submit
 from edgekube.master.controllers.volumes.facts import ANN_ON_DELETE, Obj
 from edgekube.master.controllers.volumes.nfsio import Job, Share
@@ -106,8 +108,12 @@ def plan(
     worker: VolumeWorker,
     *,
     now: float,
+    held: Collection[str] = (),
 ) -> tuple[list[Action], set[str]]:
-    """Jobs to submit, volumes to create or delete, events; and the job keys whose results still matter."""
+    """Jobs to submit, volumes to create or delete, events; and the job keys whose results still matter.
+
+    `held`: the volumes nodes still list in status.volumesInUse (a released one waits for them, see `still_used`).
+    """
     actions: list[Action] = []
     keys: set[str] = set()
     names = {v["metadata"]["name"] for v in volumes.values()}
@@ -127,6 +133,8 @@ def plan(
         actions += _provision(claim, storage_class, key, worker, now)
     for volume in volumes.values():
         if facts.provisioned(volume) and _released(volume) and volume["spec"].get("nfs"):
+            if still_used(volume, claims, users, held):
+                continue
             key = delete_key(volume)
             keys.add(key)
             actions += _reclaim(volume, key, worker, now)
@@ -164,6 +172,20 @@ def _released(volume: Obj) -> bool:
     return (volume.get("status") or {}).get("phase") == "Released" and (
         volume["spec"].get("persistentVolumeReclaimPolicy") == "Delete"
     )
+
+
+def still_used(volume: Obj, claims: Mapping[Any, Obj], users: ClaimUsers, held: Collection[str]) -> bool:
+    """Whether a released volume must wait: a node holds it, or a pod placed on a node still names its claim.
+
+    Pods count only while no new claim of that name exists (theirs would be the new claim's volume) and once
+    placed (a pending pod mounts nothing).
+    """
+    if volume["metadata"]["name"] in held:
+        return True
+    key = facts.claim_ref_key(volume)
+    if key is None or key in claims:
+        return False
+    return any(use.node for use in users.users(*key).values())
 
 
 def _reclaim(volume: Obj, key: str, worker: VolumeWorker, now: float) -> list[Action]:
@@ -206,7 +228,10 @@ class NfsProvisioner:
     def plan(self, snapshot: Snapshot) -> list[Action]:
         store = snapshot.store
         claims, volumes = store.objects("PersistentVolumeClaim"), store.objects("PersistentVolume")
-        actions, keys = plan(claims, volumes, store.objects("StorageClass"), self.users, self.worker, now=snapshot.now)
+        held = inuse.held(store.objects("Node").values())
+        actions, keys = plan(
+            claims, volumes, store.objects("StorageClass"), self.users, self.worker, now=snapshot.now, held=held
+        )
         self.worker.keep(keys)
         self.said.forget_except({facts.uid(o) for o in (*claims.values(), *volumes.values())})
         return self.said.filter(actions)
