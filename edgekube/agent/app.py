@@ -18,6 +18,7 @@ from edgekube.agent.backoff import BackoffPolicy
 from edgekube.agent.desired import DesiredState
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.fencing import Fencing
+from edgekube.agent.fencing_keeper import Order, spawn, write_order
 from edgekube.agent.fencing_plan import Node, Timing
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.nfsprobe import NfsProber, ProbeFn, nfs_probe
@@ -85,6 +86,9 @@ class AgentConfig:
     lease_duration: float = 15.0
     lease_renew: float = 0.0
     lease_margin: float = 0.0
+    #: The fence keeper's orders (tmpfs), under a directory per node; the keeper stops the pods of a lease that ran
+    #: out even when the agent is frozen or dead. Empty: no keeper.
+    fence_dir: str = "/run/edgekube/fence"
 
     def lease_timing(self) -> Timing:
         return Timing(self.lease_duration, self.lease_renew, self.lease_margin, poll=min(1.0, self.lease_duration / 4))
@@ -166,8 +170,9 @@ class Agent:
         self.nfs = NfsProber(self.node, nfs_probe_fn, interval=config.nfs_probe_interval, on_change=self._wake.set)
         #: ReadWriteOnce leases, one worker thread per exclusive volume in use; a change wakes the loop.
         self.fencing = Fencing(
-            Node(self.node, self.boot_id), config.lease_timing(), self.events, clock=clock, wake=self._wake.set
-        )
+            Node(self.node, self.boot_id), config.lease_timing(), self.events, clock=clock, wake=self._wake.set,
+            keeper=self._keeper() if clock is time.monotonic else None,  # its deadlines are CLOCK_MONOTONIC
+        )  # fmt: skip
         self._reporter = StatusReporter(
             self.node,
             self.boot_id,
@@ -224,6 +229,19 @@ class Agent:
         self._reporter.flush_events(self._bus)
         self._bus.publish(topics.node_online(self.node), Presence(online=False).encode(), retain=True)
         self._bus.close()
+
+    def _keeper(self) -> Callable[[str, Order | None], None] | None:
+        """Hands the fence keeper (started on the first order) each held volume's order; None without fence_dir."""
+        if not self.config.fence_dir:
+            return None
+        directory = Path(self.config.fence_dir) / self.node
+
+        def hand(key: str, order: Order | None) -> None:
+            if order is not None:
+                spawn(directory, self.config.podman_url, self.node)
+            write_order(directory, key, order)
+
+        return hand
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no background stop, restart or removal is running; False if one still is."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edgekube.agent.events import EventRecorder, PodRef
+from edgekube.agent.fencing_keeper import Order
 from edgekube.agent.fencing_plan import (
     LEASE_FILE,
     REQUEST_FILE,
@@ -233,8 +234,11 @@ class VolumeWorker:
         timing: Timing,
         clock: Callable[[], float],
         on_change: Callable[[], None],
+        on_order: Callable[[Order | None], None] = lambda order: None,
     ) -> None:
         self.volume = volume
+        self.on_order = on_order
+        self._order: Order | None = None
         self.files = files
         self.node = node
         self.timing = timing
@@ -296,6 +300,22 @@ class VolumeWorker:
         finally:
             with contextlib.suppress(Exception):
                 self.files.close()
+            if self.memory.holding is None:
+                self._tell_keeper()
+
+    def _tell_keeper(self) -> None:
+        """The fence keeper's order: stop the present pods at this node's deadline (none: nothing held or present)."""
+        with self._lock:
+            held, present = self.memory.holding, self._want.running
+        order = None
+        if held is not None and present:
+            order = Order(self.volume.name, held.anchor + self.timing.holds_for, tuple(sorted(present)))
+        if order != self._order:
+            try:
+                self.on_order(order)
+                self._order = order
+            except OSError as exc:
+                log.error("cannot write the fence keeper's order for volume %s: %s", self.volume.name, exc)
 
     def _once(self) -> float | None:
         read = self._read()
@@ -318,8 +338,10 @@ class VolumeWorker:
         io = result.io
         if io is not None:
             self._do(io)
+            self._tell_keeper()
             self.on_change()
             return self.clock()  # read again at once: a take or release shows in the next status
+        self._tell_keeper()
         if result.status.state is State.IDLE and self.memory.holding is None:
             return None
         return due(self.memory, result.status, self.clock(), self.timing)
@@ -388,7 +410,9 @@ class Fencing:
         wake: Callable[[], None] = lambda: None,
         files: Callable[[NfsTarget], LeaseFiles] | None = None,
         io_timeout: float | None = None,
+        keeper: Callable[[str, Order | None], None] | None = None,
     ) -> None:
+        """`keeper(key, order)` hands the fence keeper each volume's order (None: withdrawn); None: no keeper."""
         self.node = node
         self.timing = timing
         self.events = events
@@ -397,6 +421,7 @@ class Fencing:
         #: Safety needs every lease I/O to end (or fail) well within the margin: see docs/storage.md.
         timeout = io_timeout if io_timeout is not None else max(1.0, math.floor(timing.margin / 2))
         self._files = files or (lambda target: NfsLeaseFiles(target, timeout=timeout))
+        self._keeper = keeper
         self._workers: dict[str, VolumeWorker] = {}
         self._shown: dict[tuple[PodUID, str], _Shown] = {}
         #: The exclusive volumes of every pod seen desired here, kept while the pod is still present: a pod no
@@ -453,7 +478,7 @@ class Fencing:
                 if key not in self._workers:
                     self._workers[key] = VolumeWorker(
                         volume, self._files(volume.target), node=self.node, timing=self.timing, clock=self.clock,
-                        on_change=self._wake,
+                        on_change=self._wake, on_order=self._order_for(key),
                     ).start()  # fmt: skip
             for key, worker in self._workers.items():
                 # A volume no pod here wants any more: its worker releases the lease once nothing runs, then ends.
@@ -509,6 +534,12 @@ class Fencing:
                 self._shown[(uid, key)] = shown
         for gone in [k for k in self._shown if k not in seen]:
             del self._shown[gone]
+
+    def _order_for(self, key: str) -> Callable[[Order | None], None]:
+        keeper = self._keeper
+        if keeper is None:
+            return lambda order: None
+        return lambda order: keeper(key, order)
 
     def stop(self) -> None:
         """Stop the workers; leases are not released (the pods keep running, a restarted agent takes them again)."""

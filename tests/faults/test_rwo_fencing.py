@@ -6,8 +6,8 @@ bound to it, and a ReplicationController of one pod that appends `<pod name> <n>
 the userspace NFS mount. Each test hurts one part and then reads the file on the server: the pods that wrote it
 follow one another (no line of an old writer after the first line of a new one), every line written before the
 fault is still there, and the pod ends up running where the row of the failure table in docs/storage.md says.
-Agents run with a 6 s lease: renewed every 1.5 s, a holder stops its pods 4 s after its last renewal, another node
-takes an unrenewed lease after seeing it unchanged for 8 s.
+Agents run with a 6 s lease: renewed every 1.5 s, a holder stops its pods 4 s after its last renewal (or its fence
+keeper does, when the agent is frozen), another node takes an unrenewed lease after seeing it unchanged for 8 s.
 """
 
 from __future__ import annotations
@@ -184,6 +184,27 @@ def test_a_dead_node_is_replaced_elsewhere_after_its_lease_ran_out_and_never_alo
     assert writers(after)[-1] == new["metadata"]["name"]
     lease = work.lease()
     assert lease is not None and (lease.holder, lease.term) == (node_of(new), holder.term + 1)
+
+
+def test_a_frozen_agents_pod_is_stopped_by_the_fence_keeper_before_another_node_takes_the_volume(
+    fleet: Fleet,
+) -> None:
+    work = deploy(fleet, "frozen")
+    old = work.running()
+    victim, old_name, old_uid = node_of(old), old["metadata"]["name"], uid_of(old)
+
+    faulted = time.monotonic()
+    fleet.stop_agent(victim)  # SIGSTOP: the agent can neither renew nor stop its pod, whose container runs on
+    new = work.running(avoid=victim)
+    measured("agent frozen -> replacement writing", faulted)
+
+    assert fleet.agents[victim].stopped, "the agent was frozen all along"
+    assert not container_ids(fleet, victim, old_name), "the keeper stopped the frozen agent's container"
+    log = (fleet.root / "logs" / f"{victim}.log").read_text(errors="replace")
+    assert f"fence keeper: stopped pod {old_uid}: the lease of volume pv-frozen ran out" in log
+    lines = work.lines()
+    assert_one_writer_at_a_time(lines)
+    assert writers(lines) == [old_name, new["metadata"]["name"]]
 
 
 def test_a_node_cut_from_the_master_only_hands_the_volume_over_and_its_pod_is_stopped(fleet: Fleet) -> None:

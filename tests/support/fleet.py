@@ -406,6 +406,7 @@ class Fleet:
             "--mqtt-port", str(self.port),
             "--podman-url", self.podman[node].url,
             "--state-dir", str(self.root / "agents" / node),
+            "--fence-dir", str(self.root / "fence"),  # the fleet's own fence keepers (default: /run/edgekube/fence)
             *self.agent_args,
         ]  # fmt: skip
         return net.enter(argv) if net else argv
