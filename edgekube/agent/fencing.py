@@ -340,7 +340,9 @@ class VolumeWorker:
             self._do(io)
             self._tell_keeper()
             self.on_change()
-            return self.clock()  # read again at once: a take or release shows in the next status
+            if self.memory.holding is not None or isinstance(io, Write):
+                return self.clock()  # read again at once: a take or release shows in the next status
+            return self.clock() + self.timing.poll  # a take that lost, or a request: no busy loop on the server
         self._tell_keeper()
         if result.status.state is State.IDLE and self.memory.holding is None:
             return None

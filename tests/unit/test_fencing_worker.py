@@ -191,3 +191,32 @@ def test_a_restarted_agent_keeps_the_pods_its_former_self_left_running(tmp_path:
         assert not any(g.fence for g in gates), "never fenced while the new agent took the lease back"
     finally:
         again.stop()
+
+
+class CountingFiles(DirLeaseFiles):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.markers = 0
+
+    def create_marker(self, name: str) -> bool:
+        self.markers += 1
+        return super().create_marker(name)
+
+
+def test_a_marker_left_by_a_dead_taker_is_removed_after_a_whole_wait_at_the_poll_rate(tmp_path: Path) -> None:
+    stale = Lease("node-b", "boot-b", term=1, counter=3, duration=FAST.duration)
+    (tmp_path / LEASE_FILE).write_bytes(stale.encode())
+    (tmp_path / Take(stale.encode(), stale).marker).mkdir()  # node-c died halfway through its take
+    files = CountingFiles(tmp_path)
+    a = Fencing(Node("node-a", "a"), FAST, EventRecorder("node-a"), files=lambda target: files)
+    pa = rwo_pod("pa")
+    try:
+        started = time.monotonic()
+        until("node-a holding the lease", lambda: not a.sync([pa], [], connected=True).blocked)
+        waited = time.monotonic() - started
+        assert waited >= 2 * FAST.waits_for(FAST.duration), "one wait for the lease, another for the marker"
+        assert files.markers <= waited / FAST.poll + 2, "one attempt per poll, not a busy loop"
+        lease = Lease.decode((tmp_path / LEASE_FILE).read_bytes())
+        assert lease is not None and (lease.holder, lease.term) == ("node-a", 2)
+    finally:
+        a.stop()
