@@ -292,6 +292,47 @@ def test_wait_for_first_consumer_provisions_only_once_a_pod_uses_the_claim(
     assert cluster.get("Pod", "p")["spec"].get("nodeName") in NODES
 
 
+def test_a_pod_whose_wait_for_first_consumer_claim_is_being_provisioned_waits_unremarked_then_is_placed(
+    cluster: Cluster, shares: FakeShares
+) -> None:
+    shares.down.add("10.0.0.5")  # provisioning fails until the server answers
+    cluster.apply(nfs_class(mode="WaitForFirstConsumer"))
+    cluster.apply(claim() + "---" + pod("p"))
+    waiting = cluster.get("Pod", "p")
+    assert not waiting["spec"].get("nodeName")
+    assert "message" not in waiting["status"]
+    assert cluster.events("FailedScheduling") == []
+    assert cluster.events("ProvisioningFailed")[0].startswith('failed to provision volume with StorageClass "nfs"')
+    shares.down.clear()
+    cluster.wall.now += 60
+    cluster.settle()
+    assert phase(cluster.get("PersistentVolumeClaim", "data")) == "Bound"
+    assert cluster.get("Pod", "p")["spec"].get("nodeName") in NODES
+    assert cluster.events("FailedScheduling") == []
+
+
+LOCAL_CLASS = """
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+"""
+
+
+def test_a_wait_for_first_consumer_claim_no_volume_fits_and_nothing_provisions_leaves_every_node_without_a_volume(
+    cluster: Cluster,
+) -> None:
+    cluster.apply(LOCAL_CLASS)
+    cluster.apply(claim(storageClassName="local") + "---" + pod("p"))
+    assert cluster.get("Pod", "p")["status"]["message"] == (
+        "0/3 nodes are available: 3 node(s) didn't find available persistent volumes to bind."
+    )
+    cluster.apply(volume("pv-local", storageClassName="local"))
+    assert phase(cluster.get("PersistentVolumeClaim", "data")) == "Bound"
+    assert cluster.get("Pod", "p")["spec"].get("nodeName") in NODES
+
+
 # -- reclaiming ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("params", "left"),

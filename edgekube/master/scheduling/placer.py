@@ -200,7 +200,8 @@ class Placer:
         """The request with what the pod's volumes need; None when it cannot be placed in this batch.
 
         Then `gated.blocked` says why (a missing, unbound or deleted claim), or is None: another pod of the batch
-        takes the same ReadWriteOnce claim first, and this one waits for the next pass to follow it.
+        takes the same ReadWriteOnce claim first, and this one waits for the next pass to follow it, or its
+        WaitForFirstConsumer claim is being provisioned.
         """
         gated.blocked = None
         if self.volumes is None or not pod["spec"].get("volumes"):
@@ -208,6 +209,8 @@ class Placer:
         check = self.volumes.check(pod)
         if check.blocked is not None:
             gated.blocked = check
+            return None
+        if check.waiting:  # its WaitForFirstConsumer claim is being provisioned: placed once it is Bound
             return None
         if any(claim in gated.claims for claim in check.exclusive):
             return None

@@ -2,7 +2,8 @@
 
 Kubernetes' VolumeBinding / VolumeRestrictions plugins, for edgekube's volumes: a pod whose claim is missing,
 being deleted or not bound yet waits (`persistentvolumeclaim "x" not found`, `... is being deleted`, `pod has
-unbound immediate PersistentVolumeClaims`); a ReadWriteOncePod claim serves one pod, a ReadWriteOnce claim the
+unbound immediate PersistentVolumeClaims`; a WaitForFirstConsumer claim is bound because the pod uses it, see
+`VolumeGate.unbound`); a ReadWriteOncePod claim serves one pod, a ReadWriteOnce claim the
 pods of one node; the NFS servers of its volumes (the bound volume's, port from its mountOptions, and inline
 `nfs` volumes) must be reachable from the node (scheduler.static_reason reads node status nfsServers).
 """
@@ -18,10 +19,11 @@ from edgekube.master.controllers.volumes import facts
 from edgekube.master.controllers.volumes.facts import ClaimKey
 from edgekube.master.controllers.volumes.users import ClaimUsers
 from edgekube.model.errors import NotFoundError
-from edgekube.model.storage import AccessMode
+from edgekube.model.storage import NO_PROVISIONER, AccessMode
 
 RWOP_CONFLICT = "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
 UNBOUND = "pod has unbound immediate PersistentVolumeClaims"
+NO_VOLUME_TO_BIND = "node(s) didn't find available persistent volumes to bind"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class VolumeCheck:
     pin: tuple[str, str] | None = None
     #: ReadWriteOnce(Pod) claims in use by no placed pod: one pod per claim may be placed in a pass.
     exclusive: tuple[ClaimKey, ...] = ()
+    #: Not placed yet, and nothing to say: a WaitForFirstConsumer claim of the pod is being provisioned.
+    waiting: bool = False
 
 
 def _blocked(message: str, *, per_node: bool = False) -> VolumeCheck:
@@ -63,7 +67,7 @@ class VolumeGate:
                 return _blocked(f'persistentvolumeclaim "{claim_name}" is being deleted')
             volume_name = claim["spec"].get("volumeName")
             if not volume_name or (claim.get("status") or {}).get("phase") != "Bound":
-                return _blocked(UNBOUND)
+                return self.unbound(claim)
             try:
                 volume = self.store.peek("PersistentVolume", "", volume_name)
             except NotFoundError:
@@ -92,3 +96,24 @@ class VolumeGate:
                 else:
                     exclusive.append((namespace, claim_name))
         return VolumeCheck(servers=frozenset(servers), pin=pin, exclusive=tuple(exclusive))
+
+    def unbound(self, claim: Mapping[str, Any]) -> VolumeCheck:
+        """The verdict on a pod whose claim is not bound yet.
+
+        An Immediate claim should be bound already: `pod has unbound immediate PersistentVolumeClaims`. A
+        WaitForFirstConsumer claim is bound because this pod uses it (binder and provisioner act once any pod
+        does), so the pod waits, unremarked, while the class's provisioner makes its volume, as Kubernetes'
+        scheduler waits in PreBind; it is placed the pass after the claim is Bound. A class that provisions
+        nothing (kubernetes.io/no-provisioner) with no volume that fits (the binder, earlier in the pass,
+        would have bound one): `N node(s) didn't find available persistent volumes to bind`.
+        """
+        class_name = facts.claim_class(claim)
+        try:
+            storage_class = self.store.peek("StorageClass", "", class_name) if class_name else None
+        except NotFoundError:
+            storage_class = None
+        if storage_class is None or facts.binding_mode(storage_class) != "WaitForFirstConsumer":
+            return _blocked(UNBOUND)
+        if storage_class.get("provisioner") == NO_PROVISIONER:
+            return _blocked(NO_VOLUME_TO_BIND, per_node=True)
+        return VolumeCheck(waiting=True)
