@@ -413,8 +413,13 @@ class Fencing:
         files: Callable[[NfsTarget], LeaseFiles] | None = None,
         io_timeout: float | None = None,
         keeper: Callable[[str, Order | None], None] | None = None,
+        startup_grace: float = 5.0,
     ) -> None:
-        """`keeper(key, order)` hands the fence keeper each volume's order (None: withdrawn); None: no keeper."""
+        """`keeper(key, order)` hands the fence keeper each volume's order (None: withdrawn); None: no keeper.
+
+        For `startup_grace` seconds the agent counts as connected to the master even before its first CONNACK,
+        so a restarted agent does not hand its volume to a waiting node (keeping is the safe side).
+        """
         self.node = node
         self.timing = timing
         self.events = events
@@ -424,6 +429,7 @@ class Fencing:
         timeout = io_timeout if io_timeout is not None else max(1.0, math.floor(timing.margin / 2))
         self._files = files or (lambda target: NfsLeaseFiles(target, timeout=timeout))
         self._keeper = keeper
+        self._connected_until = clock() + startup_grace
         self._workers: dict[str, VolumeWorker] = {}
         self._shown: dict[tuple[PodUID, str], _Shown] = {}
         #: The exclusive volumes of every pod seen desired here, kept while the pod is still present: a pod no
@@ -444,6 +450,7 @@ class Fencing:
         connected: bool,
     ) -> Gate:
         """Tell each volume's worker what this node wants of it; the gate for this pass (cheap: no I/O here)."""
+        connected = connected or self.clock() < self._connected_until
         present_set, finished_set = set(present), set(finished)
         users: dict[PodUID, tuple[str, ...]] = {}
         volumes: dict[str, Volume] = {}

@@ -42,9 +42,12 @@ def rwo_pod(uid: str, *, modes: tuple[str, ...] = ("ReadWriteOnce",), read_only:
     return DesiredPod(PodUID(uid), pod, spec_hash(uid, pod.spec.to_dict()), {"data": volume})
 
 
-def fencing(node: str, root: Path) -> tuple[Fencing, EventRecorder]:
+def fencing(node: str, root: Path, grace: float = 0.0) -> tuple[Fencing, EventRecorder]:
     events = EventRecorder(node)
-    return Fencing(Node(node, f"boot-{node}"), FAST, events, files=lambda target: DirLeaseFiles(root)), events
+    fenced = Fencing(
+        Node(node, f"boot-{node}"), FAST, events, files=lambda target: DirLeaseFiles(root), startup_grace=grace
+    )
+    return fenced, events
 
 
 def until(what: str, check: Callable[[], Gate | bool | None], timeout: float = 10.0) -> None:
@@ -220,3 +223,22 @@ def test_a_marker_left_by_a_dead_taker_is_removed_after_a_whole_wait_at_the_poll
         assert lease is not None and (lease.holder, lease.term) == ("node-a", 2)
     finally:
         a.stop()
+
+
+def test_an_agent_just_started_counts_as_connected_and_keeps_its_volume_despite_a_request(tmp_path: Path) -> None:
+    a, _ = fencing("node-a", tmp_path, grace=3600.0)
+    b, _ = fencing("node-b", tmp_path)
+    pa, pb = rwo_pod("pa"), rwo_pod("pb")
+    try:
+        until("node-a holding the lease", lambda: not a.sync([pa], [pa.uid], connected=False).blocked)
+
+        def asking() -> bool:
+            b.sync([pb], [], connected=True)
+            return (tmp_path / REQUEST_FILE).exists()
+
+        until("node-b asking for the volume", asking)
+        time.sleep(FAST.renew * 2)  # node-a has read the request meanwhile
+        assert not a.sync([pa], [pa.uid], connected=False).fence, "no hand-over before its first connection"
+    finally:
+        a.stop()
+        b.stop()
