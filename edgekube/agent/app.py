@@ -391,7 +391,8 @@ class Agent:
         memory = {d.uid: self._memory(d, everything.get(d.uid), now) for d in desired}
         # ReadWriteOnce: a pod whose exclusive volumes this node does not hold is not created, and stopped if present.
         finished = [uid for uid, m in memory.items() if m.finished]
-        fence = self.fencing.sync(desired, everything, finished=finished, connected=self.bus.connected)
+        present = set(everything) | busy  # a pod being created counts: its lease is not released under it
+        fence = self.fencing.sync(desired, present, finished=finished, connected=self.bus.connected)
         fenced = [Remove(uid, f"fenced: {why}", 0) for uid, why in fence.fence.items() if uid in by_uid]
         unfenced = [o for o in observed if o.uid not in fence.fence]
         actions = [*fenced, *plan(desired, unfenced, busy | self._actions.waiting(now) | set(fence.blocked), memory)]
