@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from edgekube.nfs.target import NfsTarget
 from tests.faults.conftest import NODES
 from tests.support.cluster import wait_for
 from tests.support.fleet import Fleet, container, node_of, phase, terminating, uid_of
-from tests.support.prerequisites import require_netns, require_nfs
+from tests.support.prerequisites import missing, require_netns, require_nfs
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,9 @@ def fleet(fleet_podman: dict[str, PodmanService], tmp_path_factory: pytest.TempP
     """The module's own fleet: with an NFS server, agents on short leases mounting NFS in userspace."""
     require_netns()
     require_nfs()
+    if shutil.which("nft") is None:
+        missing("nftables is not installed (cut_master/cut_nfs drop one service's port in a node's namespace)",
+                "apt-get install nftables")  # fmt: skip
     agent_args = ["--lease-duration", str(LEASE_SECONDS), "--nfs-client", "userspace"]
     root = tmp_path_factory.mktemp("rwo_fencing")
     with Fleet(root, NODES, netns=True, podman=fleet_podman, nfs=True, agent_args=agent_args) as started:
