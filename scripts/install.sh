@@ -28,7 +28,7 @@ MIN_PYTHON="3.11"
 PACKAGES=(
     podman runc catatonit containernetworking-plugins slirp4netns uidmap fuse-overlayfs iproute2
     mosquitto mosquitto-clients busybox-static python3-venv make mmdebstrap openssl
-    libnfs13 libnfs-utils libfuse2 fuse3 nfs-ganesha nfs-ganesha-vfs
+    libnfs13 libnfs-utils libfuse2 fuse3 nfs-ganesha nfs-ganesha-vfs nftables
 )
 
 LOG="$(mktemp "${TMPDIR:-/tmp}/edgekube-install.XXXXXX")"
