@@ -52,11 +52,14 @@ imports:
 # The fleet's wheelhouse (ansible/ installs from it with --no-index): the edgekube wheel, built reproducibly
 # (SOURCE_DATE_EPOCH of the last commit: the same sources give the same bytes, so an unchanged rebuild restarts
 # nothing), and the binary wheels of every runtime dependency for WHEEL_PLATFORM / WHEEL_PYTHON.
+# PURE_SDISTS: pure-Python dependencies published only as sdists (fusepy), built here into py3-none-any wheels.
+PURE_SDISTS := fusepy
 wheel: install
 	rm -rf $(WHEELHOUSE) build
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
 		$(BIN)/pip wheel --no-deps -q -w $(WHEELHOUSE) .
-	$(BIN)/pip download -q --only-binary=:all: --python-version $(WHEEL_PYTHON) \
+	$(BIN)/pip wheel --no-deps -q -w $(WHEELHOUSE) $(PURE_SDISTS)
+	$(BIN)/pip download -q --only-binary=:all: --python-version $(WHEEL_PYTHON) --find-links $(WHEELHOUSE) \
 		$(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM)) -d $(WHEELHOUSE) $(WHEELHOUSE)/edgekube-*.whl
 	@ls -1 $(WHEELHOUSE)
 
