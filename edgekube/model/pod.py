@@ -13,6 +13,7 @@ from edgekube.model.meta import ObjectMeta, check_label_map
 from edgekube.model.names import check_dns1123_label, check_dns1123_subdomain, check_env_name
 from edgekube.model.probe import Probe
 from edgekube.model.quantity import cpu_millis, memory_bytes
+from edgekube.model.resources import STANDARD, check_extended, check_resource_name, extended_requests
 from edgekube.model.status import PodStatus
 from edgekube.model.taints import Toleration
 
@@ -54,17 +55,19 @@ class ContainerPort(K8sModel):
 
 
 class ResourceRequirements(K8sModel):
-    """requests/limits keyed `cpu` and `memory`, in Kubernetes quantity syntax."""
+    """requests/limits keyed `cpu`, `memory` or an extended resource (`edgekube.io/serial`), as quantities."""
 
-    requests: dict[Literal["cpu", "memory"], Quantity] = Field(default_factory=dict)
-    limits: dict[Literal["cpu", "memory"], Quantity] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _quantities(self) -> ResourceRequirements:
         for section in ("requests", "limits"):
-            values: dict[Literal["cpu", "memory"], Quantity] = getattr(self, section)
+            values: dict[str, Quantity] = getattr(self, section)
             for key, raw in values.items():
-                (cpu_millis if key == "cpu" else memory_bytes)(raw, f"{section}.{key}")
+                check_resource_name(key, f"{section}[{key}]")
+                if key in STANDARD:
+                    (cpu_millis if key == "cpu" else memory_bytes)(raw, f"{section}.{key}")
         for key in ("cpu", "memory"):
             if key in self.requests and key in self.limits:
                 convert = cpu_millis if key == "cpu" else memory_bytes
@@ -73,6 +76,7 @@ class ResourceRequirements(K8sModel):
                         f"requests.{key}: {self.requests[key]!r}: must be less than or equal to "
                         f"{key} limit of {self.limits[key]!r}"
                     )
+        check_extended(self.requests, self.limits)
         return self
 
     def request_cpu_millis(self) -> int:
@@ -84,6 +88,10 @@ class ResourceRequirements(K8sModel):
         """Requested bytes; as in Kubernetes a limit alone implies an equal request."""
         raw = self.requests.get("memory", self.limits.get("memory", 0))
         return memory_bytes(raw)
+
+    def extended(self) -> dict[str, int]:
+        """Extended resources requested (`{"edgekube.io/serial": 1}`); a limit alone implies an equal request."""
+        return extended_requests(self.requests, self.limits)
 
 
 def check_descending_path(value: str, field: str) -> str:

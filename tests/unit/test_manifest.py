@@ -331,8 +331,32 @@ RFC1123_LABEL = (
         ),
         pytest.param(
             pod(resources={"requests": {"gpu": 1}}),
-            'spec.containers[0].resources.requests.gpu: Unsupported value: "gpu": supported values: "cpu", "memory"',
+            'spec.containers[0].resources.requests[gpu]: Invalid value: "gpu": must be a standard resource for '
+            "containers (cpu, memory) or an extended resource such as edgekube.io/serial",
             id="resource-unknown",
+        ),
+        pytest.param(
+            pod(resources={"limits": {"kubernetes.io/serial": 1}}),
+            'spec.containers[0].resources.limits[kubernetes.io/serial]: Invalid value: "kubernetes.io/serial": '
+            "doesn't follow extended resource name standard",
+            id="extended-resource-reserved-domain",
+        ),
+        pytest.param(
+            pod(resources={"limits": {"edgekube.io/serial": "500m"}}),
+            'spec.containers[0].resources.limits[edgekube.io/serial]: Invalid value: "500m": must be an integer',
+            id="extended-resource-fraction",
+        ),
+        pytest.param(
+            pod(resources={"requests": {"edgekube.io/serial": 1}}),
+            "spec.containers[0].resources.limits[edgekube.io/serial]: Required value: "
+            "Limit must be set for non overcommitable resources",
+            id="extended-resource-request-without-limit",
+        ),
+        pytest.param(
+            pod(resources={"requests": {"edgekube.io/i2c": 1}, "limits": {"edgekube.io/i2c": 2}}),
+            'spec.containers[0].resources.requests[edgekube.io/i2c]: Invalid value: "1": '
+            "must be equal to edgekube.io/i2c limit of 2",
+            id="extended-resource-overcommit",
         ),
         pytest.param(
             pod(env=[{"name": "1ST", "value": "x"}]),
@@ -595,3 +619,17 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
 
 def test_lint_of_a_valid_manifest_yields_nothing() -> None:
     assert list(lint_manifests(FULL_POD + "---\n" + json.dumps(MINIMAL))) == []
+
+
+def test_an_extended_resource_limit_alone_is_also_its_request() -> None:
+    doc = pod(resources={"limits": {"edgekube.io/serial": 1, "cpu": "100m"}})
+    parsed = parse_object(doc)
+    assert isinstance(parsed, Pod)
+    assert parsed.spec.containers[0].resources.extended() == {"edgekube.io/serial": 1}
+
+
+def test_an_extended_resource_with_equal_request_and_limit_is_valid() -> None:
+    doc = pod(resources={"requests": {"edgekube.io/gpiochip": "1"}, "limits": {"edgekube.io/gpiochip": 1}})
+    parsed = parse_object(doc)
+    assert isinstance(parsed, Pod)
+    assert parsed.spec.containers[0].resources.extended() == {"edgekube.io/gpiochip": 1}

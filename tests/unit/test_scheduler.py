@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -395,7 +396,9 @@ def random_case(rng: random.Random) -> tuple[list[Request], list[NodeView]]:
             "rc-c", **{"containers": [{"name": "c", "image": "b", "ports": [{"containerPort": 80, "hostPort": 80}]}]}
         ),
         Request.of(spec({"resources": {"requests": {"cpu": "700m", "memory": "300Mi"}}}), owner="rc-d"),
+        Request.of(spec({"resources": {"limits": {"edgekube.io/serial": 1}}}), owner="rc-e"),
     ]
+    nodes = [dataclasses.replace(n, extended={"edgekube.io/serial": rng.choice([0, 1, 2])}) for n in nodes]
     requests = [rng.choice(kinds) for _ in range(rng.randint(0, 60))]
     return requests, nodes
 

@@ -25,6 +25,7 @@ from edgekube.model.errors import ConflictError, NotFoundError
 from edgekube.model.names import NodeName
 from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.quantity import cpu_millis, memory_bytes
+from edgekube.model.resources import extended_allocatable
 from edgekube.model.taints import Taint
 from edgekube.model.types import Obj
 
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "default-scheduler"
 #: A node's parsed allocatable, labels and taints, kept until its resourceVersion moves.
-_Static = tuple[str, Mapping[str, str], int, int, int, bool, tuple[Taint, ...], frozenset[tuple[str, int]]]
+_Static = tuple[
+    str, Mapping[str, str], int, int, int, bool, tuple[Taint, ...], frozenset[tuple[str, int]], Mapping[str, int]
+]
 
 
 def _now() -> str:
@@ -79,7 +82,7 @@ class Placer:
         """The scheduler's picture of every stored node: O(nodes), usage comes from the index."""
         out = []
         for node in self.store.objects("Node").values():
-            name, labels, cpu, memory, max_pods, unschedulable, taints, unreachable = self._node_static(node)
+            name, labels, cpu, memory, max_pods, unschedulable, taints, unreachable, extended = self._node_static(node)
             used = self.usage.usage(name)
             out.append(
                 NodeView(
@@ -97,6 +100,8 @@ class Placer:
                     taints=taints,
                     owner_pods=dict(used.owners),
                     unreachable_nfs=unreachable,
+                    extended=extended,
+                    used_extended=used.extended,
                 )
             )
         return out
@@ -122,6 +127,7 @@ class Placer:
             bool((node.get("spec") or {}).get("unschedulable")),
             node_taints(node),
             unreachable,
+            extended_allocatable(allocatable),
         )
         self._static[meta["name"]] = (meta.get("resourceVersion"), static)
         return static

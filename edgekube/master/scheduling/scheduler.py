@@ -2,7 +2,7 @@
 
 Filters (first failure wins, kube-scheduler wording): ready, unschedulable (cordon), nodeSelector, NoSchedule and
 NoExecute taints, ReadWriteOnce claims in use on another node, unreachable NFS servers, pod count, cpu, memory,
-host ports. Score, higher is better: spread replicas of the same
+host ports, extended resources (edgekube.io/serial, ...). Score, higher is better: spread replicas of the same
 controller (dominates), avoid untolerated PreferNoSchedule taints, then least allocated. Ties go to the
 alphabetically first node, so every decision is deterministic.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from edgekube.model.names import NodeName
 from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.pod import PodSpec
 from edgekube.model.quantity import cpu_millis, memory_bytes
+from edgekube.model.resources import extended_requests
 from edgekube.model.taints import TAINT_UNSCHEDULABLE, Taint, TaintEffect, Toleration, untolerated
 
 #: Score lost per pod of the same controller already on the node. Least-allocated scores lie in [0, 1], so one
@@ -53,6 +54,9 @@ class NodeView:
     owner_pods: Mapping[str, int] = field(default_factory=dict)
     #: NFS servers (server, port) the node reports it cannot reach (status.nfsServers); unprobed ones are not here.
     unreachable_nfs: frozenset[tuple[str, int]] = frozenset()
+    #: Extended resources (edgekube.io/serial, ...): allocatable, and what bound pods requested.
+    extended: Mapping[str, int] = field(default_factory=dict)
+    used_extended: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Request:
     nfs_servers: frozenset[tuple[str, int]] = frozenset()
     #: (node, claim): the pod must go to that node, where its ReadWriteOnce claim is already in use.
     volume_pin: tuple[str, str] | None = None
+    #: Extended resources summed over the containers, sorted by name: (("edgekube.io/serial", 1),).
+    extended: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of(cls, spec: PodSpec, owner: str | None = None) -> Request:
@@ -82,6 +88,7 @@ class Request:
             node_selector=dict(spec.node_selector),
             tolerations=tuple(spec.tolerations),
             owner=owner,
+            extended=_summed(c.resources.extended() for c in spec.containers),
         )
 
     @classmethod
@@ -89,16 +96,20 @@ class Request:
         """As `of`, straight from a stored (already validated) pod spec: no full model parse on the hot path."""
         cpu = memory = 0
         ports = set()
+        extended = []
         for container in spec["containers"]:
             resources = container.get("resources") or {}
             requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+            if any("/" in k for k in (*requests, *limits)):  # extended resources are the only names with a slash
+                extended.append(extended_requests(requests, limits))
             cpu += cpu_millis(requests.get("cpu", limits.get("cpu", 0)))
             memory += memory_bytes(requests.get("memory", limits.get("memory", 0)))
             for port in container.get("ports") or ():
                 if port.get("hostPort"):
                     ports.add((int(port["hostPort"]), str(port.get("protocol") or "TCP")))
         tolerations = tuple(Toleration.model_validate(t) for t in spec.get("tolerations") or ())
-        return cls(cpu, memory, frozenset(ports), dict(spec.get("nodeSelector") or {}), tolerations, owner)
+        selector = dict(spec.get("nodeSelector") or {})
+        return cls(cpu, memory, frozenset(ports), selector, tolerations, owner, extended=_summed(extended))
 
     def class_key(self) -> Hashable:
         """Requests with equal keys are placed alike (scheduling equivalence class)."""
@@ -111,7 +122,15 @@ class Request:
             self.owner,
             self.nfs_servers,
             self.volume_pin,
+            self.extended,
         )
+
+
+def _summed(per_container: Iterable[Mapping[str, int]]) -> tuple[tuple[str, int], ...]:
+    total: Counter[str] = Counter()
+    for requested in per_container:
+        total.update(requested)
+    return tuple(sorted((name, n) for name, n in total.items() if n))
 
 
 @dataclass(frozen=True)
@@ -157,6 +176,9 @@ def capacity_reason(node: NodeView, req: Request) -> str | None:
         return "Insufficient memory"
     if node.host_ports & req.host_ports:
         return "node(s) didn't have free ports for the requested pod ports"
+    for name, count in req.extended:
+        if node.used_extended.get(name, 0) + count > node.extended.get(name, 0):
+            return f"Insufficient {name}"
     return None
 
 
@@ -223,7 +245,16 @@ def bind(node: NodeView, pod: PodSpec | Request) -> NodeView:
         taints=node.taints,
         owner_pods=owners,
         unreachable_nfs=node.unreachable_nfs,
+        extended=node.extended,
+        used_extended=_plus(node.used_extended, req.extended) if req.extended else node.used_extended,
     )
+
+
+def _plus(used: Mapping[str, int], more: Iterable[tuple[str, int]]) -> dict[str, int]:
+    out = dict(used)
+    for name, count in more:
+        out[name] = out.get(name, 0) + count
+    return out
 
 
 class _Class:

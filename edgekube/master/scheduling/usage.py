@@ -27,6 +27,8 @@ class Usage:
     pods: int = 0
     ports: Counter[tuple[int, str]] = field(default_factory=Counter)
     owners: Counter[str] = field(default_factory=Counter)
+    #: Extended resources (edgekube.io/serial, ...) requested by the bound pods.
+    extended: Counter[str] = field(default_factory=Counter)
 
     def add(self, req: Request, sign: int) -> None:
         self.cpu_millis += sign * req.cpu_millis
@@ -36,6 +38,10 @@ class Usage:
             self.ports[port] += sign
         if req.owner is not None:
             self.owners[req.owner] += sign
+        for name, count in req.extended:
+            self.extended[name] += sign * count
+        if req.extended:
+            self.extended += Counter()
         self.ports += Counter()  # drops ports no pod holds any more
         self.owners += Counter()
 
