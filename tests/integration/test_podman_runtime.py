@@ -430,3 +430,24 @@ def test_transport_reuses_connections_and_replaces_one_the_server_closed(tmp_pat
         server.shutdown()
         server.server_close()
     assert seen == ["/v4.0.0/libpod/version", "/v4.0.0/libpod/version"]
+
+
+def test_stats_show_a_busy_container_using_cpu_and_an_idle_one_not(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = new_uid()
+    busy = ["sh", "-c", "trap 'exit 0' TERM; while :; do :; done"]
+    pod = make_pod(
+        "burner",
+        demo_image,
+        {"name": "busy", "image": demo_image, "command": busy},
+        {"name": "idle", "image": demo_image, "command": IDLE},
+    )
+    runtime.create_pod(pod, uid, "h")
+    first = {s.container: s.cpu_seconds for s in runtime.stats() if s.uid == uid}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        later = {s.container: s.cpu_seconds for s in runtime.stats() if s.uid == uid}
+        if later["busy"] - first["busy"] >= 0.5:
+            break
+        time.sleep(0.2)
+    assert later["busy"] - first["busy"] >= 0.5
+    assert later["idle"] - first["idle"] < later["busy"] - first["busy"]

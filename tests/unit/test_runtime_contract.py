@@ -440,6 +440,40 @@ class RuntimeContract:
         assert harness.runtime.volume_usage(uid) == {}
         assert harness.runtime.volume_usage(new_uid()) == {}
 
+    def test_stats_lists_each_running_app_container_with_its_pod(self, harness: Harness) -> None:
+        uid = new_uid()
+        pod = make_pod(
+            "measured",
+            harness.image,
+            {"name": "a", "image": harness.image, "command": IDLE},
+            {"name": "b", "image": harness.image, "command": IDLE},
+        )
+        created = harness.runtime.create_pod(pod, uid, "h")
+        wait_for(harness.runtime, uid, lambda p: all(c.state is ContainerRunState.RUNNING for c in p.containers))
+        mine = [s for s in harness.runtime.stats() if s.uid == uid]
+        assert [(s.namespace, s.pod, s.container) for s in mine] == [("default", "measured", "a"),
+                                                                     ("default", "measured", "b")]  # fmt: skip
+        assert {s.container_id for s in mine} == {c.container_id for c in created.containers}
+        for s in mine:
+            assert s.cpu_seconds >= 0
+            assert s.memory_bytes > 0  # a running process uses some memory
+            assert min(s.rx_bytes, s.tx_bytes, s.read_bytes, s.write_bytes) >= 0
+            assert s.pids >= 1
+
+    def test_stats_leave_out_stopped_containers_and_other_nodes(self, harness: Harness) -> None:
+        uid, other_uid = new_uid(), new_uid()
+        harness.runtime.create_pod(make_pod("stopping", harness.image), uid, "h")
+        other = harness.reopen(NodeName(f"{harness.node}-other"))
+        other.create_pod(make_pod("elsewhere", harness.image), other_uid, "h")
+        try:
+            harness.runtime.stop_pod(uid, grace_seconds=1)
+            uids = {s.uid for s in harness.runtime.stats()}
+            assert uid not in uids
+            assert other_uid not in uids
+            assert other_uid in {s.uid for s in other.stats()}
+        finally:
+            other.remove_pod(other_uid, grace_seconds=0)
+
 
 class TestFakeRuntimeContract(RuntimeContract):
     @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -15,6 +15,7 @@ from edgekube.agent.runtime.protocol import (
     LABEL_VOLUME_KIND,
     MAX_EXEC_OUTPUT,
     ContainerRunState,
+    ContainerStats,
     ObservedContainer,
     ObservedPod,
     RuntimeInfo,
@@ -60,6 +61,8 @@ class FakeEngine:
     volumes: dict[tuple[NodeName, str], dict[str, str]] = field(default_factory=dict)
     #: PersistentVolumes whose runtime volumes refuse removal (a mount that will not let go): remove_pod fails.
     stuck_volumes: set[str] = field(default_factory=set)
+    #: Resource use per (pod, container) set by tests (set_stats); a running container without any uses 1 MiB.
+    stats: dict[tuple[PodUID, str], dict[str, float]] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -93,7 +96,12 @@ class FakeRuntime:
         return sorted(mine, key=lambda p: (p.namespace, p.name, p.uid))
 
     def create_pod(
-        self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None = None
+        self,
+        pod: Pod,
+        uid: PodUID,
+        spec_hash: str,
+        volumes: Mapping[str, ResolvedVolume] | None = None,
+        devices: Mapping[str, Sequence[str]] | None = None,
     ) -> ObservedPod:
         self.calls.append(("create", uid))
         if self.fail_next_create is not None:
@@ -127,6 +135,7 @@ class FakeRuntime:
                     image=c.image,
                     state=ContainerRunState.RUNNING,
                     started_at=_now(),
+                    devices=tuple((devices or {}).get(c.name, ())),
                 )
                 for c in pod.spec.containers
             ),
@@ -216,6 +225,28 @@ class FakeRuntime:
             return {}
         return {volume: used for (owner, volume), used in self.engine.usage.items() if owner == uid}
 
+    def stats(self) -> list[ContainerStats]:
+        out = []
+        for (node, uid), pod in self.engine.pods.items():
+            if node != self.node:
+                continue
+            for c in pod.containers:
+                if c.state is not ContainerRunState.RUNNING:
+                    continue
+                given = self.engine.stats.get((uid, c.name), {})
+                out.append(
+                    ContainerStats(
+                        uid=uid, namespace=pod.namespace, pod=pod.name, container=c.name, container_id=c.container_id,
+                        cpu_seconds=float(given.get("cpu_seconds", 0.0)),
+                        memory_bytes=int(given.get("memory_bytes", 1 << 20)),
+                        memory_limit_bytes=int(given["memory_limit_bytes"]) if "memory_limit_bytes" in given else None,
+                        rx_bytes=int(given.get("rx_bytes", 0)), tx_bytes=int(given.get("tx_bytes", 0)),
+                        read_bytes=int(given.get("read_bytes", 0)), write_bytes=int(given.get("write_bytes", 0)),
+                        pids=int(given.get("pids", 1)),
+                    )
+                )  # fmt: skip
+        return sorted(out, key=lambda s: (s.namespace, s.pod, s.container))
+
     def volumes_in_use(self) -> list[str] | None:
         return volumes_in_use(labels for (node, _), labels in self.engine.volumes.items() if node == self.node)
 
@@ -254,6 +285,10 @@ class FakeRuntime:
                 stopped = replace(pod, infra_running=False, ip=None)
                 self.engine.pods[key] = replace(stopped, containers=tuple(self._stopped(c) for c in pod.containers))
         self.engine.exits.set()
+
+    def set_stats(self, uid: PodUID, container: str, **values: float) -> None:
+        """What stats() answers for one container (cpu_seconds, memory_bytes, rx_bytes, ...)."""
+        self.engine.stats[(uid, container)] = {**self.engine.stats.get((uid, container), {}), **values}
 
     def fill_volume(self, uid: PodUID, volume: str, used: int) -> None:
         """Make a disk emptyDir of the pod use `used` bytes (what volume_usage then reports)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -19,6 +19,8 @@ LABEL_POD_NAME = "io.edgekube.pod.name"
 LABEL_POD_NAMESPACE = "io.edgekube.pod.namespace"
 LABEL_SPEC_HASH = "io.edgekube.spec-hash"
 LABEL_CONTAINER = "io.edgekube.container"
+#: The host device nodes mapped into a container (comma-separated): how a restarted agent knows which are taken.
+LABEL_DEVICES = "io.edgekube.devices"
 #: Labels of the volumes of a pod's persistentVolumeClaim volumes: the PersistentVolume and the claim
 #: (`<namespace>/<name>`) each serves, whatever pod it belonged to: what node.status.volumesInUse is made of.
 LABEL_PV = "edgekube.io/pv"
@@ -49,6 +51,8 @@ class ObservedContainer:
     started_at: str | None = None  # RFC 3339 UTC
     finished_at: str | None = None
     error: str | None = None
+    #: Host device nodes mapped into it (its extended resources, e.g. `/dev/ttyUSB0` for edgekube.io/serial).
+    devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,28 @@ class ObservedPod:
     ip: str | None = None
     #: False once the infra container (network namespace) stopped: a reboot or `podman pod stop`, never the agent.
     infra_running: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStats:
+    """One running app container's resource use as the engine counts it (cumulative since the container started).
+
+    Containers of a pod share its network namespace, so each reports the pod's network traffic.
+    """
+
+    uid: PodUID
+    namespace: str
+    pod: str
+    container: str
+    container_id: str
+    cpu_seconds: float  # CPU time used (user + system)
+    memory_bytes: int  # memory in use (the cgroup's usage as the engine reports it)
+    memory_limit_bytes: int | None  # None: no limit below the node's memory
+    rx_bytes: int
+    tx_bytes: int
+    read_bytes: int  # block I/O
+    write_bytes: int
+    pids: int
 
 
 @dataclass(frozen=True)
@@ -86,11 +112,18 @@ class PodRuntime(Protocol):
         ...
 
     def create_pod(
-        self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None = None
+        self,
+        pod: Pod,
+        uid: PodUID,
+        spec_hash: str,
+        volumes: Mapping[str, ResolvedVolume] | None = None,
+        devices: Mapping[str, Sequence[str]] | None = None,
     ) -> ObservedPod:
         """Create and start the pod: infra container (shared localhost), its volumes, then its containers.
 
-        `volumes` are the sources of its persistentVolumeClaim volumes, by volume name. Volumes are checked
+        `volumes` are the sources of its persistentVolumeClaim volumes, by volume name; `devices` the host device
+        nodes mapped into each container (by container name, at the same path, without privileges), which
+        list_pods shows again in ObservedContainer.devices. Volumes are checked
         first (hostPath types, subPaths, claims, NFS servers): a refusal is RuntimeFailure `FailedMount` with the
         kubelet's `MountVolume.SetUp failed for volume "x" : ...`, before anything is created. Images are pulled
         per the container's pull policy. Raises RuntimeFailure with `reason` set (`ErrImagePull`,
@@ -143,6 +176,13 @@ class PodRuntime(Protocol):
 
     def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
         """stdout+stderr of one container; NotFoundError names the pod or container that is missing."""
+        ...
+
+    def stats(self) -> list[ContainerStats]:
+        """Resource use of every running app container of this node (infra containers left out).
+
+        Sorted by namespace, pod and container; [] when none runs. RuntimeFailure if the engine cannot be asked.
+        """
         ...
 
     def volume_usage(self, uid: PodUID) -> dict[str, int]:

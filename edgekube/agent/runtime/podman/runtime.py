@@ -6,15 +6,16 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from edgekube.agent.runtime.podman.create import PodCreator
 from edgekube.agent.runtime.podman.exec import Executor
 from edgekube.agent.runtime.podman.images import image_exists
 from edgekube.agent.runtime.podman.observe import Observer
+from edgekube.agent.runtime.podman.stats import container_stats
 from edgekube.agent.runtime.podman.stop import PodStopper
 from edgekube.agent.runtime.podman.transport import PodmanTransport
-from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, RuntimeInfo
+from edgekube.agent.runtime.protocol import ContainerRunState, ContainerStats, ObservedPod, RuntimeInfo
 from edgekube.agent.runtime.volumes import nfs_mode
 from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
@@ -77,7 +78,12 @@ class PodmanRuntime:
         return pods
 
     def create_pod(
-        self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None = None
+        self,
+        pod: Pod,
+        uid: PodUID,
+        spec_hash: str,
+        volumes: Mapping[str, ResolvedVolume] | None = None,
+        devices: Mapping[str, Sequence[str]] | None = None,
     ) -> ObservedPod:
         """Create and start the pod (see PodRuntime); repeating the call returns the pod already there.
 
@@ -92,12 +98,12 @@ class PodmanRuntime:
                 return existing
             self.remove_pod(uid, grace_seconds=pod.spec.termination_grace_period_seconds)
         try:
-            self._create(pod, uid, spec_hash, volumes)
+            self._create(pod, uid, spec_hash, volumes, devices)
         except RuntimeFailure as exc:
             if _TAKEN not in str(exc):
                 raise
             # Leftovers of a crashed create (a volume, a pod without containers) hold the names: clear, retry.
-            self._create(pod, uid, spec_hash, volumes)
+            self._create(pod, uid, spec_hash, volumes, devices)
         finally:
             self._list_volumes()
         observed = self._observer.find_pod(uid)
@@ -105,9 +111,16 @@ class PodmanRuntime:
             raise RuntimeFailure(f"pod {pod.metadata.name} vanished right after it was started", reason="RuntimeError")
         return observed
 
-    def _create(self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None) -> None:
+    def _create(
+        self,
+        pod: Pod,
+        uid: PodUID,
+        spec_hash: str,
+        volumes: Mapping[str, ResolvedVolume] | None,
+        devices: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         try:
-            self._creator.create(pod, uid, spec_hash, volumes)
+            self._creator.create(pod, uid, spec_hash, volumes, devices)
         except BaseException:
             with contextlib.suppress(EdgekubeError):
                 self._stopper.purge(uid)
@@ -160,6 +173,9 @@ class PodmanRuntime:
 
     def volume_usage(self, uid: PodUID) -> dict[str, int]:
         return self._creator.volumes.usage(uid)
+
+    def stats(self) -> list[ContainerStats]:
+        return container_stats(self.transport, self.node)
 
     def volumes_in_use(self) -> list[str] | None:
         """The claim volumes as last listed (no call to Podman); None before the first listing."""

@@ -126,7 +126,7 @@ class PodmanTransport:
                 f"cannot use podman socket {self.socket_url}: only unix:// sockets are supported",
                 reason="RuntimeUnavailable",
             )
-        target = API_PREFIX + path + (f"?{urlencode(params)}" if params else "")
+        target = API_PREFIX + path + (f"?{urlencode(params, doseq=True)}" if params else "")  # a list: key repeated
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout or self.timeout,) * 2
