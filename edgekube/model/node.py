@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
@@ -15,6 +16,27 @@ Quantity = str | int | float
 DEFAULT_MAX_PODS = 110
 #: How node.status.volumesInUse names an NFS-backed claim volume: this prefix and the PersistentVolume's name.
 NFS_VOLUME_IN_USE = "edgekube.io/nfs/"
+
+
+class NodeConditionType(StrEnum):
+    """The node conditions edgekube reports: Kubernetes' own, and the Pi's (ThermalThrottling, UnderVoltage)."""
+
+    READY = "Ready"
+    MEMORY_PRESSURE = "MemoryPressure"
+    DISK_PRESSURE = "DiskPressure"
+    PID_PRESSURE = "PIDPressure"
+    THERMAL_THROTTLING = "ThermalThrottling"
+    UNDER_VOLTAGE = "UnderVoltage"
+
+
+#: The NoSchedule taint a node carries while a condition is True (Kubernetes' TaintNodesByCondition, and ours).
+CONDITION_TAINTS: dict[NodeConditionType, str] = {
+    NodeConditionType.MEMORY_PRESSURE: "node.kubernetes.io/memory-pressure",
+    NodeConditionType.DISK_PRESSURE: "node.kubernetes.io/disk-pressure",
+    NodeConditionType.PID_PRESSURE: "node.kubernetes.io/pid-pressure",
+    NodeConditionType.THERMAL_THROTTLING: "edgekube.io/thermal-throttling",
+    NodeConditionType.UNDER_VOLTAGE: "edgekube.io/under-voltage",
+}
 
 
 class NodeSpec(K8sModel):

@@ -286,6 +286,8 @@ class PodSpec(K8sModel):
     volumes: list[Volume] = Field(default_factory=list)
     termination_grace_period_seconds: int = Field(default=10, ge=0, le=3600)
     tolerations: list[Toleration] = Field(default_factory=list)
+    #: Eviction order among pods of the same QoS class (lower goes first); set directly, no PriorityClass yet.
+    priority: int | None = None
 
     @field_validator("node_selector")
     @classmethod
