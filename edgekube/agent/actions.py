@@ -6,11 +6,12 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgekube.agent.backoff import Backoff, BackoffPolicy
+from edgekube.agent.devices import DeviceTable, assign, held_devices
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.reconcile import (
@@ -71,6 +72,7 @@ class PodActions:
         wake: Callable[[], None],
         parallel_creates: int = 4,
         volume_check_interval: float = 10.0,
+        devices: DeviceTable | None = None,
     ) -> None:
         self.runtime = runtime
         self.events = events
@@ -90,6 +92,10 @@ class PodActions:
         self.volume_check_interval = volume_check_interval
         self._next_measure = 0.0
         self._measuring = False  # guarded by _lock
+        #: The node's devices, and which ones each desired pod was given (kept until it is no longer desired, so a
+        #: create in flight or retried holds them; a restarted agent reads them back from the containers).
+        self.devices = devices
+        self._devices_of: dict[PodUID, dict[str, list[str]]] = {}
 
     # -- what the loop reads ------------------------------------------------------------------------------
     def busy(self) -> frozenset[PodUID]:
@@ -134,6 +140,8 @@ class PodActions:
                 del self._pending[uid]
             for uid in [u for u in self._failures if u not in wanted]:
                 del self._failures[uid]
+            for uid in [u for u in self._devices_of if u not in wanted]:
+                del self._devices_of[uid]
         for backoff in (self._restart_backoff, self._create_backoff):
             for uid in backoff.tracked():
                 if uid not in wanted:
@@ -146,16 +154,28 @@ class PodActions:
         wanted: Mapping[PodUID, DesiredPod],
         observed: Mapping[PodUID, ObservedPod],
         now: float,
+        *,
+        held: Collection[str] = (),
     ) -> None:
-        """Carry out a plan: `wanted` holds the desired pods, `observed` the pods Podman showed (not busy ones)."""
+        """Carry out a plan: `wanted` holds the desired pods, `observed` the pods Podman showed (not busy ones).
+
+        `held`: the device nodes the containers on the runtime have (Podman's, not busy ones only).
+        """
         for action in actions:
             if isinstance(action, Remove):
                 self._remove(action)
             elif isinstance(action, Create):
                 with self._lock:
                     removing = action.desired.uid in self._busy
-                if not removing:  # a replaced pod is created once its old version is gone
-                    self._in_background(action.desired.uid, "create", functools.partial(self._create_limited, action))
+                if removing:  # a replaced pod is created once its old version is gone
+                    continue
+                try:
+                    devices = self._assign_devices(action.desired, held)
+                except RuntimeFailure as exc:
+                    self._create_failed(action.desired, exc)
+                    continue
+                work = functools.partial(self._create_limited, action, devices)
+                self._in_background(action.desired.uid, "create", work)
             elif isinstance(action, Stop):
                 self._stop_pod(action, wanted[action.uid], observed[action.uid], now)
             else:
@@ -204,29 +224,33 @@ class PodActions:
                 to_pull.append(image)
         return to_pull
 
-    def _create_limited(self, action: Create) -> None:
-        with self._creating:
-            self._create(action)
+    def _assign_devices(self, d: DesiredPod, held: Collection[str]) -> dict[str, list[str]]:
+        """The devices of the pod's extended resources (on the loop, so two creates never get the same one)."""
+        if self.devices is None or not any(c.resources.extended() for c in d.pod.spec.containers):
+            return {}
+        with self._lock:
+            others = [paths for uid, given in self._devices_of.items() if uid != d.uid for paths in given.values()]
+            previous = self._devices_of.get(d.uid)
+        given = assign(d.pod, self.devices.advertised(), set(held) | held_devices(others), previous)
+        with self._lock:
+            self._devices_of[d.uid] = given
+        return given
 
-    def _create(self, action: Create) -> None:
+    def _create_limited(self, action: Create, devices: Mapping[str, Sequence[str]] | None = None) -> None:
+        with self._creating:
+            self._create(action, devices)
+
+    def _create(self, action: Create, devices: Mapping[str, Sequence[str]] | None = None) -> None:
         d = action.desired
         meta = d.pod.metadata
         to_pull = self._image_events(d)
         try:
-            self.runtime.create_pod(d.pod, d.uid, d.spec_hash, d.volumes)
+            if devices:
+                self.runtime.create_pod(d.pod, d.uid, d.spec_hash, d.volumes, devices=devices)
+            else:  # the common case, in the call every runtime (and test double) has always taken
+                self.runtime.create_pod(d.pod, d.uid, d.spec_hash, d.volumes)
         except RuntimeFailure as exc:
-            delay = self._create_backoff.failed(d.uid, self.clock())
-            with self._lock:
-                self._failures[d.uid] = Failure(exc.failure, str(exc))
-            if exc.failure == FAILED_MOUNT:
-                # The kubelet's event: `MountVolume.SetUp failed for volume "x" : why`; retried by the back-off.
-                self.events.record(_ref(d), FAILED_MOUNT, str(exc), "Warning")
-            else:
-                self.events.record(_ref(d), "Failed", f"Error: {exc.failure}: {exc}", "Warning")
-            if delay > 0 and exc.failure != FAILED_MOUNT:
-                what = "pulling image" if exc.failure in _IMAGE_REASONS else "creating pod"
-                self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.failure})", "Warning")
-            log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.failure, delay, exc)
+            self._create_failed(d, exc)
             return
         self._create_backoff.forget(d.uid)
         with self._lock:
@@ -237,6 +261,22 @@ class PodActions:
             self.events.record(_ref(d), "Created", f"Created container {c.name}")
             self.events.record(_ref(d), "Started", f"Started container {c.name}")
         log.info("started pod %s/%s", meta.namespace, meta.name)
+
+    def _create_failed(self, d: DesiredPod, exc: RuntimeFailure) -> None:
+        """Remember why a create failed, say so in events, and back off before the next try."""
+        meta = d.pod.metadata
+        delay = self._create_backoff.failed(d.uid, self.clock())
+        with self._lock:
+            self._failures[d.uid] = Failure(exc.failure, str(exc))
+        if exc.failure == FAILED_MOUNT:
+            # The kubelet's event: `MountVolume.SetUp failed for volume "x" : why`; retried by the back-off.
+            self.events.record(_ref(d), FAILED_MOUNT, str(exc), "Warning")
+        else:
+            self.events.record(_ref(d), "Failed", f"Error: {exc.failure}: {exc}", "Warning")
+        if delay > 0 and exc.failure != FAILED_MOUNT:
+            what = "pulling image" if exc.failure in _IMAGE_REASONS else "creating pod"
+            self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.failure})", "Warning")
+        log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.failure, delay, exc)
 
     def _stop_pod(self, action: Stop, d: DesiredPod, obs: ObservedPod, now: float) -> None:
         """Shared fate: stop the rest of the pod now; restart it after its back-off, or mark it finished."""

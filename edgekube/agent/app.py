@@ -16,6 +16,7 @@ from edgekube.agent import hostinfo
 from edgekube.agent.actions import PodActions
 from edgekube.agent.backoff import BackoffPolicy
 from edgekube.agent.desired import DesiredState
+from edgekube.agent.devices import DeviceTable, check_overrides, held_devices
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.fencing import Fencing
 from edgekube.agent.fencing_keeper import Order, spawn, write_order
@@ -89,6 +90,11 @@ class AgentConfig:
     #: The fence keeper's orders (tmpfs), under a directory per node; the keeper stops the pods of a lease that ran
     #: out even when the agent is frozen or dead. Empty: no keeper.
     fence_dir: str = "/run/edgekube/fence"
+    #: Pi hardware as extended resources (docs/devices.md): device nodes are discovered in `device_dir` (empty: no
+    #: discovery); `devices` (a `[devices]` table in the config file) maps a resource to its paths, replacing what
+    #: was discovered for it: `"edgekube.io/serial" = ["/dev/ttyUSB0"]`, `[]` hides one.
+    device_dir: str = "/dev"
+    devices: dict[str, list[str]] = field(default_factory=dict)
 
     def lease_timing(self) -> Timing:
         return Timing(self.lease_duration, self.lease_renew, self.lease_margin, poll=min(1.0, self.lease_duration / 4))
@@ -107,6 +113,7 @@ class AgentConfig:
         for name in ("nfs_timeout", "volume_check_interval", "nfs_probe_interval"):
             if getattr(self, name) <= 0:
                 raise ValidationError(f"{name}: must be greater than 0")
+        self.devices = check_overrides(self.devices)
         try:
             self.lease_timing()
         except ValueError as exc:
@@ -156,6 +163,8 @@ class Agent:
         self._lock = threading.Lock()  # guards desired
         self._reconciling = threading.Lock()  # one reconcile at a time (the loop, or a test calling it)
         policy = BackoffPolicy(config.backoff_initial, config.backoff_max, config.backoff_reset)
+        #: The devices this node advertises as extended resources; PodActions hands them to containers.
+        self.devices = DeviceTable(config.device_dir, config.devices)
         self._actions = PodActions(
             runtime,
             self.events,
@@ -165,6 +174,7 @@ class Agent:
             wake=self._wake.set,
             parallel_creates=config.parallel_creates,
             volume_check_interval=config.volume_check_interval,
+            devices=self.devices,
         )
         #: Probes the NFS servers the master names, on its own thread; a change wakes the loop to report it.
         self.nfs = NfsProber(self.node, nfs_probe_fn, interval=config.nfs_probe_interval, on_change=self._wake.set)
@@ -182,6 +192,7 @@ class Agent:
             max_pods=config.max_pods,
             report_interval=config.report_interval,
             nfs=self.nfs,
+            devices=self.devices,
         )
         self._next_due: float | None = None
         self._seq = 0
@@ -397,7 +408,10 @@ class Agent:
         unfenced = [o for o in observed if o.uid not in fence.fence]
         actions = [*fenced, *plan(desired, unfenced, busy | self._actions.waiting(now) | set(fence.blocked), memory)]
         wanted = {d.uid: d for d in desired}
-        self._actions.apply(actions, wanted, by_uid, now)
+        # Devices are taken by every container Podman has, bar those of finished pods (Kubernetes frees them too).
+        finished_pods = {uid for uid, m in memory.items() if m.finished}
+        held = held_devices([c.devices for o in found if o.uid not in finished_pods for c in o.containers])
+        self._actions.apply(actions, wanted, by_uid, now, held=held)
         # Drop what the agent remembers about pods no longer on this node (the ledger writes only if any).
         keep = set(wanted)
         self._actions.forget(keep)

@@ -10,6 +10,7 @@ from typing import Any
 
 from edgekube import __version__
 from edgekube.agent import hostinfo
+from edgekube.agent.devices import DeviceTable
 from edgekube.agent.events import EventRecorder
 from edgekube.agent.nfsprobe import NfsProber
 from edgekube.agent.reconcile import DesiredPod, Failure, PodMemory, pod_status
@@ -36,6 +37,7 @@ class StatusReporter:
         max_pods: int,
         report_interval: float,
         nfs: NfsProber | None = None,
+        devices: DeviceTable | None = None,
     ) -> None:
         self.node = node
         self.boot_id = boot_id
@@ -46,6 +48,8 @@ class StatusReporter:
         self.report_interval = report_interval
         #: NFS reachability for the Node's status (nfsServers, the NFSReachable condition); a change is sent at once.
         self.nfs = nfs
+        #: Pi hardware advertised as extended resources in capacity and allocatable (edgekube.io/serial, ...).
+        self.devices = devices
         self._last_report: bytes = b""
         self._last_report_at = 0.0
         self._host_ip = hostinfo.primary_address()
@@ -128,6 +132,8 @@ class StatusReporter:
     def _host_object(self) -> dict[str, Any]:
         info = self.runtime.info()
         cap = hostinfo.capacity(self.max_pods)
+        if self.devices is not None:
+            cap = {**cap, **self.devices.capacity()}
         return {
             "apiVersion": "v1",
             "kind": "Node",

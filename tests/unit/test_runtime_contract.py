@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -78,6 +80,16 @@ def nfs_claim(server: str, port: int, path: str = "/export") -> ResolvedVolume:
     )  # fmt: skip
 
 
+def char_device(path: Path) -> Path:
+    """A character device node like /dev/null (1, 3) at `path`, standing in for a Pi's /dev/ttyAMA0."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("mknod needs CAP_MKNOD (run as root)")
+    os.chmod(path, 0o666)
+    return path
+
+
 def wait_for(
     runtime: PodRuntime, uid: PodUID, check: Callable[[ObservedPod], bool], timeout: float = 20.0
 ) -> ObservedPod:
@@ -123,6 +135,25 @@ class RuntimeContract:
             assert container.started_at is not None and RFC3339_UTC.match(container.started_at)
             assert container.exit_code is None
             assert container.finished_at is None
+
+    def test_devices_are_mapped_into_their_container_and_listed_again_after_a_reopen(
+        self, harness: Harness, tmp_path: Path
+    ) -> None:
+        device = str(char_device(tmp_path / "ttyEK0"))
+        uid, bare = new_uid(), new_uid()
+        pod = make_pod("serial", harness.image)
+        created = harness.runtime.create_pod(pod, uid, "h", devices={"main": [device]})
+        assert created.containers[0].devices == (device,)
+        harness.runtime.create_pod(make_pod("bare", harness.image), bare, "h")
+        adopted = {p.uid: p for p in harness.reopen(None).list_pods()}
+        assert adopted[uid].containers[0].devices == (device,)
+        assert adopted[bare].containers[0].devices == ()
+        wait_for(harness.runtime, uid, lambda p: p.containers[0].state == "running")
+        code, output = harness.runtime.exec(uid, "main", ["sh", "-c", f"test -c {device} && echo hi > {device}"], 10)
+        assert (code, output) == (0, "")
+        if harness.processes is not None:  # a real engine: the device is not there without the mapping
+            wait_for(harness.runtime, bare, lambda p: p.containers[0].state == "running")
+            assert harness.runtime.exec(bare, "main", ["test", "-e", device], 10)[0] != 0
 
     def test_create_is_idempotent(self, harness: Harness) -> None:
         uid = new_uid()

@@ -44,7 +44,12 @@ class PodCreator:
         self.volumes = VolumeSetup(transport, node, nfs_mode, nfs_timeout)
 
     def create(
-        self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Mapping[str, ResolvedVolume] | None = None
+        self,
+        pod: Pod,
+        uid: PodUID,
+        spec_hash: str,
+        volumes: Mapping[str, ResolvedVolume] | None = None,
+        devices: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[str, list[str]]:
         """Create and start the pod; returns the Podman pod id and its app container ids in spec order.
 
@@ -62,7 +67,9 @@ class PodCreator:
         )  # fmt: skip
         pod_id = str(created["Id"])
         ids = [
-            self._create_container(pod, container, index, podname, labels, mounts[container.name])
+            self._create_container(
+                pod, container, index, podname, labels, mounts[container.name], (devices or {}).get(container.name, ())
+            )
             for index, container in enumerate(pod.spec.containers)
         ]
         self.start(pod_id, podname, ids)
@@ -76,8 +83,9 @@ class PodCreator:
         podname: str,
         labels: dict[str, str],
         mounts: Sequence[ContainerMount],
+        devices: Sequence[str] = (),
     ) -> str:
-        body = specgen.container_spec(pod, container, index, podname, labels, mounts=mounts)
+        body = specgen.container_spec(pod, container, index, podname, labels, mounts=mounts, devices=devices)
         what = f"create container {body['name']} ({container.image})"
         response = self.transport.request("post", "/containers/create", what=what, body=body)
         if response.status_code >= 400 and error_body(response).get("cause") == _NO_IMAGE:

@@ -13,6 +13,7 @@ from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, of_pod, 
 from edgekube.agent.runtime.podman.transport import PodmanTransport, demux, raise_http
 from edgekube.agent.runtime.protocol import (
     LABEL_CONTAINER,
+    LABEL_DEVICES,
     LABEL_NODE,
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
@@ -162,6 +163,7 @@ class Observer:
             started_at=rfc3339(entry.get("StartedAt")) if state is not ContainerRunState.CREATED else None,
             finished_at=finished,
             error=error,
+            devices=tuple(d for d in entry["Labels"].get(LABEL_DEVICES, "").split(",") if d),
         )
 
     def _exit_error(self, container_id: str, finished: str | None) -> str | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, container_name, volume_name
-from edgekube.agent.runtime.protocol import LABEL_CONTAINER
+from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_DEVICES
 from edgekube.agent.runtime.volumes import NfsExport, NfsMode, VolumeKind, VolumePlan
 from edgekube.model.pod import Container, Pod, Volume
 from edgekube.model.quantity import cpu_millis, memory_bytes
@@ -141,11 +141,13 @@ def container_spec(
     labels: dict[str, str],
     *,
     mounts: Sequence[ContainerMount] | None = None,
+    devices: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`POST /containers/create` body (specgen) of one app container, joined to the pod `podname`.
 
     `mounts` are the container's volume mounts as the create step resolved them; None: each volumeMount is the
-    pod's named volume `<podname>_<volume>` (emptyDirs).
+    pod's named volume `<podname>_<volume>` (emptyDirs). `devices`: host device nodes mapped in at the same path
+    (the container's extended resources), named in a label so a restarted agent knows they are taken.
     """
     if mounts is None:
         mounts = [
@@ -169,6 +171,9 @@ def container_spec(
             if m.volume
         ],
     }
+    if devices:
+        body["devices"] = [{"path": path} for path in devices]
+        body["labels"][LABEL_DEVICES] = ",".join(devices)
     binds = [
         {"destination": m.dest, "type": "bind", "source": m.source, "options": ["rbind", "ro" if m.read_only else "rw"]}
         for m in mounts
