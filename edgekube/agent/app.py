@@ -30,6 +30,7 @@ from edgekube.agent.reconcile import DesiredPod, Failure, PodMemory, Remove, pla
 from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
+from edgekube.agent.telemetry.wiring import Telemetry, check_telemetry
 from edgekube.bus import topics
 from edgekube.bus.guard import guarded
 from edgekube.bus.protocol import Handler, Message, MessageBus
@@ -90,6 +91,14 @@ class AgentConfig:
     #: The fence keeper's orders (tmpfs), under a directory per node; the keeper stops the pods of a lease that ran
     #: out even when the agent is frozen or dead. Empty: no keeper.
     fence_dir: str = "/run/edgekube/fence"
+    #: Node telemetry (docs/telemetry.md): the node and its containers sampled every `telemetry_interval` seconds
+    #: (0: off), the last `telemetry_history` seconds kept in memory only; `container_store` is Podman's graph root
+    #: (its filesystem is the node's image filesystem). Prometheus /metrics on `metrics_port` (0: off).
+    telemetry_interval: float = 10.0
+    telemetry_history: float = 900.0
+    container_store: str = "/var/lib/containers/storage"
+    metrics_port: int = 0
+    metrics_address: str = "0.0.0.0"
     #: Pi hardware as extended resources (docs/devices.md): device nodes are discovered in `device_dir` (empty: no
     #: discovery); `devices` (a `[devices]` table in the config file) maps a resource to its paths, replacing what
     #: was discovered for it: `"edgekube.io/serial" = ["/dev/ttyUSB0"]`, `[]` hides one.
@@ -118,6 +127,7 @@ class AgentConfig:
             self.lease_timing()
         except ValueError as exc:
             raise ValidationError(f"lease_duration, lease_renew, lease_margin: {exc}") from None
+        check_telemetry(self.telemetry_interval, self.telemetry_history, self.metrics_port)
 
 
 def _since(started_at: str | None, now: float) -> float:
@@ -194,6 +204,8 @@ class Agent:
             nfs=self.nfs,
             devices=self.devices,
         )
+        #: Node and container usage sampled on its own thread (None: telemetry off); /metrics when configured.
+        self.telemetry = Telemetry.of(config, runtime, self._bus, self.boot_id)
         self._next_due: float | None = None
         self._seq = 0
         self._threads = [
@@ -220,6 +232,8 @@ class Agent:
             for thread in self._threads:
                 thread.start()
             self.nfs.start()
+            if self.telemetry is not None:
+                self.telemetry.start()
         self._wake.set()
         return self
 
@@ -233,6 +247,8 @@ class Agent:
                 thread.join(timeout=10)
         self.prober.stop()
         self.nfs.stop()
+        if self.telemetry is not None:
+            self.telemetry.stop()
         self.fencing.stop()  # leases are kept: the pods run on, and a restarted agent takes them again at once
         # Let stops and restarts in flight finish, so what they learnt (counts, finished pods) is saved.
         if not self.wait_idle(timeout=15):
@@ -343,7 +359,7 @@ class Agent:
                     boot_id=self.boot_id,
                     seq=self._seq,
                     observed_generation=self.desired.generation,
-                    usage=hostinfo.usage(),
+                    usage=hostinfo.usage() | (self.telemetry.usage() if self.telemetry is not None else {}),
                 )
                 self.bus.publish(topics.node_heartbeat(self.node), beat.encode(), qos=0)
             except Exception:

@@ -47,6 +47,11 @@ def node_events(node: str) -> str:
     return f"{_node(node)}/events"
 
 
+def node_metrics(node: str) -> str:
+    """Volatile telemetry (QoS 0, not retained): the node's usage history and its containers' usage."""
+    return f"{_node(node)}/metrics"
+
+
 def client_reply(client_id: str) -> str:
     return f"{CLIENT_REPLIES}/{client_id}/reply"
 
@@ -55,6 +60,7 @@ ALL_NODE_STATUS = f"{NODES}/+/status"
 ALL_NODE_HEARTBEAT = f"{NODES}/+/heartbeat"
 ALL_NODE_ONLINE = f"{NODES}/+/online"
 ALL_NODE_EVENTS = f"{NODES}/+/events"
+ALL_NODE_METRICS = f"{NODES}/+/metrics"
 
 
 def node_of(topic: str) -> str:

@@ -69,10 +69,11 @@ class Verb(StrEnum):
     CORDON = "cordon"  # kind Node, name
     UNCORDON = "uncordon"
     DRAIN = "drain"  # cordon, then evict every pod on the node
+    TOP = "top"  # kind Node or Pod: current usage from the master's memory (namespace None: all; selector)
 
 
 #: Verbs that change nothing: the only ones the master serves on the read-only topic `edgekube/v1/api/read`.
-READ_VERBS = frozenset({Verb.GET, Verb.LIST, Verb.LOGS})
+READ_VERBS = frozenset({Verb.GET, Verb.LIST, Verb.LOGS, Verb.TOP})
 
 
 class ApiRequest(WireModel):
@@ -252,3 +253,34 @@ class EventReport(WireModel):
 
     node: str
     events: list[dict[str, Any]] = Field(default_factory=list, max_length=500)
+
+
+class ContainerMetrics(WireModel):
+    """One running container's usage in a NodeMetrics report (counters cumulative since the container started)."""
+
+    namespace: str
+    pod: str
+    container: str
+    #: Cores used on average over the report's window (absent on a container's first sample).
+    cpu_cores: float | None = None
+    memory_bytes: int = 0
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+
+
+class NodeMetrics(WireModel):
+    """Agent → master on `edgekube/v1/nodes/<node>/metrics` every telemetry interval (QoS 0, kept in memory only).
+
+    `usage` is the node's latest sample (the same keys as the heartbeat's); `history` one summary per window
+    (windowSeconds, samples, cpuCoresMin/Avg/Max, memoryBytesMin/Avg/Max); `containers` every running container.
+    """
+
+    node: str
+    boot_id: str
+    timestamp: str  # RFC 3339 UTC of the sample
+    window: float = Field(ge=0)  # seconds the rates cover (the sampling interval)
+    usage: dict[str, float] = Field(default_factory=dict)
+    history: list[dict[str, float]] = Field(default_factory=list, max_length=10)
+    containers: list[ContainerMetrics] = Field(default_factory=list, max_length=5000)

@@ -31,6 +31,7 @@ def rules(role: Role, name: str) -> list[tuple[str, str]]:
             ("write", topics.node_heartbeat(node)),
             ("write", topics.node_online(node)),
             ("write", topics.node_events(node)),
+            ("write", topics.node_metrics(node)),
             # `logs` is answered by the node on the caller's response topic.
             ("write", topics.client_reply("+")),
         ]
