@@ -18,6 +18,7 @@ from edgekube.master.controllers.volumes import facts
 from edgekube.model import jsoncodec
 from edgekube.model.errors import NotFoundError
 from edgekube.model.storage import RESOLVED_VOLUMES_KEY, AccessMode, NfsServer, ResolvedVolume
+from edgekube.model.taints import TAINT_NOT_READY, TAINT_UNREACHABLE
 from edgekube.model.types import Obj
 from edgekube.model.wire import NodeDesired
 
@@ -137,6 +138,8 @@ class Dispatcher:
     #: The servers of pods' inline nfs volumes, per pod (bound or not).
     _inline: dict[tuple[str, str], frozenset[Server]] = field(default_factory=dict)
     _servers_sent: tuple[Server, ...] | None = None
+    #: Nodes the master sees NotReady, with their lifecycle taint's key: told to the node (its LEDs show it).
+    _not_ready: dict[str, str] = field(default_factory=dict)
 
     def observe(self, key: tuple[str, str], pod: Mapping[str, Any] | None, *, force: bool = False) -> None:
         """A pod was written (or deleted: None). Status-only writes change nothing a node is told.
@@ -184,6 +187,19 @@ class Dispatcher:
         else:
             self._inline.pop(key, None)
 
+    def node_changed(self, key: tuple[str, str], node: Mapping[str, Any] | None) -> None:
+        """A Node was written: a lifecycle taint added or removed changes what its node is told (`notReady`)."""
+        name = key[1]
+        taints = ((node or {}).get("spec") or {}).get("taints") or ()
+        why = next((t["key"] for t in taints if t.get("key") in (TAINT_UNREACHABLE, TAINT_NOT_READY)), None)
+        if why == self._not_ready.get(name):
+            return
+        if why is None:
+            del self._not_ready[name]
+        else:
+            self._not_ready[name] = why
+        self._dirty.add(name)
+
     def claim_changed(self, key: tuple[str, str], claim: Mapping[str, Any] | None) -> None:
         """A claim was written or deleted: its bound pods' volume sources are read again."""
         self._refresh(("claim", key[0], key[1]))
@@ -230,6 +246,8 @@ class Dispatcher:
         for node in sorted(candidates):
             entries = self._nodes.get(node, {})
             digest = frozenset(e.fragment for e in entries.values())
+            if node in self._not_ready:  # not JSON, so never equal to a pod's fragment
+                digest |= {f"notReady={self._not_ready[node]}"}
             if self._sent.get(node) == digest:
                 continue
             items = sorted(entries.values(), key=lambda e: e.key)
@@ -240,7 +258,9 @@ class Dispatcher:
         self.generation += 1
         self._sent[node] = digest
         servers = [NfsServer(server=server, port=port) for server, port in self._servers_sent or ()]
-        return NodeDesired.prepared(node, self.generation, self.epoch, pods, fragments, nfs_servers=servers)
+        return NodeDesired.prepared(
+            node, self.generation, self.epoch, pods, fragments, nfs_servers=servers, not_ready=self._not_ready.get(node)
+        )
 
     def forget(self, node: str) -> None:
         """Force the next flush to resend this node's set (e.g. after the agent reconnects)."""

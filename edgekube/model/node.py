@@ -79,6 +79,17 @@ class NfsServerStatus(K8sModel):
     last_probe_time: str | None = None
 
 
+class LedStatus(K8sModel):
+    """edgekube's addition to node status: what the node's LEDs show (docs/leds.md)."""
+
+    pattern: str
+    description: str = ""
+    #: What drives them: e.g. `gpio pins 17,27 (green, red)`, `sysfs ...`, `none`.
+    driver: str = ""
+    #: RFC 3339: when the identify blinking requested by `ekctl node identify` ends.
+    identify_until: str | None = None
+
+
 class NodeStatus(K8sModel):
     capacity: dict[str, Quantity] = Field(default_factory=dict)
     allocatable: dict[str, Quantity] = Field(default_factory=dict)
@@ -90,6 +101,7 @@ class NodeStatus(K8sModel):
     #: kubelet lists the volumes it has mounted: `edgekube.io/nfs/<pv name>`. A claim and its volume's directory
     #: are kept while a node lists it.
     volumes_in_use: list[str] = Field(default_factory=list)
+    leds: LedStatus | None = None
 
 
 class Node(K8sModel):

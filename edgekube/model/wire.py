@@ -70,6 +70,7 @@ class Verb(StrEnum):
     UNCORDON = "uncordon"
     DRAIN = "drain"  # cordon, then evict every pod on the node
     TOP = "top"  # kind Node or Pod: current usage from the master's memory (namespace None: all; selector)
+    IDENTIFY = "identify"  # kind Node, name, seconds (0: cancel): the node blinks its LEDs; forwarded to the node
 
 
 #: Verbs that change nothing: the only ones the master serves on the read-only topic `edgekube/v1/api/read`.
@@ -97,6 +98,8 @@ class ApiRequest(WireModel):
     #: `continue` token asks for the next page, as Kubernetes' limit/continue.
     limit: int | None = Field(default=None, ge=1)
     continue_token: str | None = Field(default=None, alias="continue")
+    #: identify: how many seconds the node's LEDs blink (0 ends an identify early).
+    seconds: float | None = Field(default=None, ge=0, le=3600)
 
 
 class ErrorInfo(WireModel):
@@ -171,6 +174,9 @@ class NodeDesired(WireModel):
     #: The NFS servers the cluster's volumes live on: the node probes each and reports it (node status nfsServers),
     #: so the scheduler keeps pods off nodes that cannot reach their storage.
     nfs_servers: list[NfsServer] = Field(default_factory=list)
+    #: Why the master sees this node NotReady (the lifecycle taint's key, e.g. node.kubernetes.io/unreachable);
+    #: absent while it is Ready. The node shows it on its LEDs (docs/leds.md).
+    not_ready: str | None = None
     _payload: bytes | None = PrivateAttr(default=None)
 
     @classmethod
@@ -183,6 +189,7 @@ class NodeDesired(WireModel):
         fragments: list[str],
         *,
         nfs_servers: list[NfsServer] | None = None,
+        not_ready: str | None = None,
     ) -> NodeDesired:
         """A message the master built from its own data; `fragments` is the JSON of each pod.
 
@@ -190,16 +197,19 @@ class NodeDesired(WireModel):
         the node through pydantic again for each change.
         """
         servers = list(nfs_servers or ())
-        message = cls.model_construct(node=node, generation=generation, epoch=epoch, pods=pods, nfs_servers=servers)
-        head = jsoncodec.dumpb(
-            {
-                "schema": SCHEMA,
-                "node": node,
-                "generation": generation,
-                "epoch": epoch,
-                "nfsServers": [s.to_dict() for s in servers],
-            }
+        message = cls.model_construct(
+            node=node, generation=generation, epoch=epoch, pods=pods, nfs_servers=servers, not_ready=not_ready
         )
+        fields: dict[str, Any] = {
+            "schema": SCHEMA,
+            "node": node,
+            "generation": generation,
+            "epoch": epoch,
+            "nfsServers": [s.to_dict() for s in servers],
+        }
+        if not_ready is not None:
+            fields["notReady"] = not_ready
+        head = jsoncodec.dumpb(fields)
         message._payload = head[:-1] + b',"pods":[' + ",".join(fragments).encode() + b"]}"
         return message
 

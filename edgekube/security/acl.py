@@ -32,7 +32,9 @@ def rules(role: Role, name: str) -> list[tuple[str, str]]:
             ("write", topics.node_online(node)),
             ("write", topics.node_events(node)),
             ("write", topics.node_metrics(node)),
-            # `logs` is answered by the node on the caller's response topic.
+            # the master's presence: a node cut off from the master shows it on its LEDs
+            ("read", topics.MASTER_ONLINE),
+            # `logs` and `identify` are answered by the node on the caller's response topic.
             ("write", topics.client_reply("+")),
         ]
     if role is Role.ADMIN:
