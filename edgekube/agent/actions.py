@@ -399,6 +399,10 @@ class PodActions:
             if message is not None:
                 self._evict(d, observed, message)
 
+    def evict(self, d: DesiredPod, observed: ObservedPod, message: str) -> None:
+        """Node pressure (agent.health): the same eviction as an emptyDir over its sizeLimit, with the given text."""
+        self._evict(d, observed, message)
+
     def _evict(self, d: DesiredPod, observed: ObservedPod, message: str) -> None:
         """Stop the pod at once and mark it Failed (Evicted) for good, as the kubelet's eviction manager does."""
         with self._lock:

@@ -21,6 +21,8 @@ from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.fencing import Fencing
 from edgekube.agent.fencing_keeper import Order, spawn, write_order
 from edgekube.agent.fencing_plan import Node, Timing
+from edgekube.agent.health.agent import build_monitor, settings_of
+from edgekube.agent.health.pressure import DEFAULT_EVICTION_HARD
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.nfsprobe import NfsProber, ProbeFn, nfs_probe
 from edgekube.agent.probe_checks import ProbeResult, ProbeTarget
@@ -104,6 +106,21 @@ class AgentConfig:
     #: was discovered for it: `"edgekube.io/serial" = ["/dev/ttyUSB0"]`, `[]` hides one.
     device_dir: str = "/dev"
     devices: dict[str, list[str]] = field(default_factory=dict)
+    #: Node health (docs/node-health.md), checked every `health_check_interval` seconds: kubelet-style hard eviction
+    #: thresholds (MemoryPressure, DiskPressure, PIDPressure; "" = none); a condition stays True
+    #: `eviction_pressure_transition_period` seconds after its cause was last seen. `nodefs_path` is the node's
+    #: filesystem (imagefs is `container_store`'s). Pi: ThermalThrottling (firmware flags, or the SoC at
+    #: `soc_temperature_limit` °C; 0: flags only) and UnderVoltage, each tainting the node NoSchedule while True.
+    eviction_hard: str = DEFAULT_EVICTION_HARD
+    eviction_pressure_transition_period: float = 300.0
+    health_check_interval: float = 10.0
+    nodefs_path: str = "/"
+    thermal_throttling: bool = True
+    under_voltage: bool = True
+    soc_temperature_limit: float = 80.0
+    #: The trees health signals are read from (tests point them at temporary directories).
+    proc_root: str = "/proc"
+    sys_root: str = "/sys"
 
     def lease_timing(self) -> Timing:
         return Timing(self.lease_duration, self.lease_renew, self.lease_margin, poll=min(1.0, self.lease_duration / 4))
@@ -128,6 +145,7 @@ class AgentConfig:
         except ValueError as exc:
             raise ValidationError(f"lease_duration, lease_renew, lease_margin: {exc}") from None
         check_telemetry(self.telemetry_interval, self.telemetry_history, self.metrics_port)
+        settings_of(self)
 
 
 def _since(started_at: str | None, now: float) -> float:
@@ -193,6 +211,10 @@ class Agent:
             Node(self.node, self.boot_id), config.lease_timing(), self.events, clock=clock, wake=self._wake.set,
             keeper=self._keeper() if clock is time.monotonic else None,  # its deadlines are CLOCK_MONOTONIC
         )  # fmt: skip
+        #: Node pressure and Pi conditions, checked on its own thread; evicts through PodActions (Failed, Evicted).
+        self.health = build_monitor(
+            config, self.node, self._desired_pods, runtime, self._actions, on_change=self._wake.set, clock=clock
+        )
         self._reporter = StatusReporter(
             self.node,
             self.boot_id,
@@ -203,6 +225,7 @@ class Agent:
             report_interval=config.report_interval,
             nfs=self.nfs,
             devices=self.devices,
+            health=self.health,
         )
         #: Node and container usage sampled on its own thread (None: telemetry off); /metrics when configured.
         self.telemetry = Telemetry.of(config, runtime, self._bus, self.boot_id)
@@ -234,6 +257,7 @@ class Agent:
             self.nfs.start()
             if self.telemetry is not None:
                 self.telemetry.start()
+            self.health.start()
         self._wake.set()
         return self
 
@@ -249,6 +273,7 @@ class Agent:
         self.nfs.stop()
         if self.telemetry is not None:
             self.telemetry.stop()
+        self.health.stop()
         self.fencing.stop()  # leases are kept: the pods run on, and a restarted agent takes them again at once
         # Let stops and restarts in flight finish, so what they learnt (counts, finished pods) is saved.
         if not self.wait_idle(timeout=15):
@@ -509,6 +534,10 @@ class Agent:
                             )
                         )  # fmt: skip
         self.prober.sync(targets)
+
+    def _desired_pods(self) -> list[DesiredPod]:
+        with self._lock:
+            return list(self.desired.pods)
 
     # -- status -------------------------------------------------------------------------------------------
     def node_object(self) -> dict[str, Any]:

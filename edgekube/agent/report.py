@@ -12,6 +12,7 @@ from edgekube import __version__
 from edgekube.agent import hostinfo
 from edgekube.agent.devices import DeviceTable
 from edgekube.agent.events import EventRecorder
+from edgekube.agent.health.monitor import HealthMonitor
 from edgekube.agent.nfsprobe import NfsProber
 from edgekube.agent.reconcile import DesiredPod, Failure, PodMemory, pod_status
 from edgekube.agent.runtime.protocol import ObservedPod, PodRuntime
@@ -38,6 +39,7 @@ class StatusReporter:
         report_interval: float,
         nfs: NfsProber | None = None,
         devices: DeviceTable | None = None,
+        health: HealthMonitor | None = None,
     ) -> None:
         self.node = node
         self.boot_id = boot_id
@@ -50,6 +52,8 @@ class StatusReporter:
         self.nfs = nfs
         #: Pi hardware advertised as extended resources in capacity and allocatable (edgekube.io/serial, ...).
         self.devices = devices
+        #: Node conditions from the health monitor (MemoryPressure, ..., ThermalThrottling); a change is sent at once.
+        self.health = health
         self._last_report: bytes = b""
         self._last_report_at = 0.0
         self._host_ip = hostinfo.primary_address()
@@ -112,6 +116,8 @@ class StatusReporter:
                 self.events.flush(publish)
             if self.nfs is not None:
                 self.nfs.flush_events(publish)  # node events: NFSServerUnreachable, NFSServerReachable
+            if self.health is not None:
+                self.health.flush_events(publish)  # node events: NodeHasDiskPressure, EvictionThresholdMet, ...
         except Exception:
             log.exception("publishing events failed; they stay queued")
 
@@ -126,6 +132,10 @@ class StatusReporter:
         a change is in the fingerprint, so it is sent at once and the master can let a claim's directory go.
         """
         status = self.nfs.node_status() if self.nfs is not None else {}
+        if self.health is not None:
+            conditions = self.health.node_status().get("conditions", [])
+            if conditions:
+                status = {**status, "conditions": [*status.get("conditions", []), *conditions]}
         in_use = self.runtime.volumes_in_use()
         return status if in_use is None else {**status, "volumesInUse": in_use}
 
