@@ -19,6 +19,8 @@ class NodeState:
     name: str
     health: Health
     taints: tuple[Taint, ...] = ()
+    #: The types of the node's conditions that are True as its agent last reported them (MemoryPressure, ...).
+    conditions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ def node_taints(node: Mapping[str, Any]) -> tuple[Taint, ...]:
     return tuple(Taint.model_validate(t) for t in raw)
 
 
+def true_conditions(node: Mapping[str, Any]) -> frozenset[str]:
+    raw = (node.get("status") or {}).get("conditions") or ()
+    return frozenset(c.get("type", "") for c in raw if c.get("status") == "True")
+
+
 def lifecycle_inputs(snapshot: Snapshot) -> tuple[list[NodeState], dict[str, list[PodState]]]:
     """Every stored node's state, and the pods of the nodes that are NotReady or carry a NoExecute taint.
 
@@ -44,7 +51,7 @@ def lifecycle_inputs(snapshot: Snapshot) -> tuple[list[NodeState], dict[str, lis
     watched: set[str] = set()
     for node in snapshot.store.objects("Node").values():
         name = node["metadata"]["name"]
-        state = NodeState(name, snapshot.health(name), node_taints(node))
+        state = NodeState(name, snapshot.health(name), node_taints(node), true_conditions(node))
         states.append(state)
         if state.health is not Health.READY or any(t.effect is TaintEffect.NO_EXECUTE for t in state.taints):
             watched.add(name)

@@ -5,9 +5,11 @@ Last Will marked offline gets `node.kubernetes.io/not-ready:NoExecute`, one whos
 `node.kubernetes.io/unreachable:NoExecute`; both go when it is Ready again. A pod on a node with a NoExecute taint
 it does not tolerate forever is evicted (deleted; its controller makes a replacement elsewhere) once its
 tolerationSeconds have passed since the taint was added, or `pod_eviction_timeout` for the lifecycle taints when
-no toleration matches. Safety valves: nothing is judged while the master itself cannot hear the nodes (`judging`
-False), and no lifecycle eviction happens while more than 55% of the nodes (at least 2) are NotReady at once:
-then the master's own network is the likelier fault.
+no toleration matches. Like Kubernetes' TaintNodesByCondition, a Ready node whose agent reports MemoryPressure,
+DiskPressure, PIDPressure, ThermalThrottling or UnderVoltage True carries that condition's NoSchedule taint
+(model.node.CONDITION_TAINTS), removed when it is False again. Safety valves: nothing is judged while the master
+itself cannot hear the nodes (`judging` False), and no lifecycle eviction happens while more than 55% of the nodes
+(at least 2) are NotReady at once: then the master's own network is the likelier fault.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from edgekube.master.controllers.base import Effects, Setup, Snapshot, planned_p
 from edgekube.master.controllers.nodeinputs import NodeState, PodState, lifecycle_inputs
 from edgekube.master.eventlog import ObjectRef
 from edgekube.master.liveness import Health
+from edgekube.model.node import CONDITION_TAINTS
 from edgekube.model.taints import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
@@ -33,6 +36,8 @@ from edgekube.model.taints import (
 log = logging.getLogger(__name__)
 
 LIFECYCLE_TAINTS = (TAINT_NOT_READY, TAINT_UNREACHABLE)
+#: The NoSchedule taints that follow node conditions, by condition type.
+_CONDITION_TAINT = {str(kind): key for kind, key in CONDITION_TAINTS.items()}
 COMPONENT = "node-controller"
 
 
@@ -52,12 +57,16 @@ class SetTaints:
     node: str
     taints: tuple[Taint, ...]
     health: Health
+    #: False when only condition taints changed: the node's readiness did not, so there is nothing to announce.
+    announce: bool = True
 
     def apply(self, effects: Effects) -> None:
         node = effects.store.peek("Node", "", self.node)
         spec = {**(node.get("spec") or {}), "taints": [t.to_dict() for t in self.taints]}
         effects.store.update({**node, "spec": spec})
-        if self.health is Health.READY:
+        if not self.announce:
+            log.info("node %s taints: %s", self.node, ", ".join(f"{t.key}:{t.effect.value}" for t in self.taints))
+        elif self.health is Health.READY:
             log.info("node %s is Ready again", self.node)
             message = f"Node {self.node} status is now: NodeReady"
             effects.events.record(node, "NodeReady", message, component=COMPONENT)
@@ -151,6 +160,22 @@ def _retaint(node: NodeState, now: float) -> tuple[Taint, ...] | None:
     return (*others, Taint(key=want, effect=TaintEffect.NO_EXECUTE, time_added=since))
 
 
+def condition_taints(node: NodeState, taints: tuple[Taint, ...]) -> tuple[Taint, ...] | None:
+    """`taints` with exactly the NoSchedule taints of the node's True conditions, or None when already so.
+
+    Only a Ready node's conditions are current; a NotReady node keeps what it has (the lifecycle taint rules it).
+    """
+    if node.health is not Health.READY:
+        return None
+    keys = set(_CONDITION_TAINT.values())
+    want = [key for kind, key in _CONDITION_TAINT.items() if kind in node.conditions]
+    have = [t.key for t in taints if t.key in keys and t.effect is TaintEffect.NO_SCHEDULE]
+    if sorted(have) == sorted(want):
+        return None
+    others = tuple(t for t in taints if not (t.key in keys and t.effect is TaintEffect.NO_SCHEDULE))
+    return (*others, *(Taint(key=key, effect=TaintEffect.NO_SCHEDULE) for key in want))
+
+
 def eviction_time(
     taints: Iterable[Taint], tolerations: Sequence[Toleration], now: float, settings: Settings
 ) -> tuple[float, Taint] | None:
@@ -192,8 +217,12 @@ def plan(
         if judging or node.health is Health.READY:
             retainted = _retaint(node, now)
             if retainted is not None:
-                actions.append(SetTaints(node.name, retainted, node.health))
                 taints = retainted
+            by_condition = condition_taints(node, taints)
+            if by_condition is not None:
+                taints = by_condition
+            if retainted is not None or by_condition is not None:
+                actions.append(SetTaints(node.name, taints, node.health, announce=retainted is not None))
         if not any(t.effect is TaintEffect.NO_EXECUTE for t in taints):
             continue
         if not judging or disrupted:
