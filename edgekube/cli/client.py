@@ -194,5 +194,10 @@ class Client:
         request = ApiRequest(verb=Verb.LOGS, kind="Pod", namespace=namespace, name=name, container=container, tail=tail)
         return self._call(request).text or ""
 
+    def top(self, kind: str, namespace: str | None, selector: str | None = None) -> list[Obj]:
+        """Verb top: current usage of nodes or pods (namespace None: every namespace), from the master's memory."""
+        request = ApiRequest(verb=Verb.TOP, kind=kind, namespace=namespace, selector=selector or None)
+        return list(self._call(request).items or [])
+
     def close(self) -> None:
         self.session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from edgekube.cli.describe import Writer
@@ -103,6 +104,26 @@ def _nfs_servers(w: Writer, servers: list[Obj]) -> None:
         )
 
 
+def _history(w: Writer, windows: list[Obj]) -> None:
+    """A section of edgekube's own: the agent's recent usage (min/avg/max per window, from its in-memory history)."""
+    if not windows:
+        return
+    w.line(0, "Recent Usage:")
+    header = ("Window", "Samples", "CPU min/avg/max", "Memory min/avg/max")
+    w.cells(1, *header)
+    w.cells(1, *("-" * len(h) for h in header))
+    for h in windows:
+        cpu = [h.get(f"cpuCores{k}") for k in ("Min", "Avg", "Max")]
+        mem = [h.get(f"memoryBytes{k}") for k in ("Min", "Avg", "Max")]
+        w.cells(
+            1,
+            f"{int(h.get('windowSeconds', 0)) // 60}m",
+            str(int(h.get("samples", 0))),
+            "/".join(f"{math.ceil(float(c) * 1000)}m" for c in cpu) if None not in cpu else NONE,
+            "/".join(f"{int(float(m)) // (1024 * 1024)}Mi" for m in mem) if None not in mem else NONE,
+        )
+
+
 def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None) -> str:
     """`pods` are the pods bound to this node (spec.nodeName), in any namespace; `events` None: no section."""
     meta, spec, status = section(node, "metadata"), section(node, "spec"), section(node, "status")
@@ -151,6 +172,7 @@ def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None = None, n
         w.line(0, "Usage (live):")
         for name in sorted(usage):
             w.field(1, name, usage[name])
+    _history(w, items(node, "usageHistory"))
     info = section(status, "nodeInfo")
     w.line(0, "System Info:")
     for key, label in _SYSTEM_INFO:

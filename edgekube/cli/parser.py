@@ -202,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--container", help="container name (default: the first)")
     p.add_argument("--tail", type=int, default=-1, metavar="N", help="last N lines only (default -1: all)")
 
+    p = command("top", "show CPU and memory use of nodes or pods (from the master's memory)", "cmd_top")
+    p.add_argument("resource", metavar="nodes|pods", help="nodes (node, no) or pods (pod, po)")
+    p.add_argument("name", nargs="?", metavar="NAME", help="only this node or pod")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="pods of every namespace")
+    p.add_argument("--containers", action="store_true", help="pods: one line per container")
+    p.add_argument("-l", "--selector", help="label selector")
+    p.add_argument("--sort-by", metavar="cpu|memory", help="sort by CPU or memory use (largest first)")
+    p.add_argument("--no-headers", action="store_true", help="leave out the table header")
+
     p = command("lint", "validate manifests offline, listing every problem", "cmd_lint")
     p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="manifest files, directories, or - for stdin")
     return parser

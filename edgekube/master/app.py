@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from prometheus_client import CollectorRegistry
+
 from edgekube.bus import topics
 from edgekube.bus.guard import guarded
 from edgekube.bus.protocol import Handler, MessageBus
@@ -32,11 +34,16 @@ from edgekube.master.echo import Echo
 from edgekube.master.eventlog import EventLog
 from edgekube.master.ingest import StatusIngest
 from edgekube.master.liveness import Liveness
+from edgekube.master.nodemetrics import NodeMetricsCache
+from edgekube.master.prometheus import MasterCollector
 from edgekube.master.requests import Requests
 from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
 from edgekube.master.scheduling.volumes import VolumeGate
+from edgekube.master.top import Top
+from edgekube.metrics_http import MetricsServer
+from edgekube.model.errors import EdgekubeError
 from edgekube.model.wire import Presence
 from edgekube.sdnotify import SdNotify
 
@@ -97,10 +104,17 @@ class Master:
             self.liveness.ready,
             volumes=VolumeGate(self.store, self.volumes.users),
         )
-        self.api = Api(self.store, self.liveness.decorate, self.events, binder=self.placer, wall=wall)
+        #: The nodes' telemetry reports, in memory only: `ekctl top`, describe node's recent usage, /metrics.
+        self.node_metrics = NodeMetricsCache(clock, grace=config.node_timeout + 5.0)
+        decorate = self.liveness.decorate
+        self.api = Api(
+            self.store, lambda node: self.node_metrics.decorate(decorate(node)), self.events, binder=self.placer,
+            wall=wall,
+        )  # fmt: skip
         # Kept current by every Pod write: what each node is told, what each node has bound, who uses each claim.
         self.store.listen("Pod", self.volumes.users.observe)
         self.store.listen("Pod", self.dispatcher.observe)
+        self.store.listen("Node", self.dispatcher.node_changed)  # lifecycle taints: the node's LEDs show NotReady
         self.store.listen("Pod", self.usage.observe)
         self.store.listen("PersistentVolumeClaim", self.dispatcher.claim_changed)
         self.store.listen("PersistentVolume", self.dispatcher.volume_changed)
@@ -112,9 +126,21 @@ class Master:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self.ingest = StatusIngest(
-            self.store, self.liveness, self.events, self.dispatcher, lock=self._lock, wake=self._wake.set
+            self.store, self.liveness, self.events, self.dispatcher, lock=self._lock, wake=self._wake.set,
+            metrics=self.node_metrics,
+        )  # fmt: skip
+        top = Top(self.store, self.node_metrics, self.liveness.usage, self.liveness.ready)
+        self.requests = Requests(
+            self.bus, self.store, self.api, self.liveness, lock=self._lock, wake=self._wake.set, top=top
         )
-        self.requests = Requests(self.bus, self.store, self.api, self.liveness, lock=self._lock, wake=self._wake.set)
+        #: Prometheus /metrics (config.metrics_port; 0: none), started with the loop.
+        self.metrics_server: MetricsServer | None = None
+        if config.metrics_port:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(
+                MasterCollector(self._node_names, self.liveness.usage, self.liveness.ready, self.node_metrics)
+            )
+            self.metrics_server = MetricsServer(registry, config.metrics_address, config.metrics_port)
         #: Nodes are judged (tainted, their pods evicted) only after this moment: a full node_timeout after the
         #: master (re)connected to the broker; infinity while it is disconnected.
         self._judge_after = math.inf
@@ -135,6 +161,12 @@ class Master:
             self.volumes.worker.start()
             for thread in self._threads:
                 thread.start()
+            if self.metrics_server is not None:
+                try:
+                    self.metrics_server.start()
+                except EdgekubeError as exc:  # the master serves on without /metrics rather than not at all
+                    log.error("%s", exc)
+                    self.metrics_server = None
         return self
 
     def _subscribe(self, bus: MessageBus) -> None:
@@ -145,6 +177,7 @@ class Master:
         bus.subscribe(topics.ALL_NODE_HEARTBEAT, self._guard(self.ingest.heartbeat), qos=0)
         bus.subscribe(topics.ALL_NODE_ONLINE, self._guard(self.ingest.presence))
         bus.subscribe(topics.ALL_NODE_EVENTS, self._guard(self.ingest.node_events))
+        bus.subscribe(topics.ALL_NODE_METRICS, self._guard(self.ingest.node_metrics), qos=0)
         bus.subscribe(self.echo.topic, self._guard(lambda msg: self.echo.heard(msg.payload)), qos=0)
 
     def stop(self) -> None:
@@ -156,6 +189,8 @@ class Master:
             if thread.is_alive():
                 thread.join(timeout=5)
         self.volumes.worker.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.commit()  # answers still owed go out once their writes are on flash
         self.bus.publish(topics.MASTER_ONLINE, Presence(online=False).encode(), retain=True)
         self.bus.close()
@@ -173,6 +208,10 @@ class Master:
             self._judge_after = self._clock() + self.config.node_timeout
         log.info("connected to the broker; judging nodes again in %gs", self.config.node_timeout)
         self._wake.set()
+
+    def _node_names(self) -> list[str]:
+        with self._lock:
+            return [name for (_, name) in self.store.objects("Node")]
 
     def _guard(self, handler: Handler) -> Handler:
         """Malformed or hostile payloads are logged and dropped (or answered); they never reach the loop."""

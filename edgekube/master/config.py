@@ -39,3 +39,6 @@ class MasterConfig:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    #: Prometheus /metrics on this port (0: off): what the master holds of every node's usage (docs/telemetry.md).
+    metrics_port: int = 0
+    metrics_address: str = "0.0.0.0"

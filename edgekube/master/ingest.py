@@ -17,10 +17,11 @@ from edgekube.master.cache import CachedStore
 from edgekube.master.dispatch import Dispatcher
 from edgekube.master.eventlog import EventLog
 from edgekube.master.liveness import Liveness
+from edgekube.master.nodemetrics import NodeMetricsCache
 from edgekube.model.errors import NotFoundError, ValidationError
 from edgekube.model.node import Node
 from edgekube.model.types import Obj
-from edgekube.model.wire import EventReport, Heartbeat, NodeReport, Presence
+from edgekube.model.wire import EventReport, Heartbeat, NodeMetrics, NodeReport, Presence
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,11 @@ class StatusIngest:
         *,
         lock: threading.RLock,
         wake: Callable[[], None],
+        metrics: NodeMetricsCache | None = None,
     ) -> None:
         self.store = store
         self.liveness = liveness
+        self.metrics = metrics
         self.events = events
         self.dispatcher = dispatcher
         self._lock = lock
@@ -67,6 +70,16 @@ class StatusIngest:
         self.liveness.heartbeat(node, beat.boot_id, beat.usage, beat.observed_generation)
         if not was_ready:
             self._wake()
+
+    def node_metrics(self, msg: Message) -> None:
+        """A node's telemetry report: kept in memory (NodeMetricsCache) for top, describe and /metrics."""
+        if self.metrics is None:
+            return
+        node = topics.node_of(msg.topic)
+        report = NodeMetrics.decode(msg.payload, what=f"metrics of {node}")
+        if report.node != node:
+            raise ValidationError(f"metrics: node: {report.node!r} does not match the topic's node {node!r}")
+        self.metrics.record(report)
 
     def node_events(self, msg: Message) -> None:
         node = topics.node_of(msg.topic)

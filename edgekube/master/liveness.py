@@ -65,7 +65,8 @@ class Liveness:
         seen.offline_at = None
         seen.boot_id = boot_id
         seen.last_heartbeat = self.clock()
-        seen.usage = dict(usage)
+        if usage:  # a status report counts as a heartbeat but carries no usage: keep the last one
+            seen.usage = dict(usage)
         seen.observed_generation = observed_generation
 
     def ready(self, node: str) -> bool:

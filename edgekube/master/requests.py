@@ -2,7 +2,8 @@
 
 The master's handlers for `edgekube/v1/api` and `edgekube/v1/apply` (registered by master.app). A request's
 writes are made under the master's lock in a deferred batch; its answer waits in `owed` until the writes are
-on flash (master.app's committer, or a pass, commits and then sends them). Logs are the node's: forwarded.
+on flash (master.app's committer, or a pass, commits and then sends them). Logs and identify are the node's:
+forwarded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.encoding import encode_response, fitted
 from edgekube.master.liveness import Liveness
+from edgekube.master.top import Top
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.wire import READ_VERBS, ApiRequest, ApiResponse, ApplyResult, ErrorInfo, Verb
 
@@ -37,8 +39,11 @@ class Requests:
         *,
         lock: threading.RLock,
         wake: Callable[[], None],
+        top: Top | None = None,
     ) -> None:
         self.bus = bus
+        #: Answers verb top from the usage the master holds in memory (None: top is refused).
+        self.top = top
         self.store = store
         self.api = api
         self.liveness = liveness
@@ -82,6 +87,12 @@ class Requests:
         if req.verb is Verb.LOGS:
             self._forward_logs(msg, req)
             return
+        if req.verb is Verb.IDENTIFY:
+            self._forward_identify(msg, req)
+            return
+        if req.verb is Verb.TOP:
+            self._top(msg, req)
+            return
         with self._lock, self.store.batch("defer"):
             writes = self.store.writes
             response = self.api.handle(req)
@@ -116,6 +127,14 @@ class Requests:
         if msg.response_topic:
             self.bus.publish(msg.response_topic, result.encode(), correlation=msg.correlation)
 
+    def _top(self, msg: Message, req: ApiRequest) -> None:
+        """Verb top: answered at once from memory (nothing is written)."""
+        if self.top is None:
+            raise ValidationError("verb: 'top' is not served by this master")
+        with self._lock:
+            response = self.top.answer(req)
+        self.reply(msg, response)
+
     def _forward_logs(self, msg: Message, req: ApiRequest) -> None:
         """Logs live on the node: forward the request with the caller's response topic; the agent answers."""
         name, namespace = req.name or "", req.namespace or "default"
@@ -136,6 +155,24 @@ class Requests:
                 f"node {node} is not ready: {self.liveness.reason(node)}", hint="logs come from the node itself"
             )
             self.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
+            return
+        self.bus.publish(
+            topics.node_rpc(node), msg.payload, response_topic=msg.response_topic, correlation=msg.correlation
+        )
+
+    def _forward_identify(self, msg: Message, req: ApiRequest) -> None:
+        """`ekctl node identify`: the node blinks its LEDs; forwarded like logs, the agent answers the caller."""
+        node = req.name or ""
+        try:
+            with self._lock:
+                self.store.peek("Node", "", node)
+            if not self.liveness.ready(node):
+                raise EdgekubeError(
+                    f"node {node} is not ready: {self.liveness.reason(node)}",
+                    hint="identify needs the node's agent connected; a node cut off shows the CutOff pattern itself",
+                )
+        except EdgekubeError as exc:
+            self.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
             return
         self.bus.publish(
             topics.node_rpc(node), msg.payload, response_topic=msg.response_topic, correlation=msg.correlation
