@@ -1,4 +1,4 @@
-"""`edgekube` command: runs the master or a node agent (systemd), and `up`/`down` of a local cluster."""
+"""`edgekube` command: runs the master or a node agent (systemd), `doctor`, and `up`/`down` of a local cluster."""
 
 from __future__ import annotations
 
@@ -134,6 +134,35 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edgekube.agent.app import AgentConfig  # noqa: PLC0415
+    from edgekube.bus.tls import TlsFiles  # noqa: PLC0415
+    from edgekube.doctor.report import Settings, doctor  # noqa: PLC0415
+    from edgekube.master.config import MasterConfig  # noqa: PLC0415
+
+    file = _config_file(args.config)
+    settings, error = Settings(role=args.role), None
+    try:
+        if args.role == "master":
+            master = _build(MasterConfig, args, file)
+            state_dir, podman_url = master.data_dir, ""
+        else:
+            file.pop("labels", None)
+            node = _pick(args, file, "node_name")
+            agent = _build(AgentConfig, args, file, labels={}, node_name=str(node if node is not _MISSING else "node"))
+            state_dir, podman_url = agent.state_dir, agent.podman_url
+            master = agent
+        settings = Settings(
+            role=args.role, mqtt_host=master.mqtt_host, mqtt_port=master.mqtt_port,
+            tls=TlsFiles(master.tls_ca, master.tls_cert, master.tls_key), podman_url=podman_url,
+            state_dir=Path(state_dir), root=Path(args.root), broker_timeout=args.timeout,
+        )  # fmt: skip
+    except EdgekubeError as exc:
+        error = str(exc)
+        settings = Settings(role=args.role, root=Path(args.root))
+    return doctor(settings, as_json=args.json, config_error=error)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from edgekube.local.cluster import LocalCluster  # noqa: PLC0415
 
@@ -168,6 +197,18 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--label", action="append", help="node label KEY=VALUE (repeatable)")
     _add_config_flags(a, AgentConfig, skip={"node_name"})
     a.set_defaults(func=cmd_agent)
+
+    doc = sub.add_parser(
+        "doctor",
+        help="check this board has what a node or master needs; exit 0 all pass, 1 a failure, 2 warnings only",
+    )
+    doc.add_argument("--role", choices=("node", "master"), default="node")
+    doc.add_argument("--config", help="the agent's (or master's) TOML config file: broker, TLS, podman_url, state dir")
+    doc.add_argument("--podman-url", dest="podman_url", help="the Podman API socket (default: the config's)")
+    doc.add_argument("--json", action="store_true", help="the report as JSON")
+    doc.add_argument("--timeout", type=float, default=5.0, help="seconds the broker has to accept the connection")
+    doc.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: a tree laid out like /proc, /sys, /dev
+    doc.set_defaults(func=cmd_doctor)
 
     u = sub.add_parser("up", help="start a local cluster in ./.edgekube (Mosquitto, master, agents)")
     u.add_argument("--nodes", type=int, default=1)
