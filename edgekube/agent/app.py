@@ -23,6 +23,10 @@ from edgekube.agent.fencing_keeper import Order, spawn, write_order
 from edgekube.agent.fencing_plan import Node, Timing
 from edgekube.agent.health.agent import build_monitor, settings_of
 from edgekube.agent.health.pressure import DEFAULT_EVICTION_HARD
+from edgekube.agent.indicators import pods as led_pods
+from edgekube.agent.indicators.drivers import LedDriver, LedSettings
+from edgekube.agent.indicators.indicator import DEFAULT_IDENTIFY, Indicator
+from edgekube.agent.indicators.table import NodeState
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.nfsprobe import NfsProber, ProbeFn, nfs_probe
 from edgekube.agent.probe_checks import ProbeResult, ProbeTarget
@@ -122,6 +126,23 @@ class AgentConfig:
     proc_root: str = "/proc"
     sys_root: str = "/sys"
 
+    #: Status LEDs (docs/leds.md): BCM pins, comma-separated, of a green + red pair ("17,27"; one pin: green only)
+    #: or, with `led_rgb`, of one RGB LED's red, green, blue; `led_pin_factory`: default, lgpio (Pi 5, bookworm),
+    #: rpigpio or mock. Without pins, `led_sysfs` (e.g. /sys/class/leds) drives the board's ACT and PWR LEDs.
+    led_pins: str = ""
+    led_active_high: bool = True
+    led_rgb: bool = False
+    led_pin_factory: str = "default"
+    led_sysfs: str = ""
+
+    def led_settings(self) -> LedSettings:
+        text = self.led_pins.strip().strip("[]")  # a TOML list arrives as its text
+        try:
+            pins = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
+        except ValueError:
+            raise ValidationError(f"led_pins: {self.led_pins!r}: expected BCM numbers separated by commas") from None
+        return LedSettings(pins, self.led_active_high, self.led_rgb, self.led_pin_factory, self.led_sysfs)
+
     def lease_timing(self) -> Timing:
         return Timing(self.lease_duration, self.lease_renew, self.lease_margin, poll=min(1.0, self.lease_duration / 4))
 
@@ -145,6 +166,7 @@ class AgentConfig:
         except ValueError as exc:
             raise ValidationError(f"lease_duration, lease_renew, lease_margin: {exc}") from None
         check_telemetry(self.telemetry_interval, self.telemetry_history, self.metrics_port)
+        self.led_settings()
         settings_of(self)
 
 
@@ -173,6 +195,8 @@ class Agent:
         clock: Callable[[], float] = time.monotonic,
         notify: SdNotify | None = None,
         nfs_probe_fn: ProbeFn = nfs_probe,
+        leds: LedDriver | None = None,
+        pi_flags: Callable[[], tuple[bool, bool]] | None = None,
     ) -> None:
         self.config = config
         self.node = NodeName(config.node_name)
@@ -229,6 +253,15 @@ class Agent:
         )
         #: Node and container usage sampled on its own thread (None: telemetry off); /metrics when configured.
         self.telemetry = Telemetry.of(config, runtime, self._bus, self.boot_id)
+        #: The LEDs (docs/leds.md): the pattern is chosen each pass from what the agent knows (`_led_state`).
+        self.indicator = Indicator(leds, clock=clock)
+        self._reporter.leds = self.indicator.status
+        self._reporter.on_pods = self._show_leds
+        #: (throttled, under-voltage) now, from the Pi's firmware; None: both False.
+        self._pi_flags = pi_flags
+        self._master_online = True  # until the master's retained presence says otherwise
+        self._master_not_ready: str | None = None  # the master's view, from the desired state
+        self._probe_failed = False  # a probe failed since the last pass
         self._next_due: float | None = None
         self._seq = 0
         self._threads = [
@@ -248,6 +281,7 @@ class Agent:
         self._bus.on_connect(self._on_connected)
         self._bus.subscribe(topics.node_desired(self.node), self._guard(self._on_desired))
         self._bus.subscribe(topics.node_rpc(self.node), self._guard(self._on_rpc))
+        self._bus.subscribe(topics.MASTER_ONLINE, self._guard(self._on_master_presence))
         self._bus.start()
         if wait is not None:
             self._bus.wait_connected(wait)
@@ -279,6 +313,7 @@ class Agent:
         if not self.wait_idle(timeout=15):
             log.warning("stopping with pod operations still running")
         self._reporter.flush_events(self._bus)
+        self.indicator.close()
         self._bus.publish(topics.node_online(self.node), Presence(online=False).encode(), retain=True)
         self._bus.close()
 
@@ -330,14 +365,36 @@ class Agent:
             current = accepted or (message.epoch, message.generation) == (self.desired.epoch, self.desired.generation)
         if current:  # also the retained copy of the generation loaded from disk: it names the NFS servers
             self.nfs.set_servers(message.nfs_servers)
+            if message.not_ready != self._master_not_ready:
+                self._master_not_ready = message.not_ready
+                self._wake.set()
         if accepted:
             log.info("desired state generation %s: %d pod(s)", message.generation, len(message.pods))
             self._wake.set()
 
+    def _on_master_presence(self, msg: Message) -> None:
+        online = Presence.decode(msg.payload, what="master presence").online if msg.payload else False
+        if online != self._master_online:
+            self._master_online = online
+            self._wake.set()
+
+    def _identify(self, msg: Message, req: ApiRequest) -> None:
+        """`ekctl node identify`: blink for `seconds` (0: stop); a duplicate delivery keeps the first end time."""
+        if req.name not in (None, self.node):
+            raise ValidationError(f"identify: node: {req.name!r} is not this node ({self.node!r})")
+        seconds = DEFAULT_IDENTIFY if req.seconds is None else req.seconds
+        key = msg.correlation.hex() if msg.correlation else ""
+        self.indicator.identify(seconds, key=key)
+        self._wake.set()  # the next report carries it; the loop wakes again when it ends
+        self._reply(msg, ApiResponse(ok=True, object=self.indicator.status()))
+
     def _on_rpc(self, msg: Message) -> None:
         req = ApiRequest.decode(msg.payload, what="node rpc")
+        if req.verb is Verb.IDENTIFY:
+            self._identify(msg, req)
+            return
         if req.verb is not Verb.LOGS:
-            raise ValidationError(f"verb: {req.verb.value!r} is not served by node agents (supported: logs)")
+            raise ValidationError(f"verb: {req.verb.value!r} is not served by node agents (supported: logs, identify)")
         with self._lock:
             match = [
                 d
@@ -369,6 +426,7 @@ class Agent:
             ref = PodRef(namespace, name, target.uid)
             message = f"{target.kind.value} probe failed: {result.message}"
             self.events.record(ref, "Unhealthy", f"container {target.container.name}: {message}", "Warning")
+            self._probe_failed = True  # the LEDs show a failing pod (read and cleared by the next pass)
         if flipped:
             self._wake.set()
 
@@ -478,6 +536,29 @@ class Agent:
         self._next_due = self._actions.next_due(now)  # wake the loop when a back-off ends, not only on resync
         if fence.next_due is not None:  # ... and when a lease runs out (the self-fence needs no read to happen)
             self._next_due = min(fence.next_due, self._next_due or fence.next_due)
+        identify_ends = self.indicator.next_due()
+        if identify_ends is not None:  # ... and when identify ends
+            self._next_due = min(identify_ends, self._next_due or identify_ends)
+
+    def _led_state(self, statuses: list[dict[str, Any]]) -> NodeState:
+        """What the LEDs show, from what this pass saw (docs/leds.md)."""
+        starting, failing = led_pods.count(statuses)
+        if self._probe_failed:
+            self._probe_failed = False
+            failing = max(failing, 1)
+        throttled, under_voltage = self._pi_flags() if self._pi_flags is not None else (False, False)
+        return NodeState(
+            started=True, starting_pods=starting, failing_pods=failing, broker_connected=self.bus.connected,
+            master_online=self._master_online, master_ready=self._master_not_ready is None, throttled=throttled,
+            under_voltage=under_voltage,
+        )  # fmt: skip
+
+    def _show_leds(self, statuses: list[dict[str, Any]]) -> None:
+        """Update the LEDs from this pass's pod statuses (the reporter calls it before building its report)."""
+        try:
+            self.indicator.update(self._led_state(statuses))
+        except Exception:  # the LEDs never stop the loop
+            log.exception("updating the LEDs failed")
 
     def _memory(self, d: DesiredPod, obs: ObservedPod | None, now: float) -> PodMemory:
         record = self.ledger.get(d.uid, obs.pod_id) if obs is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edgekube import __version__
@@ -54,6 +54,10 @@ class StatusReporter:
         self.devices = devices
         #: Node conditions from the health monitor (MemoryPressure, ..., ThermalThrottling); a change is sent at once.
         self.health = health
+        #: What the LEDs show (node status `leds`, docs/leds.md), and who is told every pod's status before each
+        #: report is built (the Agent's LEDs): both set by the Agent; a change of pattern is sent at once.
+        self.leds: Callable[[], dict[str, Any]] | None = None
+        self.on_pods: Callable[[list[dict[str, Any]]], None] | None = None
         self._last_report: bytes = b""
         self._last_report_at = 0.0
         self._host_ip = hostinfo.primary_address()
@@ -80,6 +84,8 @@ class StatusReporter:
             pods.append(
                 PodReport(uid=d.uid, namespace=d.pod.metadata.namespace, name=d.pod.metadata.name, status=status)
             )
+        if self.on_pods is not None:
+            self.on_pods([p.status for p in pods])  # the LEDs follow, and this report carries what they show
         if not bus.connected:
             return  # paho would queue every report unbounded; on reconnect the whole state is sent anyway
         # Only changes are sent, plus a periodic resend so a restarted master converges (level-triggered).
@@ -136,6 +142,8 @@ class StatusReporter:
             conditions = self.health.node_status().get("conditions", [])
             if conditions:
                 status = {**status, "conditions": [*status.get("conditions", []), *conditions]}
+        if self.leds is not None:
+            status = {**status, "leds": self.leds()}
         in_use = self.runtime.volumes_in_use()
         return status if in_use is None else {**status, "volumesInUse": in_use}
 

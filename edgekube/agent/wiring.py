@@ -10,6 +10,7 @@ import logging
 import time
 
 from edgekube.agent.app import Agent, AgentConfig
+from edgekube.agent.indicators.drivers import open_driver
 from edgekube.agent.runtime.protocol import PodRuntime
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
@@ -49,7 +50,8 @@ def podman_runtime(config: AgentConfig) -> PodRuntime:
 def build_agent(config: AgentConfig, runtime: PodRuntime | None = None) -> Agent:
     """An Agent on the real parts (the runtime may be given, e.g. a node whose Podman is already open)."""
     runtime = runtime if runtime is not None else podman_runtime(config)
-    return Agent(config, runtime, agent_bus(config), notify=SdNotify.from_environ())
+    leds = open_driver(config.led_settings())  # no usable LEDs: one warning, and none
+    return Agent(config, runtime, agent_bus(config), notify=SdNotify.from_environ(), leds=leds)
 
 
 def run_agent(config: AgentConfig) -> None:
@@ -63,6 +65,7 @@ def run_agent(config: AgentConfig) -> None:
         "TLS" if config.tls_ca else "plain TCP",
         config.podman_url,
     )
+    log.info("LEDs: %s", agent.indicator.driver.name)
     try:
         while True:
             time.sleep(3600)
