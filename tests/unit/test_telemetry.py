@@ -307,3 +307,28 @@ def test_a_taken_metrics_port_is_a_clear_error() -> None:
             MetricsServer(registry, "127.0.0.1", first.port).start()
     finally:
         first.stop()
+
+
+def test_soc_temperature_and_throttle_flags_come_from_the_sys_tree(proc: ProcTree, tmp_path: Path) -> None:
+    sys_root = tmp_path / "sys"
+    zone = sys_root / "class" / "thermal" / "thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "type").write_text("cpu-thermal\n")
+    (zone / "temp").write_text("61234\n")
+    firmware = sys_root / "devices" / "platform" / "soc" / "soc:firmware"
+    firmware.mkdir(parents=True)
+    (firmware / "get_throttled").write_text("50005\n")
+    sampler, _ = sampler_on(proc, tmp_path)
+    sample = sampler.sample()
+    assert sample.soc_temperature == pytest.approx(61.234)
+    assert sample.throttled == 0x50005
+    metrics = scrape(sampler)
+    assert metrics["edgekube_node_soc_temperature_celsius"] == [({}, pytest.approx(61.234))]
+    assert metrics["edgekube_node_throttled_flags"] == [({}, 0x50005)]
+
+
+def test_without_a_thermal_zone_there_is_no_temperature(proc: ProcTree, tmp_path: Path) -> None:
+    sampler, _ = sampler_on(proc, tmp_path)
+    sample = sampler.sample()
+    assert (sample.soc_temperature, sample.throttled) == (None, None)
+    assert "edgekube_node_soc_temperature_celsius" not in scrape(sampler)

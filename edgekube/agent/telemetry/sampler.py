@@ -8,7 +8,6 @@ written to disk: the history is a fixed-size ring in memory.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -16,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from edgekube.agent.health.pi import read_soc_temperature, read_throttle_flags
 from edgekube.agent.runtime.protocol import ContainerStats, PodRuntime
 from edgekube.agent.telemetry import readers
 from edgekube.agent.telemetry.history import History, Point
@@ -50,15 +49,6 @@ class TelemetrySettings:
         return max(1, round(self.history / self.interval))
 
 
-def _pi_readers() -> tuple[Callable[[Path], Any] | None, Callable[[Path], Any] | None]:
-    """SoC temperature and throttle readers of edgekube.agent.health.pi, where that module exists."""
-    try:
-        pi = importlib.import_module("edgekube.agent.health.pi")
-    except ImportError:
-        return None, None
-    return getattr(pi, "read_soc_temperature", None), getattr(pi, "read_throttled", None)
-
-
 class Sampler:
     """Samples every `settings.interval` seconds on a thread of its own; `on_sample` gets each new sample."""
 
@@ -84,7 +74,6 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._runtime_down = False
         self._device = self.settings.disk_device or readers.device_of(self.settings.root, self.settings.proc)
-        self._temperature, self._throttled = _pi_readers()
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> Sampler:
@@ -142,7 +131,7 @@ class Sampler:
             disk_device=self._device,
             disk_written=written,
             disk_write_rate=rate(previous.disk_written if previous else None, written, seconds),
-            soc_temperature=self._temperature(s.sys) if self._temperature else None,
+            soc_temperature=read_soc_temperature(s.sys),
             throttled=self._throttle_bits(),
             containers=containers,
         )
@@ -154,11 +143,8 @@ class Sampler:
         return sample
 
     def _throttle_bits(self) -> int | None:
-        if self._throttled is None:
-            return None
-        value = self._throttled(self.settings.sys)
-        bits = getattr(value, "bits", value)  # a flags object or the raw get_throttled number
-        return bits if isinstance(bits, int) else None
+        flags = read_throttle_flags(self.settings.sys)
+        return None if flags is None else flags.raw
 
     def _stats(self) -> list[ContainerStats]:
         if self.runtime is None:
