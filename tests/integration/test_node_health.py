@@ -1,4 +1,4 @@
-"""Node health on real parts: memory-pressure eviction by QoS class, and a throttled board tainted and avoided.
+"""Node health on real parts: memory- and disk-pressure eviction by QoS class, a throttled board tainted and avoided.
 
 Eviction: one agent on real Podman and Mosquitto, driven as the master would drive it (tests/support/podman.py),
 with the hard threshold `memory.available<1000Ti`, which this machine's real /proc/meminfo always meets. Three pods
@@ -95,6 +95,27 @@ def test_memory_pressure_evicts_one_pod_per_check_besteffort_first_and_the_node_
     events = wait_for("node events", lambda: (e := node_events(edge_node)) and len(e) >= 2 and e)
     assert ("NodeHasInsufficientMemory", f"Node {edge_node.name} status is now: NodeHasInsufficientMemory") in events
     assert ("EvictionThresholdMet", "Attempting to reclaim memory") in events
+
+
+def test_disk_pressure_from_the_real_root_filesystem_evicts_the_besteffort_pod_first(edge_node: EdgeNode) -> None:
+    # statvfs of / always has less than 100% available: DiskPressure on the real filesystem.
+    edge_node.config.update(
+        eviction_hard="nodefs.available<100%", health_check_interval=3600.0, eviction_pressure_transition_period=0.0
+    )
+    agent = edge_node.start_agent()
+    guaranteed = {"name": "app", **SLEEP, "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}
+    edge_node.want(manifest("guaranteed", guaranteed), manifest("besteffort", {"name": "app", **SLEEP}))
+    for name in ("guaranteed", "besteffort"):
+        edge_node.wait_observed(f"{name} running", name, running)
+    eviction = agent.health.check()
+    assert eviction is not None and eviction.name == "besteffort"
+    status = edge_node.wait_status("besteffort evicted", "besteffort", lambda s: s.get("reason") == "Evicted")
+    assert status["message"].startswith("The node was low on resource: ephemeral-storage. Threshold quantity: ")
+    condition = wait_for("DiskPressure reported", lambda: node_conditions(edge_node).get("DiskPressure"))
+    assert (condition["status"], condition["reason"]) == ("True", "KubeletHasDiskPressure")
+    assert node_conditions(edge_node)["MemoryPressure"]["status"] == "False"
+    observed = edge_node.observed("guaranteed")
+    assert observed is not None and running(observed)
 
 
 # -- throttled boards are tainted and avoided ------------------------------------------------------------------------
