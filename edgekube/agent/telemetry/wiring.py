@@ -30,6 +30,9 @@ class TelemetryConfig(Protocol):
     telemetry_interval: float
     telemetry_history: float
     container_store: str
+    proc_root: str
+    sys_root: str
+    nodefs_path: str
     metrics_port: int
     metrics_address: str
 
@@ -65,6 +68,9 @@ class Telemetry:
             interval=config.telemetry_interval,
             history=config.telemetry_history,
             container_store=Path(config.container_store),
+            proc=Path(config.proc_root),
+            sys=Path(config.sys_root),
+            root=Path(config.nodefs_path),
         )
         sampler = Sampler(runtime, settings)
         metrics = None
