@@ -190,6 +190,10 @@ class Client:
     def drain(self, name: str, timeout: float | None = None) -> list[Outcome]:
         return list(self._call(ApiRequest(verb=Verb.DRAIN, kind="Node", name=name), timeout).outcomes or [])
 
+    def identify(self, name: str, seconds: float) -> Obj:
+        """Blink the node's LEDs for `seconds` (0: stop); the node answers with what its LEDs show now."""
+        return self._call(ApiRequest(verb=Verb.IDENTIFY, kind="Node", name=name, seconds=seconds)).object or {}
+
     def logs(self, namespace: str, name: str, container: str | None, tail: int | None) -> str:
         request = ApiRequest(verb=Verb.LOGS, kind="Pod", namespace=namespace, name=name, container=container, tail=tail)
         return self._call(request).text or ""

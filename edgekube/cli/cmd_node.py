@@ -1,4 +1,4 @@
-"""`ekctl cordon|uncordon|drain NODE...`: mark nodes unschedulable (or not), or cordon them and evict their pods."""
+"""`ekctl cordon|uncordon|drain NODE...` (schedulable or not, evict their pods) and `ekctl node identify NODE`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from edgekube.cli.context import Context
 from edgekube.cli.kinds import NODE, require, split_args
 from edgekube.model.errors import ValidationError
 
+#: The longest identify a node accepts (the wire's limit, seconds).
+MAX_IDENTIFY = 3600.0
 #: drain evicts every pod before answering, so its answer may take longer than a plain request's.
 DRAIN_MIN_WAIT = 60.0
 
@@ -53,3 +55,25 @@ def run_drain(ctx: Context) -> int:
         return "\n".join([*lines, f"node/{name} drained"])
 
     return run_each(ctx, NODE, _names(ctx, "drain"), one)
+
+
+def run_node(ctx: Context) -> int:
+    """`ekctl node identify NODE [--for 30s] [--cancel]`: the node blinks its LEDs (docs/leds.md)."""
+    given = str(ctx.args.node)
+    res, names = split_args([given] if "/" in given else ["node", given])
+    require(res, (NODE,), "node identify")
+    if len(names) != 1:
+        raise ValidationError("node identify: expected one node name (NODE or node/NODE)")
+    name = names[0]
+    seconds = 0.0 if ctx.args.cancel else float(ctx.args.duration)
+    if not ctx.args.cancel and not 0 < seconds <= MAX_IDENTIFY:
+        raise ValidationError(f"--for: {seconds:g}s: must be more than 0s and at most {MAX_IDENTIFY:g}s (1h)")
+    leds = ctx.client().identify(name, seconds)
+    if ctx.args.cancel:
+        ctx.out.write(f"node/{name} identify cancelled; its LEDs show {leds.get('pattern', 'nothing')}\n")
+    else:
+        until = leds.get("identifyUntil", "")
+        ctx.out.write(
+            f"node/{name} identifying: its LEDs blink the Identify pattern for {seconds:g}s (until {until})\n"
+        )
+    return 0

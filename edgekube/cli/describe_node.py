@@ -124,6 +124,18 @@ def _history(w: Writer, windows: list[Obj]) -> None:
         )
 
 
+def _leds(w: Writer, leds: Obj) -> None:
+    """The LEDs section (edgekube's): what the node's LEDs show (docs/leds.md); absent if the agent does not say."""
+    if not leds:
+        return
+    w.line(0, "LEDs:")
+    w.field(1, "Pattern", leds.get("pattern", ""))
+    w.field(1, "Meaning", leds.get("description", ""))
+    w.field(1, "Driver", leds.get("driver", ""))
+    if leds.get("identifyUntil"):
+        w.field(1, "Identify Until", rfc1123(leds["identifyUntil"]))
+
+
 def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None) -> str:
     """`pods` are the pods bound to this node (spec.nodeName), in any namespace; `events` None: no section."""
     meta, spec, status = section(node, "metadata"), section(node, "spec"), section(node, "status")
@@ -161,6 +173,7 @@ def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None = None, n
     else:
         w.field(0, "Addresses", NONE)
     _nfs_servers(w, items(status, "nfsServers"))
+    _leds(w, section(status, "leds"))
     for key, label in (("capacity", "Capacity"), ("allocatable", "Allocatable")):
         values = section(status, key)
         if values:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,15 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
     return value
+
+
+def _duration(text: str) -> float:
+    """`30s`, `2m`, `1m30s`, `1h` or plain seconds (`45`), as kubectl's durations."""
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30s, 2m, 1m30s)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _port(text: str) -> int:
@@ -196,6 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     _node_command(command("uncordon", "mark nodes schedulable again", "cmd_node:run_uncordon"))
     p = command("drain", "cordon nodes and evict their pods (waits for the answer at least 60 s)", "cmd_node:run_drain")
     _node_command(p)
+
+    p = command("node", "act on a node itself: identify (blink its LEDs)", "cmd_node:run_node")
+    node_sub = p.add_subparsers(dest="node_command", required=True, metavar="SUBCOMMAND")
+    p = node_sub.add_parser(
+        "identify",
+        help="blink a node's LEDs so it can be found in the rack",
+        description="blink a node's LEDs (the Identify pattern, docs/leds.md) so it can be found in the rack",
+    )
+    _global_options(p, suppress=True)
+    p.add_argument("node", metavar="NODE", help="node name (or node/NAME)")
+    p.add_argument(
+        "--for", dest="duration", type=_duration, default=30.0, metavar="DURATION",
+        help="how long (default 30s; at most 1h), e.g. 30s, 2m",
+    )  # fmt: skip
+    p.add_argument("--cancel", action="store_true", help="stop blinking now")
 
     p = command("logs", "print a container's logs", "cmd_logs")
     p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
