@@ -1,4 +1,4 @@
-"""`edgekube` command: runs the master or a node agent (systemd), `doctor`, and `up`/`down` of a local cluster."""
+"""`edgekube` command: the master or an agent (systemd), `doctor`, `firmware apply`, `up`/`down` of a local cluster."""
 
 from __future__ import annotations
 
@@ -231,6 +231,9 @@ def parser() -> argparse.ArgumentParser:
     from edgekube.security.command import add_parser as add_ca  # noqa: PLC0415
 
     add_ca(sub)
+    from edgekube.firmware.command import add_parser as add_firmware  # noqa: PLC0415
+
+    add_firmware(sub)
     return p
 
 
