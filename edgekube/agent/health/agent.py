@@ -68,9 +68,12 @@ class EvictablePods:
     def candidates(self) -> list[PodCandidate]:
         wanted = {d.uid: d for d in self.desired()}
         skip = self.actions.busy() | set(self.actions.failures())  # failures: evicted ones, failed creates
-        running = {
-            p.uid for p in self.runtime.list_pods() if any(c.state is ContainerRunState.RUNNING for c in p.containers)
-        }
+        try:
+            pods = self.runtime.list_pods()
+        except EdgekubeError as exc:  # the engine is away: nothing can be evicted this check, conditions still count
+            log.warning("eviction: cannot list pods: %s", exc)
+            return []
+        running = {p.uid for p in pods if any(c.state is ContainerRunState.RUNNING for c in p.containers)}
         usage: dict[PodUID, dict[str, tuple[int | None, int | None]]] = {}
         try:
             for s in self.runtime.stats():

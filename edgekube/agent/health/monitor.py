@@ -66,6 +66,7 @@ class HealthMonitor:
         self.on_change = on_change
         self.clock = clock
         self.wall = wall
+        self._checking = threading.Lock()  # one check at a time (the thread, or a test calling check())
         self._lock = threading.Lock()  # guards everything below
         self._reported: dict[NodeConditionType, NodeCondition] = {}
         self._previous: dict[NodeConditionType, Condition] = {}
@@ -96,6 +97,10 @@ class HealthMonitor:
     # -- one check -----------------------------------------------------------------------------------------------
     def check(self) -> Eviction | None:
         """Read, plan, record what changed, evict the chosen pod; returns the eviction made, if any."""
+        with self._checking:
+            return self._check()
+
+    def _check(self) -> Eviction | None:
         signals = self.read()
         met = any((a := signals.get(t.signal)) is not None and t.met(a) for t in self.settings.thresholds)
         pods = self.pods() if met else ()
