@@ -254,9 +254,10 @@ class Agent:
         #: Node and container usage sampled on its own thread (None: telemetry off); /metrics when configured.
         self.telemetry = Telemetry.of(config, runtime, self._bus, self.boot_id)
         #: The LEDs (docs/leds.md): the pattern is chosen each pass from what the agent knows (`_led_state`).
-        self.indicator = Indicator(leds, clock=clock)
+        self.indicator = Indicator(leds, clock=clock, node=self.node)
         self._reporter.leds = self.indicator.status
         self._reporter.on_pods = self._show_leds
+        self._reporter.led_events = self.indicator.flush_events
         #: (throttled, under-voltage) now, from the Pi's firmware; None: both False.
         self._pi_flags = pi_flags
         self._master_online = True  # until the master's retained presence says otherwise

@@ -58,6 +58,7 @@ class StatusReporter:
         #: report is built (the Agent's LEDs): both set by the Agent; a change of pattern is sent at once.
         self.leds: Callable[[], dict[str, Any]] | None = None
         self.on_pods: Callable[[list[dict[str, Any]]], None] | None = None
+        self.led_events: Callable[[Callable[[list[dict[str, Any]]], None]], int] | None = None
         self._last_report: bytes = b""
         self._last_report_at = 0.0
         self._host_ip = hostinfo.primary_address()
@@ -122,6 +123,8 @@ class StatusReporter:
                 self.events.flush(publish)
             if self.nfs is not None:
                 self.nfs.flush_events(publish)  # node events: NFSServerUnreachable, NFSServerReachable
+            if self.led_events is not None:
+                self.led_events(publish)  # node events: LEDs (what they show, also while cut off)
             if self.health is not None:
                 self.health.flush_events(publish)  # node events: NodeHasDiskPressure, EvictionThresholdMet, ...
         except Exception:

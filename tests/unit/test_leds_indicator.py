@@ -184,3 +184,27 @@ def test_identify_on_mock_pins_blinks_both_leds_then_goes_back() -> None:
     assert True in [s.state for s in red.states]
     assert (green.states[-1].state, red.states[-1].state) == (0, 0)
     factory.reset()
+
+
+def test_a_pattern_asking_for_attention_and_its_end_are_node_events_queued_until_published() -> None:
+    ind = Indicator(Recorder(), clock=Clock(), wall=lambda: 1_700_000_000.0, node="pi-1")
+    ind.update(NodeState())  # starting, then healthy: a quiet node makes no events
+    ind.update(HEALTHY)
+    ind.update(dataclasses.replace(HEALTHY, broker_connected=False))
+    ind.update(HEALTHY)
+    failed: list[int] = []
+
+    def broken(batch: list[dict[str, object]]) -> None:
+        failed.append(len(batch))
+        raise OSError("broker away")
+
+    with pytest.raises(OSError, match="broker away"):
+        ind.flush_events(broken)
+    sent: list[dict[str, object]] = []
+    assert ind.flush_events(sent.extend) == 2
+    assert [(e["reason"], e["type"], e["message"]) for e in sent] == [
+        ("LEDs", "Warning", "LEDs show CutOff: cut off from broker or master: running pods from the local copy"),
+        ("LEDs", "Normal", "LEDs show Healthy: Ready, all pods healthy"),
+    ]
+    assert [sent[0]["involvedObject"][k] for k in ("kind", "name")] == ["Node", "pi-1"]  # type: ignore[index]
+    assert ind.flush_events(sent.extend) == 0

@@ -8,21 +8,29 @@ pattern changes. `identify` and `cancel` come from `ekctl node identify`; the en
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from edgekube.agent.indicators.drivers import LedDriver, NoLeds
-from edgekube.agent.indicators.table import OFF, NodeState, Show, choose
+from edgekube.agent.indicators.table import OFF, NodeState, Pattern, Show, choose
+from edgekube.model.event import Event, EventSource, ObjectReference
+from edgekube.model.meta import ObjectMeta
 
 log = logging.getLogger(__name__)
 
 #: Longest identify a request may ask for (an hour): a forgotten identify ends by itself.
 MAX_IDENTIFY = 3600.0
 DEFAULT_IDENTIFY = 30.0
+#: Node events about pattern changes kept while the broker is away (the oldest go first): a cut-off node tells
+#: the master, once back, what its LEDs showed meanwhile (`ekctl describe node`).
+EVENT_QUEUE = 50
+_NORMAL = frozenset({Pattern.HEALTHY, Pattern.STARTING, Pattern.IDENTIFY, Pattern.OFF})
 
 
 class Indicator:
@@ -35,6 +43,7 @@ class Indicator:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         hold_failing: float = 30.0,
+        node: str = "",
     ) -> None:
         self.driver: LedDriver = driver if driver is not None else NoLeds()
         self.clock = clock
@@ -47,6 +56,8 @@ class Indicator:
         self._keyed: tuple[str, float] | None = None  # the last request's key and the end it set
         self._failing_at: float | None = None
         self._failing: int = 0
+        self.node = node
+        self._events: deque[dict[str, Any]] = deque(maxlen=EVENT_QUEUE)
 
     # -- identify ---------------------------------------------------------------------------------------------
     def identify(self, seconds: float, key: str = "") -> float:
@@ -100,12 +111,53 @@ class Indicator:
                 failing_pods=state.failing_pods or (self._failing if held else 0),
             )
             show = choose(effective)
-            changed = show != self._shown
+            before = self._shown
+            changed = show != before
             self._shown = show
         if changed:
             log.info("LEDs: %s (%s)", show.pattern.value, show.description)
             self._drive(show)
+            if show.pattern not in _NORMAL or (before is not None and before.pattern not in _NORMAL):
+                self._event(show)  # a pattern asking for attention, and the end of one
         return show
+
+    def _event(self, show: Show) -> None:
+        """A node event `LEDs` saying what they show now (Warning for a pattern that asks for attention).
+
+        Only patterns that ask for attention and the return from one are events, so a quiet node makes none.
+        """
+        if not self.node:
+            return
+        now = datetime.fromtimestamp(self.wall(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = f"LEDs show {show.pattern.value}: {show.description}"
+        digest = hashlib.sha256(f"{self.node}\0{message}\0{now}\0{len(self._events)}".encode()).hexdigest()[:16]
+        event = Event(
+            metadata=ObjectMeta(name=f"{self.node}.{digest}", namespace="default"),
+            involved_object=ObjectReference(kind="Node", name=self.node),
+            reason="LEDs",
+            message=message,
+            type="Normal" if show.pattern in _NORMAL else "Warning",
+            source=EventSource(component="edgekube-agent", host=self.node),
+            count=1,
+            first_timestamp=now,
+            last_timestamp=now,
+        )
+        with self._lock:
+            self._events.append(event.to_dict())
+
+    def flush_events(self, publish: Callable[[list[dict[str, Any]]], None]) -> int:
+        """Hand the pattern-change events recorded so far to `publish`; they stay queued if it raises."""
+        with self._lock:
+            batch = list(self._events)
+        if not batch:
+            return 0
+        publish(batch)
+        sent = {id(e) for e in batch}
+        with self._lock:
+            kept = [e for e in self._events if id(e) not in sent]
+            self._events.clear()
+            self._events.extend(kept)
+        return len(batch)
 
     def _drive(self, show: Show) -> None:
         try:
