@@ -11,6 +11,7 @@ from edgekube.cli.status import NONE, items, node_roles, section
 from edgekube.cli.timefmt import age, rfc1123
 from edgekube.model.errors import ValidationError
 from edgekube.model.quantity import cpu_millis, format_bytes, format_millis, memory_bytes
+from edgekube.model.resources import extended_allocatable, extended_requests
 from edgekube.model.types import Obj
 
 _SYSTEM_INFO = (
@@ -82,6 +83,24 @@ def _pods(w: Writer, pods: list[Obj], allocatable: Obj, now: datetime | None) ->
     w.cells(1, "--------", "--------", "------")
     for r in ("cpu", "memory"):
         w.cells(1, r, _show(r, summed[(r, "requests")], alloc[r]), _show(r, summed[(r, "limits")], alloc[r]))
+    # Extended resources (edgekube.io/serial, ...) as kubectl lists them: counts, requests equal to limits.
+    devices = _extended_totals(active)
+    for name in sorted(set(extended_allocatable(allocatable)) | set(devices)):
+        w.cells(1, name, str(devices.get(name, 0)), str(devices.get(name, 0)))
+
+
+def _extended_totals(pods: list[Obj]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for pod in pods:
+        for container in items(section(pod, "spec"), "containers"):
+            resources = section(container, "resources")
+            try:
+                wanted = extended_requests(section(resources, "requests"), section(resources, "limits"))
+            except ValidationError:
+                continue
+            for name, count in wanted.items():
+                totals[name] = totals.get(name, 0) + count
+    return totals
 
 
 def _nfs_servers(w: Writer, servers: list[Obj]) -> None:

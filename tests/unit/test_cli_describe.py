@@ -284,3 +284,22 @@ def test_describe_node_taints_unschedulable_and_events() -> None:
         "  Normal  NodeNotReady  60s   agent  NodeNotReady happened",
     ]
     assert "Taints:             <none>" in describe_node({"metadata": {"name": "n"}}, []).splitlines()
+
+
+def test_describe_node_counts_the_extended_resources_its_pods_hold_like_kubectl() -> None:
+    node = {
+        "metadata": {"name": "pi-1"},
+        "status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": 110, "edgekube.io/serial": "2"}},
+    }
+    pod = {
+        "metadata": {"name": "sensor", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": {"edgekube.io/serial": 1}}}]},
+        "status": {"phase": "Running"},
+    }
+    lines = describe_node(node, [pod], now=NOW).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("Resource"))
+    assert [line.split() for line in lines[at + 2 : at + 5]] == [
+        ["cpu", "0", "(0%)", "0", "(0%)"],
+        ["memory", "0", "(0%)", "0", "(0%)"],
+        ["edgekube.io/serial", "1", "1"],
+    ]
