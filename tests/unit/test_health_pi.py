@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekube.agent.health import pi
 from edgekube.agent.health.pi import (
     THROTTLED_SYSFS,
     ThrottleFlags,
@@ -93,3 +94,31 @@ def test_an_unreadable_zone_is_skipped(tmp_path: Path) -> None:
     zone(tmp_path, 0, "cpu-thermal", "garbage")
     zone(tmp_path, 1, "gpu-thermal", "-5000")
     assert read_soc_temperature(tmp_path) == pytest.approx(-5.0)
+
+
+def fake_vcgencmd(bin_dir: Path, answer: str) -> None:
+    script = bin_dir / "vcgencmd"
+    script.write_text(f'#!/bin/sh\n[ "$1" = get_throttled ] && echo "{answer}"\n')
+    script.chmod(0o755)
+
+
+def test_without_sysfs_the_flags_come_from_vcgencmd_reused_for_a_few_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pi, "_vcgencmd_last", None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    fake_vcgencmd(tmp_path, "throttled=0x50005")
+    flags = read_throttle_flags(tmp_path / "sys", vcgencmd=True)
+    assert flags is not None and flags.raw == 0x50005
+    fake_vcgencmd(tmp_path, "throttled=0x0")
+    again = read_throttle_flags(tmp_path / "sys", vcgencmd=True)
+    assert again is not None and again.raw == 0x50005  # within VCGENCMD_TTL: not asked again
+    monkeypatch.setattr(pi, "_vcgencmd_last", None)
+    cleared = read_throttle_flags(tmp_path / "sys", vcgencmd=True)
+    assert cleared is not None and cleared.raw == 0
+
+
+def test_a_board_without_vcgencmd_reads_no_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pi, "_vcgencmd_last", None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert read_throttle_flags(tmp_path, vcgencmd=True) is None

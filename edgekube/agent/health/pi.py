@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +115,12 @@ def parse_sysfs(text: str) -> ThrottleFlags:
         raise ValueError(f"{THROTTLED_SYSFS}: {value!r}: expected a hexadecimal number") from None
 
 
+#: vcgencmd's answer is reused this long: health and telemetry both read the flags every few seconds.
+VCGENCMD_TTL = 5.0
+_vcgencmd_lock = threading.Lock()
+_vcgencmd_last: tuple[float, ThrottleFlags | None] | None = None
+
+
 def read_throttle_flags(root: Path = Path("/sys"), *, vcgencmd: bool | None = None) -> ThrottleFlags | None:
     """The throttle flags from `root`'s sysfs file, else from vcgencmd; None where neither exists or answers.
 
@@ -124,14 +132,26 @@ def read_throttle_flags(root: Path = Path("/sys"), *, vcgencmd: bool | None = No
         pass
     if vcgencmd is None:
         vcgencmd = root == Path("/sys")
-    binary = shutil.which("vcgencmd") if vcgencmd else None
-    if binary is None:
-        return None
-    try:
-        done = subprocess.run([binary, "get_throttled"], capture_output=True, text=True, timeout=2, check=False)
-        return parse_vcgencmd(done.stdout) if done.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
+    return _ask_vcgencmd() if vcgencmd else None
+
+
+def _ask_vcgencmd() -> ThrottleFlags | None:
+    """`vcgencmd get_throttled` (2 s timeout), its answer reused for VCGENCMD_TTL seconds; None without vcgencmd."""
+    global _vcgencmd_last  # noqa: PLW0603 - one board, one firmware: a process-wide cache
+    with _vcgencmd_lock:
+        now = time.monotonic()
+        if _vcgencmd_last is not None and now - _vcgencmd_last[0] < VCGENCMD_TTL:
+            return _vcgencmd_last[1]
+        binary = shutil.which("vcgencmd")
+        flags = None
+        if binary is not None:
+            try:
+                done = subprocess.run([binary, "get_throttled"], capture_output=True, text=True, timeout=2, check=False)
+                flags = parse_vcgencmd(done.stdout) if done.returncode == 0 else None
+            except (OSError, subprocess.SubprocessError, ValueError):
+                flags = None
+        _vcgencmd_last = (now, flags)
+        return flags
 
 
 def read_soc_temperature(root: Path = Path("/sys")) -> float | None:
