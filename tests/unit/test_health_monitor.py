@@ -9,6 +9,7 @@ from edgekube.agent.health.pi import ThrottleFlags
 from edgekube.agent.health.pressure import ContainerUse, Eviction, PodCandidate, Settings, parse_thresholds
 from edgekube.agent.health.signals import Amount, Signal, Signals
 from edgekube.model.names import PodUID
+from edgekube.model.node import NodeConditionType as C
 from edgekube.model.qos import QOSClass
 
 Mi = 1024 * 1024
@@ -147,6 +148,8 @@ def test_throttling_and_under_voltage_turn_true_from_the_firmware_flags() -> Non
         "UnderVoltageDetected",
     )
     assert world.evicted == []  # Pi conditions only taint
+    assert monitor.holds(C.THERMAL_THROTTLING) and monitor.holds(C.UNDER_VOLTAGE)
+    assert not monitor.holds(C.MEMORY_PRESSURE)
     world.flags = 0x50000
     world.now += 10
     monitor.check()

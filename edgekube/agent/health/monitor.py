@@ -148,6 +148,12 @@ class HealthMonitor:
         with self._lock:
             return list(self._reported.values())
 
+    def holds(self, kind: NodeConditionType) -> bool:
+        """Whether the condition is True now (for the LEDs: ThermalThrottling, UnderVoltage); False before a check."""
+        with self._lock:
+            condition = self._reported.get(kind)
+            return condition is not None and condition.status == "True"
+
     def node_status(self) -> dict[str, Any]:
         """`conditions` for the Node's status ({} before the first check)."""
         conditions = self.conditions()
