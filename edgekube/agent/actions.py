@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgekube.agent.backoff import Backoff, BackoffPolicy
-from edgekube.agent.devices import DeviceTable, assign, held_devices
+from edgekube.agent.devices import DeviceTable, assign, held_devices, with_device_env
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.reconcile import (
@@ -245,8 +245,9 @@ class PodActions:
         meta = d.pod.metadata
         to_pull = self._image_events(d)
         try:
-            if devices:
-                self.runtime.create_pod(d.pod, d.uid, d.spec_hash, d.volumes, devices=devices)
+            if devices and self.devices is not None:
+                pod = with_device_env(d.pod, devices, self.devices.advertised())
+                self.runtime.create_pod(pod, d.uid, d.spec_hash, d.volumes, devices=devices)
             else:  # the common case, in the call every runtime (and test double) has always taken
                 self.runtime.create_pod(d.pod, d.uid, d.spec_hash, d.volumes)
         except RuntimeFailure as exc:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from edgekube.model.errors import RuntimeFailure, ValidationError
-from edgekube.model.pod import Pod
+from edgekube.model.pod import EnvVar, Pod
 from edgekube.model.resources import GPIOCHIP, I2C, SERIAL, SPI, VIDEO, is_extended
 
 #: Device node name patterns (in /dev) of each resource the agent discovers.
@@ -146,3 +146,26 @@ def _still_fits(
         if have != dict(requests):
             return False
     return True
+
+
+def env_name(resource: str) -> str:
+    """The variable that tells a container its devices: edgekube.io/serial → EDGEKUBE_DEVICES_SERIAL."""
+    name = resource.rpartition("/")[2]
+    return "EDGEKUBE_DEVICES_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+
+
+def with_device_env(pod: Pod, given: Mapping[str, Sequence[str]], advertised: Mapping[str, Sequence[str]]) -> Pod:
+    """`pod` with each container told its device paths per resource (as a device plugin's Allocate envs do).
+
+    `EDGEKUBE_DEVICES_SERIAL=/dev/ttyUSB0` (comma-separated when several): a pod asking for one of three serial
+    ports learns which one it got. The spec hash is the desired pod's, so nothing is recreated for it.
+    """
+    owner = {path: resource for resource, paths in advertised.items() for path in paths}
+    containers = []
+    for container in pod.spec.containers:
+        per_resource: dict[str, list[str]] = {}
+        for path in given.get(container.name, ()):
+            per_resource.setdefault(env_name(owner.get(path, "unknown")), []).append(path)
+        extra = [EnvVar(name=k, value=",".join(v)) for k, v in sorted(per_resource.items())]
+        containers.append(container.model_copy(update={"env": [*container.env, *extra]}) if extra else container)
+    return pod.model_copy(update={"spec": pod.spec.model_copy(update={"containers": containers})})

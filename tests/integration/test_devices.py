@@ -34,7 +34,10 @@ spec:
   containers:
   - name: sensor
     image: %(image)s
-    command: [sh, -c, "test -c %(device)s && echo hello > %(device)s && echo device %(device)s works; sleep 600"]
+    command:
+    - sh
+    - -c
+    - D=$EDGEKUBE_DEVICES_SERIAL; test -c "$D" && echo hi > "$D" && echo "$D works"; sleep 600
     resources:
       limits: {"edgekube.io/serial": 1}
 """
@@ -45,7 +48,7 @@ class Cluster:
         self.master, self.agents, self.client, self.device, self.image = master, agents, client, device, image
 
     def apply(self, name: str) -> None:
-        response = self.client.apply(POD % {"name": name, "image": self.image, "device": self.device})
+        response = self.client.apply(POD % {"name": name, "image": self.image})
         assert response.ok, response.error
 
     def pod(self, name: str) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def test_a_pod_requesting_a_serial_device_runs_only_where_one_is_advertised_and_
     )
     assert running["spec"]["nodeName"] == "node-serial"
     logs = wait_for("the container's output", lambda: cluster.client.logs("sensor-1").text or "")
-    assert logs.strip() == f"device {cluster.device} works"
+    assert logs.strip() == f"{cluster.device} works"  # told by EDGEKUBE_DEVICES_SERIAL, found and written
     [observed] = [p for p in cluster.agents[0].runtime.list_pods() if p.name == "sensor-1"]
     assert observed.containers[0].devices == (cluster.device,)
 

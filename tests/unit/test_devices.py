@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from edgekube.agent.app import Agent, AgentConfig
-from edgekube.agent.devices import DeviceTable, assign, check_overrides, discover
+from edgekube.agent.devices import DeviceTable, assign, check_overrides, discover, with_device_env
 from edgekube.agent.runtime.fake import FakeRuntime
 from edgekube.main import _build, _config_file, parser
 from edgekube.model.errors import RuntimeFailure, ValidationError
@@ -202,3 +202,13 @@ def test_a_restarted_agent_reads_the_assignment_back_and_gives_a_freed_device_ag
     node.restart_agent()
     node.want(serial_pod("b"), serial_pod("d"))  # a is removed, d arrives: d must not get b's device
     assert node.devices_of() == {"b": ("/dev/ttyUSB0",), "d": ("/dev/ttyAMA0",)}
+
+
+def test_each_container_is_told_its_devices_in_an_environment_variable() -> None:
+    pod = serial_pod("p", a=2, b=0)
+    advertised = {SERIAL: ["/dev/ttyAMA0", "/dev/ttyUSB0"], "edgekube.io/i2c": ["/dev/i2c-1"]}
+    told = with_device_env(pod, {"a": ["/dev/ttyAMA0", "/dev/ttyUSB0"]}, advertised)
+    a, b = told.spec.containers
+    assert [(e.name, e.value) for e in a.env] == [("EDGEKUBE_DEVICES_SERIAL", "/dev/ttyAMA0,/dev/ttyUSB0")]
+    assert b.env == []
+    assert pod.spec.containers[0].env == []  # the desired pod is left as it was
