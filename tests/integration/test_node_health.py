@@ -1,4 +1,4 @@
-"""Node health on real parts: memory- and disk-pressure eviction by QoS class, a throttled board tainted and avoided.
+"""Node health on real parts: pressure eviction by QoS class and replacement elsewhere, throttled boards avoided.
 
 Eviction: one agent on real Podman and Mosquitto, driven as the master would drive it (tests/support/podman.py),
 with the hard threshold `memory.available<1000Ti`, which this machine's real /proc/meminfo always meets. Three pods
@@ -219,3 +219,74 @@ def test_a_throttled_board_is_tainted_noschedule_and_new_pods_go_to_the_cooler_o
     late = wait_for("late placed", lambda: cluster.client.pod("late")["spec"].get("nodeName"))
     assert late == "pi-hot"
     assert cluster.conditions("pi-hot")["UnderVoltage"] == "False"
+
+
+# -- an evicted replica is replaced on another node -------------------------------------------------------------------
+RS = """
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: app, image: %(image)s, command: [sleep, "600"]}]}
+"""
+
+
+def test_a_replica_evicted_under_memory_pressure_is_replaced_on_the_other_node(
+    mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str, tmp_path: Path
+) -> None:
+    # pi-tight reads its memory from a proc tree the test writes (MemAvailable), pi-roomy from the real /proc.
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "meminfo").write_text("MemTotal: 4000000 kB\nMemAvailable: 2000000 kB\n")
+    master = start_master(mosquitto.port, tmp_path / "master")
+    common: dict[str, Any] = {"fence_dir": "", "health_check_interval": 0.2, "eviction_pressure_transition_period": 0.0}
+    agents = {
+        "pi-tight": start_agent(mosquitto.port, "pi-tight", podman_service, tmp_path / "t", proc_root=str(proc),
+                                eviction_hard="memory.available<100Mi", **common),
+        "pi-roomy": start_agent(mosquitto.port, "pi-roomy", podman_service, tmp_path / "r", **common),
+    }  # fmt: skip
+    client = ApiClient(mosquitto.port)
+    try:
+        wait_for("both nodes registered", lambda: len(client.nodes()) == 2, timeout=30)
+        response = client.apply(RS % {"image": demo_image})
+        assert response.ok, response.error
+
+        def web() -> dict[str, tuple[str, str]]:
+            return {
+                p["metadata"]["name"]: (p["spec"].get("nodeName") or "", (p.get("status") or {}).get("phase", ""))
+                for p in client.pods("app=web")
+            }
+
+        def web_when(expected: list[tuple[str, str]], leaving: str = "") -> dict[str, tuple[str, str]] | None:
+            """The replicas when those other than `leaving` are on the expected (node, phase) pairs."""
+            found = web()
+            return found if sorted(v for k, v in found.items() if k != leaving) == expected else None
+
+        spread = wait_for(
+            "one replica Running per node", lambda: web_when([("pi-roomy", "Running"), ("pi-tight", "Running")])
+        )
+        [first] = [name for name, (node, _) in spread.items() if node == "pi-tight"]
+
+        (proc / "meminfo").write_text("MemTotal: 4000000 kB\nMemAvailable: 51200 kB\n")  # 50Mi left
+        evicted = wait_for("the replica on pi-tight evicted", lambda: (
+            p := client.pod(first))["status"].get("reason") == "Evicted" and p)  # fmt: skip
+        assert evicted["status"]["phase"] == "Failed"
+        assert evicted["status"]["message"].startswith(
+            "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi."
+        )
+        taints = wait_for("pi-tight tainted", lambda: (client.get("Node", "pi-tight").get("spec") or {}).get("taints"))
+        assert [(t["key"], t["effect"]) for t in taints] == [("node.kubernetes.io/memory-pressure", "NoSchedule")]
+        replaced = wait_for("a replacement Running on pi-roomy", lambda: web_when([("pi-roomy", "Running")] * 2, first))
+        assert first not in replaced  # the ReplicaSet deletes its terminal pods (the evicted one, Failed)
+        assert {e["reason"] for e in client.objects("Event") if e["involvedObject"]["name"] == first} >= {"Evicted"}
+    finally:
+        client.close()
+        master.stop()
+        for agent in agents.values():
+            for pod in agent.runtime.list_pods():
+                agent.runtime.remove_pod(pod.uid, 0)
+            agent.stop()
