@@ -3,7 +3,9 @@
 Eviction: one agent on real Podman and Mosquitto, driven as the master would drive it (tests/support/podman.py),
 with the hard threshold `memory.available<1000Ti`, which this machine's real /proc/meminfo always meets. Three pods
 (BestEffort, Burstable, Guaranteed) run; each health check then evicts exactly one, BestEffort first, using the
-real Podman stats, and the node's reported status carries MemoryPressure True in the kubelet's words.
+real Podman stats, and the node's reported status carries MemoryPressure True in the kubelet's words. The same with
+`nodefs.available<100%` on the real root filesystem (DiskPressure). With the real master and two agents, a
+ReplicaSet's replica on a node whose proc tree says 50Mi MemAvailable is evicted and replaced on the other node.
 
 Taints: the real master and two real agents; each agent reads its Pi flags from a temporary tree laid out like
 /sys (`devices/platform/soc/soc:firmware/get_throttled`). Writing the documented `50005` (under-voltage and
