@@ -77,7 +77,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type[Any], skip: set
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             type=_to_bool if hints[f.name] is bool else _SCALARS[hints[f.name]],
-            help=f"default: {default}",
+            help=f"default: {default}".replace("%", "%%"),  # argparse formats help with %: eviction_hard has 10%
         )
 
 

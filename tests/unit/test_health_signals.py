@@ -100,3 +100,24 @@ def test_bad_health_settings_stop_the_agent_with_one_line_naming_the_setting(
         AgentConfig(node_name="pi-1", **setting)  # type: ignore[arg-type]
     assert error in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_agent_help_shows_the_eviction_defaults_percent_signs_and_all(capsys: pytest.CaptureFixture[str]) -> None:
+    from edgekube.main import parser  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as done:
+        parser().parse_args(["agent", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--eviction-hard" in text and "nodefs.available<10%" in text.replace("% ", "%")
+
+
+def test_a_config_file_sets_the_thresholds(tmp_path: Path) -> None:
+    from edgekube.main import _build, _config_file, parser  # noqa: PLC0415
+
+    path = tmp_path / "agent.toml"
+    path.write_text('eviction_hard = "memory.available<1Gi,pid.available<5%"\nsoc_temperature_limit = 75\n')
+    args = parser().parse_args(["agent", "--config", str(path)])
+    config = _build(AgentConfig, args, _config_file(str(path)), node_name="pi-1")
+    assert config.eviction_hard == "memory.available<1Gi,pid.available<5%"
+    assert config.soc_temperature_limit == 75.0
