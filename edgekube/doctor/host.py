@@ -61,7 +61,7 @@ def cgroup_memory(root: Path) -> Result:
         title,
         "cgroup v1/hybrid hierarchy (no /sys/fs/cgroup/cgroup.controllers); memory is enabled in v1",
         "use cgroup v2 (Raspberry Pi OS bookworm's default; or boot with systemd.unified_cgroup_hierarchy=1): "
-        "crun fails on hybrid hierarchies, only runc works here",
+        "crun fails on hybrid hierarchies (runc works)",
     )
 
 
@@ -174,8 +174,8 @@ def gpio(root: Path) -> Result:
             title,
             "no /dev/gpiochip*: not a Raspberry Pi, or its GPIO driver is not loaded; status LEDs and "
             "edgekube.io/gpiochip are unavailable",
-            "on a Pi running Raspberry Pi OS bookworm /dev/gpiochip0 (Pi 5: gpiochip4) exists; elsewhere set the "
-            "agent's LED pin factory to `mock` or leave LEDs off",
+            "on a Pi running Raspberry Pi OS bookworm /dev/gpiochip0 (Pi 5: gpiochip4) exists; elsewhere leave the "
+            "agent's led_pins empty (or led_pin_factory = \"mock\")",
         )
     closed = [c.name for c in chips if not os.access(c, os.R_OK | os.W_OK)]
     if closed:
