@@ -132,15 +132,20 @@ def _history(w: Writer, windows: list[Obj]) -> None:
     w.cells(1, *header)
     w.cells(1, *("-" * len(h) for h in header))
     for h in windows:
-        cpu = [h.get(f"cpuCores{k}") for k in ("Min", "Avg", "Max")]
-        mem = [h.get(f"memoryBytes{k}") for k in ("Min", "Avg", "Max")]
+        cpu, mem = _triple(h, "cpuCores"), _triple(h, "memoryBytes")
         w.cells(
             1,
             f"{int(h.get('windowSeconds', 0)) // 60}m",
             str(int(h.get("samples", 0))),
-            "/".join(f"{math.ceil(float(c) * 1000)}m" for c in cpu) if None not in cpu else NONE,
-            "/".join(f"{int(float(m)) // (1024 * 1024)}Mi" for m in mem) if None not in mem else NONE,
+            "/".join(f"{math.ceil(c * 1000)}m" for c in cpu) if cpu else NONE,
+            "/".join(f"{int(m) // (1024 * 1024)}Mi" for m in mem) if mem else NONE,
         )
+
+
+def _triple(window: Obj, name: str) -> list[float]:
+    """Min, avg and max of one figure in a window summary; [] when the window has none of it."""
+    values = [window.get(f"{name}{k}") for k in ("Min", "Avg", "Max")]
+    return [float(v) for v in values if isinstance(v, int | float)] if None not in values else []
 
 
 def _leds(w: Writer, leds: Obj) -> None:

@@ -14,8 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from edgekube.bus import topics
 from edgekube.bus.guard import guarded
@@ -35,16 +34,17 @@ from edgekube.master.eventlog import EventLog
 from edgekube.master.ingest import StatusIngest
 from edgekube.master.liveness import Liveness
 from edgekube.master.nodemetrics import NodeMetricsCache
-from edgekube.master.prometheus import MasterCollector
 from edgekube.master.requests import Requests
 from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
 from edgekube.master.scheduling.volumes import VolumeGate
 from edgekube.master.top import Top
-from edgekube.metrics_http import MetricsServer
 from edgekube.model.errors import EdgekubeError
 from edgekube.model.wire import Presence
+
+if TYPE_CHECKING:
+    from edgekube.metrics_http import MetricsServer
 from edgekube.sdnotify import SdNotify
 
 __all__ = ["Master", "MasterConfig"]
@@ -136,6 +136,12 @@ class Master:
         #: Prometheus /metrics (config.metrics_port; 0: none), started with the loop.
         self.metrics_server: MetricsServer | None = None
         if config.metrics_port:
+            # prometheus_client costs ~10 MB of RSS: loaded only when /metrics is on.
+            from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+            from edgekube.master.prometheus import MasterCollector  # noqa: PLC0415
+            from edgekube.metrics_http import MetricsServer  # noqa: PLC0415
+
             registry = CollectorRegistry(auto_describe=False)
             registry.register(
                 MasterCollector(self._node_names, self.liveness.usage, self.liveness.ready, self.node_metrics)
