@@ -23,7 +23,7 @@ from edgekube.master.config import MasterConfig
 from edgekube.master.wiring import master_will
 from edgekube.model.wire import ApiRequest, ApiResponse, ContainerMetrics, Heartbeat, NodeMetrics, Verb
 from edgekube.store.state import TinyStateStore
-from tests.support.apiserver import Clock
+from tests.support.apiserver import ApiServer, Clock
 from tests.support.membus import MemoryBroker
 from tests.unit.test_master_loop import RC, Cluster
 
@@ -222,3 +222,43 @@ def test_top_pods_tables_have_kubectls_columns() -> None:
         ["shop", "web", "app", "10m", "10Mi"],
         ["shop", "web", "side", "2m", "5Mi"],
     ]
+
+
+# -- ekctl top against the master and a real Agent on the fake runtime --------------------------------------
+
+
+TWO_CONTAINERS = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers: [{name: app, image: busybox:1.36}, {name: side, image: busybox:1.36}]
+"""
+
+
+def test_ekctl_top_shows_what_an_agents_sampler_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with ApiServer(tmp_path / "cluster") as server:
+        agent = server.add_node("n1")
+        assert server.apply(TWO_CONTAINERS).ok
+        assert server.ekctl("top", "pods") == 1
+        assert capsys.readouterr().err.splitlines()[0] == "error: metrics not available yet"
+        assert agent.telemetry is not None
+        sampler, clock = agent.telemetry.sampler, Clock()
+        sampler.clock = clock
+        sampler.sample()  # the first sample: counters only, no rates yet
+        [pod] = server.runtimes["n1"].list_pods()
+        server.runtimes["n1"].set_stats(pod.uid, "app", cpu_seconds=2.5, memory_bytes=30 << 20)
+        clock.now += 10
+        sampler.sample()  # published at once on the node's metrics topic
+        assert server.ekctl("top", "pods", "--containers") == 0
+        assert [line.split() for line in capsys.readouterr().out.splitlines()] == [
+            ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"],
+            ["web", "app", "250m", "30Mi"],
+            ["web", "side", "0m", "1Mi"],
+        ]
+        assert server.ekctl("top", "pods", "-A") == 0
+        assert capsys.readouterr().out.splitlines()[1].split() == ["default", "web", "250m", "31Mi"]
+        assert server.ekctl("top", "pods", "-n", "other") == 0
+        assert capsys.readouterr().err == "No resources found in other namespace.\n"
+        assert server.ekctl("top", "deployments") == 1
+        assert "expected nodes or pods" in capsys.readouterr().err
