@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgekube.agent.backoff import Backoff, BackoffPolicy
-from edgekube.agent.devices import DeviceTable, assign, held_devices, with_device_env
+from edgekube.agent.devices import DeviceTable, assign, with_device_env
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.reconcile import (
@@ -155,11 +155,11 @@ class PodActions:
         observed: Mapping[PodUID, ObservedPod],
         now: float,
         *,
-        held: Collection[str] = (),
+        held: Mapping[PodUID, Collection[str]] | None = None,
     ) -> None:
         """Carry out a plan: `wanted` holds the desired pods, `observed` the pods Podman showed (not busy ones).
 
-        `held`: the device nodes the containers on the runtime have (Podman's, not busy ones only).
+        `held`: the device nodes each pod on the runtime holds (all of Podman's pods, busy ones too).
         """
         for action in actions:
             if isinstance(action, Remove):
@@ -170,7 +170,7 @@ class PodActions:
                 if removing:  # a replaced pod is created once its old version is gone
                     continue
                 try:
-                    devices = self._assign_devices(action.desired, held)
+                    devices = self._assign_devices(action.desired, held or {})
                 except RuntimeFailure as exc:
                     self._create_failed(action.desired, exc)
                     continue
@@ -224,14 +224,21 @@ class PodActions:
                 to_pull.append(image)
         return to_pull
 
-    def _assign_devices(self, d: DesiredPod, held: Collection[str]) -> dict[str, list[str]]:
-        """The devices of the pod's extended resources (on the loop, so two creates never get the same one)."""
+    def _assign_devices(self, d: DesiredPod, held: Mapping[PodUID, Collection[str]]) -> dict[str, list[str]]:
+        """The devices of the pod's extended resources (on the loop, so two creates never get the same one).
+
+        Taken: what the pods on the runtime hold (their containers say), and what was given to pods not there yet
+        (a create in flight, or failed and waiting to be retried).
+        """
         if self.devices is None or not any(c.resources.extended() for c in d.pod.spec.containers):
             return {}
+        taken = {path for uid, paths in held.items() if uid != d.uid for path in paths}
         with self._lock:
-            others = [paths for uid, given in self._devices_of.items() if uid != d.uid for paths in given.values()]
+            for uid, given in self._devices_of.items():
+                if uid != d.uid and uid not in held:
+                    taken.update(path for paths in given.values() for path in paths)
             previous = self._devices_of.get(d.uid)
-        given = assign(d.pod, self.devices.advertised(), set(held) | held_devices(others), previous)
+        given = assign(d.pod, self.devices.advertised(), taken, previous)
         with self._lock:
             self._devices_of[d.uid] = given
         return given

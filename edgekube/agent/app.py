@@ -16,7 +16,7 @@ from edgekube.agent import hostinfo
 from edgekube.agent.actions import PodActions
 from edgekube.agent.backoff import BackoffPolicy
 from edgekube.agent.desired import DesiredState
-from edgekube.agent.devices import DeviceTable, check_overrides, held_devices
+from edgekube.agent.devices import DeviceTable, check_overrides, devices_of
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.fencing import Fencing
 from edgekube.agent.fencing_keeper import Order, spawn, write_order
@@ -508,9 +508,8 @@ class Agent:
         unfenced = [o for o in observed if o.uid not in fence.fence]
         actions = [*fenced, *plan(desired, unfenced, busy | self._actions.waiting(now) | set(fence.blocked), memory)]
         wanted = {d.uid: d for d in desired}
-        # Devices are taken by every container Podman has, bar those of finished pods (Kubernetes frees them too).
-        finished_pods = {uid for uid, m in memory.items() if m.finished}
-        held = held_devices([c.devices for o in found if o.uid not in finished_pods for c in o.containers])
+        # The devices each pod on Podman holds; a finished pod holds none (Kubernetes frees them too).
+        held = {o.uid: () if memory.get(o.uid, PodMemory()).finished else devices_of(o) for o in found}
         self._actions.apply(actions, wanted, by_uid, now, held=held)
         # Drop what the agent remembers about pods no longer on this node (the ledger writes only if any).
         keep = set(wanted)

@@ -13,6 +13,7 @@ import stat
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+from edgekube.agent.runtime.protocol import ObservedPod
 from edgekube.model.errors import RuntimeFailure, ValidationError
 from edgekube.model.pod import EnvVar, Pod
 from edgekube.model.resources import GPIOCHIP, I2C, SERIAL, SPI, VIDEO, is_extended
@@ -91,9 +92,9 @@ class DeviceTable:
         return {name: str(len(paths)) for name, paths in self.advertised().items()}
 
 
-def held_devices(containers: Sequence[Sequence[str]]) -> set[str]:
-    """Every device path the given containers' device lists name."""
-    return {path for devices in containers for path in devices}
+def devices_of(pod: ObservedPod) -> tuple[str, ...]:
+    """Every device node the containers of an observed pod have mapped."""
+    return tuple(path for container in pod.containers for path in container.devices)
 
 
 def assign(

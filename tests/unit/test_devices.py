@@ -17,8 +17,8 @@ from edgekube.agent.devices import DeviceTable, assign, check_overrides, discove
 from edgekube.agent.runtime.fake import FakeRuntime
 from edgekube.main import _build, _config_file, parser
 from edgekube.model.errors import RuntimeFailure, ValidationError
-from edgekube.model.names import NodeName
-from edgekube.model.pod import Pod
+from edgekube.model.names import NodeName, PodUID
+from edgekube.model.pod import Pod, RestartPolicy
 from edgekube.model.wire import NodeDesired
 from tests.support.membus import MemoryBroker
 
@@ -195,6 +195,15 @@ def test_each_pod_gets_its_own_device_and_one_too_many_is_an_admission_error(nod
     assert node.devices_of() == {"a": ("/dev/ttyAMA0",), "b": ("/dev/ttyUSB0",)}
     [event] = [e for e in node.agent.events.events() if e["involvedObject"]["name"] == "c" and e["reason"] == "Failed"]
     assert event["message"].startswith("Error: UnexpectedAdmissionError: Allocate failed")
+
+
+def test_a_finished_pod_frees_its_device_for_the_next_one(node: Node) -> None:
+    done = serial_pod("job").model_copy(deep=True)
+    done.spec.restart_policy = RestartPolicy.NEVER
+    node.want(done, serial_pod("a"))
+    node.runtime.exit_container(PodUID("uid-job"), "app", 0)
+    node.want(done, serial_pod("a"), serial_pod("c"))  # the scheduler counts the finished job's device as free
+    assert node.devices_of()["c"] == ("/dev/ttyAMA0",)
 
 
 def test_a_restarted_agent_reads_the_assignment_back_and_gives_a_freed_device_again(node: Node) -> None:
