@@ -232,7 +232,7 @@ spec:
 def running_part(trials: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="ek-bench-run-", dir="/tmp"))
     results: dict[str, list[float]] = {"pod + emptyDir": [], "claim + pod (nfs)": []}
-    with Fleet(root, 1, netns=False, nfs=True).start() as fleet:
+    with Fleet(root, 1, netns=False, nfs=True) as fleet:
         target: NfsTarget = fleet.nfs_target()
         fleet.apply(STORAGE_CLASS.format(server=target.server, share=target.path, port=target.port))
         api = fleet.api

@@ -18,7 +18,14 @@ import pytest
 
 from edgekube.agent.runtime.podman import PodmanRuntime, pod_name
 from edgekube.agent.runtime.podman.transport import PodmanTransport
-from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_POD_UID, ContainerRunState, ObservedPod
+from edgekube.agent.runtime.protocol import (
+    LABEL_CONTAINER,
+    LABEL_MANAGED,
+    LABEL_NODE,
+    LABEL_POD_UID,
+    ContainerRunState,
+    ObservedPod,
+)
 from edgekube.local.images import REQUIRED_APPLETS, build_rootfs_tar, ensure_demo_image, find_static_busybox
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import RuntimeFailure
@@ -193,6 +200,48 @@ def test_remove_deletes_pod_containers_and_volumes(
     runtime.remove_pod(uid, grace_seconds=3600)
     assert _labelled(podman_service, uid) == {"pods": [], "containers": [], "volumes": []}
     assert _stop_events(podman_service, uid) == [("main", "kill"), ("main", "died 0")]  # one SIGTERM, no SIGKILL
+
+
+def test_removing_one_pod_leaves_every_object_of_another_pod_on_the_node(
+    runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str
+) -> None:
+    """Podman 4.3 ORs several label filters on volumes: a purge by uid once listed (and removed) the node's all."""
+    kept, gone = new_uid(), new_uid()
+    for uid, name in ((kept, "kept"), (gone, "gone")):
+        pod = make_pod(
+            name, demo_image,
+            {"name": "main", "image": demo_image, "command": IDLE, "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
+            volumes=[{"name": "v", "emptyDir": {}}],
+        )  # fmt: skip
+        runtime.create_pod(pod, uid, "h")
+    before = _labelled(podman_service, kept)
+    runtime.remove_pod(gone, grace_seconds=5)
+    assert _labelled(podman_service, gone) == {"pods": [], "containers": [], "volumes": []}
+    assert _labelled(podman_service, kept) == before and len(before["volumes"]) == 1
+    assert len(runtime.transport.list_volumes({LABEL_POD_UID: kept})) == 1
+
+
+def test_a_volume_whose_pod_is_gone_is_swept_and_a_live_pods_volume_is_not(
+    podman_service: PodmanService, demo_image: str
+) -> None:
+    node = _node()
+    runtime = PodmanRuntime(podman_service.url, node, volume_refresh=0.0)
+    try:
+        uid = new_uid()
+        pod = make_pod(
+            "live", demo_image,
+            {"name": "main", "image": demo_image, "command": IDLE, "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
+            volumes=[{"name": "v", "emptyDir": {}}],
+        )  # fmt: skip
+        runtime.create_pod(pod, uid, "h")
+        orphan = f"ek-orphan-{uuid.uuid4().hex[:8]}"
+        labels = {LABEL_MANAGED: "true", LABEL_NODE: node, LABEL_POD_UID: new_uid()}
+        podman_service.podman("volume", "create", *[f"--label={k}={v}" for k, v in labels.items()], orphan)
+        runtime.wait_for_exit(0.1)  # the watch thread's call: a listing is due (refresh 0 s), so it sweeps first
+        assert podman_service.podman("volume", "ls", "-q", "--filter", f"name={orphan}").stdout.split() == []
+        assert len(_labelled(podman_service, uid)["volumes"]) == 1
+    finally:
+        runtime.close()
 
 
 def test_remove_sigkills_only_the_container_that_ignores_sigterm(

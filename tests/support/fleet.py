@@ -311,6 +311,9 @@ class Fleet:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Self:
+        """Start every part; once only (`with Fleet(...)` starts it: a second start would leak the first fleet)."""
+        if self.broker is not None:
+            raise RuntimeError("this fleet is already started")
         try:
             self._start(timeout)
         except BaseException:

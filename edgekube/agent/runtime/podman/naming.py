@@ -67,10 +67,14 @@ def pod_labels(node: NodeName, pod: Pod, uid: PodUID, spec_hash: str) -> dict[st
     }
 
 
+def owned_labels(node: NodeName, **extra: str) -> dict[str, str]:
+    """The labels of this node's edgekube objects (and `extra` ones, e.g. one pod's uid)."""
+    return {LABEL_MANAGED: "true", LABEL_NODE: node, **extra}
+
+
 def owned(node: NodeName, **extra: str) -> dict[str, str]:
-    """Query parameters selecting this node's edgekube objects (and `extra` labels, e.g. one pod's uid)."""
-    labels = {LABEL_MANAGED: "true", LABEL_NODE: node, **extra}
-    return {"filters": json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})}
+    """Query parameters selecting this node's edgekube pods and containers (not volumes: transport.list_volumes)."""
+    return {"filters": json.dumps({"label": [f"{k}={v}" for k, v in owned_labels(node, **extra).items()]})}
 
 
 def of_pod(node: NodeName, uid: PodUID) -> dict[str, str]:

@@ -62,6 +62,8 @@ class PodmanRuntime:
         self._listing = threading.Lock()  # one listing at a time, so an older answer never replaces a newer one
         self._in_use: list[str] | None = None
         self._listed_at = 0.0
+        self._creating: set[str] = set()  # uids whose create is in flight: their volumes exist before their pod
+        self._touched: set[str] = set()  # uids whose create was in flight at some time since the sweep began
 
     def close(self) -> None:
         self.transport.close()
@@ -97,6 +99,9 @@ class PodmanRuntime:
             if existing.spec_hash == spec_hash and names == {c.name for c in pod.spec.containers}:
                 return existing
             self.remove_pod(uid, grace_seconds=pod.spec.termination_grace_period_seconds)
+        with self._listing:
+            self._creating.add(uid)
+            self._touched.add(uid)
         try:
             self._create(pod, uid, spec_hash, volumes, devices)
         except RuntimeFailure as exc:
@@ -105,6 +110,8 @@ class PodmanRuntime:
             # Leftovers of a crashed create (a volume, a pod without containers) hold the names: clear, retry.
             self._create(pod, uid, spec_hash, volumes, devices)
         finally:
+            with self._listing:
+                self._creating.discard(uid)
             self._list_volumes()
         observed = self._observer.find_pod(uid)
         if observed is None:
@@ -161,8 +168,10 @@ class PodmanRuntime:
 
     def wait_for_exit(self, timeout: float) -> bool:
         """Podman's exit events (see Observer); first, when due, the claim volumes are listed: True if they changed."""
-        if time.monotonic() - self._listed_at >= self.volume_refresh and self._list_volumes():
-            return True
+        if time.monotonic() - self._listed_at >= self.volume_refresh:
+            self._sweep()
+            if self._list_volumes():
+                return True
         return self._observer.wait_for_exit(timeout)
 
     def has_image(self, image: str) -> bool:
@@ -181,6 +190,23 @@ class PodmanRuntime:
         """The claim volumes as last listed (no call to Podman); None before the first listing."""
         found = self._in_use
         return None if found is None else list(found)
+
+    def _sweep(self) -> None:
+        """Remove volumes left by pods that are gone (a removal Podman refused while it still counted a user)."""
+        with self._listing:
+            self._touched = set(self._creating)
+
+        def keep() -> set[str]:
+            with self._listing:
+                return self._touched | self._creating
+
+        try:
+            removed = self._stopper.sweep_orphans(keep)
+        except EdgekubeError as exc:
+            log.warning("sweeping leftover volumes failed: %s", exc)
+            return
+        for name in removed:
+            log.info("removed leftover volume %s (its pod is gone)", name)
 
     def _list_volumes(self) -> bool:
         """List this node's claim volumes now; True if that changed what volumes_in_use answers.

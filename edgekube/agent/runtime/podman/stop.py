@@ -1,13 +1,17 @@
-"""The stop and remove step of PodmanRuntime: SIGTERM, one shared grace period, SIGKILL; force-removal by label."""
+"""The stop and remove step of PodmanRuntime: SIGTERM, one shared grace period, SIGKILL; removal by label."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable, Collection
 
-from edgekube.agent.runtime.podman.naming import of_pod, run_state
-from edgekube.agent.runtime.podman.transport import PodmanTransport
-from edgekube.agent.runtime.protocol import ContainerRunState
+from edgekube.agent.runtime.podman.naming import of_pod, owned, owned_labels, run_state
+from edgekube.agent.runtime.podman.transport import PodmanTransport, raise_http
+from edgekube.agent.runtime.protocol import LABEL_POD_UID, ContainerRunState
 from edgekube.model.names import NodeName, PodUID
+
+log = logging.getLogger(__name__)
 
 
 class PodStopper:
@@ -61,15 +65,58 @@ class PodStopper:
                 "delete", f"/pods/{entry['Id']}", what=f"remove pod {entry.get('Name')}",
                 reason="RemovePodError", params={"force": "true"}, ok_missing=True,
             )  # fmt: skip
-        for entry in self.transport.list_containers(selected):
-            self.transport.json(
-                "delete", f"/containers/{entry['Id']}", what=f"remove container {entry['Id'][:12]}",
-                reason="RemovePodError", params={"force": "true", "v": "true"}, ok_missing=True,
-            )  # fmt: skip
+        for entry in self.transport.list_containers(selected):  # leftovers of a crashed create, outside any pod
+            self._remove_container(str(entry["Id"]))
         if not volumes:
             return
-        for entry in self.transport.json("get", "/volumes/json", what=f"list volumes of {uid}", params=selected) or []:
-            self.transport.json(
-                "delete", f"/volumes/{entry['Name']}", what=f"remove volume {entry['Name']}",
-                reason="RemovePodError", params={"force": "true"}, ok_missing=True,
-            )  # fmt: skip
+        for entry in self.transport.list_volumes(
+            owned_labels(self.node, **{LABEL_POD_UID: uid}), f"list volumes of {uid}"
+        ):
+            self.remove_volume(str(entry["Name"]))
+
+    def _remove_container(self, container_id: str) -> None:
+        self.transport.json(
+            "delete", f"/containers/{container_id}", what=f"remove container {container_id[:12]}",
+            reason="RemovePodError", params={"force": "true", "v": "true"}, ok_missing=True,
+        )  # fmt: skip
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove one volume, never by force: True if it is gone, False if Podman still counts a user of it.
+
+        A forced `volume rm` also removes every container using the volume; when the label filter of Podman 4.3
+        (ORed on volumes, see transport.list_volumes) made a purge list other pods' volumes, that removed a pod
+        being started and deadlocked the whole service (each call waiting on the other's lock; every later API
+        call hung). The pod's containers are removed just before, so a volume still in use is left to the
+        sweep (sweep_orphans) of a later pass.
+        """
+        response = self.transport.request("delete", f"/volumes/{name}", what=f"remove volume {name}")
+        try:
+            if response.status_code == 409:
+                log.info("volume %s is still in use; removed by a later sweep", name)
+                return False
+            if response.status_code >= 400 and response.status_code != 404:
+                raise_http(response, f"remove volume {name}", "RemovePodError")
+            return True
+        finally:
+            response.close()
+
+    def sweep_orphans(self, keep: Callable[[], Collection[str]]) -> list[str]:
+        """Remove this node's volumes whose pod is gone (no container with its uid, and not kept).
+
+        `keep()` is asked after the containers were listed: the uids of pods whose create was in flight at any
+        time since the sweep began (a create makes its volumes before its containers). Returns the volumes removed.
+        """
+        volumes = self.transport.list_volumes(owned_labels(self.node))
+        if not volumes:
+            return []
+        alive = {
+            str((c.get("Labels") or {}).get(LABEL_POD_UID, ""))
+            for c in self.transport.list_containers(owned(self.node))
+        }
+        alive |= set(keep())
+        removed = []
+        for entry in volumes:
+            uid = str((entry.get("Labels") or {}).get(LABEL_POD_UID, ""))
+            if uid and uid not in alive and self.remove_volume(str(entry["Name"])):
+                removed.append(str(entry["Name"]))
+        return removed

@@ -193,6 +193,16 @@ class PodmanTransport:
         except ValueError as exc:
             raise RuntimeFailure(f"{what}: podman sent invalid JSON: {exc}", reason=reason) from exc
 
+    def list_volumes(self, labels: dict[str, str], what: str = "list volumes") -> list[dict[str, Any]]:
+        """`GET /volumes/json` for the volumes carrying every one of `labels`.
+
+        Podman 4.3 ORs several label filters on volumes (containers and pods AND them), so the filter only narrows
+        the answer and every label is checked here: purging one pod once removed every volume of the node.
+        """
+        filters = {"filters": json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})}
+        data = self.json("get", "/volumes/json", what=what, params=filters) or []
+        return [v for v in data if all((v.get("Labels") or {}).get(k) == val for k, val in labels.items())]
+
     def list_containers(self, params: dict[str, str]) -> list[dict[str, Any]]:
         """`GET /containers/json?all=true` with `params` (label filters): infra containers included."""
         data = self.json("get", "/containers/json", what="list containers", params={"all": "true", **params})

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edgekube.agent.runtime.podman import specgen
-from edgekube.agent.runtime.podman.naming import LABEL_VOLUME, of_pod, owned, volume_name
+from edgekube.agent.runtime.podman.naming import LABEL_VOLUME, owned_labels, volume_name
 from edgekube.agent.runtime.podman.specgen import ContainerMount
 from edgekube.agent.runtime.podman.transport import PodmanTransport
-from edgekube.agent.runtime.protocol import LABEL_VOLUME_KIND
+from edgekube.agent.runtime.protocol import LABEL_POD_UID, LABEL_VOLUME_KIND
 from edgekube.agent.runtime.volumes import (
     NfsExport,
     NfsMode,
@@ -133,7 +133,7 @@ class VolumeSetup:
     def usage(self, uid: PodUID) -> dict[str, int]:
         """Bytes used by each disk emptyDir of the pod (du of its mountpoint), by volume name."""
         what = f"list volumes of {uid}"
-        entries = self.transport.json("get", "/volumes/json", what=what, params=of_pod(self.node, uid))
+        entries = self.transport.list_volumes(owned_labels(self.node, **{LABEL_POD_UID: uid}), what=what)
         out: dict[str, int] = {}
         for entry in entries or []:
             labels = entry.get("Labels") or {}
@@ -143,7 +143,7 @@ class VolumeSetup:
 
     def in_use(self) -> list[str]:
         """node.status.volumesInUse as Podman has it: every claim volume of this node, of any pod (one list call)."""
-        entries = self.transport.json("get", "/volumes/json", what="list volumes", params=owned(self.node))
+        entries = self.transport.list_volumes(owned_labels(self.node))
         return volumes_in_use(entry.get("Labels") or {} for entry in entries or [])
 
 
