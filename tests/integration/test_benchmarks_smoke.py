@@ -44,3 +44,24 @@ def test_scheduling_benchmark_quick_prints_the_table() -> None:
     assert {r[0] for r in rows} == {"rc-200x10", "list-200x10"}, output
     assert all("-" not in r[1:] for r in rows), output  # every figure measured, no stage left unreached
     assert "FAILED" not in output
+
+
+@pytest.mark.timeout(400)
+def test_storage_benchmark_quick_prints_the_io_and_the_apply_tables() -> None:
+    """Both parts, so a stall like Podman's volume deadlock (the apply part never finished) fails here."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "storage.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=380,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    lines = proc.stdout.splitlines()
+    for subject in ("pod + emptyDir", "claim + pod (nfs)"):
+        row = next((line for line in lines if line.startswith(subject)), "")
+        figures = row[len(subject) :].split()
+        assert len(figures) == 3 and all(float(f) > 0 for f in figures), output[-4000:]
+    assert any("agent" in line and "mount" in line for line in lines), output[-4000:]
