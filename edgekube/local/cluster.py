@@ -162,6 +162,8 @@ class LocalCluster:
                     service.url,
                     "--state-dir",
                     str(self.root / "nodes" / node / "agent"),
+                    "--container-store",  # its imagefs (telemetry, node health): this node's own Podman store
+                    str(service.root),
                     "--label",
                     f"edgekube.io/local-index={node[5:]}",
                     *self._tls_flags(node, secure),
