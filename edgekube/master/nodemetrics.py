@@ -39,10 +39,6 @@ class NodeMetricsCache:
         with self._lock:
             self._nodes[report.node] = Received(report, self.clock())
 
-    def forget(self, node: str) -> None:
-        with self._lock:
-            self._nodes.pop(node, None)
-
     def current(self, node: str) -> NodeMetrics | None:
         """The node's latest report if it is recent enough to show; None otherwise."""
         with self._lock:

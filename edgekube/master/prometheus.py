@@ -41,7 +41,7 @@ class MasterCollector(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        names = sorted(set(self.nodes()) | set(self.metrics.nodes()))
+        names = sorted(self.nodes())  # the registered nodes: a deleted node's last report is not shown
         ready = GaugeMetricFamily("edgekube_node_ready", "1 while the node is Ready.", labels=["node"])
         gauges = {key: GaugeMetricFamily(name, text, labels=["node"]) for key, name, text in _NODE_GAUGES}
         cpu = GaugeMetricFamily(
