@@ -4,7 +4,8 @@ MockFactory pins (GPIO 17 green, 27 red; this machine has no GPIO chip), and ekc
 A crash-looping pod turns the LEDs to PodFailing (green solid, red blinking 0.5 s / 0.5 s), and `ekctl describe
 node` says so; killing the broker turns them to CutOff (green blipping 0.1 s every 2 s, red dark) in the agent's
 status, and once the broker is back `describe node` shows Healthy and, in its events, that the node was cut off;
-`ekctl node identify` through the master blinks both LEDs fast until cancelled; an unknown node is a clear error.
+`ekctl node identify` through the master blinks both LEDs fast until cancelled; an unknown node is a clear error;
+heartbeats that stop reaching the master make it taint the node, and the node shows NotReady until they return.
 Blink times are checked with gpiozero's own tolerance (`assert_states_and_times`: 50 ms).
 """
 
@@ -22,12 +23,14 @@ import pytest
 from edgekube.agent.app import Agent
 from edgekube.agent.indicators.drivers import GpioPair
 from edgekube.agent.indicators.table import Pattern
+from edgekube.bus import topics
 from edgekube.cli.main import main
 from edgekube.local.broker import Mosquitto
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from edgekube.master.config import MasterConfig
 from edgekube.master.wiring import build_master
+from edgekube.model.wire import Heartbeat
 from tests.support.cluster import ApiClient, start_agent, wait_for
 
 pytestmark = pytest.mark.integration
@@ -204,3 +207,24 @@ def test_identify_of_an_unknown_node_is_a_clear_error(env: Env, capsys: Capture)
     assert code != 0 and out == ""
     assert err.splitlines()[0].startswith("error: ")
     assert "no-such-node" in err.splitlines()[0] and "not found" in err.splitlines()[0]
+
+
+def test_the_masters_not_ready_verdict_reaches_the_leds_and_goes_when_heartbeats_return(
+    env: Env, capsys: Capture
+) -> None:
+    wait_pattern(env, Pattern.HEALTHY)
+    wait_for("the master to know the node", lambda: ekctl(env, capsys, "get", "node", env.node)[0] == 0)
+    # The node stays connected but its heartbeats stop reaching the master (node_timeout 4 s): the master taints it
+    # unreachable and says so in the node's desired state; the node shows NotReady (red solid, green dark).
+    env.agent.config.heartbeat_interval = 3600.0
+    wait_pattern(env, Pattern.NOT_READY, timeout=30)
+    wait_for("the LEDs to settle", lambda: (env.pin(GREEN).state, env.pin(RED).state) == (0, 1), timeout=5)
+    # Heartbeats again (sent by the test now): the master clears the taint, the node hears it and shows Healthy.
+    seq = iter(range(10_000, 20_000))
+
+    def beat_and_look() -> bool:
+        beat = Heartbeat(node=env.node, boot_id=env.agent.boot_id, seq=next(seq), observed_generation=-1)
+        env.agent.bus.publish(topics.node_heartbeat(env.node), beat.encode(), qos=0)
+        return env.pattern() is Pattern.HEALTHY and (env.pin(GREEN).state, env.pin(RED).state) == (1, 0)
+
+    wait_for("Healthy again once heartbeats reach the master", beat_and_look, timeout=30)

@@ -60,7 +60,7 @@ class Setup:
         self.agent.reconcile()
         self.agent.wait_idle(5)
         self.agent.reconcile()
-        return self.agent.indicator.status()["pattern"]
+        return str(self.agent.indicator.status()["pattern"])
 
     def reported_leds(self) -> dict[str, Any]:
         reports = [NodeReport.decode(m.payload) for m in self.broker.published(topics.node_status(NODE))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -75,7 +76,7 @@ def test_priority_follows_the_table_order_when_every_state_holds_at_once() -> No
     seen = []
     state = everything
     # Take away the winner's condition one at a time: the next row of the table wins.
-    clears = {
+    clears: dict[Pattern, dict[str, Any]] = {
         Pattern.IDENTIFY: {"identify": False},
         Pattern.UNDER_VOLTAGE: {"under_voltage": False},
         Pattern.CUT_OFF: {"broker_connected": True, "master_online": True},
