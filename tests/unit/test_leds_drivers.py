@@ -6,6 +6,7 @@ busy GPIO chip, an absent or unwritable sysfs LED is one warning and no LEDs, ne
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -186,3 +187,39 @@ def test_mock_pin_factory_gives_working_leds() -> None:
 def test_bad_settings_name_the_field_and_rule(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         LedSettings(**settings)  # type: ignore[arg-type]
+
+
+# -- contract: the temp tree against a board's real /sys/class/leds -------------------------------------------
+REAL = Path("/sys/class/leds")
+
+
+@pytest.fixture(params=["temp tree", "real sysfs"])
+def leds_root(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The same checks on the temp tree and, on a board that has them (root), the real ACT/PWR LEDs."""
+    if request.param == "temp tree":
+        return board(tmp_path, "ACT", "PWR")
+    act = next((REAL / n for n in ("ACT", "led0") if (REAL / n / "brightness").exists()), None)
+    if act is None or not os.access(act / "trigger", os.W_OK):
+        pytest.skip("no writable ACT LED under /sys/class/leds here (not a Raspberry Pi, or not root)")
+    return REAL
+
+
+def selected(trigger_text: str) -> str:
+    """The trigger in effect: real sysfs brackets it among all of them; the temp tree holds what was written."""
+    words = trigger_text.split()
+    return next((w[1:-1] for w in words if w.startswith("[")), trigger_text.strip())
+
+
+def test_contract_a_shown_pattern_lands_in_brightness_and_triggers_come_back(leds_root: Path) -> None:
+    act = next(leds_root / n for n in ("ACT", "led0") if (leds_root / n / "brightness").exists())
+    original = selected((act / "trigger").read_text())
+    leds = SysfsLeds(leds_root, start_thread=False)
+    assert selected((act / "trigger").read_text()) == "none"
+    leds.show(SHOWS[Pattern.HEALTHY])
+    leds.tick()
+    assert (act / "brightness").read_text().strip() == (act / "max_brightness").read_text().strip()
+    leds.show(SHOWS[Pattern.NOT_READY])
+    leds.tick()
+    assert (act / "brightness").read_text().strip() == "0"
+    leds.close()
+    assert selected((act / "trigger").read_text()) == original
