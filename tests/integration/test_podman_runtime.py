@@ -27,9 +27,11 @@ from edgekube.agent.runtime.protocol import (
     ObservedPod,
 )
 from edgekube.local.images import REQUIRED_APPLETS, build_rootfs_tar, ensure_demo_image, find_static_busybox
+from edgekube.local.nfs import Ganesha
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
+from tests.support.nfs import running_ganesha
 from tests.unit.test_runtime_contract import (
     IDLE,
     MISSING_IMAGE,
@@ -57,9 +59,18 @@ def runtime(podman_service: PodmanService, demo_image: str) -> Iterator[PodmanRu
     rt.close()
 
 
+@pytest.fixture(scope="module")
+def ganesha() -> Iterator[Ganesha]:
+    """The NFS server of the contract's claim cases (the runtime mounts it through the userspace client here)."""
+    with running_ganesha() as server:
+        yield server
+
+
 class TestPodmanRuntimeContract(RuntimeContract):
     @pytest.fixture
-    def harness(self, runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str) -> Iterator[Harness]:
+    def harness(
+        self, runtime: PodmanRuntime, podman_service: PodmanService, demo_image: str, ganesha: Ganesha
+    ) -> Iterator[Harness]:
         others: list[PodmanRuntime] = []
 
         def reopen(node: NodeName | None) -> PodmanRuntime:
@@ -84,7 +95,7 @@ class TestPodmanRuntimeContract(RuntimeContract):
 
         yield Harness(
             runtime=runtime, image=demo_image, reopen=reopen, node=runtime.node, kill=kill, power_off=power_off,
-            processes=processes,
+            processes=processes, nfs_server=(ganesha.bind, ganesha.port),
         )  # fmt: skip
         for other in others:
             other.close()
