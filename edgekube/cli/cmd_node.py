@@ -5,8 +5,9 @@ from __future__ import annotations
 from edgekube.cli import pending
 from edgekube.cli.batch import run_each, select
 from edgekube.cli.context import Context
+from edgekube.cli.errors import not_found
 from edgekube.cli.kinds import NODE, require, split_args
-from edgekube.model.errors import ValidationError
+from edgekube.model.errors import NotFoundError, ValidationError
 
 #: The longest identify a node accepts (the wire's limit, seconds).
 MAX_IDENTIFY = 3600.0
@@ -68,7 +69,10 @@ def run_node(ctx: Context) -> int:
     seconds = 0.0 if ctx.args.cancel else float(ctx.args.duration)
     if not ctx.args.cancel and not 0 < seconds <= MAX_IDENTIFY:
         raise ValidationError(f"--for: {seconds:g}s: must be more than 0s and at most {MAX_IDENTIFY:g}s (1h)")
-    leds = ctx.client().identify(name, seconds)
+    try:
+        leds = ctx.client().identify(name, seconds)
+    except NotFoundError:
+        raise not_found(NODE, name, ctx.namespace) from None
     if ctx.args.cancel:
         ctx.out.write(f"node/{name} identify cancelled; its LEDs show {leds.get('pattern', 'nothing')}\n")
     else:
