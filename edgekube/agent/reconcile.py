@@ -43,11 +43,16 @@ class Create:
     desired: DesiredPod
 
 
+#: The grace of a pod removed after it left the desired state when the runtime did not record its own
+#: (Kubernetes' default terminationGracePeriodSeconds).
+DEFAULT_GRACE_SECONDS = 30
+
+
 @dataclass(frozen=True)
 class Remove:
     uid: PodUID
     reason: str
-    grace_seconds: int = 10
+    grace_seconds: int = DEFAULT_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,8 @@ def plan(
     for obs in observed:
         target = want.get(obs.uid)
         if target is None:
-            actions.append(Remove(obs.uid, "not in the node's desired state"))
+            grace = DEFAULT_GRACE_SECONDS if obs.grace_seconds is None else obs.grace_seconds
+            actions.append(Remove(obs.uid, "not in the node's desired state", grace))
         elif target.spec_hash != obs.spec_hash:
             grace = target.pod.spec.termination_grace_period_seconds
             actions.append(Remove(obs.uid, "spec changed", grace))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from typing import Any
 
@@ -91,6 +92,13 @@ def test_labels_do_not_change_the_spec_hash() -> None:
             [], [observed(A)], frozenset(), [Remove(A.uid, "not in the node's desired state")], id="remove-unknown"
         ),
         pytest.param(
+            [],
+            [dataclasses.replace(observed(A), grace_seconds=3)],
+            frozenset(),
+            [Remove(A.uid, "not in the node's desired state", 3)],
+            id="remove-unknown-with-the-grace-it-was-created-with",
+        ),
+        pytest.param(
             [A],
             [observed(A, spec_hash="old")],
             frozenset(),
@@ -135,9 +143,17 @@ def test_a_spec_change_is_stopped_with_the_new_pods_grace_period() -> None:
     assert create == Create(new)
 
 
-def test_an_unknown_pod_is_stopped_with_the_default_grace() -> None:
+def test_an_unknown_pod_without_a_recorded_grace_is_stopped_with_kubernetes_default_grace() -> None:
     [remove] = plan([], [observed(A)])
-    assert isinstance(remove, Remove) and remove.grace_seconds == 10
+    assert isinstance(remove, Remove) and remove.grace_seconds == 30
+
+
+def test_an_unknown_pod_is_stopped_with_the_grace_the_runtime_recorded_at_create() -> None:
+    runtime = FakeRuntime()
+    pod = A.pod.model_copy(update={"spec": A.pod.spec.model_copy(update={"termination_grace_period_seconds": 4})})
+    runtime.create_pod(pod, A.uid, A.spec_hash)
+    [remove] = plan([], runtime.list_pods())
+    assert isinstance(remove, Remove) and remove.grace_seconds == 4
 
 
 def test_plan_converges_on_the_fake_runtime_and_then_has_nothing_to_do() -> None:

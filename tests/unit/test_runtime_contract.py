@@ -155,6 +155,13 @@ class RuntimeContract:
             wait_for(harness.runtime, bare, lambda p: p.containers[0].state == "running")
             assert harness.runtime.exec(bare, "main", ["test", "-e", device], 10)[0] != 0
 
+    def test_a_pods_grace_period_is_read_back_and_survives_a_reopen(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("graceful", harness.image, terminationGracePeriodSeconds=7), uid, "h")
+        for runtime in (harness.runtime, harness.reopen(None)):
+            [found] = [p for p in runtime.list_pods() if p.uid == uid]
+            assert found.grace_seconds == 7
+
     def test_create_is_idempotent(self, harness: Harness) -> None:
         uid = new_uid()
         pod = make_pod("again", harness.image)

@@ -126,6 +126,7 @@ class FakeRuntime:
             namespace=pod.metadata.namespace,
             name=pod.metadata.name,
             spec_hash=spec_hash,
+            grace_seconds=pod.spec.termination_grace_period_seconds,
             pod_id=self._new_id(podname),
             ip=self._new_ip(),
             containers=tuple(

@@ -18,6 +18,8 @@ LABEL_POD_UID = "io.edgekube.pod.uid"
 LABEL_POD_NAME = "io.edgekube.pod.name"
 LABEL_POD_NAMESPACE = "io.edgekube.pod.namespace"
 LABEL_SPEC_HASH = "io.edgekube.spec-hash"
+#: The pod's terminationGracePeriodSeconds: a pod removed after it left the desired state keeps its own grace.
+LABEL_GRACE = "io.edgekube.grace-seconds"
 LABEL_CONTAINER = "io.edgekube.container"
 #: The host device nodes mapped into a container (comma-separated): how a restarted agent knows which are taken.
 LABEL_DEVICES = "io.edgekube.devices"
@@ -69,6 +71,8 @@ class ObservedPod:
     ip: str | None = None
     #: False once the infra container (network namespace) stopped: a reboot or `podman pod stop`, never the agent.
     infra_running: bool = True
+    #: The pod's terminationGracePeriodSeconds as created (None: a pod created before the agent recorded it).
+    grace_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

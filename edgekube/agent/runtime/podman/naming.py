@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from edgekube.agent.runtime.protocol import (
+    LABEL_GRACE,
     LABEL_MANAGED,
     LABEL_NODE,
     LABEL_POD_NAME,
@@ -64,6 +65,7 @@ def pod_labels(node: NodeName, pod: Pod, uid: PodUID, spec_hash: str) -> dict[st
         LABEL_POD_NAME: pod.metadata.name,
         LABEL_POD_NAMESPACE: pod.metadata.namespace,
         LABEL_SPEC_HASH: spec_hash,
+        LABEL_GRACE: str(pod.spec.termination_grace_period_seconds),
     }
 
 

@@ -14,6 +14,7 @@ from edgekube.agent.runtime.podman.transport import PodmanTransport, demux, rais
 from edgekube.agent.runtime.protocol import (
     LABEL_CONTAINER,
     LABEL_DEVICES,
+    LABEL_GRACE,
     LABEL_NODE,
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
@@ -103,6 +104,7 @@ class Observer:
             containers=tuple(self._container(c) for c in apps),
             ip=self._infra_ip(infra) if infra is not None and infra_running else None,
             infra_running=infra_running,
+            grace_seconds=_grace(labels.get(LABEL_GRACE)),
         )
 
     def logs(self, uid: PodUID, container: str, tail: int | None) -> str:
@@ -225,3 +227,11 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 1 << 30
+
+
+def _grace(value: str | None) -> int | None:
+    """The grace label as a number of seconds (None when missing or not a number: the default applies)."""
+    try:
+        return max(int(value), 0) if value is not None else None
+    except ValueError:
+        return None
