@@ -43,7 +43,7 @@ from edgekube.bus.protocol import Handler, Message, MessageBus
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import validate_labels
 from edgekube.model.names import NodeName, PodUID, check_dns1123_subdomain
-from edgekube.model.node import DEFAULT_MAX_PODS
+from edgekube.model.node import DEFAULT_MAX_PODS, NodeConditionType
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Heartbeat, NodeDesired, Presence, Verb
 from edgekube.sdnotify import SdNotify
 
@@ -546,7 +546,11 @@ class Agent:
         if self._probe_failed:
             self._probe_failed = False
             failing = max(failing, 1)
-        throttled, under_voltage = self._pi_flags() if self._pi_flags is not None else (False, False)
+        if self._pi_flags is not None:
+            throttled, under_voltage = self._pi_flags()
+        else:  # the node's own conditions, so the LEDs and `describe node` never disagree
+            throttled = self.health.holds(NodeConditionType.THERMAL_THROTTLING)
+            under_voltage = self.health.holds(NodeConditionType.UNDER_VOLTAGE)
         return NodeState(
             started=True, starting_pods=starting, failing_pods=failing, broker_connected=self.bus.connected,
             master_online=self._master_online, master_ready=self._master_not_ready is None, throttled=throttled,

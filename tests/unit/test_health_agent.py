@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekube.agent.app import Agent, AgentConfig
+from edgekube.agent.health.pi import THROTTLED_SYSFS
 from edgekube.agent.runtime.fake import FakeRuntime
 from edgekube.bus import topics
 from edgekube.model.errors import RuntimeFailure
@@ -114,3 +115,24 @@ def test_an_engine_that_cannot_list_pods_evicts_nothing_but_the_condition_holds(
     assert node.agent.health.check() is None
     assert [c.status for c in node.agent.health.conditions() if c.type == "MemoryPressure"] == ["True"]
     node.agent.prober.stop()
+
+
+def test_the_leds_show_the_nodes_own_throttling_and_under_voltage_conditions(tmp_path: Path) -> None:
+    """The LEDs read the health monitor's conditions, so `describe node` conditions and the pattern never disagree."""
+    node = Node(tmp_path)
+    flags = tmp_path / "sys" / THROTTLED_SYSFS
+    flags.parent.mkdir(parents=True)
+    seen = []
+    for value in ("0", "4", "5", "0"):  # nothing, throttled now, throttled and under-voltage now, cleared
+        flags.write_text(f"{value}\n")
+        node.agent.health.check()
+        node.agent.reconcile()
+        status = node.agent.node_object()["status"]
+        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+        seen.append((conditions.get("ThermalThrottling"), conditions.get("UnderVoltage"), status["leds"]["pattern"]))
+    assert seen == [
+        ("False", "False", "Healthy"),
+        ("True", "False", "Throttled"),
+        ("True", "True", "UnderVoltage"),
+        ("False", "False", "Healthy"),
+    ]
