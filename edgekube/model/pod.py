@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from edgekube.model.affinity import Affinity, TopologySpreadConstraint, duplicate_spread_errors
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.meta import ObjectMeta, check_label_map
@@ -288,6 +289,9 @@ class PodSpec(K8sModel):
     tolerations: list[Toleration] = Field(default_factory=list)
     #: Eviction order among pods of the same QoS class (lower goes first); set directly, no PriorityClass yet.
     priority: int | None = None
+    #: nodeAffinity, podAffinity, podAntiAffinity (edgekube.model.affinity); matched by the scheduler.
+    affinity: Affinity | None = None
+    topology_spread_constraints: list[TopologySpreadConstraint] = Field(default_factory=list)
 
     @field_validator("node_selector")
     @classmethod
@@ -299,6 +303,10 @@ class PodSpec(K8sModel):
     def _cross_fields(self) -> PodSpec:
         _unique([c.name for c in self.containers], "containers", "name")
         _unique([v.name for v in self.volumes], "volumes", "name")
+        if len(self.topology_spread_constraints) > 1:
+            spread = duplicate_spread_errors(self.topology_spread_constraints)
+            if spread:
+                raise ValidationError("\n".join(spread))
         volume_names = {v.name for v in self.volumes}
         host_ports: set[tuple[int, str]] = set()
         for i, container in enumerate(self.containers):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from enum import StrEnum
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.labels import validate_label_key, validate_label_value
+from edgekube.model.labels.validation import key_errors, value_errors
+
+
+def _q(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 class TaintEffect(StrEnum):
@@ -36,22 +42,50 @@ class Taint(K8sModel):
 
 
 class Toleration(K8sModel):
+    """A pod tolerates a taint: operator "" means Equal, an empty effect matches every effect (ValidateTolerations)."""
+
     key: str = ""
     operator: str = "Equal"
     value: str = ""
     effect: TaintEffect | None = None
-    toleration_seconds: int | None = Field(default=None, ge=0)
+    #: Only with effect NoExecute; zero and negative values mean evict at once, as in Kubernetes.
+    toleration_seconds: int | None = None
+
+    @field_validator("effect", mode="before")
+    @classmethod
+    def _empty_effect(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _rules(self) -> Toleration:
-        if self.operator not in ("Equal", "Exists"):
-            raise ValidationError(f"operator: Unsupported value: {self.operator!r}: supported values: Equal, Exists")
-        if self.operator == "Exists" and self.value:
-            raise ValidationError("value: Invalid value: must be empty when `operator` is 'Exists'")
+        """Kubernetes' ValidateTolerations, every broken rule reported; then operator "" becomes Equal."""
+        errs: list[str] = []
+        if self.key:
+            errs += [f"key: Invalid value: {_q(self.key)}: {msg}" for msg in key_errors(self.key)]
         if not self.key and self.operator != "Exists":
-            raise ValidationError("operator: Invalid value: operator must be Exists when `key` is empty")
-        if self.toleration_seconds is not None and self.effect not in (None, TaintEffect.NO_EXECUTE):
-            raise ValidationError("tolerationSeconds: only valid with effect NoExecute")
+            errs.append(
+                f"operator: Invalid value: {_q(self.operator)}: operator must be Exists when `key` is empty, "
+                'which means "match all values and all keys"'
+            )
+        if self.toleration_seconds is not None and self.effect != TaintEffect.NO_EXECUTE:
+            errs.append(
+                f"effect: Invalid value: {_q(self.effect or '')}: effect must be 'NoExecute' when "
+                "`tolerationSeconds` is set"
+            )
+        if self.operator in ("Equal", ""):
+            problems = value_errors(self.value)
+            if problems:
+                errs.append(f"operator: Invalid value: {_q(self.value)}: {';'.join(problems)}")
+        elif self.operator == "Exists":
+            if self.value:
+                shown = json.dumps(self.to_dict(), ensure_ascii=False)
+                errs.append(f"operator: Invalid value: {shown}: value must be empty when `operator` is 'Exists'")
+        else:
+            errs.append(f'operator: Unsupported value: {_q(self.operator)}: supported values: "Equal", "Exists"')
+        if errs:
+            raise ValidationError("\n".join(errs))
+        if not self.operator:
+            self.operator = "Equal"
         return self
 
     def tolerates(self, taint: Taint) -> bool:
@@ -77,7 +111,7 @@ def toleration_seconds(taint: Taint, tolerations: Iterable[Toleration]) -> float
     limits = [t.toleration_seconds for t in matching]
     if any(limit is None for limit in limits):
         return None
-    return float(min(limit for limit in limits if limit is not None))
+    return float(max(0, min(limit for limit in limits if limit is not None)))
 
 
 #: Taints the node lifecycle controller puts on nodes it cannot hear from (same keys as Kubernetes).

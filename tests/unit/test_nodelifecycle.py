@@ -36,6 +36,9 @@ def noexec(key: str, added: float | None = T0, value: str = "") -> Taint:
 
 
 def tol(**fields: Any) -> Toleration:
+    """Kubernetes allows tolerationSeconds only with effect NoExecute (ValidateTolerations): implied here."""
+    if "tolerationSeconds" in fields:
+        fields.setdefault("effect", "NoExecute")
     return Toleration.model_validate(fields)
 
 
@@ -116,13 +119,21 @@ def test_pods_on_healthy_nodes_stay() -> None:
     [
         (30.0, (), 30),  # no toleration matches: pod_eviction_timeout
         (0.0, (tol(key=TAINT_UNREACHABLE, operator="Exists", effect="NoExecute", tolerationSeconds=10),), 10),
-        (300.0, (tol(key=TAINT_UNREACHABLE, operator="Exists", tolerationSeconds=5),), 5),  # a match beats the default
+        (
+            300.0,
+            (tol(key=TAINT_UNREACHABLE, operator="Exists", effect="NoExecute", tolerationSeconds=5),),
+            5,
+        ),  # a match beats the default
         (0.0, (tol(operator="Exists", effect="NoExecute", tolerationSeconds=20),), 20),
-        (0.0, (tol(key="other", operator="Exists", tolerationSeconds=99),), 0),  # not matching: default
+        (
+            0.0,
+            (tol(key="other", operator="Exists", effect="NoExecute", tolerationSeconds=99),),
+            0,
+        ),  # not matching: default
         (
             0.0,
             (
-                tol(key=TAINT_UNREACHABLE, operator="Exists", tolerationSeconds=40),
+                tol(key=TAINT_UNREACHABLE, operator="Exists", effect="NoExecute", tolerationSeconds=40),
                 tol(operator="Exists", tolerationSeconds=15),
             ),
             15,  # the smallest of the matching ones
