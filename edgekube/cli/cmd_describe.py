@@ -1,15 +1,16 @@
-"""`ekctl describe pod|node|rc|rs|pv|pvc|sc [NAME...]`: kubectl's human-readable detail view of each object."""
+"""`ekctl describe pod|node|rc|rs|pv|pvc|sc|cm|secret [NAME...]`: kubectl's human-readable view of each object."""
 
 from __future__ import annotations
 
 from edgekube.cli import events, workloads
 from edgekube.cli.cmd_get import no_resources, objects_of
+from edgekube.cli.configdata import describe_configmap, describe_secret
 from edgekube.cli.context import Context
 from edgekube.cli.describe_controller import describe_controller
 from edgekube.cli.describe_node import describe_node
 from edgekube.cli.describe_pod import describe_pod
 from edgekube.cli.describe_storage import describe_pv, describe_pvc, describe_sc
-from edgekube.cli.kinds import EVENT, NODE, POD, PV, PVC, RC, RS, SC, Resource, require, split_multi
+from edgekube.cli.kinds import CM, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, Resource, require, split_multi
 from edgekube.cli.status import section
 from edgekube.model.errors import BusError, EdgekubeError, ValidationError
 from edgekube.model.types import Obj
@@ -57,6 +58,10 @@ def _describe(related: Related, res: Resource, obj: Obj) -> str:
         return describe_pv(obj, found)
     if res == SC:
         return describe_sc(obj, found)
+    if res == CM:
+        return describe_configmap(obj, found)
+    if res == SECRET:
+        return describe_secret(obj, found)
     return describe_pod(obj, found)
 
 
@@ -65,7 +70,7 @@ def run(ctx: Context) -> int:
     if any(names for _res, names in targets) and ctx.args.selector:
         raise ValidationError("name cannot be provided when a selector is specified")
     for res, _names in targets:
-        require(res, (POD, NODE, RC, RS, PV, PVC, SC), "describe")
+        require(res, (POD, NODE, RC, RS, PV, PVC, SC, CM, SECRET), "describe")
     related = Related(ctx)
     texts: list[str] = []
     missing = 0

@@ -34,9 +34,14 @@ EVENT = Resource("Event", "event", "events", namespaced=True)
 PV = Resource("PersistentVolume", "persistentvolume", "persistentvolumes", namespaced=False)
 PVC = Resource("PersistentVolumeClaim", "persistentvolumeclaim", "persistentvolumeclaims", namespaced=True)
 SC = Resource("StorageClass", "storageclass", "storageclasses", namespaced=False, group="storage.k8s.io")
+CM = Resource("ConfigMap", "configmap", "configmaps", namespaced=True)
+SECRET = Resource("Secret", "secret", "secrets", namespaced=True)
 CONTROLLERS = (RC, RS)
 STORAGE = (PV, PVC, SC)
-_SHORT = {POD: "po", NODE: "no", RC: "rc", RS: "rs", EVENT: "ev", PV: "pv", PVC: "pvc", SC: "sc"}
+_SHORT = {
+    POD: "po", NODE: "no", RC: "rc", RS: "rs", EVENT: "ev", PV: "pv", PVC: "pvc", SC: "sc", CM: "cm",
+    SECRET: "secret",  # kubectl has no short name for secrets
+}  # fmt: skip
 _ALIASES = {alias: res for res, short in _SHORT.items() for alias in (res.plural, res.singular, short)}
 _BY_KIND = {res.kind: res for res in _SHORT}
 SUPPORTED = ", ".join(f"{res.plural} ({short})" for res, short in _SHORT.items())

@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     _resource_args(
         p,
         types="pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), persistentvolumes (pv), "
-        "persistentvolumeclaims (pvc), storageclasses (sc)",
+        "persistentvolumeclaims (pvc), storageclasses (sc), configmaps (cm), secrets",
     )
     p.add_argument("-l", "--selector", help="label selector")
 
@@ -235,6 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-l", "--selector", help="label selector")
     p.add_argument("--sort-by", metavar="cpu|memory", help="sort by CPU or memory use (largest first)")
     p.add_argument("--no-headers", action="store_true", help="leave out the table header")
+
+    p = command("create", "create a configmap or secret from literals, files or env files", "cmd_create")
+    create_sub = p.add_subparsers(dest="create_kind", required=True, metavar="configmap|secret")
+    for kind, help_text in (("configmap", "create a configmap"), ("secret", "create a secret (generic)")):
+        p = create_sub.add_parser(kind, aliases=["cm"] if kind == "configmap" else [], help=help_text)
+        _global_options(p, suppress=True)
+        p.set_defaults(create_kind=kind)
+        if kind == "secret":
+            p.add_argument("generic", choices=["generic"], help="the secret's form (only generic)")
+            p.add_argument("--type", default="", help="the secret's type (default Opaque)")
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("--from-literal", action="append", metavar="KEY=VALUE", help="a key and its value (repeatable)")
+        p.add_argument(
+            "--from-file", action="append", metavar="[KEY=]PATH", help="a file, or every file of a directory"
+        )
+        p.add_argument("--from-env-file", action="append", metavar="PATH", help="KEY=VALUE lines (repeatable)")
+        p.add_argument("--dry-run", nargs="?", const="client", default=None, metavar="none|client")
+        p.add_argument("-o", "--output", choices=("yaml", "json"), help="with --dry-run=client: print the object")
 
     p = command("lint", "validate manifests offline, listing every problem", "cmd_lint")
     p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="manifest files, directories, or - for stdin")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edgekube.cli import events, workloads
-from edgekube.cli.kinds import EVENT, NODE, POD, PV, PVC, RC, RS, SC, Resource
+from edgekube.cli.configdata import CONFIGMAP_HEADER, SECRET_HEADER, configmap_row, secret_row
+from edgekube.cli.kinds import CM, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, Resource
 from edgekube.cli.status import NONE, node_address, node_roles, node_status, pod_summary, section
 from edgekube.cli.storage import PV_HEADER, PVC_HEADER, SC_HEADER, pv_row, pvc_row, sc_row
 from edgekube.cli.tabwriter import table
@@ -106,6 +107,8 @@ COLUMNS = {
     PV.kind: Columns(PV_HEADER, [*PV_HEADER, "VOLUMEMODE"], pv_row),
     PVC.kind: Columns(PVC_HEADER, [*PVC_HEADER, "VOLUMEMODE"], pvc_row),
     SC.kind: Columns(SC_HEADER, SC_HEADER, sc_row),
+    CM.kind: Columns(CONFIGMAP_HEADER, CONFIGMAP_HEADER, configmap_row),
+    SECRET.kind: Columns(SECRET_HEADER, SECRET_HEADER, secret_row),
 }
 
 

@@ -19,6 +19,7 @@ from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref,
 from edgekube.master.edits import cordoned, edit_map
 from edgekube.master.eventlog import EventLog, ObjectRef
 from edgekube.master.eventlog import list_key as events_list_key
+from edgekube.model.config import check_update
 from edgekube.model.errors import ConflictError, EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import Selector, parse_selector
 from edgekube.model.manifest import CLUSTER_SCOPED, load_manifests
@@ -29,8 +30,10 @@ from edgekube.store.protocol import StateStore
 log = logging.getLogger(__name__)
 
 STORAGE_KINDS = ("PersistentVolume", "PersistentVolumeClaim", "StorageClass")
-KINDS = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, "Event")
-_WRITABLE = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS)
+#: Kinds whose whole content is top-level data (no spec): an update replaces it, bar the rules of config.check_update.
+CONFIG_KINDS = ("ConfigMap", "Secret")
+KINDS = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, *CONFIG_KINDS, "Event")
+_WRITABLE = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, *CONFIG_KINDS)
 #: Kinds each verb works on (apply takes any kind the manifest loader knows).
 VERB_KINDS: dict[Verb, tuple[str, ...]] = {
     Verb.GET: KINDS,
@@ -220,6 +223,10 @@ class Api:
             return merged
         if kind in STORAGE_KINDS:
             return storage.merge(current, new, merged)
+        if kind in CONFIG_KINDS:
+            check_update(current, new)
+            top = {k: v for k, v in new.items() if k not in ("metadata", "status")}
+            return {**top, "metadata": merged["metadata"]}
         spec: Obj = new["spec"] if "spec" in new else current.get("spec", {})
         if kind == "Node":
             # The node lifecycle controller's taints say what the master sees; a manifest cannot wish them away.

@@ -11,6 +11,7 @@ import yaml
 
 from edgekube.model import fielderrors, jsoncodec
 from edgekube.model.base import K8sModel
+from edgekube.model.config import ConfigMap, Secret
 from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.errors import ValidationError
 from edgekube.model.node import Node
@@ -28,6 +29,8 @@ KINDS: dict[tuple[str, str], type[K8sModel]] = {
     ("v1", "PersistentVolume"): PersistentVolume,
     ("v1", "PersistentVolumeClaim"): PersistentVolumeClaim,
     ("storage.k8s.io/v1", "StorageClass"): StorageClass,
+    ("v1", "ConfigMap"): ConfigMap,
+    ("v1", "Secret"): Secret,
 }
 CLUSTER_SCOPED = frozenset({"Node", "PersistentVolume", "StorageClass"})
 MAX_MANIFEST_BYTES = 1024 * 1024

@@ -508,7 +508,7 @@ def test_every_field_problem_of_one_document_is_listed() -> None:
             [
                 "kind: Deployment (apps/v1) is not supported (supported: Pod (v1), Node (v1), "
                 "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-                "StorageClass (storage.k8s.io/v1))"
+                "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1))"
             ],
         ),
         (
@@ -516,7 +516,7 @@ def test_every_field_problem_of_one_document_is_listed() -> None:
             [
                 "kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
                 "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-                "StorageClass (storage.k8s.io/v1))"
+                "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1))"
             ],
         ),
         (["a", "list"], ["document must be a mapping, got list"]),
@@ -593,7 +593,7 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
         [
             json.dumps(pod(metadata={"name": "Bad"}, securityContext={})),
             json.dumps(MINIMAL),
-            json.dumps({"apiVersion": "v1", "kind": "Secret"}),
+            json.dumps({"apiVersion": "v1", "kind": "Service"}),
         ]
     )
     errors = list(lint_manifests(text, source="app.yaml"))
@@ -606,14 +606,14 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
         "spec.containers[0].securityContext: not supported",
     ]
     assert second.problems == [
-        "kind: Secret (v1) is not supported (supported: Pod (v1), Node (v1), "
+        "kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
         "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-        "StorageClass (storage.k8s.io/v1))"
+        "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1))"
     ]
     assert (
-        str(second) == "app.yaml[2]: kind: Secret (v1) is not supported (supported: Pod (v1), Node (v1), "
+        str(second) == "app.yaml[2]: kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
         "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-        "StorageClass (storage.k8s.io/v1))"
+        "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1))"
     )
 
 
