@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,3 +141,61 @@ class EventRecorder:
         """Every event still remembered, oldest first (for tests and debugging)."""
         with self._lock:
             return list(self._series.values())
+
+
+class NodeEvents:
+    """Events about the node itself (NFS reachability, pressure, what the LEDs show): a bounded queue, thread-safe.
+
+    Each part that watches the node (NfsProber, HealthMonitor, Indicator) records into its own; the reporter
+    flushes them while connected. Only transitions are recorded, so the queue stays short; when full (a long
+    outage of the broker) the oldest event is dropped. Never on disk.
+    """
+
+    def __init__(self, node: str, *, capacity: int = 100, clock: Callable[[], str] = _timestamp) -> None:
+        self.node = node
+        self.clock = clock
+        self._events: deque[dict[str, Any]] = deque(maxlen=max(capacity, 1))
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def record(self, reason: str, message: str, type: EventType = "Normal", now: str | None = None) -> dict[str, Any]:
+        """Queue one event on the Node object (and log it); returns the event as it will be published."""
+        stamp = now or self.clock()
+        with self._lock:
+            self._seq += 1
+            seed = f"{self.node}\0{reason}\0{message}\0{stamp}\0{self._seq}"
+            event = Event(
+                metadata=ObjectMeta(
+                    name=f"{self.node}.{hashlib.sha256(seed.encode()).hexdigest()[:16]}", namespace="default"
+                ),
+                involved_object=ObjectReference(kind="Node", name=self.node),
+                reason=reason,
+                message=message,
+                type=type,
+                source=EventSource(component=COMPONENT, host=self.node),
+                count=1,
+                first_timestamp=stamp,
+                last_timestamp=stamp,
+            ).to_dict()
+            self._events.append(event)
+        log.log(logging.WARNING if type == "Warning" else logging.INFO, "%s node/%s: %s", reason, self.node, message)
+        return event
+
+    def events(self) -> list[dict[str, Any]]:
+        """The events not published yet, oldest first."""
+        with self._lock:
+            return list(self._events)
+
+    def flush(self, publish: Callable[[list[dict[str, Any]]], None]) -> int:
+        """Hand the events recorded so far to `publish`; they stay queued if it raises (recorded meanwhile: next)."""
+        with self._lock:
+            batch = list(self._events)
+        if not batch:
+            return 0
+        publish(batch)
+        sent = {id(e) for e in batch}
+        with self._lock:
+            kept = [e for e in self._events if id(e) not in sent]
+            self._events.clear()
+            self._events.extend(kept)
+        return len(batch)

@@ -9,18 +9,14 @@ steady cluster). A server becoming unreachable is a Warning event on the node, i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from edgekube.agent.events import COMPONENT
-from edgekube.model.event import Event, EventSource, ObjectReference
-from edgekube.model.meta import ObjectMeta
+from edgekube.agent.events import NodeEvents
 from edgekube.model.node import NfsServerStatus, NodeCondition
 from edgekube.model.storage import NfsServer
 
@@ -94,7 +90,7 @@ class NfsProber:
         self._transition: str | None = None  # when the condition's status last changed
         self._condition_status: str | None = None
         self._hung: dict[Key, threading.Thread] = {}  # probes abandoned at their deadline and still running
-        self._events: deque[dict[str, Any]] = deque(maxlen=EVENT_QUEUE)
+        self.node_events = NodeEvents(node, capacity=EVENT_QUEUE)
         self._lock = threading.Lock()
         self._rounds = threading.Lock()  # one round at a time (the worker, or a test)
         self._wake = threading.Event()
@@ -210,14 +206,16 @@ class NfsProber:
                 )
                 changed = True
                 if not reachable and (before is None or before.reachable):
-                    self._event(
+                    self.node_events.record(
                         EVENT_UNREACHABLE,
                         f"cannot reach nfs server {server.address()}: {_reason(server, message or '')}",
                         "Warning",
                         now,
                     )
                 elif reachable and before is not None and not before.reachable:
-                    self._event(EVENT_REACHABLE, f"nfs server {server.address()} is reachable again", "Normal", now)
+                    self.node_events.record(
+                        EVENT_REACHABLE, f"nfs server {server.address()} is reachable again", "Normal", now
+                    )
             status = self._condition_locked()[0]
             if status != self._condition_status:
                 self._condition_status, self._transition = status, now
@@ -250,32 +248,7 @@ class NfsProber:
         return {"nfsServers": [s.to_dict() for s in servers], "conditions": [condition.to_dict()]}
 
     # -- node events -------------------------------------------------------------------------------------
-    def _event(self, reason: str, message: str, type: Literal["Normal", "Warning"], now: str) -> None:
-        digest = hashlib.sha256(f"{self.node}\0{reason}\0{message}\0{now}".encode()).hexdigest()[:16]
-        event = Event(
-            metadata=ObjectMeta(name=f"{self.node}.{digest}", namespace="default"),
-            involved_object=ObjectReference(kind="Node", name=self.node),
-            reason=reason,
-            message=message,
-            type=type,
-            source=EventSource(component=COMPONENT, host=self.node),
-            count=1,
-            first_timestamp=now,
-            last_timestamp=now,
-        )
-        self._events.append(event.to_dict())
-        log.log(logging.WARNING if type == "Warning" else logging.INFO, "%s node/%s: %s", reason, self.node, message)
 
     def flush_events(self, publish: Callable[[list[dict[str, Any]]], None]) -> int:
         """Hand the node events recorded so far to `publish`; they stay queued if it raises."""
-        with self._lock:
-            batch = list(self._events)
-        if not batch:
-            return 0
-        publish(batch)
-        sent = {id(e) for e in batch}
-        with self._lock:
-            kept = [e for e in self._events if id(e) not in sent]  # recorded meanwhile: the next flush sends them
-            self._events.clear()
-            self._events.extend(kept)
-        return len(batch)
+        return self.node_events.flush(publish)

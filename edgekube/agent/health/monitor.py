@@ -9,20 +9,16 @@ while a threshold is met. A check that fails is logged and retried at the next i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from edgekube.agent.events import COMPONENT
+from edgekube.agent.events import NodeEvents
 from edgekube.agent.health.pressure import EVENT_REASONS, Condition, Eviction, PodCandidate, Settings, plan
 from edgekube.agent.health.signals import Signals
-from edgekube.model.event import Event, EventSource, ObjectReference
-from edgekube.model.meta import ObjectMeta
 from edgekube.model.node import NodeCondition, NodeConditionType
 
 log = logging.getLogger(__name__)
@@ -72,7 +68,7 @@ class HealthMonitor:
         self._previous: dict[NodeConditionType, Condition] = {}
         self._observed_at: dict[NodeConditionType, float] = {}
         self._reclaiming: str | None = None
-        self._events: deque[dict[str, Any]] = deque(maxlen=EVENT_QUEUE)
+        self.node_events = NodeEvents(node, capacity=EVENT_QUEUE, clock=self.wall)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -110,7 +106,7 @@ class HealthMonitor:
             self._observed_at = result.observed_at
             changed = self._take(result.conditions)
             if result.reclaiming is not None and result.reclaiming != self._reclaiming:
-                self._event(EVICTION_THRESHOLD_MET, f"Attempting to reclaim {result.reclaiming}", "Warning")
+                self.node_events.record(EVICTION_THRESHOLD_MET, f"Attempting to reclaim {result.reclaiming}", "Warning")
             self._reclaiming = result.reclaiming
         if changed:
             self.on_change()
@@ -137,7 +133,9 @@ class HealthMonitor:
             changed = True
             if flipped:
                 reason = EVENT_REASONS[c.type][0 if c.status else 1]
-                self._event(reason, f"Node {self.node} status is now: {reason}", "Warning" if c.status else "Normal")
+                self.node_events.record(
+                    reason, f"Node {self.node} status is now: {reason}", "Warning" if c.status else "Normal"
+                )
         changed = changed or set(kept) != set(self._reported)
         self._reported = kept
         self._previous = {c.type: c for c in conditions}
@@ -159,38 +157,10 @@ class HealthMonitor:
         conditions = self.conditions()
         return {"conditions": [c.to_dict() for c in conditions]} if conditions else {}
 
-    def _event(self, reason: str, message: str, type: Literal["Normal", "Warning"]) -> None:
-        now = self.wall()
-        digest = hashlib.sha256(f"{self.node}\0{reason}\0{message}\0{now}".encode()).hexdigest()[:16]
-        event = Event(
-            metadata=ObjectMeta(name=f"{self.node}.{digest}", namespace="default"),
-            involved_object=ObjectReference(kind="Node", name=self.node),
-            reason=reason,
-            message=message,
-            type=type,
-            source=EventSource(component=COMPONENT, host=self.node),
-            count=1,
-            first_timestamp=now,
-            last_timestamp=now,
-        )
-        self._events.append(event.to_dict())
-        log.log(logging.WARNING if type == "Warning" else logging.INFO, "%s node/%s: %s", reason, self.node, message)
-
     def events(self) -> list[dict[str, Any]]:
         """The node events not published yet, oldest first."""
-        with self._lock:
-            return list(self._events)
+        return self.node_events.events()
 
     def flush_events(self, publish: Callable[[list[dict[str, Any]]], None]) -> int:
         """Hand the node events recorded so far to `publish`; they stay queued if it raises."""
-        with self._lock:
-            batch = list(self._events)
-        if not batch:
-            return 0
-        publish(batch)
-        sent = {id(e) for e in batch}
-        with self._lock:
-            kept = [e for e in self._events if id(e) not in sent]
-            self._events.clear()
-            self._events.extend(kept)
-        return len(batch)
+        return self.node_events.flush(publish)

@@ -8,19 +8,16 @@ pattern changes. `identify` and `cancel` come from `ekctl node identify`; the en
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from edgekube.agent.events import NodeEvents
 from edgekube.agent.indicators.drivers import LedDriver, NoLeds
 from edgekube.agent.indicators.table import OFF, NodeState, Pattern, Show, choose
-from edgekube.model.event import Event, EventSource, ObjectReference
-from edgekube.model.meta import ObjectMeta
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +54,7 @@ class Indicator:
         self._failing_at: float | None = None
         self._failing: int = 0
         self.node = node
-        self._events: deque[dict[str, Any]] = deque(maxlen=EVENT_QUEUE)
+        self.node_events = NodeEvents(node, capacity=EVENT_QUEUE)
 
     # -- identify ---------------------------------------------------------------------------------------------
     def identify(self, seconds: float, key: str = "") -> float:
@@ -130,34 +127,11 @@ class Indicator:
             return
         now = datetime.fromtimestamp(self.wall(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         message = f"LEDs show {show.pattern.value}: {show.description}"
-        digest = hashlib.sha256(f"{self.node}\0{message}\0{now}\0{len(self._events)}".encode()).hexdigest()[:16]
-        event = Event(
-            metadata=ObjectMeta(name=f"{self.node}.{digest}", namespace="default"),
-            involved_object=ObjectReference(kind="Node", name=self.node),
-            reason="LEDs",
-            message=message,
-            type="Normal" if show.pattern in _NORMAL else "Warning",
-            source=EventSource(component="edgekube-agent", host=self.node),
-            count=1,
-            first_timestamp=now,
-            last_timestamp=now,
-        )
-        with self._lock:
-            self._events.append(event.to_dict())
+        self.node_events.record("LEDs", message, "Normal" if show.pattern in _NORMAL else "Warning", now)
 
     def flush_events(self, publish: Callable[[list[dict[str, Any]]], None]) -> int:
         """Hand the pattern-change events recorded so far to `publish`; they stay queued if it raises."""
-        with self._lock:
-            batch = list(self._events)
-        if not batch:
-            return 0
-        publish(batch)
-        sent = {id(e) for e in batch}
-        with self._lock:
-            kept = [e for e in self._events if id(e) not in sent]
-            self._events.clear()
-            self._events.extend(kept)
-        return len(batch)
+        return self.node_events.flush(publish)
 
     def _drive(self, show: Show) -> None:
         try:
