@@ -12,6 +12,14 @@ from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.meta import ObjectMeta, check_label_map
 from edgekube.model.names import check_dns1123_label, check_dns1123_subdomain, check_env_name
+from edgekube.model.podconfig import (
+    ConfigMapVolumeSource,
+    DownwardAPIVolumeSource,
+    EnvFromSource,
+    EnvVarSource,
+    ProjectedVolumeSource,
+    SecretVolumeSource,
+)
 from edgekube.model.probe import Probe
 from edgekube.model.quantity import cpu_millis, memory_bytes
 from edgekube.model.resources import STANDARD, check_extended, check_resource_name, extended_requests
@@ -41,6 +49,14 @@ class PullPolicy(StrEnum):
 class EnvVar(K8sModel):
     name: str
     value: str = ""
+    #: A ConfigMap's or Secret's key, or a field of the pod or its container (resolved by the master at dispatch).
+    value_from: EnvVarSource | None = None
+
+    @model_validator(mode="after")
+    def _value_or_from(self) -> EnvVar:
+        if self.value and self.value_from is not None:
+            raise ValidationError('valueFrom: Invalid value: "": may not be specified when `value` is not empty')
+        return self
 
     @field_validator("name")
     @classmethod
@@ -137,6 +153,8 @@ class Container(K8sModel):
     command: list[str] | None = None
     args: list[str] | None = None
     env: list[EnvVar] = Field(default_factory=list)
+    #: Every key of a ConfigMap or Secret as a variable (prefixed); `env` entries win over them.
+    env_from: list[EnvFromSource] | None = None
     ports: list[ContainerPort] = Field(default_factory=list)
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     volume_mounts: list[VolumeMount] = Field(default_factory=list)
@@ -243,7 +261,18 @@ class HostPathVolumeSource(K8sModel):
 
 
 #: The volume sources a pod may use, by their manifest key.
-VOLUME_SOURCES = ("emptyDir", "nfs", "persistentVolumeClaim", "hostPath")
+VOLUME_SOURCES = (
+    "emptyDir",
+    "nfs",
+    "persistentVolumeClaim",
+    "hostPath",
+    "configMap",
+    "secret",
+    "projected",
+    "downwardAPI",
+)
+#: The sources whose files the master resolves and the agent writes (model.podconfig, agent.configfiles).
+CONFIG_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
 
 
 class Volume(K8sModel):
@@ -252,6 +281,10 @@ class Volume(K8sModel):
     nfs: NFSVolumeSource | None = None
     persistent_volume_claim: PersistentVolumeClaimVolumeSource | None = None
     host_path: HostPathVolumeSource | None = None
+    config_map: ConfigMapVolumeSource | None = None
+    secret: SecretVolumeSource | None = None
+    projected: ProjectedVolumeSource | None = None
+    downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
 
     @field_validator("name")
     @classmethod
@@ -260,7 +293,10 @@ class Volume(K8sModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
-        sources = [s for s in (self.empty_dir, self.nfs, self.persistent_volume_claim, self.host_path) if s]
+        sources: list[K8sModel] = [
+            s for s in (self.empty_dir, self.nfs, self.persistent_volume_claim, self.host_path) if s
+        ]
+        sources += [s for s in (self.config_map, self.secret, self.projected, self.downward_api) if s is not None]
         if len(sources) > 1:
             raise ValidationError("may not specify more than 1 volume type")
         if not sources:
@@ -276,6 +312,11 @@ class Volume(K8sModel):
             return "persistentVolumeClaim"
         if self.host_path is not None:
             return "hostPath"
+        for kind, source in (("configMap", self.config_map), ("secret", self.secret), ("projected", self.projected)):
+            if source is not None:
+                return kind
+        if self.downward_api is not None:
+            return "downwardAPI"
         return "emptyDir"
 
 

@@ -299,8 +299,8 @@ RFC1123_LABEL = (
             id="volume-nfs-relative",
         ),
         pytest.param(
-            pod(spec={"volumes": [{"name": "data", "configMap": {"name": "x"}}]}),
-            "spec.volumes[0].configMap: not supported",
+            pod(spec={"volumes": [{"name": "data", "gitRepo": {"repository": "x"}}]}),
+            "spec.volumes[0].gitRepo: not supported",
             id="volume-unsupported-source",
         ),
         pytest.param(
