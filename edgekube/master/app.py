@@ -8,6 +8,7 @@ changed. Bus, store and clocks are built by master.wiring and handed in; the mas
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -22,6 +23,7 @@ from edgekube.bus.protocol import Handler, MessageBus
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
+from edgekube.master.configdata import ConfigResolver
 from edgekube.master.controllers.base import Effects, Setup, Snapshot, apply
 from edgekube.master.controllers.registry import CONTROLLERS
 from edgekube.master.controllers.volumes.nfsio import NoShareFs, ShareFs
@@ -93,7 +95,7 @@ class Master:
             retry_max=config.volume_retry_max,
         )
         self.volumes = VolumeServices(ClaimUsers(), worker)
-        self.dispatcher = Dispatcher(volumes=VolumeResolver(self.store))
+        self.dispatcher = Dispatcher(volumes=VolumeResolver(self.store), config=ConfigResolver(self.store))
         self.specs = SpecCache()
         self.usage = NodeUsage(self.specs)
         self.placer = Placer(
@@ -118,6 +120,8 @@ class Master:
         self.store.listen("Pod", self.usage.observe)
         self.store.listen("PersistentVolumeClaim", self.dispatcher.claim_changed)
         self.store.listen("PersistentVolume", self.dispatcher.volume_changed)
+        for kind in ("ConfigMap", "Secret"):  # a pod using one gets its new values (files) or starts (it was missing)
+            self.store.listen(kind, functools.partial(self.dispatcher.config_changed, kind=kind))
         setup = Setup(config, self.store, self.volumes)
         self.controllers = [build(setup) for build in CONTROLLERS]
         self._effects = Effects(self.store, self.events, self.placer)

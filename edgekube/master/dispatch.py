@@ -13,9 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekube.master.configdata import ConfigResolver, uses_config
 from edgekube.master.controllers.base import StoreView
 from edgekube.master.controllers.volumes import facts
 from edgekube.model import jsoncodec
+from edgekube.model.config import CONFIG_KEY
 from edgekube.model.errors import NotFoundError
 from edgekube.model.storage import RESOLVED_VOLUMES_KEY, AccessMode, NfsServer, ResolvedVolume
 from edgekube.model.taints import TAINT_NOT_READY, TAINT_UNREACHABLE
@@ -30,7 +32,9 @@ Server = tuple[str, int]
 _META_KEYS = ("name", "namespace", "uid", "labels", "annotations")
 
 
-def desired_pod(pod: Mapping[str, Any], volume_sources: Mapping[str, Obj] | None = None) -> Obj:
+def desired_pod(
+    pod: Mapping[str, Any], volume_sources: Mapping[str, Obj] | None = None, config: Obj | None = None
+) -> Obj:
     """The part of a stored pod an agent acts on: identity, labels and spec (never status), and its claims' volumes."""
     meta = pod["metadata"]
     desired = {
@@ -41,6 +45,8 @@ def desired_pod(pod: Mapping[str, Any], volume_sources: Mapping[str, Obj] | None
     }
     if volume_sources:
         desired[RESOLVED_VOLUMES_KEY] = dict(volume_sources)
+    if config is not None:
+        desired[CONFIG_KEY] = config
     return desired
 
 
@@ -129,6 +135,8 @@ class Dispatcher:
     generation: int = 0
     #: Resolves claim volumes and lists the stored NFS servers (None: pods go as they are, no servers listed).
     volumes: VolumeResolver | None = None
+    #: Resolves the ConfigMaps, Secrets and downward API values pods use (None: pods go without them).
+    config: ConfigResolver | None = None
     _sent: dict[str, frozenset[str]] = field(default_factory=dict)
     _entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
     _nodes: dict[str, dict[tuple[str, str], _Entry]] = field(default_factory=dict)
@@ -161,7 +169,11 @@ class Dispatcher:
         deps: frozenset[Dep] = frozenset()
         if self.volumes is not None and pod["spec"].get("volumes"):
             sources, deps = self.volumes.resolve(pod)
-        desired = desired_pod(pod, sources)
+        config: Obj | None = None
+        if self.config is not None and uses_config(pod):
+            resolved_config, config_deps = self.config.resolve(pod)
+            config, deps = resolved_config.to_dict(), deps | config_deps
+        desired = desired_pod(pod, sources, config)
         if old is not None and old.node == node and old.desired == desired:
             old.resource_version = version  # a status write: nothing the node is told changed
             old.pod = pod
@@ -207,6 +219,10 @@ class Dispatcher:
     def volume_changed(self, key: tuple[str, str], volume: Mapping[str, Any] | None) -> None:
         """A volume was written or deleted: the volume sources of the pods whose claims it serves are read again."""
         self._refresh(("volume", "", key[1]))
+
+    def config_changed(self, key: tuple[str, str], obj: Mapping[str, Any] | None, *, kind: str) -> None:
+        """A ConfigMap or Secret was written or deleted: the pods using it are resolved again (their files update)."""
+        self._refresh((kind, key[0], key[1]))
 
     def _refresh(self, dep: Dep) -> None:
         for key in sorted(self._by_dep.get(dep, ())):

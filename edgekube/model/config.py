@@ -174,3 +174,36 @@ def check_update(current: Mapping[str, Any], new: Mapping[str, Any]) -> None:
             f'{kind} "{name}" is invalid: ' + "; ".join(problems),
             hint="an immutable object can only be deleted and created again" if current.get("immutable") else "",
         )
+
+
+#: The key, beside `metadata` and `spec`, under which a desired pod (NodeDesired.pods) carries the ConfigMap, Secret
+#: and downward API values it uses, resolved by the master (master.configdata) for the one node that runs it.
+CONFIG_KEY = "configData"
+#: Why a pod waits for its config: a volume's source is missing (kubelet's FailedMount) or an env source is.
+WAIT_VOLUME = "FailedMount"
+WAIT_ENV = "CreateContainerConfigError"
+
+
+class ProjectedFile(K8sModel):
+    """One file of a config volume: its path in the volume, its mode, its content (base64)."""
+
+    path: str
+    mode: int = Field(ge=0, le=0o777)
+    data: str
+
+
+class ResolvedConfig(K8sModel):
+    """Master → node, per pod using ConfigMaps, Secrets or the downward API: every file and env value it needs.
+
+    `waiting` (with `reason`, and the `volume` for FailedMount) is set instead when a non-optional ConfigMap,
+    Secret or key is missing: the pod waits in ContainerCreating with that message and starts when it appears.
+    """
+
+    files: dict[str, list[ProjectedFile]] = Field(default_factory=dict)
+    #: container name → the whole environment Kubernetes would give it (envFrom, then env, resolved).
+    env: dict[str, dict[str, str]] = Field(default_factory=dict)
+    waiting: str = ""
+    reason: str = ""
+    volume: str = ""
+    #: Carries Secret values (the agent never writes it to its disk).
+    secret: bool = False
