@@ -102,6 +102,8 @@ class Placer:
                     unreachable_nfs=unreachable,
                     extended=extended,
                     used_extended=used.extended,
+                    pods=used.members,
+                    anti_pods=used.anti,
                 )
             )
         return out
@@ -150,7 +152,7 @@ class Placer:
             key = (id(pod["spec"]), owner)
             req = shared.get(key)
             if req is None:
-                req = shared[key] = Request.of_stored(pod["spec"], owner)
+                req = shared[key] = Request.of_stored(pod["spec"], owner, pod["metadata"])
             req = self._with_volumes(pod, req, gated)
             if req is not None:  # else created pending: the pass explains it
                 placeable.append(pod)

@@ -1,20 +1,25 @@
 """Pure scheduler: filter nodes that can run a pod, score the rest, pick one; called by scheduling.placer.
 
-Filters (first failure wins, kube-scheduler wording): ready, unschedulable (cordon), nodeSelector, NoSchedule and
-NoExecute taints, ReadWriteOnce claims in use on another node, unreachable NFS servers, pod count, cpu, memory,
-host ports, extended resources (edgekube.io/serial, ...). Score, higher is better: spread replicas of the same
-controller (dominates), avoid untolerated PreferNoSchedule taints, then least allocated. Ties go to the
+Filters (first failure wins, kube-scheduler wording): ready, unschedulable (cordon), nodeSelector and required
+node affinity, NoSchedule and NoExecute taints, ReadWriteOnce claims in use on another node, unreachable NFS
+servers, pod count, cpu, memory, host ports, extended resources (edgekube.io/serial, ...), then, from
+scheduling.topology, topology spread constraints and inter-pod (anti-)affinity. Score, higher is better: spread
+replicas of the same controller (dominates), avoid untolerated PreferNoSchedule taints, preferred node affinity,
+then least allocated; plus topology's preferred pod (anti-)affinity and ScheduleAnyway spreading. Ties go to the
 alphabetically first node, so every decision is deterministic.
 """
 
 from __future__ import annotations
 
 import heapq
+import json
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekube.master.scheduling.topology import NO_PODS, BoundPod, Topology, TopologyState
+from edgekube.model.affinity import Affinity, NodeSelector, PreferredSchedulingTerm, TopologySpreadConstraint
 from edgekube.model.names import NodeName
 from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.pod import PodSpec
@@ -28,6 +33,9 @@ SPREAD_WEIGHT = 2.0
 #: Score lost per untolerated PreferNoSchedule taint: such a node is used when spreading would otherwise put
 #: two more replicas on one node, or when nothing else fits.
 PREFER_NO_SCHEDULE_WEIGHT = 3.0
+#: Score for matching every preferred node affinity term (a share of it for some): kube-scheduler weighs its
+#: NodeAffinity score twice the resource score, and so does edgekube (least allocated lies in [0, 1]).
+NODE_AFFINITY_WEIGHT = 2.0
 
 _UNSCHEDULABLE_TAINT = Taint(key=TAINT_UNSCHEDULABLE, effect=TaintEffect.NO_SCHEDULE)
 _HARD_EFFECTS = {TaintEffect.NO_SCHEDULE, TaintEffect.NO_EXECUTE}
@@ -57,6 +65,16 @@ class NodeView:
     #: Extended resources (edgekube.io/serial, ...): allocatable, and what bound pods requested.
     extended: Mapping[str, int] = field(default_factory=dict)
     used_extended: Mapping[str, int] = field(default_factory=dict)
+    #: The pods bound here (namespace, labels, required anti-affinity) for inter-pod affinity and spreading:
+    #: the usage index's own mapping (not copied each pass), plus the pods bound to it in this pass.
+    pods: Mapping[Any, BoundPod] = field(default_factory=lambda: NO_PODS)
+    added: tuple[BoundPod, ...] = ()
+    #: How many of the bound pods have required anti-affinity terms (0: no pod here can refuse a newcomer).
+    anti_pods: int = 0
+
+    def bound_pods(self) -> Iterable[BoundPod]:
+        yield from self.pods.values()
+        yield from self.added
 
 
 @dataclass(frozen=True)
@@ -76,9 +94,22 @@ class Request:
     volume_pin: tuple[str, str] | None = None
     #: Extended resources summed over the containers, sorted by name: (("edgekube.io/serial", 1),).
     extended: tuple[tuple[str, int], ...] = ()
+    #: The pod's namespace and labels (what other pods' affinity terms and spread constraints select).
+    namespace: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: Required node affinity (ORed terms), and the preferred terms with their weights.
+    node_affinity: NodeSelector | None = None
+    preferred_nodes: tuple[PreferredSchedulingTerm, ...] = ()
+    #: Pod (anti-)affinity and topology spread constraints: None for most pods, which then take the fast path.
+    topology: Topology | None = None
+    #: The affinity and spread constraints as stored (canonical JSON), so equal ones share a class key.
+    affinity_key: str = ""
 
     @classmethod
-    def of(cls, spec: PodSpec, owner: str | None = None) -> Request:
+    def of(
+        cls, spec: PodSpec, owner: str | None = None, namespace: str = "", labels: Mapping[str, str] | None = None
+    ) -> Request:
+        affinity = _affinity_fields(spec.affinity, spec.topology_spread_constraints)
         return cls(
             cpu_millis=sum(c.resources.request_cpu_millis() for c in spec.containers),
             memory_bytes=sum(c.resources.request_memory_bytes() for c in spec.containers),
@@ -89,10 +120,15 @@ class Request:
             tolerations=tuple(spec.tolerations),
             owner=owner,
             extended=_summed(c.resources.extended() for c in spec.containers),
+            namespace=namespace,
+            labels=dict(labels or {}),
+            **affinity,
         )
 
     @classmethod
-    def of_stored(cls, spec: Mapping[str, Any], owner: str | None = None) -> Request:
+    def of_stored(
+        cls, spec: Mapping[str, Any], owner: str | None = None, meta: Mapping[str, Any] | None = None
+    ) -> Request:
         """As `of`, straight from a stored (already validated) pod spec: no full model parse on the hot path."""
         cpu = memory = 0
         ports = set()
@@ -109,7 +145,25 @@ class Request:
                     ports.add((int(port["hostPort"]), str(port.get("protocol") or "TCP")))
         tolerations = tuple(Toleration.model_validate(t) for t in spec.get("tolerations") or ())
         selector = dict(spec.get("nodeSelector") or {})
-        return cls(cpu, memory, frozenset(ports), selector, tolerations, owner, extended=_summed(extended))
+        affinity: dict[str, Any] = {}
+        if spec.get("affinity") or spec.get("topologySpreadConstraints"):
+            affinity = _affinity_fields(
+                Affinity.model_validate(spec["affinity"]) if spec.get("affinity") else None,
+                [TopologySpreadConstraint.model_validate(c) for c in spec.get("topologySpreadConstraints") or ()],
+            )
+        meta = meta or {}
+        return cls(
+            cpu,
+            memory,
+            frozenset(ports),
+            selector,
+            tolerations,
+            owner,
+            extended=_summed(extended),
+            namespace=str(meta.get("namespace") or ""),
+            labels=meta.get("labels") or {},
+            **affinity,
+        )
 
     def class_key(self) -> Hashable:
         """Requests with equal keys are placed alike (scheduling equivalence class)."""
@@ -123,7 +177,29 @@ class Request:
             self.nfs_servers,
             self.volume_pin,
             self.extended,
+            self.affinity_key,
         )
+
+    def bound(self) -> BoundPod:
+        """What this pod looks like to the pods scheduled after it."""
+        anti = self.topology.anti if self.topology is not None else ()
+        return BoundPod(self.namespace, self.labels, anti)
+
+
+def _affinity_fields(affinity: Affinity | None, spread: list[TopologySpreadConstraint]) -> dict[str, Any]:
+    """Request fields for a pod's affinity and spread constraints (none when it has neither)."""
+    out: dict[str, Any] = {}
+    node = affinity.node_affinity if affinity is not None else None
+    if node is not None:
+        out["node_affinity"] = node.required_during_scheduling_ignored_during_execution
+        out["preferred_nodes"] = tuple(node.preferred_during_scheduling_ignored_during_execution)
+    topology = Topology.of(affinity, spread)
+    if topology is not None:
+        out["topology"] = topology
+    if out:
+        source = {"affinity": affinity.to_dict() if affinity else None, "spread": [c.to_dict() for c in spread]}
+        out["affinity_key"] = json.dumps(source, sort_keys=True)
+    return out
 
 
 def _summed(per_container: Iterable[Mapping[str, int]]) -> tuple[tuple[str, int], ...]:
@@ -142,13 +218,20 @@ class Placement:
     message: str = ""
 
 
+def matches_node_affinity(node: NodeView, req: Request) -> bool:
+    """Match the pod's nodeSelector and required node affinity (its terms ORed, each term's expressions ANDed)."""
+    if any(node.labels.get(k) != v for k, v in req.node_selector.items()):
+        return False
+    return req.node_affinity is None or req.node_affinity.matches(node.labels, node.name)
+
+
 def static_reason(node: NodeView, req: Request) -> str | None:
     """The filters that binding pods cannot change: readiness, cordon, nodeSelector, taints."""
     if not node.ready:
         return "node(s) were not ready"
     if node.unschedulable and not any(t.tolerates(_UNSCHEDULABLE_TAINT) for t in req.tolerations):
         return "node(s) were unschedulable"
-    if any(node.labels.get(k) != v for k, v in req.node_selector.items()):
+    if not matches_node_affinity(node, req):
         return "node(s) didn't match Pod's node affinity/selector"
     if node.taints:
         hard = untolerated(node.taints, req.tolerations, _HARD_EFFECTS)
@@ -197,6 +280,10 @@ def score(node: NodeView, req: Request) -> float:
         value -= SPREAD_WEIGHT * node.owner_pods.get(req.owner, 0)
     if node.taints:
         value -= PREFER_NO_SCHEDULE_WEIGHT * len(untolerated(node.taints, req.tolerations, _SOFT_EFFECTS))
+    if req.preferred_nodes:
+        total = sum(term.weight for term in req.preferred_nodes)
+        matched = sum(term.weight for term in req.preferred_nodes if term.preference.matches(node.labels, node.name))
+        value += NODE_AFFINITY_WEIGHT * matched / total
     return value
 
 
@@ -209,18 +296,24 @@ def _explain(reasons: Counter[str], total: int) -> str:
 def schedule(spec: PodSpec | Request, nodes: Sequence[NodeView]) -> Placement:
     """Pick the best node for one pod, or explain why none fits (the reference for `schedule_all`)."""
     req = spec if isinstance(spec, Request) else Request.of(spec)
+    topology = None
+    if req.topology is not None or any(n.anti_pods for n in nodes):
+        topology = TopologyState(req, nodes, lambda n: matches_node_affinity(n, req))
     reasons: Counter[str] = Counter()
     feasible: list[NodeView] = []
     for node in nodes:
         reason = filter_reason(node, req)
+        if reason is None and topology is not None:
+            reason = topology.reason(node)
         if reason is None:
             feasible.append(node)
         else:
             reasons[reason] += 1
     if not feasible:
         return Placement(None, _explain(reasons, len(nodes)))
+    extra = topology.scores(feasible) if topology is not None else {}
     # Highest score first; among equal scores the alphabetically first node wins.
-    best = min(feasible, key=lambda n: (-score(n, req), n.name))
+    best = min(feasible, key=lambda n: (-(score(n, req) + extra.get(n.name, 0.0)), n.name))
     return Placement(best.name)
 
 
@@ -247,6 +340,9 @@ def bind(node: NodeView, pod: PodSpec | Request) -> NodeView:
         unreachable_nfs=node.unreachable_nfs,
         extended=node.extended,
         used_extended=_plus(node.used_extended, req.extended) if req.extended else node.used_extended,
+        pods=node.pods,
+        added=(*node.added, req.bound()),
+        anti_pods=node.anti_pods + (1 if req.topology is not None and req.topology.anti else 0),
     )
 
 
@@ -281,13 +377,27 @@ class _Class:
 
 
 def schedule_all(requests: Sequence[Request], nodes: Sequence[NodeView]) -> list[Placement]:
-    """Place pods one after another, exactly as `schedule` + `bind` in a loop would, in O(log nodes) per pod."""
+    """Place pods one after another, exactly as `schedule` + `bind` in a loop would, in O(log nodes) per pod.
+
+    Pods with pod (anti-)affinity or spread constraints, and every pod once some bound pod has required
+    anti-affinity, take `schedule`'s full scan instead: binding a pod can make a node fit them again.
+    """
     views = {n.name: n for n in nodes}
     versions = dict.fromkeys(views, 0)
     binds = 0
     classes: dict[Hashable, _Class] = {}
     placements: list[Placement] = []
+    anti = any(n.anti_pods for n in nodes)
     for req in requests:
+        if req.topology is not None or anti:
+            placement = schedule(req, list(views.values()))
+            if placement.node is not None:
+                views[placement.node] = bind(views[placement.node], req)
+                versions[placement.node] += 1
+                binds += 1
+                anti = anti or bool(req.topology is not None and req.topology.anti)
+            placements.append(placement)
+            continue
         key = req.class_key()
         cls = classes.get(key)
         if cls is None:

@@ -32,7 +32,7 @@ class SpecCache:
         key = (pod["metadata"].get("uid") or "", owner_of(pod))
         req = self._requests.get(key)
         if req is None:
-            req = self._requests[key] = Request.of_stored(pod["spec"], owner=key[1])
+            req = self._requests[key] = Request.of_stored(pod["spec"], owner=key[1], meta=pod["metadata"])
         return req
 
     def tolerations(self, pod: Mapping[str, Any]) -> tuple[Toleration, ...]:

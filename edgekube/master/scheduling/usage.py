@@ -13,6 +13,7 @@ from typing import Any
 
 from edgekube.master.scheduling.scheduler import Request
 from edgekube.master.scheduling.specs import SpecCache
+from edgekube.master.scheduling.topology import BoundPod
 
 _TERMINAL = ("Succeeded", "Failed")
 _Key = tuple[str, str]
@@ -29,6 +30,10 @@ class Usage:
     owners: Counter[str] = field(default_factory=Counter)
     #: Extended resources (edgekube.io/serial, ...) requested by the bound pods.
     extended: Counter[str] = field(default_factory=Counter)
+    #: The bound pods themselves (namespace, labels, required anti-affinity), for inter-pod affinity.
+    members: dict[_Key, BoundPod] = field(default_factory=dict)
+    #: How many of them have required anti-affinity terms.
+    anti: int = 0
 
     def add(self, req: Request, sign: int) -> None:
         self.cpu_millis += sign * req.cpu_millis
@@ -59,7 +64,10 @@ class NodeUsage:
     def observe(self, key: _Key, pod: Mapping[str, Any] | None) -> None:
         old = self._counted.pop(key, None)
         if old is not None:
-            self.nodes[old[0]].add(old[1], -1)
+            usage = self.nodes[old[0]]
+            usage.add(old[1], -1)
+            usage.members.pop(key, None)
+            usage.anti -= bool(old[1].topology is not None and old[1].topology.anti)
         self.pending.pop(key, None)
         if pod is None or (pod.get("status") or {}).get("phase") in _TERMINAL:
             return
@@ -68,7 +76,12 @@ class NodeUsage:
             self.pending[key] = pod
             return
         req = self.specs.request(pod)
-        self.nodes.setdefault(node, Usage()).add(req, 1)
+        usage = self.nodes.setdefault(node, Usage())
+        usage.add(req, 1)
+        # Labels can change after scheduling (the request is cached per uid): take them from the pod itself.
+        anti = req.topology.anti if req.topology is not None else ()
+        usage.members[key] = BoundPod(key[0], pod["metadata"].get("labels") or {}, anti)
+        usage.anti += bool(anti)
         self._counted[key] = (node, req)
 
     def usage(self, node: str) -> Usage:
