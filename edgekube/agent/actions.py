@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgekube.agent.backoff import Backoff, BackoffPolicy
+from edgekube.agent.configfiles import ConfigFiles
 from edgekube.agent.devices import DeviceTable, assign, with_device_env
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.ledger import RestartLedger
@@ -28,6 +29,7 @@ from edgekube.agent.reconcile import (
 from edgekube.agent.restarts import Verdict
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
 from edgekube.agent.runtime.volumes import FAILED_MOUNT, measured_volumes, over_limit
+from edgekube.model.config import WAIT_ENV, WAIT_VOLUME
 from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.names import PodUID
 from edgekube.model.pod import PullPolicy
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Create failures that mean the image could not be had (their back-off event says so).
 _IMAGE_REASONS = frozenset({"ErrImagePull", "ImageNotFound", "ImagePullBackOff"})
+#: Create failures that wait for a ConfigMap or Secret the master has not got yet.
+_CONFIG_WAITS = frozenset({WAIT_VOLUME, WAIT_ENV})
 
 
 @dataclass
@@ -73,8 +77,11 @@ class PodActions:
         parallel_creates: int = 4,
         volume_check_interval: float = 10.0,
         devices: DeviceTable | None = None,
+        config_files: ConfigFiles | None = None,
     ) -> None:
         self.runtime = runtime
+        #: Where config volumes (ConfigMap, Secret, downward API) are written; None: pods using them wait.
+        self.config_files = config_files
         self.events = events
         self.ledger = ledger
         self.clock = clock
@@ -142,6 +149,9 @@ class PodActions:
                 del self._failures[uid]
             for uid in [u for u in self._devices_of if u not in wanted]:
                 del self._devices_of[uid]
+            keep = set(wanted) | self._busy  # a pod being removed loses its config files once it is gone
+        if self.config_files is not None:
+            self.config_files.sweep(keep)
         for backoff in (self._restart_backoff, self._create_backoff):
             for uid in backoff.tracked():
                 if uid not in wanted:
@@ -180,6 +190,21 @@ class PodActions:
                 self._stop_pod(action, wanted[action.uid], observed[action.uid], now)
             else:
                 self._restart(action, wanted[action.uid], now)
+        self._sync_config(wanted, observed)
+
+    def _sync_config(self, wanted: Mapping[PodUID, DesiredPod], observed: Mapping[PodUID, ObservedPod]) -> None:
+        """New ConfigMap/Secret values reach running pods' files; a pod waiting for one is retried once it came."""
+        if self.config_files is None:
+            return
+        running = [(uid, d.config) for uid, d in wanted.items() if uid in observed and d.config is not None]
+        self.config_files.update_running(running)
+        with self._lock:
+            waiting = [u for u, f in self._failures.items() if f.reason in _CONFIG_WAITS and u not in observed]
+        for uid in waiting:
+            d = wanted.get(uid)
+            if d is not None and d.config is not None and not d.config.waiting:
+                self._create_backoff.forget(uid)  # what it waited for is there: no back-off delay
+                self._wake()
 
     def _in_background(self, uid: PodUID, what: str, work: Callable[[], None]) -> None:
         """Run work off the loop, one operation at a time per pod, so the other pods go on meanwhile.
@@ -206,7 +231,13 @@ class PodActions:
         with self._lock:
             self._pending.pop(action.uid, None)
         self._restart_backoff.forget(action.uid)
-        self._in_background(action.uid, "remove", lambda: self.runtime.remove_pod(action.uid, action.grace_seconds))
+
+        def remove() -> None:
+            self.runtime.remove_pod(action.uid, action.grace_seconds)
+            if self.config_files is not None:
+                self.config_files.remove(action.uid)
+
+        self._in_background(action.uid, "remove", remove)
 
     def _image_events(self, d: DesiredPod) -> list[str]:
         """Pulled ("already present") or Pulling per image, as the kubelet reports; returns the images to pull."""
@@ -252,7 +283,17 @@ class PodActions:
         meta = d.pod.metadata
         to_pull = self._image_events(d)
         try:
-            if devices and self.devices is not None:
+            if d.config is not None:
+                if self.config_files is None:
+                    raise RuntimeFailure("this agent has no directory for config volumes", reason=FAILED_MOUNT)
+                with_config = self.config_files.prepare(d.pod, d.uid, d.config)
+                if devices and self.devices is not None:
+                    with_config = with_device_env(with_config, devices, self.devices.advertised())
+                if devices:
+                    self.runtime.create_pod(with_config, d.uid, d.spec_hash, d.volumes, devices=devices)
+                else:
+                    self.runtime.create_pod(with_config, d.uid, d.spec_hash, d.volumes)
+            elif devices and self.devices is not None:
                 pod = with_device_env(d.pod, devices, self.devices.advertised())
                 self.runtime.create_pod(pod, d.uid, d.spec_hash, d.volumes, devices=devices)
             else:  # the common case, in the call every runtime (and test double) has always taken

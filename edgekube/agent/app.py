@@ -15,6 +15,7 @@ from typing import Any
 from edgekube.agent import hostinfo
 from edgekube.agent.actions import PodActions
 from edgekube.agent.backoff import BackoffPolicy
+from edgekube.agent.configfiles import ConfigFiles
 from edgekube.agent.desired import DesiredState
 from edgekube.agent.devices import DeviceTable, check_overrides, devices_of
 from edgekube.agent.events import EventRecorder, PodRef
@@ -110,6 +111,9 @@ class AgentConfig:
     #: was discovered for it: `"edgekube.io/serial" = ["/dev/ttyUSB0"]`, `[]` hides one.
     device_dir: str = "/dev"
     devices: dict[str, list[str]] = field(default_factory=dict)
+    #: Where ConfigMap, Secret and downward API volumes are written, per pod (docs/config.md); on tmpfs, as
+    #: Secrets must never reach the SD card. Empty: /dev/shm/edgekube/<node_name>.
+    config_volume_dir: str = ""
     #: Node health (docs/node-health.md), checked every `health_check_interval` seconds: kubelet-style hard eviction
     #: thresholds (MemoryPressure, DiskPressure, PIDPressure; "" = none); a condition stays True
     #: `eviction_pressure_transition_period` seconds after its cause was last seen. `nodefs_path` is the node's
@@ -227,6 +231,7 @@ class Agent:
             parallel_creates=config.parallel_creates,
             volume_check_interval=config.volume_check_interval,
             devices=self.devices,
+            config_files=ConfigFiles(Path(config.config_volume_dir or f"/dev/shm/edgekube/{config.node_name}")),
         )
         #: Probes the NFS servers the master names, on its own thread; a change wakes the loop to report it.
         self.nfs = NfsProber(self.node, nfs_probe_fn, interval=config.nfs_probe_interval, on_change=self._wake.set)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekube.agent.reconcile import DesiredPod, spec_hash
+from edgekube.model.config import CONFIG_KEY, WAIT_ENV, ResolvedConfig
 from edgekube.model.errors import ValidationError
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
@@ -62,7 +64,7 @@ class DesiredState:
         self._adopt(message)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(self.path, raw)
+            write_atomically(self.path, without_secrets(raw))
         return True
 
     def _adopt(self, message: NodeDesired) -> None:
@@ -71,9 +73,11 @@ class DesiredState:
         for i, item in enumerate(message.pods):
             raw = dict(item)
             sources = raw.pop(RESOLVED_VOLUMES_KEY, None)
+            config_raw = raw.pop(CONFIG_KEY, None)
             try:
                 pod = Pod.from_dict(raw)
                 volumes = _volume_sources(pod, sources)
+                config = None if config_raw is None else ResolvedConfig.from_dict(config_raw)
             except ValidationError as exc:
                 # One bad pod must not stop the node from running the others.
                 meta = raw.get("metadata")
@@ -85,10 +89,30 @@ class DesiredState:
                 rejected[pod.metadata.name] = "metadata.uid: Required value"
                 continue
             identity = {name: v.to_dict() for name, v in sorted(volumes.items())}
-            pods.append(DesiredPod(PodUID(uid), pod, spec_hash(uid, pod.spec.to_dict(), identity), volumes))
+            pods.append(DesiredPod(PodUID(uid), pod, spec_hash(uid, pod.spec.to_dict(), identity), volumes, config))
         for name, why in rejected.items():
             log.error("desired pod %s rejected: %s", name, why)
         self.epoch, self.generation, self.pods, self.rejected = message.epoch, message.generation, pods, rejected
+
+
+#: What a pod that uses Secrets carries in the local copy instead: after a reboot it waits for the master.
+SECRETS_NOT_KEPT = "secret values are kept in memory only: waiting for the master to send them again"
+
+
+def without_secrets(raw: bytes) -> bytes:
+    """The desired state as kept on local disk: a pod's Secret-derived values never reach the SD card.
+
+    Its resolved config is replaced by a wait (CreateContainerConfigError), so a node rebooted without its master
+    does not start it with values it no longer has, as a kubelet cannot fetch a Secret without its API server.
+    """
+    if b'"secret":true' not in raw:
+        return raw
+    data = json.loads(raw)
+    for pod in data.get("pods") or ():
+        config = pod.get(CONFIG_KEY) if isinstance(pod, dict) else None
+        if isinstance(config, dict) and config.get("secret"):
+            pod[CONFIG_KEY] = {"waiting": SECRETS_NOT_KEPT, "reason": WAIT_ENV, "secret": True}
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _volume_sources(pod: Pod, raw: Any) -> dict[str, ResolvedVolume]:

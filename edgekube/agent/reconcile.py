@@ -11,6 +11,7 @@ from typing import Any
 from edgekube.agent.restarts import Decision, Verdict, decide
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
+from edgekube.model.config import ResolvedConfig
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
 from edgekube.model.storage import ResolvedVolume
@@ -23,6 +24,9 @@ class DesiredPod:
     spec_hash: str
     #: The sources of its persistentVolumeClaim volumes, by volume name (what the master resolved the claims to).
     volumes: Mapping[str, ResolvedVolume] = field(default_factory=dict)
+    #: Its ConfigMap/Secret/downward API files and env as the master resolved them (not part of the spec hash:
+    #: new values update the files of the running pod, they do not re-create it).
+    config: ResolvedConfig | None = None
 
 
 def spec_hash(uid: str, spec: Mapping[str, Any], volumes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
