@@ -134,7 +134,9 @@ def test_required_terms_check_label_values_but_preferred_terms_do_not() -> None:
 
 def test_node_selector_needs_at_least_one_term() -> None:
     """ValidateNodeSelector: `must have at least one node selector term`."""
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
+    affinity: dict[str, Any] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}
+    }
     assert problems(affinity=affinity) == [
         f"{REQ}.nodeSelectorTerms: Required value: must have at least one node selector term"
     ]
