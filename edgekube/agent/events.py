@@ -23,6 +23,25 @@ _MAX_NAME = 253
 EventType = Literal["Normal", "Warning"]
 
 
+def _new_event(
+    *,
+    name: str,
+    namespace: str,
+    involved: ObjectReference,
+    reason: str,
+    message: str,
+    type: EventType,
+    host: str,
+    stamp: str,
+) -> dict[str, Any]:
+    """A first occurrence of an event (count 1) as published."""
+    return Event(
+        metadata=ObjectMeta(name=name, namespace=namespace), involved_object=involved, reason=reason,
+        message=message, type=type, source=EventSource(component=COMPONENT, host=host), count=1,
+        first_timestamp=stamp, last_timestamp=stamp,
+    ).to_dict()  # fmt: skip
+
+
 @dataclass(frozen=True)
 class PodRef:
     namespace: str
@@ -66,17 +85,17 @@ class EventRecorder:
                 event = {**event, "count": int(event["count"]) + 1, "lastTimestamp": now}
                 self._series.move_to_end(name)
             else:
-                event = Event(
-                    metadata=ObjectMeta(name=name, namespace=pod.namespace),
-                    involved_object=ObjectReference(kind="Pod", name=pod.name, namespace=pod.namespace, uid=pod.uid),
+                involved = ObjectReference(kind="Pod", name=pod.name, namespace=pod.namespace, uid=pod.uid)
+                event = _new_event(
+                    name=name,
+                    namespace=pod.namespace,
+                    involved=involved,
                     reason=reason,
                     message=message,
                     type=type,
-                    source=EventSource(component=COMPONENT, host=self.node),
-                    count=1,
-                    first_timestamp=now,
-                    last_timestamp=now,
-                ).to_dict()
+                    host=self.node,
+                    stamp=now,
+                )
             self._series[name] = event
             self._names.setdefault(pod.uid, set()).add(name)
             while len(self._series) > self.series_limit:
@@ -164,19 +183,18 @@ class NodeEvents:
         with self._lock:
             self._seq += 1
             seed = f"{self.node}\0{reason}\0{message}\0{stamp}\0{self._seq}"
-            event = Event(
-                metadata=ObjectMeta(
-                    name=f"{self.node}.{hashlib.sha256(seed.encode()).hexdigest()[:16]}", namespace="default"
-                ),
-                involved_object=ObjectReference(kind="Node", name=self.node),
+            name = f"{self.node}.{hashlib.sha256(seed.encode()).hexdigest()[:16]}"
+            involved = ObjectReference(kind="Node", name=self.node)
+            event = _new_event(
+                name=name,
+                namespace="default",
+                involved=involved,
                 reason=reason,
                 message=message,
                 type=type,
-                source=EventSource(component=COMPONENT, host=self.node),
-                count=1,
-                first_timestamp=stamp,
-                last_timestamp=stamp,
-            ).to_dict()
+                host=self.node,
+                stamp=stamp,
+            )
             self._events.append(event)
         log.log(logging.WARNING if type == "Warning" else logging.INFO, "%s node/%s: %s", reason, self.node, message)
         return event
