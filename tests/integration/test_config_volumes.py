@@ -1,0 +1,143 @@
+"""ConfigMaps and Secrets on real parts: Mosquitto, the master (TinyDB store), one agent on real Podman.
+
+Applied over MQTT as ekctl does. A ConfigMap mounted in a running pod is updated: the container sees the new
+content at the same path without a restart (the agent swaps `..data`), while its env keeps the old value. A
+Secret is given as env and as a file whose mode (0400) `stat` shows inside the container. A pod naming a
+ConfigMap that does not exist waits in ContainerCreating with the kubelet's message and starts once it is applied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekube.agent.app import Agent
+from edgekube.local.broker import Mosquitto
+from edgekube.local.podman_service import PodmanService
+from edgekube.master.app import Master
+from edgekube.model.names import PodUID
+from tests.support.cluster import ApiClient, start_agent, start_master, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Cluster:
+    def __init__(self, master: Master, agent: Agent, client: ApiClient, image: str, volumes: Path) -> None:
+        self.master, self.agent, self.client, self.image, self.volumes = master, agent, client, image, volumes
+
+    def apply(self, *docs: dict[str, Any]) -> None:
+        response = self.client.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(docs)}))
+        assert response.ok, response.error
+
+    def running(self, name: str) -> dict[str, Any]:
+        return wait_for(  # type: ignore[no-any-return]
+            f"{name} running", lambda: (p := self.client.pod(name)).get("status", {}).get("phase") == "Running" and p
+        )
+
+    def exec(self, name: str, *command: str) -> str:
+        uid = PodUID(self.client.pod(name)["metadata"]["uid"])
+        code, out = self.agent.runtime.exec(uid, "app", list(command), timeout=10)
+        assert code == 0, out
+        return out.strip()
+
+    def pod(self, name: str, container: dict[str, Any], volumes: list[dict[str, Any]]) -> dict[str, Any]:
+        base = {"name": "app", "image": self.image, "command": ["sleep", "600"]}
+        spec = {"containers": [{**base, **container}], "volumes": volumes, "terminationGracePeriodSeconds": 0}
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+@pytest.fixture
+def cluster(mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str, tmp_path: Path) -> Iterator[Cluster]:
+    master = start_master(mosquitto.port, tmp_path / "master")
+    volumes = tmp_path / "config-volumes"
+    agent = start_agent(
+        mosquitto.port, "node-config", podman_service, tmp_path / "agent", device_dir="", fence_dir="",
+        config_volume_dir=str(volumes),
+    )  # fmt: skip
+    client = ApiClient(mosquitto.port)
+    try:
+        yield Cluster(master, agent, client, demo_image, volumes)
+    finally:
+        client.close()
+        master.stop()
+        for pod in agent.runtime.list_pods():
+            agent.runtime.remove_pod(pod.uid, 0)
+        agent.stop()
+
+
+def config_map(name: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def test_a_config_map_update_reaches_a_running_pods_file_but_not_its_env(cluster: Cluster) -> None:
+    container = {
+        "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "greeting"}}}],
+        "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}],
+    }
+    pod = cluster.pod("reader", container, [{"name": "config", "configMap": {"name": "app-config"}}])
+    cluster.apply(config_map("app-config", greeting="hello"), pod)
+    started = cluster.running("reader")
+    assert cluster.exec("reader", "cat", "/etc/app/greeting") == "hello"
+    assert cluster.exec("reader", "sh", "-c", "echo $GREETING") == "hello"
+
+    cluster.apply(config_map("app-config", greeting="bonjour"))
+    wait_for("the new content in the file", lambda: cluster.exec("reader", "cat", "/etc/app/greeting") == "bonjour")
+    assert cluster.exec("reader", "sh", "-c", "echo $GREETING") == "hello"  # env waits for a restart
+    after = cluster.client.pod("reader")
+    assert after["metadata"]["uid"] == started["metadata"]["uid"]
+    assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert cluster.exec("reader", "sh", "-c", "touch /etc/app/x 2>&1 || echo refused").endswith("refused")
+
+    uid = started["metadata"]["uid"]
+    assert (cluster.volumes / uid / "config" / "..data").is_symlink()
+    cluster.client.delete("Pod", "reader")
+    wait_for("the pod's config files removed", lambda: not (cluster.volumes / uid).exists())
+
+
+def test_a_secret_as_env_and_as_a_file_with_its_mode(cluster: Cluster) -> None:
+    secret = {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+        "stringData": {"password": "s3cr3t", "user": "admin"},
+    }  # fmt: skip
+    container = {
+        "env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+        "envFrom": [{"prefix": "DB_", "secretRef": {"name": "db"}}],
+        "volumeMounts": [{"name": "creds", "mountPath": "/run/creds"}],
+    }
+    volume = {"name": "creds", "secret": {"secretName": "db", "defaultMode": 0o400, "items": [
+        {"key": "password", "path": "pw"}, {"key": "user", "path": "user", "mode": 0o440},
+    ]}}  # fmt: skip
+    cluster.apply(secret, cluster.pod("db-client", container, [volume]))
+    cluster.running("db-client")
+    assert cluster.exec("db-client", "sh", "-c", "echo $DB_PASSWORD $DB_user") == "s3cr3t admin"
+    assert cluster.exec("db-client", "cat", "/run/creds/pw") == "s3cr3t"
+    assert cluster.exec("db-client", "stat", "-L", "-c", "%a", "/run/creds/pw") == "400"
+    assert cluster.exec("db-client", "stat", "-L", "-c", "%a", "/run/creds/user") == "440"
+
+
+def test_a_pod_waits_for_a_missing_config_map_then_starts(cluster: Cluster) -> None:
+    pod = cluster.pod(
+        "waiter",
+        {"volumeMounts": [{"name": "config", "mountPath": "/etc/app"}]},
+        [{"name": "config", "configMap": {"name": "late"}}],
+    )
+    cluster.apply(pod)
+    message = 'MountVolume.SetUp failed for volume "config" : configmap "late" not found'
+
+    def waiting() -> dict[str, Any] | None:
+        statuses = cluster.client.pod("waiter").get("status", {}).get("containerStatuses") or []
+        state = statuses[0].get("state", {}).get("waiting") if statuses else None
+        return state if state and state.get("message") == message else None
+
+    assert wait_for("waiting for the ConfigMap", waiting)["reason"] == "ContainerCreating"
+    assert cluster.client.pod("waiter")["status"]["phase"] == "Pending"
+    events = cluster.client.objects("Event")
+    assert any(e["reason"] == "FailedMount" and e["message"] == message for e in events)
+
+    cluster.apply(config_map("late", ready="yes"))
+    cluster.running("waiter")
+    assert cluster.exec("waiter", "cat", "/etc/app/ready") == "yes"
