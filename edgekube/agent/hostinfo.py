@@ -40,6 +40,52 @@ def machine_model() -> str:
     return _read("/proc/device-tree/model") or _read("/sys/class/dmi/id/product_name")
 
 
+#: Device-tree model strings (prefixes, most specific first) → the `edgekube.io/model` label value.
+PI_MODELS = (
+    ("Raspberry Pi 500", "pi500"),
+    ("Raspberry Pi 400", "pi400"),
+    ("Raspberry Pi 5", "pi5"),
+    ("Raspberry Pi 4 Model B", "pi4b"),
+    ("Raspberry Pi 3 Model B Plus", "pi3bplus"),
+    ("Raspberry Pi 3 Model A Plus", "pi3aplus"),
+    ("Raspberry Pi 3 Model B", "pi3b"),
+    ("Raspberry Pi 2 Model B", "pi2b"),
+    ("Raspberry Pi Zero 2 W", "pizero2w"),
+    ("Raspberry Pi Zero W", "pizerow"),
+    ("Raspberry Pi Zero", "pizero"),
+    ("Raspberry Pi Compute Module 5", "cm5"),
+    ("Raspberry Pi Compute Module 4S", "cm4s"),
+    ("Raspberry Pi Compute Module 4", "cm4"),
+    ("Raspberry Pi Compute Module 3 Plus", "cm3plus"),
+    ("Raspberry Pi Compute Module 3", "cm3"),
+    ("Raspberry Pi Model B Plus", "pi1bplus"),
+    ("Raspberry Pi Model A Plus", "pi1aplus"),
+    ("Raspberry Pi Model B", "pi1b"),
+)
+MODEL_LABEL = "edgekube.io/model"
+
+
+def pi_model(root: Path = Path("/")) -> str | None:
+    """`pi4b`, `pi5`, ... from the device tree's model string; None when this is not a Raspberry Pi.
+
+    An unknown Pi gets its model string as a label value (`Raspberry Pi 6 Model C Rev 1.0` → `pi6modelc`).
+    """
+    model = _read(str(root / "proc/device-tree/model")) or _read(str(root / "sys/firmware/devicetree/base/model"))
+    if not model.startswith("Raspberry Pi"):
+        return None
+    for prefix, label in PI_MODELS:
+        if model == prefix or model.startswith(prefix + " "):
+            return label
+    name = model.split(" Rev ")[0].removeprefix("Raspberry ")
+    return "".join(c for c in name.lower() if c.isalnum())[:63] or None
+
+
+def model_labels(root: Path = Path("/")) -> dict[str, str]:
+    """The agent's board label (`edgekube.io/model: pi4b`), empty off a Pi; user-given labels override it."""
+    model = pi_model(root)
+    return {MODEL_LABEL: model} if model else {}
+
+
 def architecture() -> str:
     machine = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm"}.get(machine, machine)

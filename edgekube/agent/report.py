@@ -165,6 +165,7 @@ class StatusReporter:
                     "kubernetes.io/hostname": self.node,
                     "kubernetes.io/arch": hostinfo.architecture(),
                     "kubernetes.io/os": "linux",
+                    **hostinfo.model_labels(),
                     **self.labels,
                 },
             },
