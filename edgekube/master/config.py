@@ -41,4 +41,8 @@ class MasterConfig:
     tls_key: str = ""
     #: Prometheus /metrics on this port (0: off): what the master holds of every node's usage (docs/telemetry.md).
     metrics_port: int = 0
+    #: Secrets at rest (docs/config.md): an EncryptionConfiguration (apiserver.config.k8s.io/v1, aesgcm keys) whose
+    #: first provider seals each Secret's data in the store. Empty: <data_dir>/encryption-config.yaml, made with a
+    #: fresh key on first start (0600); keep a copy apart from the SD card, without it the Secrets cannot be read.
+    encryption_config: str = ""
     metrics_address: str = "0.0.0.0"

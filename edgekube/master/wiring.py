@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from pathlib import Path
 
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
@@ -19,6 +20,7 @@ from edgekube.master.config import MasterConfig
 from edgekube.master.nfsshare import NfsShareFs
 from edgekube.model.wire import Presence
 from edgekube.sdnotify import SdNotify
+from edgekube.store.sealed import Keyring, SealedStore, new_key_file
 from edgekube.store.state import TinyStateStore
 
 log = logging.getLogger(__name__)
@@ -52,10 +54,19 @@ def master_bus(config: MasterConfig) -> PahoBus:
     )
 
 
+def keyring(config: MasterConfig) -> Keyring:
+    """The keys that seal Secrets in the store; the default key file is made on first start."""
+    path = Path(config.encryption_config) if config.encryption_config else config.data_dir / "encryption-config.yaml"
+    if not config.encryption_config and not path.exists():
+        new_key_file(path)
+        log.info("made a new Secret encryption key in %s (keep a copy off the SD card)", path)
+    return Keyring.load(path)
+
+
 def build_master(config: MasterConfig) -> Master:
     """A master on the broker and the data directory `config` names, not yet started (call `.start()`)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = CachedStore(TinyStateStore(config.data_dir / "state"))
+    store = CachedStore(SealedStore(TinyStateStore(config.data_dir / "state"), keyring(config)))
     bus = master_bus(config)
     return Master(
         config,
