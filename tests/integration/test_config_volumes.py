@@ -8,6 +8,7 @@ ConfigMap that does not exist waits in ContainerCreating with the kubelet's mess
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +27,9 @@ pytestmark = pytest.mark.integration
 
 
 class Cluster:
-    def __init__(self, master: Master, agent: Agent, client: ApiClient, image: str, volumes: Path) -> None:
-        self.master, self.agent, self.client, self.image, self.volumes = master, agent, client, image, volumes
+    def __init__(self, master: Master, agent: Agent, client: ApiClient, image: str, root: Path) -> None:
+        self.master, self.agent, self.client, self.image = master, agent, client, image
+        self.root, self.volumes = root, root / "config-volumes"
 
     def apply(self, *docs: dict[str, Any]) -> None:
         response = self.client.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(docs)}))
@@ -53,14 +55,13 @@ class Cluster:
 @pytest.fixture
 def cluster(mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str, tmp_path: Path) -> Iterator[Cluster]:
     master = start_master(mosquitto.port, tmp_path / "master")
-    volumes = tmp_path / "config-volumes"
     agent = start_agent(
         mosquitto.port, "node-config", podman_service, tmp_path / "agent", device_dir="", fence_dir="",
-        config_volume_dir=str(volumes),
+        config_volume_dir=str(tmp_path / "config-volumes"),
     )  # fmt: skip
     client = ApiClient(mosquitto.port)
     try:
-        yield Cluster(master, agent, client, demo_image, volumes)
+        yield Cluster(master, agent, client, demo_image, tmp_path)
     finally:
         client.close()
         master.stop()
@@ -117,6 +118,12 @@ def test_a_secret_as_env_and_as_a_file_with_its_mode(cluster: Cluster) -> None:
     assert cluster.exec("db-client", "cat", "/run/creds/pw") == "s3cr3t"
     assert cluster.exec("db-client", "stat", "-L", "-c", "%a", "/run/creds/pw") == "400"
     assert cluster.exec("db-client", "stat", "-L", "-c", "%a", "/run/creds/user") == "440"
+    # Neither the master's store nor the agent's local copy of its desired state holds the value (or its base64).
+    on_disk = b"".join(
+        p.read_bytes() for d in ("master", "agent") for p in (cluster.root / d).rglob("*") if p.is_file()
+    )
+    assert b"s3cr3t" not in on_disk and base64.b64encode(b"s3cr3t") not in on_disk
+    assert (cluster.root / "agent" / "desired.json").exists()
 
 
 def test_a_pod_waits_for_a_missing_config_map_then_starts(cluster: Cluster) -> None:
