@@ -111,11 +111,16 @@ def _container(w: Writer, container: Obj, status: Obj | None, name_indent: str) 
         probe = section(container, key)
         if probe:
             w.field(2, label, probe_text(probe))
+    env_from = items(container, "envFrom")
+    if env_from:
+        w.line(2, "Environment Variables from:")
+        for source in env_from:
+            _env_from(w, source)
     env = items(container, "env")
     if env:
         w.line(2, "Environment:")
         for var in env:
-            w.field(3, str(var.get("name", "")), var.get("value", ""))
+            _env_var(w, var)
     else:
         w.field(2, "Environment", NONE)
     mounts = items(container, "volumeMounts")
@@ -170,10 +175,78 @@ def volume_source(w: Writer, source: Obj) -> bool:
         w.field(2, "Path", host_path.get("path", ""))
         # Kubernetes defaults type to "" (shown empty); <none> only when the field is absent altogether.
         w.field(2, "HostPathType", host_path.get("type", NONE))
-    else:
+    elif not _config_source(w, source):
         w.field(2, "Type", "<unknown>")
         return False
     return True
+
+
+def _env_from(w: Writer, source: Obj) -> None:
+    """As kubectl's describeContainerEnvFrom: `name  ConfigMap[ with prefix 'P_']  Optional: false`."""
+    ref, kind = section(source, "configMapRef"), "ConfigMap"
+    if not ref:
+        ref, kind = section(source, "secretRef"), "Secret"
+    prefix = source.get("prefix")
+    what = f"{kind} with prefix '{prefix}'" if prefix else kind
+    w.cells(3, str(ref.get("name", "")), what, f"Optional: {_bool(ref.get('optional'))}")
+
+
+def _env_var(w: Writer, var: Obj) -> None:
+    """As kubectl's describeContainerEnvVars: a value, or where it comes from (a Secret's value is never shown)."""
+    name, source = f"{var.get('name', '')}:", section(var, "valueFrom")
+    field, resource = section(source, "fieldRef"), section(source, "resourceFieldRef")
+    secret, config_map = section(source, "secretKeyRef"), section(source, "configMapKeyRef")
+    if field:
+        w.cells(3, name, f"({field.get('apiVersion') or 'v1'}:{field.get('fieldPath', '')})")
+    elif resource:
+        w.cells(3, name, f"({resource.get('resource', '')})")
+    elif secret:
+        text = f"<set to the key '{secret.get('key', '')}' in secret '{secret.get('name', '')}'>"
+        w.cells(3, name, text, f"Optional: {_bool(secret.get('optional'))}")
+    elif config_map:
+        text = f"<set to the key '{config_map.get('key', '')}' of config map '{config_map.get('name', '')}'>"
+        w.cells(3, name, text, f"Optional: {_bool(config_map.get('optional'))}")
+    else:
+        w.field(3, str(var.get("name", "")), var.get("value", ""))
+
+
+def _config_source(w: Writer, source: Obj) -> bool:
+    """As kubectl's printConfigMap/Secret/Projected/DownwardAPIVolumeSource; False: not one of them."""
+    config_map, secret = source.get("configMap"), source.get("secret")
+    projected, downward = source.get("projected"), source.get("downwardAPI")
+    if isinstance(config_map, dict):
+        w.field(2, "Type", "ConfigMap (a volume populated by a ConfigMap)")
+        w.field(2, "Name", config_map.get("name", ""))
+        w.field(2, "Optional", _bool(config_map.get("optional")))
+    elif isinstance(secret, dict):
+        w.field(2, "Type", "Secret (a volume populated by a Secret)")
+        w.field(2, "SecretName", secret.get("secretName", ""))
+        w.field(2, "Optional", _bool(secret.get("optional")))
+    elif isinstance(projected, dict):
+        w.field(2, "Type", "Projected (a volume that contains injected data from multiple sources)")
+        for item in projected.get("sources") or ():
+            if isinstance(item.get("secret"), dict):
+                w.field(2, "SecretName", item["secret"].get("name", ""))
+                w.field(2, "SecretOptionalName", _optional(item["secret"].get("optional")))
+            elif isinstance(item.get("configMap"), dict):
+                w.field(2, "ConfigMapName", item["configMap"].get("name", ""))
+                w.field(2, "ConfigMapOptional", _optional(item["configMap"].get("optional")))
+            elif "downwardAPI" in item:
+                w.field(2, "DownwardAPI", "true")
+    elif isinstance(downward, dict):
+        w.line(2, "Type:    DownwardAPI (a volume populated by information about the pod)")
+        w.line(2, "Items:")
+        for item in downward.get("items") or ():
+            ref = item.get("fieldRef") or item.get("resourceFieldRef") or {}
+            w.line(3, f"{ref.get('fieldPath') or ref.get('resource', '')} -> {item.get('path', '')}")
+    else:
+        return False
+    return True
+
+
+def _optional(value: object) -> str:
+    """Go's %v of a *bool, as kubectl prints a projected source's optional: <nil> when unset."""
+    return "<nil>" if value is None else _bool(value)
 
 
 def _bool(value: object) -> str:
