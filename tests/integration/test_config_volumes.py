@@ -148,3 +148,20 @@ def test_a_pod_waits_for_a_missing_config_map_then_starts(cluster: Cluster) -> N
     cluster.apply(config_map("late", ready="yes"))
     cluster.running("waiter")
     assert cluster.exec("waiter", "cat", "/etc/app/ready") == "yes"
+
+
+def test_the_config_example_runs_and_its_log_follows_a_config_map_change(cluster: Cluster) -> None:
+    """examples/config-pod.yaml as the README shows it: applied, Running, its log follows the ConfigMap."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "config-pod.yaml"
+    response = cluster.client.apply(example.read_text())
+    assert response.ok, response.error
+    cluster.running("settings")
+    assert cluster.exec("settings", "cat", "/etc/podinfo/labels") == 'app="settings"'
+    assert cluster.exec("settings", "stat", "-L", "-c", "%a", "/run/secrets/db/password") == "400"
+    wait_for("the greeting in the log", lambda: "hello (db password is 9 characters)" in _logs(cluster))
+    cluster.apply(config_map("settings", greeting="bonjour"))
+    wait_for("the new greeting in the log", lambda: "bonjour (db password is 9 characters)" in _logs(cluster))
+
+
+def _logs(cluster: Cluster) -> str:
+    return cluster.client.logs("settings").text or ""
