@@ -5,10 +5,10 @@ Run: .venv/bin/python benchmarks/agent_cost.py [--pods 10,50] [--trials N] [--wi
 Mosquitto, a Podman service on a store of its own and the busybox demo image. The test plays the master: it
 publishes the node's desired state (retained) with P idle pods; one agent creates them, then every trial starts a
 fresh `edgekube agent` process on that node (it adopts the running pods), lets it settle, and measures it over a
-window of S seconds:
+window of S seconds (from `--warmup` seconds after its first heartbeat):
   CPU      utime + stime of the agent process over the window (/proc/<pid>/stat), as % of one core
   RSS      VmRSS at the end of the window (/proc/<pid>/status)
-  writes   write_bytes of the agent process over the window (/proc/<pid>/io: bytes that reached the block layer),
+  writes   write_bytes of the agent process over the window (/proc/<pid>/io: page-cache pages it dirtied),
            scaled to bytes per hour (goal: 0 — telemetry keeps its history in memory)
   podman   CPU of the Podman API service over the same window (the stats calls are served there)
 Three configurations, each its own processes, trials interleaved (the order rotates each trial):
@@ -19,7 +19,9 @@ Three configurations, each its own processes, trials interleaved (the order rota
 Everything else is the agent's defaults (heartbeats every 0.5 s, resync every 2 s, node health every 10 s,
 /metrics off). The agents run with PYTHONDONTWRITEBYTECODE=1: in a development tree a process may rewrite a stale
 .pyc while measured, which is no write of the agent's (an installed wheel ships its bytecode).
-`--quick` (a few minutes): one trial of 20 s per configuration and pod count.
+Only steady state counts: a window in which the agent re-created pods (their spec hash changed, e.g. the code under
+measure was edited between two trials) is measured again. `--quick` (a few minutes): one trial of 20 s per
+configuration and pod count.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class Bench:
         self.generation = 0
         self.epoch = uuid.uuid4().hex
         self.reports = 0
+        self.heartbeats = 0
 
     def start(self) -> None:
         self.broker.start()
@@ -119,11 +122,15 @@ class Bench:
         ensure_demo_image(self.service)
         self.master = PahoBus(BusConfig(port=self.broker.port, client_id="bench-master"))
         self.master.subscribe(topics.node_metrics(NODE), self._on_metrics, qos=0)
+        self.master.subscribe(topics.node_heartbeat(NODE), self._on_heartbeat, qos=0)
         self.master.start(wait=10)
         self.runtime = PodmanRuntime(self.service.url, NODE)
 
     def _on_metrics(self, _msg: Any) -> None:
         self.reports += 1
+
+    def _on_heartbeat(self, _msg: Any) -> None:
+        self.heartbeats += 1
 
     def want(self, count: int) -> None:
         self.generation += 1
@@ -164,22 +171,47 @@ class Bench:
         finally:
             stop(proc)
 
+    def pod_ids(self) -> dict[str, str]:
+        return {p.uid: p.pod_id for p in self.runtime.list_pods()}
+
     def trial(self, pods: int, config: str, window: float, warmup: float) -> Trial:
+        """One measured window; measured again if the agent re-created pods in it (only steady state counts)."""
+        for _ in range(3):
+            trial = self._measure(pods, config, window, warmup)
+            if trial is not None:
+                return trial
+            print(f"note: pods were re-created during a {config} trial at {pods} pods; measuring it again")
+        raise SystemExit(f"FAILED: pods re-created in every {config} trial; see {self.work}/agent-{config}.log")
+
+    def _measure(self, pods: int, config: str, window: float, warmup: float) -> Trial | None:
         proc = self.agent(config)
         # The Podman service object keeps its process private; the benchmark needs only its pid.
         service_pid = self.service._process.pid if self.service._process else 0
         try:
+            # Up (imported, connected: its first heartbeat), then `warmup` more: start-up is not measured.
+            beats, deadline = self.heartbeats, time.monotonic() + 60
+            while self.heartbeats == beats and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
             time.sleep(warmup)
+            deadline = time.monotonic() + 300
+            while self.running() < pods:  # e.g. the agent re-creates pods whose spec hash changed
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             if proc.poll() is not None:
                 raise SystemExit(f"FAILED: the agent exited ({proc.returncode}); see {self.work}/agent-{config}.log")
+            ids = self.pod_ids()
             cpu0, io0, podman0 = cpu_seconds(proc.pid), write_bytes(proc.pid), cpu_seconds(service_pid)
             reports0, start = self.reports, time.monotonic()
             time.sleep(window)
             took = time.monotonic() - start
             cpu1, io1, podman1 = cpu_seconds(proc.pid), write_bytes(proc.pid), cpu_seconds(service_pid)
             rss = rss_mb(proc.pid)
+            steady = self.pod_ids() == ids and self.running() == pods
         finally:
             stop(proc)
+        if not steady:
+            return None
         return Trial(
             pods=pods, config=config, cpu_percent=100 * (cpu1 - cpu0) / took, rss_mb=rss,
             write_bytes_per_hour=(io1 - io0) * 3600 / took, podman_percent=100 * (podman1 - podman0) / took,
