@@ -89,8 +89,11 @@ class BusSession:
 
     def call(self, request: ApiRequest, timeout: float | None = None) -> ApiResponse:
         wait = self.timeout if timeout is None else timeout
-        # Reads go to the read-only topic, so an identity the broker lets only read (a viewer) can send them.
-        topic = topics.API_READ if request.verb in READ_VERBS else topics.API_REQUEST
+        # Reads go to the read-only topic, so an identity the broker lets only read (a viewer) can send them; Secrets
+        # are read only where writers may send (the master refuses them on the read-only topic, as Kubernetes' view
+        # role does).
+        read_only = request.verb in READ_VERBS and request.kind != "Secret"
+        topic = topics.API_READ if read_only else topics.API_REQUEST
         reply = self._connect().request(topic, request.encode(), timeout=wait)
         return ApiResponse.decode(reply.payload, what="answer from the master")
 

@@ -80,6 +80,13 @@ class Requests:
             )
             self.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
             return
+        if req.kind == "Secret":  # as Kubernetes' `view` ClusterRole: viewers read everything but Secrets
+            problem = ValidationError(
+                f'secrets is forbidden: {topics.API_READ} cannot {req.verb.value} resource "secrets"',
+                hint=f"Secrets are read on {topics.API_REQUEST}, with an identity allowed to write",
+            )
+            self.reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(problem)))
+            return
         self.on_api(msg, req)
 
     def on_api(self, msg: Message, req: ApiRequest | None = None) -> None:

@@ -12,16 +12,22 @@ import base64
 import functools
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edgekube.bus import topics
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.configdata import ConfigResolver, format_map, uses_config
 from edgekube.master.dispatch import Dispatcher, VolumeResolver
 from edgekube.model.config import CONFIG_KEY, ResolvedConfig
+from edgekube.model.wire import ApiRequest, ApiResponse, Verb
 from edgekube.store.state import TinyStateStore
+from tests.support.apiserver import Clock
+from tests.support.membus import MemoryBroker
+from tests.unit.test_master_loop import Cluster
 
 
 @pytest.fixture
@@ -178,3 +184,25 @@ def test_dispatch_sends_new_values_when_a_config_map_changes_and_only_to_the_pod
     apply(store, secret("creds", pw="changed"))
     [update] = dispatcher.flush(["n1", "n2"])
     assert update.node == "n1" and update.pods[0][CONFIG_KEY]["env"] == {"app": {"PW": "changed"}}
+
+
+def test_viewers_read_everything_but_secrets_on_the_read_only_topic(tmp_path: Path) -> None:
+    """As Kubernetes' `view` ClusterRole: api/read serves get and list of ConfigMaps, not of Secrets."""
+    cluster = Cluster(tmp_path, TinyStateStore(None), MemoryBroker(inline=True), Clock())
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": [cm("c", a="1"), secret("s", pw="x")]})
+    assert cluster.api(verb=Verb.APPLY, manifest=manifest).ok
+
+    def read(kind: str, verb: Verb) -> ApiResponse:
+        request = ApiRequest(verb=verb, kind=kind, namespace="default", name="s" if verb is Verb.GET else None)
+        cluster.send(topics.API_READ, request.encode(), response_topic=READ_REPLY)
+        return ApiResponse.decode(cluster.broker.published(READ_REPLY)[-1].payload)
+
+    assert read("ConfigMap", Verb.LIST).ok
+    for verb in (Verb.GET, Verb.LIST):
+        answer = read("Secret", verb)
+        assert not answer.ok and answer.error is not None
+        assert answer.error.message.startswith("secrets is forbidden: edgekube/v1/api/read cannot")
+    assert cluster.api(verb=Verb.GET, kind="Secret", namespace="default", name="s").ok  # the writers' topic
+
+
+READ_REPLY = "edgekube/v1/clients/viewer/reply"
