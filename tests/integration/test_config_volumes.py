@@ -77,17 +77,22 @@ def config_map(name: str, **data: str) -> dict[str, Any]:
 def test_a_config_map_update_reaches_a_running_pods_file_but_not_its_env(cluster: Cluster) -> None:
     container = {
         "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "greeting"}}}],
-        "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}],
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/app"},
+            {"name": "config", "mountPath": "/greeting.txt", "subPath": "greeting"},
+        ],
     }
     pod = cluster.pod("reader", container, [{"name": "config", "configMap": {"name": "app-config"}}])
     cluster.apply(config_map("app-config", greeting="hello"), pod)
     started = cluster.running("reader")
     assert cluster.exec("reader", "cat", "/etc/app/greeting") == "hello"
     assert cluster.exec("reader", "sh", "-c", "echo $GREETING") == "hello"
+    assert cluster.exec("reader", "cat", "/greeting.txt") == "hello"
 
     cluster.apply(config_map("app-config", greeting="bonjour"))
     wait_for("the new content in the file", lambda: cluster.exec("reader", "cat", "/etc/app/greeting") == "bonjour")
     assert cluster.exec("reader", "sh", "-c", "echo $GREETING") == "hello"  # env waits for a restart
+    assert cluster.exec("reader", "cat", "/greeting.txt") == "hello"  # a subPath file does not follow (as Kubernetes)
     after = cluster.client.pod("reader")
     assert after["metadata"]["uid"] == started["metadata"]["uid"]
     assert after["status"]["containerStatuses"][0]["restartCount"] == 0

@@ -276,11 +276,19 @@ def _mode(path: Path) -> int | None:
 
 
 def sub_dir(volume: str, root: str, sub: str) -> str:
-    """`root/sub`, created (0755) if missing as the kubelet does; FailedMount if it escapes `root` by a symlink."""
+    """`root/sub`, created (0755) if missing as the kubelet does; FailedMount if it escapes `root` by a symlink.
+
+    An existing file is bound as it is (a config volume's key mounted by subPath, e.g. one nginx.conf).
+    """
     if not sub:
         return root
     target = os.path.join(root, sub)
     try:
+        if os.path.isfile(target):
+            real_root, real = os.path.realpath(root), os.path.realpath(target)
+            if not real.startswith(real_root.rstrip("/") + "/"):
+                raise failed_mount(volume, f"subPath {sub!r} resolves to {real}, outside the volume {root}")
+            return target
         os.makedirs(target, mode=0o755, exist_ok=True)
         real_root, real = os.path.realpath(root), os.path.realpath(target)
     except OSError as exc:
