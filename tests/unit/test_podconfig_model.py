@@ -1,4 +1,4 @@
-"""Pod fields that read ConfigMaps, Secrets and the pod: env valueFrom/envFrom and config volumes (Kubernetes' rules)."""
+"""Pod fields reading ConfigMaps, Secrets and the pod: env valueFrom/envFrom and config volumes (Kubernetes' rules)."""
 
 from __future__ import annotations
 
