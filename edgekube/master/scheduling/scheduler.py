@@ -16,9 +16,10 @@ import json
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from edgekube.master.scheduling.topology import NO_PODS, BoundPod, Topology, TopologyState
+from edgekube.master.scheduling.topology import NO_PODS, BoundPod, Topology, TopologyState, kinds_of
 from edgekube.model.affinity import Affinity, NodeSelector, PreferredSchedulingTerm, TopologySpreadConstraint
 from edgekube.model.names import NodeName
 from edgekube.model.node import DEFAULT_MAX_PODS
@@ -75,6 +76,11 @@ class NodeView:
     def bound_pods(self) -> Iterable[BoundPod]:
         yield from self.pods.values()
         yield from self.added
+
+    @cached_property
+    def kinds(self) -> dict[Hashable, tuple[BoundPod, int]]:
+        """The bound pods by kind (scheduling.topology), worked out once per view: binding makes a new view."""
+        return kinds_of(self.bound_pods())
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,7 @@ class Request:
     def bound(self) -> BoundPod:
         """What this pod looks like to the pods scheduled after it."""
         anti = self.topology.anti if self.topology is not None else ()
-        return BoundPod(self.namespace, self.labels, anti)
+        return BoundPod(self.namespace, self.labels, anti, self.affinity_key)
 
 
 def _affinity_fields(affinity: Affinity | None, spread: list[TopologySpreadConstraint]) -> dict[str, Any]:

@@ -8,11 +8,12 @@ every node's bound pods (O(pods)), and then answers per node in O(terms): kube-s
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from edgekube.model.affinity import Affinity, PodAffinityTerm, TopologySpreadConstraint, WeightedPodAffinityTerm
 from edgekube.model.labels import Selector
@@ -36,12 +37,62 @@ NO_PODS: Mapping[Any, BoundPod] = MappingProxyType({})
 _Pair = tuple[str, str]
 
 
-class BoundPod(NamedTuple):
-    """What placement needs of a pod already on a node: its namespace, labels and required anti-affinity."""
+class BoundPod:
+    """What placement needs of a pod already on a node: its namespace, labels and required anti-affinity.
 
-    namespace: str
-    labels: Mapping[str, str]
-    anti: tuple[PodAffinityTerm, ...] = ()
+    `ident` is equal for pods that look alike to affinity (replicas of one template): TopologyState judges each
+    such group once per node. It is computed on first use, so clusters without affinity never pay for it.
+    """
+
+    __slots__ = ("_ident", "anti", "anti_key", "labels", "namespace")
+
+    def __init__(
+        self, namespace: str, labels: Mapping[str, str], anti: tuple[PodAffinityTerm, ...] = (), anti_key: str = ""
+    ) -> None:
+        self.namespace = namespace
+        self.labels = labels
+        self.anti = anti
+        #: Equal for equal anti-affinity terms (the pod's stored affinity as canonical JSON); computed if not given.
+        self.anti_key = anti_key
+        self._ident: Hashable | None = None
+
+    @property
+    def ident(self) -> Hashable:
+        if self._ident is None:
+            key = self.anti_key
+            if self.anti and not key:
+                key = json.dumps([t.to_dict() for t in self.anti], sort_keys=True)
+            self._ident = (self.namespace, frozenset(self.labels.items()), key)
+        return self._ident
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """How one kind of bound pod bears on the pod being placed (computed once per kind)."""
+
+    all_affinity: bool
+    anti: tuple[bool, ...]
+    existing_anti_keys: tuple[str, ...]
+    preferred: tuple[tuple[str, int], ...]
+    hard: tuple[bool, ...]
+    soft: tuple[bool, ...]
+    #: False when the kind bears on nothing (most pods, for most constraints): then it is skipped at once.
+    relevant: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        relevant = self.all_affinity or self.existing_anti_keys or self.preferred
+        object.__setattr__(self, "relevant", bool(relevant or any(self.anti) or any(self.hard) or any(self.soft)))
+
+
+def kinds_of(pods: Iterable[BoundPod]) -> dict[Hashable, tuple[BoundPod, int]]:
+    """Bound pods grouped by `ident`: one sample of each kind and how many there are."""
+    counts: Counter[Hashable] = Counter()
+    sample: dict[Hashable, BoundPod] = {}
+    for pod in pods:
+        ident = pod.ident
+        counts[ident] += 1
+        sample.setdefault(ident, pod)
+    return {ident: (sample[ident], n) for ident, n in counts.items()}
 
 
 @dataclass(frozen=True)
@@ -96,7 +147,8 @@ class TopologyState:
         self.anti: tuple[PodAffinityTerm, ...] = topo.anti if topo else ()
         self.affinity_counts: Counter[_Pair] = Counter()
         self.anti_counts: Counter[_Pair] = Counter()
-        self.existing_anti: set[_Pair] = set()
+        #: topologyKey → the values (domains) where an existing pod's required anti-affinity refuses this pod.
+        self.existing_anti: dict[str, set[str]] = {}
         self.preferred: Counter[_Pair] = Counter()
         hard = [c for c in topo.spread if c.when_unsatisfiable == "DoNotSchedule"] if topo else []
         soft = [c for c in topo.spread if c.when_unsatisfiable == "ScheduleAnyway"] if topo else []
@@ -106,35 +158,26 @@ class TopologyState:
         soft_keys = [c.topology_key for c in soft]
         preferred = [(t.weight, t.pod_affinity_term) for t in (topo.preferred if topo else ())]
         preferred += [(-t.weight, t.pod_affinity_term) for t in (topo.preferred_anti if topo else ())]
+        self._preferred_terms = preferred
         ns = req.namespace
+        verdicts: dict[Hashable, _Verdict] = {}
         for node in nodes:
             labels = node.labels
-            counts_hard = self.hard and eligible(node) and all(k in labels for k in hard_keys)
-            counts_soft = self.soft and eligible(node) and all(k in labels for k in soft_keys)
+            counts_hard = bool(self.hard) and eligible(node) and all(k in labels for k in hard_keys)
+            counts_soft = bool(self.soft) and eligible(node) and all(k in labels for k in soft_keys)
             if counts_hard:
                 for s in self.hard:
                     s.counts[labels[s.constraint.topology_key]] += 0
             if counts_soft:
                 for s in self.soft:
                     s.counts[labels[s.constraint.topology_key]] += 0
-            for pod in node.bound_pods():
-                if self.affinity and all(t.matches(pod.namespace, pod.labels, ns) for t in self.affinity):
-                    for t in self.affinity:
-                        if t.topology_key in labels:
-                            self.affinity_counts[t.topology_key, labels[t.topology_key]] += 1
-                for t in self.anti:
-                    if t.topology_key in labels and t.matches(pod.namespace, pod.labels, ns):
-                        self.anti_counts[t.topology_key, labels[t.topology_key]] += 1
-                for t in pod.anti:
-                    if t.topology_key in labels and t.matches(ns, req.labels, pod.namespace):
-                        self.existing_anti.add((t.topology_key, labels[t.topology_key]))
-                for weight, t in preferred:
-                    if t.topology_key in labels and t.matches(pod.namespace, pod.labels, ns):
-                        self.preferred[t.topology_key, labels[t.topology_key]] += weight
-                if counts_hard:
-                    self._count(self.hard, pod, labels)
-                if counts_soft:
-                    self._count(self.soft, pod, labels)
+            # Pods that look alike (replicas) are judged once, and counted per node by kind.
+            for ident, (pod, count) in node.kinds.items():
+                verdict = verdicts.get(ident)
+                if verdict is None:
+                    verdict = verdicts[ident] = self._judge(pod)
+                if verdict.relevant:
+                    self._apply(verdict, count, labels, counts_hard, counts_soft)
         # The first pod of a group whose affinity selects itself may go anywhere (kube-scheduler's special case).
         self.first_of_group = not self.affinity_counts and all(t.matches(ns, req.labels, ns) for t in self.affinity)
 
@@ -143,10 +186,44 @@ class TopologyState:
         own = int(selector is not None and selector.matches(self.req.labels))
         return _Spread(constraint, selector, Counter(), own)
 
-    def _count(self, spreads: list[_Spread], pod: BoundPod, labels: Mapping[str, str]) -> None:
-        for s in spreads:
-            if s.selector is not None and pod.namespace == self.req.namespace and s.selector.matches(pod.labels):
-                s.counts[labels[s.constraint.topology_key]] += 1
+    def _judge(self, pod: BoundPod) -> _Verdict:
+        ns, req = self.req.namespace, self.req
+
+        def counted(s: _Spread) -> bool:
+            return s.selector is not None and pod.namespace == ns and s.selector.matches(pod.labels)
+
+        return _Verdict(
+            all_affinity=bool(self.affinity) and all(t.matches(pod.namespace, pod.labels, ns) for t in self.affinity),
+            anti=tuple(t.matches(pod.namespace, pod.labels, ns) for t in self.anti),
+            existing_anti_keys=tuple(t.topology_key for t in pod.anti if t.matches(ns, req.labels, pod.namespace)),
+            preferred=tuple(
+                (t.topology_key, weight)
+                for weight, t in self._preferred_terms
+                if t.matches(pod.namespace, pod.labels, ns)
+            ),
+            hard=tuple(counted(s) for s in self.hard),
+            soft=tuple(counted(s) for s in self.soft),
+        )
+
+    def _apply(self, v: _Verdict, count: int, labels: Mapping[str, str], hard: bool, soft: bool) -> None:
+        if v.all_affinity:
+            for t in self.affinity:
+                if t.topology_key in labels:
+                    self.affinity_counts[t.topology_key, labels[t.topology_key]] += count
+        for t, hit in zip(self.anti, v.anti, strict=True):
+            if hit and t.topology_key in labels:
+                self.anti_counts[t.topology_key, labels[t.topology_key]] += count
+        for key in v.existing_anti_keys:
+            if key in labels:
+                self.existing_anti.setdefault(key, set()).add(labels[key])
+        for key, weight in v.preferred:
+            if key in labels:
+                self.preferred[key, labels[key]] += weight * count
+        for spreads, hits, counting in ((self.hard, v.hard, hard), (self.soft, v.soft, soft)):
+            if counting:
+                for s, hit in zip(spreads, hits, strict=True):
+                    if hit:
+                        s.counts[labels[s.constraint.topology_key]] += count
 
     def reason(self, node: NodeView) -> str | None:
         """PodTopologySpread's then InterPodAffinity's filter: None when the node passes both."""
@@ -167,7 +244,7 @@ class TopologyState:
         for t in self.anti:
             if t.topology_key in labels and self.anti_counts[t.topology_key, labels[t.topology_key]] > 0:
                 return NOT_ANTI_AFFINITY
-        if any(labels.get(key) == value for key, value in self.existing_anti):
+        if any(labels.get(key) in values for key, values in self.existing_anti.items()):
             return NOT_EXISTING_ANTI_AFFINITY
         return None
 

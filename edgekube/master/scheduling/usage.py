@@ -80,7 +80,7 @@ class NodeUsage:
         usage.add(req, 1)
         # Labels can change after scheduling (the request is cached per uid): take them from the pod itself.
         anti = req.topology.anti if req.topology is not None else ()
-        usage.members[key] = BoundPod(key[0], pod["metadata"].get("labels") or {}, anti)
+        usage.members[key] = BoundPod(key[0], pod["metadata"].get("labels") or {}, anti, req.affinity_key)
         usage.anti += bool(anti)
         self._counted[key] = (node, req)
 
