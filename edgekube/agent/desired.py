@@ -58,14 +58,24 @@ class DesiredState:
         return state
 
     def offer(self, message: NodeDesired, raw: bytes) -> bool:
-        """Take a newer desired state; duplicates and stale generations (same epoch) return False."""
+        """Take a newer desired state; duplicates and stale generations (same epoch) return False.
+
+        The generation loaded from disk is taken again when it came without its Secret values (without_secrets):
+        the master's retained copy of it has them.
+        """
         if message.epoch == self.epoch and message.generation <= self.generation:
-            return False
+            if not (message.generation == self.generation and self._without_secrets()):
+                return False
+            self._adopt(message)
+            return True  # the local copy already holds this generation (without the values)
         self._adopt(message)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(self.path, without_secrets(raw))
         return True
+
+    def _without_secrets(self) -> bool:
+        return any(d.config is not None and d.config.waiting == SECRETS_NOT_KEPT for d in self.pods)
 
     def _adopt(self, message: NodeDesired) -> None:
         pods: list[DesiredPod] = []

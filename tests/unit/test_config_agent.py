@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from edgekube.agent.configfiles import DATA_DIR, AtomicWriter, ConfigFiles
-from edgekube.agent.desired import SECRETS_NOT_KEPT, without_secrets
+from edgekube.agent.desired import SECRETS_NOT_KEPT, DesiredState, without_secrets
 from edgekube.model.config import CONFIG_KEY, ProjectedFile, ResolvedConfig
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.wire import NodeDesired
 
 
 def f(path: str, text: str, mode: int = 0o644) -> ProjectedFile:
@@ -140,3 +141,25 @@ def test_the_local_copy_of_the_desired_state_never_holds_secret_values() -> None
     assert pods[0][CONFIG_KEY] == {"waiting": SECRETS_NOT_KEPT, "reason": "CreateContainerConfigError", "secret": True}
     assert pods[1] == plain_pod
     assert without_secrets(b'{"pods":[]}') == b'{"pods":[]}'
+
+
+def test_a_node_restarted_from_its_local_copy_takes_the_same_generation_again_for_its_secret_values(
+    tmp_path: Path,
+) -> None:
+    """The local copy lacks Secret values; the master's retained message of that generation brings them back."""
+    pod = pod_with_config().to_dict()
+    pod[CONFIG_KEY] = ResolvedConfig(env={"app": {"X": "hunter2"}}, files={"cfg": [f("k", "v")]}, secret=True).to_dict()
+    message = NodeDesired(node="n1", generation=3, epoch="e", pods=[pod])
+    first = DesiredState(path=tmp_path / "desired.json")
+    assert first.offer(message, message.encode())
+    assert b"hunter2" not in (tmp_path / "desired.json").read_bytes()
+
+    rebooted = DesiredState.load(tmp_path / "desired.json")
+    [waiting] = rebooted.pods
+    assert waiting.config is not None and waiting.config.waiting == SECRETS_NOT_KEPT
+    assert rebooted.offer(message, message.encode())  # the same generation, now with its values
+    [ready] = rebooted.pods
+    assert ready.config is not None and ready.config.env == {"app": {"X": "hunter2"}}
+    assert ready.spec_hash == waiting.spec_hash  # the running pod is kept
+    assert not rebooted.offer(message, message.encode())  # and then a duplicate is a duplicate again
+    assert b"hunter2" not in (tmp_path / "desired.json").read_bytes()
