@@ -20,6 +20,7 @@ from edgekube.agent.app import Agent
 from edgekube.local.broker import Mosquitto
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
+from edgekube.model.errors import EdgekubeError
 from edgekube.model.names import PodUID
 from tests.support.cluster import ApiClient, start_agent, start_master, wait_for
 
@@ -60,14 +61,15 @@ def cluster(mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str
         config_volume_dir=str(tmp_path / "config-volumes"),
     )  # fmt: skip
     client = ApiClient(mosquitto.port)
+    cluster = Cluster(master, agent, client, demo_image, tmp_path)
     try:
-        yield Cluster(master, agent, client, demo_image, tmp_path)
+        yield cluster
     finally:
         client.close()
         master.stop()
-        for pod in agent.runtime.list_pods():
-            agent.runtime.remove_pod(pod.uid, 0)
-        agent.stop()
+        for pod in cluster.agent.runtime.list_pods():
+            cluster.agent.runtime.remove_pod(pod.uid, 0)
+        cluster.agent.stop()
 
 
 def config_map(name: str, **data: str) -> dict[str, Any]:
@@ -170,3 +172,31 @@ def test_the_config_example_runs_and_its_log_follows_a_config_map_change(cluster
 
 def _logs(cluster: Cluster) -> str:
     return cluster.client.logs("settings").text or ""
+
+
+def test_after_a_node_reboot_a_pod_using_a_secret_runs_again_with_its_value(
+    cluster: Cluster, mosquitto: Mosquitto, podman_service: PodmanService
+) -> None:
+    """The agent's disk has no Secret values; the master's retained desired state gives them back after a reboot."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"}, "stringData": {"t": "abc123"}}
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "token", "key": "t"}}}]
+    cluster.apply(secret, cluster.pod("worker", {"env": env}, []))
+    cluster.running("worker")
+    cluster.agent.stop()
+    for pod in cluster.agent.runtime.list_pods():  # the reboot took the containers
+        cluster.agent.runtime.remove_pod(pod.uid, 0)
+    assert b"abc123" not in (cluster.root / "agent" / "desired.json").read_bytes()
+    cluster.agent = start_agent(
+        mosquitto.port, "node-config", podman_service, cluster.root / "agent", device_dir="", fence_dir="",
+        config_volume_dir=str(cluster.volumes),
+    )  # fmt: skip
+    wait_for("its token", lambda: _try_exec(cluster, "worker", "sh", "-c", "echo $TOKEN") == "abc123")
+
+
+def _try_exec(cluster: Cluster, name: str, *command: str) -> str:
+    uid = PodUID(cluster.client.pod(name)["metadata"]["uid"])
+    try:
+        code, out = cluster.agent.runtime.exec(uid, "app", list(command), timeout=10)
+    except EdgekubeError:  # not created, or not started, yet
+        return ""
+    return out.strip() if code == 0 else ""
