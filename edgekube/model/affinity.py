@@ -224,28 +224,31 @@ class LabelSelectorRequirement(K8sModel):
 
 
 class LabelSelector(K8sModel):
-    """metav1.LabelSelector as used by affinity terms and spread constraints (checked by LabelSelectorAsSelector)."""
+    """metav1.LabelSelector as used by affinity terms and spread constraints.
+
+    Checked by the object holding it (`errors`), so that its problems are reported beside the holder's own.
+    """
 
     match_labels: dict[str, str] = Field(default_factory=dict)
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
-    _selector: Selector = PrivateAttr(default_factory=Selector)
+    _selector: Selector | None = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _compile(self) -> LabelSelector:
-        exprs = [e.model_dump() for e in self.match_expressions]
-        errs = check_labels(self.match_labels, "matchLabels")
-        for i, expr in enumerate(exprs):
-            errs += _expression_errors(expr, f"matchExpressions[{i}]")
-        _raise(errs)
-        self._selector = Selector.from_match_labels(self.match_labels, exprs, path="")
-        return self
+    def errors(self, path: str) -> list[str]:
+        """ValidateLabelSelector's rules (LabelSelectorAsSelector's checks), every problem at `path`."""
+        errs = check_labels(self.match_labels, f"{path}.matchLabels")
+        for i, expr in enumerate(self.match_expressions):
+            errs += _expression_errors(expr.model_dump(), f"{path}.matchExpressions[{i}]")
+        return errs
 
     @property
     def selector(self) -> Selector:
+        if self._selector is None:
+            exprs = [e.model_dump() for e in self.match_expressions]
+            self._selector = Selector.from_match_labels(self.match_labels, exprs, path="")
         return self._selector
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return self._selector.matches(labels)
+        return self.selector.matches(labels)
 
 
 class PodAffinityTerm(K8sModel):
@@ -258,8 +261,12 @@ class PodAffinityTerm(K8sModel):
 
     @model_validator(mode="after")
     def _rules(self) -> PodAffinityTerm:
-        """validatePodAffinityTerm: namespace names, topologyKey required and a valid label name."""
+        """validatePodAffinityTerm: selectors, namespace names, topologyKey required and a valid label name."""
         errs: list[str] = []
+        if self.label_selector is not None:
+            errs += self.label_selector.errors("labelSelector")
+        if self.namespace_selector is not None:
+            errs += self.namespace_selector.errors("namespaceSelector")
         for name in self.namespaces:
             errs += [f"namespace: Invalid value: {_q(name)}: {m}" for m in _dns_label_errors(name)]
         if not self.topology_key:
@@ -328,7 +335,7 @@ class TopologySpreadConstraint(K8sModel):
         ValidateMaxSkew, ValidateTopologyKey, ValidateWhenUnsatisfiable, validateMinDomains and
         validateMatchLabelKeysInTopologySpread.
         """
-        errs: list[str] = []
+        errs = self.label_selector.errors("labelSelector") if self.label_selector is not None else []
         if self.max_skew <= 0:
             errs.append(f"maxSkew: Invalid value: {self.max_skew}: must be greater than zero")
         if not self.topology_key:

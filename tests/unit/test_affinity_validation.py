@@ -406,3 +406,13 @@ def test_empty_operator_is_stored_as_equal() -> None:
         {"containers": [{"name": "c", "image": "busybox"}], "tolerations": [{"key": "k", "operator": "", "value": "v"}]}
     )
     assert spec.tolerations[0].operator == "Equal"
+
+
+def test_a_bad_selector_and_an_empty_topology_key_are_both_reported() -> None:
+    """validatePodAffinityTerm appends ValidatePodAffinityTermSelector's errors and then topologyKey's."""
+    selector = {"matchExpressions": [{"key": "app", "operator": "Bogus"}]}
+    found = problems(affinity=anti(labelSelector=selector, topologyKey=""))
+    assert [p.split(":")[0] for p in found[:2]] == [
+        f"{ANTI}.labelSelector.matchExpressions[0].operator",
+        f"{ANTI}.topologyKey",
+    ]
