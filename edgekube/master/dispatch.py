@@ -8,6 +8,7 @@ their storage).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,12 +18,14 @@ from edgekube.master.configdata import ConfigResolver, uses_config
 from edgekube.master.controllers.base import StoreView
 from edgekube.master.controllers.volumes import facts
 from edgekube.model import jsoncodec
-from edgekube.model.config import CONFIG_KEY
+from edgekube.model.config import CONFIG_KEY, WAIT_ENV, ResolvedConfig
 from edgekube.model.errors import NotFoundError
 from edgekube.model.storage import RESOLVED_VOLUMES_KEY, AccessMode, NfsServer, ResolvedVolume
 from edgekube.model.taints import TAINT_NOT_READY, TAINT_UNREACHABLE
 from edgekube.model.types import Obj
-from edgekube.model.wire import NodeDesired
+from edgekube.model.wire import MAX_PAYLOAD_BYTES, NodeDesired
+
+log = logging.getLogger(__name__)
 
 #: What a desired pod's volume sources were read from: ("claim", namespace, name) or ("volume", "", name).
 Dep = tuple[str, str, str]
@@ -104,6 +107,20 @@ def resolved(claim: Mapping[str, Any], volume: Mapping[str, Any], *, read_only: 
     )
 
 
+#: The most a pod with its resolved ConfigMaps/Secrets may take of its node's desired-state message (one MQTT
+#: message of at most wire.MAX_PAYLOAD_BYTES, which agents refuse beyond): a pod over it waits, saying why.
+CONFIG_BUDGET = MAX_PAYLOAD_BYTES // 2
+
+
+def too_big(size: int) -> Obj:
+    """The configData of a pod whose values do not fit its node's message: it waits with the reason."""
+    why = (
+        f"the ConfigMap/Secret values this pod uses take {size} bytes of its node's desired state, over the "
+        f"{CONFIG_BUDGET}-byte share a pod may have"
+    )
+    return ResolvedConfig(waiting=why, reason=WAIT_ENV).to_dict()
+
+
 def _fragment(desired: Obj) -> str:
     return jsoncodec.dumps(desired, sort_keys=True)
 
@@ -174,6 +191,8 @@ class Dispatcher:
             resolved_config, config_deps = self.config.resolve(pod)
             config, deps = resolved_config.to_dict(), deps | config_deps
         desired = desired_pod(pod, sources, config)
+        if config is not None and len(_fragment(desired)) > CONFIG_BUDGET:
+            desired = desired_pod(pod, sources, too_big(len(_fragment(desired))))
         if old is not None and old.node == node and old.desired == desired:
             old.resource_version = version  # a status write: nothing the node is told changed
             old.pod = pod
@@ -274,9 +293,16 @@ class Dispatcher:
         self.generation += 1
         self._sent[node] = digest
         servers = [NfsServer(server=server, port=port) for server, port in self._servers_sent or ()]
-        return NodeDesired.prepared(
+        message = NodeDesired.prepared(
             node, self.generation, self.epoch, pods, fragments, nfs_servers=servers, not_ready=self._not_ready.get(node)
         )
+        size = len(message.encode())
+        if size > MAX_PAYLOAD_BYTES:
+            log.error(
+                "node %s: its desired state is %d bytes, over the %d-byte message limit: the node will refuse it "
+                "(fewer pods there, or smaller ConfigMaps/Secrets)", node, size, MAX_PAYLOAD_BYTES,
+            )  # fmt: skip
+        return message
 
     def forget(self, node: str) -> None:
         """Force the next flush to resend this node's set (e.g. after the agent reconnects)."""

@@ -21,7 +21,7 @@ from edgekube.bus import topics
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.configdata import ConfigResolver, format_map, uses_config
-from edgekube.master.dispatch import Dispatcher, VolumeResolver
+from edgekube.master.dispatch import CONFIG_BUDGET, Dispatcher, VolumeResolver
 from edgekube.model.config import CONFIG_KEY, ResolvedConfig
 from edgekube.model.wire import ApiRequest, ApiResponse, Verb
 from edgekube.store.state import TinyStateStore
@@ -206,3 +206,16 @@ def test_viewers_read_everything_but_secrets_on_the_read_only_topic(tmp_path: Pa
 
 
 READ_REPLY = "edgekube/v1/clients/viewer/reply"
+
+
+def test_a_pod_whose_values_do_not_fit_its_nodes_message_waits_saying_why(store: CachedStore) -> None:
+    """Agents refuse a desired-state message over 1 MiB: a pod with too much config data waits instead."""
+    dispatcher = Dispatcher(volumes=VolumeResolver(store), config=ConfigResolver(store))
+    store.listen("Pod", dispatcher.observe)
+    big = "x" * (CONFIG_BUDGET // 2)
+    apply(store, cm("big", a=big, b=big), pod(volumes=[{"name": "v", "configMap": {"name": "big"}}]))
+    [message] = dispatcher.flush(["n1"])
+    config = message.pods[0][CONFIG_KEY]
+    assert config["reason"] == "CreateContainerConfigError" and not config["files"]
+    assert config["waiting"].startswith("the ConfigMap/Secret values this pod uses take ")
+    assert len(message.encode()) < 4096
