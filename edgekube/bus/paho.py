@@ -288,6 +288,9 @@ class PahoBus:
         if self._failure is not None:
             log.info("MQTT %s: connected to %s:%s", self.config.client_id, self.config.host, self.config.port)
             self._failure = None
+        # Subscribe again on every connect, never trusting the CONNACK's session_present: a broker restarted
+        # without persistence, or another broker after a failover, has no session, and brokers differ in what
+        # they answer on a resumed one (docs/protocol.md, "What edgekube needs from a broker").
         with self._lock:
             subs = list(self._subs.items())
         for topic_filter, sub in subs:

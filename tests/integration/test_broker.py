@@ -1,22 +1,32 @@
-"""Integration tests of the Mosquitto launcher against a real broker and a paho-mqtt 2.x MQTTv5 client."""
+"""Integration tests of the broker launchers against real brokers and a paho-mqtt 2.x MQTTv5 client.
+
+Tests taking `mqtt_broker` run on Mosquitto and on rumqttd (what the protocol needs from any MQTT 5 broker,
+docs/protocol.md); tests taking `mosquitto*` cover what only the Mosquitto launcher does (its config file,
+persistence to disk, pidfiles for `edgekube up`).
+"""
 
 from __future__ import annotations
 
 import queue
 import socket
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.bus.protocol import Message
 from edgekube.local.broker import Mosquitto, pid_from_pidfile, start_detached, stop_pidfile
 from edgekube.model.errors import BusError
-from tests.support.broker import MosquittoFactory
+from edgekube.model.wire import MAX_PAYLOAD_BYTES
+from tests.support.broker import AnyBroker, MosquittoFactory
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +36,19 @@ TIMEOUT = 10.0
 class Client:
     """A connected MQTTv5 client whose received messages land in a queue."""
 
-    def __init__(self, broker: Mosquitto) -> None:
+    def __init__(self, broker: AnyBroker, client_id: str = "", *, persistent: bool = False) -> None:
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._connected: queue.Queue[ReasonCode] = queue.Queue()
         self._subscribed: queue.Queue[int] = queue.Queue()
         self.mqtt = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
         )
         self.mqtt.on_connect = self._on_connect
         self.mqtt.on_subscribe = self._on_subscribe
         self.mqtt.on_message = self._on_message
-        self.mqtt.connect(broker.host, broker.port, keepalive=30)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600 if persistent else 0
+        self.mqtt.connect(broker.host, broker.port, keepalive=30, clean_start=not persistent, properties=props)
         self.mqtt.loop_start()
         reason = self._connected.get(timeout=TIMEOUT)
         assert not reason.is_failure, reason
@@ -85,8 +97,8 @@ def connect() -> Iterator[type[Client]]:
     clients: list[Client] = []
 
     class Tracked(Client):
-        def __init__(self, broker: Mosquitto) -> None:
-            super().__init__(broker)
+        def __init__(self, broker: AnyBroker, client_id: str = "", *, persistent: bool = False) -> None:
+            super().__init__(broker, client_id, persistent=persistent)
             clients.append(self)
 
     yield Tracked
@@ -94,9 +106,9 @@ def connect() -> Iterator[type[Client]]:
         client.close()
 
 
-def test_qos1_publish_is_received(mosquitto: Mosquitto, connect: type[Client]) -> None:
-    assert mosquitto.running and mosquitto.pid is not None
-    client = connect(mosquitto)
+def test_qos1_publish_is_received(mqtt_broker: AnyBroker, connect: type[Client]) -> None:
+    assert mqtt_broker.running and mqtt_broker.pid is not None
+    client = connect(mqtt_broker)
     client.subscribe("edgekube/test/qos1")
     client.publish("edgekube/test/qos1", b"hello")
     message = client.messages.get(timeout=TIMEOUT)
@@ -138,25 +150,84 @@ def test_restart_keeps_retained_message_with_persistence(
     assert (message.payload, message.retain) == (b"kept", True)
 
 
-def test_restart_without_persistence_forgets_retained(mosquitto: Mosquitto, connect: type[Client]) -> None:
-    connect(mosquitto).publish("edgekube/test/retained", b"lost", retain=True)
-    mosquitto.restart()
-    client = connect(mosquitto)
+def test_restart_without_persistence_forgets_retained(mqtt_broker: AnyBroker, connect: type[Client]) -> None:
+    connect(mqtt_broker).publish("edgekube/test/retained", b"lost", retain=True)
+    mqtt_broker.restart()
+    client = connect(mqtt_broker)
     client.subscribe("edgekube/test/retained")
     with pytest.raises(queue.Empty):
         client.messages.get(timeout=0.5)
 
 
-def test_kill_then_start_on_the_same_port(mosquitto: Mosquitto) -> None:
-    port = mosquitto.port
-    mosquitto.kill()
-    assert not mosquitto.running and mosquitto.pid is None
-    with pytest.raises(OSError), socket.create_connection((mosquitto.host, port), timeout=1):
+def test_kill_then_start_on_the_same_port(mqtt_broker: AnyBroker) -> None:
+    port = mqtt_broker.port
+    mqtt_broker.kill()
+    assert not mqtt_broker.running and mqtt_broker.pid is None
+    with pytest.raises(OSError), socket.create_connection((mqtt_broker.host, port), timeout=1):
         pass
-    mosquitto.start()
-    assert mosquitto.running and mosquitto.port == port
-    mosquitto.stop()
-    mosquitto.stop()  # idempotent
+    mqtt_broker.start()
+    assert mqtt_broker.running and mqtt_broker.port == port
+    mqtt_broker.stop()
+    mqtt_broker.stop()  # idempotent
+
+
+def test_a_payload_at_edgekube_s_size_limit_gets_through(mqtt_broker: AnyBroker, connect: type[Client]) -> None:
+    """edgekube sends payloads up to MAX_PAYLOAD_BYTES (1 MiB): the broker must pass them (rumqttd's default: 20 KB)."""
+    publisher, subscriber = connect(mqtt_broker), connect(mqtt_broker)
+    subscriber.subscribe("edgekube/test/big")
+    payload = b"x" * MAX_PAYLOAD_BYTES
+    publisher.publish("edgekube/test/big", payload)
+    assert subscriber.messages.get(timeout=TIMEOUT).payload == payload
+
+
+def test_a_resumed_persistent_session_gets_what_was_queued_without_subscribing_again(
+    mqtt_broker: AnyBroker, connect: type[Client]
+) -> None:
+    """The broker keeps an offline client's subscriptions and queues its QoS 1 messages, in order."""
+    client_id = f"persistent-{uuid.uuid4().hex[:8]}"
+    first = connect(mqtt_broker, client_id, persistent=True)
+    first.subscribe("edgekube/test/queued")
+    first.close()
+    publisher = connect(mqtt_broker)
+    sent = [str(i).encode() for i in range(50)]
+    for payload in sent:
+        publisher.publish("edgekube/test/queued", payload)
+    again = connect(mqtt_broker, client_id, persistent=True)
+    assert [again.messages.get(timeout=TIMEOUT).payload for _ in sent] == sent
+
+
+def test_a_bus_subscribes_again_when_the_broker_comes_back_without_its_session(mqtt_broker: AnyBroker) -> None:
+    """PahoBus subscribes again on every connect, whatever `session_present` says; a restarted broker forgot all."""
+    received: queue.Queue[Message] = queue.Queue()
+    config = BusConfig(port=mqtt_broker.port, persistent=True, keepalive=5)
+    bus, publisher = PahoBus(config), PahoBus(BusConfig(port=mqtt_broker.port))
+    try:
+        bus.subscribe("edgekube/test/again", received.put)
+        bus.start(wait=TIMEOUT)
+        publisher.start(wait=TIMEOUT)
+        publisher.publish("edgekube/test/again", b"before")
+        assert received.get(timeout=TIMEOUT).payload == b"before"
+        mqtt_broker.restart()
+        assert _wait(lambda: bus.connected and publisher.connected)
+        publisher.publish("edgekube/test/again", b"after")
+        assert received.get(timeout=TIMEOUT * 2).payload == b"after"
+    finally:
+        bus.close()
+        publisher.close()
+
+
+def _wait(condition: Callable[[], bool]) -> bool:
+    """Poll `condition` until it holds or TIMEOUT passes (paho reconnects every 1-2 s after a broker restart)."""
+    deadline = threading.Event()
+    timer = threading.Timer(TIMEOUT, deadline.set)
+    timer.start()
+    try:
+        while not condition():
+            if deadline.wait(0.02):
+                return condition()
+        return True
+    finally:
+        timer.cancel()
 
 
 def test_taken_port_is_a_readable_bus_error(tmp_path: Path) -> None:

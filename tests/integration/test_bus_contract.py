@@ -1,4 +1,7 @@
-"""The MessageBus contract: one suite run on PahoBus over a real Mosquitto and on the in-memory bus unit tests use.
+"""The MessageBus contract: one suite run on PahoBus over real Mosquitto and rumqttd, and on the in-memory bus.
+
+PahoBus runs it on both MQTT 5 brokers (tests/support/broker.py, `broker_kind`): what passes here is what the
+protocol needs from any broker (docs/protocol.md, "What edgekube needs from a broker").
 
 Each test states one promise master, agent and CLI rely on. The exchange is always the same: clients of one
 broker subscribe, publish and request; a client can vanish (its connection breaks without a DISCONNECT, so the
@@ -20,8 +23,8 @@ import pytest
 
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message, MessageBus, Will
-from edgekube.local.broker import Mosquitto
 from edgekube.model.errors import BusError
+from tests.support.broker import AnyBroker, make_broker
 from tests.support.membus import MemoryBroker, MemoryBus
 
 WAIT = 10.0
@@ -38,7 +41,7 @@ class Net(Protocol):
 
 @dataclass
 class PahoNet:
-    broker: Mosquitto
+    broker: AnyBroker
     buses: list[PahoBus] = field(default_factory=list)
 
     def client(self, *, will: Will | None = None, persistent: bool = False, name: str = "") -> MessageBus:
@@ -79,11 +82,12 @@ class MemoryNet:
         timer.start()
 
 
-@pytest.fixture(params=["paho+mosquitto", "memory-threaded", "memory-inline"])
+@pytest.fixture(params=["paho+mosquitto", "paho+rumqttd", "memory-threaded", "memory-inline"])
 def net(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     made: PahoNet | MemoryNet
-    if request.param == "paho+mosquitto":
-        with Mosquitto(workdir=tmp_path_factory.mktemp("mosquitto")) as broker:
+    if request.param.startswith("paho+"):
+        kind = request.param.removeprefix("paho+")
+        with make_broker(kind, tmp_path_factory.mktemp(kind)) as broker:
             made = PahoNet(broker)
             yield made
             for paho in made.buses:

@@ -1,16 +1,53 @@
-"""Pytest fixtures that run a real Mosquitto broker on a free loopback port for a test or a session."""
+"""Pytest fixtures that run a real MQTT broker on a free loopback port for a test or a session.
+
+Mosquitto is the broker edgekube ships with. Tests whose subject is the MQTT protocol itself (not Podman, not
+Mosquitto's TLS/ACL files or persistence) take `mqtt_broker` instead, which runs them once on Mosquitto and once
+on rumqttd (tests/support/rumqttd.py), the second MQTT 5 implementation: see docs/protocol.md, "What edgekube
+needs from a broker".
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edgekube.local.broker import Mosquitto
-from tests.support.prerequisites import require_mosquitto
+from tests.support.prerequisites import require_mosquitto, require_rumqttd
+from tests.support.rumqttd import Rumqttd
 
 MosquittoFactory = Callable[..., Mosquitto]
+#: What a protocol test may do with either broker: host, port, url, pid, running, start, stop, kill, restart.
+AnyBroker = Mosquitto | Rumqttd
+#: The broker implementations the protocol tests run on (the `broker_kind` fixture's params).
+BROKER_KINDS = ("mosquitto", "rumqttd")
+
+
+def make_broker(kind: str, workdir: Path) -> AnyBroker:
+    """An unstarted broker of `kind` (one of BROKER_KINDS) on a free loopback port; skip/fail if it is missing."""
+    if kind == "mosquitto":
+        require_mosquitto()
+        return Mosquitto(workdir=workdir)
+    if kind == "rumqttd":
+        require_rumqttd()
+        return Rumqttd(workdir=workdir)
+    raise ValueError(f"broker_kind: {kind!r} is not one of {', '.join(BROKER_KINDS)}")
+
+
+@pytest.fixture(params=BROKER_KINDS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Which MQTT 5 broker a protocol test runs on; each such test runs once per kind."""
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def mqtt_broker(broker_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnyBroker]:
+    """A started broker of `broker_kind` for one test (no persistence), stopped afterwards whatever its state."""
+    with make_broker(broker_kind, tmp_path_factory.mktemp(broker_kind)) as broker:
+        yield broker
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What the real-parts tests need from the machine (Podman, Mosquitto, root, network namespaces); used by fixtures.
+"""What the real-parts tests need from the machine (Podman, MQTT brokers, root, netns); used by fixtures.
 
 Outside CI a missing prerequisite skips the tests that need it, so a laptop without Podman still runs the
 rest. With `CI=true` (set by .ci/run) it fails them instead: CI installs everything with scripts/install.sh and
@@ -20,6 +20,7 @@ from edgekube.model.errors import BusError
 from edgekube.nfs import libnfs
 from tests.support import netns
 from tests.support.machines import have_tools
+from tests.support.rumqttd import have_rumqttd
 
 #: How to get each part; every one of them but root is installed by scripts/install.sh.
 INSTALL = "run scripts/install.sh (as root, as .ci/run does)"
@@ -48,6 +49,12 @@ def require_mosquitto() -> None:
         find_mosquitto()
     except BusError:
         missing("the mosquitto broker is not installed", f"{INSTALL}; it installs mosquitto and mosquitto-clients")
+
+
+def require_rumqttd() -> None:
+    """The second MQTT 5 broker of the protocol tests: rumqttd, bundled in the PyPI package `iotcore` (dev extra)."""
+    if not have_rumqttd():
+        missing("rumqttd (PyPI iotcore) is not installed", f"{INSTALL}; pip installs the dev extra `iotcore`")
 
 
 def require_netns() -> None:
