@@ -1,4 +1,7 @@
-"""ekctl end to end against a real Mosquitto and an in-process master (no node agent): every verb, lint, errors."""
+"""ekctl end to end against a real Mosquitto and an in-process master (no node agent): every verb, lint, errors.
+
+The round trip and the paged listing (messages near the 1 MiB payload limit) run on rumqttd too (`on_every_broker`).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from edgekube.cli.main import main
 from edgekube.local.broker import Mosquitto
 from edgekube.master.app import Master, MasterConfig
 from edgekube.master.wiring import build_master
+from tests.support.broker import AnyBroker, on_every_broker
 
 pytestmark = pytest.mark.integration
 
@@ -38,21 +42,19 @@ spec:
 
 
 @pytest.fixture
-def master(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Master]:
-    m = build_master(MasterConfig(mqtt_host="127.0.0.1", mqtt_port=mosquitto.port, data_dir=tmp_path / "master"))
+def master(broker: AnyBroker, tmp_path: Path) -> Iterator[Master]:
+    m = build_master(MasterConfig(mqtt_host="127.0.0.1", mqtt_port=broker.port, data_dir=tmp_path / "master"))
     m.start(wait=5)
     yield m
     m.stop()
 
 
 @pytest.fixture
-def ekctl(master: Master, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+def ekctl(master: Master, broker: AnyBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     """Run from a directory whose .edgekube/cluster.json points at the test broker, as `make up` leaves it."""
     work = tmp_path / "work"
     (work / ".edgekube").mkdir(parents=True)
-    (work / ".edgekube" / "cluster.json").write_text(
-        json.dumps({"mqtt_host": "127.0.0.1", "mqtt_port": mosquitto.port})
-    )
+    (work / ".edgekube" / "cluster.json").write_text(json.dumps({"mqtt_host": "127.0.0.1", "mqtt_port": broker.port}))
     (work / "sub").mkdir()
     monkeypatch.chdir(work / "sub")
     monkeypatch.delenv("EDGEKUBE_MQTT_HOST", raising=False)
@@ -65,6 +67,7 @@ def write(path: Path, name: str, app: str) -> Path:
     return path
 
 
+@on_every_broker
 def test_apply_get_delete_round_trip(ekctl: list[str], tmp_path: Path, capsys: Capture) -> None:
     hello = write(tmp_path / "hello.yaml", "hello", "x")
     other = write(tmp_path / "other.yaml", "other", "y")
@@ -303,6 +306,7 @@ def test_node_verbs_against_the_real_master(ekctl: list[str], tmp_path: Path, ca
     assert ok(ekctl, capsys, "get", "nodes", "-o", "name") == "node/pi-9\n"
 
 
+@on_every_broker
 def test_get_lists_more_than_one_message_holds_in_pages(ekctl: list[str], tmp_path: Path, capsys: Capture) -> None:
     # 1,500 pods with 1 KiB annotations: about 2.5 MB of JSON, over twice the 1 MiB message limit.
     for chunk in range(3):

@@ -84,3 +84,19 @@ def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosq
     yield make
     for broker in reversed(brokers):
         broker.close()
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnyBroker]:
+    """A started Mosquitto for one test; a test marked `on_every_broker` gets it once per kind in BROKER_KINDS.
+
+    For fixtures shared by many tests of which only a few are about the protocol end to end (e.g. ekctl against
+    a master): those few run on every broker, the rest once, on Mosquitto.
+    """
+    kind: str = getattr(request, "param", "mosquitto")
+    with make_broker(kind, tmp_path_factory.mktemp(kind)) as started:
+        yield started
+
+
+#: Run a test that uses the `broker` fixture (directly or through its fixtures) once on each broker kind.
+on_every_broker = pytest.mark.parametrize("broker", BROKER_KINDS, indirect=True)
