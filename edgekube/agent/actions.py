@@ -320,9 +320,11 @@ class PodActions:
         if exc.failure == FAILED_MOUNT:
             # The kubelet's event: `MountVolume.SetUp failed for volume "x" : why`; retried by the back-off.
             self.events.record(_ref(d), FAILED_MOUNT, str(exc), "Warning")
+        elif exc.failure == WAIT_ENV:  # the kubelet's words: `Error: secret "x" not found`
+            self.events.record(_ref(d), "Failed", f"Error: {exc}", "Warning")
         else:
             self.events.record(_ref(d), "Failed", f"Error: {exc.failure}: {exc}", "Warning")
-        if delay > 0 and exc.failure != FAILED_MOUNT:
+        if delay > 0 and exc.failure not in (FAILED_MOUNT, WAIT_ENV):
             what = "pulling image" if exc.failure in _IMAGE_REASONS else "creating pod"
             self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.failure})", "Warning")
         log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.failure, delay, exc)

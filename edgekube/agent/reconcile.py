@@ -11,7 +11,7 @@ from typing import Any
 from edgekube.agent.restarts import Decision, Verdict, decide
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
-from edgekube.model.config import ResolvedConfig
+from edgekube.model.config import WAIT_ENV, ResolvedConfig
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
 from edgekube.model.storage import ResolvedVolume
@@ -222,6 +222,17 @@ def _waiting_for_volumes(containers: list[dict[str, Any]], failure: Failure) -> 
     }
 
 
+def _waiting_for_config(containers: list[dict[str, Any]], failure: Failure) -> dict[str, Any]:
+    """A pod whose env names a ConfigMap, Secret or key not there yet: Pending, CreateContainerConfigError (kubelet)."""
+    for c in containers:
+        c["state"] = {"waiting": {"reason": failure.reason, "message": failure.message}}
+    return {
+        "containerStatuses": containers,
+        "phase": "Pending",
+        "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+    }
+
+
 def _failed(containers: list[dict[str, Any]], failure: Failure) -> dict[str, Any]:
     """The status of a pod whose create failed: every container waits with the failure's reason."""
     for c in containers:
@@ -280,6 +291,8 @@ def pod_status(
     containers = [_container_status(c.image, c.name, by_name.get(c.name), memory) for c in pod.spec.containers]
     if failure is not None and observed is None and failure.reason == FAILED_MOUNT:
         return _waiting_for_volumes(containers, failure)
+    if failure is not None and observed is None and failure.reason == WAIT_ENV:
+        return _waiting_for_config(containers, failure)
     if failure is not None and observed is None and failure.reason != EVICTED:
         return _failed(containers, failure)
     status: dict[str, Any] = {"containerStatuses": containers}

@@ -200,3 +200,21 @@ def _try_exec(cluster: Cluster, name: str, *command: str) -> str:
     except EdgekubeError:  # not created, or not started, yet
         return ""
     return out.strip() if code == 0 else ""
+
+
+def test_a_pod_whose_env_names_a_missing_secret_waits_with_create_container_config_error(cluster: Cluster) -> None:
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "t"}}}]
+    cluster.apply(cluster.pod("env-waiter", {"env": env}, []))
+
+    def waiting() -> dict[str, Any] | None:
+        statuses = cluster.client.pod("env-waiter").get("status", {}).get("containerStatuses") or []
+        state = statuses[0].get("state", {}).get("waiting") if statuses else None
+        return state if state and state.get("reason") == "CreateContainerConfigError" else None
+
+    assert wait_for("waiting for the Secret", waiting)["message"] == 'secret "later" not found'
+    assert cluster.client.pod("env-waiter")["status"]["phase"] == "Pending"
+    events = cluster.client.objects("Event")
+    assert any(e["reason"] == "Failed" and e["message"] == 'Error: secret "later" not found' for e in events)
+    cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "later"}, "stringData": {"t": "ok"}})
+    cluster.running("env-waiter")
+    assert cluster.exec("env-waiter", "sh", "-c", "echo $TOKEN") == "ok"
