@@ -5,7 +5,8 @@ at once) and three simulated agents on one MQTT connection (tests/support/simnod
 they are given as Running + Ready 50 ms later; tests/integration/test_simnodes_contract.py holds the simulation
 to what the real agent sends. Requests go over MQTT as `ekctl` sends them. Tests assert outcomes and the order
 of what the master recorded (its events), not how long it took: benchmarks/failover.py times failover on
-real agents.
+real agents. The tests that lean most on the protocol (presence and Last Will, retained desired state, a master
+that comes back) run on rumqttd too (`on_every_broker`, tests/support/broker.py).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from edgekube.local.broker import Mosquitto
 from edgekube.master.app import Master
 from edgekube.master.config import MasterConfig
 from edgekube.master.wiring import build_master
 from edgekube.model.wire import ApiRequest, ApiResponse, Verb
+from tests.support.broker import AnyBroker, on_every_broker
 from tests.support.cluster import ApiClient, wait_for
 from tests.support.simnodes import SimNodes
 
@@ -45,7 +46,7 @@ spec:
 
 @dataclass
 class Env:
-    broker: Mosquitto
+    broker: AnyBroker
     data_dir: Path
     master: Master
     sims: SimNodes
@@ -95,17 +96,17 @@ class Env:
         return bool(ready and ready[0]["status"] == "True")
 
 
-def start_master(broker: Mosquitto, data_dir: Path) -> Master:
+def start_master(broker: AnyBroker, data_dir: Path) -> Master:
     config = MasterConfig(mqtt_port=broker.port, data_dir=data_dir, node_timeout=2.0, resync_interval=0.5)
     return build_master(config).start(wait=10)
 
 
 @pytest.fixture
-def env(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Env]:
-    master = start_master(mosquitto, tmp_path / "master")
-    sims = SimNodes(mosquitto.port, list(NODES), start_delay=0.05, heartbeat_interval=0.5).start()
-    client = ApiClient(mosquitto.port)
-    e = Env(mosquitto, tmp_path / "master", master, sims, client)
+def env(broker: AnyBroker, tmp_path: Path) -> Iterator[Env]:
+    master = start_master(broker, tmp_path / "master")
+    sims = SimNodes(broker.port, list(NODES), start_delay=0.05, heartbeat_interval=0.5).start()
+    client = ApiClient(broker.port)
+    e = Env(broker, tmp_path / "master", master, sims, client)
     try:
         wait_for("3 ready nodes", lambda: all(e.node_ready(n) for n in NODES), timeout=10)
         wait_for("the master's grace after connecting", e.master.judging, timeout=10)
@@ -241,6 +242,7 @@ def after_node_lost(history: list[tuple[str, str, str]], node: str, evicted: set
     return [reason for reason, _ in reasons[not_ready:]]
 
 
+@on_every_broker
 def test_a_killed_node_is_marked_not_ready_then_its_pods_evicted_and_replaced_and_it_rejoins_without_churn(
     env: Env,
 ) -> None:
@@ -286,6 +288,7 @@ def test_a_silent_node_stays_ready_until_its_heartbeats_time_out_then_its_pods_a
     assert [t["key"] for t in taints] == ["node.kubernetes.io/unreachable"]
 
 
+@on_every_broker
 def test_a_master_restart_evicts_nothing_and_creates_nothing(env: Env) -> None:
     before = with_web(env)
     uids = {n: env.sims.uids(n) for n in NODES}
