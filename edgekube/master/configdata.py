@@ -16,8 +16,9 @@ from typing import Any
 from edgekube.master.controllers.base import StoreView
 from edgekube.model.config import WAIT_ENV, WAIT_VOLUME, ConfigMap, ProjectedFile, ResolvedConfig, Secret, encode_value
 from edgekube.model.errors import NotFoundError
+from edgekube.model.expansion import expand
 from edgekube.model.names import check_env_name
-from edgekube.model.pod import CONFIG_SOURCES, Container, Pod
+from edgekube.model.pod import CONFIG_SOURCES, Container, EnvVar, Pod
 from edgekube.model.podconfig import (
     ENV_FIELD_PATHS,
     VOLUME_FIELD_PATHS,
@@ -48,7 +49,8 @@ def uses_config(pod: Mapping[str, Any]) -> bool:
     if any(k in v for v in spec.get("volumes") or () for k in CONFIG_SOURCES):
         return True
     return any(
-        c.get("envFrom") or any("valueFrom" in e for e in c.get("env") or ()) for c in spec.get("containers") or ()
+        c.get("envFrom") or any("valueFrom" in e or "$(" in str(e.get("value", "")) for e in c.get("env") or ())
+        for c in spec.get("containers") or ()
     )
 
 
@@ -69,11 +71,16 @@ class ConfigResolver:
         run = _Run(self.store, pod)
         try:
             files = {v.name: run.volume_files(v.name) for v in pod.spec.volumes if v.source_kind() in CONFIG_SOURCES}
-            env = {c.name: run.env(c) for c in pod.spec.containers if c.env_from or any(e.value_from for e in c.env)}
+            env = {c.name: run.env(c) for c in pod.spec.containers if c.env_from or any(_resolved(e) for e in c.env)}
         except Missing as exc:
             config = ResolvedConfig(waiting=str(exc), reason=exc.reason, volume=exc.volume, secret=run.secret)
             return config, frozenset(run.deps)
         return ResolvedConfig(files=files, env=env, secret=run.secret), frozenset(run.deps)
+
+
+def _resolved(var: EnvVar) -> bool:
+    """An env entry the master must work out: a valueFrom, or a value naming other variables (`$(NAME)`)."""
+    return var.value_from is not None or "$(" in var.value
 
 
 class _Run:
@@ -227,7 +234,8 @@ class _Run:
                     continue  # the kubelet skips it (event InvalidEnvironmentVariableNames)
                 out[name] = raw.decode("utf-8", "replace")
         for var in container.env:
-            value = self._env_value(container, var.value, var.value_from)
+            # A value may name the variables before it (kubelet: expansion.Expand over what is defined so far).
+            value = self._env_value(container, expand(var.value, out), var.value_from)
             if value is not None:
                 out[var.name] = value
         return out

@@ -112,7 +112,10 @@ def test_a_secret_as_env_and_as_a_file_with_its_mode(cluster: Cluster) -> None:
         "stringData": {"password": "s3cr3t", "user": "admin"},
     }  # fmt: skip
     container = {
-        "env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+        "env": [
+            {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+            {"name": "DSN", "value": "db://$(DB_user)@db-host"},
+        ],
         "envFrom": [{"prefix": "DB_", "secretRef": {"name": "db"}}],
         "volumeMounts": [{"name": "creds", "mountPath": "/run/creds"}],
     }
@@ -122,6 +125,7 @@ def test_a_secret_as_env_and_as_a_file_with_its_mode(cluster: Cluster) -> None:
     cluster.apply(secret, cluster.pod("db-client", container, [volume]))
     cluster.running("db-client")
     assert cluster.exec("db-client", "sh", "-c", "echo $DB_PASSWORD $DB_user") == "s3cr3t admin"
+    assert cluster.exec("db-client", "sh", "-c", "echo $DSN") == "db://admin@db-host"  # $(VAR) expanded
     assert cluster.exec("db-client", "cat", "/run/creds/pw") == "s3cr3t"
     assert cluster.exec("db-client", "stat", "-L", "-c", "%a", "/run/creds/pw") == "400"
     assert cluster.exec("db-client", "stat", "-L", "-c", "%a", "/run/creds/user") == "440"

@@ -219,3 +219,19 @@ def test_a_pod_whose_values_do_not_fit_its_nodes_message_waits_saying_why(store:
     assert config["reason"] == "CreateContainerConfigError" and not config["files"]
     assert config["waiting"].startswith("the ConfigMap/Secret values this pod uses take ")
     assert len(message.encode()) < 4096
+
+
+def test_env_values_name_the_variables_before_them(store: CachedStore) -> None:
+    """kubelet makeEnvironmentVariables: each value is expanded over envFrom and the env entries before it."""
+    apply(store, secret("db", user="admin", pw="s3cret"))
+    container = {
+        "envFrom": [{"prefix": "DB_", "secretRef": {"name": "db"}}],
+        "env": [
+            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+            {"name": "URL", "value": "postgres://$(DB_user):$(PW)@db/$(LATER)"},
+            {"name": "LATER", "value": "x"},
+        ],
+    }
+    config = resolve(store, pod(container))
+    assert config.env["app"]["URL"] == "postgres://admin:s3cret@db/$(LATER)"
+    assert uses_config(pod({"env": [{"name": "A", "value": "$(B)"}]}))

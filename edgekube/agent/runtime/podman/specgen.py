@@ -10,6 +10,7 @@ from typing import Any
 from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, container_name, volume_name
 from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_DEVICES
 from edgekube.agent.runtime.volumes import NfsExport, NfsMode, VolumeKind, VolumePlan
+from edgekube.model.expansion import expand
 from edgekube.model.pod import Container, Pod, Volume
 from edgekube.model.quantity import cpu_millis, memory_bytes
 
@@ -183,10 +184,12 @@ def container_spec(
         body["mounts"] = binds
     # Kubernetes semantics map onto specgen exactly: command → entrypoint, args → command; an explicit
     # entrypoint makes Podman drop the image's CMD, as Kubernetes does when only `command` is given.
+    # `$(NAME)` in command and args names the container's env, as the kubelet expands them.
+    env = body["env"]
     if container.command is not None:
-        body["entrypoint"] = container.command
+        body["entrypoint"] = [expand(part, env) for part in container.command]
     if container.args is not None:
-        body["command"] = container.args
+        body["command"] = [expand(part, env) for part in container.args]
     if container.working_dir:
         body["work_dir"] = container.working_dir
     limits = _resource_limits(container)
