@@ -27,6 +27,8 @@ from edgekube.local.broker import Mosquitto, pid_from_pidfile, start_detached, s
 from edgekube.model.errors import BusError
 from edgekube.model.wire import MAX_PAYLOAD_BYTES
 from tests.support.broker import AnyBroker, MosquittoFactory
+from tests.support.prerequisites import require_rumqttd
+from tests.support.rumqttd import Rumqttd
 
 pytestmark = pytest.mark.integration
 
@@ -238,6 +240,31 @@ def test_taken_port_is_a_readable_bus_error(tmp_path: Path) -> None:
         with pytest.raises(BusError, match="already in use") as caught:
             Mosquitto(port, tmp_path).start()
     assert "EDGEKUBE_MQTT_PORT" in caught.value.hint
+
+
+def test_rumqttd_on_a_taken_port_is_a_readable_bus_error(tmp_path: Path) -> None:
+    require_rumqttd()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        broker = Rumqttd(squatter.getsockname()[1], tmp_path)
+        with pytest.raises(BusError, match="already in use"):
+            broker.start()
+    assert not broker.running
+
+
+def test_rumqttd_that_exits_at_start_reports_its_output(tmp_path: Path) -> None:
+    require_rumqttd()
+
+    class Broken(Rumqttd):
+        def config_text(self) -> str:
+            return "this is not toml ["
+
+    broker = Broken(workdir=tmp_path, start_timeout=10)
+    with pytest.raises(BusError, match="exited with code") as caught:
+        broker.start()
+    assert not broker.running and broker.pid is None
+    assert "TOML parse error" in caught.value.hint
 
 
 def test_broker_that_exits_at_start_reports_its_output(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import prerequisites
 from tests.support.prerequisites import in_ci, missing
 
 
@@ -28,3 +29,12 @@ def test_outside_ci_a_missing_prerequisite_skips(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(pytest.skip.Exception) as skipped:
         missing("network namespaces are unavailable (network namespaces need root)", "run the tests as root")
     assert "need root" in str(skipped.value) and "run the tests as root" in str(skipped.value)
+
+
+def test_with_ci_true_a_missing_rumqttd_fails_naming_the_iotcore_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(prerequisites, "have_rumqttd", lambda: False)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        prerequisites.require_rumqttd()
+    assert "rumqttd (PyPI iotcore) is not installed" in str(failed.value)
+    assert "`iotcore`" in str(failed.value)
