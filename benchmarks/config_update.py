@@ -94,7 +94,13 @@ def seal_cost() -> None:
         ring = Keyring.load(Path(tmp) / "key.yaml")
     plain = json.dumps({"password": "aGVsbG8=", "user": "YWRtaW4="}).encode()
     n = 20_000
-    spent = timeit.timeit(lambda: ring.open(ring.seal(plain, "secrets/default/db"), "secrets/default/db"), number=n)
+    sealed = ring.seal(plain, "secrets/default/db")
+    assert sealed is not None, "the key file has a key"
+
+    def round_trip() -> bytes:
+        return ring.open(ring.seal(plain, "secrets/default/db") or sealed, "secrets/default/db")
+
+    spent = timeit.timeit(round_trip, number=n)
     print(f"seal + open of a small Secret's data (AES-256-GCM): {spent / n * 1e6:.1f} us")
 
 

@@ -175,7 +175,7 @@ def gpio(root: Path) -> Result:
             "no /dev/gpiochip*: not a Raspberry Pi, or its GPIO driver is not loaded; status LEDs and "
             "edgekube.io/gpiochip are unavailable",
             "on a Pi running Raspberry Pi OS bookworm /dev/gpiochip0 (Pi 5: gpiochip4) exists; elsewhere leave the "
-            "agent's led_pins empty (or led_pin_factory = \"mock\")",
+            'agent\'s led_pins empty (or led_pin_factory = "mock")',
         )
     closed = [c.name for c in chips if not os.access(c, os.R_OK | os.W_OK)]
     if closed:

@@ -72,7 +72,8 @@ class Cluster:
             pod = self.client.pod(name)
             return pod if pod.get("status", {}).get("phase") == "Running" else None
 
-        return wait_for(f"{name} running", phase, timeout=60)
+        found: dict[str, Any] = wait_for(f"{name} running", phase, timeout=60)
+        return found
 
 
 @pytest.fixture

@@ -53,7 +53,9 @@ def test_an_extended_quantity_must_be_whole() -> None:
 
 
 def test_a_nodes_allocatable_extended_resources_ignore_cpu_memory_and_bad_values() -> None:
-    allocatable = {"cpu": "4", "memory": "1Gi", "pods": 110, SERIAL: 2, "edgekube.io/i2c": "half"}
+    allocatable: dict[str, str | int | float] = {
+        "cpu": "4", "memory": "1Gi", "pods": 110, SERIAL: 2, "edgekube.io/i2c": "half"
+    }  # fmt: skip
     assert extended_allocatable(allocatable) == {SERIAL: 2, "edgekube.io/i2c": 0}
 
 
