@@ -285,13 +285,15 @@ def test_metrics_endpoint_serves_the_latest_sample_under_prometheus_names(proc: 
     metrics = scrape(sampler)
     modes = {labels["mode"]: value for labels, value in metrics["edgekube_node_cpu_seconds_total"]}
     assert modes["user"] == 11.0 and modes["idle"] == 91.0
-    assert metrics["edgekube_node_cpu_usage_cores"] == [({}, pytest.approx(1.0))]
+    [(labels, cores)] = metrics["edgekube_node_cpu_usage_cores"]
+    assert labels == {} and cores == pytest.approx(1.0)
     assert metrics["edgekube_node_memory_total_bytes"] == [({}, 4_000_000 * 1024)]
     assert metrics["edgekube_node_network_receive_bytes_total"] == [({"device": "eth0"}, 6000)]
     assert metrics["edgekube_node_disk_written_bytes_total"] == [({"device": "mmcblk0p2"}, 100 * 512)]
-    assert ({"role": "root", "mountpoint": str(tmp_path)}, pytest.approx(readers.filesystem(tmp_path).size)) in [  # type: ignore[union-attr]
-        (labels, value) for labels, value in metrics["edgekube_node_filesystem_size_bytes"]
-    ]
+    root = readers.filesystem(tmp_path)
+    assert root is not None
+    sizes = {(ls["role"], ls["mountpoint"]): value for ls, value in metrics["edgekube_node_filesystem_size_bytes"]}
+    assert sizes[("root", str(tmp_path))] == pytest.approx(root.size)
     app = {"namespace": "shop", "pod": "web", "container": "app"}
     assert (app, 12.5) in metrics["edgekube_container_cpu_usage_seconds_total"]
     assert (app, 7 << 20) in metrics["edgekube_container_memory_working_set_bytes"]
@@ -323,7 +325,8 @@ def test_soc_temperature_and_throttle_flags_come_from_the_sys_tree(proc: ProcTre
     assert sample.soc_temperature == pytest.approx(61.234)
     assert sample.throttled == 0x50005
     metrics = scrape(sampler)
-    assert metrics["edgekube_node_soc_temperature_celsius"] == [({}, pytest.approx(61.234))]
+    [(labels, celsius)] = metrics["edgekube_node_soc_temperature_celsius"]
+    assert labels == {} and celsius == pytest.approx(61.234)
     assert metrics["edgekube_node_throttled_flags"] == [({}, 0x50005)]
 
 
