@@ -276,7 +276,8 @@ def test_bad_payloads_are_rejected_and_both_daemons_keep_working(
     junk.to_master(topics.node_online("node-1"), b"\x80\x81")
     assert rejected_on(caplog, topics.node_online("node-1")), "the master must refuse undecodable presence"
     untouched()
-    assert client.get("Node", "node-1")["status"]["conditions"][0]["status"] == "True", "node-1 still Ready"
+    conditions = {c["type"]: c["status"] for c in client.get("Node", "node-1")["status"]["conditions"]}
+    assert conditions["Ready"] == "True", "node-1 still Ready"
 
     # To the agent: desired states that would empty node-1 if taken (no pods), each with one flaw.
     for flaw, payload in (
