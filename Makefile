@@ -42,6 +42,7 @@ test: install
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd ansible && PATH="$(abspath $(BIN)):$$PATH" ansible-lint --offline -q
 
 typecheck:
 	$(BIN)/mypy

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jinja2
 import pytest
+import yaml
 
 from edgekube.firmware.apply import EXIT_OK, EXIT_WOULD_CHANGE, apply, packaged_fragment
 from edgekube.firmware.bootfiles import BEGIN, END, CmdlineFragment, merge_cmdline, merge_config
@@ -141,3 +143,33 @@ def test_settings_outside_the_block_are_pointed_out(boot: Path) -> None:
 def test_the_repositorys_firmware_files_are_the_packaged_ones() -> None:
     for name in ("config.txt", "cmdline.txt"):
         assert (REPO / "firmware" / name).read_text() == packaged_fragment(name)
+
+
+def _render_role_fragments(into: Path, **overrides: object) -> None:
+    """The common role's firmware templates rendered with its defaults (as Ansible would, Jinja2 + `bool`)."""
+    role = REPO / "ansible" / "roles" / "common"
+    variables = {**yaml.safe_load((role / "defaults" / "main.yml").read_text()), **overrides}
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(role / "templates"), keep_trailing_newline=True)
+    env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in {"true", "yes", "1", "on"}
+    into.mkdir()
+    for name in ("config.txt", "cmdline.txt"):
+        (into / name).write_text(env.get_template(f"firmware-{name}.j2").render(**variables))
+
+
+def test_the_ansible_roles_fragments_apply_once_and_then_leave_the_boot_partition_unchanged(
+    boot: Path, tmp_path: Path
+) -> None:
+    """tasks/firmware.yml: dry run (2 = something to change), apply, and the next play's dry run says unchanged."""
+    fragments = tmp_path / "fragments"
+    _render_role_fragments(fragments, edgekube_boot_config_lines=["dtparam=act_led_trigger=heartbeat"])
+    assert apply(boot, dry_run=True, fragments=fragments, out=lambda _: None) == EXIT_WOULD_CHANGE
+    assert apply(boot, fragments=fragments, out=lambda _: None) == EXIT_OK
+    cmdline = (boot / "cmdline.txt").read_text()
+    assert cmdline.count("\n") == 1 and cmdline.rstrip("\n").endswith(
+        "cgroup_enable=memory cgroup_memory=1 cgroup_enable=cpuset"
+    )
+    block = (boot / "config.txt").read_text().split(BEGIN, 1)[1].split(END, 1)[0]
+    assert [line for line in block.splitlines() if line and not line.startswith("#")] == [
+        "[all]", "dtparam=watchdog=on", "gpu_mem=16", "dtparam=act_led_trigger=heartbeat",
+    ]  # fmt: skip
+    assert apply(boot, dry_run=True, fragments=fragments, out=lambda _: None) == EXIT_OK
