@@ -164,7 +164,95 @@ def stop_pidfile(pidfile: Path, *, timeout: float = 10.0) -> bool:
     return processes.stop_pidfile(pidfile, timeout, is_ours=_is_mosquitto)
 
 
-class Mosquitto:
+class BrokerProcess:
+    """A broker child process on host:port run from files in `workdir`: the lifecycle every launcher shares.
+
+    Subclasses write their configuration and start the process (`start`, setting `_proc`); this class stops,
+    kills, restarts and closes it, and answers where it listens. The port is fixed at construction (a free one
+    when None), so restart() and a start() after kill() come back on the same address.
+    """
+
+    _workdir_prefix = "edgekube-broker-"
+
+    def __init__(self, port: int | None, workdir: Path | None, *, host: str, start_timeout: float) -> None:
+        self._auto_port = port is None
+        self._port = free_port(host) if port is None else port
+        self._host = host
+        self._own_workdir = workdir is None
+        self._workdir = Path(tempfile.mkdtemp(prefix=self._workdir_prefix)) if workdir is None else workdir
+        self._start_timeout = start_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self._host}:{self._port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the broker process while it runs, else None."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def workdir(self) -> Path:
+        return self._workdir
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def _terminate(self, sig: signal.Signals, timeout: float) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            stop_child(proc, timeout, sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM and wait (a broker with persistence saves it then); SIGKILL after `timeout`. No-op if stopped."""
+        self._terminate(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as in a crash: nothing is saved beyond what the broker already wrote."""
+        self._terminate(signal.SIGKILL, timeout=10.0)
+
+    def restart(self) -> Self:
+        """stop() then start() on the same host, port and workdir."""
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        """stop() and remove the workdir if this object created it."""
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}" if self.running else "stopped"
+        return f"{type(self).__name__}({self._host}:{self._port}, {state}, workdir={str(self._workdir)!r})"
+
+
+class Mosquitto(BrokerProcess):
     """One Mosquitto broker process listening on host:port, configured from files in `workdir`.
 
     Use as a context manager (start on enter, stop on exit) or call start()/stop() yourself.
@@ -177,6 +265,8 @@ class Mosquitto:
     `extra_listeners` are more addresses to listen on with the same port (e.g. the host ends of veth
     pairs, so agents in their own network namespaces reach the broker and a link cut isolates them).
     """
+
+    _workdir_prefix = "edgekube-mosquitto-"
 
     def __init__(
         self,
@@ -193,30 +283,16 @@ class Mosquitto:
         extra_listeners: list[str] | None = None,
         tls: BrokerTls | None = None,
     ) -> None:
-        self._auto_port = port is None
-        self._port = free_port(host) if port is None else port
-        self._host = host
+        super().__init__(port, workdir, host=host, start_timeout=start_timeout)
         self._extra_listeners = list(extra_listeners or [])
-        self._own_workdir = workdir is None
-        self._workdir = Path(tempfile.mkdtemp(prefix="edgekube-mosquitto-")) if workdir is None else workdir
         self._persistence = persistence
         self._detached = detached
         self._pidfile = pidfile if pidfile is not None or not detached else self._workdir / PIDFILE_NAME
-        self._start_timeout = start_timeout
         self._autosave_interval = autosave_interval
         self._binary = binary
-        self._proc: subprocess.Popen[bytes] | None = None
         self._tls = tls
 
     # -- addresses and files -------------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        return self._port
 
     @property
     def url(self) -> str:
@@ -227,22 +303,8 @@ class Mosquitto:
         return self._tls
 
     @property
-    def pid(self) -> int | None:
-        """Pid of the broker process while it runs, else None."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
     def persistence(self) -> bool:
         return self._persistence
-
-    @property
-    def workdir(self) -> Path:
-        return self._workdir
 
     @property
     def conf_path(self) -> Path:
@@ -404,45 +466,11 @@ class Mosquitto:
             with contextlib.suppress(FileNotFoundError):
                 self._pidfile.unlink()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM and wait (persistence is saved then); SIGKILL after `timeout`. No-op if stopped."""
-        self._terminate(signal.SIGTERM, timeout)
-
     def reload(self) -> None:
         """SIGHUP: Mosquitto reads its configuration again, the ACL file among it (see docs/security.md)."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGHUP)
-
-    def kill(self) -> None:
-        """SIGKILL, as in a crash: nothing is saved beyond the last autosave."""
-        self._terminate(signal.SIGKILL, timeout=10.0)
-
-    def restart(self) -> Self:
-        """stop() then start() on the same host, port, workdir and persistence."""
-        self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        """stop() and remove the workdir if this object created it."""
-        self.stop()
-        if self._own_workdir:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = f"pid {self.pid}" if self.running else "stopped"
-        return f"Mosquitto({self._host}:{self._port}, {state}, workdir={str(self._workdir)!r})"
 
 
 def reload_pidfile(pidfile: Path) -> bool:

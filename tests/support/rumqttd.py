@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from edgekube.local.broker import DEFAULT_HOST, free_port
-from edgekube.local.processes import stop_child
+from edgekube.local.broker import DEFAULT_HOST, BrokerProcess
 from edgekube.model.errors import BusError
 from edgekube.model.wire import MAX_PAYLOAD_BYTES
 
@@ -71,12 +66,14 @@ def _speaks_mqtt5(host: str, port: int, timeout: float) -> bool:
         return False
 
 
-class Rumqttd:
+class Rumqttd(BrokerProcess):
     """One rumqttd broker process listening with MQTT 5 on host:port, configured from `workdir`/rumqttd.toml.
 
     The port is fixed at construction (a free one when None), so restart() and a start() after kill() come
     back on the same address, with no retained message and no session (rumqttd keeps them in memory only).
     """
+
+    _workdir_prefix = "edgekube-rumqttd-"
 
     def __init__(
         self,
@@ -86,42 +83,12 @@ class Rumqttd:
         host: str = DEFAULT_HOST,
         start_timeout: float = 10.0,
     ) -> None:
-        self._port = free_port(host) if port is None else port
-        self._host = host
-        self._own_workdir = workdir is None
-        self._workdir = Path(tempfile.mkdtemp(prefix="edgekube-rumqttd-")) if workdir is None else workdir
-        self._start_timeout = start_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self._host}:{self._port}"
-
-    @property
-    def pid(self) -> int | None:
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        super().__init__(port, workdir, host=host, start_timeout=start_timeout)
 
     @property
     def persistence(self) -> bool:
         """Always False: rumqttd writes nothing to disk; retained messages and sessions die with the process."""
         return False
-
-    @property
-    def workdir(self) -> Path:
-        return self._workdir
 
     @property
     def conf_path(self) -> Path:
@@ -203,41 +170,3 @@ class Rumqttd:
                 raise BusError(f"rumqttd {what} on {self._host}:{self._port}", hint=self.log_tail() or "no output")
             time.sleep(0.02)
         return self
-
-    def _terminate(self, sig: signal.Signals, timeout: float) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            stop_child(proc, timeout, sig)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM and wait (SIGKILL after `timeout`); no-op if stopped. Sessions and retained messages are lost."""
-        self._terminate(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL, as in a crash."""
-        self._terminate(signal.SIGKILL, timeout=10.0)
-
-    def restart(self) -> Self:
-        self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        """stop() and remove the workdir if this object created it."""
-        self.stop()
-        if self._own_workdir:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = f"pid {self.pid}" if self.running else "stopped"
-        return f"Rumqttd({self._host}:{self._port}, {state}, workdir={str(self._workdir)!r})"
