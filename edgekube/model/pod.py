@@ -23,6 +23,7 @@ from edgekube.model.podconfig import (
 from edgekube.model.probe import Probe
 from edgekube.model.quantity import cpu_millis, memory_bytes
 from edgekube.model.resources import STANDARD, check_extended, check_resource_name, extended_requests
+from edgekube.model.security import HostAlias, PodSecurityContext, SecurityContext, host_sysctl_error
 from edgekube.model.status import PodStatus
 from edgekube.model.taints import Toleration
 
@@ -162,6 +163,8 @@ class Container(K8sModel):
     image_pull_policy: PullPolicy | None = None
     liveness_probe: Probe | None = None
     readiness_probe: Probe | None = None
+    #: User, groups, capabilities, read-only root, seccomp (edgekube.model.security); mapped to Podman's specgen.
+    security_context: SecurityContext | None = None
 
     @field_validator("name")
     @classmethod
@@ -333,6 +336,12 @@ class PodSpec(K8sModel):
     #: nodeAffinity, podAffinity, podAntiAffinity (edgekube.model.affinity); matched by the scheduler.
     affinity: Affinity | None = None
     topology_spread_constraints: list[TopologySpreadConstraint] = Field(default_factory=list)
+    #: Pod-wide user, groups, seccomp, sysctls; containers' own securityContext wins (edgekube.model.security).
+    security_context: PodSecurityContext | None = None
+    host_network: bool = False
+    host_pid: bool = Field(default=False, alias="hostPID")
+    share_process_namespace: bool | None = None
+    host_aliases: list[HostAlias] = Field(default_factory=list)
 
     @field_validator("node_selector")
     @classmethod
@@ -348,6 +357,7 @@ class PodSpec(K8sModel):
             spread = duplicate_spread_errors(self.topology_spread_constraints)
             if spread:
                 raise ValidationError("\n".join(spread))
+        self._check_host_namespaces()
         volume_names = {v.name for v in self.volumes}
         host_ports: set[tuple[int, str]] = set()
         for i, container in enumerate(self.containers):
@@ -368,6 +378,29 @@ class PodSpec(K8sModel):
                     )
                 host_ports.add(key)
         return self
+
+    def _check_host_namespaces(self) -> None:
+        """ValidatePodSecurityContext's host namespace rules, after SetDefaults_PodSpec's hostNetwork hostPorts."""
+        if self.host_pid and self.share_process_namespace:
+            raise ValidationError(
+                "securityContext.shareProcessNamespace: Invalid value: true: "
+                "ShareProcessNamespace and HostPID cannot both be enabled"
+            )
+        if not self.host_network:
+            return
+        for i, container in enumerate(self.containers):
+            for j, port in enumerate(container.ports):
+                if port.host_port is None:
+                    port.host_port = port.container_port  # SetDefaults_PodSpec
+                elif port.host_port != port.container_port:
+                    raise ValidationError(
+                        f"containers[{i}].ports[{j}].containerPort: Invalid value: {port.container_port}: "
+                        "must match `hostPort` when `hostNetwork` is true"
+                    )
+        for i, sysctl in enumerate(self.security_context.sysctls if self.security_context else []):
+            error = host_sysctl_error(sysctl.name, self.host_network)
+            if error:
+                raise ValidationError(f"securityContext.sysctls[{i}].name: {error}")
 
 
 def _unique(names: list[str], field: str, attr: str) -> None:

@@ -229,6 +229,28 @@ class RuntimeContract:
         assert MISSING_IMAGE in str(caught.value)
         assert uid not in {p.uid for p in harness.runtime.list_pods()}
 
+    def test_run_as_non_root_on_an_image_that_runs_as_root_is_refused_and_creates_nothing(
+        self, harness: Harness
+    ) -> None:
+        """The kubelet's verifyRunAsNonRoot (pkg/kubelet/kuberuntime/security_context_others.go): the image
+        names no USER, so it runs as root; the pod's runAsNonRoot refuses it (CreateContainerConfigError)."""
+        uid = new_uid()
+        pod = make_pod("nonroot", harness.image, securityContext={"runAsNonRoot": True})
+        with pytest.raises(RuntimeFailure) as caught:
+            harness.runtime.create_pod(pod, uid, "h")
+        assert caught.value.failure == "CreateContainerConfigError"
+        assert str(caught.value) == (
+            f'container has runAsNonRoot and image will run as root (pod: "nonroot_default({uid})", container: main)'
+        )
+        assert uid not in {p.uid for p in harness.runtime.list_pods()}
+
+    def test_run_as_non_root_with_a_non_root_run_as_user_runs(self, harness: Harness) -> None:
+        uid = new_uid()
+        container = {"name": "main", "image": harness.image, "command": IDLE, "securityContext": {"runAsUser": 1000}}
+        pod = make_pod("nonroot-ok", harness.image, container, securityContext={"runAsNonRoot": True})
+        observed = harness.runtime.create_pod(pod, uid, "h")
+        assert [c.state for c in observed.containers] == [ContainerRunState.RUNNING]
+
     def test_logs_of_missing_pod_or_container_is_not_found(self, harness: Harness) -> None:
         with pytest.raises(NotFoundError):
             harness.runtime.logs(new_uid(), "main")

@@ -33,6 +33,7 @@ from edgekube.agent.runtime.volumes import (
 from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod, PullPolicy
+from edgekube.model.security import NON_ROOT_REASON, effective, non_root_error
 from edgekube.model.storage import ResolvedVolume
 
 FAKE_NODE = NodeName("fake-node")
@@ -115,6 +116,11 @@ class FakeRuntime:
         plans, mounts = self._volumes(pod, volumes)
         for container in pod.spec.containers:
             self._ensure_image(container.image, container.pull_policy())
+            # The fake's images name no USER, so they run as root, as the demo image does on Podman.
+            sc = effective(pod.spec.security_context, container.security_context)
+            error = non_root_error(sc, "", f"{pod.metadata.name}_{pod.metadata.namespace}({uid})", container.name)
+            if error:
+                raise RuntimeFailure(error, reason=NON_ROOT_REASON)
         podname = f"ek_{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}"
         for plan in plans.values():
             if plan.kind is not VolumeKind.HOST_PATH:

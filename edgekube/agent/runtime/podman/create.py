@@ -15,6 +15,7 @@ from edgekube.agent.runtime.volumes import NfsMode
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Container, Pod, PullPolicy
+from edgekube.model.security import NON_ROOT_REASON, effective, non_root_error
 from edgekube.model.storage import ResolvedVolume
 
 #: Podman's `cause` when a container is created from an image the store does not hold.
@@ -61,6 +62,7 @@ class PodCreator:
         mounts = self.volumes.prepare(pod, podname, labels, volumes)
         for image in dict.fromkeys(c.image for c in pod.spec.containers if c.pull_policy() is PullPolicy.ALWAYS):
             images.pull(self.transport, image, self.pull_timeout)
+        users = {c.name: self._check_user(pod, uid, c) for c in pod.spec.containers}
         created = self.transport.json(
             "post", "/pods/create", what=f"create pod {podname}", reason="CreatePodError",
             body=specgen.pod_spec(pod, podname, labels),
@@ -68,7 +70,14 @@ class PodCreator:
         pod_id = str(created["Id"])
         ids = [
             self._create_container(
-                pod, container, index, podname, labels, mounts[container.name], (devices or {}).get(container.name, ())
+                pod,
+                container,
+                index,
+                podname,
+                labels,
+                mounts[container.name],
+                (devices or {}).get(container.name, ()),
+                users[container.name],
             )
             for index, container in enumerate(pod.spec.containers)
         ]
@@ -84,8 +93,11 @@ class PodCreator:
         labels: dict[str, str],
         mounts: Sequence[ContainerMount],
         devices: Sequence[str] = (),
+        image_user: str = "",
     ) -> str:
-        body = specgen.container_spec(pod, container, index, podname, labels, mounts=mounts, devices=devices)
+        body = specgen.container_spec(
+            pod, container, index, podname, labels, mounts=mounts, devices=devices, image_user=image_user
+        )
         what = f"create container {body['name']} ({container.image})"
         response = self.transport.request("post", "/containers/create", what=what, body=body)
         if response.status_code >= 400 and error_body(response).get("cause") == _NO_IMAGE:
@@ -96,6 +108,32 @@ class PodCreator:
         if response.status_code >= 400:
             raise_http(response, what, "CreateContainerError")
         return str(response.json()["Id"])
+
+    def _check_user(self, pod: Pod, uid: PodUID, container: Container) -> str:
+        """The image's USER when the securityContext needs it; refuses runAsNonRoot on root as the kubelet does.
+
+        Only a container with runAsNonRoot or runAsGroup but no runAsUser costs an image inspect (pulled first
+        when absent, per its pull policy). A refusal is RuntimeFailure `CreateContainerConfigError`.
+        """
+        sc = effective(pod.spec.security_context, container.security_context)
+        image_user = ""
+        if sc.run_as_user is None and (sc.run_as_non_root or sc.run_as_group is not None):
+            image_user = self._image_user(container)
+        ref = f"{pod.metadata.name}_{pod.metadata.namespace}({uid})"
+        error = non_root_error(sc, image_user, ref, container.name)
+        if error:
+            raise RuntimeFailure(error, reason=NON_ROOT_REASON)
+        return image_user
+
+    def _image_user(self, container: Container) -> str:
+        what = f"inspect image {container.image}"
+        data: Any = self.transport.json("get", f"/images/{container.image}/json", what=what, ok_missing=True)
+        if data is None:
+            if container.pull_policy() is PullPolicy.NEVER:
+                raise images.not_present(container.image, self.node)
+            images.pull(self.transport, container.image, self.pull_timeout)
+            data = self.transport.json("get", f"/images/{container.image}/json", what=what)
+        return str(((data or {}).get("Config") or {}).get("User") or "")
 
     def start(self, pod_id: str, podname: str, containers: list[str]) -> None:
         """Start the pod: its infra container (network namespace) first, then every app container at once.

@@ -13,6 +13,7 @@ from edgekube.agent.runtime.volumes import NfsExport, NfsMode, VolumeKind, Volum
 from edgekube.model.expansion import expand
 from edgekube.model.pod import Container, Pod, Volume
 from edgekube.model.quantity import cpu_millis, memory_bytes
+from edgekube.model.security import SeccompProfileType, effective, sysctl_dots
 
 _CPU_PERIOD_US = 100_000
 #: The kernel rejects CFS quotas under 1 ms; Kubernetes clamps to the same floor.
@@ -20,6 +21,8 @@ _MIN_CPU_QUOTA_US = 1_000
 _MAX_HOSTNAME = 63
 #: The NFS version the kernel client is asked for (NFSv4.1: sessions, no rpcbind, one TCP port).
 NFS_VERSION = "4.1"
+#: Where seccompProfile `Localhost` profiles live on a node (the kubelet's <root-dir>/seccomp).
+SECCOMP_DIR = "/var/lib/edgekube/seccomp"
 
 
 def volume_spec(podname: str, volume: Volume, labels: dict[str, str]) -> dict[str, Any]:
@@ -101,20 +104,78 @@ class ContainerMount:
 
 
 def pod_spec(pod: Pod, podname: str, labels: dict[str, str]) -> dict[str, Any]:
-    """`POST /pods/create` body: shared ipc/net/uts (one localhost), host ports published on the pod."""
-    portmappings = [
-        {"container_port": p.container_port, "host_port": p.host_port, "protocol": p.protocol.value.lower()}
-        for c in pod.spec.containers
-        for p in c.ports
-        if p.host_port is not None
-    ]
-    return {
-        "name": podname,
-        "labels": labels,
-        "hostname": pod.metadata.name[:_MAX_HOSTNAME].rstrip(".-"),
-        "shared_namespaces": ["ipc", "net", "uts"],
-        "portmappings": portmappings,
-    }
+    """`POST /pods/create` body: shared ipc/net/uts (one localhost), host ports published on the pod.
+
+    hostNetwork: the node's network and UTS namespaces (its interfaces and hostname; nothing to publish).
+    hostPID: the node's PID namespace; shareProcessNamespace: one PID namespace for the pod's containers.
+    hostAliases: extra /etc/hosts entries.
+    """
+    spec = pod.spec
+    body: dict[str, Any] = {"name": podname, "labels": labels}
+    shared = ["ipc", "net", "uts"]
+    if spec.host_network:
+        body["netns"] = {"nsmode": "host"}
+        body["utsns"] = {"nsmode": "host"}
+    else:
+        body["hostname"] = pod.metadata.name[:_MAX_HOSTNAME].rstrip(".-")
+        body["portmappings"] = [
+            {"container_port": p.container_port, "host_port": p.host_port, "protocol": p.protocol.value.lower()}
+            for c in spec.containers
+            for p in c.ports
+            if p.host_port is not None
+        ]
+    if spec.host_pid:
+        body["pidns"] = {"nsmode": "host"}
+    elif spec.share_process_namespace:
+        shared.append("pid")
+    body["shared_namespaces"] = shared
+    hosts = [f"{name}:{alias.ip}" for alias in spec.host_aliases for name in alias.hostnames]
+    if hosts:
+        body["hostadd"] = hosts
+    return body
+
+
+def capability(name: str) -> str:
+    """A Kubernetes capability name as the OCI spec spells it: `NET_ADMIN` → `CAP_NET_ADMIN` (`ALL` kept)."""
+    upper = name.upper()
+    return upper if upper == "ALL" or upper.startswith("CAP_") else f"CAP_{upper}"
+
+
+def user_spec(run_as_user: int | None, run_as_group: int | None, image_user: str = "") -> str:
+    """The specgen `user`, `uid[:gid]`; a group alone keeps the image's user (root when the image names none)."""
+    if run_as_user is None and run_as_group is None:
+        return ""
+    user = str(run_as_user) if run_as_user is not None else (image_user.split(":", 1)[0] or "0")
+    return user if run_as_group is None else f"{user}:{run_as_group}"
+
+
+def _security(pod: Pod, container: Container, image_user: str) -> dict[str, Any]:
+    """The securityContext part of a container's specgen (effective settings: the container's over the pod's)."""
+    sc = effective(pod.spec.security_context, container.security_context)
+    body: dict[str, Any] = {}
+    user = user_spec(sc.run_as_user, sc.run_as_group, image_user)
+    if user:
+        body["user"] = user
+    if sc.groups:
+        body["groups"] = [str(g) for g in sc.groups]
+    if sc.read_only_root_filesystem:
+        body["read_only_filesystem"] = True
+    if sc.allow_privilege_escalation is False:
+        body["no_new_privileges"] = True
+    if sc.privileged:
+        body["privileged"] = True
+    if sc.cap_add:
+        body["cap_add"] = [capability(c) for c in sc.cap_add]
+    if sc.cap_drop:
+        body["cap_drop"] = [capability(c) for c in sc.cap_drop]
+    if sc.seccomp is not None and sc.seccomp.type is SeccompProfileType.UNCONFINED:
+        body["seccomp_profile_path"] = "unconfined"
+    elif sc.seccomp is not None and sc.seccomp.type is SeccompProfileType.LOCALHOST:
+        body["seccomp_profile_path"] = f"{SECCOMP_DIR}/{sc.seccomp.localhost_profile}"
+    sysctls = pod.spec.security_context.sysctls if pod.spec.security_context else []
+    if sysctls:
+        body["sysctl"] = {sysctl_dots(s.name): s.value for s in sysctls}
+    return body
 
 
 def _resource_limits(container: Container) -> dict[str, Any]:
@@ -143,12 +204,14 @@ def container_spec(
     *,
     mounts: Sequence[ContainerMount] | None = None,
     devices: Sequence[str] = (),
+    image_user: str = "",
 ) -> dict[str, Any]:
     """`POST /containers/create` body (specgen) of one app container, joined to the pod `podname`.
 
     `mounts` are the container's volume mounts as the create step resolved them; None: each volumeMount is the
     pod's named volume `<podname>_<volume>` (emptyDirs). `devices`: host device nodes mapped in at the same path
     (the container's extended resources), named in a label so a restarted agent knows they are taken.
+    `image_user`: the image's USER, needed only when runAsGroup is set without runAsUser.
     """
     if mounts is None:
         mounts = [
@@ -195,4 +258,5 @@ def container_spec(
     limits = _resource_limits(container)
     if limits:
         body["resource_limits"] = limits
+    body.update(_security(pod, container, image_user))
     return body

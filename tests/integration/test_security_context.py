@@ -1,0 +1,168 @@
+"""securityContext and host namespaces on real Podman (runc): what a process inside the container sees.
+
+Each test creates a pod through PodmanRuntime, then reads the effect from inside with `exec` (`id`,
+/proc/self/status, a write to /), as a user of the pod would.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekube.agent.runtime.podman import PodmanRuntime
+from edgekube.local.podman_service import PodmanService
+from edgekube.model.names import NodeName
+from tests.unit.test_runtime_contract import IDLE, make_pod, new_uid
+
+pytestmark = pytest.mark.integration
+
+CAP_CHOWN = 0
+CAP_NET_ADMIN = 12
+
+
+@pytest.fixture
+def runtime(podman_service: PodmanService, demo_image: str) -> Iterator[PodmanRuntime]:
+    rt = PodmanRuntime(podman_service.url, NodeName(f"node-{uuid.uuid4().hex[:8]}"))
+    yield rt
+    for pod in rt.list_pods():
+        rt.remove_pod(pod.uid, grace_seconds=0)
+    rt.close()
+
+
+def _run(runtime: PodmanRuntime, image: str, container: dict[str, Any] | None = None, **spec: Any) -> Any:
+    """Start a one-container pod (`main`, idle) with `container` merged into it; returns its uid."""
+    uid = new_uid()
+    pod = make_pod("sec", image, {"name": "main", "image": image, "command": IDLE, **(container or {})}, **spec)
+    runtime.create_pod(pod, uid, "h")
+    return uid
+
+
+def _sh(runtime: PodmanRuntime, uid: Any, script: str, container: str = "main") -> tuple[int, str]:
+    return runtime.exec(uid, container, ["sh", "-c", script], timeout=10)
+
+
+def _status(runtime: PodmanRuntime, uid: Any) -> dict[str, str]:
+    code, out = _sh(runtime, uid, "cat /proc/self/status")
+    assert code == 0, out
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+
+
+def _caps(status: dict[str, str]) -> int:
+    return int(status["CapEff"], 16)
+
+
+def test_id_shows_run_as_user_run_as_group_and_fs_group_and_supplemental_groups(
+    runtime: PodmanRuntime, demo_image: str
+) -> None:
+    uid = _run(
+        runtime, demo_image, {"securityContext": {"runAsGroup": 3000}},
+        securityContext={"runAsUser": 1000, "runAsGroup": 1, "fsGroup": 2000, "supplementalGroups": [4000]},
+    )  # fmt: skip
+    assert _sh(runtime, uid, "id -u; id -g") == (0, "1000\n3000\n")
+    code, groups = _sh(runtime, uid, "id -G")
+    assert code == 0
+    assert {"2000", "4000"} <= set(groups.split())
+
+
+def test_a_write_to_the_root_fails_with_read_only_root_filesystem_and_an_empty_dir_stays_writable(
+    runtime: PodmanRuntime, demo_image: str
+) -> None:
+    container = {
+        "securityContext": {"readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+    }
+    uid = _run(runtime, demo_image, container, volumes=[{"name": "scratch", "emptyDir": {}}])
+    code, out = _sh(runtime, uid, "touch /written")
+    assert code != 0
+    assert "Read-only file system" in out
+    assert _sh(runtime, uid, "touch /scratch/written && echo ok") == (0, "ok\n")
+
+
+def test_a_dropped_capability_is_missing_and_an_added_one_present(runtime: PodmanRuntime, demo_image: str) -> None:
+    caps = {"capabilities": {"drop": ["CHOWN"], "add": ["NET_ADMIN"]}}
+    uid = _run(runtime, demo_image, {"securityContext": caps})
+    effective = _caps(_status(runtime, uid))
+    assert not effective & (1 << CAP_CHOWN)
+    assert effective & (1 << CAP_NET_ADMIN)
+    code, out = _sh(runtime, uid, "touch /f && chown 1 /f")
+    assert code != 0
+    assert "Operation not permitted" in out
+
+
+def test_drop_all_leaves_no_capability(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = _run(runtime, demo_image, {"securityContext": {"capabilities": {"drop": ["ALL"]}}})
+    assert _caps(_status(runtime, uid)) == 0
+
+
+def test_allow_privilege_escalation_false_sets_no_new_privs(runtime: PodmanRuntime, demo_image: str) -> None:
+    plain = _run(runtime, demo_image)
+    guarded = _run(runtime, demo_image, {"securityContext": {"allowPrivilegeEscalation": False}})
+    assert _status(runtime, plain)["NoNewPrivs"] == "0"
+    assert _status(runtime, guarded)["NoNewPrivs"] == "1"
+
+
+def test_privileged_has_every_capability_and_no_seccomp_filter(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = _run(runtime, demo_image, {"securityContext": {"privileged": True}})
+    status = _status(runtime, uid)
+    assert _caps(status) & (1 << CAP_NET_ADMIN)
+    assert status["Seccomp"] == "0"
+
+
+def test_seccomp_runtime_default_filters_and_unconfined_does_not(runtime: PodmanRuntime, demo_image: str) -> None:
+    default = _run(runtime, demo_image, securityContext={"seccompProfile": {"type": "RuntimeDefault"}})
+    unconfined = _run(runtime, demo_image, {"securityContext": {"seccompProfile": {"type": "Unconfined"}}})
+    assert _status(runtime, default)["Seccomp"] == "2"  # SECCOMP_MODE_FILTER
+    assert _status(runtime, unconfined)["Seccomp"] == "0"
+
+
+def test_pod_sysctls_are_set_in_the_pods_namespaces(runtime: PodmanRuntime, demo_image: str) -> None:
+    sysctls = [
+        {"name": "net.ipv4.ip_local_port_range", "value": "40000 50000"},
+        {"name": "kernel/shm_rmid_forced", "value": "1"},
+    ]
+    uid = _run(runtime, demo_image, securityContext={"sysctls": sysctls})
+    code, out = _sh(runtime, uid, "cat /proc/sys/net/ipv4/ip_local_port_range /proc/sys/kernel/shm_rmid_forced")
+    assert code == 0
+    assert out.split() == ["40000", "50000", "1"]
+
+
+def test_host_network_sees_the_hosts_interfaces_and_hostname(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = _run(runtime, demo_image, hostNetwork=True)
+    code, out = _sh(runtime, uid, "cat /proc/net/dev; hostname")
+    assert code == 0
+    lines = out.splitlines()
+    inside = {line.split(":")[0].strip() for line in lines[2:-1]}
+    host = {line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines()[2:]}
+    assert inside == host
+    assert lines[-1] == socket.gethostname()
+
+
+def test_share_process_namespace_lets_one_container_see_the_others_processes(
+    runtime: PodmanRuntime, demo_image: str
+) -> None:
+    uid = new_uid()
+    pod = make_pod(
+        "shared", demo_image,
+        {"name": "main", "image": demo_image, "command": IDLE},
+        {"name": "side", "image": demo_image, "command": ["sleep", "31337"]},
+        shareProcessNamespace=True,
+    )  # fmt: skip
+    runtime.create_pod(pod, uid, "h")
+    code, out = _sh(runtime, uid, "ps -o args")
+    assert code == 0
+    assert "sleep 31337" in out
+
+
+def test_host_aliases_are_in_etc_hosts(runtime: PodmanRuntime, demo_image: str) -> None:
+    aliases = [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]}]
+    uid = _run(runtime, demo_image, hostAliases=aliases)
+    code, out = _sh(runtime, uid, "cat /etc/hosts")
+    assert code == 0
+    entries = {name: line.split()[0] for line in out.splitlines() if line.strip() for name in line.split()[1:]}
+    assert entries["foo.local"] == "10.1.2.3"
+    assert entries["bar.local"] == "10.1.2.3"
