@@ -7,8 +7,9 @@ Each test creates a pod through PodmanRuntime, then reads the effect from inside
 from __future__ import annotations
 
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from edgekube.agent.runtime.podman import PodmanRuntime
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.names import NodeName
+from tests.support.podman import EdgeNode, manifest
 from tests.unit.test_runtime_contract import IDLE, make_pod, new_uid
 
 pytestmark = pytest.mark.integration
@@ -166,3 +168,39 @@ def test_host_aliases_are_in_etc_hosts(runtime: PodmanRuntime, demo_image: str) 
     entries = {name: line.split()[0] for line in out.splitlines() if line.strip() for name in line.split()[1:]}
     assert entries["foo.local"] == "10.1.2.3"
     assert entries["bar.local"] == "10.1.2.3"
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_host_pid_sees_the_hosts_processes(runtime: PodmanRuntime, demo_image: str) -> None:
+    uid = _run(runtime, demo_image, hostPID=True)
+    code, out = _sh(runtime, uid, "cat /proc/1/cmdline")
+    assert code == 0
+    assert out == Path("/proc/1/cmdline").read_text()
+
+
+def test_an_agent_reports_a_run_as_non_root_refusal_as_the_kubelet_does(edge_node: EdgeNode) -> None:
+    """Pending, the container waiting CreateContainerConfigError, the event `Error: container has runAsNonRoot...`."""
+    pod = manifest("rootless", {"name": "app", "command": IDLE})
+    pod["spec"]["securityContext"] = {"runAsNonRoot": True}
+    uid = pod["metadata"]["uid"]
+    edge_node.start_agent()
+    edge_node.want(pod)
+    message = f'container has runAsNonRoot and image will run as root (pod: "rootless_default({uid})", container: app)'
+
+    def refused(status: dict[str, Any]) -> bool:
+        statuses = status.get("containerStatuses") or []
+        waiting = statuses[0].get("state", {}).get("waiting", {}) if statuses else {}
+        return bool(waiting.get("reason") == "CreateContainerConfigError")
+
+    status = edge_node.wait_status("the refusal", "rootless", refused)
+    assert status["phase"] == "Pending"
+    assert status["containerStatuses"][0]["state"]["waiting"]["message"] == message
+    wait_until("the Failed event", lambda: ("Failed", f"Error: {message}") in edge_node.event_reasons("rootless"))
+    assert edge_node.observed("rootless") is None

@@ -125,8 +125,9 @@ def pod_spec(pod: Pod, podname: str, labels: dict[str, str]) -> dict[str, Any]:
             if p.host_port is not None
         ]
     if spec.host_pid:
+        # The infra container takes the node's PID namespace; the app containers join the infra's.
         body["pidns"] = {"nsmode": "host"}
-    elif spec.share_process_namespace:
+    if spec.host_pid or spec.share_process_namespace:
         shared.append("pid")
     body["shared_namespaces"] = shared
     hosts = [f"{name}:{alias.ip}" for alias in spec.host_aliases for name in alias.hostnames]
