@@ -204,3 +204,17 @@ def test_an_agent_reports_a_run_as_non_root_refusal_as_the_kubelet_does(edge_nod
     assert status["containerStatuses"][0]["state"]["waiting"]["message"] == message
     wait_until("the Failed event", lambda: ("Failed", f"Error: {message}") in edge_node.event_reasons("rootless"))
     assert edge_node.observed("rootless") is None
+
+
+@pytest.mark.parametrize("medium", ["", "Memory"])
+def test_an_empty_dir_belongs_to_the_fs_group_and_files_created_in_it_too(
+    runtime: PodmanRuntime, demo_image: str, medium: str
+) -> None:
+    """The kubelet's SetVolumeOwnership on an emptyDir: group fsGroup, mode 2777 (setgid), new files get fsGroup."""
+    container = {"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}
+    uid = _run(
+        runtime, demo_image, container, volumes=[{"name": "scratch", "emptyDir": {"medium": medium}}],
+        securityContext={"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000},
+    )  # fmt: skip
+    code, out = _sh(runtime, uid, "stat -c '%g %a' /scratch && touch /scratch/f && stat -c '%u %g' /scratch/f")
+    assert (code, out.split("\n")[:2]) == (0, ["2000 2777", "1000 2000"])

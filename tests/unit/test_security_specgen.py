@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from edgekube.agent.runtime.podman.specgen import SECCOMP_DIR, capability, container_spec, pod_spec, user_spec
+from edgekube.agent.runtime.podman.specgen import (
+    SECCOMP_DIR,
+    capability,
+    container_spec,
+    plan_volume_spec,
+    pod_spec,
+    user_spec,
+)
+from edgekube.agent.runtime.volumes import plan_volumes
 from edgekube.model.pod import Pod
 
 SECURITY_KEYS = (
@@ -117,3 +125,23 @@ def test_host_aliases_become_hostadd_entries() -> None:
     assert pod_spec(pod(hostAliases=aliases), "ek_web", {})["hostadd"] == [
         "a.local:10.0.0.1", "b.local:10.0.0.1", "c:fe80::1",
     ]  # fmt: skip
+
+
+def test_fs_group_owns_empty_dirs_and_leaves_other_volumes_alone() -> None:
+    """The kubelet's SetVolumeOwnership: an emptyDir gets group fsGroup (Podman's uid=/gid= options), mode 2777."""
+    p = pod()
+    plans, _ = plan_volumes(
+        Pod.model_validate({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": p.to_dict()["spec"]["containers"],
+                "volumes": [{"name": "d", "emptyDir": {}}, {"name": "m", "emptyDir": {"medium": "Memory"}},
+                            {"name": "h", "hostPath": {"path": "/tmp"}}],
+            },
+        })
+    )  # fmt: skip
+    assert plan_volume_spec("v", plans["d"], {}, fs_group=2000)["Options"] == {"o": "uid=0,gid=2000"}
+    assert plan_volume_spec("v", plans["m"], {}, fs_group=2000)["Options"] == {
+        "type": "tmpfs", "device": "tmpfs", "o": "uid=0,gid=2000,mode=2777",
+    }  # fmt: skip
+    assert "Options" not in plan_volume_spec("v", plans["d"], {})

@@ -218,7 +218,7 @@ def test_fields_edgekube_does_not_implement_are_not_supported(where: str, field:
 @pytest.mark.parametrize("field", ["hostIPC", "hostUsers"])
 def test_host_ipc_and_host_users_are_not_supported(field: str) -> None:
     """Issue 11: hostIPC and hostUsers are not implemented, so rejected."""
-    assert problems(**{field: True}) == [f"spec.{field}: not supported"]
+    assert problems(None, **{field: True}) == [f"spec.{field}: not supported"]
 
 
 def test_a_containers_settings_win_over_the_pods() -> None:

@@ -21,6 +21,8 @@ _MIN_CPU_QUOTA_US = 1_000
 _MAX_HOSTNAME = 63
 #: The NFS version the kernel client is asked for (NFSv4.1: sessions, no rpcbind, one TCP port).
 NFS_VERSION = "4.1"
+#: An emptyDir's mode under fsGroup: the kubelet's 0777 plus setgid, so files created in it get the fsGroup.
+FS_GROUP_MODE = 0o2777
 #: Where seccompProfile `Localhost` profiles live on a node (the kubelet's <root-dir>/seccomp).
 SECCOMP_DIR = "/var/lib/edgekube/seccomp"
 
@@ -73,12 +75,27 @@ def fuse_nfs_options(helper: str, source: str, read_only: bool) -> dict[str, str
 
 
 def plan_volume_spec(
-    name: str, plan: VolumePlan, labels: dict[str, str], *, nfs_options: dict[str, str] | None = None
+    name: str,
+    plan: VolumePlan,
+    labels: dict[str, str],
+    *,
+    nfs_options: dict[str, str] | None = None,
+    fs_group: int | None = None,
 ) -> dict[str, Any]:
-    """`POST /volumes/create` body of one planned volume: emptyDir, tmpfs, or NFS with `nfs_options` (see above)."""
+    """`POST /volumes/create` body of one planned volume: emptyDir, tmpfs, or NFS with `nfs_options` (see above).
+
+    `fs_group` (the pod's fsGroup) owns an emptyDir, as the kubelet's SetVolumeOwnership makes it: group fsGroup,
+    setgid; Podman then leaves the owner alone (the caller sets a disk emptyDir's mode, tmpfs takes `mode=`).
+    """
     body: dict[str, Any] = {"Name": name, "Label": labels}
+    owner = f"uid=0,gid={fs_group}" if fs_group is not None else ""
     if plan.kind is VolumeKind.MEMORY:
         body["Options"] = _tmpfs_options(plan.size_limit)
+        if owner:
+            options = body["Options"]
+            options["o"] = ",".join(filter(None, (options.get("o", ""), owner, f"mode={FS_GROUP_MODE:o}")))
+    elif plan.kind is VolumeKind.EMPTY_DIR and owner:
+        body["Options"] = {"o": owner}
     elif plan.kind is VolumeKind.NFS:
         if nfs_options is None:
             raise ValueError(f"volume {plan.name}: an nfs volume needs its options")

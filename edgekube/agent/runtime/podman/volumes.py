@@ -9,6 +9,7 @@ one is refused rather than bound to the empty directory beneath it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from edgekube.agent.runtime.podman import specgen
@@ -75,9 +76,11 @@ class VolumeSetup:
             self._nfs_makedirs(plans[volume], sub)
         mountpoints: dict[str, str] = {}
         namespace = pod.metadata.namespace
+        fs_group = pod.spec.security_context.fs_group if pod.spec.security_context else None
         for plan in plans.values():
             if plan.kind is not VolumeKind.HOST_PATH:
-                mountpoints[plan.name] = self._create(podname, plan, {**labels, **claim_labels(plan, namespace)})
+                labels_of = {**labels, **claim_labels(plan, namespace)}
+                mountpoints[plan.name] = self._create(podname, plan, labels_of, fs_group=fs_group)
         for volume, sub in sorted(subs):
             plan = plans[volume]
             self._create(podname, plan, {**labels, **claim_labels(plan, namespace)}, sub)
@@ -105,7 +108,9 @@ class VolumeSetup:
                 plan.name, f"cannot create subPath {sub!r} on nfs server {plan.nfs.address()}: {exc}"
             ) from exc
 
-    def _create(self, podname: str, plan: VolumePlan, labels: dict[str, str], sub: str = "") -> str:
+    def _create(
+        self, podname: str, plan: VolumePlan, labels: dict[str, str], sub: str = "", *, fs_group: int | None = None
+    ) -> str:
         """Create one Podman volume (the NFS ones on `sub` of the export); returns its mountpoint on the host.
 
         `labels` are the pod's, and for a claim's volume the PersistentVolume's and the claim's (claim_labels).
@@ -123,12 +128,20 @@ class VolumeSetup:
             export = NfsExport(plan.nfs.server, _join(plan.nfs.path, sub), plan.nfs.port, plan.nfs.mount_options)
             options = specgen.nfs_volume_options(self.mode, export, plan.read_only, helper, source)
         body = specgen.plan_volume_spec(
-            name, plan, {**labels, LABEL_VOLUME: plan.name, LABEL_VOLUME_KIND: plan.kind.value}, nfs_options=options
-        )
+            name, plan, {**labels, LABEL_VOLUME: plan.name, LABEL_VOLUME_KIND: plan.kind.value},
+            nfs_options=options, fs_group=fs_group,
+        )  # fmt: skip
         created = self.transport.json(
             "post", "/volumes/create", what=f"create volume {name}", reason="CreateVolumeError", body=body
         )
-        return str((created or {}).get("Mountpoint") or "")
+        mountpoint = str((created or {}).get("Mountpoint") or "")
+        if fs_group is not None and plan.kind is VolumeKind.EMPTY_DIR and mountpoint:
+            # Podman has no mode option for a plain volume; its directory is on this node, set it here.
+            try:
+                os.chmod(mountpoint, specgen.FS_GROUP_MODE)
+            except OSError as exc:
+                raise failed_mount(plan.name, f"cannot apply fsGroup {fs_group}: {exc}") from exc
+        return mountpoint
 
     def usage(self, uid: PodUID) -> dict[str, int]:
         """Bytes used by each disk emptyDir of the pod (du of its mountpoint), by volume name."""
