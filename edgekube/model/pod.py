@@ -165,6 +165,11 @@ class Container(K8sModel):
     readiness_probe: Probe | None = None
     #: User, groups, capabilities, read-only root, seccomp (edgekube.model.security); mapped to Podman's specgen.
     security_context: SecurityContext | None = None
+    #: Keep the main process's stdin open (a pipe) rather than /dev/null; `tty`: give it a terminal.
+    stdin: bool = False
+    #: Accepted and ignored: it only changes what a second attach sees, and edgekube has no attach.
+    stdin_once: bool = False
+    tty: bool = False
 
     @field_validator("name")
     @classmethod

@@ -218,3 +218,23 @@ def test_an_empty_dir_belongs_to_the_fs_group_and_files_created_in_it_too(
     )  # fmt: skip
     code, out = _sh(runtime, uid, "stat -c '%g %a' /scratch && touch /scratch/f && stat -c '%u %g' /scratch/f")
     assert (code, out.split("\n")[:2]) == (0, ["2000 2777", "1000 2000"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [({}, "/dev/null"), ({"stdin": True}, "pipe:"), ({"stdin": True, "tty": True}, "/dev/pts/")],
+)
+def test_stdin_and_tty_are_what_the_main_process_reads(
+    runtime: PodmanRuntime, demo_image: str, fields: dict[str, bool], expected: str
+) -> None:
+    uid = _run(runtime, demo_image, fields)
+    code, out = _sh(runtime, uid, "readlink /proc/1/fd/0")
+    assert code == 0
+    assert out.startswith(expected)
+
+
+def test_a_tty_containers_logs_read_as_written(runtime: PodmanRuntime, demo_image: str) -> None:
+    """A terminal's log is not multiplexed; the runtime's logs() still returns the text (CRLF from the tty)."""
+    uid = _run(runtime, demo_image, {"tty": True, "command": ["sh", "-c", "echo hello-tty; exec sleep 1000"]})
+    wait_until("the log line", lambda: "hello-tty" in runtime.logs(uid, "main"))
+    assert runtime.logs(uid, "main").splitlines()[0].rstrip("\r") == "hello-tty"

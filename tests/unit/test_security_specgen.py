@@ -145,3 +145,14 @@ def test_fs_group_owns_empty_dirs_and_leaves_other_volumes_alone() -> None:
         "type": "tmpfs", "device": "tmpfs", "o": "uid=0,gid=2000,mode=2777",
     }  # fmt: skip
     assert "Options" not in plan_volume_spec("v", plans["d"], {})
+
+
+def test_stdin_and_tty_map_to_stdin_and_terminal() -> None:
+    p = Pod.model_validate({
+        "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "c", "image": "b", "stdin": True, "stdinOnce": True, "tty": True}]},
+    })  # fmt: skip
+    body = container_spec(p, p.spec.containers[0], 0, "ek_web", {})
+    assert (body["stdin"], body["terminal"]) == (True, True)
+    plain = pod()
+    assert not {"stdin", "terminal"} & container_spec(plain, plain.spec.containers[0], 0, "ek_web", {}).keys()

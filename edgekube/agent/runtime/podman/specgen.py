@@ -277,4 +277,8 @@ def container_spec(
     if limits:
         body["resource_limits"] = limits
     body.update(_security(pod, container, image_user))
+    if container.stdin:
+        body["stdin"] = True
+    if container.tty:
+        body["terminal"] = True
     return body
