@@ -6,6 +6,7 @@ Each test creates a pod through PodmanRuntime, then reads the effect from inside
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edgekube.agent.runtime.podman import PodmanRuntime
+from edgekube.agent.runtime.podman import PodmanRuntime, specgen
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.names import NodeName
 from tests.support.podman import EdgeNode, manifest
@@ -238,3 +239,22 @@ def test_a_tty_containers_logs_read_as_written(runtime: PodmanRuntime, demo_imag
     uid = _run(runtime, demo_image, {"tty": True, "command": ["sh", "-c", "echo hello-tty; exec sleep 1000"]})
     wait_until("the log line", lambda: "hello-tty" in runtime.logs(uid, "main"))
     assert runtime.logs(uid, "main").splitlines()[0].rstrip("\r") == "hello-tty"
+
+
+def test_a_localhost_seccomp_profile_from_the_nodes_profile_dir_is_enforced(
+    runtime: PodmanRuntime, demo_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """seccompProfile Localhost: `<profile dir>/<localhostProfile>`; this one refuses mkdir with EPERM."""
+    profile = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "no-mkdir.json").write_text(json.dumps(profile))
+    monkeypatch.setattr(specgen, "SECCOMP_DIR", str(tmp_path))
+    sc = {"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/no-mkdir.json"}}
+    uid = _run(runtime, demo_image, {"securityContext": sc})
+    code, out = _sh(runtime, uid, "mkdir /tmp/d")
+    assert code != 0
+    assert "Operation not permitted" in out
+    assert _sh(runtime, uid, "touch /tmp/f && echo ok") == (0, "ok\n")
