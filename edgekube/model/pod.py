@@ -166,10 +166,11 @@ class Container(K8sModel):
     #: User, groups, capabilities, read-only root, seccomp (edgekube.model.security); mapped to Podman's specgen.
     security_context: SecurityContext | None = None
     #: Keep the main process's stdin open (a pipe) rather than /dev/null; `tty`: give it a terminal.
-    stdin: bool = False
+    #: (None for unset, here and in PodSpec's host fields: an unset field stays out of the spec hash.)
+    stdin: bool | None = None
     #: Accepted and ignored: it only changes what a second attach sees, and edgekube has no attach.
-    stdin_once: bool = False
-    tty: bool = False
+    stdin_once: bool | None = None
+    tty: bool | None = None
 
     @field_validator("name")
     @classmethod
@@ -343,10 +344,10 @@ class PodSpec(K8sModel):
     topology_spread_constraints: list[TopologySpreadConstraint] = Field(default_factory=list)
     #: Pod-wide user, groups, seccomp, sysctls; containers' own securityContext wins (edgekube.model.security).
     security_context: PodSecurityContext | None = None
-    host_network: bool = False
-    host_pid: bool = Field(default=False, alias="hostPID")
+    host_network: bool | None = None
+    host_pid: bool | None = Field(default=None, alias="hostPID")
     share_process_namespace: bool | None = None
-    host_aliases: list[HostAlias] = Field(default_factory=list)
+    host_aliases: list[HostAlias] | None = None
 
     @field_validator("node_selector")
     @classmethod
@@ -403,7 +404,7 @@ class PodSpec(K8sModel):
                         "must match `hostPort` when `hostNetwork` is true"
                     )
         for i, sysctl in enumerate(self.security_context.sysctls if self.security_context else []):
-            error = host_sysctl_error(sysctl.name, self.host_network)
+            error = host_sysctl_error(sysctl.name, True)
             if error:
                 raise ValidationError(f"securityContext.sysctls[{i}].name: {error}")
 

@@ -256,3 +256,12 @@ BREAKS = f"container's runAsUser breaks non-root policy {WHERE}"
 def test_run_as_non_root_verdicts(sc: EffectiveSecurity, image_user: str, expected: str | None) -> None:
     """The kubelet's verifyRunAsNonRoot (pkg/kubelet/kuberuntime/security_context_others.go)."""
     assert non_root_error(sc, image_user, REF, "c") == expected
+
+
+def test_unset_fields_stay_out_of_the_stored_spec_so_running_pods_keep_their_spec_hash() -> None:
+    """An agent upgraded to these fields hashes an existing pod's spec as before (no re-create of every pod)."""
+    pod = Pod.model_validate({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "b"}]}})
+    spec = pod.spec.to_dict()
+    new = {"securityContext", "hostNetwork", "hostPID", "shareProcessNamespace", "hostAliases"}
+    assert not new & spec.keys()
+    assert not {"securityContext", "stdin", "stdinOnce", "tty"} & spec["containers"][0].keys()

@@ -147,7 +147,7 @@ def pod_spec(pod: Pod, podname: str, labels: dict[str, str]) -> dict[str, Any]:
     if spec.host_pid or spec.share_process_namespace:
         shared.append("pid")
     body["shared_namespaces"] = shared
-    hosts = [f"{name}:{alias.ip}" for alias in spec.host_aliases for name in alias.hostnames]
+    hosts = [f"{name}:{alias.ip}" for alias in spec.host_aliases or () for name in alias.hostnames]
     if hosts:
         body["hostadd"] = hosts
     return body
