@@ -82,6 +82,8 @@ class StatusReporter:
         for d in desired:
             status = pod_status(d, observed.get(d.uid), failures.get(d.uid), memory[d.uid])
             status["hostIP"] = self._host_ip
+            if d.pod.spec.host_network and status.get("phase") in ("Running", "Succeeded", "Failed"):
+                status["podIP"] = self._host_ip  # the kubelet's: a hostNetwork pod's address is its node's
             pods.append(
                 PodReport(uid=d.uid, namespace=d.pod.metadata.namespace, name=d.pod.metadata.name, status=status)
             )

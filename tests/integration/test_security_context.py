@@ -258,3 +258,13 @@ def test_a_localhost_seccomp_profile_from_the_nodes_profile_dir_is_enforced(
     assert code != 0
     assert "Operation not permitted" in out
     assert _sh(runtime, uid, "touch /tmp/f && echo ok") == (0, "ok\n")
+
+
+def test_an_agent_reports_a_host_network_pods_ip_as_its_nodes(edge_node: EdgeNode) -> None:
+    """The kubelet's podIP for a hostNetwork pod: the node's address (status.hostIP)."""
+    pod = manifest("hostnet", {"name": "app", "command": IDLE})
+    pod["spec"]["hostNetwork"] = True
+    edge_node.start_agent()
+    edge_node.want(pod)
+    status = edge_node.wait_status("Running", "hostnet", lambda s: s.get("phase") == "Running")
+    assert status["podIP"] == status["hostIP"]
