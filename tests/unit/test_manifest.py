@@ -231,10 +231,8 @@ RFC1123_LABEL = (
 @pytest.mark.parametrize(
     ("doc", "problem"),
     [
-        pytest.param(
-            pod(securityContext={}), "spec.containers[0].securityContext: not supported", id="container-field"
-        ),
-        pytest.param(pod(spec={"hostNetwork": True}), "spec.hostNetwork: not supported", id="spec-field"),
+        pytest.param(pod(lifecycle={}), "spec.containers[0].lifecycle: not supported", id="container-field"),
+        pytest.param(pod(spec={"initContainers": []}), "spec.initContainers: not supported", id="spec-field"),
         pytest.param({**MINIMAL, "extra": 1}, "extra: not supported", id="top-level-field"),
         pytest.param(pod(metadata={"name": "Web"}), f"metadata.name: 'Web': {RFC1123_SUBDOMAIN}", id="name-uppercase"),
         pytest.param(pod(metadata={"name": "-web"}), f"metadata.name: '-web': {RFC1123_SUBDOMAIN}", id="name-dash"),
@@ -591,7 +589,7 @@ def test_a_manifest_of_exactly_the_limit_is_accepted() -> None:
 def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> None:
     text = "\n---\n".join(
         [
-            json.dumps(pod(metadata={"name": "Bad"}, securityContext={})),
+            json.dumps(pod(metadata={"name": "Bad"}, lifecycle={})),
             json.dumps(MINIMAL),
             json.dumps({"apiVersion": "v1", "kind": "Service"}),
         ]
@@ -603,7 +601,7 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
     assert (first.index, second.index) == (0, 2)
     assert first.problems == [
         f"metadata.name: 'Bad': {RFC1123_SUBDOMAIN}",
-        "spec.containers[0].securityContext: not supported",
+        "spec.containers[0].lifecycle: not supported",
     ]
     assert second.problems == [
         "kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
