@@ -30,7 +30,6 @@ from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from edgekube.master.config import MasterConfig
 from edgekube.master.wiring import build_master
-from edgekube.model.wire import Heartbeat
 from tests.support.cluster import ApiClient, start_agent, wait_for
 
 pytestmark = pytest.mark.integration
@@ -214,17 +213,30 @@ def test_the_masters_not_ready_verdict_reaches_the_leds_and_goes_when_heartbeats
 ) -> None:
     wait_pattern(env, Pattern.HEALTHY)
     wait_for("the master to know the node", lambda: ekctl(env, capsys, "get", "node", env.node)[0] == 0)
-    # The node stays connected but its heartbeats stop reaching the master (node_timeout 4 s): the master taints it
-    # unreachable and says so in the node's desired state; the node shows NotReady (red solid, green dark).
-    env.agent.config.heartbeat_interval = 3600.0
-    wait_pattern(env, Pattern.NOT_READY, timeout=30)
-    wait_for("the LEDs to settle", lambda: (env.pin(GREEN).state, env.pin(RED).state) == (0, 1), timeout=5)
-    # Heartbeats again (sent by the test now): the master clears the taint, the node hears it and shows Healthy.
-    seq = iter(range(10_000, 20_000))
+    # A one-way fault: the node still hears the broker, but nothing it sends about itself reaches the master (its
+    # heartbeats and its status reports, both of which count as signs of life; node_timeout 4 s). The master taints
+    # it unreachable and says so in the node's desired state; the node shows NotReady (red solid, green dark).
+    bus = env.agent.bus
+    send = bus.publish
+    dropped: list[str] = []
+    silenced = (topics.node_heartbeat(env.node), topics.node_status(env.node))
 
-    def beat_and_look() -> bool:
-        beat = Heartbeat(node=env.node, boot_id=env.agent.boot_id, seq=next(seq), observed_generation=-1)
-        env.agent.bus.publish(topics.node_heartbeat(env.node), beat.encode(), qos=0)
-        return env.pattern() is Pattern.HEALTHY and (env.pin(GREEN).state, env.pin(RED).state) == (1, 0)
+    def one_way(topic: str, payload: bytes, **kwargs: Any) -> None:
+        if topic in silenced:
+            dropped.append(topic)
+            return
+        send(topic, payload, **kwargs)
 
-    wait_for("Healthy again once heartbeats reach the master", beat_and_look, timeout=30)
+    bus.publish = one_way  # type: ignore[method-assign]
+    try:
+        wait_pattern(env, Pattern.NOT_READY, timeout=30)
+        wait_for("the LEDs to settle", lambda: (env.pin(GREEN).state, env.pin(RED).state) == (0, 1), timeout=5)
+        assert topics.node_heartbeat(env.node) in dropped, "the fault was hit: heartbeats were dropped"
+    finally:
+        bus.publish = send  # type: ignore[method-assign]
+    # The link heals: heartbeats reach the master again, it clears the taint, the node hears it and shows Healthy.
+    wait_for(
+        "Healthy again once heartbeats reach the master",
+        lambda: env.pattern() is Pattern.HEALTHY and (env.pin(GREEN).state, env.pin(RED).state) == (1, 0),
+        timeout=30,
+    )
