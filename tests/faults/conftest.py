@@ -35,12 +35,14 @@ def fleet(
 
     Agents in their own namespace cannot reach pod addresses on Podman's host bridge, so modules that need
     the agent to reach a pod over the network (httpGet probes) opt out; only network cuts need namespaces.
+    FLEET_AGENT_ARGS in a module adds command-line options to every agent of its fleet.
     """
     use_netns = bool(getattr(request.module, "FLEET_NETNS", True))
+    agent_args = [str(a) for a in getattr(request.module, "FLEET_AGENT_ARGS", [])]
     if use_netns:
         require_netns()
     root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
-    with Fleet(root, NODES, netns=use_netns, podman=fleet_podman) as started:
+    with Fleet(root, NODES, netns=use_netns, podman=fleet_podman, agent_args=agent_args) as started:
         yield started
 
 

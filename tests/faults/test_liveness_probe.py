@@ -6,7 +6,8 @@ delay. "well" serves HTTP with busybox httpd and is probed with an httpGet to it
 is restarted by its node's agent: its restartCount reaches 4, it keeps its name, uid and node (the
 controller does not replace it), and an Unhealthy warning event names it. The restarts back off: Podman's
 event log on the pod's node shows its container started 5 times, and each wait between two starts is longer
-than the one before (the agent waits 0, 1, 2, then 4 s before restarting; probing adds the same to each). The
+than the one before (the agents run with a 2 s initial back-off: they wait 0, 2, 4, then 8 s before restarting;
+probing adds the same to each, so each wait grows by at least 2 s, well above a loaded machine's jitter). The
 "well" pods are never restarted and no Unhealthy event names them.
 
 The agents run in the host's network here: an agent in its own namespace could not reach pod addresses on
@@ -26,12 +27,13 @@ from tests.support.fleet import Fleet, container, rc_manifest, restart_counts, u
 pytestmark = pytest.mark.integration
 
 FLEET_NETNS = False
+FLEET_AGENT_ARGS = ["--backoff-initial", "2"]
 PORT = 8080
 SICK_PROBES = {
     "exec-false": {"exec": {"command": ["false"]}},
     "httpGet-closed-port": {"httpGet": {"path": "/", "port": PORT}},
 }
-#: Restarts each sick pod must go through: the first is immediate, the next three back off 1, 2 and 4 s.
+#: Restarts each sick pod must go through: the first is immediate, the next three back off 2, 4 and 8 s.
 RESTARTS = 4
 TIMING = {"initialDelaySeconds": 1, "periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 1}
 
