@@ -7,6 +7,7 @@ import platform
 import socket
 from pathlib import Path
 
+from edgekube.agent.health import pi
 from edgekube.model.node import DEFAULT_MAX_PODS
 
 
@@ -107,21 +108,6 @@ def capacity(max_pods: int = DEFAULT_MAX_PODS) -> dict[str, str | int]:
     return {"cpu": str(cpus), "memory": f"{memory // 1024}Ki", "pods": max_pods}
 
 
-def soc_temperature() -> float | None:
-    """Degrees Celsius of thermal zone 0 (the SoC on a Pi)."""
-    raw = _read("/sys/class/thermal/thermal_zone0/temp")
-    return int(raw) / 1000 if raw.lstrip("-").isdigit() else None
-
-
-def throttled() -> int | None:
-    """The Pi firmware's get_throttled bit field, where the kernel exposes it."""
-    raw = _read("/sys/devices/platform/soc/soc:firmware/get_throttled")
-    try:
-        return int(raw, 16) if raw else None
-    except ValueError:
-        return None
-
-
 def usage() -> dict[str, float]:
     """Volatile node usage for heartbeats (never written to disk)."""
     mem = meminfo()
@@ -131,12 +117,12 @@ def usage() -> dict[str, float]:
         "memoryAvailableBytes": float(mem.get("MemAvailable", 0)),
         "memoryTotalBytes": float(mem.get("MemTotal", 0)),
     }
-    temp = soc_temperature()
+    temp = pi.read_soc_temperature()
     if temp is not None:
         out["socTemperatureC"] = temp
-    flags = throttled()
+    flags = pi.read_throttle_flags(vcgencmd=False)  # sysfs only: the heartbeat never waits on a subprocess
     if flags is not None:
-        out["throttled"] = float(flags)
+        out["throttled"] = float(flags.raw)
     return out
 
 
