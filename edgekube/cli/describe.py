@@ -27,6 +27,11 @@ class Writer:
     def cells(self, level: int, *cells: str) -> None:
         self.rows.append([INDENT * level + cells[0], *cells[1:]])
 
+    def header(self, level: int, *names: str) -> None:
+        """A table's column names and, under each, dashes as long as the name (kubectl's describe tables)."""
+        self.cells(level, *names)
+        self.cells(level, *("-" * len(name) for name in names))
+
     def mapping(self, level: int, key: str, values: Mapping[str, object], sep: str = "=") -> None:
         """Write like kubectl's printLabelsMultiline: first entry beside the key, the rest under it."""
         if not values:

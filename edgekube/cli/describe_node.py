@@ -59,8 +59,7 @@ def _pods(w: Writer, pods: list[Obj], allocatable: Obj, now: datetime | None) ->
     active = [p for p in pods if section(p, "status").get("phase") not in _TERMINAL]
     w.field(0, "Non-terminated Pods", f"({len(active)} in total)")
     header = ("Namespace", "Name", "CPU Requests", "CPU Limits", "Memory Requests", "Memory Limits", "Age")
-    w.cells(1, *header)
-    w.cells(1, *("-" * len(h) for h in header))
+    w.header(1, *header)
     summed = {(r, k): 0 for r in ("cpu", "memory") for k in ("requests", "limits")}
     for pod in active:
         meta = section(pod, "metadata")
@@ -109,8 +108,7 @@ def _nfs_servers(w: Writer, servers: list[Obj]) -> None:
         return
     w.line(0, "NFS Servers:")
     header = ("Server", "Reachable", "LastProbeTime", "Message")
-    w.cells(1, *header)
-    w.cells(1, *("-" * len(h) for h in header))
+    w.header(1, *header)
     for s in servers:
         port = s.get("port", 2049)
         address = str(s.get("server", ""))
@@ -129,8 +127,7 @@ def _history(w: Writer, windows: list[Obj]) -> None:
         return
     w.line(0, "Recent Usage:")
     header = ("Window", "Samples", "CPU min/avg/max", "Memory min/avg/max")
-    w.cells(1, *header)
-    w.cells(1, *("-" * len(h) for h in header))
+    w.header(1, *header)
     for h in windows:
         cpu, mem = _triple(h, "cpuCores"), _triple(h, "memoryBytes")
         w.cells(
@@ -175,8 +172,7 @@ def describe_node(node: Obj, pods: list[Obj], events: list[Obj] | None = None, n
     if conditions:
         w.line(0, "Conditions:")
         header = ("Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason", "Message")
-        w.cells(1, *header)
-        w.cells(1, *("-" * len(h) for h in header))
+        w.header(1, *header)
         for c in conditions:
             w.cells(
                 1,
