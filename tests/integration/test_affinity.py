@@ -19,7 +19,7 @@ from edgekube.agent.app import Agent
 from edgekube.local.broker import Mosquitto
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
-from tests.support.cluster import ApiClient, start_agent, start_master, wait_for
+from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,9 +93,7 @@ def cluster(mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str
         client.close()
         master.stop()
         for agent in agents:
-            agent.stop()  # first, so that its loop does not start again what is removed here
-            for pod in agent.runtime.list_pods():
-                agent.runtime.remove_pod(pod.uid, 0)
+            stop_agent(agent)
 
 
 def test_nodes_carry_the_well_known_labels_and_their_configured_ones(cluster: Cluster) -> None:

@@ -20,7 +20,7 @@ from edgekube.agent.app import Agent
 from edgekube.local.broker import Mosquitto
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
-from tests.support.cluster import ApiClient, start_agent, start_master, wait_for
+from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,9 +78,7 @@ def cluster(mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str
         client.close()
         master.stop()
         for agent in agents:
-            for pod in agent.runtime.list_pods():
-                agent.runtime.remove_pod(pod.uid, 0)
-            agent.stop()
+            stop_agent(agent)
 
 
 def test_a_pod_requesting_a_serial_device_runs_only_where_one_is_advertised_and_sees_it(cluster: Cluster) -> None:

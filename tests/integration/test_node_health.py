@@ -28,7 +28,7 @@ from edgekube.local.broker import Mosquitto
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from edgekube.model.wire import ApiRequest, Verb
-from tests.support.cluster import ApiClient, start_agent, start_master, wait_for
+from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
 from tests.support.podman import EdgeNode, manifest, running
 
 pytestmark = pytest.mark.integration
@@ -177,9 +177,7 @@ def cluster(mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str
         client.close()
         master.stop()
         for agent in agents.values():
-            for pod in agent.runtime.list_pods():
-                agent.runtime.remove_pod(pod.uid, 0)
-            agent.stop()
+            stop_agent(agent)
 
 
 def test_a_throttled_board_is_tainted_noschedule_and_new_pods_go_to_the_cooler_one(
@@ -289,6 +287,4 @@ def test_a_replica_evicted_under_memory_pressure_is_replaced_on_the_other_node(
         client.close()
         master.stop()
         for agent in agents.values():
-            for pod in agent.runtime.list_pods():
-                agent.runtime.remove_pod(pod.uid, 0)
-            agent.stop()
+            stop_agent(agent)

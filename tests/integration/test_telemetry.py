@@ -26,7 +26,7 @@ from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from edgekube.master.config import MasterConfig
 from edgekube.master.wiring import build_master
-from tests.support.cluster import ApiClient, start_agent, wait_for
+from tests.support.cluster import ApiClient, start_agent, stop_agent, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,9 +93,7 @@ def env(mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str, tm
     finally:
         client.close()
         master.stop()
-        for pod in agent.runtime.list_pods():
-            agent.runtime.remove_pod(pod.uid, 0)
-        agent.stop()
+        stop_agent(agent)
 
 
 def top(env: Env, capsys: Capture, *args: str) -> list[list[str]]:

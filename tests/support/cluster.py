@@ -168,3 +168,10 @@ def start_agent(
         **kw,
     )
     return build_agent(config, PodmanRuntime(service.url, NodeName(node))).start(wait=10)
+
+
+def stop_agent(agent: Agent) -> None:
+    """A test's teardown: stop the agent first (its loop must not start again what is removed), then its pods."""
+    agent.stop()
+    for pod in agent.runtime.list_pods():
+        agent.runtime.remove_pod(pod.uid, 0)
