@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
+from edgekube.agent.runtime.podman.transport import label_filters
 from edgekube.agent.runtime.protocol import (
     LABEL_GRACE,
     LABEL_MANAGED,
@@ -76,7 +76,7 @@ def owned_labels(node: NodeName, **extra: str) -> dict[str, str]:
 
 def owned(node: NodeName, **extra: str) -> dict[str, str]:
     """Query parameters selecting this node's edgekube pods and containers (not volumes: transport.list_volumes)."""
-    return {"filters": json.dumps({"label": [f"{k}={v}" for k, v in owned_labels(node, **extra).items()]})}
+    return label_filters(owned_labels(node, **extra))
 
 
 def of_pod(node: NodeName, uid: PodUID) -> dict[str, str]:

@@ -199,8 +199,7 @@ class PodmanTransport:
         Podman 4.3 ORs several label filters on volumes (containers and pods AND them), so the filter only narrows
         the answer and every label is checked here: purging one pod once removed every volume of the node.
         """
-        filters = {"filters": json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})}
-        data = self.json("get", "/volumes/json", what=what, params=filters) or []
+        data = self.json("get", "/volumes/json", what=what, params=label_filters(labels)) or []
         return [v for v in data if all((v.get("Labels") or {}).get(k) == val for k, val in labels.items())]
 
     def list_containers(self, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -232,6 +231,11 @@ def message(response: Response) -> str:
     if isinstance(data, dict):
         return str(data.get("message") or data.get("cause") or data)
     return str(data)
+
+
+def label_filters(labels: dict[str, str]) -> dict[str, str]:
+    """Query parameters of a libpod list call selecting objects by every one of `labels` (see list_volumes)."""
+    return {"filters": json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})}
 
 
 def raise_http(response: Response, what: str, reason: str) -> NoReturn:
