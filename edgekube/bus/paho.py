@@ -1,4 +1,7 @@
-"""paho-mqtt (MQTT 5) implementation of MessageBus: TCP_NODELAY, persistent sessions, Last Will, request/response."""
+"""paho-mqtt (MQTT 5) implementation of MessageBus: TCP_NODELAY, persistent sessions, Last Will, request/response.
+
+A client given several brokers connects to one at a time and fails over in the order of `bus/brokers.py`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import socket
 import ssl
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -18,10 +21,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgekube.bus import topics
+from edgekube.bus.brokers import Broker, Failover
 from edgekube.bus.protocol import ConnectHook, Handler, Message, Will
 from edgekube.bus.tls import TlsFiles, explain
 
-__all__ = ["BusConfig", "PahoBus", "Will"]
+__all__ = ["Broker", "BusConfig", "PahoBus", "Will"]
 from edgekube.model.errors import BusError
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,8 @@ class _Subscription:
 class BusConfig:
     host: str = "127.0.0.1"
     port: int = 1883
+    #: Brokers tried after host:port, in order, when it is lost or cannot be reached (bus/brokers.py: Failover).
+    fallbacks: tuple[Broker, ...] = ()
     client_id: str = field(default_factory=lambda: f"edgekube-{uuid.uuid4().hex[:12]}")
     #: Persistent session (clean_start False + expiry) so QoS 1 messages queue at the broker while we are away.
     persistent: bool = False
@@ -64,18 +70,43 @@ class BusConfig:
     def tls(self) -> TlsFiles:
         return TlsFiles(self.tls_ca, self.tls_cert, self.tls_key)
 
+    @property
+    def brokers(self) -> tuple[Broker, ...]:
+        """Every broker this client may use, the preferred one first."""
+        return tuple(dict.fromkeys((Broker(self.host, self.port), *self.fallbacks)))
+
+    @classmethod
+    def on(cls, brokers: tuple[Broker, ...], **settings: Any) -> BusConfig:
+        """A config for the ordered broker list `brokers` (bus/brokers.py: resolve), the first preferred."""
+        first, *rest = brokers
+        return cls(host=first.host, port=first.port, fallbacks=tuple(rest), **settings)
+
+    def per_broker(self) -> list[BusConfig]:
+        """One config per broker, without fallbacks: a client that must be on every broker at once (the masters)."""
+        return [replace(self, host=b.host, port=b.port, fallbacks=()) for b in self.brokers]
+
 
 class _Client(mqtt.Client):
-    """paho's client, remembering why the last connection attempt failed (paho swallows it and retries)."""
+    """paho's client, sending each attempt where `failover` says and remembering why it failed (paho retries)."""
 
     failure: BaseException | None = None
+    failover: Failover
 
     def reconnect(self) -> MQTTErrorCode:
+        # Every attempt, the first one included, goes through here on paho's network thread.
+        broker = self.failover.attempt()
+        self._host, self._port = broker.host, broker.port
         try:
             return super().reconnect()
         except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError is an OSError)
             self.failure = exc
+            self.failover.failed()
             raise
+
+    def _reconnect_wait(self) -> None:
+        # paho waits 1-2 s before every attempt; with another broker not yet tried, that one is tried at once.
+        if self.failover.must_wait():
+            super()._reconnect_wait()
 
     def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
         # paho's own leaves the socket open when the handshake fails (a ResourceWarning per retry). The context
@@ -107,12 +138,17 @@ class PahoBus:
         # Checked first: a bad certificate or key file is an error now, before any thread starts.
         context = config.tls.context() if config.tls.enabled else None
         self._client = _Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+        self._client.failover = Failover(config.brokers)
+        #: The broker of the last connection that worked (None before the first).
+        self._last_broker: Broker | None = None
         if context is not None:
             self._client.tls_set_context(context)
         self._client.reconnect_delay_set(min_delay=1, max_delay=2)
         self._client.on_connect_fail = self._on_connect_fail
         #: Why the last attempt to connect failed (one line, hint, specific), logged once per change while retrying.
         self._failure: tuple[str, str, bool] | None = None
+        #: The last reason logged per broker (a client alternating between brokers logs each reason once).
+        self._failures: dict[Broker, str] = {}
         if config.will is not None:
             w = config.will
             self._client.will_set(w.topic, w.payload, qos=w.qos, retain=w.retain)
@@ -142,9 +178,10 @@ class PahoBus:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry if self.config.persistent else 0
         self._dispatcher.start()
+        first = self._client.failover.current
         self._client.connect_async(
-            self.config.host,
-            self.config.port,
+            first.host,
+            first.port,
             keepalive=self.config.keepalive,
             clean_start=not self.config.persistent,
             properties=props,
@@ -153,7 +190,8 @@ class PahoBus:
         self._started = True
         if wait is not None and not self._connected.wait(wait):
             self.close()
-            where = f"{self.config.host}:{self.config.port}"
+            brokers = self.config.brokers
+            where = str(brokers[0]) if len(brokers) == 1 else "any of " + ", ".join(map(str, brokers))
             if self._failure is not None and self._failure[2]:
                 what, hint, _ = self._failure
                 raise BusError(f"cannot connect to the MQTT broker at {where}: {what}", hint=hint)
@@ -162,6 +200,11 @@ class PahoBus:
                 hint="is the cluster up? start it with `make up`, or set EDGEKUBE_MQTT_HOST/EDGEKUBE_MQTT_PORT",
             )
         return self
+
+    @property
+    def broker(self) -> Broker:
+        """The broker connected to, or the one being tried."""
+        return self._client.failover.current
 
     @property
     def failure(self) -> str | None:
@@ -173,12 +216,14 @@ class PahoBus:
 
         `specific`: the reason says more than "not reachable" (TLS, authorisation), so start() reports it.
         """
-        if self.config.log_failures and (self._failure is None or self._failure[0] != what):
-            where = f"{self.config.host}:{self.config.port}"
+        broker = self.broker
+        if self.config.log_failures and self._failures.get(broker) != what:
+            where = str(broker)
             log.warning(
                 "MQTT %s: cannot connect to %s: %s (retrying; hint: %s)", self.config.client_id, where, what, hint
             )
         self._failure = (what, hint, specific)
+        self._failures[broker] = what
 
     def on_connect(self, hook: ConnectHook) -> None:
         """Run `hook` (on the dispatcher thread) after every (re)connection, e.g. to republish presence."""
@@ -285,9 +330,14 @@ class PahoBus:
                 )
             self._fail(f"the broker refused the connection: {reason}", hint)
             return
-        if self._failure is not None:
-            log.info("MQTT %s: connected to %s:%s", self.config.client_id, self.config.host, self.config.port)
-            self._failure = None
+        broker = self.broker
+        self._client.failover.connected()
+        if self._failure is not None or self._last_broker not in (None, broker):
+            moved = f" (failed over from {self._last_broker})" if self._last_broker not in (None, broker) else ""
+            log.info("MQTT %s: connected to %s%s", self.config.client_id, broker, moved)
+        self._failure = None
+        self._failures.clear()
+        self._last_broker = broker
         # Subscribe again on every connect, never trusting the CONNACK's session_present: a broker restarted
         # without persistence, or another broker after a failover, has no session, and brokers differ in what
         # they answer on a resumed one (docs/protocol.md, "What edgekube needs from a broker").
@@ -315,6 +365,7 @@ class PahoBus:
                 "does this port want TLS (--tls-ca, --tls-cert, --tls-key)?",
             )
         self._connected.clear()
+        self._client.failover.failed()  # lost or refused: the next attempt goes to the next broker
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)

@@ -13,6 +13,9 @@ API_REQUEST = f"{ROOT}/api/request"
 #: write only this topic lets it read everything and change nothing.
 API_READ = f"{ROOT}/api/read"
 MASTER_ONLINE = f"{ROOT}/master/online"
+#: Each master's own presence (`MasterPresence`, retained, with its Will), one topic per master id (docs/ha.md).
+MASTERS = f"{ROOT}/masters"
+ALL_MASTERS_ONLINE = f"{MASTERS}/+/online"
 CLIENT_REPLIES = f"{ROOT}/clients"  # + /<client-id>/reply
 NODES = f"{ROOT}/nodes"
 
@@ -52,6 +55,49 @@ def node_metrics(node: str) -> str:
     return f"{_node(node)}/metrics"
 
 
+def node_witness(node: str) -> str:
+    """The node's `Witness` (retained): the highest master term it accepted and what it sees of that master."""
+    return f"{_node(node)}/witness"
+
+
+def master_online(master_id: str) -> str:
+    # One whole topic level, as a node name: a master id with '/', '+' or '#' would break ACLs and wildcards.
+    check_dns1123_subdomain(master_id, "master id")
+    return f"{MASTERS}/{master_id}/online"
+
+
+def master_of(topic: str) -> str:
+    """The master id in a master-scoped topic (`edgekube/v1/masters/<id>/...`)."""
+    parts = topic.split("/")
+    if len(parts) < 5 or "/".join(parts[:3]) != MASTERS:
+        raise ValidationError(f"topic {topic!r}: not a master topic (expected {MASTERS}/<master-id>/...)")
+    return parts[3]
+
+
+#: Two-master HA (docs/ha.md): the active's replication state and stream to its standby.
+ALL_MASTERS_REPLICATION = f"{MASTERS}/+/replication"
+
+
+def master_replication(master_id: str) -> str:
+    """Retained ReplicationFlag of an active master: whether its standby holds every acknowledged write."""
+    return master_online(master_id).removesuffix("/online") + "/replication"
+
+
+def master_replicate(master_id: str) -> str:
+    """Replication frames from the active to this (standby) master, QoS 1, in order."""
+    return master_online(master_id).removesuffix("/online") + "/replicate"
+
+
+def master_ack(master_id: str) -> str:
+    """ReplicationAcks from the standby to this (active) master."""
+    return master_online(master_id).removesuffix("/online") + "/ack"
+
+
+def master_sync(master_id: str) -> str:
+    """SyncRequests from a standby to this (active) master."""
+    return master_online(master_id).removesuffix("/online") + "/sync"
+
+
 def client_reply(client_id: str) -> str:
     return f"{CLIENT_REPLIES}/{client_id}/reply"
 
@@ -61,6 +107,7 @@ ALL_NODE_HEARTBEAT = f"{NODES}/+/heartbeat"
 ALL_NODE_ONLINE = f"{NODES}/+/online"
 ALL_NODE_EVENTS = f"{NODES}/+/events"
 ALL_NODE_METRICS = f"{NODES}/+/metrics"
+ALL_NODE_WITNESS = f"{NODES}/+/witness"
 
 
 def node_of(topic: str) -> str:

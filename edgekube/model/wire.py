@@ -170,6 +170,9 @@ class NodeDesired(WireModel):
     node: str
     generation: int = Field(ge=0)
     epoch: str  # master store identity; a generation is only comparable within one epoch
+    #: The publishing master's term (docs/ha.md): agents refuse a lower term than the highest they accepted, so a
+    #: deposed master cannot undo its successor's work. 0: a master without terms (single-master clusters).
+    term: int = Field(default=0, ge=0)
     pods: list[dict[str, Any]] = Field(default_factory=list)
     #: The NFS servers the cluster's volumes live on: the node probes each and reports it (node status nfsServers),
     #: so the scheduler keeps pods off nodes that cannot reach their storage.
@@ -190,6 +193,7 @@ class NodeDesired(WireModel):
         *,
         nfs_servers: list[NfsServer] | None = None,
         not_ready: str | None = None,
+        term: int = 0,
     ) -> NodeDesired:
         """A message the master built from its own data; `fragments` is the JSON of each pod.
 
@@ -198,8 +202,9 @@ class NodeDesired(WireModel):
         """
         servers = list(nfs_servers or ())
         message = cls.model_construct(
-            node=node, generation=generation, epoch=epoch, pods=pods, nfs_servers=servers, not_ready=not_ready
-        )
+            node=node, generation=generation, epoch=epoch, term=term, pods=pods, nfs_servers=servers,
+            not_ready=not_ready,
+        )  # fmt: skip
         fields: dict[str, Any] = {
             "schema": SCHEMA,
             "node": node,
@@ -209,6 +214,8 @@ class NodeDesired(WireModel):
         }
         if not_ready is not None:
             fields["notReady"] = not_ready
+        if term:  # absent when 0, so a single master's messages stay as they were
+            fields["term"] = term
         head = jsoncodec.dumpb(fields)
         message._payload = head[:-1] + b',"pods":[' + ",".join(fragments).encode() + b"]}"
         return message
