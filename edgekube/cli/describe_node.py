@@ -10,6 +10,7 @@ from edgekube.cli.scheduling import taints
 from edgekube.cli.status import NONE, items, node_roles, section
 from edgekube.cli.timefmt import age, rfc1123
 from edgekube.model.errors import ValidationError
+from edgekube.model.podresources import pod_limits, pod_requests
 from edgekube.model.quantity import cpu_millis, format_bytes, format_millis, memory_bytes
 from edgekube.model.resources import extended_allocatable, extended_requests
 from edgekube.model.types import Obj
@@ -37,14 +38,21 @@ def _amount(raw: object, resource: str) -> int:
 
 
 def _pod_totals(pod: Obj) -> dict[tuple[str, str], int]:
-    """Sum of container requests and limits; as in Kubernetes a limit alone implies an equal request."""
+    """The pod's requests (model.podresources.pod_requests) and limits: pod-level ones, else the containers' sum."""
     totals = {(r, k): 0 for r in ("cpu", "memory") for k in ("requests", "limits")}
-    for container in items(section(pod, "spec"), "containers"):
-        resources = section(container, "resources")
-        limits, requests = section(resources, "limits"), section(resources, "requests")
+    spec = section(pod, "spec")
+    for container in items(spec, "containers"):
+        limits = section(section(container, "resources"), "limits")
         for r in ("cpu", "memory"):
             totals[(r, "limits")] += _amount(limits.get(r, 0), r)
-            totals[(r, "requests")] += _amount(requests.get(r, limits.get(r, 0)), r)
+    try:
+        requested = pod_requests(spec)
+        pod_level = pod_limits(spec)
+    except (ValidationError, KeyError, TypeError, AttributeError):
+        return totals  # a malformed stored pod counts as nothing rather than failing describe
+    totals[("cpu", "requests")], totals[("memory", "requests")] = requested.cpu_millis, requested.memory_bytes
+    for r, value in pod_level.items():
+        totals[(r, "limits")] = value
     return totals
 
 

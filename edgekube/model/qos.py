@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from edgekube.model.pod import PodSpec
+from edgekube.model.podresources import pod_level_requests, pod_limits
 from edgekube.model.quantity import parse_quantity
 
 _COMPUTE = ("cpu", "memory")
@@ -26,7 +27,19 @@ QOS_RANK = {QOSClass.BEST_EFFORT: 0, QOSClass.BURSTABLE: 1, QOSClass.GUARANTEED:
 
 
 def qos_class(spec: PodSpec) -> QOSClass:
-    """Kubernetes' GetPodQOS over the pod's containers (zero quantities count as unset, as there)."""
+    """Kubernetes' GetPodQOS over the pod's containers (zero quantities count as unset, as there).
+
+    With pod-level `resources` set, ComputePodQOS reads only them: the pod-level requests as defaulted
+    (model.podresources.pod_level_requests) and limits; Guaranteed needs both cpu and memory limits, each equal
+    to its request.
+    """
+    if spec.resources is not None:
+        pod_requests = {k: v for k, v in pod_level_requests(spec).items() if v > 0}
+        limits_set = {k: v for k, v in pod_limits(spec).items() if v > 0}
+        if not pod_requests and not limits_set:
+            return QOSClass.BEST_EFFORT
+        equal = all(limits_set.get(k) == v for k, v in pod_requests.items()) and len(pod_requests) == len(limits_set)
+        return QOSClass.GUARANTEED if equal and set(limits_set) == set(_COMPUTE) else QOSClass.BURSTABLE
     any_set = False
     guaranteed = True
     for container in spec.containers:

@@ -21,6 +21,7 @@ from edgekube.model.errors import ValidationError
 from edgekube.model.names import PodUID
 from edgekube.model.node import NodeConditionType
 from edgekube.model.pod import Pod
+from edgekube.model.podresources import pod_requests
 from edgekube.model.qos import QOS_RANK, QOSClass, qos_class
 from edgekube.model.quantity import format_bytes, parse_quantity
 
@@ -166,9 +167,14 @@ class PodCandidate:
     qos: QOSClass
     priority: int = 0
     containers: tuple[ContainerUse, ...] = ()
+    #: The pod's memory request (model.podresources.pod_requests: pod-level `resources` win); None: the sum of
+    #: the containers' requests.
+    requested_memory: int | None = None
 
     @property
     def memory_request(self) -> int:
+        if self.requested_memory is not None:
+            return self.requested_memory
         return sum(c.memory_request for c in self.containers)
 
     @property
@@ -192,7 +198,15 @@ def candidate(uid: PodUID, pod: Pod, usage: Mapping[str, tuple[int | None, int |
         for c in pod.spec.containers
     )
     meta = pod.metadata
-    return PodCandidate(uid, meta.namespace, meta.name, qos_class(pod.spec), pod.spec.priority or 0, containers)
+    return PodCandidate(
+        uid,
+        meta.namespace,
+        meta.name,
+        qos_class(pod.spec),
+        pod.spec.priority or 0,
+        containers,
+        requested_memory=pod_requests(pod.spec).memory_bytes,
+    )
 
 
 def rank(pods: Sequence[PodCandidate], signal: Signal) -> list[PodCandidate]:

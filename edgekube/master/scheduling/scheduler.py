@@ -24,8 +24,7 @@ from edgekube.model.affinity import Affinity, NodeSelector, PreferredSchedulingT
 from edgekube.model.names import NodeName
 from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.pod import PodSpec
-from edgekube.model.quantity import cpu_millis, memory_bytes
-from edgekube.model.resources import extended_requests
+from edgekube.model.podresources import pod_requests
 from edgekube.model.taints import TAINT_UNSCHEDULABLE, Taint, TaintEffect, Toleration, untolerated
 
 #: Score lost per pod of the same controller already on the node. Least-allocated scores lie in [0, 1], so one
@@ -85,7 +84,7 @@ class NodeView:
 
 @dataclass(frozen=True)
 class Request:
-    """A pod's total demand, summed over its containers, with what else placement depends on."""
+    """A pod's total demand (model.podresources.pod_requests), with what else placement depends on."""
 
     cpu_millis: int
     memory_bytes: int
@@ -116,16 +115,17 @@ class Request:
         cls, spec: PodSpec, owner: str | None = None, namespace: str = "", labels: Mapping[str, str] | None = None
     ) -> Request:
         affinity = _affinity_fields(spec.affinity, spec.topology_spread_constraints)
+        requested = pod_requests(spec)
         return cls(
-            cpu_millis=sum(c.resources.request_cpu_millis() for c in spec.containers),
-            memory_bytes=sum(c.resources.request_memory_bytes() for c in spec.containers),
+            cpu_millis=requested.cpu_millis,
+            memory_bytes=requested.memory_bytes,
             host_ports=frozenset(
                 (p.host_port, p.protocol.value) for c in spec.containers for p in c.ports if p.host_port
             ),
             node_selector=dict(spec.node_selector),
             tolerations=tuple(spec.tolerations),
             owner=owner,
-            extended=_summed(c.resources.extended() for c in spec.containers),
+            extended=requested.extended,
             namespace=namespace,
             labels=dict(labels or {}),
             **affinity,
@@ -136,16 +136,9 @@ class Request:
         cls, spec: Mapping[str, Any], owner: str | None = None, meta: Mapping[str, Any] | None = None
     ) -> Request:
         """As `of`, straight from a stored (already validated) pod spec: no full model parse on the hot path."""
-        cpu = memory = 0
+        requested = pod_requests(spec)
         ports = set()
-        extended = []
         for container in spec["containers"]:
-            resources = container.get("resources") or {}
-            requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-            if any("/" in k for k in (*requests, *limits)):  # extended resources are the only names with a slash
-                extended.append(extended_requests(requests, limits))
-            cpu += cpu_millis(requests.get("cpu", limits.get("cpu", 0)))
-            memory += memory_bytes(requests.get("memory", limits.get("memory", 0)))
             for port in container.get("ports") or ():
                 if port.get("hostPort"):
                     ports.add((int(port["hostPort"]), str(port.get("protocol") or "TCP")))
@@ -159,13 +152,13 @@ class Request:
             )
         meta = meta or {}
         return cls(
-            cpu,
-            memory,
+            requested.cpu_millis,
+            requested.memory_bytes,
             frozenset(ports),
             selector,
             tolerations,
             owner,
-            extended=_summed(extended),
+            extended=requested.extended,
             namespace=str(meta.get("namespace") or ""),
             labels=meta.get("labels") or {},
             **affinity,
@@ -206,13 +199,6 @@ def _affinity_fields(affinity: Affinity | None, spread: list[TopologySpreadConst
         source = {"affinity": affinity.to_dict() if affinity else None, "spread": [c.to_dict() for c in spread]}
         out["affinity_key"] = json.dumps(source, sort_keys=True)
     return out
-
-
-def _summed(per_container: Iterable[Mapping[str, int]]) -> tuple[tuple[str, int], ...]:
-    total: Counter[str] = Counter()
-    for requested in per_container:
-        total.update(requested)
-    return tuple(sorted((name, n) for name, n in total.items() if n))
 
 
 @dataclass(frozen=True)

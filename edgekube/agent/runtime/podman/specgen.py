@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, container_name, volume_name
-from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_DEVICES
+from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_DEVICES, LABEL_PRE_STOP
 from edgekube.agent.runtime.volumes import NfsExport, NfsMode, VolumeKind, VolumePlan
 from edgekube.model.expansion import expand
-from edgekube.model.pod import Container, Pod, Volume
+from edgekube.model.lifecycle import stored
+from edgekube.model.pod import Container, Pod, PodSpec, Volume
+from edgekube.model.podresources import pod_level_requests, pod_limits
 from edgekube.model.quantity import cpu_millis, memory_bytes
 from edgekube.model.security import SeccompProfileType, effective, sysctl_dots
 
@@ -150,7 +152,31 @@ def pod_spec(pod: Pod, podname: str, labels: dict[str, str]) -> dict[str, Any]:
     hosts = [f"{name}:{alias.ip}" for alias in spec.host_aliases or () for name in alias.hostnames]
     if hosts:
         body["hostadd"] = hosts
+    if spec.resources is not None:
+        limits = _pod_cgroup(spec)
+        if limits:
+            body["resource_limits"] = limits
     return body
+
+
+def _pod_cgroup(spec: PodSpec) -> dict[str, Any]:
+    """Pod-level `resources` as the Podman pod's cgroup, which Podman sizes as the kubelet sizes a pod's.
+
+    cpu quota and memory limit from the limits, cpu shares from the pod's cpu request. Every container of the
+    pod runs inside that cgroup, so one without limits of its own is held to the pod's.
+    """
+    limits = pod_limits(spec)
+    cpu: dict[str, int] = {}
+    if "cpu" in limits:
+        cpu["quota"] = max(limits["cpu"] * _CPU_PERIOD_US // 1000, _MIN_CPU_QUOTA_US)
+        cpu["period"] = _CPU_PERIOD_US
+    request_millis = pod_level_requests(spec).get("cpu", 0)
+    if request_millis:
+        cpu["shares"] = max(request_millis * 1024 // 1000, 2)  # Kubernetes' milliCPUToShares
+    result: dict[str, Any] = {"cpu": cpu} if cpu else {}
+    if "memory" in limits:
+        result["memory"] = {"limit": limits["memory"]}
+    return result
 
 
 def capability(name: str) -> str:
@@ -277,6 +303,9 @@ def container_spec(
     if limits:
         body["resource_limits"] = limits
     body.update(_security(pod, container, image_user))
+    pre_stop = container.lifecycle.pre_stop if container.lifecycle else None
+    if pre_stop is not None:
+        body["labels"][LABEL_PRE_STOP] = stored(pre_stop, {p.name: p.container_port for p in container.ports if p.name})
     if container.stdin:
         body["stdin"] = True
     if container.tty:
