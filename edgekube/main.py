@@ -46,6 +46,8 @@ def _to_bool(value: Any) -> bool:
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:
+    if kind == list[str] and isinstance(value, str):  # from the environment: EDGEKUBE_BROKERS=a:1883,b:1883
+        return [item.strip() for item in value.split(",") if item.strip()]
     convert = _to_bool if kind is bool else _SCALARS.get(kind)
     if convert is None:
         return value
@@ -178,6 +180,12 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+_BROKER_HELP = (
+    "an MQTT broker of the cluster (repeatable, in failover order; default: --mqtt-host/--mqtt-port; "
+    "env EDGEKUBE_BROKERS=HOST:PORT,...)"
+)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgekube", description="edgekube daemons and local cluster")
     p.add_argument("--log-level", default=os.environ.get("EDGEKUBE_LOG_LEVEL", "INFO"))
@@ -189,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("master", help="run the master (state, API, scheduler, controllers)")
     m.add_argument("--config", help="TOML file; keys as the long options with underscores (env: EDGEKUBE_<KEY>)")
     _add_config_flags(m, MasterConfig, skip=set())
+    m.add_argument("--broker", dest="brokers", action="append", metavar="HOST:PORT", help=_BROKER_HELP)
     m.set_defaults(func=cmd_master)
 
     a = sub.add_parser("agent", help="run a node agent (Podman)")
@@ -196,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--node", dest="node_name", help="node name (default: the hostname)")
     a.add_argument("--label", action="append", help="node label KEY=VALUE (repeatable)")
     _add_config_flags(a, AgentConfig, skip={"node_name"})
+    a.add_argument("--broker", dest="brokers", action="append", metavar="HOST:PORT", help=_BROKER_HELP)
     a.set_defaults(func=cmd_agent)
 
     doc = sub.add_parser(

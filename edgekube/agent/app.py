@@ -38,6 +38,7 @@ from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.agent.telemetry.wiring import Telemetry, check_telemetry
+from edgekube.agent.witness import MasterWatch
 from edgekube.bus import topics
 from edgekube.bus.guard import guarded
 from edgekube.bus.protocol import Handler, Message, MessageBus
@@ -56,6 +57,9 @@ class AgentConfig:
     node_name: str
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    #: The cluster's brokers in failover order, "HOST:PORT" each (`--broker`, repeatable; docs/ha.md); empty: the
+    #: one at mqtt_host:mqtt_port. The agent is on one at a time and moves to the next when it is lost.
+    brokers: list[str] = field(default_factory=list)
     podman_url: str = "unix:///run/podman/podman.sock"
     state_dir: Path = field(default_factory=lambda: Path("/var/lib/edgekube/agent"))
     labels: dict[str, str] = field(default_factory=dict)
@@ -210,6 +214,8 @@ class Agent:
         self.clock = clock
         self.boot_id = uuid.uuid4().hex
         self.desired = DesiredState.load(config.state_dir / "desired.json")
+        #: Two masters (docs/ha.md): their presences, the term this node holds, the Witness it publishes.
+        self.masters = MasterWatch(self.node, self.desired.term)
         self.ledger = RestartLedger.load(config.state_dir / "restarts.json")
         self.events = EventRecorder(self.node, capacity=config.event_queue)
         self.prober = Prober(runtime, workers=config.probe_workers, on_result=self._on_probe, clock=clock)
@@ -263,6 +269,7 @@ class Agent:
         self._reporter.leds = self.indicator.status
         self._reporter.on_pods = self._show_leds
         self._reporter.led_events = self.indicator.flush_events
+        self._reporter.master_events = self.masters.flush_events
         #: (throttled, under-voltage) now, from the Pi's firmware; None: both False.
         self._pi_flags = pi_flags
         self._master_online = True  # until the master's retained presence says otherwise
@@ -288,6 +295,7 @@ class Agent:
         self._bus.subscribe(topics.node_desired(self.node), self._guard(self._on_desired))
         self._bus.subscribe(topics.node_rpc(self.node), self._guard(self._on_rpc))
         self._bus.subscribe(topics.MASTER_ONLINE, self._guard(self._on_master_presence))
+        self._bus.subscribe(topics.ALL_MASTERS_ONLINE, self._guard(self._on_masters))
         self._bus.start()
         if wait is not None:
             self._bus.wait_connected(wait)
@@ -349,6 +357,7 @@ class Agent:
             topics.node_online(self.node), Presence(online=True, boot_id=self.boot_id).encode(), retain=True
         )
         self._reporter.resend()  # the master may have missed reports while we were away
+        self.masters.publish(self.bus)  # on this broker too, after a failover
         self._wake.set()
 
     def _guard(self, handler: Handler) -> Handler:
@@ -367,8 +376,14 @@ class Agent:
         if message.node != self.node:
             raise ValidationError(f"desired state: node: {message.node!r} is not this node ({self.node!r})")
         with self._lock:
+            stale = self.desired.stale(message)
             accepted = self.desired.offer(message, msg.payload)
             current = accepted or (message.epoch, message.generation) == (self.desired.epoch, self.desired.generation)
+        if stale:  # a deposed master: nothing of it is taken, not even its view of this node
+            self.masters.refused(message.term, message.epoch)
+            return
+        if self.masters.on_term(message.term):
+            self.masters.publish(self.bus)
         if current:  # also the retained copy of the generation loaded from disk: it names the NFS servers
             self.nfs.set_servers(message.nfs_servers)
             if message.not_ready != self._master_not_ready:
@@ -377,6 +392,10 @@ class Agent:
         if accepted:
             log.info("desired state generation %s: %d pod(s)", message.generation, len(message.pods))
             self._wake.set()
+
+    def _on_masters(self, msg: Message) -> None:
+        if self.masters.on_presence(msg):
+            self.masters.publish(self.bus)
 
     def _on_master_presence(self, msg: Message) -> None:
         online = Presence.decode(msg.payload, what="master presence").online if msg.payload else False

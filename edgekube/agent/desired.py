@@ -1,4 +1,8 @@
-"""The node's desired state: accepts newer generations only, and keeps a local copy so pods survive a lost master."""
+"""The node's desired state: accepts newer generations only, and keeps a local copy so pods survive a lost master.
+
+With two masters (docs/ha.md) each message also carries its master's term: the highest term accepted is kept with
+the local copy, and a message of a lower term (a deposed master) is refused whatever its generation.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ class DesiredState:
     path: Path | None = None
     epoch: str = ""
     generation: int = -1
+    #: The highest master term accepted (0: masters without terms); kept on disk inside the local copy.
+    term: int = 0
     pods: list[DesiredPod] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
 
@@ -57,13 +63,21 @@ class DesiredState:
                 log.error("ignoring unreadable local desired state: %s", exc)
         return state
 
-    def offer(self, message: NodeDesired, raw: bytes) -> bool:
-        """Take a newer desired state; duplicates and stale generations (same epoch) return False.
+    def stale(self, message: NodeDesired) -> bool:
+        """The message comes from a master of an older term than one this node accepted: it must be refused."""
+        return message.term < self.term
 
-        The generation loaded from disk is taken again when it came without its Secret values (without_secrets):
-        the master's retained copy of it has them.
+    def offer(self, message: NodeDesired, raw: bytes) -> bool:
+        """Take a newer desired state; duplicates, stale generations (same epoch) and older terms return False.
+
+        A higher term is taken whatever its epoch and generation (a new active master); within one term the
+        epoch and generation decide. The generation loaded from disk is taken again when it came without its
+        Secret values (without_secrets): the master's retained copy of it has them.
         """
-        if message.epoch == self.epoch and message.generation <= self.generation:
+        if self.stale(message):
+            return False
+        newer_term = message.term > self.term
+        if not newer_term and message.epoch == self.epoch and message.generation <= self.generation:
             if not (message.generation == self.generation and self._without_secrets()):
                 return False
             self._adopt(message)
@@ -103,6 +117,7 @@ class DesiredState:
         for name, why in rejected.items():
             log.error("desired pod %s rejected: %s", name, why)
         self.epoch, self.generation, self.pods, self.rejected = message.epoch, message.generation, pods, rejected
+        self.term = message.term
 
 
 #: What a pod that uses Secrets carries in the local copy instead: after a reboot it waits for the master.

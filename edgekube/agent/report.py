@@ -59,6 +59,8 @@ class StatusReporter:
         self.leds: Callable[[], dict[str, Any]] | None = None
         self.on_pods: Callable[[list[dict[str, Any]]], None] | None = None
         self.led_events: Callable[[Callable[[list[dict[str, Any]]], None]], int] | None = None
+        #: Flushes node events about the masters (StaleMaster, agent/witness.py); None: none.
+        self.master_events: Callable[[Callable[[list[dict[str, Any]]], None]], int] | None = None
         self._last_report: bytes = b""
         self._last_report_at = 0.0
         self._host_ip = hostinfo.primary_address()
@@ -129,6 +131,8 @@ class StatusReporter:
                 self.led_events(publish)  # node events: LEDs (what they show, also while cut off)
             if self.health is not None:
                 self.health.flush_events(publish)  # node events: NodeHasDiskPressure, EvictionThresholdMet, ...
+            if self.master_events is not None:
+                self.master_events(publish)  # node events: StaleMaster
         except Exception:
             log.exception("publishing events failed; they stay queued")
 

@@ -13,6 +13,7 @@ from edgekube.agent.app import Agent, AgentConfig
 from edgekube.agent.indicators.drivers import open_driver
 from edgekube.agent.runtime.protocol import PodRuntime
 from edgekube.bus import topics
+from edgekube.bus.brokers import resolve
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import MessageBus, Will
 from edgekube.model.names import NodeName
@@ -23,12 +24,14 @@ log = logging.getLogger(__name__)
 
 
 def agent_bus(config: AgentConfig) -> MessageBus:
-    """The node's MQTT client: a persistent session (desired states queue while away) and a Last Will."""
+    """The node's MQTT client: a persistent session (desired states queue while away) and a Last Will.
+
+    With several brokers it is on one at a time, in failover order (edgekube/bus/brokers.py).
+    """
     node = NodeName(config.node_name)
     return PahoBus(
-        BusConfig(
-            host=config.mqtt_host,
-            port=config.mqtt_port,
+        BusConfig.on(
+            resolve(config.brokers, config.mqtt_host, config.mqtt_port),
             client_id=f"edgekube-agent-{node}",
             persistent=True,
             will=Will(topics.node_online(node), Presence(online=False).encode()),
@@ -58,10 +61,9 @@ def run_agent(config: AgentConfig) -> None:
     """Run until SIGTERM/SIGINT; pods keep running after the agent stops."""
     agent = build_agent(config).start()
     log.info(
-        "agent %s up: mqtt %s:%s (%s), podman %s",
+        "agent %s up: mqtt %s (%s), podman %s",
         config.node_name,
-        config.mqtt_host,
-        config.mqtt_port,
+        ", ".join(map(str, resolve(config.brokers, config.mqtt_host, config.mqtt_port))),
         "TLS" if config.tls_ca else "plain TCP",
         config.podman_url,
     )

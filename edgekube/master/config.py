@@ -10,6 +10,9 @@ from pathlib import Path
 class MasterConfig:
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    #: The cluster's brokers in failover order, "HOST:PORT" each (`--broker`, repeatable; docs/ha.md); empty: the
+    #: one at mqtt_host:mqtt_port. The master connects to every one of them.
+    brokers: list[str] = field(default_factory=list)
     data_dir: Path = field(default_factory=lambda: Path("/var/lib/edgekube/master"))
     #: A node is NotReady after this long without a heartbeat (agents beat every 0.5 s by default).
     node_timeout: float = 2.0
