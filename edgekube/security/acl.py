@@ -32,8 +32,12 @@ def rules(role: Role, name: str) -> list[tuple[str, str]]:
             ("write", topics.node_online(node)),
             ("write", topics.node_events(node)),
             ("write", topics.node_metrics(node)),
+            # its Witness of the masters (docs/ha.md): only its own, so no node can vouch for another
+            ("write", topics.node_witness(node)),
             # the master's presence: a node cut off from the master shows it on its LEDs
             ("read", topics.MASTER_ONLINE),
+            # each master's presence (active or standby, its term): what the Witness is made of
+            ("read", topics.ALL_MASTERS_ONLINE),
             # `logs` and `identify` are answered by the node on the caller's response topic.
             ("write", topics.client_reply("+")),
         ]
@@ -44,9 +48,10 @@ def rules(role: Role, name: str) -> list[tuple[str, str]]:
             ("write", topics.API_READ),
             ("read", topics.APPLY_RESULT),
             ("read", topics.MASTER_ONLINE),
+            ("read", topics.ALL_MASTERS_ONLINE),  # ekctl finds the active master by its presence
         ]
     if role is Role.VIEWER:
-        return [("write", topics.API_READ), ("read", topics.MASTER_ONLINE)]
+        return [("write", topics.API_READ), ("read", topics.MASTER_ONLINE), ("read", topics.ALL_MASTERS_ONLINE)]
     return []  # the broker's own certificate is not a client
 
 

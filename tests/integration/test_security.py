@@ -209,3 +209,16 @@ def test_live_wire_messages_carry_the_identity_of_the_certificate(secure: Secure
     secure.connect("node-2", client_id="who-am-i").close()
     assert "as who-am-i" in secure.broker.log_tail(50)
     assert "u'node-2'" in secure.broker.log_tail(50)
+
+
+def test_a_node_publishes_only_its_own_witness_and_reads_every_master_s_presence(secure: SecureBroker) -> None:
+    """Two-master HA (docs/ha.md): a node's Witness counts towards a takeover, so no node may speak for another."""
+    watcher = secure.connect("edgekube-master")
+    witnesses = Inbox(watcher, topics.ALL_NODE_WITNESS)
+    node1 = secure.connect("node-1")
+    presences = Inbox(node1, topics.ALL_MASTERS_ONLINE)
+    node1.publish(topics.node_witness("node-2"), b"{}")
+    node1.publish(topics.node_witness("node-1"), b"{}")  # the control: its own witness passes
+    assert witnesses.until(topics.node_witness("node-1")) == [topics.node_witness("node-1")]
+    watcher.publish(topics.master_online("m2"), b"{}")
+    assert presences.until(topics.master_online("m2")) == [topics.master_online("m2")]
