@@ -11,6 +11,7 @@ from edgekube.bus import topics
 from edgekube.bus.protocol import MessageBus
 from edgekube.cli.config import Connection
 from edgekube.cli.kinds import Resource
+from edgekube.cli.masters import MasterSightings
 from edgekube.model.errors import BusError, EdgekubeError
 from edgekube.model.types import Obj
 from edgekube.model.wire import READ_VERBS, ApiRequest, ApiResponse, Outcome, Verb, raise_for
@@ -49,6 +50,7 @@ def paho_bus(connection: Connection) -> MessageBus:
         BusConfig(
             host=connection.host,
             port=connection.port,
+            fallbacks=connection.fallbacks,
             client_id=f"ekctl-{uuid.uuid4().hex[:12]}",
             tls_ca=connection.tls_ca,
             tls_cert=connection.tls_cert,
@@ -71,10 +73,13 @@ class BusSession:
         self.timeout = timeout
         self._make_bus = bus
         self._bus: MessageBus | None = None
+        #: Two-master clusters: what the masters say of themselves, for the hint when no answer comes.
+        self.masters = MasterSightings()
 
     def _connect(self) -> MessageBus:
         if self._bus is None:
             bus = self._make_bus(self.connection)
+            bus.subscribe(topics.ALL_MASTERS_ONLINE, self.masters.on_presence)
             try:
                 bus.start(wait=self.timeout)
             except BusError as exc:  # start() has already closed the bus
@@ -94,7 +99,12 @@ class BusSession:
         # role does).
         read_only = request.verb in READ_VERBS and request.kind != "Secret"
         topic = topics.API_READ if read_only else topics.API_REQUEST
-        reply = self._connect().request(topic, request.encode(), timeout=wait)
+        bus = self._connect()
+        try:
+            reply = bus.request(topic, request.encode(), timeout=wait)
+        except BusError as exc:
+            seen = self.masters.hint()
+            raise BusError(str(exc), hint=f"{seen}; {exc.hint}" if seen else exc.hint) from None
         return ApiResponse.decode(reply.payload, what="answer from the master")
 
     def close(self) -> None:

@@ -4,22 +4,29 @@ Each of host, port and the TLS files (--tls-ca/--tls-cert/--tls-key, EDGEKUBE_TL
 tls_ca/tls_cert/tls_key, relative to the file's directory) is resolved on its own, and the winner's origin is
 kept so that a connection error can say where a wrong address came from. The file is read only when flags and
 environment leave the host or the port to it.
+
+A cluster with two masters has a broker beside each (docs/ha.md): `--broker HOST:PORT` (repeatable),
+EDGEKUBE_BROKERS (comma-separated) or the file's `brokers` list name them in failover order; a list given
+replaces host and port (its first broker is the preferred one, the others are fallbacks).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgekube.bus.brokers import Broker
+from edgekube.bus.brokers import resolve as resolve_brokers
 from edgekube.model.errors import ValidationError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1883
 ENV_HOST = "EDGEKUBE_MQTT_HOST"
 ENV_PORT = "EDGEKUBE_MQTT_PORT"
+ENV_BROKERS = "EDGEKUBE_BROKERS"
 #: TLS setting -> its environment variable (the cluster file's key is the setting's name).
 ENV_TLS = {"tls_ca": "EDGEKUBE_TLS_CA", "tls_cert": "EDGEKUBE_TLS_CERT", "tls_key": "EDGEKUBE_TLS_KEY"}
 CLUSTER_FILE = Path(".edgekube") / "cluster.json"
@@ -36,6 +43,12 @@ class Connection:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    #: Brokers tried after host:port, in order, when it cannot be reached or is lost (a two-master cluster).
+    fallbacks: tuple[Broker, ...] = ()
+
+    @property
+    def brokers(self) -> tuple[Broker, ...]:
+        return (Broker(self.host, self.port), *self.fallbacks)
 
 
 def find_cluster_file(start: Path) -> Path | None:
@@ -71,6 +84,12 @@ def read_cluster_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _broker_list(value: Any, origin: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(b, str) for b in value):
+        raise ValidationError(f'{origin}: brokers {value!r}: must be a non-empty list of "HOST:PORT" strings')
+    return value
+
+
 def _tls_path(value: Any, origin: str, key: str, base: Path | None) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{origin}: {key} {value!r}: must be a file path (a string)")
@@ -86,19 +105,30 @@ def resolve(
     cwd: Path,
     *,
     tls: Mapping[str, str | None] | None = None,
+    brokers: Sequence[str] | None = None,
 ) -> Connection:
     """Resolve each setting by precedence: flag, environment, cluster file, built-in default.
 
     `tls` holds the flags' values by setting name (tls_ca, tls_cert, tls_key); None or absent: not given.
+    `brokers` are the `--broker` flags (None or empty: not given).
     """
     flags = dict(tls or {})
     file_data: dict[str, Any] = {}
     file_path: Path | None = None
+    listed: tuple[Sequence[str] | str, str] | None = None
+    if brokers:
+        listed = brokers, "--broker"
+    elif environ.get(ENV_BROKERS):
+        listed = environ[ENV_BROKERS], ENV_BROKERS
+    host_given = host is not None or bool(environ.get(ENV_HOST))
+    port_given = port is not None or bool(environ.get(ENV_PORT))
     # The file is read only when it names the broker: TLS files made for the local cluster are no use elsewhere.
-    if (host is None and not environ.get(ENV_HOST)) or (port is None and not environ.get(ENV_PORT)):
+    if listed is None and not (host_given and port_given):
         file_path = find_cluster_file(cwd)
         if file_path is not None:
             file_data = read_cluster_file(file_path)
+            if not host_given and not port_given and "brokers" in file_data:
+                listed = _broker_list(file_data["brokers"], str(file_path)), str(file_path)
 
     def pick(flag: object, flag_name: str, env_name: str, key: str, default: object) -> tuple[object, str]:
         if flag is not None:
@@ -116,6 +146,10 @@ def resolve(
         raw, origin = pick(flags.get(key), "--" + key.replace("_", "-"), env, key, "")
         base = file_path.parent if origin == str(file_path) and file_path is not None else None
         files[key] = _tls_path(raw, origin, key, base)
+    if listed is not None:
+        value, origin = listed
+        first, *rest = resolve_brokers(value, DEFAULT_HOST, DEFAULT_PORT, what=origin)
+        return Connection(host=first.host, port=first.port, origin=origin, fallbacks=tuple(rest), **files)
     origins = list(dict.fromkeys(o for o in (host_origin, port_origin) if o != "default"))
     return Connection(
         host=_host(raw_host, host_origin),

@@ -63,7 +63,10 @@ class Context:
             from edgekube.cli.client import Client, connect  # noqa: PLC0415 - commands that never connect skip it
 
             tls = {key: getattr(self.args, key, None) for key in config.ENV_TLS}
-            connection = config.resolve(self.args.mqtt_host, self.args.mqtt_port, os.environ, Path.cwd(), tls=tls)
+            connection = config.resolve(
+                self.args.mqtt_host, self.args.mqtt_port, os.environ, Path.cwd(), tls=tls,
+                brokers=getattr(self.args, "broker", None),
+            )  # fmt: skip
             self._client = Client((self.connector or connect)(connection, self.timeout))
         return self._client
 

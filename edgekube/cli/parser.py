@@ -72,6 +72,14 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         metavar="PORT",
         help="MQTT port (default: $EDGEKUBE_MQTT_PORT, .edgekube/cluster.json, 1883)",
     )
+    group.add_argument(
+        "--broker",
+        action="append",
+        default=default(None),
+        metavar="HOST:PORT",
+        help="an MQTT broker of the cluster, repeatable, in failover order (replaces --mqtt-host/--mqtt-port; "
+        "default: $EDGEKUBE_BROKERS, .edgekube/cluster.json's brokers)",
+    )
     for name, what in (("ca", "the fleet's CA certificate"), ("cert", "your certificate"), ("key", "its key")):
         group.add_argument(
             f"--tls-{name}",
