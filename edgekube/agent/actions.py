@@ -14,6 +14,9 @@ from edgekube.agent.backoff import Backoff, BackoffPolicy
 from edgekube.agent.configfiles import ConfigFiles
 from edgekube.agent.devices import DeviceTable, assign, with_device_env
 from edgekube.agent.events import EventRecorder, PodRef
+from edgekube.agent.hooks import Hooks
+from edgekube.agent.initactions import InitActions
+from edgekube.agent.initplan import RestartContainer, StartContainers, StopSidecars
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.reconcile import (
     EVICTED,
@@ -103,6 +106,11 @@ class PodActions:
         #: create in flight or retried holds them; a restarted agent reads them back from the containers).
         self.devices = devices
         self._devices_of: dict[PodUID, dict[str, list[str]]] = {}
+        #: Single containers: init containers run in order, sidecars kept running, each with its own back-off.
+        self.init = InitActions(runtime, events, ledger, policy, clock=clock, background=self._in_background)
+        #: Lifecycle hooks (postStart after starts, preStop before stops); containers whose postStart failed.
+        self.hooks = Hooks(runtime, events)
+        self._hook_failed: dict[PodUID, frozenset[str]] = {}
 
     # -- what the loop reads ------------------------------------------------------------------------------
     def busy(self) -> frozenset[PodUID]:
@@ -128,6 +136,11 @@ class PodActions:
         with self._lock:
             return self._pending.get(uid)
 
+    def hook_failed(self, uid: PodUID) -> frozenset[str]:
+        """The pod's containers whose postStart hook failed since it last (re)started: they count as failed."""
+        with self._lock:
+            return self._hook_failed.get(uid, frozenset())
+
     def failures(self) -> dict[PodUID, Failure]:
         with self._lock:
             return dict(self._failures)
@@ -137,6 +150,7 @@ class PodActions:
         with self._lock:
             dues = [p.retry_at for p in self._pending.values()]
         dues += [now + self._create_backoff.remaining(u, now) for u in self._create_backoff.tracked()]
+        dues += self.init.next_due()
         later = [d for d in dues if d > now]
         return min(later) if later else None
 
@@ -149,6 +163,8 @@ class PodActions:
                 del self._failures[uid]
             for uid in [u for u in self._devices_of if u not in wanted]:
                 del self._devices_of[uid]
+            for uid in [u for u in self._hook_failed if u not in wanted]:
+                del self._hook_failed[uid]
             keep = set(wanted) | self._busy  # a pod being removed loses its config files once it is gone
         if self.config_files is not None:
             self.config_files.sweep(keep)
@@ -156,6 +172,7 @@ class PodActions:
             for uid in backoff.tracked():
                 if uid not in wanted:
                     backoff.forget(uid)
+        self.init.forget(wanted)
 
     # -- actions ------------------------------------------------------------------------------------------
     def apply(
@@ -173,7 +190,7 @@ class PodActions:
         """
         for action in actions:
             if isinstance(action, Remove):
-                self._remove(action)
+                self._remove(action, observed.get(action.uid))
             elif isinstance(action, Create):
                 with self._lock:
                     removing = action.desired.uid in self._busy
@@ -188,6 +205,8 @@ class PodActions:
                 self._in_background(action.desired.uid, "create", work)
             elif isinstance(action, Stop):
                 self._stop_pod(action, wanted[action.uid], observed[action.uid], now)
+            elif isinstance(action, (StartContainers, RestartContainer, StopSidecars)):
+                self.init.apply(action, wanted[action.uid], observed[action.uid], now)
             else:
                 self._restart(action, wanted[action.uid], now)
         self._sync_config(wanted, observed)
@@ -226,14 +245,17 @@ class PodActions:
 
         threading.Thread(target=run, name=f"{what}-{uid[:8]}", daemon=True).start()
 
-    def _remove(self, action: Remove) -> None:
+    def _remove(self, action: Remove, obs: ObservedPod | None = None) -> None:
         log.info("removing pod %s: %s", action.uid, action.reason)
         with self._lock:
             self._pending.pop(action.uid, None)
         self._restart_backoff.forget(action.uid)
 
         def remove() -> None:
-            self.runtime.remove_pod(action.uid, action.grace_seconds)
+            grace = action.grace_seconds
+            if obs is not None:
+                grace = self.hooks.pre_stop(PodRef(obs.namespace, obs.name, obs.uid), obs, grace)
+            self.runtime.remove_pod(action.uid, grace)
             if self.config_files is not None:
                 self.config_files.remove(action.uid)
 
@@ -242,8 +264,9 @@ class PodActions:
     def _image_events(self, d: DesiredPod) -> list[str]:
         """Pulled ("already present") or Pulling per image, as the kubelet reports; returns the images to pull."""
         to_pull = []
-        for image in dict.fromkeys(c.image for c in d.pod.spec.containers):
-            policy = next(c for c in d.pod.spec.containers if c.image == image).pull_policy()
+        everyone = d.pod.spec.all_containers()
+        for image in dict.fromkeys(c.image for c in everyone):
+            policy = next(c for c in everyone if c.image == image).pull_policy()
             try:
                 present = self.runtime.has_image(image)
             except RuntimeFailure:
@@ -306,9 +329,11 @@ class PodActions:
             self._failures.pop(d.uid, None)
         for image in to_pull:
             self.events.record(_ref(d), "Pulled", f'Successfully pulled image "{image}"')
-        for c in d.pod.spec.containers:
+        for c in d.pod.spec.all_containers():
             self.events.record(_ref(d), "Created", f"Created container {c.name}")
+        for c in [] if d.pod.spec.init_containers else d.pod.spec.containers:  # else: started by self.init
             self.events.record(_ref(d), "Started", f"Started container {c.name}")
+        self._post_start(d)
         log.info("started pod %s/%s", meta.namespace, meta.name)
 
     def _create_failed(self, d: DesiredPod, exc: RuntimeFailure) -> None:
@@ -336,7 +361,9 @@ class PodActions:
         for c in obs.containers:
             if c.state is not ContainerRunState.RUNNING:
                 continue
-            if c.name in decision.culprits:
+            if c.name in self.hook_failed(d.uid):
+                message = "FailedPostStartHook"  # the kubelet's Killing message for it
+            elif c.name in decision.culprits:
                 then = "will be restarted" if verdict is Verdict.RESTART else "the pod fails (restartPolicy Never)"
                 message = f"Container {c.name} failed liveness probe, {then}"
             else:
@@ -358,7 +385,7 @@ class PodActions:
 
         def work() -> None:
             try:
-                self.runtime.stop_pod(d.uid, action.grace_seconds)
+                self.runtime.stop_pod(d.uid, self.hooks.pre_stop(_ref(d), obs, action.grace_seconds))
             except NotFoundError:
                 return
             after = next((p for p in self.runtime.list_pods() if p.uid == d.uid), None)
@@ -405,7 +432,24 @@ class PodActions:
             self._pending.pop(d.uid, None)
         for c in restarted.containers:
             self.events.record(_ref(d), "Started", f"Started container {c.name}")
+        self._post_start(d, restarted)
         log.info("restarted pod %s/%s (%s)", d.pod.metadata.namespace, d.pod.metadata.name, pending.why)
+
+    def _post_start(self, d: DesiredPod, observed: ObservedPod | None = None) -> None:
+        """Run the pod's postStart hooks after a (re)start; a container whose hook failed counts as failed."""
+        with self._lock:
+            self._hook_failed.pop(d.uid, None)
+        containers = [c for c in d.pod.spec.containers if c.lifecycle is not None and c.lifecycle.post_start]
+        if not containers:
+            return
+        if observed is None:
+            observed = next((p for p in self.runtime.list_pods() if p.uid == d.uid), None)
+            if observed is None:
+                return
+        failed = self.hooks.post_start(_ref(d), containers, observed)
+        if failed:
+            with self._lock:
+                self._hook_failed[d.uid] = failed
 
     # -- emptyDir sizeLimit (the kubelet's local-storage eviction) ------------------------------------------
     def measure_volumes(self, desired: Sequence[DesiredPod], now: float) -> None:

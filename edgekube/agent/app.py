@@ -432,6 +432,7 @@ class Agent:
             pod = match[0]
             containers = [c.name for c in pod.pod.spec.containers]
             container = req.container or containers[0]
+            containers += [c.name for c in pod.pod.spec.init_containers or []]  # `logs -c <init container>` too
             if req.container is None and len(containers) > 1:
                 log.debug("logs: defaulting to container %s", container)
             if container not in containers:
@@ -600,18 +601,20 @@ class Agent:
                     f"back-off {pending.delay:g}s restarting failed container={pending.culprit or '<sandbox>'} "
                     f"pod={d.pod.metadata.namespace}/{d.pod.metadata.name}"
                 )
-        specs = d.pod.spec.containers
+        specs = [*(c for c in d.pod.spec.init_containers or [] if c.restart_policy == "Always"), *d.pod.spec.containers]
         return PodMemory(
             finished=record.finished if record else None,
             restart_pending=pending is not None,
             restart_due=pending is not None and now >= pending.retry_at,
             back_off=back_off,
             unhealthy=self.prober.unhealthy(d.uid),
+            hook_failed=self._actions.hook_failed(d.uid),
             not_ready=frozenset(
                 c.name for c in specs if c.readiness_probe is not None and not self.prober.ready(d.uid, c.name)
             ),
             restart_count=dict(record.restart_count) if record else {},
             last_state=last_state,
+            container_back_off=self._actions.init.back_off(d, now),
         )
 
     # -- probes -------------------------------------------------------------------------------------------
@@ -627,8 +630,10 @@ class Agent:
             obs, mem = observed.get(d.uid), memory[d.uid]
             if obs is None or mem.finished or mem.restart_pending:
                 continue
-            running = {c.name: c for c in obs.containers if c.state is ContainerRunState.RUNNING}
-            for spec in d.pod.spec.containers:
+            seen_all = (*obs.init_containers, *obs.containers)
+            running = {c.name: c for c in seen_all if c.state is ContainerRunState.RUNNING}
+            sidecars = [c for c in d.pod.spec.init_containers or [] if c.restart_policy == "Always"]
+            for spec in [*sidecars, *d.pod.spec.containers]:  # sidecars are probed too (Kubernetes 1.29+)
                 seen = running.get(spec.name)
                 if seen is None:
                     continue

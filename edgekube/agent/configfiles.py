@@ -24,7 +24,7 @@ from pathlib import Path
 from edgekube.model.config import ProjectedFile, ResolvedConfig
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import PodUID
-from edgekube.model.pod import CONFIG_SOURCES, EnvVar, Pod, Volume
+from edgekube.model.pod import CONFIG_SOURCES, Container, EnvVar, Pod, Volume
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ class ConfigFiles:
             else:
                 volumes.append(volume)
         config_volumes = {v.name for v in pod.spec.volumes if v.source_kind() in CONFIG_SOURCES}
-        containers = []
-        for container in pod.spec.containers:
+
+        def configured(container: Container) -> Container:
             mounts = [
                 m.model_copy(update={"read_only": True}) if m.name in config_volumes else m
                 for m in container.volume_mounts
@@ -143,8 +143,12 @@ class ConfigFiles:
             if container.name in config.env:
                 env = config.env[container.name]
                 update.update(env=[EnvVar(name=k, value=v) for k, v in env.items()], env_from=None)
-            containers.append(container.model_copy(update=update))
-        spec = pod.spec.model_copy(update={"volumes": volumes, "containers": containers})
+            return container.model_copy(update=update)
+
+        update: dict[str, object] = {"volumes": volumes, "containers": [configured(c) for c in pod.spec.containers]}
+        if pod.spec.init_containers:
+            update["init_containers"] = [configured(c) for c in pod.spec.init_containers]
+        spec = pod.spec.model_copy(update=update)
         return pod.model_copy(update={"spec": spec})
 
     def sync(self, uid: PodUID, config: ResolvedConfig) -> bool:

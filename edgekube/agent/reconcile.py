@@ -8,6 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekube.agent.initplan import (
+    InitAction,
+    init_failure,
+    is_sidecar,
+    plan_init,
+    progress,
+    sidecars_to_stop,
+)
 from edgekube.agent.restarts import Decision, Verdict, decide
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
@@ -76,7 +84,7 @@ class Restart:
     grace_seconds: int = 10
 
 
-Action = Create | Remove | Stop | Restart
+Action = Create | Remove | Stop | Restart | InitAction
 
 
 @dataclass(frozen=True)
@@ -88,9 +96,12 @@ class PodMemory:
     restart_due: bool = False  # ... and the back-off is over
     back_off: str | None = None  # while waiting: the CrashLoopBackOff message
     unhealthy: frozenset[str] = frozenset()  # containers whose liveness probe failed
+    hook_failed: frozenset[str] = frozenset()  # containers whose postStart hook failed
     not_ready: frozenset[str] = frozenset()  # running containers whose readiness probe has not passed
     restart_count: Mapping[str, int] = field(default_factory=dict)
     last_state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Init containers and sidecars waiting for their own restart back-off: the CrashLoopBackOff message of each.
+    container_back_off: Mapping[str, str] = field(default_factory=dict)
 
 
 NOTHING = PodMemory()
@@ -108,10 +119,42 @@ def heal(desired: DesiredPod, observed: ObservedPod, memory: PodMemory = NOTHING
         observed.containers,
         unhealthy=memory.unhealthy,
         sandbox_running=observed.infra_running,
+        hook_failed=memory.hook_failed,
     )
     if decision.verdict is Verdict.KEEP:
         return None
     return Stop(desired.uid, decision, grace)
+
+
+def look_after(desired: DesiredPod, observed: ObservedPod, memory: PodMemory = NOTHING) -> list[Action]:
+    """heal(), after the init sequence of a pod with init containers (initplan), whose sidecars stop at its end.
+
+    Sidecars are kept running while the pod runs and stopped once it ended for good. A pod restarted as a unit
+    (shared fate, or its sandbox stopped once initialized) goes through heal(): the runtime's restart_pod starts
+    its stopped sidecars before its app containers, and never re-runs init containers that completed. A sandbox
+    that stopped during the init sequence is started again with the current init container.
+    """
+    spec = desired.pod.spec
+    if not spec.init_containers:
+        action = heal(desired, observed, memory)
+        return [] if action is None else [action]
+    grace = spec.termination_grace_period_seconds
+    if memory.finished:
+        stop = sidecars_to_stop(spec, observed, grace)
+        return [] if stop is None else [stop]
+    if memory.restart_pending or (not observed.infra_running and progress(spec, observed).initialized):
+        action = heal(desired, observed, memory)
+        return [] if action is None else [action]
+    failure = init_failure(spec, observed)
+    if failure is not None:
+        return [Stop(desired.uid, failure, grace)]
+    steps, initialized = plan_init(desired.uid, spec, observed, memory.container_back_off.keys(), memory.unhealthy)
+    actions: list[Action] = list(steps)
+    if initialized:
+        action = heal(desired, observed, memory)
+        if action is not None:
+            actions.append(action)
+    return actions
 
 
 def plan(
@@ -144,9 +187,7 @@ def plan(
     actions.extend(Create(d) for d in desired if d.uid not in have and d.uid not in blocked)
     for target, obs in kept:
         if target.uid not in blocked:
-            action = heal(target, obs, memory.get(target.uid, NOTHING))
-            if action is not None:
-                actions.append(action)
+            actions.extend(look_after(target, obs, memory.get(target.uid, NOTHING)))
     return actions
 
 
@@ -181,19 +222,33 @@ def terminated(obs: ObservedContainer) -> dict[str, Any]:
     return term
 
 
-def _state(name: str, obs: ObservedContainer, memory: PodMemory) -> tuple[dict[str, Any], bool]:
+#: The kubelet's waiting reason of every container of a pod with init containers until it starts.
+POD_INITIALIZING = "PodInitializing"
+
+
+def _state(
+    name: str, obs: ObservedContainer, memory: PodMemory, back_off: str | None, creating: str
+) -> tuple[dict[str, Any], bool]:
     """A seen container's Kubernetes state and whether it is ready."""
-    if memory.back_off is not None:
-        return {"waiting": {"reason": "CrashLoopBackOff", "message": memory.back_off}}, False
+    if back_off is not None:
+        return {"waiting": {"reason": "CrashLoopBackOff", "message": back_off}}, False
     if obs.state is ContainerRunState.RUNNING:
         running = {"startedAt": obs.started_at} if obs.started_at else {}
         return {"running": running}, name not in memory.not_ready and name not in memory.unhealthy
     if obs.state is ContainerRunState.EXITED:
         return {"terminated": terminated(obs)}, False
-    return {"waiting": {"reason": "ContainerCreating"}}, False
+    return {"waiting": {"reason": creating}}, False
 
 
-def _container_status(spec_image: str, name: str, obs: ObservedContainer | None, memory: PodMemory) -> dict[str, Any]:
+def _container_status(
+    spec_image: str,
+    name: str,
+    obs: ObservedContainer | None,
+    memory: PodMemory,
+    *,
+    creating: str = "ContainerCreating",
+    init: bool = False,
+) -> dict[str, Any]:
     status: dict[str, Any] = {
         "name": name,
         "image": spec_image,
@@ -204,11 +259,40 @@ def _container_status(spec_image: str, name: str, obs: ObservedContainer | None,
     if last:
         status["lastState"] = dict(last)
     if obs is None:
-        status["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        status["state"] = {"waiting": {"reason": creating}}
         return status
     status["containerID"] = f"podman://{obs.container_id}"
-    status["state"], status["ready"] = _state(name, obs, memory)
+    back_off = memory.container_back_off.get(name) if init else memory.back_off
+    status["state"], status["ready"] = _state(name, obs, memory, back_off, creating)
     return status
+
+
+def _init_statuses(pod: Pod, observed: ObservedPod | None, memory: PodMemory) -> list[dict[str, Any]]:
+    """The initContainerStatuses as the kubelet reports them: one done is ready (a sidecar: while it runs)."""
+    by_name = {c.name: c for c in observed.init_containers} if observed else {}
+    out = []
+    for c in pod.spec.init_containers or []:
+        status = _container_status(c.image, c.name, by_name.get(c.name), memory, creating=POD_INITIALIZING, init=True)
+        status["started"] = "running" in status["state"]
+        if not is_sidecar(c):
+            status["ready"] = status["state"].get("terminated", {}).get("exitCode") == 0
+        out.append(status)
+    return out
+
+
+def _initialized(pod: Pod, observed: ObservedPod | None) -> dict[str, Any]:
+    """The Initialized condition: True once every init container is done (kubelet: ContainersNotInitialized)."""
+    step = progress(pod.spec, observed)
+    started = observed is not None and any(c.state in _STARTED for c in observed.containers)
+    if step.initialized or started:
+        return {"type": "Initialized", "status": "True"}
+    incomplete = [c.name for c in (pod.spec.init_containers or [])[step.done :]]
+    return {
+        "type": "Initialized",
+        "status": "False",
+        "reason": "ContainersNotInitialized",
+        "message": f"containers with incomplete status: [{' '.join(incomplete)}]",
+    }
 
 
 def _waiting_for_volumes(containers: list[dict[str, Any]], failure: Failure) -> dict[str, Any]:
@@ -255,6 +339,11 @@ def _phase(pod: Pod, observed: ObservedPod | None, containers: list[dict[str, An
         return memory.finished
     if observed is None:
         return "Pending"
+    if pod.spec.init_containers and observed.infra_running and not memory.restart_pending:
+        if init_failure(pod.spec, observed) is not None:
+            return "Failed"  # about to be stopped and marked finished
+        if not progress(pod.spec, observed).initialized:
+            return "Pending"  # as in Kubernetes, for the whole init sequence (its back-offs too)
     if memory.back_off is not None:
         return "Running"  # as in Kubernetes: a pod in CrashLoopBackOff is Running, with nothing ready
     if not any(c.state in _STARTED for c in observed.containers):
@@ -262,7 +351,7 @@ def _phase(pod: Pod, observed: ObservedPod | None, containers: list[dict[str, An
         return "Pending"
     decision = decide(
         pod.spec.restart_policy, observed.containers, unhealthy=memory.unhealthy,
-        sandbox_running=observed.infra_running,
+        sandbox_running=observed.infra_running, hook_failed=memory.hook_failed,
     )  # fmt: skip
     if decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED):
         return decision.verdict.value  # about to be stopped and marked finished
@@ -285,10 +374,42 @@ def pod_status(
     failure: Failure | None,
     memory: PodMemory = NOTHING,
 ) -> dict[str, Any]:
-    """Kubernetes-shaped status: phase, per-container state, restarts, Ready condition; a create failure wins."""
+    """Kubernetes-shaped status: phase, per-container state, restarts, Ready condition; a create failure wins.
+
+    A pod with init containers also has initContainerStatuses and the Initialized condition; its containers wait
+    as PodInitializing (not ContainerCreating) until they start, and its sidecars count for Ready.
+    """
+    if not desired.pod.spec.init_containers:
+        return _pod_status(desired, observed, failure, memory)
+    status = _pod_status(desired, observed, failure, memory, creating=POD_INITIALIZING)
+    inits = _init_statuses(desired.pod, observed, memory)
+    if observed is None and failure is not None and status["containerStatuses"]:
+        for c in inits:  # a create that failed: every container waits with its reason
+            c["state"] = dict(status["containerStatuses"][0]["state"])
+    status["initContainerStatuses"] = inits
+    sidecars = [c for c, spec in zip(inits, desired.pod.spec.init_containers, strict=True) if is_sidecar(spec)]
+    conditions = status.get("conditions", [])
+    for condition in conditions:
+        if condition["type"] == "Ready" and condition["status"] == "True" and not all(c["ready"] for c in sidecars):
+            condition.clear()
+            condition.update(type="Ready", status="False")  # kubelet: a sidecar's readiness counts too
+    status["conditions"] = [_initialized(desired.pod, observed), *conditions]
+    return status
+
+
+def _pod_status(
+    desired: DesiredPod,
+    observed: ObservedPod | None,
+    failure: Failure | None,
+    memory: PodMemory,
+    *,
+    creating: str = "ContainerCreating",
+) -> dict[str, Any]:
     pod = desired.pod
     by_name = {c.name: c for c in observed.containers} if observed else {}
-    containers = [_container_status(c.image, c.name, by_name.get(c.name), memory) for c in pod.spec.containers]
+    containers = [
+        _container_status(c.image, c.name, by_name.get(c.name), memory, creating=creating) for c in pod.spec.containers
+    ]
     if failure is not None and observed is None and failure.reason == FAILED_MOUNT:
         return _waiting_for_volumes(containers, failure)
     if failure is not None and observed is None and failure.reason == WAIT_ENV:

@@ -71,7 +71,8 @@ class ConfigResolver:
         run = _Run(self.store, pod)
         try:
             files = {v.name: run.volume_files(v.name) for v in pod.spec.volumes if v.source_kind() in CONFIG_SOURCES}
-            env = {c.name: run.env(c) for c in pod.spec.containers if c.env_from or any(_resolved(e) for e in c.env)}
+            everyone = pod.spec.all_containers()
+            env = {c.name: run.env(c) for c in everyone if c.env_from or any(_resolved(e) for e in c.env)}
         except Missing as exc:
             config = ResolvedConfig(waiting=str(exc), reason=exc.reason, volume=exc.volume, secret=run.secret)
             return config, frozenset(run.deps)
@@ -186,7 +187,7 @@ class _Run:
     def _resource(self, ref: ResourceFieldSelector, container: Container | None) -> str:
         """Kubelet resource.ExtractResourceValueByContainerName: rounded up by the divisor; no limit: the node's."""
         name = ref.container_name or (container.name if container is not None else "")
-        target = next((c for c in self.pod.spec.containers if c.name == name), None)
+        target = next((c for c in self.pod.spec.all_containers() if c.name == name), None)
         if target is None:
             raise Missing(f"resourceFieldRef: container {name!r} not found", WAIT_ENV)
         section, _, resource = ref.resource.partition(".")

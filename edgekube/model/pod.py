@@ -5,13 +5,22 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from edgekube.model.affinity import Affinity, TopologySpreadConstraint, duplicate_spread_errors
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
+from edgekube.model.fielderrors import Problems, duplicate, forbidden, invalid, not_found, required
+from edgekube.model.lifecycle import Lifecycle, sleep_errors
 from edgekube.model.meta import ObjectMeta, check_label_map
-from edgekube.model.names import check_dns1123_label, check_dns1123_subdomain, check_env_name
+from edgekube.model.names import (
+    check_dns1123_label,
+    check_dns1123_subdomain,
+    check_env_name,
+    dns1123_subdomain_errors,
+    port_name_errors,
+    port_num_errors,
+)
 from edgekube.model.podconfig import (
     ConfigMapVolumeSource,
     DownwardAPIVolumeSource,
@@ -22,13 +31,11 @@ from edgekube.model.podconfig import (
 )
 from edgekube.model.podresources import PodResourceRequirements, consistency_errors
 from edgekube.model.probe import Probe
-from edgekube.model.quantity import cpu_millis, memory_bytes
+from edgekube.model.quantity import Quantity, cpu_millis, memory_bytes, quantity_errors
 from edgekube.model.resources import STANDARD, check_extended, check_resource_name, extended_requests
 from edgekube.model.security import HostAlias, PodSecurityContext, SecurityContext, host_sysctl_error
 from edgekube.model.status import PodStatus
 from edgekube.model.taints import Toleration
-
-Quantity = str | int | float
 
 
 class RestartPolicy(StrEnum):
@@ -55,22 +62,44 @@ class EnvVar(K8sModel):
     value_from: EnvVarSource | None = None
 
     @model_validator(mode="after")
-    def _value_or_from(self) -> EnvVar:
+    def _rules(self) -> EnvVar:
+        """validation.go ValidateEnv: the name (IsEnvVarName), and `value` or `valueFrom`, not both."""
+        problems = Problems()
+        problems.run("name", lambda: check_env_name(self.name, ""))
         if self.value and self.value_from is not None:
-            raise ValidationError('valueFrom: Invalid value: "": may not be specified when `value` is not empty')
+            problems.add('valueFrom: Invalid value: "": may not be specified when `value` is not empty')
+        problems.raise_any()
         return self
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_env_name(value, "")
 
 
 class ContainerPort(K8sModel):
-    container_port: int = Field(ge=1, le=65535)
-    host_port: int | None = Field(default=None, ge=1, le=65535)
+    container_port: StrictInt
+    #: 0 means unset, as in Kubernetes (hostPort is an int32 whose zero value is "no host port").
+    host_port: StrictInt | None = None
     protocol: Protocol = Protocol.TCP
     name: str | None = None
+
+    @field_validator("host_port", mode="before")
+    @classmethod
+    def _zero_is_unset(cls, value: object) -> object:
+        return None if type(value) is int and value == 0 else value
+
+    @model_validator(mode="after")
+    def _rules(self) -> ContainerPort:
+        """validation.go validateContainerPorts, for one port (names' uniqueness is the container's rule)."""
+        problems = Problems()
+        if self.name:
+            problems.add(*(invalid("name", self.name, m) for m in port_name_errors(self.name)))
+        if self.container_port == 0:
+            problems.add(required("containerPort"))
+        else:
+            problems.add(
+                *(invalid("containerPort", self.container_port, m) for m in port_num_errors(self.container_port))
+            )
+        if self.host_port is not None:
+            problems.add(*(invalid("hostPort", self.host_port, m) for m in port_num_errors(self.host_port)))
+        problems.raise_any()
+        return self
 
 
 class ResourceRequirements(K8sModel):
@@ -81,21 +110,28 @@ class ResourceRequirements(K8sModel):
 
     @model_validator(mode="after")
     def _quantities(self) -> ResourceRequirements:
-        for section in ("requests", "limits"):
+        """validation.go validateResourceRequirements: every name and quantity checked, every problem reported."""
+        problems = Problems()
+        good: set[tuple[str, str]] = set()
+        for section in ("limits", "requests"):
             values: dict[str, Quantity] = getattr(self, section)
             for key, raw in values.items():
-                check_resource_name(key, f"{section}[{key}]")
-                if key in STANDARD:
-                    (cpu_millis if key == "cpu" else memory_bytes)(raw, f"{section}.{key}")
-        for key in ("cpu", "memory"):
-            if key in self.requests and key in self.limits:
+                path = f"{section}[{key}]"
+                before = len(problems.lines)
+                problems.run("", lambda key=key, path=path: check_resource_name(key, path))
+                problems.add(*(invalid(path, str(raw), m) for m in quantity_errors(raw)))
+                if len(problems.lines) == before:
+                    good.add((section, key))
+        for key in STANDARD:
+            if ("requests", key) in good and ("limits", key) in good:
                 convert = cpu_millis if key == "cpu" else memory_bytes
                 if convert(self.requests[key]) > convert(self.limits[key]):
-                    raise ValidationError(
-                        f"requests.{key}: {self.requests[key]!r}: must be less than or equal to "
-                        f"{key} limit of {self.limits[key]!r}"
-                    )
-        check_extended(self.requests, self.limits)
+                    # Kubernetes names the requests map here, not the entry.
+                    detail = f"must be less than or equal to {key} limit of {self.limits[key]}"
+                    problems.add(invalid("requests", str(self.requests[key]), detail))
+        if not problems.lines:
+            problems.run("", lambda: check_extended(self.requests, self.limits))
+        problems.raise_any()
         return self
 
     def request_cpu_millis(self) -> int:
@@ -113,45 +149,55 @@ class ResourceRequirements(K8sModel):
         return extended_requests(self.requests, self.limits)
 
 
-def check_descending_path(value: str, field: str) -> str:
-    """Kubernetes' validateLocalDescendingPath: relative, and no `..` element (subPath, items' paths)."""
-    if value.startswith("/"):
-        raise ValidationError(f"{field}: Invalid value: {value!r}: must be a relative path")
+def descending_path_errors(value: str, field: str) -> list[str]:
+    """validation.go validateLocalDescendingPath: relative, and no `..` element (subPath, items' paths)."""
+    errs = [invalid(field, value, "must be a relative path")] if value.startswith("/") else []
     if ".." in value.split("/"):
-        raise ValidationError(f"{field}: Invalid value: {value!r}: must not contain '..'")
+        errs.append(invalid(field, value, "must not contain '..'"))
+    return errs
+
+
+def check_descending_path(value: str, field: str) -> str:
+    """descending_path_errors, raised as one ValidationError."""
+    errs = descending_path_errors(value, field)
+    if errs:
+        raise ValidationError("\n".join(errs))
     return value
 
 
 class VolumeMount(K8sModel):
     name: str
+    #: Kubernetes asks only that it is set (and unique in its container); the runtime resolves a relative one
+    #: against the container's root, as the kubelet's runtimes do.
     mount_path: str
-    read_only: bool = False
+    read_only: StrictBool = False
     #: A path inside the volume to mount instead of its root (created on first use, as the kubelet does).
     sub_path: str = ""
     #: Like sub_path, with `$(VAR)` expanded from the container's environment (e.g. `$(POD_NAME)`).
     sub_path_expr: str = ""
 
-    @field_validator("mount_path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValidationError(f"{value!r}: must be an absolute path")
-        return value
-
     @model_validator(mode="after")
-    def _sub_paths(self) -> VolumeMount:
-        if self.sub_path and self.sub_path_expr:
-            raise ValidationError("subPathExpr: Invalid value: subPathExpr and subPath are mutually exclusive")
+    def _rules(self) -> VolumeMount:
+        """validation.go ValidateVolumeMounts, for one mount (the volume's name and uniqueness: the pod's rules)."""
+        problems = Problems()
+        if not self.name:
+            problems.add(required("name"))
+        if not self.mount_path:
+            problems.add(required("mountPath"))
         if self.sub_path:
-            check_descending_path(self.sub_path, "subPath")
+            problems.add(*descending_path_errors(self.sub_path, "subPath"))
         if self.sub_path_expr:
-            check_descending_path(self.sub_path_expr, "subPathExpr")
+            if self.sub_path:
+                detail = "subPathExpr and subPath are mutually exclusive"
+                problems.add(invalid("subPathExpr", self.sub_path_expr, detail))
+            problems.add(*descending_path_errors(self.sub_path_expr, "subPathExpr"))
+        problems.raise_any()
         return self
 
 
 class Container(K8sModel):
     name: str
-    image: str = Field(min_length=1)
+    image: str
     command: list[str] | None = None
     args: list[str] | None = None
     env: list[EnvVar] = Field(default_factory=list)
@@ -168,15 +214,50 @@ class Container(K8sModel):
     security_context: SecurityContext | None = None
     #: Keep the main process's stdin open (a pipe) rather than /dev/null; `tty`: give it a terminal.
     #: (None for unset, here and in PodSpec's host fields: an unset field stays out of the spec hash.)
-    stdin: bool | None = None
+    stdin: StrictBool | None = None
     #: Accepted and ignored: it only changes what a second attach sees, and edgekube has no attach.
-    stdin_once: bool | None = None
-    tty: bool | None = None
+    stdin_once: StrictBool | None = None
+    tty: StrictBool | None = None
+    #: postStart / preStop hooks (edgekube.model.lifecycle), run by the agent (agent/hooks.py) as the kubelet does.
+    lifecycle: Lifecycle | None = None
+    #: Only on an init container, only "Always": a restartable sidecar (Kubernetes 1.29+), started in order with the
+    #: init containers, not waited for to exit, restarted whenever it exits, stopped after the app containers.
+    restart_policy: Literal["Always"] | None = None
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return check_dns1123_label(value, "")
+
+    @model_validator(mode="after")
+    def _rules(self) -> Container:
+        """validation.go validateContainerCommon's per-container rules, every problem reported.
+
+        The image is set; port names are unique (validateContainerPorts); mount paths are unique
+        (ValidateVolumeMounts); liveness and startup probes need successThreshold 1 (validateContainerCommon).
+        """
+        problems = Problems()
+        if not self.image:
+            problems.add(required("image"))
+        names: set[str] = set()
+        for j, port in enumerate(self.ports):
+            if port.name and port.name in names:
+                problems.add(duplicate(f"ports[{j}].name", port.name))
+            if port.name:
+                names.add(port.name)
+        paths: set[str] = set()
+        for j, mount in enumerate(self.volume_mounts):
+            if mount.mount_path in paths:
+                problems.add(invalid(f"volumeMounts[{j}].mountPath", mount.mount_path, "must be unique"))
+            paths.add(mount.mount_path)
+        for field, probe in (
+            ("livenessProbe", self.liveness_probe),
+            ("startupProbe", getattr(self, "startup_probe", None)),
+        ):
+            if probe is not None and probe.success_threshold != 1:
+                problems.add(invalid(f"{field}.successThreshold", probe.success_threshold, "must be 1"))
+        problems.raise_any()
+        return self
 
     def pull_policy(self) -> PullPolicy:
         """Kubernetes' default: Always for `:latest` or untagged images, IfNotPresent otherwise."""
@@ -210,7 +291,7 @@ class NFSVolumeSource(K8sModel):
 
     server: str
     path: str
-    read_only: bool = False
+    read_only: StrictBool = False
 
     @field_validator("server")
     @classmethod
@@ -233,7 +314,7 @@ class PersistentVolumeClaimVolumeSource(K8sModel):
     """A claim (PersistentVolumeClaim in the pod's namespace) whose bound volume the pod mounts."""
 
     claim_name: str
-    read_only: bool = False
+    read_only: StrictBool = False
 
     @field_validator("claim_name")
     @classmethod
@@ -332,22 +413,26 @@ class Volume(K8sModel):
 
 class PodSpec(K8sModel):
     containers: list[Container] = Field(min_length=1)
+    #: Run in order, each to completion, before the app containers; `restartPolicy: Always` ones are sidecars.
+    #: (None when unset, so the spec hash of pods without them is unchanged.)
+    init_containers: list[Container] | None = None
     restart_policy: RestartPolicy = RestartPolicy.ALWAYS
     node_selector: dict[str, str] = Field(default_factory=dict)
     node_name: str | None = None
     volumes: list[Volume] = Field(default_factory=list)
-    termination_grace_period_seconds: int = Field(default=10, ge=0, le=3600)
+    #: No upper bound, as in Kubernetes (an int64); only negative values are refused.
+    termination_grace_period_seconds: StrictInt = Field(default=10, ge=0, le=2**63 - 1)
     tolerations: list[Toleration] = Field(default_factory=list)
     #: Eviction order among pods of the same QoS class (lower goes first); set directly, no PriorityClass yet.
-    priority: int | None = None
+    priority: StrictInt | None = None
     #: nodeAffinity, podAffinity, podAntiAffinity (edgekube.model.affinity); matched by the scheduler.
     affinity: Affinity | None = None
     topology_spread_constraints: list[TopologySpreadConstraint] = Field(default_factory=list)
     #: Pod-wide user, groups, seccomp, sysctls; containers' own securityContext wins (edgekube.model.security).
     security_context: PodSecurityContext | None = None
-    host_network: bool | None = None
-    host_pid: bool | None = Field(default=None, alias="hostPID")
-    share_process_namespace: bool | None = None
+    host_network: StrictBool | None = None
+    host_pid: StrictBool | None = Field(default=None, alias="hostPID")
+    share_process_namespace: StrictBool | None = None
     host_aliases: list[HostAlias] | None = None
     #: Pod-level cpu/memory requests and limits (PodLevelResources): scheduled as the pod's request
     #: (model.podresources.pod_requests); the limits become the Podman pod's cgroup, bounding every container.
@@ -359,39 +444,90 @@ class PodSpec(K8sModel):
         check_label_map(value)
         return value
 
+    @field_validator("node_name")
+    @classmethod
+    def _node_name(cls, value: str | None) -> str | None:
+        """validation.go ValidatePodSpec: a set nodeName is a node's name (ValidateNodeName, DNS-1123 subdomain)."""
+        errs = dns1123_subdomain_errors(value) if value else []
+        if errs:
+            raise ValidationError("\n".join(invalid("", value, m) for m in errs))
+        return value
+
     @model_validator(mode="after")
     def _cross_fields(self) -> PodSpec:
-        _unique([c.name for c in self.containers], "containers", "name")
-        _unique([v.name for v in self.volumes], "volumes", "name")
+        """validation.go ValidatePodSpec's rules across fields; every problem reported, not only the first."""
+        found = Problems()
+        found.run("", lambda: _unique([c.name for c in self.containers], "containers", "name"))
+        found.run("", lambda: _unique([v.name for v in self.volumes], "volumes", "name"))
+        for i, container in enumerate(self.containers):
+            if container.restart_policy is not None:  # validateContainers
+                found.add(f"containers[{i}].restartPolicy: Forbidden: may not be set for non-init containers")
+        found.run("", self._check_init_containers)
         if len(self.topology_spread_constraints) > 1:
             spread = duplicate_spread_errors(self.topology_spread_constraints)
-            if spread:
-                raise ValidationError("\n".join(spread))
-        self._check_host_namespaces()
+            found.add(*spread)
+        found.run("", self._check_host_namespaces)
         if self.resources is not None:
             problems = consistency_errors(self.to_dict())  # validatePodResourceConsistency
-            if problems:
-                raise ValidationError("\n".join(problems))
+            found.add(*problems)
+        hooks = [
+            e
+            for i, c in enumerate(self.containers)
+            for e in sleep_errors(c.lifecycle, self.termination_grace_period_seconds, f"containers[{i}]")
+        ]
+        found.add(*hooks)
         volume_names = {v.name for v in self.volumes}
         host_ports: set[tuple[int, str]] = set()
         for i, container in enumerate(self.containers):
             for j, mount in enumerate(container.volume_mounts):
                 if mount.name not in volume_names:
-                    raise ValidationError(
-                        f"containers[{i}].volumeMounts[{j}].name: Not found: {mount.name!r} "
-                        "(must name one of spec.volumes)"
-                    )
+                    found.add(not_found(f"containers[{i}].volumeMounts[{j}].name", mount.name))
             for j, port in enumerate(container.ports):
                 if port.host_port is None:
                     continue
                 key = (port.host_port, port.protocol.value)
-                if key in host_ports:
-                    raise ValidationError(
-                        f"containers[{i}].ports[{j}].hostPort: Duplicate value: "
-                        f"'{port.host_port}/{port.protocol.value}'"
-                    )
+                if key in host_ports:  # AccumulateUniqueHostPorts: hostIP/protocol/port
+                    found.add(duplicate(f"containers[{i}].ports[{j}].hostPort", f"/{key[1]}/{key[0]}"))
                 host_ports.add(key)
+        found.raise_any()
         return self
+
+    def all_containers(self) -> list[Container]:
+        """Init containers (sidecars among them) then app containers, in spec order: what the runtime creates."""
+        return [*(self.init_containers or []), *self.containers]
+
+    def _check_init_containers(self) -> None:
+        """Kubernetes' validateInitContainers (pkg/apis/core/validation/validation.go), every problem reported."""
+        found: list[str] = []
+        names = {c.name for c in self.containers}
+        volume_names = {v.name for v in self.volumes}
+        for i, container in enumerate(self.init_containers or []):
+            path = f"initContainers[{i}]"
+            if container.name in names:  # unique across init and app containers
+                found.append(duplicate(f"{path}.name", container.name))
+            names.add(container.name)
+            for j, mount in enumerate(container.volume_mounts):
+                if mount.name not in volume_names:
+                    found.append(not_found(f"{path}.volumeMounts[{j}].name", mount.name))
+            # Host ports are checked per init container, as they run one by one (checkHostPortConflicts on each).
+            ports: set[tuple[int, str]] = set()
+            for j, port in enumerate(container.ports):
+                if port.host_port is None:
+                    continue
+                key = (port.host_port, port.protocol.value)
+                if key in ports:
+                    found.append(duplicate(f"{path}.ports[{j}].hostPort", f"/{key[1]}/{key[0]}"))
+                ports.add(key)
+            if container.restart_policy == "Always":
+                continue  # a sidecar may have probes and lifecycle hooks (validated as an app container's)
+            for field in ("lifecycle", "liveness_probe", "readiness_probe", "startup_probe"):
+                if getattr(container, field, None) is not None:
+                    detail = "may not be set for init containers without restartPolicy=Always"
+                    found.append(forbidden(f"{path}.{_camel(field)}", detail))
+            if getattr(container, "resize_policy", None):
+                found.append(invalid(f"{path}.resizePolicy", "", "must not be set for init containers"))
+        if found:
+            raise ValidationError("\n".join(found))
 
     def _check_host_namespaces(self) -> None:
         """ValidatePodSecurityContext's host namespace rules, after SetDefaults_PodSpec's hostNetwork hostPorts."""
@@ -402,19 +538,26 @@ class PodSpec(K8sModel):
             )
         if not self.host_network:
             return
-        for i, container in enumerate(self.containers):
-            for j, port in enumerate(container.ports):
-                if port.host_port is None:
-                    port.host_port = port.container_port  # SetDefaults_PodSpec
-                elif port.host_port != port.container_port:
-                    raise ValidationError(
-                        f"containers[{i}].ports[{j}].containerPort: Invalid value: {port.container_port}: "
-                        "must match `hostPort` when `hostNetwork` is true"
-                    )
+        listed = [("containers", self.containers), ("initContainers", self.init_containers or [])]
+        for kind, containers in listed:
+            for i, container in enumerate(containers):
+                for j, port in enumerate(container.ports):
+                    if port.host_port is None:
+                        port.host_port = port.container_port  # SetDefaults_PodSpec (init containers too)
+                    elif port.host_port != port.container_port:
+                        raise ValidationError(
+                            f"{kind}[{i}].ports[{j}].containerPort: Invalid value: {port.container_port}: "
+                            "must match `hostPort` when `hostNetwork` is true"
+                        )
         for i, sysctl in enumerate(self.security_context.sysctls if self.security_context else []):
             error = host_sysctl_error(sysctl.name, True)
             if error:
                 raise ValidationError(f"securityContext.sysctls[{i}].name: {error}")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def _unique(names: list[str], field: str, attr: str) -> None:
@@ -431,3 +574,15 @@ class Pod(K8sModel):
     metadata: ObjectMeta
     spec: PodSpec
     status: PodStatus | None = None
+
+    @model_validator(mode="after")
+    def _containers_only_for_pod(self) -> Pod:
+        """validation.go validateContainersOnlyForPod: a pod's (not a template's) images have no edge whitespace."""
+        problems = Problems()
+        for kind, containers in (("containers", self.spec.containers), ("initContainers", self.spec.init_containers)):
+            for i, container in enumerate(containers or []):
+                if container.image != container.image.strip():
+                    detail = "must not have leading or trailing whitespace"
+                    problems.add(invalid(f"spec.{kind}[{i}].image", container.image, detail))
+        problems.raise_any()
+        return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from edgekube.model.base import K8sModel
 
@@ -27,7 +27,7 @@ class ContainerStateRunning(K8sModel):
 
 
 class ContainerStateTerminated(K8sModel):
-    exit_code: int
+    exit_code: StrictInt
     reason: str = ""
     message: str | None = None
     started_at: str | None = None
@@ -43,8 +43,10 @@ class ContainerState(K8sModel):
 class ContainerStatus(K8sModel):
     name: str
     image: str
-    ready: bool = False
-    restart_count: int = 0
+    ready: StrictBool = False
+    restart_count: StrictInt = 0
+    #: Set on init containers' statuses (a sidecar counts as started while it runs), as the kubelet does.
+    started: StrictBool | None = None
     state: ContainerState = Field(default_factory=ContainerState)
     last_state: ContainerState | None = None
     container_id: str | None = Field(default=None, alias="containerID")
@@ -68,3 +70,5 @@ class PodStatus(K8sModel):
     start_time: str | None = None
     conditions: list[PodCondition] = Field(default_factory=list)
     container_statuses: list[ContainerStatus] = Field(default_factory=list)
+    #: Only for a pod with init containers (sidecars included), in spec order.
+    init_container_statuses: list[ContainerStatus] | None = None

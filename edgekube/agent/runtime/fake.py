@@ -31,8 +31,9 @@ from edgekube.agent.runtime.volumes import (
     volumes_in_use,
 )
 from edgekube.model.errors import NotFoundError, RuntimeFailure
+from edgekube.model.lifecycle import LifecycleHandler, restored, stored
 from edgekube.model.names import NodeName, PodUID
-from edgekube.model.pod import Pod, PullPolicy
+from edgekube.model.pod import Container, Pod, PullPolicy
 from edgekube.model.security import NON_ROOT_REASON, effective, non_root_error
 from edgekube.model.storage import ResolvedVolume
 
@@ -114,7 +115,7 @@ class FakeRuntime:
                 return existing
             self.remove_pod(uid)
         plans, mounts = self._volumes(pod, volumes)
-        for container in pod.spec.containers:
+        for container in pod.spec.all_containers():
             self._ensure_image(container.image, container.pull_policy())
             # The fake's images name no USER, so they run as root, as the demo image does on Podman.
             sc = effective(pod.spec.security_context, container.security_context)
@@ -143,10 +144,25 @@ class FakeRuntime:
                     state=ContainerRunState.RUNNING,
                     started_at=_now(),
                     devices=tuple((devices or {}).get(c.name, ())),
+                    pre_stop=_pre_stop(c),
                 )
                 for c in pod.spec.containers
             ),
         )
+        if pod.spec.init_containers:  # every container created, none started: the agent runs them in order
+            observed = replace(
+                observed,
+                containers=tuple(
+                    replace(c, state=ContainerRunState.CREATED, started_at=None) for c in observed.containers
+                ),
+                init_containers=tuple(
+                    ObservedContainer(
+                        name=c.name, container_id=self._new_id(f"{podname}_{c.name}"), image=c.image,
+                        state=ContainerRunState.CREATED, sidecar=c.restart_policy == "Always",
+                    )
+                    for c in pod.spec.init_containers
+                ),
+            )  # fmt: skip
         self.engine.pods[(self.node, uid)] = observed
         self.engine.mounts[uid] = mounts
         return observed
@@ -192,6 +208,12 @@ class FakeRuntime:
         self.calls.append(("restart", uid))
         pod = self._pod(uid)
         started = _now()
+        inits = tuple(
+            replace(c, state=ContainerRunState.RUNNING, exit_code=None, started_at=started, finished_at=None,
+                    error=None) if c.sidecar and c.state is not ContainerRunState.RUNNING else c
+            for c in pod.init_containers
+        )  # fmt: skip
+        pod = replace(pod, init_containers=inits)
         containers = tuple(
             replace(self._stopped(c), state=ContainerRunState.RUNNING, exit_code=None, started_at=started,
                     finished_at=None, error=None)
@@ -199,6 +221,37 @@ class FakeRuntime:
         )  # fmt: skip
         ip = pod.ip if pod.infra_running else self._new_ip()
         return self._set(replace(pod, infra_running=True, ip=ip), containers)
+
+    def start_containers(self, uid: PodUID, names: Sequence[str]) -> ObservedPod:
+        self.calls.append(("start", uid))
+        pod = self._pod(uid)
+        for name in names:
+            self._container(uid, name)
+        started = _now()
+
+        def start(c: ObservedContainer) -> ObservedContainer:
+            if c.name not in names or c.state is ContainerRunState.RUNNING:
+                return c
+            return replace(c, state=ContainerRunState.RUNNING, exit_code=None, started_at=started, finished_at=None,
+                           error=None)  # fmt: skip
+
+        updated = replace(
+            pod, infra_running=True, ip=pod.ip if pod.infra_running else self._new_ip(),
+            init_containers=tuple(start(c) for c in pod.init_containers),
+            containers=tuple(start(c) for c in pod.containers),
+        )  # fmt: skip
+        self.engine.pods[(self.node, uid)] = updated
+        return updated
+
+    def stop_containers(self, uid: PodUID, names: Sequence[str], grace_seconds: int = 10) -> None:
+        self.calls.append(("stop-containers", uid))
+        pod = self._pod(uid)
+        stop = set(names)
+        self.engine.pods[(self.node, uid)] = replace(
+            pod,
+            init_containers=tuple(self._stopped(c) if c.name in stop else c for c in pod.init_containers),
+            containers=tuple(self._stopped(c) if c.name in stop else c for c in pod.containers),
+        )
 
     def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
         found = self._container(uid, container)
@@ -272,13 +325,15 @@ class FakeRuntime:
         """Mark a container exited, as if its process ended with `exit_code` (error e.g. "OOMKilled")."""
         pod = self._pod(uid)
         self._container(uid, container)
-        containers = tuple(
-            replace(c, state=ContainerRunState.EXITED, exit_code=exit_code, finished_at=_now(), error=error)
-            if c.name == container
-            else c
-            for c in pod.containers
+
+        def exit_(c: ObservedContainer) -> ObservedContainer:
+            if c.name != container:
+                return c
+            return replace(c, state=ContainerRunState.EXITED, exit_code=exit_code, finished_at=_now(), error=error)
+
+        self.engine.pods[(self.node, uid)] = replace(
+            pod, containers=tuple(map(exit_, pod.containers)), init_containers=tuple(map(exit_, pod.init_containers))
         )
-        self.engine.pods[(self.node, uid)] = replace(pod, containers=containers)
         self.engine.exits.set()
 
     def kill_container(self, uid: PodUID, container: str) -> None:
@@ -290,7 +345,10 @@ class FakeRuntime:
         for key, pod in list(self.engine.pods.items()):
             if key[0] == self.node:
                 stopped = replace(pod, infra_running=False, ip=None)
-                self.engine.pods[key] = replace(stopped, containers=tuple(self._stopped(c) for c in pod.containers))
+                self.engine.pods[key] = replace(
+                    stopped, containers=tuple(self._stopped(c) for c in pod.containers),
+                    init_containers=tuple(self._stopped(c) for c in pod.init_containers),
+                )  # fmt: skip
         self.engine.exits.set()
 
     def set_stats(self, uid: PodUID, container: str, **values: float) -> None:
@@ -351,7 +409,15 @@ class FakeRuntime:
 
     def _container(self, uid: PodUID, name: str) -> ObservedContainer:
         pod = self._pod(uid)
-        for container in pod.containers:
+        for container in (*pod.init_containers, *pod.containers):
             if container.name == name:
                 return container
         raise NotFoundError(f"container {name!r} not found in pod {pod.namespace}/{pod.name}")
+
+
+def _pre_stop(container: Container) -> LifecycleHandler | None:
+    """The container's preStop hook as Podman's label gives it back (named ports resolved)."""
+    hook = container.lifecycle.pre_stop if container.lifecycle else None
+    if hook is None:
+        return None
+    return restored(stored(hook, {p.name: p.container_port for p in container.ports if p.name}))

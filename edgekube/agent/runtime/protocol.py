@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from edgekube.model.lifecycle import LifecycleHandler
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
 from edgekube.model.storage import ResolvedVolume
@@ -21,6 +22,8 @@ LABEL_SPEC_HASH = "io.edgekube.spec-hash"
 #: The pod's terminationGracePeriodSeconds: a pod removed after it left the desired state keeps its own grace.
 LABEL_GRACE = "io.edgekube.grace-seconds"
 LABEL_CONTAINER = "io.edgekube.container"
+#: A container's preStop hook (model.lifecycle.stored): run before it is stopped, even once its pod left the spec.
+LABEL_PRE_STOP = "io.edgekube.pre-stop"
 #: The host device nodes mapped into a container (comma-separated): how a restarted agent knows which are taken.
 LABEL_DEVICES = "io.edgekube.devices"
 #: Labels of the volumes of a pod's persistentVolumeClaim volumes: the PersistentVolume and the claim
@@ -55,6 +58,10 @@ class ObservedContainer:
     error: str | None = None
     #: Host device nodes mapped into it (its extended resources, e.g. `/dev/ttyUSB0` for edgekube.io/serial).
     devices: tuple[str, ...] = ()
+    #: An init container with `restartPolicy: Always` (a sidecar); only ever True in ObservedPod.init_containers.
+    sidecar: bool = False
+    #: Its preStop hook, as the runtime recorded it when creating it (None: it has none).
+    pre_stop: LifecycleHandler | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,9 @@ class ObservedPod:
     infra_running: bool = True
     #: The pod's terminationGracePeriodSeconds as created (None: a pod created before the agent recorded it).
     grace_seconds: int | None = None
+    #: Its init containers (sidecars among them) in spec order. One that ran to completion stays here, exited 0,
+    #: for the pod's life: that is how a restarted agent knows not to run it again.
+    init_containers: tuple[ObservedContainer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +135,9 @@ class PodRuntime(Protocol):
     ) -> ObservedPod:
         """Create and start the pod: infra container (shared localhost), its volumes, then its containers.
 
+        A pod with init containers has every container created (init ones too) but only its infra container
+        started: the agent starts them one by one (start_containers), as its plan decides.
+
         `volumes` are the sources of its persistentVolumeClaim volumes, by volume name; `devices` the host device
         nodes mapped into each container (by container name, at the same path, without privileges), which
         list_pods shows again in ObservedContainer.devices. Volumes are checked
@@ -153,8 +166,24 @@ class PodRuntime(Protocol):
     def restart_pod(self, uid: PodUID, grace_seconds: int = 10) -> ObservedPod:
         """Restart the pod as a unit, keeping pod and container IDs: stop what still runs, then start them all.
 
-        A stopped infra container is started first. RuntimeFailure (`RunContainerError`) if Podman cannot
-        start a container; NotFoundError if there is no such pod.
+        A stopped infra container is started first, then the sidecars not running, then the app containers;
+        completed init containers are not run again (running sidecars are left alone). RuntimeFailure
+        (`RunContainerError`) if Podman cannot start a container; NotFoundError if there is no such pod.
+        """
+        ...
+
+    def start_containers(self, uid: PodUID, names: Sequence[str]) -> ObservedPod:
+        """Start the named containers of the pod (init or app; an exited one runs again), side by side.
+
+        The infra container is started first if it is stopped. RuntimeFailure (`RunContainerError`) if one cannot
+        start; NotFoundError if there is no such pod or container.
+        """
+        ...
+
+    def stop_containers(self, uid: PodUID, names: Sequence[str], grace_seconds: int = 10) -> None:
+        """Stop the named running containers one after another, in the order given, within one shared grace.
+
+        Used for the sidecars of a pod that ended (last one first). NotFoundError if there is no such pod.
         """
         ...
 

@@ -153,7 +153,7 @@ def plan_volumes(
             sub_path=_sub_path(c, j, m.name).strip("/"),
             read_only=m.read_only or volumes[m.name].read_only,
         )
-        for c in pod.spec.containers
+        for c in pod.spec.all_containers()
         for j, m in enumerate(c.volume_mounts)
     ]
     return volumes, mounts

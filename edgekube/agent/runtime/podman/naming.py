@@ -20,6 +20,9 @@ from edgekube.model.pod import Pod
 
 #: Private label: the container's position in spec.containers, so list_pods can return them in spec order.
 LABEL_CONTAINER_INDEX = "io.edgekube.container.index"
+#: Private label of an init container: `init`, or `sidecar` for one with restartPolicy Always (its index label
+#: is then its position in spec.initContainers).
+LABEL_INIT = "io.edgekube.container.init"
 #: Private label of a pod's Podman volumes: the pod volume it serves (its kind: protocol.LABEL_VOLUME_KIND).
 LABEL_VOLUME = "io.edgekube.volume"
 

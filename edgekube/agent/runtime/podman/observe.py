@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, of_pod, owned, run_state
+from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, LABEL_INIT, of_pod, owned, run_state
 from edgekube.agent.runtime.podman.transport import PodmanTransport, demux, raise_http
 from edgekube.agent.runtime.protocol import (
     LABEL_CONTAINER,
@@ -19,6 +19,7 @@ from edgekube.agent.runtime.protocol import (
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
+    LABEL_PRE_STOP,
     LABEL_SPEC_HASH,
     ContainerRunState,
     ObservedContainer,
@@ -26,6 +27,7 @@ from edgekube.agent.runtime.protocol import (
     RuntimeInfo,
 )
 from edgekube.model.errors import NotFoundError, RuntimeFailure
+from edgekube.model.lifecycle import restored
 from edgekube.model.names import NodeName, PodUID
 
 Entry = dict[str, Any]
@@ -91,8 +93,10 @@ class Observer:
 
     def observed(self, pod_id: str, labels: dict[str, str], containers: list[Entry]) -> ObservedPod:
         # Podman 4.3 copies pod labels onto the infra container, so IsInfra (not the labels) tells them apart.
-        apps = [c for c in containers if not c.get("IsInfra") and LABEL_CONTAINER in (c.get("Labels") or {})]
-        apps.sort(key=lambda c: (_int(c["Labels"].get(LABEL_CONTAINER_INDEX)), c["Labels"][LABEL_CONTAINER]))
+        named = [c for c in containers if not c.get("IsInfra") and LABEL_CONTAINER in (c.get("Labels") or {})]
+        named.sort(key=lambda c: (_int(c["Labels"].get(LABEL_CONTAINER_INDEX)), c["Labels"][LABEL_CONTAINER]))
+        apps = [c for c in named if LABEL_INIT not in c["Labels"]]
+        inits = [c for c in named if LABEL_INIT in c["Labels"]]
         infra = next((c for c in containers if c.get("IsInfra")), None)
         infra_running = infra is not None and run_state(infra.get("State")) is ContainerRunState.RUNNING
         return ObservedPod(
@@ -105,13 +109,14 @@ class Observer:
             ip=self._infra_ip(infra) if infra is not None and infra_running else None,
             infra_running=infra_running,
             grace_seconds=_grace(labels.get(LABEL_GRACE)),
+            init_containers=tuple(self._container(c) for c in inits),
         )
 
     def logs(self, uid: PodUID, container: str, tail: int | None) -> str:
         pod = self.find_pod(uid)
         if pod is None:
             raise NotFoundError(f"pod {uid} not found on node {self.node}")
-        match = next((c for c in pod.containers if c.name == container), None)
+        match = next((c for c in (*pod.init_containers, *pod.containers) if c.name == container), None)
         if match is None:
             raise NotFoundError(f"container {container!r} not found in pod {pod.namespace}/{pod.name}")
         params = {"stdout": "true", "stderr": "true", "tail": "all" if tail is None else str(max(tail, 0))}
@@ -166,6 +171,8 @@ class Observer:
             finished_at=finished,
             error=error,
             devices=tuple(d for d in entry["Labels"].get(LABEL_DEVICES, "").split(",") if d),
+            sidecar=entry["Labels"].get(LABEL_INIT) == "sidecar",
+            pre_stop=restored(entry["Labels"].get(LABEL_PRE_STOP)),
         )
 
     def _exit_error(self, container_id: str, finished: str | None) -> str | None:

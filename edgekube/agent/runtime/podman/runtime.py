@@ -95,8 +95,8 @@ class PodmanRuntime:
         """
         existing = self._observer.find_pod(uid)
         if existing is not None:
-            names = {c.name for c in existing.containers}
-            if existing.spec_hash == spec_hash and names == {c.name for c in pod.spec.containers}:
+            names = {c.name for c in (*existing.init_containers, *existing.containers)}
+            if existing.spec_hash == spec_hash and names == {c.name for c in pod.spec.all_containers()}:
                 return existing
             self.remove_pod(uid, grace_seconds=pod.spec.termination_grace_period_seconds)
         with self._listing:
@@ -137,18 +137,65 @@ class PodmanRuntime:
         try:
             running = self._stopper.running(uid)
             if running:
-                self._stopper.stop(uid, running, grace_seconds)
+                self._stop_in_order(uid, running, grace_seconds)
             self._stopper.purge(uid)
         finally:
             self._list_volumes()
+
+    def _stop_in_order(self, uid: PodUID, running: set[str], grace_seconds: int) -> None:
+        """App containers first, then the running sidecars last one first (the kubelet's order), in one grace."""
+        pod = self._observer.find_pod(uid)
+        sidecars = [c.container_id for c in reversed(pod.init_containers) if c.container_id in running] if pod else []
+        if not sidecars:
+            self._stopper.stop(uid, running, grace_seconds)
+            return
+        deadline = time.monotonic() + max(grace_seconds, 0)
+        apps = running - set(sidecars)
+        if apps:
+            self._stopper.stop(uid, apps, grace_seconds, wait_killed=True)
+        for container_id in sidecars:
+            self._stopper.stop(uid, {container_id}, int(max(deadline - time.monotonic(), 0)), wait_killed=True)
+
+    def start_containers(self, uid: PodUID, names: Sequence[str]) -> ObservedPod:
+        pod = self._observer.find_pod(uid)
+        if pod is None:
+            raise NotFoundError(f"pod {uid} not found on node {self.node}")
+        ids = {c.name: c.container_id for c in (*pod.init_containers, *pod.containers)}
+        missing = [n for n in names if n not in ids]
+        if missing:
+            raise NotFoundError(f"container {missing[0]!r} not found in pod {pod.namespace}/{pod.name}")
+        self._creator.start(pod.pod_id, f"{pod.namespace}/{pod.name}", [ids[n] for n in names])
+        started = self._observer.find_pod(uid)
+        if started is None:
+            raise RuntimeFailure(f"pod {pod.namespace}/{pod.name} vanished while starting", reason="RuntimeError")
+        return started
+
+    def stop_containers(self, uid: PodUID, names: Sequence[str], grace_seconds: int = 10) -> None:
+        pod = self._observer.find_pod(uid)
+        if pod is None:
+            raise NotFoundError(f"pod {uid} not found on node {self.node}")
+        running = {
+            c.name: c.container_id
+            for c in (*pod.init_containers, *pod.containers)
+            if c.state is ContainerRunState.RUNNING
+        }
+        deadline = time.monotonic() + max(grace_seconds, 0)
+        for name in names:
+            if name in running:
+                grace = int(max(deadline - time.monotonic(), 0))
+                self._stopper.stop(uid, {running[name]}, grace, wait_killed=True)
 
     def stop_pod(self, uid: PodUID, grace_seconds: int = 10) -> None:
         self._stop_running(uid, grace_seconds)
 
     def restart_pod(self, uid: PodUID, grace_seconds: int = 10) -> ObservedPod:
-        """Stop what runs, then start the infra container (if it stopped) and every app container again."""
+        """Stop what runs, then start the infra container (if it stopped), stopped sidecars, every app container."""
         pod = self._stop_running(uid, grace_seconds)
-        self._creator.start(pod.pod_id, f"{pod.namespace}/{pod.name}", [c.container_id for c in pod.containers])
+        name = f"{pod.namespace}/{pod.name}"
+        sidecars = [c for c in pod.init_containers if c.sidecar and c.state is not ContainerRunState.RUNNING]
+        for sidecar in sidecars:  # in order, before the app containers, as when the pod first started
+            self._creator.start(pod.pod_id, name, [sidecar.container_id])
+        self._creator.start(pod.pod_id, name, [c.container_id for c in pod.containers])
         restarted = self._observer.find_pod(uid)
         if restarted is None:
             raise RuntimeFailure(f"pod {pod.namespace}/{pod.name} vanished while restarting", reason="RuntimeError")

@@ -84,7 +84,7 @@ class VolumeSetup:
         for volume, sub in sorted(subs):
             plan = plans[volume]
             self._create(podname, plan, {**labels, **claim_labels(plan, namespace)}, sub)
-        out: dict[str, list[ContainerMount]] = {c.name: [] for c in pod.spec.containers}
+        out: dict[str, list[ContainerMount]] = {c.name: [] for c in pod.spec.all_containers()}
         for m in mounts:
             plan = plans[m.volume]
             if plan.kind is VolumeKind.HOST_PATH:

@@ -1,0 +1,145 @@
+"""Pure plan of a pod's init containers and sidecars: what to start, run again or stop next; used by reconcile."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from edgekube.agent.restarts import Decision, Verdict
+from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
+from edgekube.model.names import PodUID
+from edgekube.model.pod import Container, PodSpec, RestartPolicy
+
+
+@dataclass(frozen=True)
+class StartContainers:
+    """Start containers of a created pod for the first time: the next init container, or the app containers."""
+
+    uid: PodUID
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RestartContainer:
+    """Run one container again: a failed init container (pod restartPolicy OnFailure/Always) or an exited sidecar.
+
+    `exit` names the exit it answers (the container's finished_at), so one exit is one back-off step however
+    many passes see it.
+    """
+
+    uid: PodUID
+    name: str
+    exit: str | None
+
+
+@dataclass(frozen=True)
+class StopSidecars:
+    """Stop the running sidecars of a pod that ended for good, the last one first (the kubelet's order)."""
+
+    uid: PodUID
+    names: tuple[str, ...]
+    grace_seconds: int
+
+
+InitAction = StartContainers | RestartContainer | StopSidecars
+
+
+def is_sidecar(container: Container) -> bool:
+    """An init container with restartPolicy Always: started in order, then kept running for the pod's life."""
+    return container.restart_policy == "Always"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a pod's init sequence got: `done` of the init containers count as done, in spec order.
+
+    A regular init container is done once it exited 0; a sidecar once it has been started (running, or exited
+    and due for a restart). `current` is the first one not done (None when all are).
+    """
+
+    done: int
+    total: int
+    current: Container | None = None
+    seen: ObservedContainer | None = None
+
+    @property
+    def initialized(self) -> bool:
+        return self.current is None
+
+
+def progress(spec: PodSpec, observed: ObservedPod | None) -> Progress:
+    """Walk the init containers in order and stop at the first that is not done (see Progress)."""
+    inits = spec.init_containers or []
+    by_name = {c.name: c for c in observed.init_containers} if observed is not None else {}
+    for i, container in enumerate(inits):
+        seen = by_name.get(container.name)
+        state = seen.state if seen is not None else ContainerRunState.CREATED
+        if is_sidecar(container) and state in (ContainerRunState.RUNNING, ContainerRunState.EXITED):
+            continue
+        if state is ContainerRunState.EXITED and seen is not None and seen.exit_code == 0:
+            continue
+        return Progress(i, len(inits), container, seen)
+    return Progress(len(inits), len(inits))
+
+
+def init_failure(spec: PodSpec, observed: ObservedPod) -> Decision | None:
+    """Failed for good: the current init container exited non-zero and the pod's restartPolicy is Never."""
+    step = progress(spec, observed)
+    seen = step.seen
+    if step.current is None or seen is None or seen.state is not ContainerRunState.EXITED:
+        return None
+    if spec.restart_policy is not RestartPolicy.NEVER:
+        return None
+    code = seen.exit_code if seen.exit_code is not None else -1
+    return Decision(Verdict.FAILED, (seen.name,), f"init container {seen.name} exited with code {code}")
+
+
+def plan_init(
+    uid: PodUID,
+    spec: PodSpec,
+    observed: ObservedPod,
+    backing_off: Collection[str] = (),
+    unhealthy: Collection[str] = (),
+) -> tuple[list[InitAction], bool]:
+    """The init sequence's next steps for a running sandbox, and whether the app containers may be looked after.
+
+    In order: exited sidecars before the current point run again (restartPolicy Always on the container, whatever
+    the pod's), unless `backing_off` names them, and so do running ones whose liveness probe failed (`unhealthy`,
+    answering the exit "liveness:<started_at>"); then the current init container is started, waited for, or (it
+    failed, the pod may restart) run again after its back-off — never the whole sequence from the start, as the
+    kubelet restarts only the failed one. Once every init container is done, app containers never started are
+    started together, and the caller goes on with the pod's usual shared-fate decision (True).
+    A failure under restartPolicy Never is init_failure's, checked by the caller first.
+    """
+    step = progress(spec, observed)
+    by_name = {c.name: c for c in observed.init_containers}
+    actions: list[InitAction] = []
+    for container in (spec.init_containers or [])[: step.done]:
+        seen = by_name.get(container.name)
+        if not is_sidecar(container) or seen is None or container.name in backing_off:
+            continue
+        if seen.state is ContainerRunState.EXITED:
+            actions.append(RestartContainer(uid, container.name, seen.finished_at))
+        elif seen.state is ContainerRunState.RUNNING and container.name in unhealthy:
+            actions.append(RestartContainer(uid, container.name, f"liveness:{seen.started_at}"))
+    if step.current is not None:
+        seen = step.seen
+        if seen is None or seen.state is ContainerRunState.CREATED:
+            actions.append(StartContainers(uid, (step.current.name,)))
+        elif seen.state is ContainerRunState.EXITED and step.current.name not in backing_off:
+            actions.append(RestartContainer(uid, step.current.name, seen.finished_at))
+        return actions, False  # running (or unknown): wait for it to exit
+    never_started = tuple(c.name for c in observed.containers if c.state is ContainerRunState.CREATED)
+    if never_started:
+        actions.append(StartContainers(uid, never_started))
+        return actions, False
+    return actions, True
+
+
+def sidecars_to_stop(spec: PodSpec, observed: ObservedPod, grace_seconds: int) -> StopSidecars | None:
+    """A finished pod's sidecars (and any init container) still running, last one first; None if none runs."""
+    running = [c.name for c in observed.init_containers if c.state is ContainerRunState.RUNNING]
+    if not running:
+        return None
+    order = [c.name for c in reversed(spec.init_containers or []) if c.name in running]
+    return StopSidecars(observed.uid, tuple(order), grace_seconds)
