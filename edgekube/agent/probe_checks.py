@@ -1,4 +1,4 @@
-"""One probe run now: exec through the runtime, httpGet and tcpSocket from the host; used by probe_workers."""
+"""One probe run now: exec through the runtime; httpGet, tcpSocket and grpc from the host; used by probe_workers."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ def check(target: ProbeTarget, runtime: PodRuntime) -> ProbeResult:
             return _http(probe.http_get, target, timeout)
         if probe.tcp_socket is not None:
             return _tcp(probe.tcp_socket, target, timeout)
+        if probe.grpc is not None:
+            # Loaded with the first gRPC probe: an agent whose pods have none never holds h2 in memory.
+            from edgekube.agent import grpc_health  # noqa: PLC0415
+
+            host = _host(None, target)
+            result = grpc_health.check(host, probe.grpc.port, probe.grpc.service or "", timeout, _USER_AGENT)
+            return ProbeResult(result.ok, result.message)
     except EdgekubeError as exc:
         return ProbeResult(False, str(exc))
     return ProbeResult(False, "probe has no handler")
@@ -79,6 +86,22 @@ def _http(action: HTTPGetAction, target: ProbeTarget, timeout: float) -> ProbeRe
     port = resolve_port(target.container, action.port)
     path = action.path if action.path.startswith("/") else f"/{action.path}"
     url = f"{action.scheme.lower()}://{host}:{port}{path}"
+    try:
+        status, body = http_get(action, host, port, timeout, _USER_AGENT)
+    except (OSError, http.client.HTTPException) as exc:
+        return ProbeResult(False, f"Get {url!r}: {describe(exc)}")
+    if 200 <= status < 400:
+        return ProbeResult(True, f"HTTP {status}")
+    text = body.decode("utf-8", errors="replace").strip()[:200]
+    return ProbeResult(False, f"HTTP probe failed with statuscode: {status}" + (f" ({text})" if text else ""))
+
+
+def http_get(action: HTTPGetAction, host: str, port: int, timeout: float, user_agent: str) -> tuple[int, bytes]:
+    """One GET as httpGet says (scheme, path, headers): (status, start of the body); raises OSError/HTTPException.
+
+    Also the httpGet lifecycle hooks' request (agent/hooks.py).
+    """
+    path = action.path if action.path.startswith("/") else f"/{action.path}"
     conn: http.client.HTTPConnection
     if action.scheme == "HTTPS":
         # Kubernetes does not verify a probed pod's certificate either.
@@ -88,21 +111,14 @@ def _http(action: HTTPGetAction, target: ProbeTarget, timeout: float) -> ProbeRe
         conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     else:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    headers = {"User-Agent": _USER_AGENT, "Accept": "*/*"}
+    headers = {"User-Agent": user_agent, "Accept": "*/*"}
     headers.update({h.name: h.value for h in action.http_headers})
     try:
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
-        body = response.read(_MAX_BODY)
-        status = response.status
-    except (OSError, http.client.HTTPException) as exc:
-        return ProbeResult(False, f"Get {url!r}: {_describe(exc)}")
+        return response.status, response.read(_MAX_BODY)
     finally:
         conn.close()
-    if 200 <= status < 400:
-        return ProbeResult(True, f"HTTP {status}")
-    text = body.decode("utf-8", errors="replace").strip()[:200]
-    return ProbeResult(False, f"HTTP probe failed with statuscode: {status}" + (f" ({text})" if text else ""))
 
 
 def _tcp(action: TCPSocketAction, target: ProbeTarget, timeout: float) -> ProbeResult:
@@ -112,10 +128,11 @@ def _tcp(action: TCPSocketAction, target: ProbeTarget, timeout: float) -> ProbeR
         with socket.create_connection((host, port), timeout=timeout):
             return ProbeResult(True, f"connected to {host}:{port}")
     except OSError as exc:
-        return ProbeResult(False, f"dial tcp {host}:{port}: {_describe(exc)}")
+        return ProbeResult(False, f"dial tcp {host}:{port}: {describe(exc)}")
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """An OSError as a probe message: "timeout" for a timeout, else its text."""
     if isinstance(exc, TimeoutError):
         return "timeout"
     return str(exc) or type(exc).__name__

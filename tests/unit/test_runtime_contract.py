@@ -162,6 +162,24 @@ class RuntimeContract:
             [found] = [p for p in runtime.list_pods() if p.uid == uid]
             assert found.grace_seconds == 7
 
+    def test_a_containers_pre_stop_hook_is_read_back_with_its_named_port_resolved_after_a_reopen(
+        self, harness: Harness
+    ) -> None:
+        uid = new_uid()
+        hooked = {
+            "name": "main", "image": harness.image, "command": IDLE,
+            "ports": [{"name": "admin", "containerPort": 8081}],
+            "lifecycle": {"preStop": {"httpGet": {"path": "/drain", "port": "admin"}}},
+        }  # fmt: skip
+        plain = {"name": "plain", "image": harness.image, "command": IDLE}
+        harness.runtime.create_pod(make_pod("hooked", harness.image, hooked, plain), uid, "h")
+        for runtime in (harness.runtime, harness.reopen(None)):
+            [found] = [p for p in runtime.list_pods() if p.uid == uid]
+            hook = found.containers[0].pre_stop
+            assert hook is not None and hook.http_get is not None
+            assert (hook.http_get.path, hook.http_get.port) == ("/drain", 8081)
+            assert found.containers[1].pre_stop is None
+
     def test_create_is_idempotent(self, harness: Harness) -> None:
         uid = new_uid()
         pod = make_pod("again", harness.image)
@@ -499,6 +517,15 @@ class RuntimeContract:
         harness.runtime.create_pod(make_pod("novol", harness.image), uid, "h")
         assert harness.runtime.volume_usage(uid) == {}
         assert harness.runtime.volume_usage(new_uid()) == {}
+
+    def test_container_usage_names_each_app_container_and_is_empty_for_no_pod(self, harness: Harness) -> None:
+        uid = new_uid()
+        idle = {"image": harness.image, "command": IDLE}
+        pod = make_pod("du", harness.image, {"name": "a", **idle}, {"name": "b", **idle})
+        harness.runtime.create_pod(pod, uid, "h")
+        usage = harness.runtime.container_usage(uid)
+        assert sorted(usage) == ["a", "b"] and all(used >= 0 for used in usage.values())
+        assert harness.runtime.container_usage(new_uid()) == {}
 
     def test_stats_lists_each_running_app_container_with_its_pod(self, harness: Harness) -> None:
         uid = new_uid()

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, container_name, volume_name
-from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_DEVICES
+from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_DEVICES, LABEL_PRE_STOP
 from edgekube.agent.runtime.volumes import NfsExport, NfsMode, VolumeKind, VolumePlan
 from edgekube.model.expansion import expand
+from edgekube.model.lifecycle import stored
 from edgekube.model.pod import Container, Pod, PodSpec, Volume
 from edgekube.model.podresources import pod_level_requests, pod_limits
 from edgekube.model.quantity import cpu_millis, memory_bytes
@@ -302,6 +303,9 @@ def container_spec(
     if limits:
         body["resource_limits"] = limits
     body.update(_security(pod, container, image_user))
+    pre_stop = container.lifecycle.pre_stop if container.lifecycle else None
+    if pre_stop is not None:
+        body["labels"][LABEL_PRE_STOP] = stored(pre_stop, {p.name: p.container_port for p in container.ports if p.name})
     if container.stdin:
         body["stdin"] = True
     if container.tty:
