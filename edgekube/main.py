@@ -169,7 +169,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from edgekube.local.cluster import LocalCluster  # noqa: PLC0415
 
     example = None if args.no_example else Path(args.example)
-    LocalCluster.here().up(nodes=args.nodes, example=example, secure=not args.insecure)
+    LocalCluster.here().up(nodes=args.nodes, example=example, secure=not args.insecure, masters=args.masters)
     return 0
 
 
@@ -222,6 +222,7 @@ def parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("up", help="start a local cluster in ./.edgekube (Mosquitto, master, agents)")
     u.add_argument("--nodes", type=int, default=1)
+    u.add_argument("--masters", type=int, default=1, help="2: two brokers, an active and a standby master (docs/ha.md)")
     u.add_argument("--example", default="examples/hello-pod.yaml")
     u.add_argument("--no-example", action="store_true")
     mode = u.add_mutually_exclusive_group()

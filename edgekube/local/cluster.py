@@ -1,4 +1,9 @@
-"""`edgekube up`/`down`: a cluster on this machine under ./.edgekube — broker, master, N agents with own Podman."""
+"""`edgekube up`/`down`: a cluster on this machine under ./.edgekube — broker, master, N agents with own Podman.
+
+With `--masters 2` (make up MASTERS=2) it is the two-board layout of docs/ha.md: two brokers (ports P and P+1),
+master m1 (active) and m2 (standby), each connected to both brokers, and agents knowing both brokers (node i
+prefers broker i, so both carry nodes).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from edgekube.bus import topics
@@ -25,10 +30,71 @@ from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import EdgekubeError
 from edgekube.model.wire import ApiRequest, ApiResponse, Presence, Verb
 from edgekube.security.ca import Role
+from edgekube.store.sealed import new_key_file
 
 
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+#: The second master's certificate name (the first keeps `edgekube-master`, so a one-master cluster is unchanged).
+MASTER_2 = f"{MASTER}-2"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Who runs where in a local cluster (pure): one broker per master, the masters, each agent's broker list."""
+
+    port: int = 1883
+    masters: int = 1
+    nodes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.masters not in (1, 2):
+            raise EdgekubeError(f"MASTERS={self.masters}: must be 1 or 2 (one active master and at most one standby)")
+        if self.nodes < 1:
+            raise EdgekubeError(f"NODES={self.nodes}: must be at least 1")
+
+    @property
+    def brokers(self) -> list[str]:
+        return [f"127.0.0.1:{self.port + i}" for i in range(self.masters)]
+
+    def broker_name(self, index: int) -> str:
+        """The broker's pidfile stem and directory: `mosquitto`/`broker`, then `mosquitto-2`/`broker-2`."""
+        return "mosquitto" if index == 0 else f"mosquitto-{index + 1}"
+
+    @property
+    def ha(self) -> bool:
+        return self.masters > 1
+
+    @property
+    def master_ids(self) -> list[str]:
+        """HA master ids (m1 active, m2 standby); empty for the one-master cluster."""
+        return [f"m{i + 1}" for i in range(self.masters)] if self.ha else []
+
+    def agent_brokers(self, node_index: int) -> list[str]:
+        """Node i (from 1) prefers broker i (round robin), then the others in order."""
+        first = (node_index - 1) % len(self.brokers)
+        return self.brokers[first:] + self.brokers[:first]
+
+    def cluster_entries(self) -> dict[str, object]:
+        """What .edgekube/cluster.json says of brokers and masters (ekctl reads `brokers`)."""
+        entries: dict[str, object] = {"mqtt_host": "127.0.0.1", "mqtt_port": self.port}
+        if self.ha:
+            entries["brokers"] = self.brokers
+            entries["masters"] = [
+                {"id": mid, "broker": broker, "pidfile": f"run/master-{mid}.pid", "dataDir": f"master-{mid}"}
+                for mid, broker in zip(self.master_ids, self.brokers, strict=True)
+            ]
+        return entries
+
+
+def ha_masters_available() -> bool:
+    """Whether this edgekube's master has the HA settings (`--master-id`, `--role`; docs/ha.md)."""
+    from edgekube.master.config import MasterConfig  # noqa: PLC0415 - composition root only
+
+    names = {f.name for f in fields(MasterConfig)}
+    return {"master_id", "role"} <= names
 
 
 @dataclass
@@ -102,28 +168,45 @@ class LocalCluster:
         return proc.pid
 
     # -- up ---------------------------------------------------------------------------------------------
-    def up(self, nodes: int = 1, example: Path | None = None, timeout: float = 120.0, *, secure: bool = True) -> None:
+    def up(
+        self,
+        nodes: int = 1,
+        example: Path | None = None,
+        timeout: float = 120.0,
+        *,
+        secure: bool = True,
+        masters: int = 1,
+    ) -> None:
         """Start (or complete) the cluster; `secure`: TLS with one certificate per node, the master and an admin."""
-        for sub in ("run", "logs", "broker", "master"):
+        layout = Layout(self.port, masters, nodes)
+        for sub in ("run", "logs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        broker_pidfile = self.run / "mosquitto.pid"
-        running = pid_from_pidfile(broker_pidfile) is not None
+        running = pid_from_pidfile(self.run / "mosquitto.pid") is not None
         if running:
             self._check_mode(secure)
         tls = None
         if secure:
-            identities = {MASTER: Role.MASTER, ADMIN: Role.ADMIN, **dict.fromkeys(self.node_names(nodes), Role.NODE)}
+            masters_ids = [MASTER, MASTER_2][:masters]
+            identities = {
+                **dict.fromkeys(masters_ids, Role.MASTER), ADMIN: Role.ADMIN,
+                **dict.fromkeys(self.node_names(nodes), Role.NODE),
+            }  # fmt: skip
             pki = self.pki.ensure(identities)
             tls = pki.broker_tls()
-            _say(f"[0/5] identities in {pki.root}: broker, {MASTER}, {ADMIN}, {', '.join(self.node_names(nodes))}")
-        _say(f"[1/5] broker: mosquitto on 127.0.0.1:{self.port}{' (TLS, client certificates, ACL)' if secure else ''}")
-        if not running:
-            Mosquitto(
-                self.port, self.root / "broker", persistence=True, detached=True, pidfile=broker_pidfile, tls=tls
-            ).start()
-        elif secure:
-            reload_pidfile(broker_pidfile)  # new nodes: the broker re-reads the ACL and the CRL
-        cluster: dict[str, object] = {"mqtt_host": "127.0.0.1", "mqtt_port": self.port}
+            who = ", ".join([*masters_ids, ADMIN, *self.node_names(nodes)])
+            _say(f"[0/5] identities in {pki.root}: broker, {who}")
+        for index, address in enumerate(layout.brokers):
+            name = layout.broker_name(index)
+            pidfile = self.run / f"{name}.pid"
+            _say(f"[1/5] broker: mosquitto on {address}{' (TLS, client certificates, ACL)' if secure else ''}")
+            if pid_from_pidfile(pidfile) is None:
+                directory = self.root / ("broker" if index == 0 else f"broker-{index + 1}")
+                directory.mkdir(parents=True, exist_ok=True)
+                port = self.port + index
+                Mosquitto(port, directory, persistence=True, detached=True, pidfile=pidfile, tls=tls).start()
+            elif secure:
+                reload_pidfile(pidfile)  # new nodes: the broker re-reads the ACL and the CRL
+        cluster = layout.cluster_entries()
         if secure:
             files = self.pki.files(ADMIN)
             cluster.update(tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key)
@@ -131,19 +214,8 @@ class LocalCluster:
         if nfs is not None:
             cluster["nfs"] = nfs
         (self.root / "cluster.json").write_text(json.dumps(cluster) + "\n")
-        _say("[2/5] master")
-        self._spawn(
-            "master",
-            [
-                "master",
-                "--mqtt-port",
-                str(self.port),
-                "--data-dir",
-                str(self.root / "master"),
-                *self._tls_flags(MASTER, secure),
-            ],
-        )
-        for node in self.node_names(nodes):
+        self._start_masters(layout, secure)
+        for index, node in enumerate(self.node_names(nodes), start=1):
             _say(f"[3/5] {node}: podman service + demo image")
             service = self.podman(node)
             if not service.ping():
@@ -167,6 +239,7 @@ class LocalCluster:
                     "--label",
                     f"edgekube.io/local-index={node[5:]}",
                     *self._tls_flags(node, secure),
+                    *(f"--broker={b}" for b in (layout.agent_brokers(index) if layout.ha else ())),
                 ],
             )
         # Requests below need the master subscribed: sent before, nobody would answer them.
@@ -184,6 +257,45 @@ class LocalCluster:
 
         ekctl(["--mqtt-port", str(self.port), "get", "pods", "-o", "wide"])
         _say("\nThe cluster keeps running. Try: .venv/bin/ekctl get nodes   |   stop everything: make down")
+
+    def _start_masters(self, layout: Layout, secure: bool) -> None:
+        """One master on the first broker; with HA, m1 (active) and m2 (standby), each connected to every broker."""
+        if not layout.ha:
+            _say("[2/5] master")
+            (self.root / "master").mkdir(parents=True, exist_ok=True)
+            self._spawn(
+                "master",
+                ["master", "--mqtt-port", str(self.port), "--data-dir", str(self.root / "master"),
+                 *self._tls_flags(MASTER, secure)],
+            )  # fmt: skip
+            return
+        brokers = [f"--broker={b}" for b in layout.brokers]
+        if not ha_masters_available():
+            # Pending docs/ha.md's standby mode: a second plain master would be a second active one (split brain).
+            _say("[2/5] master m1 only: this edgekube's master has no --master-id/--role yet (two-master HA pending)")
+            (self.root / "master-m1").mkdir(parents=True, exist_ok=True)
+            self._spawn(
+                "master-m1",
+                ["master", "--mqtt-port", str(self.port), "--data-dir", str(self.root / "master-m1"), *brokers,
+                 *self._tls_flags(MASTER, secure)],
+            )  # fmt: skip
+            return
+        # Secrets replicate sealed: both masters open them with one key file.
+        keys = self.root / "encryption-config.yaml"
+        if not keys.exists():
+            new_key_file(keys)
+        for index, master_id in enumerate(layout.master_ids):
+            role = "active" if index == 0 else "standby"
+            own_first = [f"--broker={b}" for b in layout.agent_brokers(index + 1)]  # its own broker first
+            _say(f"[2/5] master {master_id} ({role}) on {', '.join(layout.brokers)}")
+            data = self.root / f"master-{master_id}"
+            data.mkdir(parents=True, exist_ok=True)
+            self._spawn(
+                f"master-{master_id}",
+                ["master", "--master-id", master_id, "--role", role, "--mqtt-port", str(self.port + index),
+                 "--data-dir", str(data), "--encryption-config", str(keys), *own_first,
+                 *self._tls_flags([MASTER, MASTER_2][index], secure)],
+            )  # fmt: skip
 
     # -- storage ------------------------------------------------------------------------------------------
     @property
@@ -271,13 +383,15 @@ class LocalCluster:
         for pidfile in sorted(self.run.glob("node-*.pid")):
             _say(f"stopping agent {pidfile.stem}")
             processes.stop_pidfile(pidfile)
-        processes.stop_pidfile(self.run / "master.pid")
+        for pidfile in sorted(self.run.glob("master*.pid")):
+            processes.stop_pidfile(pidfile)
         for node_dir in sorted((self.root / "nodes").glob("*")):
             service = self.podman(node_dir.name)
             _say(f"removing pods, containers and volumes of {node_dir.name}")
             service.destroy()
-        _say("stopping broker")
-        stop_pidfile(self.run / "mosquitto.pid")
+        for pidfile in sorted(self.run.glob("mosquitto*.pid")):
+            _say(f"stopping broker {pidfile.stem}")
+            stop_pidfile(pidfile)
         _say("stopping NFS server")
         processes.stop_pidfile(self.run / "ganesha.pid")
         # Volume data stays until `make distclean`: everything but the NFS export (and its port) goes.
