@@ -146,14 +146,11 @@ def resolve(
         raw, origin = pick(flags.get(key), "--" + key.replace("_", "-"), env, key, "")
         base = file_path.parent if origin == str(file_path) and file_path is not None else None
         files[key] = _tls_path(raw, origin, key, base)
+    tls_files = (files["tls_ca"], files["tls_cert"], files["tls_key"])
     if listed is not None:
         value, origin = listed
         first, *rest = resolve_brokers(value, DEFAULT_HOST, DEFAULT_PORT, what=origin)
-        return Connection(host=first.host, port=first.port, origin=origin, fallbacks=tuple(rest), **files)
+        return Connection(first.host, first.port, origin, *tls_files, fallbacks=tuple(rest))
     origins = list(dict.fromkeys(o for o in (host_origin, port_origin) if o != "default"))
-    return Connection(
-        host=_host(raw_host, host_origin),
-        port=_port(raw_port, port_origin),
-        origin=", ".join(origins) or "defaults",
-        **files,
-    )
+    host_text, port_number = _host(raw_host, host_origin), _port(raw_port, port_origin)
+    return Connection(host_text, port_number, ", ".join(origins) or "defaults", *tls_files)
