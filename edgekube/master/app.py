@@ -33,6 +33,7 @@ from edgekube.master.controllers.volumes.worker import VolumeWorker
 from edgekube.master.dispatch import Dispatcher, VolumeResolver
 from edgekube.master.echo import Echo
 from edgekube.master.eventlog import EventLog
+from edgekube.master.ha.gate import CommitGate, NoGate
 from edgekube.master.ingest import StatusIngest
 from edgekube.master.liveness import Liveness
 from edgekube.master.nodemetrics import NodeMetricsCache
@@ -73,8 +74,11 @@ class Master:
         wall: Clock = time.time,
         notify: SdNotify | None = None,
         share_fs: ShareFs | None = None,
+        gate: CommitGate | None = None,
     ) -> None:
         self.config = config
+        #: Replication (master/ha): what a group commit waits for before answering and publishing; NoGate alone.
+        self.gate: CommitGate = gate if gate is not None else NoGate()
         self.bus = bus
         self.store = store
         #: systemd: READY once serving, STATUS, WATCHDOG from the loop (a hung loop gets the master restarted).
@@ -96,6 +100,7 @@ class Master:
         )
         self.volumes = VolumeServices(ClaimUsers(), worker)
         self.dispatcher = Dispatcher(volumes=VolumeResolver(self.store), config=ConfigResolver(self.store))
+        self.dispatcher.term = self.gate.term
         self.specs = SpecCache()
         self.usage = NodeUsage(self.specs)
         self.placer = Placer(
@@ -161,6 +166,11 @@ class Master:
             threading.Thread(target=self._committer, name="master-commit", daemon=True),
         ]
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every write is made under (master.ha's Replicator exports a snapshot under it)."""
+        return self._lock
+
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self, wait: float | None = None, *, loop: bool = True) -> Master:
         """Subscribe, then start the bus; `loop=False` leaves the loop off (tests call `reconcile()` themselves)."""
@@ -190,7 +200,8 @@ class Master:
         bus.subscribe(topics.ALL_NODE_METRICS, self._guard(self.ingest.node_metrics), qos=0)
         bus.subscribe(self.echo.topic, self._guard(lambda msg: self.echo.heard(msg.payload)), qos=0)
 
-    def stop(self) -> None:
+    def stop(self, *, announce: bool = True) -> None:
+        """Stop; `announce=False` (a deposed HA master) leaves master/online to the new active."""
         self.notify.stopping()
         self._stop.set()
         self._wake.set()
@@ -202,7 +213,8 @@ class Master:
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.commit()  # answers still owed go out once their writes are on flash
-        self.bus.publish(topics.MASTER_ONLINE, Presence(online=False).encode(), retain=True)
+        if announce:
+            self.bus.publish(topics.MASTER_ONLINE, Presence(online=False).encode(), retain=True)
         self.bus.close()
         with self._lock:
             self.store.close()
@@ -245,7 +257,16 @@ class Master:
         with self._lock:
             with self.store.batch("sync"):
                 pass
+            shipped = self.gate.ship()
             acks = self.requests.take()
+        self._answer(shipped, acks)
+
+    def _answer(self, shipped: int, acks: list[Callable[[], None]]) -> None:
+        """Send the answers once the gate says their writes are safe (an HA standby holds them too)."""
+        if not self.gate.settle(shipped):
+            if acks:
+                log.warning("%d answer(s) dropped: this master was deposed before its standby held them", len(acks))
+            return
         for ack in acks:
             ack()
 
@@ -334,9 +355,13 @@ class Master:
                 wrote = self.store.writes != writes
             changes = self.dispatcher.flush(name for _, name in self.store.objects("Node"))
             self.specs.prune(self.store.objects("Pod"))
+            shipped = self.gate.ship()
             acks = self.requests.take()
-        for desired in changes:
-            self.bus.publish(topics.node_desired(desired.node), desired.encode(), retain=True)
-        for ack in acks:
-            ack()
+        if changes and not self.gate.settle(shipped):
+            return wrote  # deposed: its desired state must never reach a node again
+        with self.gate.publishing() as allowed:
+            if allowed:
+                for desired in changes:
+                    self.bus.publish(topics.node_desired(desired.node), desired.encode(), retain=True)
+        self._answer(shipped, acks)
         return wrote

@@ -49,3 +49,10 @@ class MasterConfig:
     #: fresh key on first start (0600); keep a copy apart from the SD card, without it the Secrets cannot be read.
     encryption_config: str = ""
     metrics_address: str = "0.0.0.0"
+    #: Two-master HA (docs/ha.md); empty: a single master, as before. This master's id (a DNS-1123 name), the role it
+    #: starts in ("active" or "standby"; a master that sees a higher term starts as standby whatever this says), and
+    #: how long a write waits for the standby's acknowledgement before the standby is declared down and writes are
+    #: acknowledged unreplicated. Both masters need the same `encryption_config` (Secrets replicate sealed).
+    master_id: str = ""
+    role: str = "active"
+    replication_timeout: float = 1.0

@@ -150,6 +150,8 @@ class Dispatcher:
 
     epoch: str = field(default_factory=lambda: uuid.uuid4().hex)
     generation: int = 0
+    #: The master's HA term (docs/ha.md), in every message: agents refuse a lower one than they accepted. 0: none.
+    term: int = 0
     #: Resolves claim volumes and lists the stored NFS servers (None: pods go as they are, no servers listed).
     volumes: VolumeResolver | None = None
     #: Resolves the ConfigMaps, Secrets and downward API values pods use (None: pods go without them).
@@ -294,8 +296,9 @@ class Dispatcher:
         self._sent[node] = digest
         servers = [NfsServer(server=server, port=port) for server, port in self._servers_sent or ()]
         message = NodeDesired.prepared(
-            node, self.generation, self.epoch, pods, fragments, nfs_servers=servers, not_ready=self._not_ready.get(node)
-        )
+            node, self.generation, self.epoch, pods, fragments, nfs_servers=servers,
+            not_ready=self._not_ready.get(node), term=self.term,
+        )  # fmt: skip
         size = len(message.encode())
         if size > MAX_PAYLOAD_BYTES:
             log.error(

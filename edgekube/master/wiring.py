@@ -54,6 +54,23 @@ def master_bus(config: MasterConfig) -> PahoBus:
     )
 
 
+def ha_bus(config: MasterConfig, will: Will) -> PahoBus:
+    """An HA master's own client (master.ha.supervisor): its presence with a Will, the replication topics."""
+    return PahoBus(
+        BusConfig(
+            host=config.mqtt_host,
+            port=config.mqtt_port,
+            client_id=f"edgekube-ha-{config.master_id}",
+            persistent=True,
+            keepalive=config.mqtt_keepalive,
+            will=will,
+            tls_ca=config.tls_ca,
+            tls_cert=config.tls_cert,
+            tls_key=config.tls_key,
+        )
+    )
+
+
 def keyring(config: MasterConfig) -> Keyring:
     """The keys that seal Secrets in the store; the default key file is made on first start."""
     path = Path(config.encryption_config) if config.encryption_config else config.data_dir / "encryption-config.yaml"
@@ -82,6 +99,9 @@ def build_master(config: MasterConfig) -> Master:
 def run_master(config: MasterConfig) -> None:
     """Run until SIGTERM/SIGINT (systemd stop, Ctrl-C)."""
     gc.set_threshold(GC_THRESHOLD, 20, 20)
+    if config.master_id:
+        run_ha_master(config)
+        return
     master = build_master(config).start()
     gc.freeze()  # what was loaded at start stays: later collections skip it
     tls = "TLS" if config.tls_ca else "plain TCP"
@@ -91,3 +111,19 @@ def run_master(config: MasterConfig) -> None:
             time.sleep(3600)
     finally:
         master.stop()
+
+
+def run_ha_master(config: MasterConfig) -> None:
+    """One of two HA masters (docs/ha.md): the supervisor holds the role and runs the Master while active."""
+    from edgekube.master.ha.supervisor import Supervisor  # noqa: PLC0415 - a single master never loads it
+
+    if not config.encryption_config:
+        log.warning("HA master without --encryption-config: the other master cannot read Secrets sealed here")
+    supervisor = Supervisor(config, bus=lambda will: ha_bus(config, will), build=build_master).start()
+    where = f"{config.mqtt_host}:{config.mqtt_port}"
+    log.info("HA master %s up: mqtt %s, data %s", config.master_id, where, config.data_dir)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        supervisor.stop()

@@ -33,6 +33,8 @@ KINDS: dict[tuple[str, str], type[K8sModel]] = {
     ("v1", "Secret"): Secret,
 }
 CLUSTER_SCOPED = frozenset({"Node", "PersistentVolume", "StorageClass"})
+#: Kinds whose manifest `status` is dropped unread, as the API server ignores it (docs/compatibility.md).
+STATUS_IGNORED = frozenset({"Pod", "ReplicationController", "ReplicaSet"})
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 
@@ -129,6 +131,10 @@ def parse_object(data: Any, *, source: str = "", index: int | None = None) -> K8
             data["metadata"]["namespace"] = ""
         elif not data["metadata"].get("namespace"):
             data["metadata"]["namespace"] = "default"
+    if kind in STATUS_IGNORED and "status" in data:
+        # The API server resets a workload's status on create and update (the strategies' PrepareForCreate/Update):
+        # it is the server's to write, so a manifest's (`kubectl get -o yaml` output) is neither checked nor kept.
+        data = {key: value for key, value in data.items() if key != "status"}
     return validate_model(model, data, source=source, index=index)
 
 

@@ -100,6 +100,11 @@ def _decode_line(line: bytes) -> tuple[int, list[Any]] | None:
     return seq, ops
 
 
+def decode_record(line: bytes) -> tuple[int, list[Any]] | None:
+    """One journal line (with or without its newline) as (seq, ops); None if it fails its checksum or shape."""
+    return _decode_line(line.removesuffix(b"\n"))
+
+
 def decode_journal(data: bytes) -> JournalScan:
     scan = JournalScan()
     damaged_since_last_good = 0

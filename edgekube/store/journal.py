@@ -19,7 +19,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,9 @@ class JournalStorage(Storage):
         self._compact_at = compaction_min_bytes
         self._broken: str | None = None
         self._lock_fd = -1
+        #: Called with (seq, record line) after every record this storage appends (write() or replicated ones):
+        #: the active master's replication stream (master/ha/active.py) picks the journal up here.
+        self.tap: Callable[[int, bytes], None] | None = None
         try:
             files.make_dir_durably(self.directory)
             self._lock()
@@ -133,9 +136,12 @@ class JournalStorage(Storage):
                 dropped.append(name)
         if ops:
             # Nothing in memory changes before the record is in the journal: a failed append leaves no trace.
-            self._append(files.encode_record(self._seq + 1, ops))
+            line = files.encode_record(self._seq + 1, ops)
+            self._append(line)
             self._seq += 1
             self._commit(staged, created, dropped)
+            if self.tap is not None:
+                self.tap(self._seq, line)
         if self._journal_bytes >= self._compact_at:
             self._compact_quietly()
 
@@ -195,6 +201,97 @@ class JournalStorage(Storage):
         for base, path in files.journals(self.directory):
             if base < new_prev:
                 path.unlink(missing_ok=True)
+
+    # -- replication (master/ha): the active exports, the standby appends the active's records ------------
+
+    def export(self) -> tuple[int, bytes]:
+        """(seq, a snapshot file of everything as of seq): what a standby installs to start following."""
+        self._check_open()
+        return self._seq, files.encode_snapshot(self._seq, {name: table.texts for name, table in self._tables.items()})
+
+    def append_replicated(self, lines: list[bytes]) -> int:
+        """Append another store's journal records (each `seq` must follow the last), with one flash sync; the new seq.
+
+        The very lines the active wrote are appended, so both journals hold the same bytes. A line that fails its
+        checksum or does not follow on is refused (StoreError) and nothing of it is applied.
+        """
+        self._check_open()
+        durable, self.durable = self.durable, False
+        try:
+            for line in lines:
+                decoded = files.decode_record(line)
+                if decoded is None:
+                    raise StoreError(f"a replicated journal record for {self.directory} is damaged (checksum)")
+                seq, ops = decoded
+                if seq != self._seq + 1:
+                    raise StoreError(f"replicated record {seq} does not follow {self._seq} in {self.directory}")
+                staged, created, dropped = self._stage_ops(ops)
+                self._append(line if line.endswith(b"\n") else line + b"\n")
+                self._seq = seq
+                self._commit(staged, created, dropped)
+                if self.tap is not None:
+                    self.tap(seq, line)
+        finally:
+            self.durable = durable
+        if lines and durable:
+            files.datasync(self._journal_fd)
+        if self._journal_bytes >= self._compact_at:
+            self._compact_quietly()
+        return self._seq
+
+    def install(self, data: bytes) -> int:
+        """Replace everything with a snapshot file's contents (from another store's export()); its seq.
+
+        The old snapshots and journals go (they may hold changes the snapshot's lineage never had). A crash part way
+        leaves either the old store or an older consistent one; a standby always asks for a fresh snapshot after
+        a restart, so neither is ever taken for current.
+        """
+        self._check_open()
+        try:
+            seq, tables = files.decode_snapshot(data)
+        except files.SnapshotInvalid as exc:
+            raise StoreError(f"a replicated snapshot for {self.directory} is damaged: {exc}") from exc
+        texts = {name: {doc_id: files.dumps(doc) for doc_id, doc in docs.items()} for name, docs in tables.items()}
+        tmp = self.directory / SNAPSHOT_TMP
+        files.write_durably(tmp, data)
+        if self._journal_fd >= 0:
+            os.close(self._journal_fd)
+            self._journal_fd = -1
+        (self.directory / SNAPSHOT_PREV).unlink(missing_ok=True)
+        for _base, path in files.journals(self.directory):
+            path.unlink(missing_ok=True)
+        self._journal_fd = self._open_journal(seq, truncate=True)
+        os.replace(tmp, self.directory / SNAPSHOT)
+        files.fsync_dir(self.directory)
+        self._tables = {name: _Table(docs) for name, docs in texts.items()}
+        self._seq = self._base_seq = self._prev_seq = seq
+        self._snapshot_ok, self._snapshot_bytes = True, len(data)
+        self._journal_base, self._journal_bytes = seq, 0
+        self._compact_at = self._threshold(len(data))
+        return seq
+
+    def _stage_ops(self, ops: list[object]) -> tuple[list[tuple[str, str, str | None]], list[str], list[str]]:
+        """What _commit needs to apply a decoded record's operations (as recovery.py replays them)."""
+        staged: list[tuple[str, str, str | None]] = []
+        created: list[str] = []
+        dropped: list[str] = []
+        exists = set(self._tables)
+        for op in ops:
+            if not isinstance(op, list) or len(op) < 2 or not isinstance(op[1], str):
+                raise StoreError(f"a replicated journal record for {self.directory} holds a malformed operation")
+            kind, name = op[0], op[1]
+            if kind == "mk":
+                if name not in exists:
+                    created.append(name)
+                    exists.add(name)
+            elif kind == "rm":
+                dropped.append(name)
+                exists.discard(name)
+            elif kind in ("put", "del") and len(op) >= 3 and name in exists:
+                staged.append((name, str(op[2]), files.dumps(op[3]) if kind == "put" else None))
+            else:
+                raise StoreError(f"a replicated journal record for {self.directory} holds {kind!r} on {name!r}")
+        return staged, created, dropped
 
     # -- writing ---------------------------------------------------------------------------------------
 
