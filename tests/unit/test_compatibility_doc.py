@@ -143,6 +143,24 @@ def test_a_manifest_using_a_rejected_field_is_refused_as_not_supported(path: str
     assert f"{concrete}: not supported" in refused.value.problems
 
 
+def _ignored_objects() -> list[tuple[str, str]]:
+    """(kind, X) for each `X.*` accepted-and-ignored row and each kind that has X."""
+    rows = [row for row in doc().rows if row.status == "accepted and ignored"]
+    stars = [path.removesuffix(".*") for row in rows for path in row.paths if path.endswith(".*")]
+    return [(kind, star) for star in stars for kind in sorted(model().get(star, {}))]
+
+
+def test_there_are_whole_objects_accepted_and_ignored() -> None:
+    assert ("Pod", "status") in _ignored_objects()
+
+
+@pytest.mark.parametrize(("kind", "path"), _ignored_objects())
+def test_a_whole_object_accepted_and_ignored_is_accepted_whatever_it_holds(kind: str, path: str) -> None:
+    anything = {"qosClass": "BestEffort", "podIPs": [{"ip": "10.0.0.1"}], "conditions": 3, "notAField": {"a": 1}}
+    manifest, _ = with_field(MINIMAL[kind], path, anything)
+    assert parse_object(manifest).to_dict()["kind"] == kind
+
+
 @pytest.mark.parametrize("kind", sorted(MINIMAL))
 def test_the_minimal_manifests_the_refusals_start_from_are_valid(kind: str) -> None:
     assert parse_object(MINIMAL[kind]).to_dict()["kind"] == kind
