@@ -18,6 +18,7 @@ from edgekube.agent.hooks import Hooks
 from edgekube.agent.initactions import InitActions
 from edgekube.agent.initplan import RestartContainer, StartContainers, StopSidecars
 from edgekube.agent.ledger import RestartLedger
+from edgekube.agent.localstorage import eviction_message, measured
 from edgekube.agent.reconcile import (
     EVICTED,
     Action,
@@ -31,7 +32,7 @@ from edgekube.agent.reconcile import (
 )
 from edgekube.agent.restarts import Verdict
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
-from edgekube.agent.runtime.volumes import FAILED_MOUNT, measured_volumes, over_limit
+from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.model.config import WAIT_ENV, WAIT_VOLUME
 from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.names import PodUID
@@ -453,15 +454,16 @@ class PodActions:
 
     # -- emptyDir sizeLimit (the kubelet's local-storage eviction) ------------------------------------------
     def measure_volumes(self, desired: Sequence[DesiredPod], now: float) -> None:
-        """Every volume_check_interval, off the loop: measure the disk emptyDirs that have a sizeLimit.
+        """Every volume_check_interval, off the loop: measure the pods local-storage eviction holds to a limit.
 
-        A running pod whose volume is over its limit is evicted; tmpfs ones are held to it by the tmpfs size.
+        Disk emptyDirs with a sizeLimit (tmpfs ones are held to it by the tmpfs size) and pods with ephemeral-storage
+        limits (agent.localstorage): a running pod over a limit is evicted, as the kubelet's eviction manager does.
         """
         with self._lock:
             evicted = {u for u, f in self._failures.items() if f.reason == EVICTED}
             if self._measuring or now < self._next_measure:
                 return
-            candidates = [d for d in desired if d.uid not in evicted and measured_volumes(d.pod)]
+            candidates = [d for d in desired if d.uid not in evicted and measured(d.pod)]
             if not candidates:
                 return
             self._measuring = True
@@ -471,7 +473,7 @@ class PodActions:
             try:
                 self._measure(candidates)
             except Exception:
-                log.exception("measuring emptyDir volumes failed; will retry")
+                log.exception("measuring local storage (emptyDirs, containers) failed; will retry")
             finally:
                 with self._lock:
                     self._measuring = False
@@ -487,10 +489,10 @@ class PodActions:
                 continue  # not started yet, stopped or finished: nothing writes to its volumes
             try:
                 usage = self.runtime.volume_usage(d.uid)
+                message = eviction_message(d.pod, usage, lambda uid=d.uid: self.runtime.container_usage(uid))
             except RuntimeFailure as exc:
-                log.warning("cannot measure the volumes of pod %s: %s", d.uid, exc)
+                log.warning("cannot measure the local storage of pod %s: %s", d.uid, exc)
                 continue
-            message = over_limit(d.pod, usage)
             if message is not None:
                 self._evict(d, observed, message)
 

@@ -261,6 +261,7 @@ class Agent:
             nfs=self.nfs,
             devices=self.devices,
             health=self.health,
+            ephemeral_storage=hostinfo.ephemeral_storage(config.container_store, config.eviction_hard),
         )
         #: Node and container usage sampled on its own thread (None: telemetry off); /metrics when configured.
         self.telemetry = Telemetry.of(config, runtime, self._bus, self.boot_id)

@@ -8,6 +8,8 @@ import socket
 from pathlib import Path
 
 from edgekube.agent.health import pi
+from edgekube.agent.health.pressure import parse_thresholds
+from edgekube.agent.health.signals import Signal
 from edgekube.model.node import DEFAULT_MAX_PODS
 
 
@@ -106,6 +108,26 @@ def capacity(max_pods: int = DEFAULT_MAX_PODS) -> dict[str, str | int]:
     cpus = len(os.sched_getaffinity(0))
     memory = meminfo().get("MemTotal", 0)
     return {"cpu": str(cpus), "memory": f"{memory // 1024}Ki", "pods": max_pods}
+
+
+def ephemeral_storage(store: str, eviction_hard: str) -> tuple[int, int] | None:
+    """(capacity, allocatable) bytes of `ephemeral-storage`: the filesystem holding Podman's store (`store`).
+
+    Allocatable is less the hard eviction threshold guarding that filesystem (imagefs.available, else
+    nodefs.available), as the kubelet subtracts its eviction threshold. None when the filesystem cannot be read.
+    """
+    path = Path(store)
+    while not path.exists() and path != path.parent:
+        path = path.parent  # a store not created yet lives on its nearest existing parent's filesystem
+    try:
+        st = os.statvfs(path)
+        thresholds = {t.signal: t for t in parse_thresholds(eviction_hard)}
+    except (OSError, ValueError):
+        return None
+    total = st.f_blocks * st.f_frsize
+    guard = thresholds.get(Signal.IMAGEFS_AVAILABLE) or thresholds.get(Signal.NODEFS_AVAILABLE)
+    reserve = guard.value(total) if guard is not None else 0
+    return total, max(total - reserve, 0)
 
 
 def usage() -> dict[str, float]:

@@ -40,6 +40,7 @@ class StatusReporter:
         nfs: NfsProber | None = None,
         devices: DeviceTable | None = None,
         health: HealthMonitor | None = None,
+        ephemeral_storage: tuple[int, int] | None = None,
     ) -> None:
         self.node = node
         self.boot_id = boot_id
@@ -54,6 +55,8 @@ class StatusReporter:
         self.devices = devices
         #: Node conditions from the health monitor (MemoryPressure, ..., ThermalThrottling); a change is sent at once.
         self.health = health
+        #: (capacity, allocatable) bytes of ephemeral-storage (hostinfo.ephemeral_storage); None: not reported.
+        self.ephemeral_storage = ephemeral_storage
         #: What the LEDs show (node status `leds`, docs/leds.md), and who is told every pod's status before each
         #: report is built (the Agent's LEDs): both set by the Agent; a change of pattern is sent at once.
         self.leds: Callable[[], dict[str, Any]] | None = None
@@ -161,6 +164,11 @@ class StatusReporter:
         cap = hostinfo.capacity(self.max_pods)
         if self.devices is not None:
             cap = {**cap, **self.devices.capacity()}
+        allocatable = cap
+        if self.ephemeral_storage is not None:  # the kubelet's forms: capacity in Ki, allocatable in bytes
+            total, free = self.ephemeral_storage
+            cap = {**cap, "ephemeral-storage": f"{total // 1024}Ki"}
+            allocatable = {**cap, "ephemeral-storage": str(free)}
         return {
             "apiVersion": "v1",
             "kind": "Node",
@@ -177,7 +185,7 @@ class StatusReporter:
             },
             "status": {
                 "capacity": cap,
-                "allocatable": cap,
+                "allocatable": allocatable,
                 "addresses": [
                     {"type": "InternalIP", "address": self._host_ip},
                     {"type": "Hostname", "address": self.node},

@@ -21,8 +21,8 @@ from pydantic import Field, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
-from edgekube.model.quantity import cpu_millis, format_bytes, format_millis, memory_bytes, parse_quantity
-from edgekube.model.resources import extended_count, is_extended
+from edgekube.model.quantity import Quantity, cpu_millis, format_bytes, format_millis, memory_bytes, parse_quantity
+from edgekube.model.resources import extended_allocatable, extended_count, is_extended
 
 if TYPE_CHECKING:
     from edgekube.model.pod import PodSpec
@@ -32,7 +32,6 @@ POD_LEVEL_RESOURCES = ("cpu", "memory")
 EPHEMERAL_STORAGE = "ephemeral-storage"
 
 Amounts = dict[str, int]
-Quantity = str | int | float
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,26 @@ class PodRequests:
     memory_bytes: int = 0
     ephemeral_storage_bytes: int = 0
     extended: tuple[tuple[str, int], ...] = ()
+
+    def counted(self) -> tuple[tuple[str, int], ...]:
+        """What the scheduler fits name by name against `counted_allocatable`, sorted by name.
+
+        Extended resources (counts) and ephemeral-storage (bytes): kube-scheduler's Fit checks each alike.
+        """
+        storage = ((EPHEMERAL_STORAGE, self.ephemeral_storage_bytes),) if self.ephemeral_storage_bytes else ()
+        return tuple(sorted((*self.extended, *storage)))
+
+
+def counted_allocatable(allocatable: Mapping[str, Any]) -> dict[str, int]:
+    """A node's allocatable extended resources and ephemeral-storage bytes (bad entries count 0)."""
+    out = extended_allocatable(allocatable)
+    raw = allocatable.get(EPHEMERAL_STORAGE)
+    if raw is not None:
+        try:
+            out[EPHEMERAL_STORAGE] = memory_bytes(raw, EPHEMERAL_STORAGE)
+        except ValueError:
+            out[EPHEMERAL_STORAGE] = 0
+    return out
 
 
 def amount(name: str, raw: str | int | float) -> int:
@@ -127,6 +146,21 @@ def pod_limits(spec: PodSpec | Mapping[str, Any]) -> Amounts:
     """The pod-level cpu/memory limits (`spec.resources.limits`): the pod's cgroup, which bounds every container."""
     pod = _stored(spec).get("resources") or {}
     return {k: amount(k, v) for k, v in (pod.get("limits") or {}).items() if k in POD_LEVEL_RESOURCES}
+
+
+def storage_limits(spec: PodSpec | Mapping[str, Any]) -> tuple[int | None, dict[str, int]]:
+    """What the kubelet's local-storage eviction holds a pod to: its total limit, and each app container's.
+
+    The total is PodLimits' ephemeral-storage (the containers' limits aggregated; None when none has one).
+    """
+    stored = _stored(spec)
+    total = _aggregate(stored, _limits_of).get(EPHEMERAL_STORAGE)
+    own = {
+        str(c.get("name")): _limits_of(c.get("resources"))[EPHEMERAL_STORAGE]
+        for c in stored.get("containers") or ()
+        if EPHEMERAL_STORAGE in ((c.get("resources") or {}).get("limits") or {})
+    }
+    return total, own
 
 
 def pod_requests(spec: PodSpec | Mapping[str, Any]) -> PodRequests:

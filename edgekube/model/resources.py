@@ -24,8 +24,8 @@ SERIAL = "edgekube.io/serial"
 VIDEO = "edgekube.io/video"
 DEVICE_RESOURCES = (GPIOCHIP, I2C, SPI, SERIAL, VIDEO)
 
-#: Container resources that are not extended ones (what edgekube enforces).
-STANDARD = ("cpu", "memory")
+#: Container resources that are not extended ones (what edgekube enforces; ephemeral-storage by eviction).
+STANDARD = ("cpu", "memory", "ephemeral-storage")
 
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -45,8 +45,8 @@ def check_resource_name(name: str, field: str) -> str:
         return name
     if "/" not in name:
         raise ValidationError(
-            f'{field}: Invalid value: "{name}": must be a standard resource for containers (cpu, memory) '
-            "or an extended resource such as edgekube.io/serial"
+            f'{field}: Invalid value: "{name}": must be a standard resource for containers '
+            "(cpu, memory, ephemeral-storage) or an extended resource such as edgekube.io/serial"
         )
     if not is_extended(name):
         raise ValidationError(f'{field}: Invalid value: "{name}": doesn\'t follow extended resource name standard')

@@ -59,6 +59,8 @@ class FakeEngine:
     mounts: dict[PodUID, list[MountPlan]] = field(default_factory=dict)
     #: Bytes used per (pod, disk emptyDir volume), set by tests (fill_volume); volume_usage answers from it.
     usage: dict[tuple[PodUID, str], int] = field(default_factory=dict)
+    #: Bytes each (pod, container) holds on disk, set by tests (fill_container); container_usage answers from it.
+    container_disk: dict[tuple[PodUID, str], int] = field(default_factory=dict)
     #: The runtime volumes each node holds (emptyDirs, NFS; not hostPaths), by (node, name): their labels.
     volumes: dict[tuple[NodeName, str], dict[str, str]] = field(default_factory=dict)
     #: PersistentVolumes whose runtime volumes refuse removal (a mount that will not let go): remove_pod fails.
@@ -188,6 +190,8 @@ class FakeRuntime:
             self.engine.mounts.pop(uid, None)
             for key in [k for k in self.engine.usage if k[0] == uid]:
                 del self.engine.usage[key]
+            for key in [k for k in self.engine.container_disk if k[0] == uid]:
+                del self.engine.container_disk[key]
             for container in removed.containers:
                 self.engine.logs.pop(container.container_id, None)
         volumes = self.engine.volumes
@@ -285,6 +289,12 @@ class FakeRuntime:
             return {}
         return {volume: used for (owner, volume), used in self.engine.usage.items() if owner == uid}
 
+    def container_usage(self, uid: PodUID) -> dict[str, int]:
+        pod = self.engine.pods.get((self.node, uid))
+        if pod is None:
+            return {}
+        return {c.name: self.engine.container_disk.get((uid, c.name), 0) for c in pod.containers}
+
     def stats(self) -> list[ContainerStats]:
         out = []
         for (node, uid), pod in self.engine.pods.items():
@@ -354,6 +364,10 @@ class FakeRuntime:
     def set_stats(self, uid: PodUID, container: str, **values: float) -> None:
         """What stats() answers for one container (cpu_seconds, memory_bytes, rx_bytes, ...)."""
         self.engine.stats[(uid, container)] = {**self.engine.stats.get((uid, container), {}), **values}
+
+    def fill_container(self, uid: PodUID, container: str, used: int) -> None:
+        """Make a container of the pod hold `used` bytes on disk (what container_usage then reports)."""
+        self.engine.container_disk[(uid, container)] = used
 
     def fill_volume(self, uid: PodUID, volume: str, used: int) -> None:
         """Make a disk emptyDir of the pod use `used` bytes (what volume_usage then reports)."""

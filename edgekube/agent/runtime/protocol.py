@@ -222,6 +222,13 @@ class PodRuntime(Protocol):
         """Bytes each disk emptyDir of the pod uses (du), by volume name; {} for a pod that has none or is gone."""
         ...
 
+    def container_usage(self, uid: PodUID) -> dict[str, int]:
+        """Bytes each app container of the pod holds on the node's disk, its writable layer plus its log, by name.
+
+        What the kubelet's local-storage eviction counts per container; {} for a pod that is gone. Reads only.
+        """
+        ...
+
     def volumes_in_use(self) -> list[str] | None:
         """node.status.volumesInUse: `edgekube.io/nfs/<pv>` for each NFS claim volume the engine holds, sorted.
 

@@ -24,8 +24,8 @@ from edgekube.master.scheduling.volumes import VolumeCheck, VolumeGate
 from edgekube.model.errors import ConflictError, NotFoundError
 from edgekube.model.names import NodeName
 from edgekube.model.node import DEFAULT_MAX_PODS
+from edgekube.model.podresources import counted_allocatable
 from edgekube.model.quantity import cpu_millis, memory_bytes
-from edgekube.model.resources import extended_allocatable
 from edgekube.model.taints import Taint
 from edgekube.model.types import Obj
 
@@ -129,7 +129,7 @@ class Placer:
             bool((node.get("spec") or {}).get("unschedulable")),
             node_taints(node),
             unreachable,
-            extended_allocatable(allocatable),
+            counted_allocatable(allocatable),
         )
         self._static[meta["name"]] = (meta.get("resourceVersion"), static)
         return static

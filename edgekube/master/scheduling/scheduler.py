@@ -2,11 +2,11 @@
 
 Filters (first failure wins, kube-scheduler wording): ready, unschedulable (cordon), nodeSelector and required
 node affinity, NoSchedule and NoExecute taints, ReadWriteOnce claims in use on another node, unreachable NFS
-servers, pod count, cpu, memory, host ports, extended resources (edgekube.io/serial, ...), then, from
-scheduling.topology, topology spread constraints and inter-pod (anti-)affinity. Score, higher is better: spread
-replicas of the same controller (dominates), avoid untolerated PreferNoSchedule taints, preferred node affinity,
-then least allocated; plus topology's preferred pod (anti-)affinity and ScheduleAnyway spreading. Ties go to the
-alphabetically first node, so every decision is deterministic.
+servers, pod count, cpu, memory, host ports, extended resources (edgekube.io/serial, ...) and ephemeral-storage,
+then, from scheduling.topology, topology spread constraints and inter-pod (anti-)affinity. Score, higher is
+better: spread replicas of the same controller (dominates), avoid untolerated PreferNoSchedule taints, preferred
+node affinity, then least allocated; plus topology's preferred pod (anti-)affinity and ScheduleAnyway spreading.
+Ties go to the alphabetically first node, so every decision is deterministic.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class NodeView:
     owner_pods: Mapping[str, int] = field(default_factory=dict)
     #: NFS servers (server, port) the node reports it cannot reach (status.nfsServers); unprobed ones are not here.
     unreachable_nfs: frozenset[tuple[str, int]] = frozenset()
-    #: Extended resources (edgekube.io/serial, ...): allocatable, and what bound pods requested.
+    #: Extended resources (edgekube.io/serial, ...) and ephemeral-storage bytes: allocatable, and what bound pods
+    #: requested (model.podresources.counted_allocatable and PodRequests.counted).
     extended: Mapping[str, int] = field(default_factory=dict)
     used_extended: Mapping[str, int] = field(default_factory=dict)
     #: The pods bound here (namespace, labels, required anti-affinity) for inter-pod affinity and spreading:
@@ -97,7 +98,7 @@ class Request:
     nfs_servers: frozenset[tuple[str, int]] = frozenset()
     #: (node, claim): the pod must go to that node, where its ReadWriteOnce claim is already in use.
     volume_pin: tuple[str, str] | None = None
-    #: Extended resources summed over the containers, sorted by name: (("edgekube.io/serial", 1),).
+    #: Extended resources and ephemeral-storage bytes the pod requests, sorted by name: (("edgekube.io/serial", 1),).
     extended: tuple[tuple[str, int], ...] = ()
     #: The pod's namespace and labels (what other pods' affinity terms and spread constraints select).
     namespace: str = ""
@@ -125,7 +126,7 @@ class Request:
             node_selector=dict(spec.node_selector),
             tolerations=tuple(spec.tolerations),
             owner=owner,
-            extended=requested.extended,
+            extended=requested.counted(),
             namespace=namespace,
             labels=dict(labels or {}),
             **affinity,
@@ -158,7 +159,7 @@ class Request:
             selector,
             tolerations,
             owner,
-            extended=requested.extended,
+            extended=requested.counted(),
             namespace=str(meta.get("namespace") or ""),
             labels=meta.get("labels") or {},
             **affinity,

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from edgekube.agent.runtime.podman.create import PodCreator
+from edgekube.agent.runtime.podman.diskusage import DiskUsage
 from edgekube.agent.runtime.podman.exec import Executor
 from edgekube.agent.runtime.podman.images import image_exists
 from edgekube.agent.runtime.podman.observe import Observer
@@ -58,6 +59,7 @@ class PodmanRuntime:
         self._creator = PodCreator(self.transport, node, pull_timeout, nfs_mode=self.nfs_mode, nfs_timeout=nfs_timeout)
         self._stopper = PodStopper(self.transport, node)
         self._executor = Executor(self.transport, self._observer)
+        self._disk = DiskUsage(self.transport, node)
         self.volume_refresh = volume_refresh
         self._listing = threading.Lock()  # one listing at a time, so an older answer never replaces a newer one
         self._in_use: list[str] | None = None
@@ -229,6 +231,9 @@ class PodmanRuntime:
 
     def volume_usage(self, uid: PodUID) -> dict[str, int]:
         return self._creator.volumes.usage(uid)
+
+    def container_usage(self, uid: PodUID) -> dict[str, int]:
+        return self._disk.of_pod(uid)
 
     def stats(self) -> list[ContainerStats]:
         return container_stats(self.transport, self.node)
