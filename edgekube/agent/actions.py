@@ -489,7 +489,7 @@ class PodActions:
                 continue  # not started yet, stopped or finished: nothing writes to its volumes
             try:
                 usage = self.runtime.volume_usage(d.uid)
-                message = eviction_message(d.pod, usage, lambda uid=d.uid: self.runtime.container_usage(uid))
+                message = eviction_message(d.pod, usage, functools.partial(self.runtime.container_usage, d.uid))
             except RuntimeFailure as exc:
                 log.warning("cannot measure the local storage of pod %s: %s", d.uid, exc)
                 continue

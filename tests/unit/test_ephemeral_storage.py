@@ -26,9 +26,8 @@ GI = 2**30
 
 def pod(*containers: dict[str, Any], volumes: list[dict[str, Any]] | None = None) -> Pod:
     given = [{"name": f"c{i}", "image": "busybox", **c} for i, c in enumerate(containers or ({},))]
-    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": given}}
-    if volumes:
-        doc["spec"]["volumes"] = volumes
+    spec: dict[str, Any] = {"containers": given, **({"volumes": volumes} if volumes else {})}
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
     obj = parse_object(doc)
     assert isinstance(obj, Pod)
     return obj
