@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import partial
 from typing import Literal
 
 from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from edgekube.model.affinity import Affinity, TopologySpreadConstraint, duplicate_spread_errors
 from edgekube.model.base import K8sModel
+from edgekube.model.dns import DNSPolicy, PodDNSConfig, dns_errors
 from edgekube.model.errors import ValidationError
 from edgekube.model.fielderrors import Problems, duplicate, forbidden, invalid, not_found, required
 from edgekube.model.lifecycle import Lifecycle, sleep_errors
@@ -118,7 +120,7 @@ class ResourceRequirements(K8sModel):
             for key, raw in values.items():
                 path = f"{section}[{key}]"
                 before = len(problems.lines)
-                problems.run("", lambda key=key, path=path: check_resource_name(key, path))
+                problems.run("", partial(check_resource_name, key, path))
                 problems.add(*(invalid(path, str(raw), m) for m in quantity_errors(raw)))
                 if len(problems.lines) == before:
                     good.add((section, key))
@@ -229,16 +231,22 @@ class Container(K8sModel):
     def _name(cls, value: str) -> str:
         return check_dns1123_label(value, "")
 
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        """validation.go validateContainerCommon: the image is required (whitespace: Pod._containers_only_for_pod)."""
+        if not value:
+            raise ValidationError("Required value")
+        return value
+
     @model_validator(mode="after")
     def _rules(self) -> Container:
         """validation.go validateContainerCommon's per-container rules, every problem reported.
 
-        The image is set; port names are unique (validateContainerPorts); mount paths are unique
+        Port names are unique (validateContainerPorts); mount paths are unique
         (ValidateVolumeMounts); liveness and startup probes need successThreshold 1 (validateContainerCommon).
         """
         problems = Problems()
-        if not self.image:
-            problems.add(required("image"))
         names: set[str] = set()
         for j, port in enumerate(self.ports):
             if port.name and port.name in names:
@@ -306,7 +314,7 @@ class NFSVolumeSource(K8sModel):
         if not value:
             raise ValidationError("Required value")
         if not value.startswith("/"):
-            raise ValidationError(f"Invalid value: {value!r}: must be an absolute path")
+            raise ValidationError(invalid("", value, "must be an absolute path"))
         return value
 
 
@@ -347,7 +355,7 @@ class HostPathVolumeSource(K8sModel):
         if not value:
             raise ValidationError("Required value")
         if ".." in value.split("/"):
-            raise ValidationError(f"Invalid value: {value!r}: must not contain '..'")
+            raise ValidationError(invalid("", value, "must not contain '..'"))
         return value
 
 
@@ -437,6 +445,9 @@ class PodSpec(K8sModel):
     #: Pod-level cpu/memory requests and limits (PodLevelResources): scheduled as the pod's request
     #: (model.podresources.pod_requests); the limits become the Podman pod's cgroup, bounding every container.
     resources: PodResourceRequirements | None = None
+    #: The pod's resolv.conf (edgekube.model.dns); unset is ClusterFirst, which is Default until cluster DNS exists.
+    dns_policy: DNSPolicy | None = None
+    dns_config: PodDNSConfig | None = None
 
     @field_validator("node_selector")
     @classmethod
@@ -452,6 +463,11 @@ class PodSpec(K8sModel):
         if errs:
             raise ValidationError("\n".join(invalid("", value, m) for m in errs))
         return value
+
+    @field_validator("dns_policy", mode="before")
+    @classmethod
+    def _dns_policy_default(cls, value: object) -> object:
+        return None if value == "" else value  # SetDefaults_PodSpec: "" is ClusterFirst, as unset
 
     @model_validator(mode="after")
     def _cross_fields(self) -> PodSpec:
@@ -476,6 +492,7 @@ class PodSpec(K8sModel):
             for e in sleep_errors(c.lifecycle, self.termination_grace_period_seconds, f"containers[{i}]")
         ]
         found.add(*hooks)
+        found.add(*dns_errors(self.dns_policy, self.dns_config))
         volume_names = {v.name for v in self.volumes}
         host_ports: set[tuple[int, str]] = set()
         for i, container in enumerate(self.containers):
@@ -562,10 +579,12 @@ def _camel(name: str) -> str:
 
 def _unique(names: list[str], field: str, attr: str) -> None:
     seen: set[str] = set()
+    problems = Problems()
     for i, name in enumerate(names):
         if name in seen:
-            raise ValidationError(f"{field}[{i}].{attr}: Duplicate value: {name!r}")
+            problems.add(duplicate(f"{field}[{i}].{attr}", name))
         seen.add(name)
+    problems.raise_any()
 
 
 class Pod(K8sModel):
