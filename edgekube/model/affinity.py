@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, StrictInt, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
@@ -200,7 +200,7 @@ class NodeSelector(K8sModel):
 
 
 class PreferredSchedulingTerm(K8sModel):
-    weight: int
+    weight: StrictInt
     preference: NodeSelectorTerm
 
     @model_validator(mode="after")
@@ -292,7 +292,7 @@ class PodAffinityTerm(K8sModel):
 
 
 class WeightedPodAffinityTerm(K8sModel):
-    weight: int
+    weight: StrictInt
     pod_affinity_term: PodAffinityTerm
 
     @model_validator(mode="after")
@@ -321,11 +321,11 @@ class WhenUnsatisfiable(StrEnum):
 
 
 class TopologySpreadConstraint(K8sModel):
-    max_skew: int
+    max_skew: StrictInt
     topology_key: str
     when_unsatisfiable: str
     label_selector: LabelSelector | None = None
-    min_domains: int | None = None
+    min_domains: StrictInt | None = None
     match_label_keys: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

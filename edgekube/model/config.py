@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
@@ -81,7 +81,7 @@ class ConfigMap(K8sModel):
     metadata: ObjectMeta
     data: dict[str, str] = Field(default_factory=dict)
     binary_data: dict[str, str] = Field(default_factory=dict)
-    immutable: bool | None = None
+    immutable: StrictBool | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> ConfigMap:
@@ -118,7 +118,7 @@ class Secret(K8sModel):
     #: Write-only plain values: folded into `data` when validated (they win over the same key in data).
     string_data: dict[str, str] | None = None
     type: str = OPAQUE
-    immutable: bool | None = None
+    immutable: StrictBool | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> Secret:
@@ -188,7 +188,7 @@ class ProjectedFile(K8sModel):
     """One file of a config volume: its path in the volume, its mode, its content (base64)."""
 
     path: str
-    mode: int = Field(ge=0, le=0o777)
+    mode: StrictInt = Field(ge=0, le=0o777)
     data: str
 
 
@@ -206,4 +206,4 @@ class ResolvedConfig(K8sModel):
     reason: str = ""
     volume: str = ""
     #: Carries Secret values (the agent never writes it to its disk).
-    secret: bool = False
+    secret: StrictBool = False

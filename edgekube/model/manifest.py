@@ -70,23 +70,12 @@ def _problems(exc: pydantic.ValidationError) -> list[str]:
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # Literal/dict-key errors add pseudo-locations like "[key]"; keep the user's field names.
         loc = tuple(p for p in loc if p not in ("[key]",))
-        message = fielderrors.message(error)
+        message = fielderrors.manifest_message(error)
         path = _field_path(loc)
-        # A validator reports several problems as one line each (see meta.check_label_map).
-        for line in message.splitlines() or [message]:
-            if (path and line.startswith("[")) or (path and line.startswith(".")):
-                problems.append(f"{path}{line}")
-            elif path and _is_subpath(line):
-                problems.append(f"{path}.{line}")
-            else:
-                problems.append(f"{path}: {line}" if path else line)
+        # A validator reports several problems as one line each (see fielderrors.Problems), each relative to
+        # the model it checks: `containers[0].ports[0].name: Invalid value: ...` under `spec`.
+        problems.extend(fielderrors.nest(path, line) for line in message.splitlines() or [message])
     return problems
-
-
-def _is_subpath(message: str) -> bool:
-    """True when a nested validator already named the field relative to its model (`containers[1].name: …`)."""
-    head = message.split(":", 1)[0]
-    return bool(head) and " " not in head and ":" in message and (head[0].isalpha() and head[0].islower())
 
 
 def validate_model(model: type[M], data: Any, *, source: str = "", index: int | None = None) -> M:

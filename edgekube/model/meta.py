@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, field_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
@@ -59,7 +59,7 @@ class OwnerReference(K8sModel):
     kind: str
     name: str
     uid: str
-    controller: bool | None = None
+    controller: StrictBool | None = None
 
 
 class ObjectMeta(K8sModel):
@@ -71,7 +71,7 @@ class ObjectMeta(K8sModel):
     annotations: Annotations = Field(default_factory=dict)
     uid: str | None = None
     resource_version: str | None = None
-    generation: int | None = None
+    generation: StrictInt | None = None
     creation_timestamp: str | None = None
     owner_references: list[OwnerReference] | None = None
     #: Set by the server when a delete waits for finalizers (the object shows Terminating); never from a manifest.

@@ -5,13 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from edgekube.model.base import K8sModel
 from edgekube.model.meta import ObjectMeta
+from edgekube.model.quantity import Quantity
 from edgekube.model.taints import Taint
 
-Quantity = str | int | float
 #: Pods a node takes when its allocatable does not say (Kubernetes' kubelet default, maxPods).
 DEFAULT_MAX_PODS = 110
 #: How node.status.volumesInUse names an NFS-backed claim volume: this prefix and the PersistentVolume's name.
@@ -40,7 +40,7 @@ CONDITION_TAINTS: dict[NodeConditionType, str] = {
 
 
 class NodeSpec(K8sModel):
-    unschedulable: bool = False
+    unschedulable: StrictBool = False
     taints: list[Taint] = Field(default_factory=list)
 
 
@@ -72,8 +72,8 @@ class NfsServerStatus(K8sModel):
     """edgekube's addition to node status: whether this node can reach one NFS server of the cluster's volumes."""
 
     server: str
-    port: int = 2049
-    reachable: bool
+    port: StrictInt = 2049
+    reachable: StrictBool
     #: Why not (one line), when unreachable.
     message: str | None = None
     last_probe_time: str | None = None

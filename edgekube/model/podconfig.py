@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.config import key_problems
 from edgekube.model.errors import ValidationError
-from edgekube.model.names import check_dns1123_subdomain
-
-Quantity = str | int | float
+from edgekube.model.fielderrors import quote
+from edgekube.model.names import check_dns1123_subdomain, env_name_errors
+from edgekube.model.quantity import Quantity
 
 #: v1 defaults: a config volume's files are 0644 unless its defaultMode or an item's mode says otherwise.
 DEFAULT_MODE = 0o644
@@ -105,7 +105,7 @@ class ResourceFieldSelector(K8sModel):
 class _KeyRef(K8sModel):
     name: str
     key: str
-    optional: bool | None = None
+    optional: StrictBool | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> _KeyRef:
@@ -149,7 +149,7 @@ class EnvVarSource(K8sModel):
 
 class _EnvRef(K8sModel):
     name: str
-    optional: bool | None = None
+    optional: StrictBool | None = None
 
     @field_validator("name")
     @classmethod
@@ -174,18 +174,26 @@ class EnvFromSource(K8sModel):
 
     @model_validator(mode="after")
     def _one(self) -> EnvFromSource:
+        """validation.go ValidateEnvFrom: the prefix is an env var name (IsEnvVarName); exactly one source."""
+        errs = (
+            [f"prefix: Invalid value: {quote(self.prefix)}: {m}" for m in env_name_errors(self.prefix)]
+            if self.prefix
+            else []
+        )
         given = [s for s in (self.config_map_ref, self.secret_ref) if s is not None]
         if not given:
-            raise ValidationError("Invalid value: must specify one of: `configMapRef` or `secretRef`")
+            errs.append("Invalid value: must specify one of: `configMapRef` or `secretRef`")
         if len(given) > 1:
-            raise ValidationError("Invalid value: may not have more than one field specified at a time")
+            errs.append("Invalid value: may not have more than one field specified at a time")
+        if errs:
+            raise ValidationError("\n".join(errs))
         return self
 
 
 class KeyToPath(K8sModel):
     key: str
     path: str
-    mode: int | None = None
+    mode: StrictInt | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> KeyToPath:
@@ -198,8 +206,8 @@ class KeyToPath(K8sModel):
 
 class _ConfigSource(K8sModel):
     items: list[KeyToPath] = Field(default_factory=list)
-    default_mode: int | None = DEFAULT_MODE
-    optional: bool | None = None
+    default_mode: StrictInt | None = DEFAULT_MODE
+    optional: StrictBool | None = None
 
     @field_validator("default_mode")
     @classmethod
@@ -229,7 +237,7 @@ class DownwardAPIVolumeFile(K8sModel):
     path: str
     field_ref: ObjectFieldSelector | None = None
     resource_field_ref: ResourceFieldSelector | None = None
-    mode: int | None = None
+    mode: StrictInt | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> DownwardAPIVolumeFile:
@@ -248,7 +256,7 @@ class DownwardAPIVolumeFile(K8sModel):
 
 class DownwardAPIVolumeSource(K8sModel):
     items: list[DownwardAPIVolumeFile] = Field(default_factory=list)
-    default_mode: int | None = DEFAULT_MODE
+    default_mode: StrictInt | None = DEFAULT_MODE
 
     @field_validator("default_mode")
     @classmethod
@@ -259,13 +267,13 @@ class DownwardAPIVolumeSource(K8sModel):
 class ConfigMapProjection(K8sModel):
     name: str
     items: list[KeyToPath] = Field(default_factory=list)
-    optional: bool | None = None
+    optional: StrictBool | None = None
 
 
 class SecretProjection(K8sModel):
     name: str
     items: list[KeyToPath] = Field(default_factory=list)
-    optional: bool | None = None
+    optional: StrictBool | None = None
 
 
 class DownwardAPIProjection(K8sModel):
@@ -287,7 +295,7 @@ class VolumeProjection(K8sModel):
 
 class ProjectedVolumeSource(K8sModel):
     sources: list[VolumeProjection] = Field(default_factory=list)
-    default_mode: int | None = DEFAULT_MODE
+    default_mode: StrictInt | None = DEFAULT_MODE
 
     @field_validator("default_mode")
     @classmethod

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Annotated
+
+from pydantic import PlainValidator
 
 from edgekube.model.errors import ValidationError
+from edgekube.model.fielderrors import go_value
 
 _SUFFIX: dict[str, Decimal] = {
     "": Decimal(1),
@@ -28,6 +32,22 @@ _SUFFIX: dict[str, Decimal] = {
 _QUANTITY = re.compile(
     r"^([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$"
 )
+
+#: resource.Quantity's own syntax rule, as its error quotes it.
+QUANTITY_REGEXP = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+
+
+def _decode(value: object) -> str | int | float:
+    """resource.Quantity's UnmarshalJSON takes a JSON string or number; `true`, lists and maps are refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(
+            f"Invalid value: {go_value(value)}: quantities must match the regular expression '{QUANTITY_REGEXP}'"
+        )
+    return value
+
+
+#: A quantity field as decoded (`250m`, `64Mi`, 1, 0.5); its syntax is checked by the model holding it.
+Quantity = Annotated[str | int | float, PlainValidator(_decode, json_schema_input_type=str | int | float)]
 
 
 def parse_quantity(text: str | int | float, field: str = "quantity") -> Decimal:
@@ -58,6 +78,20 @@ def parse_quantity(text: str | int | float, field: str = "quantity") -> Decimal:
     if value < 0:
         raise ValidationError(f"{field}: {text!r}: must be greater than or equal to 0")
     return value
+
+
+def quantity_errors(raw: str | int | float) -> list[str]:
+    """A quantity's problems in Kubernetes' words (resource.ParseQuantity, ValidateNonnegativeQuantity), or []."""
+    try:
+        parse_quantity(raw)
+    except ValidationError as exc:
+        text = str(exc)
+        if "regular expression" in text or "quantities must" in text:
+            return [f"quantities must match the regular expression '{QUANTITY_REGEXP}'"]
+        if "greater than or equal to 0" in text:
+            return ["must be greater than or equal to 0"]
+        return [text.rsplit(": ", 1)[-1]]
+    return []
 
 
 def cpu_millis(text: str | int | float, field: str = "cpu") -> int:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
@@ -84,11 +84,11 @@ class PodSecurityContext(K8sModel):
     seLinuxChangePolicy are not supported (rejected).
     """
 
-    run_as_user: int | None = None
-    run_as_group: int | None = None
-    run_as_non_root: bool | None = None
-    fs_group: int | None = None
-    supplemental_groups: list[int] = Field(default_factory=list)
+    run_as_user: StrictInt | None = None
+    run_as_group: StrictInt | None = None
+    run_as_non_root: StrictBool | None = None
+    fs_group: StrictInt | None = None
+    supplemental_groups: list[StrictInt] = Field(default_factory=list)
     seccomp_profile: SeccompProfile | None = None
     sysctls: list[Sysctl] = Field(default_factory=list)
 
@@ -124,12 +124,12 @@ class PodSecurityContext(K8sModel):
 class SecurityContext(K8sModel):
     """containers[].securityContext. seLinuxOptions, windowsOptions, appArmorProfile and procMount are rejected."""
 
-    run_as_user: int | None = None
-    run_as_group: int | None = None
-    run_as_non_root: bool | None = None
-    read_only_root_filesystem: bool | None = None
-    allow_privilege_escalation: bool | None = None
-    privileged: bool | None = None
+    run_as_user: StrictInt | None = None
+    run_as_group: StrictInt | None = None
+    run_as_non_root: StrictBool | None = None
+    read_only_root_filesystem: StrictBool | None = None
+    allow_privilege_escalation: StrictBool | None = None
+    privileged: StrictBool | None = None
     capabilities: Capabilities | None = None
     seccomp_profile: SeccompProfile | None = None
 

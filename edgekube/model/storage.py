@@ -10,16 +10,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.controllers import LabelSelector
 from edgekube.model.errors import ValidationError
 from edgekube.model.meta import ObjectMeta
 from edgekube.model.pod import HostPathVolumeSource, NFSVolumeSource
-from edgekube.model.quantity import memory_bytes
-
-Quantity = str | int | float
+from edgekube.model.quantity import Quantity, memory_bytes
 
 #: The annotation that makes a StorageClass the one claims without `storageClassName` get.
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
@@ -220,7 +218,7 @@ class StorageClass(K8sModel):
     parameters: dict[str, str] = Field(default_factory=dict)
     reclaim_policy: ReclaimPolicy = ReclaimPolicy.DELETE
     mount_options: list[str] = Field(default_factory=list)
-    allow_volume_expansion: bool | None = None
+    allow_volume_expansion: StrictBool | None = None
     volume_binding_mode: Literal["Immediate", "WaitForFirstConsumer"] = "Immediate"
 
     @field_validator("provisioner")
@@ -266,7 +264,7 @@ class ResolvedVolume(K8sModel):
     volume_name: str
     access_modes: list[AccessMode]
     #: The claim's or the pod's readOnly, or a volume only ReadOnlyMany: mount read-only.
-    read_only: bool = False
+    read_only: StrictBool = False
     nfs: NFSVolumeSource | None = None
     host_path: HostPathVolumeSource | None = None
     mount_options: list[str] = Field(default_factory=list)
@@ -284,7 +282,7 @@ class NfsServer(K8sModel):
     """An NFS server the cluster's volumes live on: agents probe each one and report it in the node's status."""
 
     server: str
-    port: int = Field(default=2049, ge=1, le=65535)
+    port: StrictInt = Field(default=2049, ge=1, le=65535)
 
     def address(self) -> str:
         return self.server if self.port == 2049 else f"{self.server}:{self.port}"

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from enum import StrEnum
 
-from pydantic import field_validator, model_validator
+from pydantic import StrictInt, field_validator, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
@@ -49,7 +49,7 @@ class Toleration(K8sModel):
     value: str = ""
     effect: TaintEffect | None = None
     #: Only with effect NoExecute; zero and negative values mean evict at once, as in Kubernetes.
-    toleration_seconds: int | None = None
+    toleration_seconds: StrictInt | None = None
 
     @field_validator("effect", mode="before")
     @classmethod

@@ -65,7 +65,8 @@ def text(config: ResolvedConfig, volume: str) -> dict[str, tuple[str, int]]:
 
 
 def test_env_from_in_order_then_env_wins_and_invalid_names_are_skipped(store: CachedStore) -> None:
-    apply(store, cm("base", A="cm", B="cm", **{"bad-name": "x"}), secret("creds", A="secret", PW="pw"))
+    # `1st` is a valid ConfigMap key but no environment variable name (IsEnvVarName: no leading digit).
+    apply(store, cm("base", A="cm", B="cm", **{"1st": "x"}), secret("creds", A="secret", PW="pw"))
     container = {
         "envFrom": [{"configMapRef": {"name": "base"}}, {"prefix": "S_", "secretRef": {"name": "creds"}},
                     {"secretRef": {"name": "creds"}}],

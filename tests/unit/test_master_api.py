@@ -188,7 +188,7 @@ def test_the_same_object_twice_in_one_manifest_ends_as_the_later_document(api: A
 @pytest.mark.parametrize(
     ("second", "message"),
     [
-        (pod("Bad"), "request[2]: metadata.name: 'Bad': a lowercase RFC 1123 subdomain must consist of"),
+        (pod("Bad"), 'request[2]: metadata.name: Invalid value: "Bad": a lowercase RFC 1123 subdomain must consist of'),
         ({"apiVersion": "v1", "kind": "Service"}, "request[2]: kind: Service (v1) is not supported"),
         (pod("existing", image="other"), "Pod default/existing: spec: Forbidden: "),
     ],
@@ -408,7 +408,7 @@ def test_handle_turns_every_failure_into_an_answer(
 def test_two_documents_where_the_second_is_invalid_store_nothing(api: Api, store: CachedStore) -> None:
     response = call(api, Verb.APPLY, manifest=manifest(pod("good"), pod("bad", image="")))
     assert response.error is not None
-    assert response.error.message == "request[1]: spec.containers[0].image: String should have at least 1 character"
+    assert response.error.message == "request[1]: spec.containers[0].image: Required value"
     assert store.list("Pod") == []
 
 

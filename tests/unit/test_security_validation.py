@@ -195,7 +195,7 @@ def test_a_host_alias_needs_a_valid_ip_and_subdomain_hostnames() -> None:
         'spec.hostAliases[0].ip: Invalid value: "10.0.0": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)'
     ]
     assert problems(hostAliases=[{"ip": "10.0.0.1", "hostnames": ["DB"]}])[0].startswith(
-        "spec.hostAliases[0].hostnames[0]: 'DB': a lowercase RFC 1123 subdomain"
+        'spec.hostAliases[0].hostnames[0]: Invalid value: "DB": a lowercase RFC 1123 subdomain'
     )
 
 

@@ -70,7 +70,7 @@ def test_a_claim_is_namespaced_and_asks_for_the_default_class_when_it_names_none
         (pv(accessModes=["WriteSometimes"]), "spec.accessModes[0]: Unsupported value"),
         (pv(nfs=None), "spec: must specify a volume type (supported: nfs, hostPath)"),
         (pv(persistentVolumeReclaimPolicy="Recycle"), "spec.persistentVolumeReclaimPolicy: Unsupported value"),
-        (pv(nfs={"server": "nas", "path": "rel"}), "spec.nfs.path: Invalid value: 'rel': must be an absolute path"),
+        (pv(nfs={"server": "nas", "path": "rel"}), 'spec.nfs.path: Invalid value: "rel": must be an absolute path'),
         (pvc(resources={"requests": {}}), "spec.resources.requests.storage: Required value"),
         (pvc(resources={"requests": {"storage": "1Gb"}}), "spec.resources.requests.storage: '1Gb'"),
         (pvc(resources={"requests": {"storage": "0"}}), "must be greater than zero"),
@@ -122,8 +122,8 @@ def test_each_volume_source_is_accepted_and_one_without_a_source_is_an_empty_dir
 @pytest.mark.parametrize(
     ("mount", "problem"),
     [
-        ({"subPath": "/abs"}, "subPath: Invalid value: '/abs': must be a relative path"),
-        ({"subPath": "a/../b"}, "subPath: Invalid value: 'a/../b': must not contain '..'"),
+        ({"subPath": "/abs"}, 'subPath: Invalid value: "/abs": must be a relative path'),
+        ({"subPath": "a/../b"}, "subPath: Invalid value: \"a/../b\": must not contain '..'"),
         ({"subPath": "a", "subPathExpr": "$(X)"}, "subPathExpr and subPath are mutually exclusive"),
     ],
 )
