@@ -143,6 +143,18 @@ def containers(w: Writer, spec: Obj, statuses: list[Obj] | None, space: str = ""
         _container(w, container, status, " " if space else "")
 
 
+def init_containers(w: Writer, spec: Obj, statuses: list[Obj] | None, space: str = "") -> None:
+    """The `Init Containers:` section of kubectl, before `Containers:`; left out when the pod has none."""
+    listed = items(spec, "initContainers")
+    if not listed:
+        return
+    w.line(0, f"{space}Init Containers:")
+    by_name = {str(s.get("name")): s for s in statuses or []}
+    for container in listed:
+        status = by_name.get(str(container.get("name"))) if statuses is not None else None
+        _container(w, container, status, " " if space else "")
+
+
 def volumes(w: Writer, volume_list: list[Obj], space: str = "") -> None:
     if not volume_list:
         w.field(0, f"{space}Volumes", NONE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from edgekube.cli.describe import Writer
-from edgekube.cli.describe_container import containers, volumes
+from edgekube.cli.describe_container import containers, init_containers, volumes
 from edgekube.cli.scheduling import toleration_text
 from edgekube.cli.status import NONE, items, section
 from edgekube.cli.timefmt import rfc1123
@@ -35,6 +35,7 @@ def describe_pod(pod: Obj, events: list[Obj] | None = None, now: datetime | None
     owner = controller_of(pod)
     if owner is not None:
         w.field(0, "Controlled By", f"{owner.get('kind', '')}/{owner.get('name', '')}")
+    init_containers(w, spec, items(status, "initContainerStatuses"))
     containers(w, spec, items(status, "containerStatuses"))
     conditions = items(status, "conditions")
     if conditions:

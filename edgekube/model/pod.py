@@ -10,6 +10,7 @@ from pydantic import Field, StrictBool, StrictInt, field_validator, model_valida
 
 from edgekube.model.affinity import Affinity, TopologySpreadConstraint, duplicate_spread_errors
 from edgekube.model.base import K8sModel
+from edgekube.model.dns import DNSPolicy, PodDNSConfig, dns_errors
 from edgekube.model.errors import ValidationError
 from edgekube.model.fielderrors import Problems, duplicate, forbidden, invalid, not_found, required
 from edgekube.model.lifecycle import Lifecycle, sleep_errors
@@ -444,6 +445,9 @@ class PodSpec(K8sModel):
     #: Pod-level cpu/memory requests and limits (PodLevelResources): scheduled as the pod's request
     #: (model.podresources.pod_requests); the limits become the Podman pod's cgroup, bounding every container.
     resources: PodResourceRequirements | None = None
+    #: The pod's resolv.conf (edgekube.model.dns); unset is ClusterFirst, which is Default until cluster DNS exists.
+    dns_policy: DNSPolicy | None = None
+    dns_config: PodDNSConfig | None = None
 
     @field_validator("node_selector")
     @classmethod
@@ -459,6 +463,11 @@ class PodSpec(K8sModel):
         if errs:
             raise ValidationError("\n".join(invalid("", value, m) for m in errs))
         return value
+
+    @field_validator("dns_policy", mode="before")
+    @classmethod
+    def _dns_policy_default(cls, value: object) -> object:
+        return None if value == "" else value  # SetDefaults_PodSpec: "" is ClusterFirst, as unset
 
     @model_validator(mode="after")
     def _cross_fields(self) -> PodSpec:
@@ -483,6 +492,7 @@ class PodSpec(K8sModel):
             for e in sleep_errors(c.lifecycle, self.termination_grace_period_seconds, f"containers[{i}]")
         ]
         found.add(*hooks)
+        found.add(*dns_errors(self.dns_policy, self.dns_config))
         volume_names = {v.name for v in self.volumes}
         host_ports: set[tuple[int, str]] = set()
         for i, container in enumerate(self.containers):

@@ -42,7 +42,7 @@ def qos_class(spec: PodSpec) -> QOSClass:
         return QOSClass.GUARANTEED if equal and set(limits_set) == set(_COMPUTE) else QOSClass.BURSTABLE
     any_set = False
     guaranteed = True
-    for container in spec.containers:
+    for container in spec.all_containers():  # GetPodQOS: init containers count too
         requests, limits = container.resources.requests, container.resources.limits
         for key in _COMPUTE:
             limit = parse_quantity(limits[key], key) if key in limits else 0

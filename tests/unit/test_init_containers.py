@@ -16,10 +16,12 @@ from edgekube.agent.initplan import RestartContainer, StartContainers, StopSidec
 from edgekube.agent.reconcile import NOTHING, DesiredPod, PodMemory, Stop, plan, pod_status
 from edgekube.agent.restarts import Verdict
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
+from edgekube.cli.describe_pod import describe_pod
 from edgekube.cli.status import pod_summary
 from edgekube.model.errors import ValidationError
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.qos import QOSClass, qos_class
 from edgekube.model.status import PodStatus
 
 IMAGE = "localhost/edgekube/busybox:1"
@@ -319,3 +321,25 @@ def test_print_pod_counts_init_restarts_while_initializing_and_only_sidecar_ones
     }  # fmt: skip
     summary = pod_summary({"spec": spec, "status": status})
     assert (summary.ready, summary.status, summary.restarts) == ("2/2", "Running", "1")
+
+
+def test_get_pod_qos_counts_init_containers() -> None:
+    limits = {"cpu": "100m", "memory": "64Mi"}
+    data = manifest({"name": "setup"})
+    data["spec"]["containers"][0]["resources"] = {"limits": limits}
+    assert qos_class(Pod.from_dict(data).spec) is QOSClass.BURSTABLE  # the init container sets nothing
+    data["spec"]["initContainers"][0]["resources"] = {"limits": limits}
+    assert qos_class(Pod.from_dict(data).spec) is QOSClass.GUARANTEED
+
+
+def test_describe_pod_has_kubectls_init_containers_section_before_containers() -> None:
+    obs = observed([seen("first", EXITED, 0), seen("second", RUNNING)])
+    status = status_of(desired(*TWO), obs)
+    text = describe_pod(
+        {"metadata": {"name": "web", "namespace": "default"}, "spec": manifest(*TWO)["spec"], "status": status}
+    )
+    init, rest = text.split("Init Containers:\n", 1)[1].split("\nContainers:\n", 1)
+    assert init.index("first:") < init.index("second:")
+    assert "Reason:       Completed" in init
+    assert "app:" in rest and "PodInitializing" in rest
+    assert "Initialized" in rest

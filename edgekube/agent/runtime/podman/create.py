@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from edgekube.agent.runtime.podman import images, specgen
+from edgekube.agent.runtime.podman import dns, images, specgen
 from edgekube.agent.runtime.podman.naming import LABEL_INIT, pod_labels, pod_name
 from edgekube.agent.runtime.podman.specgen import ContainerMount
 from edgekube.agent.runtime.podman.transport import PodmanTransport, error_body, message, raise_http
@@ -67,7 +67,7 @@ class PodCreator:
         users = {c.name: self._check_user(pod, uid, c) for c in everyone}
         created = self.transport.json(
             "post", "/pods/create", what=f"create pod {podname}", reason="CreatePodError",
-            body=specgen.pod_spec(pod, podname, labels),
+            body=specgen.pod_spec(pod, podname, labels, dns.read_host() if dns.custom(pod.spec) else None),
         )  # fmt: skip
         pod_id = str(created["Id"])
         for index, container in enumerate(pod.spec.init_containers or []):
@@ -104,9 +104,11 @@ class PodCreator:
         devices: Sequence[str] = (),
         image_user: str = "",
     ) -> str:
+        host_dns = dns.read_host() if pod.spec.host_network and dns.custom(pod.spec) else None
         body = specgen.container_spec(
-            pod, container, index, podname, labels, mounts=mounts, devices=devices, image_user=image_user
-        )
+            pod, container, index, podname, labels, mounts=mounts, devices=devices, image_user=image_user,
+            host_dns=host_dns,
+        )  # fmt: skip
         what = f"create container {body['name']} ({container.image})"
         response = self.transport.request("post", "/containers/create", what=what, body=body)
         if response.status_code >= 400 and error_body(response).get("cause") == _NO_IMAGE:

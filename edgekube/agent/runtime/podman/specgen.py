@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edgekube.agent.runtime.podman import dns
+from edgekube.agent.runtime.podman.dns import ResolvConf
 from edgekube.agent.runtime.podman.naming import LABEL_CONTAINER_INDEX, container_name, volume_name
 from edgekube.agent.runtime.protocol import LABEL_CONTAINER, LABEL_DEVICES, LABEL_PRE_STOP
 from edgekube.agent.runtime.volumes import NfsExport, NfsMode, VolumeKind, VolumePlan
@@ -122,8 +124,10 @@ class ContainerMount:
     source: str = ""
 
 
-def pod_spec(pod: Pod, podname: str, labels: dict[str, str]) -> dict[str, Any]:
+def pod_spec(pod: Pod, podname: str, labels: dict[str, str], host_dns: ResolvConf | None = None) -> dict[str, Any]:
     """`POST /pods/create` body: shared ipc/net/uts (one localhost), host ports published on the pod.
+
+    dnsPolicy/dnsConfig: the pod's resolv.conf from the node's (`host_dns`, its resolv.conf) as podman/dns.py says.
 
     hostNetwork: the node's network and UTS namespaces (its interfaces and hostname; nothing to publish).
     hostPID: the node's PID namespace; shareProcessNamespace: one PID namespace for the pod's containers.
@@ -149,6 +153,7 @@ def pod_spec(pod: Pod, podname: str, labels: dict[str, str]) -> dict[str, Any]:
     if spec.host_pid or spec.share_process_namespace:
         shared.append("pid")
     body["shared_namespaces"] = shared
+    body.update(dns.pod_options(spec, host_dns or ResolvConf()))
     hosts = [f"{name}:{alias.ip}" for alias in spec.host_aliases or () for name in alias.hostnames]
     if hosts:
         body["hostadd"] = hosts
@@ -249,13 +254,15 @@ def container_spec(
     mounts: Sequence[ContainerMount] | None = None,
     devices: Sequence[str] = (),
     image_user: str = "",
+    host_dns: ResolvConf | None = None,
 ) -> dict[str, Any]:
     """`POST /containers/create` body (specgen) of one app container, joined to the pod `podname`.
 
     `mounts` are the container's volume mounts as the create step resolved them; None: each volumeMount is the
     pod's named volume `<podname>_<volume>` (emptyDirs). `devices`: host device nodes mapped in at the same path
     (the container's extended resources), named in a label so a restarted agent knows they are taken.
-    `image_user`: the image's USER, needed only when runAsGroup is set without runAsUser.
+    `image_user`: the image's USER, needed only when runAsGroup is set without runAsUser. `host_dns`: the node's
+    resolv.conf, for a hostNetwork pod's dnsPolicy/dnsConfig (others take them on the pod, pod_spec).
     """
     if mounts is None:
         mounts = [
@@ -303,6 +310,9 @@ def container_spec(
     if limits:
         body["resource_limits"] = limits
     body.update(_security(pod, container, image_user))
+    if pod.spec.host_network:
+        # Podman gives a pod in the node's network namespace the node's resolv.conf whatever the pod's options.
+        body.update(dns.pod_options(pod.spec, host_dns or ResolvConf()))
     pre_stop = container.lifecycle.pre_stop if container.lifecycle else None
     if pre_stop is not None:
         body["labels"][LABEL_PRE_STOP] = stored(pre_stop, {p.name: p.container_port for p in container.ports if p.name})
