@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from edgekube.model.errors import ValidationError
-from edgekube.model.quantity import parse_quantity
-
-Quantity = str | int | float
+from edgekube.model.quantity import Quantity, parse_quantity
 
 #: Device resources an agent discovers and advertises (docs/devices.md).
 GPIOCHIP = "edgekube.io/gpiochip"
