@@ -89,6 +89,12 @@ class Failover:
         #: Attempts since the last connection that worked (the broker of a lost one counts as tried).
         self._tries = 0
         self._up_since: float | None = None
+        self._pending = False
+
+    @property
+    def pending(self) -> bool:
+        """An attempt (or the connection it made) is under way: its end is still to be reported by `failed()`."""
+        return self._pending
 
     @property
     def current(self) -> Broker:
@@ -102,6 +108,7 @@ class Failover:
     def attempt(self) -> Broker:
         """Where this attempt goes (counted as a try)."""
         self._tries += 1
+        self._pending = True
         return self.current
 
     def connected(self) -> None:
@@ -109,7 +116,14 @@ class Failover:
         self._up_since = self._clock()
 
     def failed(self) -> None:
-        """The attempt failed or the connection was lost: the next attempt goes to the next broker."""
+        """The attempt failed or the connection was lost: the next attempt goes to the next broker.
+
+        Only the first report of an attempt's end counts (paho reports a keep-alive timeout twice): a second one
+        would skip a broker.
+        """
+        if not self._pending:
+            return
+        self._pending = False
         if self._up_since is not None and self._clock() - self._up_since >= self._stable:
             self._tries = 1  # it worked: a new round starts, with this broker already tried
         self._up_since = None

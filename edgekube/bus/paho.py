@@ -352,8 +352,13 @@ class PahoBus:
             self._inbox.put((_hook_handler(hook), _CONNECTED))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not self._client.failover.pending:
+            return  # the same end reported again (paho calls this twice on a keep-alive timeout)
         refused = reason.is_failure and not self._connected.is_set() and self._failure is None
-        if refused and self.config.tls.enabled:
+        if refused and str(reason) == "Keep alive timeout":
+            # Connected at TCP level, then silence: a hung broker (or a board gone without a reset).
+            self._fail("the broker accepted the TCP connection but did not answer", "is it hung or overloaded?")
+        elif refused and self.config.tls.enabled:
             # Closed before any CONNACK: with TLS 1.3 a refused client certificate shows up only here.
             self._fail(
                 f"the broker closed the connection before accepting it ({reason})",

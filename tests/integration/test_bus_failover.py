@@ -9,6 +9,7 @@ its session), and when the client itself is killed, its Will must go out on the 
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -150,6 +151,31 @@ def test_a_client_stays_on_the_broker_it_failed_over_to_and_returns_when_that_on
         watchers.append(watcher1)
         watcher1.bus.publish(inbox_topic("back"), b"back on the first")
         assert child.next_line("got") == "got back on the first"
+
+
+def test_a_client_whose_broker_hangs_moves_to_the_next_once_its_keep_alive_runs_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGSTOP: the connection stays open and silent (a hung board). paho reports that keep-alive timeout twice;
+    it must count once, or the client skips the second broker and tries the hung one again first (a failed
+    attempt, logged as a warning, and a keep-alive's worth of time lost)."""
+    caplog.set_level(logging.WARNING, logger="edgekube.bus.paho")
+    with make_broker("mosquitto", tmp_path / "b1") as b1, make_broker("mosquitto", tmp_path / "b2") as b2:
+        first, second = Broker(b1.host, b1.port), Broker(b2.host, b2.port)
+        bus = PahoBus(BusConfig.on((first, second), keepalive=2))
+        connects: queue.Queue[Broker] = queue.Queue()
+        bus.on_connect(lambda: connects.put(bus.broker))
+        pid = b1.pid
+        assert pid is not None
+        try:
+            bus.start(wait=WAIT)
+            assert connects.get(timeout=WAIT) == first
+            os.kill(pid, signal.SIGSTOP)
+            assert connects.get(timeout=WAIT) == second
+            assert [r.getMessage() for r in caplog.records] == []  # no attempt failed on the way
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            bus.close()
 
 
 def test_a_client_whose_first_broker_is_down_at_start_connects_to_the_second(tmp_path: Path) -> None:

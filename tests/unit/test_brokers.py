@@ -149,3 +149,13 @@ def test_a_connection_dropped_at_once_does_not_restart_the_round() -> None:
 def test_an_empty_list_is_refused() -> None:
     with pytest.raises(ValidationError, match="at least one MQTT broker"):
         Failover(())
+
+
+def test_the_end_of_one_attempt_reported_twice_moves_on_once() -> None:
+    """paho reports a keep-alive timeout twice; counting both would skip the next broker."""
+    failover = Failover((A, B, C))
+    failover.attempt()
+    failover.connected()
+    failover.failed()
+    failover.failed()
+    assert failover.attempt() == B
