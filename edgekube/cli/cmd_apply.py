@@ -9,6 +9,7 @@ from edgekube.cli.context import Context
 from edgekube.cli.errors import report
 from edgekube.cli.kinds import for_kind
 from edgekube.cli.manifests import STDIN, Source, load_sources
+from edgekube.model.base import K8sModel
 from edgekube.model.errors import BusError, EdgekubeError, ValidationError
 from edgekube.model.manifest import CLUSTER_SCOPED, decode_documents
 from edgekube.model.wire import MAX_PAYLOAD_BYTES, ApiRequest, Outcome, Verb
@@ -52,9 +53,21 @@ def _payload(ctx: Context, source: Source) -> str:
     return manifest
 
 
+def _refuse_generate_name(obj: K8sModel) -> None:
+    """As kubectl apply: an object named only by metadata.generateName cannot be applied, only created."""
+    meta = getattr(obj, "metadata", None)
+    if meta is not None and not meta.name and meta.generate_name:
+        raise ValidationError(
+            f"from {meta.generate_name}: cannot use generate name with apply", hint="use `ekctl create -f` for it"
+        )
+
+
 def run(ctx: Context) -> int:
     # Everything is read and validated before the first request, so a bad file never half-applies a set.
     sources = load_sources(ctx.args.filename, ctx.stdin())
+    for _source, documents in sources:
+        for doc in documents:
+            _refuse_generate_name(doc.obj)
     payloads = [(source, _payload(ctx, source)) for source, _docs in sources]
     failed = 0
     applied: list[Outcome] = []

@@ -1,4 +1,8 @@
-"""`ekctl create configmap|secret generic NAME --from-literal|--from-file|--from-env-file [--dry-run=client -o yaml]`.
+"""`ekctl create -f FILE` and `ekctl create configmap|secret generic NAME --from-literal|--from-file|--from-env-file`.
+
+`create -f` (kubectl create -f): every object of the files is created, never updated: one that exists is an
+`already exists` error; one with only `metadata.generateName` is named by the master, so creating it twice makes
+two objects (`ekctl apply` refuses those, as kubectl apply does).
 
 As kubectl create: keys from literals (`k=v`), files (`[key=]path`; a directory gives one key per regular file whose
 name is a valid key) and env files (`KEY=VALUE` lines, `#` comments); a key given twice is an error; a ConfigMap
@@ -14,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from edgekube.cli import output
+from edgekube.cli.client import Client
 from edgekube.cli.context import Context
-from edgekube.cli.kinds import CM, SECRET, Resource
+from edgekube.cli.errors import report
+from edgekube.cli.kinds import CM, SECRET, Resource, for_kind
+from edgekube.cli.manifests import load_sources
+from edgekube.cli.status import section
 from edgekube.model.config import encode_value, key_problems
-from edgekube.model.errors import ConflictError, NotFoundError, ValidationError
-from edgekube.model.manifest import parse_object
+from edgekube.model.errors import BusError, ConflictError, EdgekubeError, NotFoundError, ValidationError
+from edgekube.model.manifest import decode_documents, parse_object
 
 
 def _add(entries: dict[str, bytes], key: str, value: bytes, what: str) -> None:
@@ -107,7 +115,47 @@ def build(kind: str, name: str, namespace: str, entries: dict[str, bytes], secre
     return obj
 
 
+def create_files(ctx: Context) -> int:
+    """`create -f`: validate every file first, then one create per object, in order; 1 if any failed."""
+    sources = load_sources(ctx.args.filename, ctx.stdin())
+    client = ctx.client()
+    failed = 0
+    for source, documents in sources:
+        raw = decode_documents(source.data, source=source.name)
+        for doc in documents:
+            obj = doc.obj.to_dict()
+            res = for_kind(obj["kind"])
+            meta = obj["metadata"]
+            if res.namespaced:  # validation defaulted it; the raw text tells whether -n applies
+                meta["namespace"] = section(raw[doc.index], "metadata").get("namespace") or ctx.namespace
+            try:
+                if meta.get("name"):
+                    _refuse_existing(client, res, meta["namespace"] if res.namespaced else "", meta["name"])
+                outcomes = client.apply(json.dumps(obj))
+            except BusError:
+                raise
+            except EdgekubeError as exc:
+                report(ctx.err, exc)
+                failed += 1
+                continue
+            for outcome in outcomes:
+                ctx.out.write(f"{for_kind(outcome.kind).qualified}/{outcome.name} created\n")
+    return 1 if failed else 0
+
+
+def _refuse_existing(client: Client, res: Resource, namespace: str, name: str) -> None:
+    try:
+        client.get(res, namespace, name)
+    except NotFoundError:
+        return
+    raise ConflictError(f'{res.qualified_plural} "{name}" already exists', hint="use `ekctl apply` to change it")
+
+
 def run(ctx: Context) -> int:
+    if getattr(ctx.args, "filename", None):
+        return create_files(ctx)
+    if not getattr(ctx.args, "create_kind", None):
+        raise ValidationError("must specify one of -f and -k", hint="or: ekctl create configmap|secret NAME ...")
     res: Resource = CM if ctx.args.create_kind == "configmap" else SECRET
     what = f'{res.kind} "{ctx.args.name}"'
     obj = build(res.kind, ctx.args.name, ctx.namespace, _entries(ctx, what), getattr(ctx.args, "type", "") or "")

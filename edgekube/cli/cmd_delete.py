@@ -40,6 +40,8 @@ def _targets(ctx: Context) -> list[tuple[Resource, str, str]]:
                 res = for_kind(obj["kind"])
                 given = section(raw[doc.index], "metadata").get("namespace")  # validated: a mapping
                 namespace = (given or ctx.namespace) if res.namespaced else ""
+                if not obj["metadata"]["name"]:  # only a generateName: nothing names the object to delete
+                    raise ValidationError(f"{source.name}: resource name may not be empty")
                 targets.append((res, namespace, str(obj["metadata"]["name"])))
         return targets
     targets = []

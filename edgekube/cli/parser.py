@@ -244,8 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort-by", metavar="cpu|memory", help="sort by CPU or memory use (largest first)")
     p.add_argument("--no-headers", action="store_true", help="leave out the table header")
 
-    p = command("create", "create a configmap or secret from literals, files or env files", "cmd_create")
-    create_sub = p.add_subparsers(dest="create_kind", required=True, metavar="configmap|secret")
+    p = command("create", "create objects from manifest files, or a configmap or secret", "cmd_create")
+    p.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        metavar="FILE",
+        help="manifest file, directory of *.yaml|*.yml|*.json, or - for stdin (repeatable); objects are created, "
+        "never updated (metadata.generateName names a new one each time)",
+    )
+    create_sub = p.add_subparsers(dest="create_kind", required=False, metavar="configmap|secret")
     for kind, help_text in (("configmap", "create a configmap"), ("secret", "create a secret (generic)")):
         p = create_sub.add_parser(kind, aliases=["cm"] if kind == "configmap" else [], help=help_text)
         _global_options(p, suppress=True)

@@ -19,6 +19,7 @@ from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref,
 from edgekube.master.edits import cordoned, edit_map
 from edgekube.master.eventlog import EventLog, ObjectRef
 from edgekube.master.eventlog import list_key as events_list_key
+from edgekube.model import generatename
 from edgekube.model.config import check_update
 from edgekube.model.errors import ConflictError, EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import Selector, parse_selector
@@ -163,6 +164,7 @@ class Api:
         """Create or update every object in a manifest; all documents are validated before any is stored."""
         documents = load_manifests(text, source=source)
         objects = [doc.obj.to_dict() for doc in documents]
+        self._name_generated(objects)
         # Claims are checked against the classes and volumes stored and those of the same manifest.
         context = storage.Context.of(self.store, objects)
         # Plan every document first (a forbidden spec change is an error too), then write: all or nothing.
@@ -175,6 +177,27 @@ class Api:
             if id(obj) in bound and self.binder is not None:
                 self.binder.scheduled(stored)
         return outcomes
+
+    def _name_generated(self, objects: list[Obj]) -> None:
+        """Name each object that has only a generateName, as the API server does on create (never a taken name)."""
+        named = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects}
+        for obj in objects:
+            meta = obj["metadata"]
+            if meta["name"]:
+                continue
+            kind, namespace = obj["kind"], meta.get("namespace", "")
+
+            def taken(name: str, kind: str = kind, namespace: str = namespace) -> bool:
+                if (kind, namespace, name) in named:
+                    return True
+                try:
+                    self.store.get(kind, namespace, name)
+                except NotFoundError:
+                    return False
+                return True
+
+            meta["name"] = generatename.fresh(meta["generateName"], taken)
+            named.add((kind, namespace, meta["name"]))
 
     def _plan_one(self, obj: Obj, writes: _Writes, context: storage.Context) -> Outcome:
         kind, meta = obj["kind"], obj["metadata"]

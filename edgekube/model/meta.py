@@ -6,10 +6,11 @@ import json
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StrictBool, StrictInt, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
+from edgekube.model.generatename import check_prefix
 from edgekube.model.labels import validate_annotations, validate_label_key, validate_label_value
 from edgekube.model.names import check_dns1123_label, check_dns1123_subdomain
 
@@ -65,7 +66,9 @@ class OwnerReference(K8sModel):
 class ObjectMeta(K8sModel):
     """metadata: name and namespace follow Kubernetes' DNS rules; labels/annotations its label rules."""
 
-    name: str
+    #: "" only with generate_name: the master then names the object on create (model.generatename).
+    name: str = ""
+    generate_name: str | None = None
     namespace: str = "default"
     labels: Labels = Field(default_factory=dict)
     annotations: Annotations = Field(default_factory=dict)
@@ -82,7 +85,19 @@ class ObjectMeta(K8sModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return check_dns1123_subdomain(value, "")
+        return value if value == "" else check_dns1123_subdomain(value, "")
+
+    @field_validator("generate_name")
+    @classmethod
+    def _generate_name(cls, value: str | None) -> str | None:
+        return value if not value else check_prefix(value)
+
+    @model_validator(mode="after")
+    def _named(self) -> ObjectMeta:
+        """ValidateObjectMeta: a name, or a generateName the server makes one from."""
+        if not self.name and not self.generate_name:
+            raise ValidationError("name: Required value: name or generateName is required")
+        return self
 
     @field_validator("namespace")
     @classmethod

@@ -249,8 +249,16 @@ RFC1123_LABEL = (
             f'metadata.name: Invalid value: "{LONG}": must be no more than 253 characters',
             id="name-long",
         ),
-        pytest.param(pod(metadata={"name": ""}), "metadata.name: Required value", id="name-empty"),
-        pytest.param({**MINIMAL, "metadata": {}}, "metadata.name: Required value", id="name-missing"),
+        pytest.param(
+            pod(metadata={"name": ""}),
+            "metadata.name: Required value: name or generateName is required",
+            id="name-empty",
+        ),
+        pytest.param(
+            {**MINIMAL, "metadata": {}},
+            "metadata.name: Required value: name or generateName is required",
+            id="name-missing",
+        ),
         pytest.param(
             {k: v for k, v in MINIMAL.items() if k != "metadata"}, "metadata: Required value", id="metadata-missing"
         ),

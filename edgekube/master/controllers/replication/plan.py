@@ -22,15 +22,14 @@ from edgekube.master.controllers.replication.actions import (
     ReplicaAction,
     SetStatus,
 )
+from edgekube.model.generatename import ALPHABET, MAX_GENERATED_PREFIX
 from edgekube.model.labels import Selector
 from edgekube.model.types import Obj
 
 #: At most this many creates (and deletes) per controller per pass, as Kubernetes' burstReplicas: a big scale-up
 #: never holds the master's loop (and its lock) for long.
 BURST = 500
-#: Kubernetes' generateName alphabet: no vowels (no words), no look-alikes; a subset of [a-z0-9].
-_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_GENERATED_BASE_MAX = 58
+_GENERATED_BASE_MAX = MAX_GENERATED_PREFIX
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 _TERMINAL = ("Succeeded", "Failed")
 #: A pod that ends this soon after its creation (an image that cannot be pulled, a command that exits at once)
@@ -112,7 +111,7 @@ def generate_name(base: str, taken: Container[str], rng: random.Random) -> str:
     """`<base>-<5 random characters>`, as Kubernetes' generateName does, avoiding names in use."""
     prefix = f"{base}-"[:_GENERATED_BASE_MAX]
     while True:
-        name = prefix + "".join(rng.choice(_ALPHABET) for _ in range(5))
+        name = prefix + "".join(rng.choice(ALPHABET) for _ in range(5))
         if name not in taken:
             return name
 
