@@ -138,6 +138,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edgekube.agent.app import AgentConfig  # noqa: PLC0415
+    from edgekube.bus.brokers import resolve  # noqa: PLC0415
     from edgekube.bus.tls import TlsFiles  # noqa: PLC0415
     from edgekube.doctor.report import Settings, doctor  # noqa: PLC0415
     from edgekube.master.config import MasterConfig  # noqa: PLC0415
@@ -156,6 +157,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             master = agent
         settings = Settings(
             role=args.role, mqtt_host=master.mqtt_host, mqtt_port=master.mqtt_port,
+            brokers=tuple(map(str, resolve(master.brokers, master.mqtt_host, master.mqtt_port, what="brokers"))),
             tls=TlsFiles(master.tls_ca, master.tls_cert, master.tls_key), podman_url=podman_url,
             state_dir=Path(state_dir), root=Path(args.root), broker_timeout=args.timeout,
         )  # fmt: skip

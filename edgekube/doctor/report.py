@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edgekube.bus.brokers import resolve
 from edgekube.bus.tls import TlsFiles
 from edgekube.doctor import host, services
 from edgekube.doctor.result import Result, Status, failed
@@ -26,6 +27,8 @@ class Settings:
     role: str = "node"
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    #: The config's `brokers` ("HOST:PORT", two-master clusters): each is checked; empty: mqtt_host:mqtt_port.
+    brokers: tuple[str, ...] = ()
     tls: TlsFiles = field(default_factory=TlsFiles)
     podman_url: str = "unix:///run/podman/podman.sock"
     #: The agent's state_dir or the master's data_dir.
@@ -47,7 +50,9 @@ def run_checks(settings: Settings, *, config_error: str | None = None) -> list[R
         results += [services.oci_runtime(info), socket_result, host.cgroup_memory(root)]
     results += [host.swap(root), host.clock(root)]
     if config_error is None:
-        results.append(services.broker(settings.mqtt_host, settings.mqtt_port, settings.tls, settings.broker_timeout))
+        for index, b in enumerate(resolve(settings.brokers, settings.mqtt_host, settings.mqtt_port)):
+            result = services.broker(b.host, b.port, settings.tls, settings.broker_timeout)
+            results.append(result if index == 0 else replace(result, check=f"broker-{index + 1}"))
     if settings.role == "node":
         results += [host.nfs_client(root), host.gpio(root)]
     results.append(host.free_space(root, "root"))

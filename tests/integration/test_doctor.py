@@ -89,3 +89,25 @@ def test_a_bad_config_is_a_failed_check_not_a_crash(tmp_path: Path) -> None:
     assert checks["config"]["status"] == "fail"
     assert "unknown setting(s) no_such_setting" in checks["config"]["detail"]
     assert "podman" not in checks and "gpio" not in checks  # a master runs no pods
+
+
+def test_every_broker_of_a_two_master_node_is_checked(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(f'brokers = ["127.0.0.1:{mosquitto.port}", "127.0.0.1:9"]\n')
+    code, out = doctor("--config", str(config), "--json", "--timeout", "1")
+    checks = by_check(json.loads(out))
+    assert checks["broker"]["status"] == "pass"
+    assert checks["broker"]["detail"] == f"connected to 127.0.0.1:{mosquitto.port} (plain TCP)"
+    assert checks["broker-2"]["status"] == "fail"
+    assert "127.0.0.1:9" in checks["broker-2"]["detail"]
+    assert code == 1
+
+
+def test_a_bad_broker_in_the_config_is_a_failed_config_check(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('brokers = ["pi-1:http"]\n')
+    code, out = doctor("--config", str(config), "--json", "--timeout", "1")
+    checks = by_check(json.loads(out))
+    assert code == 1
+    assert checks["config"]["status"] == "fail"
+    assert checks["config"]["detail"].startswith("brokers 'pi-1:http': Invalid value")
