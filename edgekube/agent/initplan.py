@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Literal
 
 from edgekube.agent.restarts import Decision, Verdict
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
@@ -100,40 +101,39 @@ def plan_init(
     observed: ObservedPod,
     backing_off: Collection[str] = (),
     unhealthy: Collection[str] = (),
-) -> tuple[list[InitAction], bool]:
-    """The init sequence's next steps for a running sandbox, and whether the app containers may be looked after.
+) -> InitAction | Literal["wait", "done"]:
+    """The init sequence's next step for a running sandbox: an action, "wait", or "done" (the apps started).
 
-    In order: exited sidecars before the current point run again (restartPolicy Always on the container, whatever
-    the pod's), unless `backing_off` names them, and so do running ones whose liveness probe failed (`unhealthy`,
-    answering the exit "liveness:<started_at>"); then the current init container is started, waited for, or (it
-    failed, the pod may restart) run again after its back-off — never the whole sequence from the start, as the
-    kubelet restarts only the failed one. Once every init container is done, app containers never started are
-    started together, and the caller goes on with the pod's usual shared-fate decision (True).
+    One step per pass, as PodActions runs one operation at a time per pod. In order: an exited sidecar before the
+    current point runs again (restartPolicy Always on the container, whatever the pod's), unless `backing_off`
+    names it, and so does a running one whose liveness probe failed (`unhealthy`; the exit it answers is
+    "liveness:<started_at>"); else the current init container is started, waited for (None), or, if it failed and
+    the pod may restart, run again after its back-off — never the whole sequence from the start, as the kubelet
+    runs only the failed one again. Once every init container is done, the app containers never started are
+    started together; after that ("done") the caller goes on with the pod's shared-fate decision, heal().
     A failure under restartPolicy Never is init_failure's, checked by the caller first.
     """
     step = progress(spec, observed)
     by_name = {c.name: c for c in observed.init_containers}
-    actions: list[InitAction] = []
     for container in (spec.init_containers or [])[: step.done]:
         seen = by_name.get(container.name)
         if not is_sidecar(container) or seen is None or container.name in backing_off:
             continue
         if seen.state is ContainerRunState.EXITED:
-            actions.append(RestartContainer(uid, container.name, seen.finished_at))
-        elif seen.state is ContainerRunState.RUNNING and container.name in unhealthy:
-            actions.append(RestartContainer(uid, container.name, f"liveness:{seen.started_at}"))
+            return RestartContainer(uid, container.name, seen.finished_at)
+        if seen.state is ContainerRunState.RUNNING and container.name in unhealthy:
+            return RestartContainer(uid, container.name, f"liveness:{seen.started_at}")
     if step.current is not None:
         seen = step.seen
         if seen is None or seen.state is ContainerRunState.CREATED:
-            actions.append(StartContainers(uid, (step.current.name,)))
-        elif seen.state is ContainerRunState.EXITED and step.current.name not in backing_off:
-            actions.append(RestartContainer(uid, step.current.name, seen.finished_at))
-        return actions, False  # running (or unknown): wait for it to exit
+            return StartContainers(uid, (step.current.name,))
+        if seen.state is ContainerRunState.EXITED and step.current.name not in backing_off:
+            return RestartContainer(uid, step.current.name, seen.finished_at)
+        return "wait"  # running (or unknown): wait for it to exit; or waiting for its back-off
     never_started = tuple(c.name for c in observed.containers if c.state is ContainerRunState.CREATED)
     if never_started:
-        actions.append(StartContainers(uid, never_started))
-        return actions, False
-    return actions, True
+        return StartContainers(uid, never_started)
+    return "done"
 
 
 def sidecars_to_stop(spec: PodSpec, observed: ObservedPod, grace_seconds: int) -> StopSidecars | None:

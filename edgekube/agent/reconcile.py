@@ -148,13 +148,13 @@ def look_after(desired: DesiredPod, observed: ObservedPod, memory: PodMemory = N
     failure = init_failure(spec, observed)
     if failure is not None:
         return [Stop(desired.uid, failure, grace)]
-    steps, initialized = plan_init(desired.uid, spec, observed, memory.container_back_off.keys(), memory.unhealthy)
-    actions: list[Action] = list(steps)
-    if initialized:
-        action = heal(desired, observed, memory)
-        if action is not None:
-            actions.append(action)
-    return actions
+    step = plan_init(desired.uid, spec, observed, memory.container_back_off.keys(), memory.unhealthy)
+    if step == "wait":
+        return []
+    if step != "done":
+        return [step]  # one operation at a time per pod: a sidecar restart waits for the pod's own, and vice versa
+    action = heal(desired, observed, memory)
+    return [] if action is None else [action]
 
 
 def plan(

@@ -184,6 +184,18 @@ def test_a_sidecar_that_exited_is_restarted_whatever_the_pods_restart_policy_and
     assert plan([desired(SIDECAR, policy="Never")], [obs]) == [RestartContainer(UID, "proxy", "2026-12-03T10:00:00Z")]
 
 
+def test_one_operation_per_pod_and_pass_a_second_exited_sidecar_and_a_failed_app_wait_their_turn() -> None:
+    """PodActions runs one operation at a time per pod: the plan asks for one, in init order, heal() last."""
+    inits = [seen("log", EXITED, 0, sidecar=True), seen("proxy", EXITED, 0, sidecar=True)]
+    obs = observed(inits, [seen("app", EXITED, 1)])
+    pod = desired({"name": "log", "restartPolicy": "Always"}, SIDECAR)
+    assert plan([pod], [obs]) == [RestartContainer(UID, "log", "2026-12-03T10:00:00Z")]
+    memory = {UID: PodMemory(container_back_off={"log": "back-off", "proxy": "back-off"})}
+    [stop] = plan([pod], [obs], memory=memory)
+    assert isinstance(stop, Stop)
+    assert stop.decision.culprits == ("app",)
+
+
 def test_a_sidecar_whose_liveness_probe_failed_is_restarted() -> None:
     obs = observed([seen("proxy", RUNNING, sidecar=True)], [seen("app", RUNNING)])
     memory = {UID: PodMemory(unhealthy=frozenset({"proxy"}))}
