@@ -221,7 +221,12 @@ class NodeDesired(WireModel):
         return message
 
     def encode(self) -> bytes:
-        return self._payload if self._payload is not None else super().encode()
+        if self._payload is not None:
+            return self._payload
+        if self.term:
+            return super().encode()
+        # Term 0 stays off the wire, as in prepared(): a single master's messages are what they were before terms.
+        return jsoncodec.dumpb(self.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"term"}))
 
     def __eq__(self, other: object) -> bool:  # the fields only: a prepared payload is a cache of them
         if not isinstance(other, NodeDesired):

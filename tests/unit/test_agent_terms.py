@@ -218,3 +218,9 @@ def test_an_agent_refuses_a_deposed_master_with_a_stale_master_event(tmp_path: P
         assert [e["reason"] for e in events if e["reason"] == STALE_MASTER] == [STALE_MASTER]
     finally:
         agent.stop()
+
+
+def test_term_0_stays_off_the_wire_whichever_way_the_message_is_encoded() -> None:
+    built = NodeDesired(node=NODE, generation=1, epoch="e", pods=[])
+    assert b'"term"' not in built.encode()
+    assert b'"term":5' in NodeDesired(node=NODE, term=5, generation=1, epoch="e", pods=[]).encode()
