@@ -185,7 +185,11 @@ class _Run:
         return values[path]
 
     def _resource(self, ref: ResourceFieldSelector, container: Container | None) -> str:
-        """Kubelet resource.ExtractResourceValueByContainerName: rounded up by the divisor; no limit: the node's."""
+        """Kubelet resource.ExtractResourceValueByContainerName: rounded up by the divisor.
+
+        No limit: the pod-level limit if the pod sets one (the downward API e2e "should provide default
+        limits.cpu/memory from pod level resources"), else the node's allocatable.
+        """
         name = ref.container_name or (container.name if container is not None else "")
         target = next((c for c in self.pod.spec.all_containers() if c.name == name), None)
         if target is None:
@@ -195,6 +199,8 @@ class _Run:
         raw = values.get(resource)
         if raw is None and section == "requests" and resource in target.resources.limits:
             raw = target.resources.limits[resource]  # a limit alone implies an equal request
+        if raw is None and section == "limits" and self.pod.spec.resources is not None:
+            raw = self.pod.spec.resources.limits.get(resource)  # PodLevelResources: the pod's limit bounds it
         if raw is None and section == "limits":
             raw = self._allocatable(resource)
         if resource == "cpu":

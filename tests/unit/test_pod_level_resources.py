@@ -8,12 +8,15 @@ import pytest
 
 from edgekube.agent.health.pressure import candidate
 from edgekube.agent.runtime.podman.specgen import pod_spec
+from edgekube.master.cache import CachedStore
 from edgekube.master.scheduling.scheduler import NodeView, Request, schedule
 from edgekube.model.manifest import ManifestError, parse_object
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod
 from edgekube.model.podresources import PodRequests, pod_level_requests, pod_requests
 from edgekube.model.qos import QOSClass, qos_class
+from tests.unit.test_config_resolution import apply, resolve, store  # noqa: F401 - `store` is a fixture
+from tests.unit.test_config_resolution import pod as config_pod
 
 MI = 2**20
 
@@ -183,3 +186,18 @@ def test_pod_level_limits_become_the_podman_pods_cgroup() -> None:
         "memory": {"limit": 64 * MI},
     }
     assert "resource_limits" not in pod_spec(pod(None), "pod", {})
+
+
+def test_a_containers_missing_limit_in_the_downward_api_is_the_pod_level_one(store: CachedStore) -> None:  # noqa: F811
+    """kubelet downward API with PodLevelResources (e2e "default limits.cpu/memory from pod level resources")."""
+    apply(store, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    node = store.get("Node", "", "n1")
+    store.update({**node, "status": {"allocatable": {"cpu": "4", "memory": "8Gi"}}})
+    env = [
+        {"name": "CPU_LIM", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
+        {"name": "MEM_LIM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+    ]
+    doc = config_pod({"env": env})
+    doc["spec"]["resources"] = {"limits": {"cpu": "500m"}}
+    config = resolve(store, doc)
+    assert config.env["app"] == {"CPU_LIM": "500", "MEM_LIM": "8192"}  # memory: no pod limit, the node's
