@@ -46,7 +46,7 @@ class Follower:
         self.master_id = master_id
         self.retry = retry
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when a broker delivers inline (the unit tests' in-memory one)
         #: The active followed, the lowest term accepted, and the stream held ("" after a start: nothing current).
         self.active = ""
         self.term = 0
