@@ -10,7 +10,13 @@ from edgekube.cli.scheduling import taints
 from edgekube.cli.status import NONE, items, node_roles, section
 from edgekube.cli.timefmt import age, rfc1123
 from edgekube.model.errors import ValidationError
-from edgekube.model.podresources import pod_limits, pod_requests
+from edgekube.model.podresources import (
+    EPHEMERAL_STORAGE,
+    counted_allocatable,
+    pod_limits,
+    pod_requests,
+    storage_limits,
+)
 from edgekube.model.quantity import cpu_millis, format_bytes, format_millis, memory_bytes
 from edgekube.model.resources import extended_allocatable, extended_requests
 from edgekube.model.types import Obj
@@ -90,10 +96,31 @@ def _pods(w: Writer, pods: list[Obj], allocatable: Obj, now: datetime | None) ->
     w.cells(1, "--------", "--------", "------")
     for r in ("cpu", "memory"):
         w.cells(1, r, _show(r, summed[(r, "requests")], alloc[r]), _show(r, summed[(r, "limits")], alloc[r]))
+    storage = counted_allocatable(allocatable).get(EPHEMERAL_STORAGE)
+    if storage is not None:  # kubectl's row after memory, when the node reports it
+        requested, limited = _storage_totals(active)
+        w.cells(
+            1,
+            EPHEMERAL_STORAGE,
+            _show(EPHEMERAL_STORAGE, requested, storage),
+            _show(EPHEMERAL_STORAGE, limited, storage),
+        )
     # Extended resources (edgekube.io/serial, ...) as kubectl lists them: counts, requests equal to limits.
     devices = _extended_totals(active)
     for name in sorted(set(extended_allocatable(allocatable)) | set(devices)):
         w.cells(1, name, str(devices.get(name, 0)), str(devices.get(name, 0)))
+
+
+def _storage_totals(pods: list[Obj]) -> tuple[int, int]:
+    """The pods' ephemeral-storage requests and limits (model.podresources), a malformed pod counting nothing."""
+    requested = limited = 0
+    for pod in pods:
+        try:
+            requested += pod_requests(section(pod, "spec")).ephemeral_storage_bytes
+            limited += storage_limits(section(pod, "spec"))[0] or 0
+        except (ValidationError, KeyError, TypeError, AttributeError):
+            continue
+    return requested, limited
 
 
 def _extended_totals(pods: list[Obj]) -> dict[str, int]:

@@ -13,6 +13,7 @@ from edgekube.agent.events import EventRecorder
 from edgekube.agent.localstorage import eviction_message, measured, quantity_text
 from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.fake import FakeRuntime
+from edgekube.cli.describe_node import describe_node
 from edgekube.master.scheduling.scheduler import NodeView, Request, schedule
 from edgekube.model.manifest import ManifestError, parse_object
 from edgekube.model.names import NodeName, PodUID
@@ -162,3 +163,15 @@ def test_a_container_over_its_limit_evicts_the_pod_for_good_on_the_next_measurem
     status = node.status(uid)
     assert (status["phase"], status["reason"], status["message"]) == ("Failed", "Evicted", message)
     assert node.events("Evicted") == [message]
+
+
+def test_describe_node_lists_ephemeral_storage_after_memory_like_kubectl() -> None:
+    pi = {
+        "metadata": {"name": "pi-1"},
+        "status": {"allocatable": {"cpu": "4", "memory": "4Gi", "ephemeral-storage": "10Gi"}},
+    }
+    spec = {"containers": [{"name": "c", "image": "i", **storage("1Gi", "2Gi")}]}
+    pod_obj = {"metadata": {"name": "p", "namespace": "default"}, "spec": spec, "status": {"phase": "Running"}}
+    lines = describe_node(pi, [pod_obj]).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("Resource"))
+    assert lines[at + 4].split() == ["ephemeral-storage", "1Gi", "(10%)", "2Gi", "(20%)"]
