@@ -89,7 +89,8 @@ class AgentConfig:
     #: (kernel when /proc/filesystems lists nfs4). `nfs_timeout`: seconds an NFS server has to answer a pod's mount.
     nfs_client: str = "auto"
     nfs_timeout: float = 5.0
-    #: Disk emptyDirs with a sizeLimit are measured (du) this often; a pod over its limit is evicted.
+    #: Local storage is measured this often (reads only): disk emptyDirs with a sizeLimit (du), and pods with
+    #: ephemeral-storage limits (writable layers, logs, emptyDirs); a pod over a limit is evicted, as by the kubelet.
     volume_check_interval: float = 10.0
     #: The cluster's NFS servers are probed this often (node status nfsServers, condition NFSReachable).
     nfs_probe_interval: float = 10.0
@@ -558,7 +559,7 @@ class Agent:
                 failures[uid] = Failure(FAILED_MOUNT, why)
         self._reporter.report(self.bus, desired, everything, memory, failures=failures, generation=generation)
         self._reporter.flush_events(self._bus)
-        self._actions.measure_volumes(desired, now)  # emptyDir sizeLimits, on a thread of its own
+        self._actions.measure_volumes(desired, now)  # sizeLimits, ephemeral-storage: on a thread of its own
         self._next_due = self._actions.next_due(now)  # wake the loop when a back-off ends, not only on resync
         if fence.next_due is not None:  # ... and when a lease runs out (the self-fence needs no read to happen)
             self._next_due = min(fence.next_due, self._next_due or fence.next_due)
