@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekube.cli import events, workloads
+from edgekube.cli import cmd_masters, events, workloads
 from edgekube.cli.cmd_get import no_resources, objects_of
 from edgekube.cli.configdata import describe_configmap, describe_secret
 from edgekube.cli.context import Context
@@ -66,6 +66,8 @@ def _describe(related: Related, res: Resource, obj: Obj) -> str:
 
 
 def run(ctx: Context) -> int:
+    if cmd_masters.wanted(ctx.resource_args):  # HA masters: their presences on the broker, not API objects
+        return cmd_masters.run_describe(ctx)
     targets = split_multi(ctx.resource_args)
     if any(names for _res, names in targets) and ctx.args.selector:
         raise ValidationError("name cannot be provided when a selector is specified")

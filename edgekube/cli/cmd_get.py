@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekube.cli import events, output
+from edgekube.cli import cmd_masters, events, output
 from edgekube.cli.context import Context
 from edgekube.cli.errors import not_found, report
 from edgekube.cli.kinds import EVENT, Resource, split_multi
@@ -61,6 +61,8 @@ def no_resources(ctx: Context, res: Resource | None, all_namespaces: bool) -> No
 
 
 def run(ctx: Context) -> int:
+    if cmd_masters.wanted(ctx.resource_args):  # HA masters: their presences on the broker, not API objects
+        return cmd_masters.run_get(ctx)
     args = ctx.args
     targets = split_multi(ctx.resource_args)
     named = any(names for _res, names in targets)

@@ -12,6 +12,8 @@ agent does; the fault tests with real agents and Podman are HA-fleet's (tests/fa
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekube.cli.main import main as ekctl_main
 from edgekube.local.broker import Mosquitto
 from edgekube.model.errors import BusError
 from edgekube.model.ha import Replication, Role
@@ -167,3 +170,34 @@ def test_the_deposed_active_returns_as_standby_and_never_publishes_its_old_term(
         assert all(term == 2 for _, term in masters.desired[seen:]), "a desired state of term 1 after the takeover"
         masters.kill("m1")
         assert {"after-takeover", "after-return"} <= set(masters.stored("m1", "ConfigMap"))
+
+
+def ekctl(port: int, *argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = ekctl_main(["--mqtt-host", "127.0.0.1", "--mqtt-port", str(port), *argv])
+    return code, out.getvalue()
+
+
+def test_ekctl_get_and_describe_masters_show_roles_terms_and_an_unreplicated_active(
+    masters: HaMasters, mosquitto: Mosquitto
+) -> None:
+    masters.wait_replication("m2", Replication.FOLLOWING)
+    code, text = ekctl(mosquitto.port, "get", "masters")
+    assert code == 0
+    rows = [line.split() for line in text.splitlines()]
+    assert rows[0] == ["NAME", "ROLE", "ONLINE", "TERM", "REPLICATION", "PEER", "SEQ"]
+    assert [row[:6] for row in rows[1:]] == [
+        ["m1", "active", "yes", "1", "replicated", "m2"],
+        ["m2", "standby", "yes", "1", "following", "m1"],
+    ]
+
+    masters.kill("m2")
+    masters.wait_replication("m1", Replication.UNREPLICATED)
+    code, text = ekctl(mosquitto.port, "describe", "master", "m1")
+    assert code == 0
+    assert "Replication:  unreplicated (writes are acknowledged on this master's flash alone)" in text
+    assert "Note:         m2 went offline" in text
+    code, text = ekctl(mosquitto.port, "get", "masters", "m2")
+    # Its Last Will speaks: offline, role unknown (set when it connected).
+    assert [line.split()[:3] + line.split()[4:5] for line in text.splitlines()[1:]] == [["m2", "-", "no", "offline"]]
