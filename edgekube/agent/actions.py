@@ -313,10 +313,13 @@ class PodActions:
                 with_config = self.config_files.prepare(d.pod, d.uid, d.config)
                 if devices and self.devices is not None:
                     with_config = with_device_env(with_config, devices, self.devices.advertised())
+                # imagePullSecrets' registry entries, only for a pod that has some (never logged: secret values).
+                pulls: dict[str, Any] = {"credentials": d.config.pull_credentials} if d.config.pull_credentials else {}
+                self._pull_secrets_missing(d)
                 if devices:
-                    self.runtime.create_pod(with_config, d.uid, d.spec_hash, d.volumes, devices=devices)
+                    self.runtime.create_pod(with_config, d.uid, d.spec_hash, d.volumes, devices=devices, **pulls)
                 else:
-                    self.runtime.create_pod(with_config, d.uid, d.spec_hash, d.volumes)
+                    self.runtime.create_pod(with_config, d.uid, d.spec_hash, d.volumes, **pulls)
             elif devices and self.devices is not None:
                 pod = with_device_env(d.pod, devices, self.devices.advertised())
                 self.runtime.create_pod(pod, d.uid, d.spec_hash, d.volumes, devices=devices)
@@ -336,6 +339,16 @@ class PodActions:
             self.events.record(_ref(d), "Started", f"Started container {c.name}")
         self._post_start(d)
         log.info("started pod %s/%s", meta.namespace, meta.name)
+
+    def _pull_secrets_missing(self, d: DesiredPod) -> None:
+        """The kubelet's warning for imagePullSecrets naming no Secret: the pull is tried anyway."""
+        missing = d.config.pull_secrets_missing if d.config is not None else None
+        if missing:
+            message = (
+                f"Unable to retrieve some image pull secrets ({', '.join(missing)}); attempting to pull the image "
+                "may not succeed."
+            )
+            self.events.record(_ref(d), "FailedToRetrieveImagePullSecret", message, "Warning")
 
     def _create_failed(self, d: DesiredPod, exc: RuntimeFailure) -> None:
         """Remember why a create failed, say so in events, and back off before the next try."""

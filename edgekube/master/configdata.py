@@ -29,6 +29,7 @@ from edgekube.model.podconfig import (
     field_path_kind,
 )
 from edgekube.model.quantity import cpu_millis, memory_bytes
+from edgekube.model.registryauth import RegistryCredential, docker_entries
 
 #: What a pod's config was read from: ("ConfigMap" | "Secret", namespace, name).
 Dep = tuple[str, str, str]
@@ -46,11 +47,11 @@ class Missing(Exception):
 def uses_config(pod: Mapping[str, Any]) -> bool:
     """True when the stored pod reads a ConfigMap, a Secret or the downward API (it needs a ResolvedConfig)."""
     spec = pod["spec"]
-    if any(k in v for v in spec.get("volumes") or () for k in CONFIG_SOURCES):
+    if any(k in v for v in spec.get("volumes") or () for k in CONFIG_SOURCES) or spec.get("imagePullSecrets"):
         return True
     return any(
         c.get("envFrom") or any("valueFrom" in e or "$(" in str(e.get("value", "")) for e in c.get("env") or ())
-        for c in spec.get("containers") or ()
+        for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
     )
 
 
@@ -76,7 +77,11 @@ class ConfigResolver:
         except Missing as exc:
             config = ResolvedConfig(waiting=str(exc), reason=exc.reason, volume=exc.volume, secret=run.secret)
             return config, frozenset(run.deps)
-        return ResolvedConfig(files=files, env=env, secret=run.secret), frozenset(run.deps)
+        credentials, missing = run.pull_credentials()
+        config = ResolvedConfig(
+            files=files, env=env, secret=run.secret, pull_credentials=credentials, pull_secrets_missing=missing
+        )
+        return config, frozenset(run.deps)
 
 
 def _resolved(var: EnvVar) -> bool:
@@ -104,6 +109,26 @@ class _Run:
             return None
         model = ConfigMap if kind == "ConfigMap" else Secret
         return model.model_validate(obj).values()
+
+    def pull_credentials(self) -> tuple[list[RegistryCredential] | None, list[str] | None]:
+        """The registry entries of the pod's imagePullSecrets, and the names of those missing (None: none).
+
+        As the kubelet's getPullSecretsForPod: an empty name is skipped, a missing Secret only noted, a Secret of
+        another type gives nothing.
+        """
+        names = [ref.name for ref in self.pod.spec.image_pull_secrets or () if ref.name]
+        credentials: list[RegistryCredential] = []
+        missing: list[str] = []
+        for name in names:
+            self.deps.add(("Secret", self.namespace, name))
+            self.secret = True
+            try:
+                secret = Secret.model_validate(self.store.peek("Secret", self.namespace, name))
+            except NotFoundError:
+                missing.append(name)
+                continue
+            credentials += docker_entries(secret.type, secret.values())
+        return credentials or None, missing or None
 
     # -- volumes ---------------------------------------------------------------------------------------------
     def volume_files(self, volume_name: str) -> list[ProjectedFile]:

@@ -20,6 +20,7 @@ from pydantic import Field, StrictBool, StrictInt, model_validator
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.meta import ObjectMeta
+from edgekube.model.registryauth import RegistryCredential
 
 #: core.MaxSecretSize: the total of a ConfigMap's or Secret's values.
 MAX_SIZE = 1024 * 1024
@@ -139,6 +140,7 @@ class Secret(K8sModel):
         for key in _REQUIRED_KEYS.get(self.type, ()):
             if key not in self.data:
                 problems.append(f"data[{json.dumps(key)}]: Required value")
+        problems += _docker_config_problems(self.type, self.data)
         if self.type == "kubernetes.io/basic-auth" and "username" not in self.data and "password" not in self.data:
             problems.append('data["username"]: Required value')
             problems.append('data["password"]: Required value')
@@ -151,6 +153,24 @@ class Secret(K8sModel):
 
     def values(self) -> dict[str, bytes]:
         return {k: base64.b64decode(v) for k, v in self.data.items()}
+
+
+def _docker_config_problems(secret_type: str, data: Mapping[str, str]) -> list[str]:
+    """ValidateSecret: a dockercfg/dockerconfigjson Secret's file must be a JSON object (contents never shown)."""
+    key = {"kubernetes.io/dockercfg": ".dockercfg", "kubernetes.io/dockerconfigjson": ".dockerconfigjson"}.get(
+        secret_type
+    )
+    if key is None or key not in data:
+        return []
+    try:
+        document = json.loads(base64.b64decode(data[key]))
+    except (ValueError, binascii.Error) as exc:
+        why = str(exc).split(":", 1)[0]
+    else:
+        if isinstance(document, dict):
+            return []
+        why = "json: cannot unmarshal into Go value of type map[string]interface {}"
+    return [f'data[{json.dumps(key)}]: Invalid value: "<secret contents redacted>": {why}']
 
 
 def check_update(current: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -207,3 +227,7 @@ class ResolvedConfig(K8sModel):
     volume: str = ""
     #: Carries Secret values (the agent never writes it to its disk).
     secret: StrictBool = False
+    #: The registry entries of the pod's imagePullSecrets (model.registryauth), in their order; the Secrets named
+    #: there that do not exist (the kubelet pulls anyway, with a FailedToRetrieveImagePullSecret warning).
+    pull_credentials: list[RegistryCredential] | None = None
+    pull_secrets_missing: list[str] | None = None

@@ -34,6 +34,7 @@ from edgekube.model.podconfig import (
 from edgekube.model.podresources import PodResourceRequirements, consistency_errors
 from edgekube.model.probe import Probe
 from edgekube.model.quantity import Quantity, cpu_millis, memory_bytes, quantity_errors
+from edgekube.model.registryauth import LocalObjectReference
 from edgekube.model.resources import STANDARD, check_extended, check_resource_name, extended_requests
 from edgekube.model.security import HostAlias, PodSecurityContext, SecurityContext, host_sysctl_error
 from edgekube.model.status import PodStatus
@@ -286,8 +287,12 @@ class EmptyDirVolumeSource(K8sModel):
     @field_validator("size_limit")
     @classmethod
     def _size(cls, value: Quantity | None) -> Quantity | None:
-        if value is not None and memory_bytes(value, "sizeLimit") < 0:
-            raise ValidationError(f"Invalid value: {value!r}: must be greater than or equal to 0")
+        """resource.ParseQuantity, then validation.go validateVolumeSource: a negative sizeLimit is Forbidden."""
+        errs = [] if value is None else quantity_errors(value)
+        if errs and errs[0].startswith("must be greater than or equal to 0"):
+            raise ValidationError("Forbidden: SizeLimit field must be a valid resource quantity")
+        if errs:
+            raise ValidationError("\n".join(invalid("", str(value), e) for e in errs))
         return value
 
     def limit_bytes(self) -> int | None:
@@ -420,7 +425,7 @@ class Volume(K8sModel):
 
 
 class PodSpec(K8sModel):
-    containers: list[Container] = Field(min_length=1)
+    containers: list[Container]
     #: Run in order, each to completion, before the app containers; `restartPolicy: Always` ones are sidecars.
     #: (None when unset, so the spec hash of pods without them is unchanged.)
     init_containers: list[Container] | None = None
@@ -448,6 +453,17 @@ class PodSpec(K8sModel):
     #: The pod's resolv.conf (edgekube.model.dns); unset is ClusterFirst, which is Default until cluster DNS exists.
     dns_policy: DNSPolicy | None = None
     dns_config: PodDNSConfig | None = None
+    #: Secrets (dockerconfigjson, dockercfg) whose registry credentials the node's image pulls use; the master
+    #: resolves them for the node running the pod only (master.configdata), the runtime picks per image.
+    image_pull_secrets: list[LocalObjectReference] | None = None
+
+    @field_validator("containers")
+    @classmethod
+    def _some_containers(cls, value: list[Container]) -> list[Container]:
+        """validation.go validateContainers: at least one container (Required)."""
+        if not value:
+            raise ValidationError("Required value")
+        return value
 
     @field_validator("node_selector")
     @classmethod

@@ -519,7 +519,9 @@ def test_the_loop_keeps_running_while_a_volume_setup_hangs(tmp_path: Path) -> No
     release = threading.Event()
 
     class Hanging(FakeRuntime):
-        def create_pod(self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Any = None, devices: Any = None) -> Any:
+        def create_pod(
+            self, pod: Pod, uid: PodUID, spec_hash: str, volumes: Any = None, devices: Any = None, **more: Any
+        ) -> Any:
             if pod.spec.volumes and pod.spec.volumes[0].nfs is not None:
                 release.wait(10)  # an NFS server that does not answer, until the test lets go
                 raise RuntimeFailure('MountVolume.SetUp failed for volume "n" : nfs server 10.0.0.9 is not reachable: '

@@ -34,6 +34,7 @@ from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.lifecycle import LifecycleHandler, restored, stored
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Container, Pod, PullPolicy
+from edgekube.model.registryauth import RegistryCredential, lookup
 from edgekube.model.security import NON_ROOT_REASON, effective, non_root_error
 from edgekube.model.storage import ResolvedVolume
 
@@ -51,6 +52,8 @@ class FakeEngine:
     ids: itertools.count[int] = field(default_factory=itertools.count)
     #: (uid, container) → what exec answers there; otherwise `false` exits 1 and any other command 0.
     exec_results: dict[tuple[PodUID, str], tuple[int, str]] = field(default_factory=dict)
+    #: The credential a pull of each image was given (registryauth.lookup's first), by image.
+    pull_credentials: dict[str, RegistryCredential] = field(default_factory=dict)
     addresses: itertools.count[int] = field(default_factory=lambda: itertools.count(2))
     exits: threading.Event = field(default_factory=threading.Event)  # set whenever a container exits
     #: NFS servers ("host" or "host:port") that do not answer: a pod mounting one fails FailedMount naming it.
@@ -106,8 +109,14 @@ class FakeRuntime:
         spec_hash: str,
         volumes: Mapping[str, ResolvedVolume] | None = None,
         devices: Mapping[str, Sequence[str]] | None = None,
+        *,
+        credentials: Sequence[RegistryCredential] = (),
     ) -> ObservedPod:
         self.calls.append(("create", uid))
+        for image in dict.fromkeys(c.image for c in pod.spec.all_containers()):
+            found = lookup(image, credentials)
+            if found:  # what a pull of the image would send (first match), for tests
+                self.engine.pull_credentials[image] = found[0]
         if self.fail_next_create is not None:
             failure, self.fail_next_create = self.fail_next_create, None
             raise failure

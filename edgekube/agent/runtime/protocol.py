@@ -10,6 +10,7 @@ from typing import Protocol
 from edgekube.model.lifecycle import LifecycleHandler
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.registryauth import RegistryCredential
 from edgekube.model.storage import ResolvedVolume
 
 #: Labels put on every Podman object edgekube creates, so a restarted agent can find and adopt them.
@@ -132,6 +133,8 @@ class PodRuntime(Protocol):
         spec_hash: str,
         volumes: Mapping[str, ResolvedVolume] | None = None,
         devices: Mapping[str, Sequence[str]] | None = None,
+        *,
+        credentials: Sequence[RegistryCredential] = (),
     ) -> ObservedPod:
         """Create and start the pod: infra container (shared localhost), its volumes, then its containers.
 
@@ -143,7 +146,8 @@ class PodRuntime(Protocol):
         list_pods shows again in ObservedContainer.devices. Volumes are checked
         first (hostPath types, subPaths, claims, NFS servers): a refusal is RuntimeFailure `FailedMount` with the
         kubelet's `MountVolume.SetUp failed for volume "x" : ...`, before anything is created. Images are pulled
-        per the container's pull policy. Raises RuntimeFailure with `reason` set (`ErrImagePull`,
+        per the container's pull policy, with `credentials` (the pod's imagePullSecrets' entries) where one matches
+        the image's registry (model.registryauth.lookup). Raises RuntimeFailure with `reason` set (`ErrImagePull`,
         `ImageNotFound`, `CreateContainerError`, ...) and leaves nothing half-created behind.
         """
         ...

@@ -15,9 +15,11 @@ from edgekube.agent.runtime.volumes import NfsMode
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Container, Pod, PullPolicy
+from edgekube.model.registryauth import RegistryCredential
 from edgekube.model.security import NON_ROOT_REASON, effective, non_root_error
 from edgekube.model.storage import ResolvedVolume
 
+IF_NOT_PRESENT = PullPolicy.IF_NOT_PRESENT
 #: Podman's `cause` when a container is created from an image the store does not hold.
 _NO_IMAGE = "image not known"
 
@@ -51,19 +53,26 @@ class PodCreator:
         spec_hash: str,
         volumes: Mapping[str, ResolvedVolume] | None = None,
         devices: Mapping[str, Sequence[str]] | None = None,
+        *,
+        credentials: Sequence[RegistryCredential] = (),
     ) -> tuple[str, list[str]]:
         """Create and start the pod; returns the Podman pod id and its app container ids in spec order.
 
         Volumes come first: a hostPath check, an unresolved claim or a silent NFS server fails the pod
         (FailedMount) before any image is pulled. A pod with init containers gets them created too (labelled
         LABEL_INIT), and only its infra container started: the agent runs them, then the app containers.
+        `credentials` (its imagePullSecrets' entries): a pod with them has its missing images pulled with them
+        first (IfNotPresent: one existence check per image), so no later pull goes without.
         """
         podname = pod_name(pod.metadata.namespace, pod.metadata.name, uid)
         labels = pod_labels(self.node, pod, uid, spec_hash)
         mounts = self.volumes.prepare(pod, podname, labels, volumes)
         everyone = pod.spec.all_containers()
         for image in dict.fromkeys(c.image for c in everyone if c.pull_policy() is PullPolicy.ALWAYS):
-            images.pull(self.transport, image, self.pull_timeout)
+            images.pull(self.transport, image, self.pull_timeout, credentials)
+        for image in dict.fromkeys(c.image for c in everyone if credentials and c.pull_policy() is IF_NOT_PRESENT):
+            if not images.image_exists(self.transport, image):
+                images.pull(self.transport, image, self.pull_timeout, credentials)
         users = {c.name: self._check_user(pod, uid, c) for c in everyone}
         created = self.transport.json(
             "post", "/pods/create", what=f"create pod {podname}", reason="CreatePodError",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
+from collections.abc import Sequence
 
 from edgekube.agent.runtime.podman.transport import PodmanTransport, raise_http
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import NodeName
+from edgekube.model.registryauth import RegistryCredential, lookup
 
 
 def image_exists(transport: PodmanTransport, image: str) -> bool:
@@ -26,13 +29,43 @@ def not_present(image: str, node: NodeName) -> RuntimeFailure:
     )
 
 
-def pull(transport: PodmanTransport, image: str, timeout: float) -> None:
-    """`POST /images/pull`; any failure is ErrImagePull (libpod reports it inside a 200 progress stream)."""
+def pull(
+    transport: PodmanTransport, image: str, timeout: float, credentials: Sequence[RegistryCredential] = ()
+) -> None:
+    """`POST /images/pull`; any failure is ErrImagePull (libpod reports it inside a 200 progress stream).
+
+    `credentials`: the pod's image pull Secrets' entries; those matching the image (registryauth.lookup, most
+    specific first) are tried in turn, as the kubelet does, until one pull succeeds; none matching: anonymous.
+    """
+    tries = lookup(image, credentials)
+    if not tries:
+        _pull(transport, image, timeout, None)
+        return
+    failures: list[RuntimeFailure] = []
+    for credential in tries:
+        try:
+            _pull(transport, image, timeout, credential)
+            return
+        except RuntimeFailure as exc:
+            failures.append(exc)
+    if len(failures) == 1:
+        raise failures[0]
+    raise RuntimeFailure("; ".join(str(f) for f in failures), reason="ErrImagePull")
+
+
+def auth_header(credential: RegistryCredential) -> str:
+    """The X-Registry-Auth header libpod reads: base64url of the JSON auth config (podman-py's encode_auth_header)."""
+    config = {"username": credential.username, "password": credential.password}
+    return base64.urlsafe_b64encode(json.dumps(config).encode()).decode()
+
+
+def _pull(transport: PodmanTransport, image: str, timeout: float, credential: RegistryCredential | None) -> None:
     what = f"pull image {image}"
     params = {"reference": image, "policy": "always", "quiet": "false"}
+    headers = {"X-Registry-Auth": auth_header(credential)} if credential is not None else None
     try:
         response = transport.request(
-            "post", "/images/pull", what=what, params=params, timeout=(5.0, timeout), stream=True
+            "post", "/images/pull", what=what, params=params, timeout=(5.0, timeout), stream=True, headers=headers
         )
     except RuntimeFailure as exc:
         raise RuntimeFailure(f"failed to pull image {image!r}: {exc}", reason="ErrImagePull") from exc

@@ -21,6 +21,7 @@ from edgekube.agent.runtime.volumes import nfs_mode
 from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod
+from edgekube.model.registryauth import RegistryCredential
 from edgekube.model.storage import ResolvedVolume
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class PodmanRuntime:
         spec_hash: str,
         volumes: Mapping[str, ResolvedVolume] | None = None,
         devices: Mapping[str, Sequence[str]] | None = None,
+        *,
+        credentials: Sequence[RegistryCredential] = (),
     ) -> ObservedPod:
         """Create and start the pod (see PodRuntime); repeating the call returns the pod already there.
 
@@ -105,12 +108,12 @@ class PodmanRuntime:
             self._creating.add(uid)
             self._touched.add(uid)
         try:
-            self._create(pod, uid, spec_hash, volumes, devices)
+            self._create(pod, uid, spec_hash, volumes, devices, credentials=credentials)
         except RuntimeFailure as exc:
             if _TAKEN not in str(exc):
                 raise
             # Leftovers of a crashed create (a volume, a pod without containers) hold the names: clear, retry.
-            self._create(pod, uid, spec_hash, volumes, devices)
+            self._create(pod, uid, spec_hash, volumes, devices, credentials=credentials)
         finally:
             with self._listing:
                 self._creating.discard(uid)
@@ -127,9 +130,11 @@ class PodmanRuntime:
         spec_hash: str,
         volumes: Mapping[str, ResolvedVolume] | None,
         devices: Mapping[str, Sequence[str]] | None = None,
+        *,
+        credentials: Sequence[RegistryCredential] = (),
     ) -> None:
         try:
-            self._creator.create(pod, uid, spec_hash, volumes, devices)
+            self._creator.create(pod, uid, spec_hash, volumes, devices, credentials=credentials)
         except BaseException:
             with contextlib.suppress(EdgekubeError):
                 self._stopper.purge(uid)

@@ -119,6 +119,7 @@ class PodmanTransport:
         body: Any = None,
         timeout: Timeout | None = None,
         stream: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         """One API call; transport failures become RuntimeFailure, HTTP errors are left to the caller."""
         if not self._path:
@@ -128,7 +129,7 @@ class PodmanTransport:
             )
         target = API_PREFIX + path + (f"?{urlencode(params, doseq=True)}" if params else "")  # a list: key repeated
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout or self.timeout,) * 2
         for attempt in (1, 2):
             conn, reused = self._take(connect_timeout)
