@@ -7,6 +7,7 @@ what the containers wrote, as a user would (exec, logs).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,8 +18,11 @@ import pytest
 
 from edgekube.agent.runtime.podman import PodmanRuntime
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod
+from edgekube.cli.main import main
+from edgekube.local.broker import Mosquitto
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.names import NodeName, PodUID
+from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
 from tests.support.podman import EdgeNode, manifest
 from tests.unit.test_init_runtime_contract import InitContainerContract, InitHarness
 
@@ -189,3 +193,65 @@ def test_removing_a_pod_stops_its_sidecar_only_after_its_app_container_exited(
         time.sleep(0.1)
     assert edge_node.observed("ordered-stop") is None
     assert (tmp_path / "order").read_text() == "app\nproxy\n"
+
+
+# -- through the master and ekctl ---------------------------------------------------------------------------------
+@pytest.fixture
+def cluster(
+    mosquitto: Mosquitto,
+    podman_service: PodmanService,
+    demo_image: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[ApiClient]:
+    """A master and one agent on Podman; ekctl runs from a directory whose cluster.json names the broker."""
+    master = start_master(mosquitto.port, tmp_path / "master")
+    agent = start_agent(
+        mosquitto.port, f"node-{uuid.uuid4().hex[:6]}", podman_service, tmp_path / "agent", device_dir="",
+        fence_dir="", config_volume_dir=str(tmp_path / "config-volumes"),
+    )  # fmt: skip
+    client = ApiClient(mosquitto.port)
+    work = tmp_path / "work"
+    (work / ".edgekube").mkdir(parents=True)
+    (work / ".edgekube" / "cluster.json").write_text(
+        json.dumps({"mqtt_host": "127.0.0.1", "mqtt_port": mosquitto.port})
+    )
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("EDGEKUBE_MQTT_HOST", raising=False)
+    monkeypatch.delenv("EDGEKUBE_MQTT_PORT", raising=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        master.stop()
+        stop_agent(agent)
+
+
+def ekctl_status(capsys: pytest.CaptureFixture[str], name: str) -> list[str]:
+    """READY, STATUS and RESTARTS of the pod in `ekctl get pods`."""
+    assert main(["--timeout", "5", "get", "pods"]) == 0
+    rows = {row[0]: row[1:4] for row in (line.split() for line in capsys.readouterr().out.splitlines()[1:])}
+    return rows.get(name, [])
+
+
+def test_ekctl_get_pods_shows_init_progress_then_running_and_init_error_through_the_master(
+    cluster: ApiClient, demo_image: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The init container's env comes from a ConfigMap: the master resolves init containers' env too."""
+    settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "strict"}}
+    env = [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}]
+    gated = with_inits("gated", [{"name": "prepare", "env": env, "command": sh("echo prepared $MODE; sleep 3")}],
+                       {"command": sh(IDLE)})  # fmt: skip
+    broken = with_inits("broken", [{"name": "check", "command": sh("exit 1")}], {"command": sh(IDLE)}, policy="Never")
+    for pod in (gated, broken):
+        del pod["metadata"]["uid"]  # the master gives it one
+    response = cluster.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [settings, gated, broken]}))
+    assert response.ok, response.error
+    assert wait_for("gated Init:0/1", lambda: ekctl_status(capsys, "gated") == ["0/1", "Init:0/1", "0"])
+    assert wait_for("broken Init:Error", lambda: ekctl_status(capsys, "broken") == ["0/1", "Init:Error", "0"])
+    assert cluster.pod("broken")["status"]["phase"] == "Failed"
+    assert wait_for("gated Running", lambda: ekctl_status(capsys, "gated") == ["1/1", "Running", "0"])
+    status = cluster.pod("gated")["status"]
+    assert [c["type"] for c in status["conditions"] if c["status"] == "True"][:2] == ["Initialized", "Ready"]
+    assert main(["--timeout", "5", "logs", "gated", "-c", "prepare"]) == 0
+    assert capsys.readouterr().out == "prepared strict\n"

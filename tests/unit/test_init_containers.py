@@ -18,6 +18,7 @@ from edgekube.agent.restarts import Verdict
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
 from edgekube.cli.describe_pod import describe_pod
 from edgekube.cli.status import pod_summary
+from edgekube.master.configdata import uses_config
 from edgekube.model.errors import ValidationError
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
@@ -355,3 +356,11 @@ def test_describe_pod_has_kubectls_init_containers_section_before_containers() -
     assert "Reason:       Completed" in init
     assert "app:" in rest and "PodInitializing" in rest
     assert "Initialized" in rest
+
+
+def test_the_master_resolves_config_for_a_pod_whose_init_container_alone_reads_a_config_map() -> None:
+    env = [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}]
+    data = manifest({"name": "prepare", "env": env})
+    assert uses_config(data)
+    del data["spec"]["initContainers"][0]["env"]
+    assert not uses_config(data)
