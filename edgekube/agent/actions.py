@@ -32,6 +32,7 @@ from edgekube.agent.reconcile import (
 )
 from edgekube.agent.restarts import Verdict
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
+from edgekube.agent.runtime.sctp import SANDBOX_FAILED
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.model.config import WAIT_ENV, WAIT_VOLUME
 from edgekube.model.errors import NotFoundError, RuntimeFailure
@@ -359,6 +360,8 @@ class PodActions:
         if exc.failure == FAILED_MOUNT:
             # The kubelet's event: `MountVolume.SetUp failed for volume "x" : why`; retried by the back-off.
             self.events.record(_ref(d), FAILED_MOUNT, str(exc), "Warning")
+        elif exc.failure == SANDBOX_FAILED:  # the pod's network cannot be set up (an SCTP hostPort without SCTP)
+            self.events.record(_ref(d), SANDBOX_FAILED, str(exc), "Warning")
         elif exc.failure == WAIT_ENV:  # the kubelet's words: `Error: secret "x" not found`
             self.events.record(_ref(d), "Failed", f"Error: {exc}", "Warning")
         else:

@@ -48,6 +48,10 @@ class RestartPolicy(StrEnum):
 
 
 class Protocol(StrEnum):
+    """validateContainerPorts' supportedPortProtocols, in the order its NotSupported error lists them (sorted)."""
+
+    #: Mapped by Podman ("sctp"); an SCTP hostPort on a node whose kernel lacks SCTP is refused there (runtime/sctp.py).
+    SCTP = "SCTP"
     TCP = "TCP"
     UDP = "UDP"
 

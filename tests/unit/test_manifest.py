@@ -393,8 +393,8 @@ RFC1123_LABEL = (
             id="hostport-too-big",
         ),
         pytest.param(
-            pod(ports=[{"containerPort": 80, "protocol": "SCTP"}]),
-            'spec.containers[0].ports[0].protocol: Unsupported value: "SCTP": supported values: "TCP", "UDP"',
+            pod(ports=[{"containerPort": 80, "protocol": "sctp"}]),
+            'spec.containers[0].ports[0].protocol: Unsupported value: "sctp": supported values: "SCTP", "TCP", "UDP"',
             id="protocol",
         ),
         pytest.param(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,10 +11,11 @@ from edgekube.agent.runtime.podman.naming import LABEL_INIT, pod_labels, pod_nam
 from edgekube.agent.runtime.podman.specgen import ContainerMount
 from edgekube.agent.runtime.podman.transport import PodmanTransport, error_body, message, raise_http
 from edgekube.agent.runtime.podman.volumes import VolumeSetup
+from edgekube.agent.runtime.sctp import SANDBOX_FAILED, kernel_has_sctp, sctp_host_port_error
 from edgekube.agent.runtime.volumes import NfsMode
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
-from edgekube.model.pod import Container, Pod, PullPolicy
+from edgekube.model.pod import Container, Pod, Protocol, PullPolicy
 from edgekube.model.registryauth import RegistryCredential
 from edgekube.model.security import NON_ROOT_REASON, effective, non_root_error
 from edgekube.model.storage import ResolvedVolume
@@ -45,6 +46,8 @@ class PodCreator:
         self.node = node
         self.pull_timeout = pull_timeout
         self.volumes = VolumeSetup(transport, node, nfs_mode, nfs_timeout)
+        #: Whether the kernel has SCTP (an SCTP hostPort is refused without it: runtime/sctp.py); tests replace it.
+        self.has_sctp: Callable[[], bool] = kernel_has_sctp
 
     def create(
         self,
@@ -66,6 +69,9 @@ class PodCreator:
         """
         podname = pod_name(pod.metadata.namespace, pod.metadata.name, uid)
         labels = pod_labels(self.node, pod, uid, spec_hash)
+        sctp = sctp_host_port_error(pod.spec, self.has_sctp()) if _has_sctp_port(pod) else None
+        if sctp is not None:
+            raise RuntimeFailure(sctp, reason=SANDBOX_FAILED)
         mounts = self.volumes.prepare(pod, podname, labels, volumes)
         everyone = pod.spec.all_containers()
         for image in dict.fromkeys(c.image for c in everyone if c.pull_policy() is PullPolicy.ALWAYS):
@@ -193,3 +199,7 @@ class PodCreator:
             return message(response)
         finally:
             response.close()
+
+
+def _has_sctp_port(pod: Pod) -> bool:
+    return any(p.protocol is Protocol.SCTP for c in pod.spec.all_containers() for p in c.ports)
