@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgekube.agent.backoff import Backoff, BackoffPolicy
@@ -109,7 +109,10 @@ class PodActions:
         self.devices = devices
         self._devices_of: dict[PodUID, dict[str, list[str]]] = {}
         #: Single containers: init containers run in order, sidecars kept running, each with its own back-off.
-        self.init = InitActions(runtime, events, ledger, policy, clock=clock, background=self._in_background)
+        self.init = InitActions(
+            runtime, events, ledger, policy, clock=clock, background=self._in_background,
+            after_start=self._started, before_stop=self._sidecar_pre_stop,
+        )  # fmt: skip
         #: Lifecycle hooks (postStart after starts, preStop before stops); containers whose postStart failed.
         self.hooks = Hooks(runtime, events)
         self._hook_failed: dict[PodUID, frozenset[str]] = {}
@@ -451,6 +454,27 @@ class PodActions:
             self.events.record(_ref(d), "Started", f"Started container {c.name}")
         self._post_start(d, restarted)
         log.info("restarted pod %s/%s (%s)", d.pod.metadata.namespace, d.pod.metadata.name, pending.why)
+
+    def _started(self, d: DesiredPod, names: Sequence[str], observed: ObservedPod) -> None:
+        """The postStart hooks of containers self.init started: the app containers' run as after a create.
+
+        A sidecar whose hook failed is stopped, so restarted with back-off as any exited sidecar (the kubelet kills it).
+        """
+        sidecars = [
+            c for c in d.pod.spec.init_containers or []
+            if c.name in names and c.lifecycle is not None and c.lifecycle.post_start is not None
+        ]  # fmt: skip
+        if sidecars:
+            failed = self.hooks.post_start(_ref(d), sidecars, replace(observed, containers=observed.init_containers))
+            if failed:
+                self.runtime.stop_containers(d.uid, sorted(failed), d.pod.spec.termination_grace_period_seconds)
+        if any(c.name in names for c in d.pod.spec.containers):
+            self._post_start(d, observed)
+
+    def _sidecar_pre_stop(self, d: DesiredPod, observed: ObservedPod, names: Sequence[str], grace: int) -> int:
+        """The preStop hooks of the named sidecars (self.init stops them); the grace left for their stop signal."""
+        chosen = tuple(c for c in observed.init_containers if c.name in names)
+        return self.hooks.pre_stop(_ref(d), replace(observed, containers=chosen), grace)
 
     def _post_start(self, d: DesiredPod, observed: ObservedPod | None = None) -> None:
         """Run the pod's postStart hooks after a (re)start; a container whose hook failed counts as failed."""

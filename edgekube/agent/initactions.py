@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from edgekube.agent.backoff import Backoff, BackoffPolicy
@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 #: Runs work off the loop with the pod marked busy (PodActions._in_background): (uid, what, work).
 Background = Callable[[PodUID, str, Callable[[], None]], None]
+#: Told which containers of the pod were just started, and the pod as the start left it (postStart hooks).
+AfterStart = Callable[[DesiredPod, Sequence[str], ObservedPod], None]
+#: Runs the preStop hooks of the named containers before they are stopped; returns the grace left for the signal.
+BeforeStop = Callable[[DesiredPod, ObservedPod, Sequence[str], int], int]
 Key = tuple[PodUID, str]
 
 
@@ -52,8 +56,12 @@ class InitActions:
         *,
         clock: Callable[[], float],
         background: Background,
+        after_start: AfterStart | None = None,
+        before_stop: BeforeStop | None = None,
     ) -> None:
         self.runtime = runtime
+        self._after_start = after_start
+        self._before_stop = before_stop
         self.events = events
         self.ledger = ledger
         self.clock = clock
@@ -91,11 +99,11 @@ class InitActions:
         elif isinstance(action, RestartContainer):
             self._restart(action, d, observed, now)
         else:
-            self._stop_sidecars(action, d)
+            self._stop_sidecars(action, d, observed)
 
     def _start(self, d: DesiredPod, names: tuple[str, ...]) -> None:
         try:
-            self.runtime.start_containers(d.uid, names)
+            started = self.runtime.start_containers(d.uid, names)
         except NotFoundError:
             return
         except RuntimeFailure as exc:
@@ -103,6 +111,8 @@ class InitActions:
             return
         for name in names:
             self.events.record(_ref(d), "Started", f"Started container {name}")
+        if self._after_start is not None:
+            self._after_start(d, names, started)
 
     def _restart(self, action: RestartContainer, d: DesiredPod, observed: ObservedPod, now: float) -> None:
         """Count the exit once (one back-off step), then run the container again once its back-off is over."""
@@ -131,8 +141,10 @@ class InitActions:
         def work() -> None:
             try:
                 if alive:
-                    self.runtime.stop_containers(d.uid, (action.name,), grace)
-                self.runtime.start_containers(d.uid, (action.name,))
+                    self.runtime.stop_containers(
+                        d.uid, (action.name,), self._hooks_before(d, observed, grace, (action.name,))
+                    )
+                started = self.runtime.start_containers(d.uid, (action.name,))
             except NotFoundError:
                 return
             except RuntimeFailure as exc:
@@ -145,18 +157,28 @@ class InitActions:
             with self._lock:
                 self._waiting.pop(key, None)
             self.events.record(_ref(d), "Started", f"Started container {action.name}")
+            if self._after_start is not None:
+                self._after_start(d, (action.name,), started)
             log.info("pod %s/%s: restarted container %s", d.pod.metadata.namespace, d.pod.metadata.name, action.name)
 
         self._background(d.uid, "restart-container", work)
 
-    def _stop_sidecars(self, action: StopSidecars, d: DesiredPod) -> None:
+    def _stop_sidecars(self, action: StopSidecars, d: DesiredPod, observed: ObservedPod) -> None:
         for name in action.names:
             self.events.record(_ref(d), "Killing", f"Stopping container {name}: the pod's app containers ended")
 
         def work() -> None:
             try:
-                self.runtime.stop_containers(d.uid, action.names, action.grace_seconds)
+                self.runtime.stop_containers(
+                    d.uid, action.names, self._hooks_before(d, observed, action.grace_seconds, action.names)
+                )
             except NotFoundError:
                 return
 
         self._background(d.uid, "stop-sidecars", work)
+
+    def _hooks_before(self, d: DesiredPod, observed: ObservedPod, grace: int, names: Sequence[str]) -> int:
+        """The preStop hooks of the named init containers that run; the grace left for the stop signal."""
+        if self._before_stop is None:
+            return grace
+        return self._before_stop(d, observed, names, grace)

@@ -161,3 +161,33 @@ def test_a_power_off_during_init_starts_the_sandbox_again_with_the_current_init_
     assert found.infra_running
     assert [c.state for c in found.init_containers] == [ContainerRunState.EXITED, ContainerRunState.RUNNING]
     assert started(node) == {"first": 1, "second": 2}
+
+
+FAILING_HOOK = {"exec": {"command": ["false"]}}
+
+
+def test_the_app_containers_post_start_hooks_run_once_the_init_sequence_started_them(node: Node) -> None:
+    manifest = with_inits({"name": "first"})
+    manifest["spec"]["containers"][0]["lifecycle"] = {"postStart": FAILING_HOOK}
+    node.want(manifest)
+    node.settle()
+    assert "FailedPostStartHook" not in [reason for reason, _ in node.events()]
+    node.runtime.exit_container(UID, "first", 0)
+    node.settle()
+    assert "FailedPostStartHook" in [reason for reason, _ in node.events()]
+
+
+def test_a_sidecar_whose_post_start_hook_failed_is_stopped_and_restarted(node: Node) -> None:
+    node.want(with_inits({**SIDECAR, "lifecycle": {"postStart": FAILING_HOOK}}))
+    node.settle(4)
+    assert "FailedPostStartHook" in [reason for reason, _ in node.events()]
+    assert node.status(UID)["initContainerStatuses"][0]["restartCount"] >= 1
+
+
+def test_a_finished_pods_sidecar_runs_its_pre_stop_hook_before_it_is_stopped(node: Node) -> None:
+    node.want(with_inits({**SIDECAR, "lifecycle": {"preStop": FAILING_HOOK}}, policy="Never"))
+    node.settle()
+    node.runtime.exit_container(UID, "app", 0)
+    node.settle()
+    assert states(node) == {"proxy": "exited", "app": "exited"}
+    assert "FailedPreStopHook" in [reason for reason, _ in node.events()]
