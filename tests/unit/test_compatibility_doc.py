@@ -164,3 +164,24 @@ def test_a_whole_object_accepted_and_ignored_is_accepted_whatever_it_holds(kind:
 @pytest.mark.parametrize("kind", sorted(MINIMAL))
 def test_the_minimal_manifests_the_refusals_start_from_are_valid(kind: str) -> None:
     assert parse_object(MINIMAL[kind]).to_dict()["kind"] == kind
+
+
+def test_a_row_s_braces_expand_to_every_path_it_names() -> None:
+    text = "| field | status | notes |\n|---|---|---|\n| `spec.{a,b[]}.{c,d}`, `e` | rejected | why |\n"
+    parsed = parse_doc(text)
+    assert (parsed.problems, [row.paths for row in parsed.rows]) == (
+        [],
+        [["spec.a.c", "spec.a.d", "spec.b[].c", "spec.b[].d", "e"]],
+    )
+
+
+def test_a_row_without_a_known_status_or_with_prose_in_the_field_column_is_reported() -> None:
+    text = "| field | status | notes |\n|---|---|---|\n| `spec.a` and more | maybe | |\n"
+    assert parse_doc(text).problems == [
+        "line 3: the field column must hold backticked paths only: '`spec.a` and more'",
+        "line 3: status 'maybe' is none of supported, accepted and ignored, rejected",
+    ]
+
+
+def test_tables_not_headed_field_are_not_field_rows() -> None:
+    assert parse_doc("| ConfigMap / Secret field | status |\n|---|---|\n| ConfigMap `data` | supported |\n").rows == []
