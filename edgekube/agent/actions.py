@@ -304,9 +304,12 @@ class PodActions:
 
     def _create_limited(self, action: Create, devices: Mapping[str, Sequence[str]] | None = None) -> None:
         with self._creating:
-            self._create(action, devices)
+            created = self._create(action, devices)
+        if created:  # outside the create slots: a slow postStart hook never holds back other pods' creates
+            self._post_start(action.desired)
 
-    def _create(self, action: Create, devices: Mapping[str, Sequence[str]] | None = None) -> None:
+    def _create(self, action: Create, devices: Mapping[str, Sequence[str]] | None = None) -> bool:
+        """Create and start the pod; False (the failure remembered, backed off) if it could not be."""
         d = action.desired
         meta = d.pod.metadata
         to_pull = self._image_events(d)
@@ -331,7 +334,7 @@ class PodActions:
                 self.runtime.create_pod(d.pod, d.uid, d.spec_hash, d.volumes)
         except RuntimeFailure as exc:
             self._create_failed(d, exc)
-            return
+            return False
         self._create_backoff.forget(d.uid)
         with self._lock:
             self._failures.pop(d.uid, None)
@@ -341,8 +344,8 @@ class PodActions:
             self.events.record(_ref(d), "Created", f"Created container {c.name}")
         for c in [] if d.pod.spec.init_containers else d.pod.spec.containers:  # else: started by self.init
             self.events.record(_ref(d), "Started", f"Started container {c.name}")
-        self._post_start(d)
         log.info("started pod %s/%s", meta.namespace, meta.name)
+        return True
 
     def _pull_secrets_missing(self, d: DesiredPod) -> None:
         """The kubelet's warning for imagePullSecrets naming no Secret: the pull is tried anyway."""

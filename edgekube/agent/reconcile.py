@@ -234,7 +234,8 @@ def _state(
         return {"waiting": {"reason": "CrashLoopBackOff", "message": back_off}}, False
     if obs.state is ContainerRunState.RUNNING:
         running = {"startedAt": obs.started_at} if obs.started_at else {}
-        return {"running": running}, name not in memory.not_ready and name not in memory.unhealthy
+        ready = name not in memory.not_ready and name not in memory.unhealthy and name not in memory.hook_failed
+        return {"running": running}, ready
     if obs.state is ContainerRunState.EXITED:
         return {"terminated": terminated(obs)}, False
     return {"waiting": {"reason": creating}}, False

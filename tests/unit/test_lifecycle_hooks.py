@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,10 @@ from edgekube.agent.hooks import MIN_GRACE_SECONDS, Hooks
 from edgekube.agent.restarts import Verdict, decide
 from edgekube.agent.runtime.fake import FakeRuntime
 from edgekube.agent.runtime.protocol import ObservedPod
-from edgekube.model.names import NodeName
+from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod, RestartPolicy
 from tests.unit.test_runtime_contract import closed_port, make_pod, new_uid
+from tests.unit.test_volumes_agent import Node
 
 IMAGE = "localhost/edgekube/busybox:1"
 
@@ -225,3 +227,33 @@ def test_a_failed_post_start_hook_fails_its_container_per_restart_policy(
     assert decision.verdict is verdict
     assert decision.culprits == ("c0",)
     assert decision.why == "container c0 failed its postStart hook"
+
+
+# -- through the agent, on the fake runtime ------------------------------------------------------------------
+
+
+def test_the_agent_restarts_a_pod_whose_post_start_hook_failed_and_runs_the_hook_again(tmp_path: Path) -> None:
+    node = Node(tmp_path / "agent")
+    uid = PodUID("uid-hooked")
+    node.runtime.engine.exec_results[(uid, "app")] = (1, "not registered")
+    pod = {
+        "metadata": {"name": "hooked", "namespace": "default", "uid": uid},
+        "spec": {"containers": [{"name": "app", "image": IMAGE,
+                                 "lifecycle": {"postStart": {"exec": {"command": ["register"]}}}}]},
+    }  # fmt: skip
+    try:
+        node.want(pod)
+        node.settle()  # created, the hook fails, the pod is stopped and (first back-off: none) started again
+        assert set(node.events("FailedPostStartHook")) == {"PostStartHook failed"}
+        assert "FailedPostStartHook" in node.events("Killing")
+        assert node.status(uid)["containerStatuses"][0]["ready"] is False
+        failed_runs = node.runtime.calls.count(("restart", uid)) + 1
+        node.runtime.engine.exec_results[(uid, "app")] = (0, "")  # the hook succeeds from now on
+        node.clock.now += 600  # past any back-off
+        node.settle()
+        status = node.status(uid)
+        assert status["containerStatuses"][0]["restartCount"] == failed_runs
+        assert status["containerStatuses"][0]["ready"] is True
+        assert "running" in status["containerStatuses"][0]["state"]
+    finally:
+        node.agent.prober.stop()
