@@ -289,7 +289,7 @@ class PodActions:
         Taken: what the pods on the runtime hold (their containers say), and what was given to pods not there yet
         (a create in flight, or failed and waiting to be retried).
         """
-        if self.devices is None or not any(c.resources.extended() for c in d.pod.spec.containers):
+        if self.devices is None or not any(c.resources.extended() for c in d.pod.spec.all_containers()):
             return {}
         taken = {path for uid, paths in held.items() if uid != d.uid for path in paths}
         with self._lock:

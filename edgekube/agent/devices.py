@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgekube.agent.runtime.protocol import ObservedPod
 from edgekube.model.errors import RuntimeFailure, ValidationError
-from edgekube.model.pod import EnvVar, Pod
+from edgekube.model.pod import Container, EnvVar, Pod
 from edgekube.model.resources import GPIOCHIP, I2C, SERIAL, SPI, VIDEO, is_extended
 
 #: Device node name patterns (in /dev) of each resource the agent discovers.
@@ -93,8 +93,8 @@ class DeviceTable:
 
 
 def devices_of(pod: ObservedPod) -> tuple[str, ...]:
-    """Every device node the containers of an observed pod have mapped."""
-    return tuple(path for container in pod.containers for path in container.devices)
+    """Every device node the containers of an observed pod have mapped (init containers' too)."""
+    return tuple(dict.fromkeys(path for c in (*pod.init_containers, *pod.containers) for path in c.devices))
 
 
 def assign(
@@ -109,26 +109,37 @@ def assign(
     is still advertised, so a retried create maps the same devices. Raises RuntimeFailure UnexpectedAdmissionError
     (the kubelet's words) when the node has too few free: the master counted them, so it is a race or a device
     that vanished.
+
+    Init containers first, in order, as the device manager allocates: a regular init container's devices are
+    reusable by the containers after it (it has exited by then), a sidecar's are not (it runs beside them), which
+    is what the scheduler's effective request (the largest init step, or the sum of the rest) counted.
     """
-    wanted = {c.name: c.resources.extended() for c in pod.spec.containers}
+    everyone = pod.spec.all_containers()
+    wanted = {c.name: c.resources.extended() for c in everyone}
     wanted = {name: ext for name, ext in wanted.items() if ext}
     if not wanted:
         return {}
     if previous is not None and _still_fits(wanted, previous, advertised):
         return {name: list(paths) for name, paths in previous.items() if name in wanted}
     free = {resource: [p for p in paths if p not in taken] for resource, paths in advertised.items()}
+    reusable: dict[str, list[str]] = {}
+    regular_init = {c.name for c in pod.spec.init_containers or [] if c.restart_policy != "Always"}
     out: dict[str, list[str]] = {}
-    for container, requests in wanted.items():
-        for resource, count in sorted(requests.items()):
-            available = free.get(resource, [])
+    for container in [c.name for c in everyone if c.name in wanted]:
+        for resource, count in sorted(wanted[container].items()):
+            available = reusable.get(resource, []) + free.get(resource, [])
             if count > len(available):
                 raise RuntimeFailure(
                     f"Allocate failed due to requested number of devices unavailable for {resource}. "
                     f"Requested: {count}, Available: {len(available)}, which is unexpected",
                     reason=UNEXPECTED_ADMISSION,
                 )
-            out.setdefault(container, []).extend(available[:count])
-            free[resource] = available[count:]
+            given = available[:count]
+            out.setdefault(container, []).extend(given)
+            reusable[resource] = [p for p in reusable.get(resource, []) if p not in given]
+            free[resource] = [p for p in free.get(resource, []) if p not in given]
+            if container in regular_init:
+                reusable[resource] = sorted({*reusable[resource], *given})
     return out
 
 
@@ -162,11 +173,15 @@ def with_device_env(pod: Pod, given: Mapping[str, Sequence[str]], advertised: Ma
     ports learns which one it got. The spec hash is the desired pod's, so nothing is recreated for it.
     """
     owner = {path: resource for resource, paths in advertised.items() for path in paths}
-    containers = []
-    for container in pod.spec.containers:
+
+    def told(container: Container) -> Container:
         per_resource: dict[str, list[str]] = {}
         for path in given.get(container.name, ()):
             per_resource.setdefault(env_name(owner.get(path, "unknown")), []).append(path)
         extra = [EnvVar(name=k, value=",".join(v)) for k, v in sorted(per_resource.items())]
-        containers.append(container.model_copy(update={"env": [*container.env, *extra]}) if extra else container)
-    return pod.model_copy(update={"spec": pod.spec.model_copy(update={"containers": containers})})
+        return container.model_copy(update={"env": [*container.env, *extra]}) if extra else container
+
+    update: dict[str, object] = {"containers": [told(c) for c in pod.spec.containers]}
+    if pod.spec.init_containers:
+        update["init_containers"] = [told(c) for c in pod.spec.init_containers]
+    return pod.model_copy(update={"spec": pod.spec.model_copy(update=update)})

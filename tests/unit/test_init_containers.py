@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from edgekube.agent.devices import assign, with_device_env
 from edgekube.agent.initplan import RestartContainer, StartContainers, StopSidecars, progress
 from edgekube.agent.reconcile import NOTHING, DesiredPod, PodMemory, Stop, plan, pod_status
 from edgekube.agent.restarts import Verdict
@@ -19,7 +20,7 @@ from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer
 from edgekube.cli.describe_pod import describe_pod
 from edgekube.cli.status import pod_summary
 from edgekube.master.configdata import uses_config
-from edgekube.model.errors import ValidationError
+from edgekube.model.errors import RuntimeFailure, ValidationError
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
 from edgekube.model.qos import QOSClass, qos_class
@@ -364,3 +365,36 @@ def test_the_master_resolves_config_for_a_pod_whose_init_container_alone_reads_a
     assert uses_config(data)
     del data["spec"]["initContainers"][0]["env"]
     assert not uses_config(data)
+
+
+# -- devices (extended resources) as the device manager allocates them ----------------------------------------------
+SERIAL = {"resources": {"limits": {"edgekube.io/serial": 1}}}
+
+
+def serial_pod(*inits: dict[str, Any]) -> Pod:
+    data = manifest(*inits)
+    data["spec"]["containers"][0].update(SERIAL)
+    return Pod.from_dict(data)
+
+
+def test_a_regular_init_containers_device_is_reused_by_the_app_container_after_it() -> None:
+    given = assign(serial_pod({"name": "flash", **SERIAL}), {"edgekube.io/serial": ["/dev/ttyUSB0"]}, ())
+    assert given == {"flash": ["/dev/ttyUSB0"], "app": ["/dev/ttyUSB0"]}
+
+
+def test_a_sidecars_device_is_its_own_as_it_runs_beside_the_app() -> None:
+    pod = serial_pod({**SIDECAR, **SERIAL})
+    two = {"edgekube.io/serial": ["/dev/ttyUSB0", "/dev/ttyUSB1"]}
+    assert assign(pod, two, ()) == {"proxy": ["/dev/ttyUSB0"], "app": ["/dev/ttyUSB1"]}
+    with pytest.raises(RuntimeFailure, match="Requested: 1, Available: 0"):
+        assign(pod, {"edgekube.io/serial": ["/dev/ttyUSB0"]}, ())
+
+
+def test_an_init_container_is_told_its_device_in_its_env() -> None:
+    pod = serial_pod({"name": "flash", **SERIAL})
+    advertised = {"edgekube.io/serial": ["/dev/ttyUSB0"]}
+    told = with_device_env(pod, assign(pod, advertised, ()), advertised)
+    assert told.spec.init_containers is not None
+    assert [(e.name, e.value) for e in told.spec.init_containers[0].env] == [
+        ("EDGEKUBE_DEVICES_SERIAL", "/dev/ttyUSB0")
+    ]
