@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 from edgekube.bus import topics
+from edgekube.bus.brokers import resolve
+from edgekube.bus.fanout import FanoutBus
 from edgekube.bus.paho import BusConfig, PahoBus
-from edgekube.bus.protocol import Will
+from edgekube.bus.protocol import MessageBus, Will
 from edgekube.master.app import Master
 from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
@@ -37,38 +39,35 @@ def master_will() -> Will:
     return Will(topics.MASTER_ONLINE, Presence(online=False).encode())
 
 
-def master_bus(config: MasterConfig) -> PahoBus:
-    """The master's MQTT client: a persistent session, and a Will that says the master is offline."""
-    return PahoBus(
-        BusConfig(
-            host=config.mqtt_host,
-            port=config.mqtt_port,
-            client_id=config.client_id,
-            persistent=True,
-            keepalive=config.mqtt_keepalive,
-            will=master_will(),
-            tls_ca=config.tls_ca,
-            tls_cert=config.tls_cert,
-            tls_key=config.tls_key,
-        )
-    )
+def master_bus(config: MasterConfig) -> MessageBus:
+    """The master's MQTT client: a persistent session, and a Will that says the master is offline.
+
+    With several brokers (`--broker`, docs/ha.md) one client per broker (FanoutBus): agents and clients are on one
+    broker each, and the master must reach them all; a node's presence counts online if any broker says so.
+    """
+    settings = BusConfig.on(
+        resolve(config.brokers, config.mqtt_host, config.mqtt_port),
+        client_id=config.client_id, persistent=True, keepalive=config.mqtt_keepalive, will=master_will(),
+        tls_ca=config.tls_ca, tls_cert=config.tls_cert, tls_key=config.tls_key,
+    )  # fmt: skip
+    if len(settings.brokers) > 1:
+        return FanoutBus.of(settings, merged=[topics.ALL_NODE_ONLINE])
+    return PahoBus(settings)
 
 
-def ha_bus(config: MasterConfig, will: Will) -> PahoBus:
-    """An HA master's own client (master.ha.supervisor): its presence with a Will, the replication topics."""
-    return PahoBus(
-        BusConfig(
-            host=config.mqtt_host,
-            port=config.mqtt_port,
-            client_id=f"edgekube-ha-{config.master_id}",
-            persistent=True,
-            keepalive=config.mqtt_keepalive,
-            will=will,
-            tls_ca=config.tls_ca,
-            tls_cert=config.tls_cert,
-            tls_key=config.tls_key,
-        )
-    )
+def ha_bus(config: MasterConfig, will: Will) -> MessageBus:
+    """An HA master's own client (master.ha.supervisor): its presence with a Will, the replication topics.
+
+    On every broker of the cluster (one client each), so the two masters meet whichever broker each prefers.
+    """
+    settings = BusConfig.on(
+        resolve(config.brokers, config.mqtt_host, config.mqtt_port),
+        client_id=f"edgekube-ha-{config.master_id}", persistent=True, keepalive=config.mqtt_keepalive, will=will,
+        tls_ca=config.tls_ca, tls_cert=config.tls_cert, tls_key=config.tls_key,
+    )  # fmt: skip
+    if len(settings.brokers) > 1:
+        return FanoutBus.of(settings, merged=[topics.ALL_MASTERS_ONLINE])
+    return PahoBus(settings)
 
 
 def keyring(config: MasterConfig) -> Keyring:

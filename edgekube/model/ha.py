@@ -86,6 +86,8 @@ class ReplicationFlag(WireModel):
     state: Replication
     peer: str = ""
     seq: int = Field(default=0, ge=0)
+    #: Counts this term's flags: with two brokers a standby may see an old copy on one; the highest is the truth.
+    version: int = Field(default=0, ge=0)
 
 
 class ReplicationAck(WireModel):

@@ -201,3 +201,26 @@ def test_ekctl_get_and_describe_masters_show_roles_terms_and_an_unreplicated_act
     code, text = ekctl(mosquitto.port, "get", "masters", "m2")
     # Its Last Will speaks: offline, role unknown (set when it connected).
     assert [line.split()[:3] + line.split()[4:5] for line in text.splitlines()[1:]] == [["m2", "-", "no", "offline"]]
+
+
+def test_masters_preferring_two_unbridged_brokers_replicate_and_take_over_through_either(
+    mosquitto: Mosquitto, tmp_path: Path, api: ApiClient
+) -> None:
+    """Each master is on both brokers (one client per broker); the nodes and the client are on the second only."""
+    with Mosquitto(workdir=tmp_path / "broker-2") as second, HaMasters(mosquitto.port, tmp_path / "ha") as masters:
+        masters.start("m1", "active", brokers=[mosquitto.port, second.port])
+        masters.start("m2", "standby", brokers=[second.port, mosquitto.port])
+        masters.wait_replication("m1", Replication.REPLICATED)
+        client = ApiClient(second.port)
+        try:
+            with SimNodes(second.port, NODES) as nodes, Witnesses(second.port, NODES):
+                assert client.apply(rc("web", 3)).ok
+                wait_for("3 pods running on broker 2's nodes", lambda: sum(len(nodes.running(n)) for n in NODES) == 3)
+                assert client.apply(config_map("before")).ok
+                masters.kill("m1")
+                masters.wait_role("m2", Role.ACTIVE, term=2)
+                assert client.apply(config_map("after")).ok
+                assert {"before", "after"} <= {cm["metadata"]["name"] for cm in client.objects("ConfigMap")}
+                assert api.apply(config_map("through-the-first-broker")).ok  # the other broker serves too
+        finally:
+            client.bus.close()

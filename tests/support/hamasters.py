@@ -47,6 +47,8 @@ class HaMasters:
         (root / "logs").mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, Proc] = {}
         self.roles: dict[str, str] = {}
+        #: Each master's `--broker` list (none: only `port`).
+        self.brokers: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         self.presences: dict[str, MasterPresence] = {}
         self.flags: dict[str, ReplicationFlag] = {}
@@ -71,11 +73,15 @@ class HaMasters:
             "--encryption-config", str(self.key),
             "--replication-timeout", str(self.timeout),
             "--node-timeout", "2",
+            *(f"--broker=127.0.0.1:{port}" for port in self.brokers.get(master_id, [])),
             *self.extra,
         ]  # fmt: skip
 
-    def start(self, master_id: str, role: str) -> Proc:
+    def start(self, master_id: str, role: str, brokers: Iterable[int] = ()) -> Proc:
+        """Start (or restart) a master; `brokers`: the ports of its `--broker` list, its preferred one first."""
         self.roles[master_id] = role
+        if brokers:
+            self.brokers[master_id] = list(brokers)
         proc = self.procs.get(master_id)
         if proc is None:
             proc = self.procs[master_id] = Proc(

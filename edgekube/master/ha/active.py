@@ -62,6 +62,7 @@ class Replicator:
         lock: threading.RLock,
         on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        brokers: Callable[[], set[int]] = lambda: {0},
     ) -> None:
         self.bus = bus
         self.storage = storage
@@ -73,6 +74,9 @@ class Replicator:
         #: Told when the state changes (the supervisor republishes this master's presence).
         self._on_change = on_change
         self._clock = clock
+        #: The brokers (member indices of a FanoutBus; {0} for one broker) connected now: the "unreplicated" flag
+        #: must come back from each of them before an answer relies on it.
+        self._brokers = brokers
         self.stream = f"{master_id}.{term}.{uuid.uuid4().hex[:8]}"
         self._cond = threading.Condition()
         self.state = Replication.UNREPLICATED
@@ -87,8 +91,9 @@ class Replicator:
         #: The highest seq answered while the standby did not hold it: "replicated" again only once it does.
         self._alone_max = 0
         self._published: ReplicationFlag | None = None
-        self._confirmed: ReplicationFlag | None = None
+        self._confirmed_by: set[int] = set()
         self._fenced = False
+        self._version = 0
         self._publishing = threading.Lock()
         self.reason = "no standby yet"
         storage.tap = self._tap
@@ -210,12 +215,18 @@ class Replicator:
             elif not presence.online and presence.master_id == self.peer and self.state is not Replication.UNREPLICATED:
                 self._degrade(f"{self.peer} went offline")
 
-    def on_flag(self, flag: ReplicationFlag) -> None:
-        """Our own flag, back from the broker: answers relying on it may go."""
+    def on_flag(self, flag: ReplicationFlag, broker: int = 0) -> None:
+        """Our own flag, back from broker number `broker`: answers relying on it may go once every broker echoed it."""
         with self._cond:
             if flag == self._published:
-                self._confirmed = flag
+                self._confirmed_by.add(broker)
                 self._cond.notify_all()
+
+    def republish(self) -> None:
+        """A broker (re)connected: it must hold the current flag too (its retained copy may be an old one)."""
+        with self._cond:
+            if self._published is not None and not self._fenced:
+                self._publish_flag()
 
     def beat(self) -> None:
         """When idle: tell the standby the last seq, so one that missed records asks for them."""
@@ -233,7 +244,10 @@ class Replicator:
 
     def _told_unreplicated(self) -> bool:
         flag = self._published
-        return flag is not None and flag.state is not Replication.REPLICATED and self._confirmed == flag
+        if flag is None or flag.state is Replication.REPLICATED:
+            return False
+        connected = self._brokers()
+        return bool(connected) and connected <= self._confirmed_by
 
     def _degrade(self, why: str) -> None:
         log.warning("replication: %s; writes are acknowledged unreplicated until it catches up", why)
@@ -249,10 +263,12 @@ class Replicator:
             log.exception("replication: announcing the new state failed")
 
     def _publish_flag(self) -> None:
+        self._version += 1
         flag = ReplicationFlag(
-            master_id=self.master_id, term=self.term, state=self.state, peer=self.peer, seq=self.acked
-        )
-        self._published = flag
+            master_id=self.master_id, term=self.term, state=self.state, peer=self.peer, seq=self.acked,
+            version=self._version,
+        )  # fmt: skip
+        self._published, self._confirmed_by = flag, set()
         self.bus.publish(topics.master_replication(self.master_id), flag.encode(), retain=True)
 
     def _send_records(self, records: list[tuple[int, bytes]]) -> None:

@@ -18,6 +18,7 @@ group commits go through a Replicator. Its thread decides, with plan.py:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgekube.bus import topics
+from edgekube.bus.fanout import FanoutBus
 from edgekube.bus.guard import guarded
 from edgekube.bus.protocol import Handler, Message, MessageBus, Will
 from edgekube.master.app import Master
@@ -160,7 +162,14 @@ class Supervisor:
         for topic, handler in subscriptions:
             safe = guarded(handler, answer=_no_answer, component="master", log=log, stopping=self._stop.is_set)
             bus.subscribe(topic, safe)
-        bus.on_connect(self._publish_presence)
+        # Our own flag's echo, per broker: an answer relying on "unreplicated" waits until each broker has it.
+        for index, member in enumerate(self._members):
+            echo = functools.partial(self._on_own_flag, index)
+            member.subscribe(
+                topics.master_replication(self.me),
+                guarded(echo, answer=_no_answer, component="master", log=log, stopping=self._stop.is_set),
+            )
+        bus.on_connect(self._on_connected)
         bus.start()
         self._thread.start()
         return self
@@ -185,6 +194,22 @@ class Supervisor:
                 note = HANDOVER if handover else ""
                 self._publish_presence(online=False, note=note)
                 self.bus.close()
+
+    @property
+    def _members(self) -> tuple[MessageBus, ...]:
+        bus = self.bus
+        if isinstance(bus, FanoutBus):
+            return bus.buses
+        return (bus,) if bus is not None else ()
+
+    def _connected_brokers(self) -> set[int]:
+        return {index for index, member in enumerate(self._members) if member.connected}
+
+    def _on_connected(self) -> None:
+        self._publish_presence()
+        replicator = self.replicator
+        if replicator is not None:
+            replicator.republish()
 
     @property
     def _echo_topic(self) -> str:
@@ -329,6 +354,7 @@ class Supervisor:
                 timeout=self.config.replication_timeout,
                 lock=master.lock,
                 on_change=self._changed,
+                brokers=self._connected_brokers,
             )
             master.gate = replicator
             master.dispatcher.term = term
@@ -404,12 +430,18 @@ class Supervisor:
             return
         flag = ReplicationFlag.decode(msg.payload, what="replication flag")
         with self._mu:
+            known = self._flags.get(flag.master_id)
+            if known is not None and (known.term, known.version) > (flag.term, flag.version):
+                return  # an older copy, from a broker the master could not reach when it changed
             self._flags[flag.master_id] = flag
-            if flag.master_id == self.me and self.replicator is not None:
-                self.replicator.on_flag(flag)
         if flag.master_id != self.me:
             self._check_deposed(flag.term)
         self._wake.set()
+
+    def _on_own_flag(self, broker: int, msg: Message) -> None:
+        replicator = self.replicator
+        if msg.payload and replicator is not None:
+            replicator.on_flag(ReplicationFlag.decode(msg.payload, what="replication flag"), broker)
 
     def _on_witness(self, msg: Message) -> None:
         if not msg.payload:
