@@ -171,6 +171,7 @@ class FakeRuntime:
                         name=c.name, container_id=self._new_id(f"{podname}_{c.name}"), image=c.image,
                         state=ContainerRunState.CREATED, sidecar=c.restart_policy == "Always",
                         pre_stop=c.lifecycle.pre_stop if c.lifecycle else None,
+                        devices=tuple((devices or {}).get(c.name, ())),
                     )
                     for c in pod.spec.init_containers
                 ),
