@@ -6,7 +6,7 @@ from datetime import datetime
 
 from edgekube.cli import workloads
 from edgekube.cli.describe import Writer
-from edgekube.cli.describe_container import containers, volumes
+from edgekube.cli.describe_container import containers, init_containers, volumes
 from edgekube.cli.scheduling import toleration_text
 from edgekube.cli.status import items, section
 from edgekube.model.types import Obj
@@ -19,6 +19,7 @@ def _template(w: Writer, template: Obj) -> None:
     w.mapping(1, "Labels", section(meta, "labels"))
     if section(meta, "annotations"):
         w.mapping(1, "Annotations", section(meta, "annotations"), sep=": ")
+    init_containers(w, spec, None, space="  ")
     containers(w, spec, None, space="  ")
     volumes(w, items(spec, "volumes"), space="  ")
     w.mapping(1, "Node-Selectors", section(spec, "nodeSelector"))

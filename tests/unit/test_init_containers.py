@@ -17,6 +17,7 @@ from edgekube.agent.initplan import RestartContainer, StartContainers, StopSidec
 from edgekube.agent.reconcile import NOTHING, DesiredPod, PodMemory, Stop, plan, pod_status
 from edgekube.agent.restarts import Verdict
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
+from edgekube.cli.describe_controller import describe_controller
 from edgekube.cli.describe_pod import describe_pod
 from edgekube.cli.status import pod_summary
 from edgekube.master.configdata import uses_config
@@ -398,3 +399,11 @@ def test_an_init_container_is_told_its_device_in_its_env() -> None:
     assert [(e.name, e.value) for e in told.spec.init_containers[0].env] == [
         ("EDGEKUBE_DEVICES_SERIAL", "/dev/ttyUSB0")
     ]
+
+
+def test_describe_rc_shows_the_templates_init_containers() -> None:
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": manifest(*TWO)["spec"]}
+    rc = {"kind": "ReplicationController", "metadata": {"name": "web", "namespace": "default"},
+          "spec": {"replicas": 1, "selector": {"app": "web"}, "template": template}}  # fmt: skip
+    text = describe_controller(rc, [])
+    assert text.index("  Init Containers:") < text.index("   first:") < text.index("  Containers:")
