@@ -69,7 +69,14 @@ class Progress:
 
 
 def progress(spec: PodSpec, observed: ObservedPod | None) -> Progress:
-    """Walk the init containers in order and stop at the first that is not done (see Progress)."""
+    """Walk the init containers in order and stop at the first that is not done (see Progress).
+
+    Completion is read from Podman, never recorded by the agent: a completed init container stays in its pod,
+    exited with code 0, until the pod is removed. So an agent that restarts, or a node that reboots, sees it done
+    and does not run it again; nothing is written to the SD card, and nothing can disagree with what really ran.
+    A re-created pod (a new spec hash) has new containers that never ran, so its init sequence runs again, as a new
+    pod's does in Kubernetes. (An init container stopped from outside that exits 0 on SIGTERM counts as done.)
+    """
     inits = spec.init_containers or []
     by_name = {c.name: c for c in observed.init_containers} if observed is not None else {}
     for i, container in enumerate(inits):
