@@ -255,3 +255,13 @@ def test_ekctl_get_pods_shows_init_progress_then_running_and_init_error_through_
     assert [c["type"] for c in status["conditions"] if c["status"] == "True"][:2] == ["Initialized", "Ready"]
     assert main(["--timeout", "5", "logs", "gated", "-c", "prepare"]) == 0
     assert capsys.readouterr().out == "prepared strict\n"
+
+
+def test_the_example_runs_its_init_container_then_its_sidecar_beside_its_app(
+    cluster: ApiClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "init-pod.yaml"
+    assert main(["--timeout", "5", "apply", "-f", str(example)]) == 0
+    assert wait_for("init-demo Running", lambda: ekctl_status(capsys, "init-demo") == ["2/2", "Running", "0"])
+    assert main(["--timeout", "5", "logs", "init-demo"]) == 0
+    assert capsys.readouterr().out.startswith("greeting=hello\n")
