@@ -407,3 +407,12 @@ def test_describe_rc_shows_the_templates_init_containers() -> None:
           "spec": {"replicas": 1, "selector": {"app": "web"}, "template": template}}  # fmt: skip
     text = describe_controller(rc, [])
     assert text.index("  Init Containers:") < text.index("   first:") < text.index("  Containers:")
+
+
+def test_a_pod_that_succeeded_shows_completed_though_its_stopped_sidecar_exited_143() -> None:
+    obs = observed([seen("proxy", EXITED, 143, sidecar=True)], [seen("app", EXITED, 0)])
+    status = status_of(desired(SIDECAR, policy="Never"), obs, PodMemory(finished="Succeeded"))
+    assert status["phase"] == "Succeeded"
+    assert condition(status, "Initialized")["status"] == "True"
+    summary = pod_summary({"spec": manifest(SIDECAR)["spec"], "status": status})
+    assert (summary.ready, summary.status) == ("0/2", "Completed")
