@@ -15,9 +15,11 @@ def _default_container(ctx: Context, name: str) -> str | None:
         pod = ctx.client().get(POD, ctx.namespace, name)
     except NotFoundError:
         raise not_found(POD, name, ctx.namespace) from None
-    containers = [str(c.get("name")) for c in items(section(pod, "spec"), "containers")]
-    if len(containers) > 1:
-        ctx.err.write(f'Defaulted container "{containers[0]}" out of: {", ".join(containers)}\n')
+    spec = section(pod, "spec")
+    containers = [str(c.get("name")) for c in items(spec, "containers")]
+    inits = [f"{c.get('name')} (init)" for c in items(spec, "initContainers")]  # kubectl's words
+    if len(containers) + len(inits) > 1:
+        ctx.err.write(f'Defaulted container "{containers[0]}" out of: {", ".join([*containers, *inits])}\n')
     return containers[0] if containers else None
 
 

@@ -264,4 +264,6 @@ def test_the_example_runs_its_init_container_then_its_sidecar_beside_its_app(
     assert main(["--timeout", "5", "apply", "-f", str(example)]) == 0
     assert wait_for("init-demo Running", lambda: ekctl_status(capsys, "init-demo") == ["2/2", "Running", "0"])
     assert main(["--timeout", "5", "logs", "init-demo"]) == 0
-    assert capsys.readouterr().out.startswith("greeting=hello\n")
+    captured = capsys.readouterr()
+    assert captured.out.startswith("greeting=hello\n")
+    assert captured.err == 'Defaulted container "app" out of: app, fetch (init), proxy (init)\n'  # kubectl's
