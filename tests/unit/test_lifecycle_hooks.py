@@ -257,3 +257,27 @@ def test_the_agent_restarts_a_pod_whose_post_start_hook_failed_and_runs_the_hook
         assert "running" in status["containerStatuses"][0]["state"]
     finally:
         node.agent.prober.stop()
+
+
+def test_a_pre_stop_hook_still_running_when_the_grace_ends_is_left_behind_and_the_stop_goes_on(
+    events: EventRecorder,
+) -> None:
+    """executePreStopHook waits at most the grace period; the container is then signalled anyway."""
+    release = threading.Event()
+    started = threading.Event()
+
+    class Hanging(FakeRuntime):
+        def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+            started.set()
+            release.wait(30)
+            return 0, ""
+
+    runtime = Hanging(NodeName("node-a"))
+    runtime.add_image(IMAGE)
+    _, observed = _create(runtime, {"preStop": {"exec": {"command": ["drain"]}}}, grace=1)
+    try:
+        assert Hooks(runtime, events).pre_stop(_ref(observed), observed, 1) == MIN_GRACE_SECONDS
+        assert started.is_set() and not release.is_set()  # returned while the hook still ran
+        assert _reasons(events) == []  # not a failure: it ran out of time
+    finally:
+        release.set()
