@@ -410,7 +410,7 @@ RFC1123_LABEL = (
         ),
         pytest.param(
             pod(spec={"containers": []}),
-            "spec.containers: List should have at least 1 item after validation, not 0",
+            "spec.containers: Required value",
             id="no-containers",
         ),
         pytest.param(
