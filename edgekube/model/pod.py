@@ -183,6 +183,10 @@ class VolumeMount(K8sModel):
     #: Like sub_path, with `$(VAR)` expanded from the container's environment (e.g. `$(POD_NAME)`).
     sub_path_expr: str = ""
 
+    def container_path(self) -> str:
+        """Where the runtime mounts it: the kubelet's makeMounts makes a relative mountPath absolute (from `/`)."""
+        return self.mount_path if self.mount_path.startswith("/") else "/" + self.mount_path
+
     @model_validator(mode="after")
     def _rules(self) -> VolumeMount:
         """validation.go ValidateVolumeMounts, for one mount (the volume's name and uniqueness: the pod's rules)."""

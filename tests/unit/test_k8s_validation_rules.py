@@ -18,6 +18,7 @@ import pytest
 from pydantic import BaseModel, PlainValidator
 from pydantic.types import Strict
 
+from edgekube.agent.runtime.volumes import plan_volumes
 from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.manifest import KINDS, ManifestError, lint_manifests, parse_object
 from edgekube.model.pod import Pod
@@ -126,6 +127,15 @@ def test_a_mount_path_need_not_be_absolute_but_must_be_set() -> None:
     assert problems(pod(volumes, volumeMounts=[{"name": "v", "mountPath": ""}])) == [
         f"{C0}.volumeMounts[0].mountPath: Required value"
     ]
+
+
+def test_a_relative_mount_path_is_mounted_from_the_container_root() -> None:
+    """kubelet_pods.go makeMounts: a relative mountPath is made absolute (MakeAbsolutePath) before the runtime."""
+    parsed = parse_object(pod({"volumes": [{"name": "v"}]}, volumeMounts=[{"name": "v", "mountPath": "data"}]))
+    assert isinstance(parsed, Pod)
+    _, mounts = plan_volumes(parsed)
+    assert [m.dest for m in mounts] == ["/data"]
+    assert parsed.spec.containers[0].volume_mounts[0].mount_path == "data"  # the spec keeps what the user wrote
 
 
 def test_mount_paths_are_unique_in_a_container() -> None:

@@ -149,7 +149,7 @@ def plan_volumes(
         MountPlan(
             container=c.name,
             volume=m.name,
-            dest=m.mount_path,
+            dest=m.container_path(),
             sub_path=_sub_path(c, j, m.name).strip("/"),
             read_only=m.read_only or volumes[m.name].read_only,
         )

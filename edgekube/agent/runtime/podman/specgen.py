@@ -266,7 +266,7 @@ def container_spec(
     """
     if mounts is None:
         mounts = [
-            ContainerMount(m.mount_path, m.read_only, volume=volume_name(podname, m.name))
+            ContainerMount(m.container_path(), m.read_only, volume=volume_name(podname, m.name))
             for m in container.volume_mounts
         ]
     body: dict[str, Any] = {
