@@ -18,6 +18,7 @@ import pytest
 from pydantic import BaseModel, PlainValidator
 from pydantic.types import Strict
 
+from edgekube.agent.runtime.podman.specgen import MAX_STOP_TIMEOUT, container_spec
 from edgekube.agent.runtime.volumes import plan_volumes
 from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.manifest import KINDS, ManifestError, lint_manifests, parse_object
@@ -152,6 +153,14 @@ def test_termination_grace_period_has_no_upper_bound_and_no_negative_value() -> 
     assert problems(pod({"terminationGracePeriodSeconds": -1})) == [
         "spec.terminationGracePeriodSeconds: Invalid value: -1: must be greater than or equal to 0"
     ]
+
+
+@pytest.mark.parametrize(("grace", "stop_timeout"), [(30, 30), (2**40, MAX_STOP_TIMEOUT)])
+def test_a_long_grace_is_capped_only_where_podman_needs_it(grace: int, stop_timeout: int) -> None:
+    """ValidatePodSpec takes any grace >= 0; Podman's stop_timeout (a Go time.Duration of seconds) is capped."""
+    parsed = parse_object(pod({"terminationGracePeriodSeconds": grace}))
+    assert isinstance(parsed, Pod) and parsed.spec.termination_grace_period_seconds == grace
+    assert container_spec(parsed, parsed.spec.containers[0], 0, "ek_p", {})["stop_timeout"] == stop_timeout
 
 
 def test_host_port_zero_means_unset() -> None:

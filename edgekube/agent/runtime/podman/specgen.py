@@ -23,6 +23,9 @@ _CPU_PERIOD_US = 100_000
 #: The kernel rejects CFS quotas under 1 ms; Kubernetes clamps to the same floor.
 _MIN_CPU_QUOTA_US = 1_000
 _MAX_HOSTNAME = 63
+#: Podman turns stop_timeout into a time.Duration (int64 nanoseconds); terminationGracePeriodSeconds has no upper
+#: bound (as in Kubernetes), so a longer grace is capped here (136 years). The agent's own stop waits the full grace.
+MAX_STOP_TIMEOUT = 2**32 - 1
 #: The NFS version the kernel client is asked for (NFSv4.1: sessions, no rpcbind, one TCP port).
 NFS_VERSION = "4.1"
 #: An emptyDir's mode under fsGroup: the kubelet's 0777 plus setgid, so files created in it get the fsGroup.
@@ -276,7 +279,7 @@ def container_spec(
         "labels": {**labels, LABEL_CONTAINER: container.name, LABEL_CONTAINER_INDEX: str(index)},
         # Restarts are the agent's job (it implements restartPolicy and back-off), never Podman's.
         "restart_policy": "no",
-        "stop_timeout": pod.spec.termination_grace_period_seconds,
+        "stop_timeout": min(pod.spec.termination_grace_period_seconds, MAX_STOP_TIMEOUT),
         "env": {e.name: e.value for e in container.env},
         # nocopy: a volume starts as it is (an empty emptyDir, an NFS export as the server has it), unlike a
         # Docker volume that copies the image's directory in.
