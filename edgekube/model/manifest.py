@@ -16,6 +16,7 @@ from edgekube.model.controllers import ReplicaSet, ReplicationController
 from edgekube.model.errors import ValidationError
 from edgekube.model.node import Node
 from edgekube.model.pod import Pod
+from edgekube.model.service import Service
 from edgekube.model.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
 
 M = TypeVar("M", bound=K8sModel)
@@ -31,10 +32,11 @@ KINDS: dict[tuple[str, str], type[K8sModel]] = {
     ("storage.k8s.io/v1", "StorageClass"): StorageClass,
     ("v1", "ConfigMap"): ConfigMap,
     ("v1", "Secret"): Secret,
+    ("v1", "Service"): Service,
 }
 CLUSTER_SCOPED = frozenset({"Node", "PersistentVolume", "StorageClass"})
 #: Kinds whose manifest `status` is dropped unread, as the API server ignores it (docs/compatibility.md).
-STATUS_IGNORED = frozenset({"Pod", "ReplicationController", "ReplicaSet"})
+STATUS_IGNORED = frozenset({"Pod", "ReplicationController", "ReplicaSet", "Service"})
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 
@@ -52,15 +54,23 @@ class ManifestError(ValidationError):
         super().__init__(prefix + "; ".join(problems), hint="run `ekctl lint FILE` to list every problem")
 
 
+#: Map-valued fields: an error inside one names the entry by key, as field.Path's Key does (`limits[cpu]`).
+_MAPS = frozenset({"requests", "limits", "capacity", "allocatable", "labels", "annotations", "nodeSelector"})
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
+    previous: int | str = ""
     for part in loc:
         if isinstance(part, int):
+            path += f"[{part}]"
+        elif previous in _MAPS and path:
             path += f"[{part}]"
         elif part.startswith("[") or not path:
             path += part
         else:
             path += f".{part}"
+        previous = part
     return path
 
 

@@ -135,7 +135,7 @@ CASES: dict[str, Case] = {
     "quantity-boolean": Case(
         "resource.Quantity UnmarshalJSON",
         pod_yaml("", "resources: {limits: {cpu: true}}"),
-        (f"{C}.resources.limits.cpu: Invalid value: true: {QUANTITY}",),
+        (f"{C}.resources.limits[cpu]: Invalid value: true: {QUANTITY}",),
     ),
     "quantity-number": Case(
         "resource.Quantity UnmarshalJSON", pod_yaml("", "resources: {limits: {cpu: 0.5, memory: 1e9}}")
