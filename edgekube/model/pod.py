@@ -559,8 +559,9 @@ class PodSpec(K8sModel):
                 if key in ports:
                     found.append(duplicate(f"{path}.ports[{j}].hostPort", f"/{key[1]}/{key[0]}"))
                 ports.add(key)
-            if container.restart_policy == "Always":
-                continue  # a sidecar may have probes and lifecycle hooks (validated as an app container's)
+            if container.restart_policy == "Always":  # a sidecar may have probes and hooks, validated as an app's
+                found.extend(sleep_errors(container.lifecycle, self.termination_grace_period_seconds, path))
+                continue
             for field in ("lifecycle", "liveness_probe", "readiness_probe", "startup_probe"):
                 if getattr(container, field, None) is not None:
                     detail = "may not be set for init containers without restartPolicy=Always"

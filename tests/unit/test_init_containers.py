@@ -416,3 +416,12 @@ def test_a_pod_that_succeeded_shows_completed_though_its_stopped_sidecar_exited_
     assert condition(status, "Initialized")["status"] == "True"
     summary = pod_summary({"spec": manifest(SIDECAR)["spec"], "status": status})
     assert (summary.ready, summary.status) == ("0/2", "Completed")
+
+
+def test_validate_init_containers_validates_a_sidecars_lifecycle_as_an_apps() -> None:
+    hook = {"preStop": {"sleep": {"seconds": 60}}}
+    text = problems({**SIDECAR, "lifecycle": hook}, terminationGracePeriodSeconds=30)
+    assert (
+        "spec.initContainers[0].lifecycle.preStop.sleep: Invalid value: 60: must be non-negative and less than " in text
+    )
+    Pod.from_dict(manifest({**SIDECAR, "lifecycle": {"preStop": {"sleep": {"seconds": 5}}}}))
