@@ -106,18 +106,21 @@ class PodSecurityContext(K8sModel):
     @classmethod
     def _sysctls(cls, value: list[Sysctl]) -> list[Sysctl]:
         seen: set[str] = set()
+        problems: list[str] = []  # validateSysctls reports every entry's problem
         for i, sysctl in enumerate(value):
             name = sysctl.name
             if not name:
-                raise ValidationError(f"[{i}].name: Required value")
-            if len(name) > SYSCTL_MAX_LENGTH or not _SYSCTL.match(name):
-                raise ValidationError(
+                problems.append(f"[{i}].name: Required value")
+            elif len(name) > SYSCTL_MAX_LENGTH or not _SYSCTL.match(name):
+                problems.append(
                     f"[{i}].name: Invalid value: {quote(name)}: must have at most {SYSCTL_MAX_LENGTH} characters "
                     f"and match regex {SYSCTL_PATTERN}"
                 )
-            if name in seen:
-                raise ValidationError(f"[{i}].name: Duplicate value: {quote(name)}")
+            elif name in seen:
+                problems.append(f"[{i}].name: Duplicate value: {quote(name)}")
             seen.add(name)
+        if problems:
+            raise ValidationError("\n".join(problems))
         return value
 
 

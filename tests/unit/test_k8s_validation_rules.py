@@ -541,3 +541,13 @@ def test_duplicate_names_and_host_ports_use_kubernetes_values() -> None:
         'spec.containers[1].name: Duplicate value: "a"',
         'spec.containers[1].ports[0].hostPort: Duplicate value: "/TCP/8080"',
     ]
+
+
+def test_every_bad_sysctl_is_listed() -> None:
+    """validation.go validateSysctls: Required, Invalid or Duplicate for each entry, none hiding the next."""
+    sysctls = [{"name": "", "value": "1"}, {"name": "kernel.shm_rmid_forced", "value": "1"}]
+    sysctls += [{"name": "kernel.shm_rmid_forced", "value": "0"}]
+    assert problems(pod({"securityContext": {"sysctls": sysctls}})) == [
+        "spec.securityContext.sysctls[0].name: Required value",
+        'spec.securityContext.sysctls[2].name: Duplicate value: "kernel.shm_rmid_forced"',
+    ]
