@@ -258,7 +258,9 @@ class PahoBus:
         with self._lock:
             sub = self._add(topic_filter, handler, qos)
             self._routes = {}
-        if self.connected:
+            # Decided under the lock _on_connect takes: a filter added while it subscribes is sent by one of us.
+            now = self._connected.is_set()
+        if now:
             self._client.subscribe(topic_filter, qos=sub.qos, properties=sub.properties())
 
     def _add(self, topic_filter: str, handler: Handler, qos: int) -> _Subscription:
@@ -346,8 +348,12 @@ class PahoBus:
         for topic_filter, sub in subs:
             client.subscribe(topic_filter, qos=sub.qos, properties=sub.properties())
         with self._lock:
+            # Filters subscribe() added meanwhile saw "not connected" and left them to us.
+            missed = [(f, sub) for f, sub in self._subs.items() if f not in dict(subs)]
             self._connected.set()
             hooks = list(self._on_connect_hooks)
+        for topic_filter, sub in missed:
+            client.subscribe(topic_filter, qos=sub.qos, properties=sub.properties())
         for hook in hooks:
             self._inbox.put((_hook_handler(hook), _CONNECTED))
 
