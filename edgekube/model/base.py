@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict
 from pydantic.alias_generators import to_camel
+
+
+def _bits(bits: int) -> AfterValidator:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            # Kubernetes' JSON decoder: "cannot unmarshal number 4294967296 into ... of type int32".
+            raise ValueError(f"Invalid value: {value}: cannot unmarshal number into a field of type int{bits}")
+        return value
+
+    return AfterValidator(check)
+
+
+#: Kubernetes' int32 and int64 fields as its decoder reads them: a JSON integer (no "3", no 2.5) in range.
+Int32 = Annotated[int, Strict(), _bits(32)]
+Int64 = Annotated[int, Strict(), _bits(64)]
 
 
 class K8sModel(BaseModel):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, StrictInt, model_validator
 
-from edgekube.model.base import K8sModel
+from edgekube.model.base import Int32, K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.fielderrors import Problems, forbidden, invalid, not_supported, quote, required
 from edgekube.model.labels import Selector
@@ -100,11 +100,11 @@ def _counts_errors(replicas: int, min_ready_seconds: int) -> list[str]:
 
 
 class ReplicationControllerSpec(K8sModel):
-    replicas: StrictInt = 1
+    replicas: Int32 = 1
     #: Empty or unset: the template's labels (SetDefaults_ReplicationController), before validation.
     selector: dict[str, str] | None = None
     template: PodTemplateSpec
-    min_ready_seconds: StrictInt = 0
+    min_ready_seconds: Int32 = 0
 
     @model_validator(mode="after")
     def _selector(self) -> ReplicationControllerSpec:
@@ -123,10 +123,10 @@ class ReplicationControllerSpec(K8sModel):
 
 
 class ReplicaSetSpec(K8sModel):
-    replicas: StrictInt = 1
+    replicas: Int32 = 1
     selector: LabelSelector
     template: PodTemplateSpec
-    min_ready_seconds: StrictInt = 0
+    min_ready_seconds: Int32 = 0
 
     @model_validator(mode="after")
     def _selector(self) -> ReplicaSetSpec:

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from edgekube.model.affinity import Affinity, TopologySpreadConstraint, duplicate_spread_errors
-from edgekube.model.base import K8sModel
+from edgekube.model.base import Int32, Int64, K8sModel
 from edgekube.model.dns import DNSPolicy, PodDNSConfig, dns_errors
 from edgekube.model.errors import ValidationError
 from edgekube.model.fielderrors import Problems, duplicate, forbidden, invalid, not_found, required
@@ -442,10 +442,10 @@ class PodSpec(K8sModel):
     node_name: str | None = None
     volumes: list[Volume] = Field(default_factory=list)
     #: No upper bound, as in Kubernetes (an int64); only negative values are refused.
-    termination_grace_period_seconds: StrictInt = Field(default=10, ge=0, le=2**63 - 1)
+    termination_grace_period_seconds: Int64 = Field(default=10, ge=0)
     tolerations: list[Toleration] = Field(default_factory=list)
     #: Eviction order among pods of the same QoS class (lower goes first); set directly, no PriorityClass yet.
-    priority: StrictInt | None = None
+    priority: Int32 | None = None
     #: nodeAffinity, podAffinity, podAntiAffinity (edgekube.model.affinity); matched by the scheduler.
     affinity: Affinity | None = None
     topology_spread_constraints: list[TopologySpreadConstraint] = Field(default_factory=list)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, StrictInt, StrictStr, field_validator, model_validator
 
-from edgekube.model.base import K8sModel
+from edgekube.model.base import Int32, K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.fielderrors import Problems, invalid
 from edgekube.model.names import http_header_name_errors, port_name_errors, port_num_errors
@@ -105,11 +105,11 @@ class Probe(K8sModel):
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
     grpc: GRPCAction | None = None
-    initial_delay_seconds: StrictInt = 0
-    period_seconds: StrictInt = 10
-    timeout_seconds: StrictInt = 1
-    success_threshold: StrictInt = 1
-    failure_threshold: StrictInt = 3
+    initial_delay_seconds: Int32 = 0
+    period_seconds: Int32 = 10
+    timeout_seconds: Int32 = 1
+    success_threshold: Int32 = 1
+    failure_threshold: Int32 = 3
 
     @model_validator(mode="after")
     def _rules(self) -> Probe:

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable
 from enum import StrEnum
 
-from pydantic import StrictInt, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
-from edgekube.model.base import K8sModel
+from edgekube.model.base import Int64, K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.labels import validate_label_key, validate_label_value
 from edgekube.model.labels.validation import key_errors, value_errors
@@ -49,7 +49,7 @@ class Toleration(K8sModel):
     value: str = ""
     effect: TaintEffect | None = None
     #: Only with effect NoExecute; zero and negative values mean evict at once, as in Kubernetes.
-    toleration_seconds: StrictInt | None = None
+    toleration_seconds: Int64 | None = None
 
     @field_validator("effect", mode="before")
     @classmethod

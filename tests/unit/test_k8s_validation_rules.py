@@ -256,6 +256,17 @@ def test_a_string_or_number_of_the_wrong_json_type_is_refused(doc: dict[str, Any
     assert problems(doc) == [problem]
 
 
+def test_an_int32_or_int64_field_refuses_a_number_out_of_its_range() -> None:
+    """Kubernetes' JSON decoder: `cannot unmarshal number ... of type int32` (replicas, probe timings) or int64."""
+    assert problems(rc(None, {"app": "web"}, replicas=2**32)) == [
+        f"spec.replicas: Invalid value: {2**32}: {UNMARSHAL} number into a field of type int32"
+    ]
+    assert problems(pod({"terminationGracePeriodSeconds": 2**63})) == [
+        f"spec.terminationGracePeriodSeconds: Invalid value: {2**63}: {UNMARSHAL} number into a field of type int64"
+    ]
+    assert problems(pod({"terminationGracePeriodSeconds": 2**63 - 1})) == []
+
+
 @pytest.mark.parametrize("port", [8080, "http"])
 def test_an_int_or_string_port_takes_a_number_or_a_name(port: int | str) -> None:
     """intstr.IntOrString decoding, then validation.go ValidatePortNumOrName."""
