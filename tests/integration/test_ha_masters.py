@@ -155,9 +155,10 @@ def test_kill_of_the_active_under_applies_keeps_every_acknowledged_write_and_the
 def test_the_deposed_active_returns_as_standby_and_never_publishes_its_old_term(
     masters: HaMasters, api: ApiClient, mosquitto: Mosquitto
 ) -> None:
-    with SimNodes(mosquitto.port, NODES), Witnesses(mosquitto.port, NODES):
+    with SimNodes(mosquitto.port, NODES) as nodes, Witnesses(mosquitto.port, NODES):
         assert api.apply(rc("web", 3)).ok
-        wait_for("every node told term 1", lambda: {n for n, t in masters.desired if t == 1} >= set(NODES))
+        wait_for("3 pods running", lambda: sum(len(nodes.running(n)) for n in NODES) == 3)
+        assert {n for n, t in masters.desired if t == 1} >= set(NODES)
         masters.kill("m1")
         masters.wait_role("m2", Role.ACTIVE, term=2)
         assert api.apply(config_map("after-takeover")).ok

@@ -128,3 +128,13 @@ def test_the_standby_classifies_each_frame_by_stream_and_sequence(
     stream: str, applied: int, frame: FrameHeader, step: Step
 ) -> None:
     assert classify(stream, applied, frame) is step
+
+
+def test_a_standby_that_cannot_see_the_active_gone_everywhere_waits_the_grace_with_its_majority() -> None:
+    cut = dataclasses.replace(VIEW, gone_everywhere=False, grace=2.0)
+    early = plan_takeover(dataclasses.replace(cut, majority_for=1.5))
+    assert (early.take_over, early.majority) == (False, True)
+    assert "waiting 2s" in early.reason
+    late = plan_takeover(dataclasses.replace(cut, majority_for=2.0))
+    assert (late.take_over, late.term, late.majority) == (True, 4, True)
+    assert not plan_takeover(dataclasses.replace(cut, witnesses={})).majority

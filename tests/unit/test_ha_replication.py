@@ -222,3 +222,18 @@ def test_frames_of_an_older_term_are_ignored(pair: Pair) -> None:
     old = FrameHeader(kind="snapshot", stream="m0.2.x", term=2, last=99)
     pair.standby_bus.publish(topics.master_replicate("m2"), encode_frame(old, b"garbage"))
     assert pair.follower.applied == before and pair.follower.current
+
+
+def test_alone_an_active_answers_only_while_a_majority_of_its_nodes_is_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(active, "CONFIRM_TIMEOUT", 0.05)
+    p = Pair(tmp_path, timeout=0.05)
+    majority = False
+    p.replicator._majority = lambda: majority
+    try:
+        assert not p.replicator.settle(p.write("cut-off"))  # unreplicated and echoed, but the nodes are not behind it
+        majority = True
+        assert p.replicator.settle(p.write("with-the-fleet"))
+    finally:
+        p.close()

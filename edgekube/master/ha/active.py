@@ -44,8 +44,11 @@ log = logging.getLogger(__name__)
 
 #: Records kept in memory for a standby that fell a little behind (beyond: a snapshot).
 RING_BYTES = 4 * 1024 * 1024
-#: How long answers wait for the broker to echo the "unreplicated" flag before they are dropped.
+#: How long answers wait for the broker to echo the "unreplicated" flag (and, alone, for a majority of Ready nodes)
+#: before they are dropped.
 CONFIRM_TIMEOUT = 5.0
+#: How often a waiting answer looks again whether the majority is back (nothing signals it).
+MAJORITY_POLL = 0.1
 
 
 class Replicator:
@@ -63,6 +66,7 @@ class Replicator:
         on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         brokers: Callable[[], set[int]] = lambda: {0},
+        majority: Callable[[], bool] = lambda: True,
     ) -> None:
         self.bus = bus
         self.storage = storage
@@ -77,6 +81,9 @@ class Replicator:
         #: The brokers (member indices of a FanoutBus; {0} for one broker) connected now: the "unreplicated" flag
         #: must come back from each of them before an answer relies on it.
         self._brokers = brokers
+        #: Whether a majority of the nodes is Ready in this master's eyes: alone, it answers only while it holds one
+        #: (a standby can then not gather the majority of witnesses it needs to take over).
+        self._majority = majority
         self.stream = f"{master_id}.{term}.{uuid.uuid4().hex[:8]}"
         self._cond = threading.Condition()
         self.state = Replication.UNREPLICATED
@@ -132,13 +139,16 @@ class Replicator:
                         continue
                     self._cond.wait(deadline - now)
                     continue
-                if self._told_unreplicated():
+                if self._told_unreplicated() and self._majority():
                     self._alone_max = max(self._alone_max, seq)
                     return True
                 if now >= confirm_by:
-                    log.error("the broker did not echo this master's 'unreplicated' flag within %gs", CONFIRM_TIMEOUT)
+                    why = "a majority of the nodes is not Ready" if self._told_unreplicated() else (
+                        "the brokers did not all echo the 'unreplicated' flag"
+                    )  # fmt: skip
+                    log.error("answers dropped: alone, and %s within %gs", why, CONFIRM_TIMEOUT)
                     return False
-                self._cond.wait(confirm_by - now)
+                self._cond.wait(min(confirm_by - now, MAJORITY_POLL))
             return False
 
     @contextmanager

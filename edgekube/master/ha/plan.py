@@ -30,6 +30,14 @@ class TakeoverView:
     witnesses: Mapping[str, Witness]
     #: The active handed over cleanly: it stopped, announced so, and this standby holds everything it wrote.
     handover: bool = False
+    #: This standby is connected to every broker of the cluster and the active's presence is offline on each: the
+    #: active cannot be answering anyone (its last "unreplicated", if any, is on a broker this standby reads).
+    gone_everywhere: bool = True
+    #: How long (seconds) the witness majority has held so far (0: it just appeared or does not hold), and how long
+    #: it must hold when the active is not seen gone everywhere: by then an active cut off from those nodes has
+    #: stopped acknowledging alone (it needs a majority of Ready nodes, whose heartbeats time out in that time).
+    majority_for: float = 0.0
+    grace: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class Decision:
     term: int
     #: Why (logged, and shown in this master's presence while it waits).
     reason: str
+    #: A majority of the Ready nodes sees the active gone (whether or not the grace has passed).
+    majority: bool = False
 
 
 def plan_takeover(view: TakeoverView) -> Decision:
@@ -47,7 +57,8 @@ def plan_takeover(view: TakeoverView) -> Decision:
     "Everything acknowledged" is the active's own word: its retained flag names this standby as the peer holding
     every acknowledged write (the active publishes "unreplicated", and sees it back from the broker, before it
     acknowledges any write alone). "Gone" is the fleet's word: a majority of the Ready nodes report the active of
-    this very term offline — or the active said so itself, handing over on a clean stop.
+    this very term offline — or the active said so itself, handing over on a clean stop. When this standby cannot
+    see the active offline on every broker (a partition), the majority must also have held for `grace`.
     """
     wait = Decision(take_over=False, term=view.term, reason="")
     if not view.active or view.active == view.me:
@@ -79,11 +90,11 @@ def plan_takeover(view: TakeoverView) -> Decision:
     )
     if 2 * len(gone) <= len(ready):
         return _why(wait, f"{len(gone)} of {len(ready)} Ready node(s) see {view.active} gone; a majority is needed")
-    return Decision(
-        take_over=True,
-        term=view.term + 1,
-        reason=f"{len(gone)} of {len(ready)} Ready node(s) see {view.active} (term {view.term}) gone",
-    )
+    seen = f"{len(gone)} of {len(ready)} Ready node(s) see {view.active} (term {view.term}) gone"
+    if not view.gone_everywhere and view.majority_for < view.grace:
+        reason = f"{seen}; not offline on every broker: waiting {view.grace:g}s for a cut-off active to stop"
+        return Decision(take_over=False, term=view.term, reason=reason, majority=True)
+    return Decision(take_over=True, term=view.term + 1, reason=seen, majority=True)
 
 
 def _why(decision: Decision, reason: str) -> Decision:

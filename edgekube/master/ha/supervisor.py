@@ -140,6 +140,10 @@ class Supervisor:
         self.bus: MessageBus | None = None
         #: Set once the start role is taken (tests wait on it).
         self.settled = threading.Event()
+        #: Standby: since when (clock) a majority of witnesses sees the active gone. Active: whether a majority of
+        #: its nodes is Ready in its eyes (refreshed every tick; the Replicator reads it, never taking the lock).
+        self._majority_since: float | None = None
+        self._majority_ok = False
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> Supervisor:
@@ -235,6 +239,8 @@ class Supervisor:
                     self._step_down()
                 elif self.role is Role.STANDBY:
                     self._standby_tick()
+                else:
+                    self._majority_ok = self._holds_majority()
                 now = self._clock()
                 if self.role is Role.ACTIVE and self.replicator is not None and now - last_beat >= BEAT_EVERY:
                     self.replicator.beat()
@@ -284,6 +290,10 @@ class Supervisor:
                     follower.follow(self._holder, self.term)
             view = self._view(follower)
         decision = plan_takeover(view)
+        if not decision.majority:
+            self._majority_since = None
+        elif self._majority_since is None:
+            self._majority_since = self._clock()
         if decision.take_over:
             log.warning("HA master %s takes over with term %d: %s", self.me, decision.term, decision.reason)
             self._become_active(decision.term, why=decision.reason)
@@ -305,6 +315,8 @@ class Supervisor:
         )
         # The electorate is read from the copy only when it matters (the active is not online).
         ready = follower.inspect(ready_nodes) if not online else set()
+        everywhere = not online and all(member.connected for member in self._members)
+        since = self._majority_since
         return TakeoverView(
             me=self.me,
             term=self.term,
@@ -314,6 +326,9 @@ class Supervisor:
             ready_nodes=ready,
             witnesses=dict(self._witnesses),
             handover=handover,
+            gone_everywhere=everywhere,
+            majority_for=0.0 if since is None else self._clock() - since,
+            grace=self.config.node_timeout,
         )
 
     def _note_terms(self) -> None:
@@ -355,6 +370,7 @@ class Supervisor:
                 lock=master.lock,
                 on_change=self._changed,
                 brokers=self._connected_brokers,
+                majority=lambda: self._majority_ok,
             )
             master.gate = replicator
             master.dispatcher.term = term
@@ -366,6 +382,16 @@ class Supervisor:
         master.start()
         self._publish_presence()
         log.info("HA master %s is active (term %d): %s", self.me, term, why)
+
+    def _holds_majority(self) -> bool:
+        """Active: whether most stored nodes are Ready in its eyes (heartbeats within node_timeout)."""
+        master = self.master
+        if master is None:
+            return False
+        with master.lock:
+            names = [name for (_, name) in master.store.objects("Node")]
+            ready = sum(1 for name in names if master.liveness.ready(name))
+        return not names or 2 * ready > len(names)
 
     def _write_term(self, master: Master, term: int) -> None:
         """The new term on flash before anything is published with it (the store only ever holds higher ones)."""
