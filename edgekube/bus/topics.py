@@ -18,6 +18,10 @@ MASTERS = f"{ROOT}/masters"
 ALL_MASTERS_ONLINE = f"{MASTERS}/+/online"
 CLIENT_REPLIES = f"{ROOT}/clients"  # + /<client-id>/reply
 NODES = f"{ROOT}/nodes"
+#: The data path's tables (model/netstate.py), retained, the whole table each time: routes (every node's podCIDR and
+#: node IP) and services (every Service with its endpoints); see docs/networking.md.
+ROUTES = f"{ROOT}/routes"
+SERVICES = f"{ROOT}/services"
 
 
 def _node(node: str) -> str:

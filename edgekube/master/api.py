@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from edgekube.master import paging, storage
+from edgekube.master import paging, services, storage
 from edgekube.master.controllers.base import Binder
 from edgekube.master.controllers.nodelifecycle import LIFECYCLE_TAINTS
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
@@ -24,6 +24,7 @@ from edgekube.model.config import check_update
 from edgekube.model.errors import ConflictError, EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import Selector, parse_selector
 from edgekube.model.manifest import CLUSTER_SCOPED, load_manifests
+from edgekube.model.serviceips import DEFAULT_SERVICE_CIDR
 from edgekube.model.types import Obj
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Outcome, Verb
 from edgekube.store.protocol import StateStore
@@ -33,8 +34,18 @@ log = logging.getLogger(__name__)
 STORAGE_KINDS = ("PersistentVolume", "PersistentVolumeClaim", "StorageClass")
 #: Kinds whose whole content is top-level data (no spec): an update replaces it, bar the rules of config.check_update.
 CONFIG_KINDS = ("ConfigMap", "Secret")
-KINDS = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, *CONFIG_KINDS, "Event")
-_WRITABLE = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, *CONFIG_KINDS)
+KINDS = (
+    "Pod",
+    "Node",
+    "ReplicationController",
+    "ReplicaSet",
+    *STORAGE_KINDS,
+    *CONFIG_KINDS,
+    "Event",
+    "Service",
+    "Endpoints",
+)
+_WRITABLE = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, *CONFIG_KINDS, "Service")
 #: Kinds each verb works on (apply takes any kind the manifest loader knows).
 VERB_KINDS: dict[Verb, tuple[str, ...]] = {
     Verb.GET: KINDS,
@@ -103,8 +114,12 @@ class Api:
         events: EventLog | None = None,
         binder: Binder | None = None,
         wall: Callable[[], float] = time.time,
+        *,
+        service_cidr: str = DEFAULT_SERVICE_CIDR,
     ) -> None:
         self.store = store
+        #: Where Services' clusterIPs are allocated (`--service-cidr`).
+        self.service_cidr = service_cidr
         self.decorate_node = decorate_node
         self.events = events if events is not None else EventLog()
         self.binder = binder
@@ -219,13 +234,24 @@ class Api:
                     meta["generation"] = 1
                 if kind in STORAGE_KINDS:
                     obj = storage.admit_new(obj, context)
+                if kind == "Service":
+                    obj = services.admit_new(obj, self._services(writes), self.service_cidr)
                 writes[key] = ("create", obj)
                 return Outcome(kind=kind, namespace=namespace, name=name, action="created")
         merged = self._merge(kind, current, obj)
+        if kind == "Service":
+            merged = services.merge(current, obj, merged, self._services(writes))
         if merged == current:
             return Outcome(kind=kind, namespace=namespace, name=name, action="unchanged")
         writes[key] = (verb, merged)
         return Outcome(kind=kind, namespace=namespace, name=name, action="updated")
+
+    def _services(self, writes: _Writes) -> list[Obj]:
+        """Stored Services and those this apply writes: what holds clusterIPs and nodePorts."""
+        planned = [obj for (kind, _, _), (_, obj) in writes.items() if kind == "Service"]
+        keys = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in planned}
+        stored = self.store.list("Service", None)
+        return [*planned, *(o for o in stored if (o["metadata"]["namespace"], o["metadata"]["name"]) not in keys)]
 
     @staticmethod
     def _merge(kind: str, current: Obj, new: Obj) -> Obj:

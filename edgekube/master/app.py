@@ -42,6 +42,7 @@ from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
 from edgekube.master.scheduling.volumes import VolumeGate
+from edgekube.master.servicetable import ServiceTablePublisher
 from edgekube.master.top import Top
 from edgekube.model.errors import EdgekubeError
 from edgekube.model.wire import Presence
@@ -101,6 +102,8 @@ class Master:
         self.volumes = VolumeServices(ClaimUsers(), worker)
         self.dispatcher = Dispatcher(volumes=VolumeResolver(self.store), config=ConfigResolver(self.store))
         self.dispatcher.term = self.gate.term
+        #: The ServiceTable retained on edgekube/v1/services (docs/services.md), published after a pass changed it.
+        self.service_table = ServiceTablePublisher(self.store, wall)
         self.specs = SpecCache()
         self.usage = NodeUsage(self.specs)
         self.placer = Placer(
@@ -116,7 +119,7 @@ class Master:
         decorate = self.liveness.decorate
         self.api = Api(
             self.store, lambda node: self.node_metrics.decorate(decorate(node)), self.events, binder=self.placer,
-            wall=wall,
+            wall=wall, service_cidr=config.service_cidr,
         )  # fmt: skip
         # Kept current by every Pod write: what each node is told, what each node has bound, who uses each claim.
         self.store.listen("Pod", self.volumes.users.observe)
@@ -224,6 +227,7 @@ class Master:
         with self._lock:
             # After a broker restart retained desired states may be gone: send every node's set again.
             self.dispatcher.forget_all()
+            self.service_table.forget()
             # Heartbeats missed while we were away say nothing about the nodes: a full timeout each, again.
             self.echo.catch_up()
             self.liveness.reset()
@@ -354,14 +358,17 @@ class Master:
                 self.placer.place_pending()
                 wrote = self.store.writes != writes
             changes = self.dispatcher.flush(name for _, name in self.store.objects("Node"))
+            table = self.service_table.flush()
             self.specs.prune(self.store.objects("Pod"))
             shipped = self.gate.ship()
             acks = self.requests.take()
-        if changes and not self.gate.settle(shipped):
+        if (changes or table is not None) and not self.gate.settle(shipped):
             return wrote  # deposed: its desired state must never reach a node again
         with self.gate.publishing() as allowed:
             if allowed:
                 for desired in changes:
                     self.bus.publish(topics.node_desired(desired.node), desired.encode(), retain=True)
+                if table is not None:
+                    self.bus.publish(topics.SERVICES, table.encode(), retain=True)
         self._answer(shipped, acks)
         return wrote

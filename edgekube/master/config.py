@@ -56,3 +56,5 @@ class MasterConfig:
     master_id: str = ""
     role: str = "active"
     replication_timeout: float = 1.0
+    #: Services' clusterIPs are allocated from this IPv4 network (docs/services.md); K3s' default.
+    service_cidr: str = "10.43.0.0/16"

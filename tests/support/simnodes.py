@@ -49,6 +49,10 @@ class _Pod:
     containers: list[tuple[str, str]]  # (name, image)
     seen: float  # monotonic
     started_wall: float
+    #: The pod's address on its node's pod network ("" : none reported).
+    ip: str = ""
+    #: set_ready(): the Ready condition once Running (a failing readiness probe reports False).
+    ready: bool = True
     #: The two statuses it is ever reported with, built once (200 nodes x 50 pods report often).
     _pending: dict[str, Any] | None = None
     _running: dict[str, Any] | None = None
@@ -78,13 +82,14 @@ class _Pod:
             self._running = {
                 "phase": "Running",
                 "hostIP": host_ip,
+                **({"podIP": self.ip} if self.ip else {}),
                 "startTime": started,
-                "conditions": [{"type": "Ready", "status": "True"}],
+                "conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}],
                 "containerStatuses": [
                     {
                         "name": n,
                         "image": i,
-                        "ready": True,
+                        "ready": self.ready,
                         "restartCount": 0,
                         "state": {"running": {"startedAt": started}},
                     }
@@ -118,6 +123,9 @@ class _Node:
     dirty: bool = True
     next_change: float | None = None
     last_report_at: float = 0.0
+    #: Report a podIP for each pod (SimNodes(pod_ips=True)); addresses count up from .2 of 10.42.<index>.0/24.
+    pod_ips: bool = False
+    ip_seq: int = 0
 
     @property
     def host_ip(self) -> str:
@@ -164,6 +172,7 @@ class SimNodes:
         labels: Mapping[str, Mapping[str, str]] | None = None,
         capacity: Mapping[str, Any] | None = None,
         tick: float = 0.02,
+        pod_ips: bool = False,
     ) -> None:
         names = [f"node-{i + 1}" for i in range(nodes)] if isinstance(nodes, int) else list(nodes)
         self.start_delay = start_delay
@@ -171,7 +180,7 @@ class SimNodes:
         self.report_interval = report_interval
         self._tick = tick
         self._nodes = {
-            n: _Node(n, i, dict((labels or {}).get(n, {})), dict(capacity or DEFAULT_CAPACITY))
+            n: _Node(n, i, dict((labels or {}).get(n, {})), dict(capacity or DEFAULT_CAPACITY), pod_ips=pod_ips)
             for i, n in enumerate(names)
         }
         self._seen: dict[tuple[str, str], float] = {}
@@ -227,6 +236,15 @@ class SimNodes:
                 self._offer(sim, sim.missed)
                 sim.missed = None
         self._online(sim)
+
+    def set_ready(self, namespace: str, name: str, ready: bool) -> None:
+        """Report a Running pod Ready or not (its readiness probe passing or failing), at once."""
+        with self._lock:
+            for sim in self._nodes.values():
+                for pod in sim.pods.values():
+                    if (pod.namespace, pod.name) == (namespace, name):
+                        pod.ready, pod._running = ready, None
+                        sim.dirty = True
 
     def publish_events(self, node: str, events: Iterable[Mapping[str, Any]]) -> None:
         """Publish an EventReport from `node` (as an agent with events to tell would)."""
@@ -300,6 +318,9 @@ class SimNodes:
             if kept is None:
                 containers = [(c["name"], c["image"]) for c in spec["containers"]]
                 kept = _Pod(uid, meta["namespace"], meta["name"], containers, now, wall)
+                if sim.pod_ips:  # an address from the node's pod CIDR (10.42.<index>.0/24), as a real agent reports
+                    sim.ip_seq += 1
+                    kept.ip = f"10.42.{sim.index}.{sim.ip_seq % 250 + 2}"
                 self._seen.setdefault((meta["namespace"], meta["name"]), now)
             pods[uid] = kept
         sim.pods = pods

@@ -530,15 +530,15 @@ def test_every_field_problem_of_one_document_is_listed() -> None:
             [
                 "kind: Deployment (apps/v1) is not supported (supported: Pod (v1), Node (v1), "
                 "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-                "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1))"
+                "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
             ],
         ),
         (
-            {"apiVersion": "v1", "kind": "Service"},
+            {"apiVersion": "v1", "kind": "Ingress"},
             [
-                "kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
+                "kind: Ingress (v1) is not supported (supported: Pod (v1), Node (v1), "
                 "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-                "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1))"
+                "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
             ],
         ),
         (["a", "list"], ["document must be a mapping, got list"]),
@@ -615,7 +615,7 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
         [
             json.dumps(pod(metadata={"name": "Bad"}, volumeDevices=[])),
             json.dumps(MINIMAL),
-            json.dumps({"apiVersion": "v1", "kind": "Service"}),
+            json.dumps({"apiVersion": "v1", "kind": "Ingress"}),
         ]
     )
     errors = list(lint_manifests(text, source="app.yaml"))
@@ -628,14 +628,14 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
         "spec.containers[0].volumeDevices: not supported",
     ]
     assert second.problems == [
-        "kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
+        "kind: Ingress (v1) is not supported (supported: Pod (v1), Node (v1), "
         "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-        "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1))"
+        "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
     ]
     assert (
-        str(second) == "app.yaml[2]: kind: Service (v1) is not supported (supported: Pod (v1), Node (v1), "
+        str(second) == "app.yaml[2]: kind: Ingress (v1) is not supported (supported: Pod (v1), Node (v1), "
         "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-        "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1))"
+        "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
     )
 
 

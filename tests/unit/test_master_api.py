@@ -189,7 +189,7 @@ def test_the_same_object_twice_in_one_manifest_ends_as_the_later_document(api: A
     ("second", "message"),
     [
         (pod("Bad"), 'request[2]: metadata.name: Invalid value: "Bad": a lowercase RFC 1123 subdomain must consist of'),
-        ({"apiVersion": "v1", "kind": "Service"}, "request[2]: kind: Service (v1) is not supported"),
+        ({"apiVersion": "v1", "kind": "Ingress"}, "request[2]: kind: Ingress (v1) is not supported"),
         (pod("existing", image="other"), "Pod default/existing: spec: Forbidden: "),
     ],
     ids=["invalid-field", "unknown-kind", "forbidden-update"],
@@ -332,7 +332,7 @@ def test_unknown_names_are_not_found(api: Api, verb: Verb, fields: dict[str, Any
 
 SUPPORTED = (
     "(supported: Pod, Node, ReplicationController, ReplicaSet, PersistentVolume, PersistentVolumeClaim, StorageClass, "
-    "ConfigMap, Secret, Event)"
+    "ConfigMap, Secret, Event, Service, Endpoints)"
 )
 
 

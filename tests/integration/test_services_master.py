@@ -1,0 +1,161 @@
+"""Services on the master, on a real Mosquitto with simulated nodes: Endpoints and the retained ServiceTable.
+
+A real Master (TinyDB on a temporary dir) and three simulated agents (tests/support/simnodes.py, reporting each
+pod's podIP from the node's 10.42.<i>.0/24 and Ready once running) on one broker. A subscriber that is not the
+master reads `edgekube/v1/services` as an agent would: the retained table, whole, with a growing generation.
+The tests assert what the Endpoints object and the table hold after each change, and in which order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekube.bus import topics
+from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.bus.protocol import Message
+from edgekube.master.app import Master
+from edgekube.master.config import MasterConfig
+from edgekube.master.wiring import build_master
+from edgekube.model.servicetable import ServiceTable
+from edgekube.model.wire import ApiRequest, Verb
+from tests.support.broker import AnyBroker
+from tests.support.cluster import ApiClient, wait_for
+from tests.support.simnodes import SimNodes
+
+pytestmark = pytest.mark.integration
+
+NODES = ("node-1", "node-2", "node-3")
+MANIFEST = """
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {app: web}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: busybox:1.36
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"""
+
+
+class TableWatch:
+    """Every ServiceTable received on edgekube/v1/services, in order (what an agent would see)."""
+
+    def __init__(self, port: int) -> None:
+        self.tables: list[ServiceTable] = []
+        self._lock = threading.Lock()
+        self._bus = PahoBus(BusConfig(port=port, client_id="svc-watch"))
+        self._bus.subscribe(topics.SERVICES, self._on_table)
+        self._bus.start(wait=10)
+
+    def _on_table(self, message: Message) -> None:
+        table = ServiceTable.decode(message.payload)
+        with self._lock:
+            self.tables.append(table)
+
+    def latest(self) -> ServiceTable | None:
+        with self._lock:
+            return self.tables[-1] if self.tables else None
+
+    def close(self) -> None:
+        self._bus.close()
+
+
+@pytest.fixture
+def cluster(broker: AnyBroker, tmp_path: Path) -> Iterator[tuple[Master, SimNodes, ApiClient]]:
+    config = MasterConfig(mqtt_port=broker.port, data_dir=tmp_path / "master", node_timeout=2.0, resync_interval=0.5)
+    master = build_master(config).start(wait=10)
+    sims = SimNodes(broker.port, list(NODES), start_delay=0.05, pod_ips=True).start()
+    client = ApiClient(broker.port)
+    try:
+        yield master, sims, client
+    finally:
+        client.close()
+        master.stop()
+        sims.close()
+
+
+def endpoints(client: ApiClient) -> dict[str, Any]:
+    response = client.call(ApiRequest(verb=Verb.GET, kind="Endpoints", name="web"))
+    return response.object or {} if response.ok else {}
+
+
+def ready_ips(table: ServiceTable | None) -> tuple[set[str], set[str]]:
+    if table is None or not table.services:
+        return set(), set()
+    entry = table.services[0]
+    return {e.ip for e in entry.endpoints if e.ready}, {e.ip for e in entry.endpoints if not e.ready}
+
+
+def test_a_pod_going_not_ready_leaves_the_endpoints_and_the_table_on_the_bus(
+    broker: AnyBroker, cluster: tuple[Master, SimNodes, ApiClient]
+) -> None:
+    _master, sims, client = cluster
+    response = client.apply(MANIFEST)
+    assert response.ok, response.error
+    service = client.get("Service", "web")
+    assert service["spec"]["clusterIP"] == "10.43.0.1"
+    assert service["spec"]["ports"][0]["nodePort"] == 30000
+
+    watch = TableWatch(broker.port)
+    try:
+        three = wait_for("three ready endpoints in the table", lambda: len(ready_ips(watch.latest())[0]) == 3, 15)
+        assert three
+        table = watch.latest()
+        assert table is not None
+        entry = table.services[0]
+        assert (entry.namespace, entry.name, entry.cluster_ip, entry.type) == (
+            "default",
+            "web",
+            "10.43.0.1",
+            "NodePort",
+        )
+        assert [(p.name, p.port, p.node_port) for p in entry.ports] == [("http", 80, 30000)]
+        assert all(e.ports == {"http": 8080} and e.node in NODES for e in entry.endpoints)
+        stored = endpoints(client)
+        assert sorted(a["ip"] for a in stored["subsets"][0]["addresses"]) == sorted(ready_ips(table)[0])
+
+        victim = client.pods("app=web")[0]
+        ip = victim["status"]["podIP"]
+        before = table.generation
+        sims.set_ready("default", victim["metadata"]["name"], ready=False)
+
+        def moved() -> bool:
+            ready, not_ready = ready_ips(watch.latest())
+            return ip in not_ready and ip not in ready
+
+        wait_for("the not-ready pod to leave the table's ready endpoints", moved, 10)
+        latest = watch.latest()
+        assert latest is not None and latest.generation > before
+        assert len(ready_ips(latest)[0]) == 2
+        subset = endpoints(client)["subsets"][0]
+        assert ip not in {a["ip"] for a in subset["addresses"]}
+        assert [a["ip"] for a in subset["notReadyAddresses"]] == [ip]
+
+        sims.set_ready("default", victim["metadata"]["name"], ready=True)
+        wait_for("the pod back among the ready endpoints", lambda: len(ready_ips(watch.latest())[0]) == 3, 10)
+        generations = [t.generation for t in watch.tables]
+        assert generations == sorted(set(generations))  # each table newer than the one before, none twice
+
+        assert client.delete("Service", "web").ok
+        wait_for("an empty table", lambda: (t := watch.latest()) is not None and t.services == [], 10)
+        assert endpoints(client) == {}
+    finally:
+        watch.close()

@@ -1,0 +1,196 @@
+"""Services on the master: clusterIP/nodePort allocation in the API, the endpoints plan, the ServiceTable."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from edgekube.master.api import Api
+from edgekube.master.cache import CachedStore
+from edgekube.master.controllers.endpoints import DeleteEndpoints, WriteEndpoints, _matching, plan, subsets
+from edgekube.master.servicetable import ServiceTablePublisher
+from edgekube.model.errors import ValidationError
+from edgekube.model.servicetable import build
+from edgekube.store.state import TinyStateStore
+
+
+@pytest.fixture
+def store() -> Iterator[CachedStore]:
+    with TinyStateStore(None) as s:
+        yield CachedStore(s)
+
+
+def svc(name: str, *, ports: list[dict[str, Any]] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": name}, "ports": ports or [{"port": 80}], **spec},
+    }
+
+
+def apply(api: Api, *objects: dict[str, Any]) -> None:
+    api.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+
+
+def test_cluster_ips_are_allocated_lowest_free_stable_across_updates_and_released_on_delete(store: CachedStore) -> None:
+    api = Api(store, lambda n: n, service_cidr="10.96.0.0/29")
+    apply(api, svc("a"), svc("b"))
+    assert store.get("Service", "default", "a")["spec"]["clusterIP"] == "10.96.0.1"
+    assert store.get("Service", "default", "b")["spec"]["clusterIPs"] == ["10.96.0.2"]
+    apply(api, svc("a", ports=[{"port": 81}]))  # an update keeps the address
+    assert store.get("Service", "default", "a")["spec"]["clusterIP"] == "10.96.0.1"
+    api.delete("Service", "default", "a")
+    apply(api, svc("c"))
+    assert store.get("Service", "default", "c")["spec"]["clusterIP"] == "10.96.0.1"
+
+
+def test_a_requested_cluster_ip_outside_the_cidr_or_taken_is_refused(store: CachedStore) -> None:
+    api = Api(store, lambda n: n, service_cidr="10.96.0.0/24")
+    with pytest.raises(
+        ValidationError, match=re.escape("provided IP is not in the valid range. The range of valid IPs is")
+    ):
+        apply(api, svc("a", clusterIP="10.0.0.5"))
+    apply(api, svc("a", clusterIP="10.96.0.9"))
+    with pytest.raises(ValidationError, match=re.escape('"10.96.0.9": provided IP is already allocated')):
+        apply(api, svc("b", clusterIP="10.96.0.9"))
+    with pytest.raises(
+        ValidationError, match=re.escape('spec.clusterIP: Invalid value: "10.96.0.8": field is immutable')
+    ):
+        apply(api, svc("a", clusterIP="10.96.0.8"))
+
+
+def test_a_requested_node_port_already_allocated_is_refused(store: CachedStore) -> None:
+    api = Api(store, lambda n: n)
+    apply(api, svc("a", type="NodePort"))
+    with pytest.raises(
+        ValidationError, match=r"spec.ports\[0\].nodePort: Invalid value: 30000: provided port is already"
+    ):
+        apply(api, svc("b", type="NodePort", ports=[{"port": 80, "nodePort": 30000}]))
+    apply(api, svc("b", type="NodePort", ports=[{"port": 80, "nodePort": 30001}]))
+    apply(api, svc("c", type="NodePort"))
+    assert store.get("Service", "default", "c")["spec"]["ports"][0]["nodePort"] == 30002
+
+
+def test_node_port_out_of_range_is_refused_and_an_allocated_one_kept_on_update(store: CachedStore) -> None:
+    api = Api(store, lambda n: n)
+    with pytest.raises(ValidationError, match="The range of valid ports is 30000-32767"):
+        apply(api, svc("a", type="NodePort", ports=[{"port": 80, "nodePort": 8080}]))
+    apply(api, svc("a", type="NodePort"))
+    assert store.get("Service", "default", "a")["spec"]["ports"][0]["nodePort"] == 30000
+    apply(api, svc("a", type="NodePort", ports=[{"port": 80, "targetPort": 8080}]))
+    assert store.get("Service", "default", "a")["spec"]["ports"][0]["nodePort"] == 30000
+
+
+def pod(
+    name: str, ip: str = "", *, ready: bool = True, labels: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": extra.pop("phase", "Running")}
+    if ip:
+        status["podIP"] = ip
+    status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    ports = extra.pop("ports", [{"name": "http", "containerPort": 8080}])
+    return {
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}", "labels": labels or {"app": "web"},
+                     **extra.pop("meta", {})},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": ports}]},
+        "status": status,
+    }  # fmt: skip
+
+
+WEB = svc("web", ports=[{"name": "web", "port": 80, "targetPort": "http", "protocol": "TCP"}])
+
+
+def test_ready_pods_are_addresses_not_ready_ones_not_ready_addresses_and_others_left_out() -> None:
+    pods = [
+        pod("a", "10.42.0.3"),
+        pod("b", "10.42.0.2", ready=False),
+        pod("c"),  # no address yet
+        pod("d", "10.42.0.4", phase="Succeeded"),
+        pod("e", "10.42.0.5", meta={"deletionTimestamp": "2026-01-01T00:00:00Z"}),
+    ]
+    assert subsets(WEB, pods) == [
+        {
+            "addresses": [{"ip": "10.42.0.3", "nodeName": "n1", "targetRef": {"kind": "Pod", "namespace": "default",
+                                                                                 "name": "a", "uid": "uid-a"}}],
+            "notReadyAddresses": [{"ip": "10.42.0.2", "nodeName": "n1", "targetRef": {
+                "kind": "Pod", "namespace": "default", "name": "b", "uid": "uid-b"}}],
+            "ports": [{"name": "web", "port": 8080, "protocol": "TCP"}],
+        }
+    ]  # fmt: skip
+
+
+def test_target_port_by_name_is_resolved_per_pod_and_a_pod_without_it_is_no_endpoint() -> None:
+    pods = [
+        pod("a", "10.42.0.2"),
+        pod("b", "10.42.0.3", ports=[{"name": "http", "containerPort": 9090}]),
+        pod("c", "10.42.0.4", ports=[]),
+    ]
+    found = subsets(WEB, pods)
+    assert [(s["ports"][0]["port"], [a["ip"] for a in s["addresses"]]) for s in found] == [
+        (8080, ["10.42.0.2"]),
+        (9090, ["10.42.0.3"]),
+    ]
+
+
+def test_publish_not_ready_addresses_lists_every_pod_as_ready() -> None:
+    found = subsets(
+        {**WEB, "spec": {**WEB["spec"], "publishNotReadyAddresses": True}}, [pod("b", "10.0.0.1", ready=False)]
+    )
+    assert [a["ip"] for a in found[0]["addresses"]] == ["10.0.0.1"]
+
+
+def test_plan_creates_updates_only_on_change_and_deletes_orphaned_endpoints() -> None:
+    services = {("default", "web"): WEB}
+    pods = {("default", "a"): pod("a", "10.42.0.2")}
+    [create] = plan(services, _matching(pods), {})
+    assert isinstance(create, WriteEndpoints) and create.create
+    stored = {("default", "web"): {**create.endpoints, "metadata": {**create.endpoints["metadata"], "uid": "u"}}}
+    assert plan(services, _matching(pods), stored) == []
+    pods[("default", "a")] = pod("a", "10.42.0.2", ready=False)
+    [update] = plan(services, _matching(pods), stored)
+    assert isinstance(update, WriteEndpoints) and not update.create
+    assert update.endpoints["metadata"]["uid"] == "u"
+    assert "notReadyAddresses" in update.endpoints["subsets"][0]
+    assert plan({}, _matching(pods), stored) == [DeleteEndpoints("default", "web")]
+
+
+def test_a_service_without_selector_gets_no_endpoints() -> None:
+    bare = {**WEB, "spec": {"ports": [{"port": 80}]}}
+    assert plan({("default", "web"): bare}, _matching({("default", "a"): pod("a", "10.0.0.1")}), {}) == []
+
+
+def test_service_table_has_one_entry_per_address_ports_by_name_ready_first() -> None:
+    stored = {**WEB, "spec": {**WEB["spec"], "clusterIP": "10.43.0.1"}}
+    endpoints = {
+        "subsets": subsets(WEB, [pod("a", "10.42.0.3"), pod("b", "10.42.0.2", ready=False)]),
+    }
+    table = build([stored], {("default", "web"): endpoints}, generation=7)
+    wire = json.loads(table.encode())
+    assert wire["generation"] == 7
+    assert wire["services"][0]["clusterIP"] == "10.43.0.1"
+    assert wire["services"][0]["ports"] == [{"name": "web", "protocol": "TCP", "port": 80}]
+    assert [(e["ip"], e["ready"], e["ports"]) for e in wire["services"][0]["endpoints"]] == [
+        ("10.42.0.3", True, {"web": 8080}),
+        ("10.42.0.2", False, {"web": 8080}),
+    ]
+
+
+def test_table_publisher_publishes_only_on_change_with_a_growing_generation(store: CachedStore) -> None:
+    now = [1000.0]
+    publisher = ServiceTablePublisher(store, lambda: now[0])
+    Api(store, lambda n: n).apply(json.dumps(WEB))
+    first = publisher.flush()
+    assert first is not None and first.generation == 1_000_000
+    assert publisher.flush() is None
+    svc_obj = store.get("Service", "default", "web")
+    store.update({**svc_obj, "metadata": {**svc_obj["metadata"], "annotations": {"x": "y"}}})
+    assert publisher.flush() is None  # written, but the table is the same
+    publisher.forget()
+    again = publisher.flush()
+    assert again is not None and again.generation == 1_000_001
