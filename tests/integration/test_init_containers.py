@@ -167,10 +167,10 @@ def test_a_sidecar_runs_beside_the_app_is_restarted_when_killed_and_an_agent_res
     assert [c["restartCount"] for c in status["initContainerStatuses"]] == [0, 1]
 
 
-def test_removing_a_pod_stops_its_sidecar_only_after_its_app_container_exited(
+def test_removing_a_pod_runs_its_sidecars_pre_stop_and_stops_it_only_after_its_app_container_exited(
     edge_node: EdgeNode, tmp_path: Path
 ) -> None:
-    """Each container's TERM trap appends its name to a file of the node; the app takes a second to exit."""
+    """Each container's TERM trap appends its name to a file of the node, the app a second late; so does the hook."""
     edge_node.start_agent()
     loop = "while :; do sleep 1 & wait $!; done"
     inits = [
@@ -178,6 +178,7 @@ def test_removing_a_pod_stops_its_sidecar_only_after_its_app_container_exited(
             "name": "proxy",
             "restartPolicy": "Always",
             "command": sh(f"trap 'echo proxy >> /out/order; exit 0' TERM; {loop}"),
+            "lifecycle": {"preStop": {"exec": {"command": sh("echo prestop >> /out/order")}}},
         }
     ]
     app = {"command": sh(f"trap 'sleep 1; echo app >> /out/order; exit 0' TERM; {loop}")}
@@ -192,7 +193,7 @@ def test_removing_a_pod_stops_its_sidecar_only_after_its_app_container_exited(
     while edge_node.observed("ordered-stop") is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert edge_node.observed("ordered-stop") is None
-    assert (tmp_path / "order").read_text() == "app\nproxy\n"
+    assert (tmp_path / "order").read_text() == "app\nprestop\nproxy\n"
 
 
 # -- through the master and ekctl ---------------------------------------------------------------------------------

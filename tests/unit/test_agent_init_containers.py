@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod
+from edgekube.bus import topics
 from edgekube.model.names import PodUID
-from tests.unit.test_agent_loop import IMAGE, Node, node, pod
+from edgekube.model.wire import EventReport
+from tests.unit.test_agent_loop import IMAGE, NODE, Node, node, pod
 
 __all__ = ["node"]  # the fixture
 
@@ -191,3 +193,16 @@ def test_a_finished_pods_sidecar_runs_its_pre_stop_hook_before_it_is_stopped(nod
     node.settle()
     assert states(node) == {"proxy": "exited", "app": "exited"}
     assert "FailedPreStopHook" in [reason for reason, _ in node.events()]
+
+
+def test_a_removed_pods_sidecar_runs_its_pre_stop_hook_after_the_app_containers_stopped(node: Node) -> None:
+    node.want(with_inits({**SIDECAR, "lifecycle": {"preStop": FAILING_HOOK}}))
+    node.settle()
+    assert states(node) == {"proxy": "running", "app": "running"}
+    node.runtime.calls.clear()
+    node.want()
+    node.settle()
+    assert node.runtime.list_pods() == []
+    assert node.runtime.calls == [("stop-containers", UID), ("remove", UID)]
+    published = [EventReport.decode(m.payload) for m in node.broker.published(topics.node_events(NODE))]
+    assert "FailedPreStopHook" in [e["reason"] for report in published for e in report.events]
