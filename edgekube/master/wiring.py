@@ -44,10 +44,13 @@ def master_bus(config: MasterConfig) -> MessageBus:
 
     With several brokers (`--broker`, docs/ha.md) one client per broker (FanoutBus): agents and clients are on one
     broker each, and the master must reach them all; a node's presence counts online if any broker says so.
+    An HA master keeps no session: requests queued for it while it was standby (or deposed) must never be
+    replayed when it becomes active again, hours later; a request sent during a takeover is retried by its client.
     """
     settings = BusConfig.on(
         resolve(config.brokers, config.mqtt_host, config.mqtt_port),
-        client_id=config.client_id, persistent=True, keepalive=config.mqtt_keepalive, will=master_will(),
+        client_id=config.client_id, persistent=not config.master_id, keepalive=config.mqtt_keepalive,
+        will=master_will(),
         tls_ca=config.tls_ca, tls_cert=config.tls_cert, tls_key=config.tls_key,
     )  # fmt: skip
     if len(settings.brokers) > 1:
@@ -58,11 +61,12 @@ def master_bus(config: MasterConfig) -> MessageBus:
 def ha_bus(config: MasterConfig, will: Will) -> MessageBus:
     """An HA master's own client (master.ha.supervisor): its presence with a Will, the replication topics.
 
-    On every broker of the cluster (one client each), so the two masters meet whichever broker each prefers.
+    On every broker of the cluster (one client each), so the two masters meet whichever broker each prefers. No
+    session is kept: frames missed while disconnected are asked for again (a gap), never queued for days.
     """
     settings = BusConfig.on(
         resolve(config.brokers, config.mqtt_host, config.mqtt_port),
-        client_id=f"edgekube-ha-{config.master_id}", persistent=True, keepalive=config.mqtt_keepalive, will=will,
+        client_id=f"edgekube-ha-{config.master_id}", persistent=False, keepalive=config.mqtt_keepalive, will=will,
         tls_ca=config.tls_ca, tls_cert=config.tls_cert, tls_key=config.tls_key,
     )  # fmt: skip
     if len(settings.brokers) > 1:
