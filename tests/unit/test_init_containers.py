@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from edgekube.agent.devices import assign, with_device_env
+from edgekube.agent.indicators import pods as led_pods
 from edgekube.agent.initplan import RestartContainer, StartContainers, StopSidecars, progress
 from edgekube.agent.reconcile import NOTHING, DesiredPod, PodMemory, Stop, plan, pod_status
 from edgekube.agent.restarts import Verdict
@@ -425,3 +426,10 @@ def test_validate_init_containers_validates_a_sidecars_lifecycle_as_an_apps() ->
         "spec.initContainers[0].lifecycle.preStop.sleep: Invalid value: 60: must be non-negative and less than " in text
     )
     Pod.from_dict(manifest({**SIDECAR, "lifecycle": {"preStop": {"sleep": {"seconds": 5}}}}))
+
+
+def test_the_leds_count_a_pod_whose_init_container_crash_loops_as_failing_not_starting() -> None:
+    memory = PodMemory(container_back_off={"first": "back-off 2s restarting failed container=first pod=default/web"})
+    status = status_of(desired(*TWO, policy="OnFailure"), observed([seen("first", EXITED, 1)]), memory)
+    assert led_pods.count([status]) == (0, 1)
+    assert led_pods.count([status_of(desired(*TWO), observed([seen("first", RUNNING)]))]) == (1, 0)

@@ -22,7 +22,7 @@ FAILING_REASONS = frozenset(
 
 def _waiting_reasons(status: Mapping[str, Any]) -> list[str]:
     reasons = []
-    for c in status.get("containerStatuses") or ():
+    for c in [*(status.get("containerStatuses") or ()), *(status.get("initContainerStatuses") or ())]:
         waiting = (c.get("state") or {}).get("waiting")
         if waiting:
             reasons.append(str(waiting.get("reason") or ""))
