@@ -62,9 +62,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     previous: int | str = ""
     for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif previous in _MAPS and path:
+        if isinstance(part, int) or (previous in _MAPS and path):
             path += f"[{part}]"
         elif part.startswith("[") or not path:
             path += part
@@ -137,8 +135,28 @@ def parse_object(data: Any, *, source: str = "", index: int | None = None) -> K8
     return validate_model(model, data, source=source, index=index)
 
 
+def _strict(base: Any) -> Any:
+    """`base` refusing a key given twice in one mapping, as Kubernetes' strict decoding (sigs.k8s.io/yaml) does."""
+
+    class Strict(base):  # type: ignore[misc]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: set[str] = set()
+                for key_node, _ in node.value:  # the mapping's own keys: overriding a merged (`<<`) key is fine
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                        if key_node.value in seen:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f'key "{key_node.value}" already set in map', key_node.start_mark
+                            )
+                        seen.add(key_node.value)
+            return super().construct_mapping(node, deep=deep)
+
+    return Strict
+
+
 #: libyaml's loader when PyYAML was built with it (about 10x faster); same results as the pure-Python one.
-_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+_FAST_LOADER: Any = _strict(yaml.CSafeLoader) if hasattr(yaml, "CSafeLoader") else None
+_LOADER: Any = _strict(yaml.SafeLoader)
 
 
 def _parse(text: str) -> list[Any]:
@@ -158,7 +176,7 @@ def _parse(text: str) -> list[Any]:
             return [d for d in yaml.load_all(text, Loader=_FAST_LOADER) if d is not None]
         except yaml.YAMLError:
             pass
-    return [d for d in yaml.safe_load_all(text) if d is not None]
+    return [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
 
 
 def decode_documents(text: str | bytes, *, source: str = "") -> list[Any]:

@@ -21,7 +21,7 @@ from pydantic.types import Strict
 from edgekube.agent.runtime.podman.specgen import MAX_STOP_TIMEOUT, container_spec
 from edgekube.agent.runtime.volumes import plan_volumes
 from edgekube.model.controllers import ReplicaSet, ReplicationController
-from edgekube.model.manifest import KINDS, ManifestError, lint_manifests, parse_object
+from edgekube.model.manifest import KINDS, ManifestError, decode_documents, lint_manifests, parse_object
 from edgekube.model.pod import Pod
 from edgekube.model.taints import TaintEffect, Toleration
 
@@ -562,3 +562,13 @@ def test_every_bad_sysctl_is_listed() -> None:
         "spec.securityContext.sysctls[0].name: Required value",
         'spec.securityContext.sysctls[2].name: Duplicate value: "kernel.shm_rmid_forced"',
     ]
+
+
+def test_a_key_given_twice_in_one_mapping_is_refused() -> None:
+    """Strict decoding (sigs.k8s.io/yaml): `key "image" already set in map`; merge keys may be overridden."""
+    text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n"
+    text += "    image: a\n    image: b\n"
+    [error] = list(lint_manifests(text))
+    assert str(error) == 'manifest: invalid YAML at line 8, column 5: key "image" already set in map'
+    merged = "apiVersion: v1\nkind: Pod\nmetadata: &m {name: p}\nx-meta: *m\n"
+    assert decode_documents(merged.replace("x-meta: *m", "other:\n  <<: *m\n  name: q"))[0]["other"] == {"name": "q"}
