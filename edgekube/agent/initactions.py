@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from edgekube.agent.backoff import Backoff, BackoffPolicy
 from edgekube.agent.events import EventRecorder, PodRef
@@ -132,7 +133,9 @@ class InitActions:
             return
         seen = next((c for c in observed.init_containers if c.name == action.name), None)
         alive = seen is not None and seen.state is ContainerRunState.RUNNING  # its liveness probe failed
-        last = {action.name: {"terminated": terminated(seen)}} if seen is not None and not alive else {}
+        last: dict[str, dict[str, Any]] = {}
+        if seen is not None and not alive:
+            last[action.name] = {"terminated": terminated(seen)}
         pod_id, grace = observed.pod_id, d.pod.spec.termination_grace_period_seconds
         if alive:
             message = f"Container {action.name} failed liveness probe, will be restarted"
@@ -144,6 +147,7 @@ class InitActions:
                     self.runtime.stop_containers(
                         d.uid, (action.name,), self._hooks_before(d, observed, grace, (action.name,))
                     )
+                    last.update(self._terminated(d.uid, action.name))
                 started = self.runtime.start_containers(d.uid, (action.name,))
             except NotFoundError:
                 return
@@ -162,6 +166,14 @@ class InitActions:
             log.info("pod %s/%s: restarted container %s", d.pod.metadata.namespace, d.pod.metadata.name, action.name)
 
         self._background(d.uid, "restart-container", work)
+
+    def _terminated(self, uid: PodUID, name: str) -> dict[str, dict[str, Any]]:
+        """The lastState of an init container just stopped, as Podman now shows it ({} if it is not exited)."""
+        pod = next((p for p in self.runtime.list_pods() if p.uid == uid), None)
+        seen = next((c for c in pod.init_containers if c.name == name), None) if pod is not None else None
+        if seen is None or seen.state is not ContainerRunState.EXITED:
+            return {}
+        return {name: {"terminated": terminated(seen)}}
 
     def _stop_sidecars(self, action: StopSidecars, d: DesiredPod, observed: ObservedPod) -> None:
         for name in action.names:

@@ -6,6 +6,7 @@ starts and stops are done. The fake's containers run until a test makes them exi
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod
@@ -206,3 +207,23 @@ def test_a_removed_pods_sidecar_runs_its_pre_stop_hook_after_the_app_containers_
     assert node.runtime.calls == [("stop-containers", UID), ("remove", UID)]
     published = [EventReport.decode(m.payload) for m in node.broker.published(topics.node_events(NODE))]
     assert "FailedPreStopHook" in [e["reason"] for report in published for e in report.events]
+
+
+def test_a_sidecars_failed_liveness_probe_restarts_the_sidecar_alone(node: Node) -> None:
+    probe = {"livenessProbe": {"exec": {"command": ["check"]}, "failureThreshold": 1}}
+    node.want(with_inits({**SIDECAR, **probe}))
+    node.settle()
+    app_before = next(c for c in seen(node).containers if c.name == "app")
+    node.runtime.set_exec_result(UID, "proxy", 1, "stuck")
+    node.clock.now += 10  # the probe's period
+    node.agent.reconcile()
+    deadline = time.monotonic() + 5
+    while node.agent.prober.unhealthy(UID) != {"proxy"} and time.monotonic() < deadline:  # real probe threads
+        time.sleep(0.01)
+    node.runtime.set_exec_result(UID, "proxy", 0)
+    node.settle()
+    proxy = node.status(UID)["initContainerStatuses"][0]
+    assert proxy["restartCount"] == 1
+    assert proxy["lastState"]["terminated"]["exitCode"] == 143  # stopped by the agent (SIGTERM)
+    assert ("Killing", "Container proxy failed liveness probe, will be restarted") in node.events()
+    assert next(c for c in seen(node).containers if c.name == "app") == app_before  # the app left alone
