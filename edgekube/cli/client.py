@@ -153,6 +153,7 @@ class Client:
         selector: str | None = None,
         *,
         progress: Callable[[int, int], None] | None = None,
+        annotation_selector: str | None = None,
     ) -> list[Obj]:
         """List objects; `namespace` None lists every namespace.
 
@@ -167,6 +168,7 @@ class Client:
                 kind=res.kind,
                 namespace=namespace,
                 selector=selector or None,
+                annotation_selector=annotation_selector or None,
                 limit=PAGE_SIZE,
                 continue_token=token,
             )

@@ -10,9 +10,26 @@ from edgekube.cli.describe_controller import describe_controller
 from edgekube.cli.describe_node import describe_node
 from edgekube.cli.describe_pod import describe_pod
 from edgekube.cli.describe_storage import describe_pv, describe_pvc, describe_sc
-from edgekube.cli.kinds import CM, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, Resource, require, split_multi
+from edgekube.cli.kinds import (
+    CM,
+    EP,
+    EVENT,
+    NODE,
+    POD,
+    PV,
+    PVC,
+    RC,
+    RS,
+    SC,
+    SECRET,
+    SVC,
+    Resource,
+    require,
+    split_multi,
+)
+from edgekube.cli.services import describe_service
 from edgekube.cli.status import section
-from edgekube.model.errors import BusError, EdgekubeError, ValidationError
+from edgekube.model.errors import BusError, EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.types import Obj
 
 
@@ -28,6 +45,14 @@ class Related:
         if namespace not in self._pods:
             self._pods[namespace] = self.ctx.client().query(POD, namespace)
         return self._pods[namespace]
+
+    def endpoints(self, service: Obj) -> Obj | None:
+        """The Service's Endpoints object (None: it has none, e.g. no selector)."""
+        meta = section(service, "metadata")
+        try:
+            return self.ctx.client().get(EP, str(meta.get("namespace") or self.ctx.namespace), str(meta.get("name")))
+        except NotFoundError:
+            return None
 
     def events(self, obj: Obj, res: Resource) -> list[Obj] | None:
         """The object's events; None when the master cannot list events (the section is then left out)."""
@@ -62,6 +87,8 @@ def _describe(related: Related, res: Resource, obj: Obj) -> str:
         return describe_configmap(obj, found)
     if res == SECRET:
         return describe_secret(obj, found)
+    if res == SVC:
+        return describe_service(obj, related.endpoints(obj), found)
     return describe_pod(obj, found)
 
 
@@ -72,7 +99,7 @@ def run(ctx: Context) -> int:
     if any(names for _res, names in targets) and ctx.args.selector:
         raise ValidationError("name cannot be provided when a selector is specified")
     for res, _names in targets:
-        require(res, (POD, NODE, RC, RS, PV, PVC, SC, CM, SECRET), "describe")
+        require(res, (POD, NODE, RC, RS, PV, PVC, SC, CM, SECRET, SVC), "describe")
     related = Related(ctx)
     texts: list[str] = []
     missing = 0

@@ -31,7 +31,9 @@ def fetch(ctx: Context, res: Resource, names: list[str]) -> tuple[list[Obj], int
     return found, missing
 
 
-def list_objects(ctx: Context, res: Resource, selector: str | None, all_namespaces: bool) -> list[Obj]:
+def list_objects(
+    ctx: Context, res: Resource, selector: str | None, all_namespaces: bool, annotations: str | None = None
+) -> list[Obj]:
     namespace = None if all_namespaces or not res.namespaced else ctx.namespace
     shown = Progress(ctx.err)
 
@@ -39,18 +41,26 @@ def list_objects(ctx: Context, res: Resource, selector: str | None, all_namespac
         if shown.tty:
             shown.show(f"listing {res.plural}:", f"{done} of {total}", "")
 
-    found = ctx.client().query(res, namespace, check_selector(selector), progress=listed)
+    found = ctx.client().query(
+        res, namespace, check_selector(selector), progress=listed, annotation_selector=check_selector(annotations)
+    )
     shown.clear()
     return events.by_time(found) if res == EVENT else found
 
 
 def objects_of(
-    ctx: Context, res: Resource, names: list[str], selector: str | None, all_namespaces: bool
+    ctx: Context,
+    res: Resource,
+    names: list[str],
+    selector: str | None,
+    all_namespaces: bool,
+    *,
+    annotations: str | None = None,
 ) -> tuple[list[Obj], int]:
     """The named objects (and how many were missing), or the listed ones when no name is given."""
     if names:
         return fetch(ctx, res, names)
-    return list_objects(ctx, res, selector, all_namespaces), 0
+    return list_objects(ctx, res, selector, all_namespaces, annotations), 0
 
 
 def no_resources(ctx: Context, res: Resource | None, all_namespaces: bool) -> None:
@@ -66,13 +76,15 @@ def run(ctx: Context) -> int:
     args = ctx.args
     targets = split_multi(ctx.resource_args)
     named = any(names for _res, names in targets)
-    if named and args.selector:
+    annotations = getattr(args, "annotation_selector", None)
+    if named and (args.selector or annotations):
         raise ValidationError("name cannot be provided when a selector is specified")
     check_selector(args.selector)
+    check_selector(annotations)
     groups: list[output.Group] = []
     missing = 0
     for res, names in targets:
-        objects, lost = objects_of(ctx, res, names, args.selector, args.all_namespaces)
+        objects, lost = objects_of(ctx, res, names, args.selector, args.all_namespaces, annotations=annotations)
         missing += lost
         groups.append((res, objects))
     single = len(targets) == 1 and len(targets[0][1]) == 1

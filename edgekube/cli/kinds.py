@@ -36,11 +36,14 @@ PVC = Resource("PersistentVolumeClaim", "persistentvolumeclaim", "persistentvolu
 SC = Resource("StorageClass", "storageclass", "storageclasses", namespaced=False, group="storage.k8s.io")
 CM = Resource("ConfigMap", "configmap", "configmaps", namespaced=True)
 SECRET = Resource("Secret", "secret", "secrets", namespaced=True)
+SVC = Resource("Service", "service", "services", namespaced=True)
+EP = Resource("Endpoints", "endpoints", "endpoints", namespaced=True)
 CONTROLLERS = (RC, RS)
 STORAGE = (PV, PVC, SC)
 _SHORT = {
     POD: "po", NODE: "no", RC: "rc", RS: "rs", EVENT: "ev", PV: "pv", PVC: "pvc", SC: "sc", CM: "cm",
     SECRET: "secret",  # kubectl has no short name for secrets
+    SVC: "svc", EP: "ep",
 }  # fmt: skip
 _ALIASES = {alias: res for res, short in _SHORT.items() for alias in (res.plural, res.singular, short)}
 _BY_KIND = {res.kind: res for res in _SHORT}

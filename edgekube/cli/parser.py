@@ -173,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("get", "list objects or show some by name", "cmd_get")
     _resource_args(p, types=f"{SUPPORTED}; several as TYPE,TYPE")
     p.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
+    p.add_argument(
+        "--annotation-selector",
+        metavar="EXPR",
+        help="the label selector grammar over annotations, e.g. 'team=edge,owner in (ann,bo),!deprecated'",
+    )
     p.add_argument("-o", "--output", choices=FORMATS, help="output format")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
     p.add_argument("--no-headers", action="store_true", help="leave out the table header")
@@ -181,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _resource_args(
         p,
         types="pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), persistentvolumes (pv), "
-        "persistentvolumeclaims (pvc), storageclasses (sc), configmaps (cm), secrets",
+        "persistentvolumeclaims (pvc), storageclasses (sc), configmaps (cm), secrets, services (svc)",
     )
     p.add_argument("-l", "--selector", help="label selector")
 

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from edgekube.cli import events, workloads
 from edgekube.cli.configdata import CONFIGMAP_HEADER, SECRET_HEADER, configmap_row, secret_row
-from edgekube.cli.kinds import CM, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, Resource
+from edgekube.cli.kinds import CM, EP, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, SVC, Resource
+from edgekube.cli.services import ENDPOINTS_HEADER, SERVICE_HEADER, endpoints_row, service_row
 from edgekube.cli.status import NONE, node_address, node_roles, node_status, pod_summary, section
 from edgekube.cli.storage import PV_HEADER, PVC_HEADER, SC_HEADER, pv_row, pvc_row, sc_row
 from edgekube.cli.tabwriter import table
@@ -109,6 +110,8 @@ COLUMNS = {
     SC.kind: Columns(SC_HEADER, SC_HEADER, sc_row),
     CM.kind: Columns(CONFIGMAP_HEADER, CONFIGMAP_HEADER, configmap_row),
     SECRET.kind: Columns(SECRET_HEADER, SECRET_HEADER, secret_row),
+    SVC.kind: Columns(SERVICE_HEADER, [*SERVICE_HEADER, "SELECTOR"], service_row),
+    EP.kind: Columns(ENDPOINTS_HEADER, ENDPOINTS_HEADER, endpoints_row),
 }
 
 

@@ -144,7 +144,7 @@ class Api:
             raise ValidationError(f"verb: {verb.value!r} is not handled by the master API")
         kind = _check_kind(req.kind, verb)
         if verb is Verb.LIST:
-            items = self.list(kind, req.namespace, req.selector)
+            items = self.list(kind, req.namespace, req.selector, req.annotation_selector)
             cut = paging.page(items, _list_key(kind), limit=req.limit, token=req.continue_token)
             return ApiResponse(
                 ok=True,
@@ -294,12 +294,18 @@ class Api:
         obj = self.store.get(kind, _namespace_of(kind, namespace), name)
         return self.decorate_node(obj) if kind == "Node" else obj
 
-    def list(self, kind: str, namespace: str | None, selector: str | None) -> Objects:
+    def list(
+        self, kind: str, namespace: str | None, selector: str | None, annotation_selector: str | None = None
+    ) -> Objects:
         sel = parse_selector(selector or "")
+        by_annotations = parse_selector(annotation_selector) if annotation_selector else None
         if kind == "Event":
-            return self.events.list(namespace, sel)
+            found = self.events.list(namespace, sel)
+            return found if by_annotations is None else _annotated(found, by_annotations)
         ns = None if kind in CLUSTER_SCOPED else namespace
         items = self.store.select(kind, ns, sel)
+        if by_annotations is not None:
+            items = _annotated(items, by_annotations)
         items.sort(key=_list_key(kind))
         return [self.decorate_node(o) for o in items] if kind == "Node" else items
 
@@ -398,6 +404,11 @@ class Api:
             evicted.append(Outcome(kind="Pod", namespace=meta["namespace"], name=meta["name"], action="deleted"))
         log.info("node %s drained: %d pod(s) evicted", name, len(evicted))
         return node, evicted
+
+
+def _annotated(items: Objects, selector: Selector) -> Objects:
+    """The objects whose annotations the selector matches (label selector grammar over annotation values)."""
+    return [o for o in items if selector.matches(o["metadata"].get("annotations") or {})]
 
 
 def _list_key(kind: str) -> Callable[[Obj], tuple[str, ...]]:

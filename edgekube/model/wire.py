@@ -85,6 +85,8 @@ class ApiRequest(WireModel):
     namespace: str | None = None  # None with verb list = all namespaces
     name: str | None = None
     selector: str | None = None
+    #: list: the label selector grammar over metadata.annotations (`ekctl get --annotation-selector`).
+    annotation_selector: str | None = None
     manifest: str | None = None  # YAML/JSON text for apply
     container: str | None = None
     tail: int | None = Field(default=None, ge=0)

@@ -18,10 +18,11 @@ import pytest
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
+from edgekube.cli.main import main
 from edgekube.master.app import Master
 from edgekube.master.config import MasterConfig
 from edgekube.master.wiring import build_master
-from edgekube.model.servicetable import ServiceTable
+from edgekube.model.netstate import ServiceTable
 from edgekube.model.wire import ApiRequest, Verb
 from tests.support.broker import AnyBroker
 from tests.support.cluster import ApiClient, wait_for
@@ -159,3 +160,52 @@ def test_a_pod_going_not_ready_leaves_the_endpoints_and_the_table_on_the_bus(
         assert endpoints(client) == {}
     finally:
         watch.close()
+
+
+def ekctl(capsys: pytest.CaptureFixture[str], port: int, *argv: str) -> tuple[int, str, str]:
+    code = main(["--mqtt-host", "127.0.0.1", "--mqtt-port", str(port), "--timeout", "5", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_ekctl_get_svc_ep_describe_svc_and_annotation_selector(
+    broker: AnyBroker, cluster: tuple[Master, SimNodes, ApiClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _master, _sims, client = cluster
+    annotated = MANIFEST.replace(
+        "metadata: {labels: {app: web}}", "metadata: {labels: {app: web}, annotations: {team: edge}}"
+    )
+    assert client.apply(annotated).ok
+
+    def ready_count() -> int:
+        return sum(len(s.get("addresses", [])) for s in endpoints(client).get("subsets") or [])
+
+    wait_for("three endpoints", lambda: ready_count() == 3, 15)
+
+    code, out, _ = ekctl(capsys, broker.port, "get", "svc,ep")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert lines[1].split()[:5] == ["service/web", "NodePort", "10.43.0.1", "<none>", "80:30000/TCP"]
+    assert lines[2] == ""
+    assert lines[3].split() == ["NAME", "ENDPOINTS", "AGE"]
+    name, shown, _age = lines[4].split()
+    ips = sorted(a["ip"] for a in endpoints(client)["subsets"][0]["addresses"])
+    assert name == "endpoints/web" and sorted(shown.split(",")) == [f"{ip}:8080" for ip in ips]
+
+    code, out, _ = ekctl(capsys, broker.port, "describe", "svc", "web")
+    assert code == 0
+    described = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in out.splitlines() if ":" in line}
+    assert described["Selector"] == "app=web"
+    assert described["IP"] == "10.43.0.1"
+    assert described["Port"] == "http  80/TCP"
+    assert described["TargetPort"] == "http/TCP"
+    assert described["NodePort"] == "http  30000/TCP"
+    assert sorted(described["Endpoints"].split(",")) == [f"{ip}:8080" for ip in ips]
+
+    code, out, _ = ekctl(capsys, broker.port, "get", "pods", "--annotation-selector", "team=edge", "-o", "name")
+    assert code == 0 and len(out.split()) == 3
+    code, out, err = ekctl(capsys, broker.port, "get", "pods", "--annotation-selector", "team notin (edge)")
+    assert code == 0 and out == "" and err == "No resources found in default namespace.\n"
+    response = client.call(ApiRequest(verb=Verb.LIST, kind="Pod", annotation_selector="!team"))
+    assert response.ok and response.items == []
