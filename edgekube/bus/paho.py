@@ -26,7 +26,7 @@ from edgekube.bus.protocol import ConnectHook, Handler, Message, Will
 from edgekube.bus.tls import TlsFiles, explain
 
 __all__ = ["Broker", "BusConfig", "PahoBus", "Will"]
-from edgekube.model.errors import BusError
+from edgekube.model.errors import BusError, ValidationError
 
 log = logging.getLogger(__name__)
 #: Topics whose matching handlers are remembered when the broker sends no subscription identifiers.
@@ -120,6 +120,17 @@ class _Client(mqtt.Client):
             sock.close()
             raise
         return sock
+
+
+def _check_filter(topic_filter: str) -> None:
+    """MQTT's rules for a topic filter (paho's own check raises inside its connect callback); ValidationError."""
+    levels = topic_filter.split("/")
+    bad = not topic_filter or len(topic_filter.encode()) > 65535 or "\0" in topic_filter
+    bad = bad or any(("+" in level or "#" in level) and level not in ("+", "#") for level in levels)
+    if bad or "#" in levels[:-1]:
+        raise ValidationError(
+            f"topic filter {topic_filter!r}: Invalid value: '+' and '#' must be whole levels, '#' only the last one"
+        )
 
 
 #: The message a connect hook's queue entry carries (hooks take no argument; see _hook_handler).
@@ -255,6 +266,7 @@ class PahoBus:
 
     # -- pub/sub -----------------------------------------------------------------------------------------
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        _check_filter(topic_filter)  # now: paho would refuse it inside every later connect, which then never completes
         with self._lock:
             sub = self._add(topic_filter, handler, qos)
             self._routes = {}

@@ -208,3 +208,29 @@ def test_with_one_broker_killed_it_carries_on_and_catches_up_when_it_returns(
     heard_on_every_broker(master, clients, b2)  # subscribed again on the broker that came back
     late.publish(name, b"via b2 again")
     assert got.get(timeout=WAIT) == b"via b2 again"
+
+
+def test_a_merged_presence_is_offline_only_when_every_broker_says_so(
+    pair: tuple[AnyBroker, AnyBroker], clients: Clients
+) -> None:
+    """A node that failed over leaves its Will on the broker it left: "offline" there, "online" on the other."""
+    b1, b2 = pair
+    base = topic("nodes") + "/"
+    presence = f"{base}node-1/online"
+    config = BusConfig.on((Broker(b1.host, b1.port), Broker(b2.host, b2.port)), log_failures=False)
+    master = FanoutBus.of(config, merged=[f"{base}+/online"])
+    clients.buses.append(master)
+    seen: queue.Queue[bytes] = queue.Queue()
+    master.subscribe(f"{base}+/online", lambda msg: seen.put(msg.payload))
+    master.start(wait=WAIT)
+    heard_on_every_broker(master, clients, b1, b2)
+    on1, on2 = clients.plain(b1).start(wait=WAIT), clients.plain(b2).start(wait=WAIT)
+    on1.publish(presence, b'{"online":true,"on":"b1"}', retain=True)
+    assert seen.get(timeout=WAIT) == b'{"online":true,"on":"b1"}'
+    on2.publish(presence, b'{"online":true,"on":"b2"}', retain=True)  # the node moved to b2
+    assert seen.get(timeout=WAIT) == b'{"online":true,"on":"b2"}'
+    on1.publish(presence, b'{"online":false,"on":"b1"}', retain=True)  # its Will, on the broker it left
+    heard_on_every_broker(master, clients, b1)  # b1's messages are handled in order: its "offline" is past
+    assert seen.empty()  # ... and it never showed: b2 still says online
+    on2.publish(presence, b'{"online":false,"on":"b2"}', retain=True)  # now it is gone everywhere
+    assert seen.get(timeout=WAIT) == b'{"online":false,"on":"b2"}'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgekube.bus.brokers import Broker, Failover, parse_broker, resolve
-from edgekube.bus.paho import BusConfig
+from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.model.errors import ValidationError
 
 A, B, C = Broker("a", 1883), Broker("b", 1884), Broker("c", 1885)
@@ -159,3 +159,22 @@ def test_the_end_of_one_attempt_reported_twice_moves_on_once() -> None:
     failover.failed()
     failover.failed()
     assert failover.attempt() == B
+
+
+@pytest.mark.parametrize("bad", ["", "a/b+/c", "a/#/c", "a/b#", "nodes+/online"])
+def test_a_bad_topic_filter_is_refused_when_subscribing_not_inside_a_later_connect(bad: str) -> None:
+    bus = PahoBus(BusConfig(client_id="filter-check"))
+    try:
+        with pytest.raises(ValidationError, match="must be whole levels"):
+            bus.subscribe(bad, lambda _msg: None)
+    finally:
+        bus.close()
+
+
+@pytest.mark.parametrize("good", ["a/b", "a/+/c", "a/#", "#", "+", "edgekube/v1/nodes/+/online"])
+def test_good_topic_filters_are_taken(good: str) -> None:
+    bus = PahoBus(BusConfig(client_id="filter-check"))
+    try:
+        bus.subscribe(good, lambda _msg: None)
+    finally:
+        bus.close()
