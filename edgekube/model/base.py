@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -34,6 +34,14 @@ class K8sModel(BaseModel):
         alias_generator=to_camel,
         validate_assignment=False,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        """Go's JSON decoder leaves a field given as null at its zero value: `resources: null` is no resources."""
+        if isinstance(data, dict) and None in data.values():
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         """Wire/store form: camelCase keys, unset optional fields left out, JSON-safe values."""

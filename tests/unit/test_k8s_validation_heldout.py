@@ -97,6 +97,10 @@ CASES: dict[str, Case] = {
     "toleration-operator-empty": Case(
         "ValidateTolerations", pod_yaml('tolerations: [{key: dedicated, operator: "", value: gpu, effect: NoSchedule}]')
     ),
+    "nulls-are-unset": Case(
+        "JSON decoder (null is the zero value)",
+        pod_yaml("nodeSelector: null\naffinity: null", "resources: null\nargs: null\nenv: [{name: A, value: null}]"),
+    ),
     "http-get-path-empty": Case(
         "SetDefaults_HTTPGetAction", pod_yaml("", 'readinessProbe: {httpGet: {path: "", port: 80}}')
     ),

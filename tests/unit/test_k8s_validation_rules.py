@@ -572,3 +572,15 @@ def test_a_key_given_twice_in_one_mapping_is_refused() -> None:
     assert str(error) == 'manifest: invalid YAML at line 8, column 5: key "image" already set in map'
     merged = "apiVersion: v1\nkind: Pod\nmetadata: &m {name: p}\nx-meta: *m\n"
     assert decode_documents(merged.replace("x-meta: *m", "other:\n  <<: *m\n  name: q"))[0]["other"] == {"name": "q"}
+
+
+def test_a_field_given_as_null_is_unset() -> None:
+    """Go's encoding/json (Kubernetes' decoder): null leaves a field at its zero value; `resources: null` is fine."""
+    doc = pod(
+        {"nodeSelector": None}, args=None, resources=None, securityContext=None, env=[{"name": "A", "value": None}]
+    )
+    parsed = parse_object(doc)
+    assert isinstance(parsed, Pod)
+    container = parsed.spec.containers[0]
+    assert (container.args, container.resources.limits, container.env[0].value) == (None, {}, "")
+    assert problems(pod(name=None)) == [f"{C0}.name: Required value"]
