@@ -67,8 +67,12 @@ class Replicator:
         clock: Callable[[], float] = time.monotonic,
         brokers: Callable[[], set[int]] = lambda: {0},
         majority: Callable[[], bool] = lambda: True,
+        send: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.bus = bus
+        #: Frames go through ONE broker (the supervisor's first connected one): through all of them they would
+        #: arrive twice and out of order between brokers. The flag goes to every broker (`bus`).
+        self._send: Callable[[str, bytes], None] = send if send is not None else bus.publish
         self.storage = storage
         self.master_id = master_id
         self.term = term
@@ -243,7 +247,7 @@ class Replicator:
         with self._cond:
             if self.peer and not self._fenced:
                 header = FrameHeader(kind="beat", stream=self.stream, term=self.term, last=self._shipped)
-                self.bus.publish(topics.master_replicate(self.peer), encode_frame(header))
+                self._send(topics.master_replicate(self.peer), encode_frame(header))
 
     # -- inside ----------------------------------------------------------------------------------------
     def _waits_for_standby(self) -> bool:
@@ -293,7 +297,7 @@ class Replicator:
             header = FrameHeader(
                 kind="records", stream=self.stream, term=self.term, first=chunk[0][0], last=chunk[-1][0]
             )
-            self.bus.publish(topic, encode_frame(header, b"".join(line for _, line in chunk)))
+            self._send(topic, encode_frame(header, b"".join(line for _, line in chunk)))
             start = end
 
     def _send_snapshot(self, seq: int, data: bytes) -> None:
@@ -303,4 +307,4 @@ class Replicator:
             header = FrameHeader(
                 kind="snapshot", stream=self.stream, term=self.term, last=seq, index=index, count=count
             )
-            self.bus.publish(topic, encode_frame(header, data[index * FRAME_TARGET : (index + 1) * FRAME_TARGET]))
+            self._send(topic, encode_frame(header, data[index * FRAME_TARGET : (index + 1) * FRAME_TARGET]))

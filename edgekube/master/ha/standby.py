@@ -40,8 +40,11 @@ class Follower:
         master_id: str,
         retry: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        send: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.bus = bus
+        #: Acks and requests go through one broker (the supervisor's first connected one), as the frames come.
+        self._send: Callable[[str, bytes], None] = send if send is not None else bus.publish
         self.storage = storage
         self.master_id = master_id
         self.retry = retry
@@ -51,8 +54,9 @@ class Follower:
         self.active = ""
         self.term = 0
         self.stream = ""
-        self._chunks: dict[int, bytes] = {}
-        self._chunking: tuple[str, int, int] | None = None
+        #: Snapshot chunks by (stream, seq, count), then index (a snapshot cut short by a broker change is dropped
+        #: when a later one completes).
+        self._chunks: dict[tuple[str, int, int], dict[int, bytes]] = {}
         self._asked_at = -float("inf")
 
     @property
@@ -113,13 +117,12 @@ class Follower:
 
     def _chunk(self, header: FrameHeader, body: bytes) -> None:
         key = (header.stream, header.last, header.count)
-        if self._chunking != key:
-            self._chunking, self._chunks = key, {}
-        self._chunks[header.index] = body
-        if len(self._chunks) < header.count:
+        chunks = self._chunks.setdefault(key, {})
+        chunks[header.index] = body
+        if len(chunks) < header.count:
             return
-        data = b"".join(self._chunks[i] for i in range(header.count))
-        self._chunking, self._chunks = None, {}
+        data = b"".join(chunks[i] for i in range(header.count))
+        self._chunks = {}
         try:
             seq = self.storage.install(data)
         except EdgekubeError as exc:
@@ -132,7 +135,7 @@ class Follower:
 
     def _ack(self) -> None:
         ack = ReplicationAck(master_id=self.master_id, stream=self.stream, seq=self.storage.seq)
-        self.bus.publish(topics.master_ack(self.active), ack.encode())
+        self._send(topics.master_ack(self.active), ack.encode())
 
     def _ask(self, *, force: bool = False) -> None:
         now = self._clock()
@@ -140,4 +143,4 @@ class Follower:
             return
         self._asked_at = now
         request = SyncRequest(master_id=self.master_id, stream=self.stream, seq=self.storage.seq)
-        self.bus.publish(topics.master_sync(self.active), request.encode())
+        self._send(topics.master_sync(self.active), request.encode())

@@ -152,7 +152,7 @@ class Supervisor:
         gone = MasterPresence(online=False, master_id=self.me, term=self.term)
         will = Will(topics.master_online(self.me), gone.encode())
         bus = self.bus = self._bus_factory(will)
-        self.follower = Follower(bus, storage, master_id=self.me)
+        self.follower = Follower(bus, storage, master_id=self.me, send=self._send_one)
         self.follower.term = self.term
         subscriptions: list[tuple[str, Handler]] = [
             (topics.ALL_MASTERS_ONLINE, self._on_presence),
@@ -205,6 +205,13 @@ class Supervisor:
         if isinstance(bus, FanoutBus):
             return bus.buses
         return (bus,) if bus is not None else ()
+
+    def _send_one(self, topic: str, payload: bytes) -> None:
+        """The replication stream's publish: through the first connected broker only (one copy, in order)."""
+        members = self._members
+        member = next((m for m in members if m.connected), members[0] if members else None)
+        if member is not None:
+            member.publish(topic, payload)
 
     def _connected_brokers(self) -> set[int]:
         return {index for index, member in enumerate(self._members) if member.connected}
@@ -371,6 +378,7 @@ class Supervisor:
                 on_change=self._changed,
                 brokers=self._connected_brokers,
                 majority=lambda: self._majority_ok,
+                send=self._send_one,
             )
             master.gate = replicator
             master.dispatcher.term = term
@@ -432,7 +440,7 @@ class Supervisor:
             master.stop(announce=False)
         with self._mu:
             assert self.bus is not None
-            self.follower = Follower(self.bus, self._open_storage(), master_id=self.me)
+            self.follower = Follower(self.bus, self._open_storage(), master_id=self.me, send=self._send_one)
             self._note_terms()
             self.reason = "deposed; catching up"
             log.warning("HA master %s stepped down: term %d is held by %s", self.me, self.term, self._holder or "?")
