@@ -7,7 +7,7 @@ cluster's API topic; the standby does not subscribe to it, so exactly one master
 The nodes are simulated (tests/support/simnodes.py: the agent's protocol without Podman). What each node says
 as a witness is decided by the agent's own code (agent/witness.py MasterWatch, run by tests/support/hamasters.py
 Witnesses on the presences and on the terms of the desired states the node receives), published retained as the
-agent does; the fault tests with real agents and Podman are HA-fleet's (tests/faults/).
+agent does. With real agents on Podman (each its own witness): tests/faults/test_master_takeover.py.
 """
 
 from __future__ import annotations

@@ -37,13 +37,18 @@ from tests.support.fleet import Proc
 class HaMasters:
     """Master processes by id on the broker at `port`; presences and flags as the broker holds them."""
 
-    def __init__(self, port: int, root: Path, *, timeout: float = 1.0, extra: Iterable[str] = ()) -> None:
+    def __init__(
+        self, port: int, root: Path, *, timeout: float = 1.0, extra: Iterable[str] = (), key: Path | None = None
+    ) -> None:
         self.port = port
         self.root = root
         self.timeout = timeout
         self.extra = list(extra)
-        self.key = root / "encryption-config.yaml"
-        new_key_file(self.key)
+        #: The Secret key both masters share (made here unless given: e.g. a Fleet's master already uses one).
+        self.key = key if key is not None else root / "encryption-config.yaml"
+        if key is None:
+            root.mkdir(parents=True, exist_ok=True)
+            new_key_file(self.key)
         (root / "logs").mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, Proc] = {}
         self.roles: dict[str, str] = {}
