@@ -143,6 +143,12 @@ class AgentConfig:
     led_rgb: bool = False
     led_pin_factory: str = "default"
     led_sysfs: str = ""
+    #: The pod network and node proxy (docs/networking.md): pods on the `edgekube` bridge with the node's podCIDR,
+    #: host-gw routes to the other nodes', Services in nftables, the cluster DNS on the bridge's gateway
+    #: (`cluster_dns`). `node_ip`: the address other nodes reach this one at (empty: the default route's source).
+    pod_network: bool = False
+    cluster_dns: bool = True
+    node_ip: str = ""
 
     def led_settings(self) -> LedSettings:
         text = self.led_pins.strip().strip("[]")  # a TOML list arrives as its text
@@ -264,6 +270,8 @@ class Agent:
             health=self.health,
             ephemeral_storage=hostinfo.ephemeral_storage(config.container_store, config.eviction_hard),
         )
+        if config.node_ip:
+            self._reporter._host_ip = config.node_ip
         #: Node and container usage sampled on its own thread (None: telemetry off); /metrics when configured.
         self.telemetry = Telemetry.of(config, runtime, self._bus, self.boot_id)
         #: The LEDs (docs/leds.md): the pattern is chosen each pass from what the agent knows (`_led_state`).

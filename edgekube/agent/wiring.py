@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from edgekube.agent.app import Agent, AgentConfig
 from edgekube.agent.indicators.drivers import open_driver
@@ -16,9 +17,13 @@ from edgekube.bus import topics
 from edgekube.bus.brokers import resolve
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import MessageBus, Will
+from edgekube.model.errors import ValidationError
 from edgekube.model.names import NodeName
 from edgekube.model.wire import Presence
 from edgekube.sdnotify import SdNotify
+
+if TYPE_CHECKING:
+    from edgekube.agent.network.netagent import NetworkAgent
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,21 @@ def build_agent(config: AgentConfig, runtime: PodRuntime | None = None) -> Agent
     """An Agent on the real parts (the runtime may be given, e.g. a node whose Podman is already open)."""
     runtime = runtime if runtime is not None else podman_runtime(config)
     leds = open_driver(config.led_settings())  # no usable LEDs: one warning, and none
-    return Agent(config, runtime, agent_bus(config), notify=SdNotify.from_environ(), leds=leds)
+    agent = Agent(config, runtime, agent_bus(config), notify=SdNotify.from_environ(), leds=leds)
+    if config.pod_network:
+        pod_network(config, runtime, agent.bus).start()
+    return agent
+
+
+def pod_network(config: AgentConfig, runtime: PodRuntime, bus: MessageBus) -> NetworkAgent:
+    """The node's network loop (docs/networking.md) on `ip` and `nft`, subscribed on the agent's bus."""
+    from edgekube.agent.network.netagent import NetworkAgent, NetworkRuntime  # noqa: PLC0415 - pod_network only
+    from edgekube.agent.network.nftables import NftProxy  # noqa: PLC0415
+    from edgekube.agent.network.routes import IpRoutes  # noqa: PLC0415
+
+    if not isinstance(runtime, NetworkRuntime):
+        raise ValidationError("pod_network: needs the Podman runtime")
+    return NetworkAgent(config.node_name, runtime, IpRoutes(), NftProxy(), dns=config.cluster_dns).attach(bus)
 
 
 def run_agent(config: AgentConfig) -> None:

@@ -38,6 +38,7 @@ from edgekube.master.ingest import StatusIngest
 from edgekube.master.liveness import Liveness
 from edgekube.master.nodemetrics import NodeMetricsCache
 from edgekube.master.requests import Requests
+from edgekube.master.routes import RoutePublisher
 from edgekube.master.scheduling.placer import Placer
 from edgekube.master.scheduling.specs import SpecCache
 from edgekube.master.scheduling.usage import NodeUsage
@@ -105,6 +106,7 @@ class Master:
         #: The ServiceTable retained on edgekube/v1/services (docs/services.md), published after a pass changed it.
         self.service_table = ServiceTablePublisher(self.store, wall)
         self.specs = SpecCache()
+        self.routes = RoutePublisher(wall)
         self.usage = NodeUsage(self.specs)
         self.placer = Placer(
             self.store,
@@ -228,6 +230,7 @@ class Master:
             # After a broker restart retained desired states may be gone: send every node's set again.
             self.dispatcher.forget_all()
             self.service_table.forget()
+            self.routes.forget()
             # Heartbeats missed while we were away say nothing about the nodes: a full timeout each, again.
             self.echo.catch_up()
             self.liveness.reset()
@@ -360,6 +363,7 @@ class Master:
             changes = self.dispatcher.flush(name for _, name in self.store.objects("Node"))
             table = self.service_table.flush()
             self.specs.prune(self.store.objects("Pod"))
+            routes = self.routes.flush(self.store.objects("Node").values(), self.liveness.ready)
             shipped = self.gate.ship()
             acks = self.requests.take()
         if (changes or table is not None) and not self.gate.settle(shipped):
@@ -370,5 +374,9 @@ class Master:
                     self.bus.publish(topics.node_desired(desired.node), desired.encode(), retain=True)
                 if table is not None:
                     self.bus.publish(topics.SERVICES, table.encode(), retain=True)
+                if routes is not None:
+                    self.bus.publish(topics.ROUTES, routes.encode(), retain=True)
+            elif routes is not None:
+                self.routes.forget()  # not ours to send (an HA standby): the next pass that may, sends it
         self._answer(shipped, acks)
         return wrote

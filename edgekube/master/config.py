@@ -58,3 +58,6 @@ class MasterConfig:
     replication_timeout: float = 1.0
     #: Services' clusterIPs are allocated from this IPv4 network (docs/services.md); K3s' default.
     service_cidr: str = "10.43.0.0/16"
+    #: The pod network (docs/networking.md): each node's `spec.podCIDR` is a /`node_cidr_mask` of this range.
+    cluster_cidr: str = "10.42.0.0/16"
+    node_cidr_mask: int = 24

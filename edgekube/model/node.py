@@ -42,6 +42,9 @@ CONDITION_TAINTS: dict[NodeConditionType, str] = {
 class NodeSpec(K8sModel):
     unschedulable: StrictBool = False
     taints: list[Taint] = Field(default_factory=list)
+    #: The node's pod network (docs/networking.md), allocated by the master from its `--cluster-cidr`.
+    pod_cidr: str | None = Field(default=None, alias="podCIDR")
+    pod_cidrs: list[str] | None = Field(default=None, alias="podCIDRs")
 
 
 class NodeCondition(K8sModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from edgekube.master.controllers.base import ControllerFactory
 from edgekube.master.controllers.endpoints import EndpointsController
 from edgekube.master.controllers.nodelifecycle import NodeLifecycle
+from edgekube.master.controllers.podcidr import PodCIDRAllocator
 from edgekube.master.controllers.replication.controller import ReplicationManager
 from edgekube.master.controllers.volumes.binder import VolumeBinder
 from edgekube.master.controllers.volumes.protection import ClaimProtection
@@ -21,4 +22,5 @@ CONTROLLERS: tuple[ControllerFactory, ...] = (
     ClaimProtection.build,  # a claim whose last pod went is gone before the binder looks at it
     VolumeBinder.build,
     NfsProvisioner.build,  # after the binder: only claims no existing volume fits are provisioned for
+    PodCIDRAllocator.build,  # each node's spec.podCIDR (docs/networking.md)
 )

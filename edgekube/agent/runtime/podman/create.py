@@ -8,6 +8,7 @@ from typing import Any
 
 from edgekube.agent.runtime.podman import dns, images, specgen
 from edgekube.agent.runtime.podman.naming import LABEL_INIT, pod_labels, pod_name
+from edgekube.agent.runtime.podman.network import NETWORK_NOT_READY, PodNetwork
 from edgekube.agent.runtime.podman.specgen import ContainerMount
 from edgekube.agent.runtime.podman.transport import PodmanTransport, error_body, message, raise_http
 from edgekube.agent.runtime.podman.volumes import VolumeSetup
@@ -48,6 +49,9 @@ class PodCreator:
         self.volumes = VolumeSetup(transport, node, nfs_mode, nfs_timeout)
         #: Whether the kernel has SCTP (an SCTP hostPort is refused without it: runtime/sctp.py); tests replace it.
         self.has_sctp: Callable[[], bool] = kernel_has_sctp
+        #: The node's pod network (podman/network.py), once known; with `network_required` a pod waits for it.
+        self.network: PodNetwork | None = None
+        self.network_required = False
 
     def create(
         self,
@@ -80,10 +84,14 @@ class PodCreator:
             if not images.image_exists(self.transport, image):
                 images.pull(self.transport, image, self.pull_timeout, credentials)
         users = {c.name: self._check_user(pod, uid, c) for c in everyone}
+        body = specgen.pod_spec(pod, podname, labels, dns.read_host() if dns.custom(pod.spec) else None)
+        if self.network is not None:
+            body.update(self.network.pod_options(pod))
+        elif self.network_required and not pod.spec.host_network:
+            raise RuntimeFailure("network is not ready: no podCIDR from the master yet", reason=NETWORK_NOT_READY)
         created = self.transport.json(
-            "post", "/pods/create", what=f"create pod {podname}", reason="CreatePodError",
-            body=specgen.pod_spec(pod, podname, labels, dns.read_host() if dns.custom(pod.spec) else None),
-        )  # fmt: skip
+            "post", "/pods/create", what=f"create pod {podname}", reason="CreatePodError", body=body
+        )
         pod_id = str(created["Id"])
         for index, container in enumerate(pod.spec.init_containers or []):
             kind = "sidecar" if container.restart_policy == "Always" else "init"

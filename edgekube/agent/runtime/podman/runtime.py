@@ -12,6 +12,8 @@ from edgekube.agent.runtime.podman.create import PodCreator
 from edgekube.agent.runtime.podman.diskusage import DiskUsage
 from edgekube.agent.runtime.podman.exec import Executor
 from edgekube.agent.runtime.podman.images import image_exists
+from edgekube.agent.runtime.podman.network import PodNetwork
+from edgekube.agent.runtime.podman.network import ensure as ensure_network
 from edgekube.agent.runtime.podman.observe import Observer
 from edgekube.agent.runtime.podman.stats import container_stats
 from edgekube.agent.runtime.podman.stop import PodStopper
@@ -70,6 +72,13 @@ class PodmanRuntime:
 
     def close(self) -> None:
         self.transport.close()
+
+    def use_pod_network(self, network: PodNetwork | None, *, required: bool = True) -> None:
+        """Create pods on `network` from now on (made in Podman first); `required`: refuse pods while it is None."""
+        if network is not None:
+            ensure_network(self.transport, network)
+        self._creator.network = network
+        self._creator.network_required = required
 
     def info(self) -> RuntimeInfo:
         return self._observer.info()

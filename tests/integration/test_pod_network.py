@@ -1,0 +1,172 @@
+"""Pod network, node proxy and cluster DNS on three nodes, each its own netns, Podman store and pod CIDR, on one LAN.
+
+Real master (its endpoints controller publishes the ServiceTable), agents, Mosquitto, Podman, `ip route` and
+nftables (tests/support/podnet.py). The client is busybox: names are resolved with its nslookup (the static
+busybox has no NSS for wget or nc), which reads the pod's resolv.conf as any resolver does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.podnet import LanFleet, wait_until
+from tests.support.prerequisites import require_mosquitto, require_netns, require_podman
+
+CLUSTER_IP = "10.43.0.10"
+NODE_PORT = 30080
+SERVE = "touch /tmp/ready && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"
+#: Ready while /tmp/ready exists (a test removes it to take a pod out of the Service).
+READINESS = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}
+SERVICE = json.dumps({
+    "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+    "spec": {"type": "NodePort", "clusterIP": CLUSTER_IP, "selector": {"app": "web"},
+             "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": NODE_PORT}]},
+})  # fmt: skip
+
+
+def _pod(name: str, node: str, command: str) -> str:
+    container = {"name": "main", "image": "localhost/edgekube/busybox:1", "command": ["/bin/sh", "-c", command]}
+    if name.startswith("web"):
+        container.update(ports=[{"name": "http", "containerPort": 8080}], readinessProbe=READINESS)
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name.split("-", maxsplit=1)[0]}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [container]},
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LanFleet]:
+    require_podman()
+    require_mosquitto()
+    require_netns()
+    with LanFleet(Path(tmp_path_factory.mktemp("podnet")), 3) as started:
+        for name, node, command in (
+            ("web-b", "node-2", SERVE),
+            ("web-c", "node-3", SERVE),
+            ("client-a", "node-1", "exec sleep 100000"),
+        ):
+            started.apply(_pod(name, node, command))
+        started.apply(SERVICE)
+        yield started
+
+
+def _pod_ip(fleet: LanFleet, name: str) -> str:
+    def ip() -> str | None:
+        pods = fleet.try_list("Pod") or []
+        pod = next((p for p in pods if p["metadata"]["name"] == name), None)
+        status = (pod or {}).get("status") or {}
+        return str(status["podIP"]) if status.get("phase") == "Running" and status.get("podIP") else None
+
+    return str(wait_until(f"{name} Running with an IP", ip, timeout=90))
+
+
+def _cidrs(fleet: LanFleet) -> dict[str, str]:
+    nodes = fleet.try_list("Node") or []
+    return {n["metadata"]["name"]: n["spec"].get("podCIDR", "") for n in nodes}
+
+
+def _set_ready(fleet: LanFleet, node: str, pod: str, ready: bool) -> None:
+    fleet.exec_in(node, pod, "sh", "-c", "touch /tmp/ready" if ready else "rm -f /tmp/ready")
+
+
+def _resolve(fleet: LanFleet, name: str) -> str:
+    """The name's address as the client pod resolves it (its resolv.conf: cluster DNS, search path, ndots:5).
+
+    busybox's own resolver (nslookup): the demo image's static busybox has no NSS, so its wget and nc cannot.
+    """
+    done = fleet.exec_in("node-1", "client-a", "nslookup", "-type=a", name)
+    found = re.findall(r"^Address: (\S+)$", done.stdout, re.MULTILINE)
+    return found[-1] if found else ""
+
+
+def _get(fleet: LanFleet, host: str, port: int = 80) -> str:
+    """The page the client pod gets from host:port (a name is resolved first), or why not."""
+    address = host if host[0].isdigit() else _resolve(fleet, host)
+    if not address:
+        return f"failed: {host} does not resolve"
+    request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {address} {port}"
+    done = fleet.exec_in("node-1", "client-a", "sh", "-c", request)
+    return done.stdout.rsplit("\n\n", 1)[-1].strip() if "200 OK" in done.stdout else f"failed: {done.stdout!r}"
+
+
+def test_every_node_gets_its_own_pod_cidr_and_routes_to_the_others(fleet: LanFleet) -> None:
+    def allocated() -> dict[str, str] | None:
+        cidrs = _cidrs(fleet)
+        return cidrs if cidrs and all(cidrs.values()) else None
+
+    cidrs = wait_until("a podCIDR on every node", allocated)
+    assert sorted(cidrs.values()) == ["10.42.0.0/24", "10.42.1.0/24", "10.42.2.0/24"]
+    for node in fleet.nodes:
+        want = {f"{cidr} via {fleet.node_ip[other]}" for other, cidr in cidrs.items() if other != node}
+
+        def routes(node: str = node) -> set[str]:
+            out = fleet.in_node(node, "ip", "-4", "route", "show", "proto", "211").stdout
+            return {" ".join(line.split()[:3]) for line in out.splitlines()}
+
+        assert wait_until(f"host-gw routes on {node}", lambda node=node, want=want: routes(node) == want and want)
+
+
+def test_pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes(fleet: LanFleet) -> None:
+    cidrs = _cidrs(fleet)
+    for name, node in (("web-b", "node-2"), ("web-c", "node-3"), ("client-a", "node-1")):
+        assert ipaddress.ip_address(_pod_ip(fleet, name)) in ipaddress.ip_network(cidrs[node])
+    assert _get(fleet, _pod_ip(fleet, "web-b"), 8080) == "web-b"
+    assert _get(fleet, _pod_ip(fleet, "web-c"), 8080) == "web-c"
+
+
+def test_a_service_by_name_spreads_over_pods_on_two_other_nodes(fleet: LanFleet) -> None:
+    wait_until("the service answering", lambda: _get(fleet, "web") in ("web-b", "web-c"), timeout=60)
+    answers = [_get(fleet, "web") for _ in range(24)]
+    assert set(answers) == {"web-b", "web-c"}, answers
+    assert _get(fleet, "web.default") in ("web-b", "web-c")
+    assert _get(fleet, "web.default.svc.cluster.local") in ("web-b", "web-c")
+    assert _get(fleet, CLUSTER_IP) in ("web-b", "web-c")
+
+
+def test_a_pod_failing_readiness_gets_no_new_connections_and_comes_back(fleet: LanFleet) -> None:
+    _set_ready(fleet, "node-3", "web-c", False)
+    try:
+        wait_until("web-c out of the rules", lambda: all(_get(fleet, CLUSTER_IP) == "web-b" for _ in range(6)))
+        assert {_get(fleet, "web") for _ in range(16)} == {"web-b"}
+    finally:
+        _set_ready(fleet, "node-3", "web-c", True)
+    wait_until("web-c back", lambda: "web-c" in {_get(fleet, CLUSTER_IP) for _ in range(8)})
+
+
+def test_node_port_answers_on_every_node(fleet: LanFleet) -> None:
+    for node in fleet.nodes:
+        # From the host, through the node's own address: the node DNATs and masquerades to a pod on another node.
+        url = f"http://{fleet.net[node].address}:{NODE_PORT}/"
+
+        def answer(url: str = url) -> str:
+            try:
+                with urllib.request.urlopen(url, timeout=3) as response:
+                    return str(response.read().decode().strip())
+            except OSError as exc:
+                return f"failed: {exc}"
+
+        def answered(answer: Callable[[], str] = answer) -> bool:
+            return answer() in ("web-b", "web-c")
+
+        assert wait_until(f"NodePort on {node}", answered)
+
+
+def test_the_data_path_outlives_an_agent_restart(fleet: LanFleet) -> None:
+    wait_until("the service answering", lambda: _get(fleet, "web") in ("web-b", "web-c"))
+    rules = fleet.in_node("node-1", "nft", "list", "table", "ip", "edgekube").stdout
+    fleet.kill_agent("node-1")
+    # Agent gone: kernel routes and rules stay (DNS, in the agent, is down: the clusterIP still answers).
+    assert _get(fleet, CLUSTER_IP) in ("web-b", "web-c")
+    assert _get(fleet, _pod_ip(fleet, "web-c"), 8080) == "web-c"
+    fleet.start_agent("node-1")
+    wait_until("node-1 Ready again", lambda: fleet.node_ready("node-1"))
+    wait_until("DNS back", lambda: _get(fleet, "web") in ("web-b", "web-c"))
+    assert fleet.in_node("node-1", "nft", "list", "table", "ip", "edgekube").stdout == rules

@@ -1,0 +1,139 @@
+"""A fleet whose nodes share a flat LAN, each with its Podman inside its own netns: pod network and Services tests.
+
+What differs from tests/support/fleet.py's Fleet (which it extends): every node namespace also gets an interface
+`lan0` on one Ethernet segment (a bridge in a namespace of its own, so nothing touches the host's bridges or
+firewall), addressed 10.252.0.<n>/24: the LAN host-gw routing needs, where nodes reach each other directly. Each
+node's Podman service runs *inside* the node's namespace (nsenter --net) with its own network config directory,
+so the node's pod bridge, netavark's rules, and the routes and nftables the agent installs are the node's alone.
+The broker stays on the host, reached through the node's veth to the host (NetNode), as in the fault tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgekube.local.broker import Mosquitto
+from edgekube.local.images import ensure_demo_image
+from edgekube.local.podman_service import PodmanService
+from tests.support.fleet import Fleet, Proc
+from tests.support.netns import NetNode
+
+LAN_SUBNET = "10.252.0"
+
+
+def run(argv: Sequence[str], *, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
+    return result
+
+
+class NetnsPodmanService(PodmanService):
+    """A PodmanService whose service and CLI run in `netns` (so do its pods' bridges), networks in its workdir."""
+
+    def __init__(self, workdir: Path, netns: Path, **kwargs: Any) -> None:
+        super().__init__(workdir, **kwargs)
+        self.netns = netns
+
+    def _global_args(self) -> list[str]:
+        return ["nsenter", f"--net={self.netns}", *super()._global_args()]
+
+    def write_config(self) -> None:
+        super().write_config()
+        networks = self.workdir / "networks"
+        networks.mkdir(exist_ok=True)
+        with self.containers_conf.open("a") as conf:
+            conf.write(f'\n[network]\nnetwork_config_dir = "{networks}"\n')
+
+
+class Lan:
+    """One Ethernet segment: a bridge in namespace `eklan<pid>`, a veth per node namespace (`lan0` inside it)."""
+
+    def __init__(self) -> None:
+        self.name = f"eklan{os.getpid()}"
+        self.links: list[str] = []
+        run(["ip", "netns", "add", self.name])
+        run(["ip", "-n", self.name, "link", "add", "br0", "type", "bridge"])
+        run(["ip", "-n", self.name, "link", "set", "br0", "up"])
+
+    def join(self, node: NetNode, host: int) -> str:
+        """Plug `node` in as 10.252.0.<host>; returns that address."""
+        outside = f"ekl{node.slot}"
+        address = f"{LAN_SUBNET}.{host}"
+        run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "lan0", "netns", node.name])
+        run(["ip", "link", "set", outside, "netns", self.name])
+        run(["ip", "-n", self.name, "link", "set", outside, "master", "br0", "up"])
+        run(["ip", "-n", node.name, "addr", "add", f"{address}/24", "dev", "lan0"])
+        run(["ip", "-n", node.name, "link", "set", "lan0", "up"])
+        self.links.append(outside)
+        return address
+
+    def delete(self) -> None:
+        run(["ip", "netns", "delete", self.name], check=False)
+
+
+class LanFleet(Fleet):
+    """Fleet on a LAN with the pod network on (`--pod-network true`); see the module docstring."""
+
+    def __init__(self, root: Path, nodes: int = 3, **kwargs: Any) -> None:
+        agent_args = ["--pod-network", "true", *kwargs.pop("agent_args", ())]
+        super().__init__(root, nodes, netns=True, agent_args=agent_args, **kwargs)
+        self.lan: Lan | None = None
+        self.node_ip: dict[str, str] = {}
+
+    def _start(self, timeout: float) -> None:
+        self.lan = Lan()
+        for index, node in enumerate(self.nodes, start=1):
+            self.net[node] = NetNode.create()
+            self.node_ip[node] = self.lan.join(self.net[node], index)
+        self.broker = Mosquitto(
+            None, self.root / "broker", persistence=True, extra_listeners=[n.host_address for n in self.net.values()]
+        ).start()
+        base = Path(f"/tmp/eknet-{os.getpid()}-{int(time.time())}")
+        for node in self.nodes:
+            self.podman[node] = NetnsPodmanService(base / node, self.net[node].path).start()
+            ensure_demo_image(self.podman[node])
+        self.master = Proc("master", self._master_argv, self.root / "logs" / "master.log")
+        self.master.start()
+        for node in self.nodes:
+            argv = functools.partial(self._agent_argv, node)
+            self.agents[node] = Proc(node, argv, self.root / "logs" / f"{node}.log")
+            self.agents[node].start()
+        self.wait_master(timeout)
+        self.wait_ready(timeout=timeout)
+
+    def _agent_argv(self, node: str) -> list[str]:
+        argv = super()._agent_argv(node)
+        return [*argv, "--node-ip", self.node_ip[node]]
+
+    def close(self) -> None:
+        super().close()  # not lent: destroys the services (they run in the namespaces it then deletes)
+        if self.lan is not None:
+            self.lan.delete()
+            self.lan = None
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def in_node(self, node: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(self.net[node].enter(list(argv)), check=check)
+
+    def exec_in(self, node: str, pod: str, *argv: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+        """Run `argv` in the pod's first app container (podman exec on the node's store)."""
+        container = self.containers_of(node, pod)[0].container_id
+        return self.podman[node].podman("exec", container, *argv, check=False, timeout=timeout)
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
