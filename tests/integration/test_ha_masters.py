@@ -225,3 +225,26 @@ def test_masters_preferring_two_unbridged_brokers_replicate_and_take_over_throug
                 assert api.apply(config_map("through-the-first-broker")).ok  # the other broker serves too
         finally:
             client.bus.close()
+
+
+def test_a_clean_stop_of_the_active_hands_over_without_any_witness(masters: HaMasters, api: ApiClient) -> None:
+    """No node at all, so no witness: only the active's own word (its last presence, `handover`) allows it."""
+    assert api.apply(config_map("before-handover")).ok
+    masters.procs["m1"].terminate()  # SIGTERM: last commit acknowledged by m2, then the handover presence
+    masters.wait_role("m2", Role.ACTIVE, term=2)
+    assert api.apply(config_map("after-handover")).ok
+    assert {"before-handover", "after-handover"} <= {cm["metadata"]["name"] for cm in api.objects("ConfigMap")}
+
+
+def test_without_nodes_a_killed_active_is_not_replaced(masters: HaMasters, api: ApiClient) -> None:
+    """kill -9 leaves no handover, and with no Ready node nobody can witness: the standby waits, saying why."""
+    assert api.apply(config_map("alone")).ok
+    masters.kill("m1")
+
+    def waiting() -> str:
+        presence = masters.presence("m2")
+        return presence.note if presence is not None and "no Ready node" in presence.note else ""
+
+    wait_for("m2 says why it waits", waiting)
+    presence = masters.presence("m2")
+    assert presence is not None and presence.role is Role.STANDBY and presence.term == 1
