@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from edgekube.model.errors import ValidationError
 from edgekube.model.manifest import Document, ManifestError, decode_documents, lint_manifests, load_manifests
@@ -92,6 +92,8 @@ class LintReport:
     documents: int = 0
     files: int = 0
     bad_files: int = 0
+    #: Every file read and decoded: (source, its documents), for the label rules (model.lint) that look across files.
+    decoded: list[tuple[Source, list[Any]]] = field(default_factory=list)
 
 
 def finding_lines(exc: ValidationError) -> list[str]:
@@ -111,7 +113,9 @@ def lint(args: list[str], stdin: BinaryIO) -> LintReport:
             continue
         # A decoding error is counted by lint_manifests below, so it is not reported twice.
         with contextlib.suppress(ValidationError):
-            report.documents += len(decode_documents(item.data, source=item.name))
+            documents = decode_documents(item.data, source=item.name)
+            report.documents += len(documents)
+            report.decoded.append((item, documents))
         found = [line for exc in lint_manifests(item.data, source=item.name) for line in finding_lines(exc)]
         report.bad_files += bool(found)
         report.findings.extend(found)

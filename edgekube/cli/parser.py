@@ -275,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dry-run", nargs="?", const="client", default=None, metavar="none|client")
         p.add_argument("-o", "--output", choices=("yaml", "json"), help="with --dry-run=client: print the object")
 
-    p = command("lint", "validate manifests offline, listing every problem", "cmd_lint")
-    p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="manifest files, directories, or - for stdin")
+    p = command("lint", "validate manifests and check their labels and selectors (docs/services.md)", "cmd_lint")
+    p.add_argument("paths", nargs="*", metavar="FILE|DIR", help="manifest files, directories, or - for stdin")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also check against the live cluster's objects and nodes (the files' objects replace theirs)",
+    )
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format (default text)")
     return parser

@@ -209,3 +209,29 @@ def test_ekctl_get_svc_ep_describe_svc_and_annotation_selector(
     assert code == 0 and out == "" and err == "No resources found in default namespace.\n"
     response = client.call(ApiRequest(verb=Verb.LIST, kind="Pod", annotation_selector="!team"))
     assert response.ok and response.items == []
+
+
+def test_ekctl_lint_cluster_checks_files_against_live_objects_and_nodes(
+    broker: AnyBroker, cluster: tuple[Master, SimNodes, ApiClient], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _master, _sims, client = cluster
+    assert client.apply(MANIFEST).ok
+    wait_for("three nodes", lambda: len(client.nodes()) == 3, 10)
+    code, out, _ = ekctl(capsys, broker.port, "lint", "--cluster")
+    assert (code, out) == (0, "the cluster OK\n")
+
+    planned = tmp_path / "api.yaml"
+    planned.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api}\nspec:\n  selector: {app: api}\n  ports: [{port: 80}]\n"
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: probe}\nspec:\n  nodeSelector: {disk: ssd}\n"
+        "  containers: [{name: c, image: busybox}]\n"
+    )
+    code, out, _ = ekctl(capsys, broker.port, "lint", "--cluster", str(planned))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{planned}:5 (Service default/api): missed-route: selector app=api matches no pod and no pod template in "
+        "namespace default; fix: change spec.selector to labels its pods carry (labels in namespace default: "
+        "app=web), or label the pods",
+        f"{planned}:12 (Pod default/probe): unsatisfiable-placement: nodeSelector disk=ssd matches none of the 3 "
+        "node(s); fix: label a node to match (ekctl label node NAME KEY=VALUE) or change the pod's node constraints",
+    ]
