@@ -91,6 +91,11 @@ class ContainerPort(K8sModel):
     def _zero_is_unset(cls, value: object) -> object:
         return None if type(value) is int and value == 0 else value
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _default_protocol(cls, value: object) -> object:
+        return Protocol.TCP if value == "" else value  # SetDefaults_ContainerPort
+
     @model_validator(mode="after")
     def _rules(self) -> ContainerPort:
         """validation.go validateContainerPorts, for one port (names' uniqueness is the container's rule)."""
@@ -239,6 +244,11 @@ class Container(K8sModel):
     @classmethod
     def _name(cls, value: str) -> str:
         return check_dns1123_label(value, "")
+
+    @field_validator("image_pull_policy", mode="before")
+    @classmethod
+    def _default_pull_policy(cls, value: object) -> object:
+        return None if value == "" else value  # SetDefaults_Container: "" is the default of pull_policy()
 
     @field_validator("image")
     @classmethod
@@ -464,6 +474,11 @@ class PodSpec(K8sModel):
     #: Secrets (dockerconfigjson, dockercfg) whose registry credentials the node's image pulls use; the master
     #: resolves them for the node running the pod only (master.configdata), the runtime picks per image.
     image_pull_secrets: list[LocalObjectReference] | None = None
+
+    @field_validator("restart_policy", mode="before")
+    @classmethod
+    def _default_restart_policy(cls, value: object) -> object:
+        return RestartPolicy.ALWAYS if value == "" else value  # SetDefaults_PodSpec
 
     @field_validator("containers")
     @classmethod

@@ -53,6 +53,11 @@ class HTTPGetAction(K8sModel):
     def _default_path(cls, value: str) -> str:
         return value or "/"  # SetDefaults_HTTPGetAction
 
+    @field_validator("scheme", mode="before")
+    @classmethod
+    def _default_scheme(cls, value: object) -> object:
+        return "HTTP" if value == "" else value  # SetDefaults_HTTPGetAction
+
     @model_validator(mode="after")
     def _rules(self) -> HTTPGetAction:
         """validation.go validateHTTPGetAction: the port (ValidatePortNumOrName) and each header's name."""

@@ -101,6 +101,14 @@ CASES: dict[str, Case] = {
         "JSON decoder (null is the zero value)",
         pod_yaml("nodeSelector: null\naffinity: null", "resources: null\nargs: null\nenv: [{name: A, value: null}]"),
     ),
+    "empty-enums-default": Case(
+        "SetDefaults_PodSpec / SetDefaults_Container / SetDefaults_ContainerPort / SetDefaults_HTTPGetAction",
+        pod_yaml(
+            'restartPolicy: ""',
+            'imagePullPolicy: ""\nports: [{containerPort: 80, protocol: ""}]\n'
+            'readinessProbe: {httpGet: {port: 80, scheme: ""}}',
+        ),
+    ),
     "http-get-path-empty": Case(
         "SetDefaults_HTTPGetAction", pod_yaml("", 'readinessProbe: {httpGet: {path: "", port: 80}}')
     ),

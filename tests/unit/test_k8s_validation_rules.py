@@ -584,3 +584,21 @@ def test_a_field_given_as_null_is_unset() -> None:
     container = parsed.spec.containers[0]
     assert (container.args, container.resources.limits, container.env[0].value) == (None, {}, "")
     assert problems(pod(name=None)) == [f"{C0}.name: Required value"]
+
+
+def test_empty_enum_fields_take_their_defaults() -> None:
+    """defaults.go SetDefaults_PodSpec (restartPolicy), SetDefaults_Container (imagePullPolicy),
+    SetDefaults_ContainerPort (protocol), SetDefaults_HTTPGetAction (scheme): "" is the default, before validation."""
+    doc = pod(
+        {"restartPolicy": ""},
+        imagePullPolicy="",
+        ports=[{"containerPort": 80, "protocol": ""}],
+        readinessProbe={"httpGet": {"port": 80, "scheme": ""}},
+    )
+    parsed = parse_object(doc)
+    assert isinstance(parsed, Pod)
+    container = parsed.spec.containers[0]
+    assert (parsed.spec.restart_policy, container.ports[0].protocol) == ("Always", "TCP")
+    assert container.image_pull_policy is None and container.pull_policy() == "Always"
+    assert container.readiness_probe is not None and container.readiness_probe.http_get is not None
+    assert container.readiness_probe.http_get.scheme == "HTTP"
