@@ -397,6 +397,19 @@ VOLUME_SOURCES = (
 CONFIG_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
 
 
+#: validateVolumeSource's order of the sources edgekube has (it decides which one a "more than 1" error names).
+_SOURCE_ORDER = (
+    ("hostPath", "host_path"),
+    ("emptyDir", "empty_dir"),
+    ("secret", "secret"),
+    ("nfs", "nfs"),
+    ("persistentVolumeClaim", "persistent_volume_claim"),
+    ("downwardAPI", "downward_api"),
+    ("configMap", "config_map"),
+    ("projected", "projected"),
+)
+
+
 class Volume(K8sModel):
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
@@ -415,13 +428,13 @@ class Volume(K8sModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
-        sources: list[K8sModel] = [
-            s for s in (self.empty_dir, self.nfs, self.persistent_volume_claim, self.host_path) if s
-        ]
-        sources += [s for s in (self.config_map, self.secret, self.projected, self.downward_api) if s is not None]
-        if len(sources) > 1:
-            raise ValidationError("may not specify more than 1 volume type")
-        if not sources:
+        """validation.go validateVolumeSource: one source; each one after the first is Forbidden by its key."""
+        given = [key for key, attr in _SOURCE_ORDER if getattr(self, attr, None) is not None]
+        if len(given) > 1:
+            raise ValidationError(
+                "\n".join(f"{key}: Forbidden: may not specify more than 1 volume type" for key in given[1:])
+            )
+        if not given:
             # Kubernetes' defaulting (SetDefaults_Volume): a volume without a source is an emptyDir.
             self.empty_dir = EmptyDirVolumeSource()
         return self

@@ -602,3 +602,12 @@ def test_empty_enum_fields_take_their_defaults() -> None:
     assert container.image_pull_policy is None and container.pull_policy() == "Always"
     assert container.readiness_probe is not None and container.readiness_probe.http_get is not None
     assert container.readiness_probe.http_get.scheme == "HTTP"
+
+
+def test_a_volume_with_two_sources_names_the_second() -> None:
+    """validation.go validateVolumeSource: Forbidden `may not specify more than 1 volume type` on each later source."""
+    volume = {"name": "v", "configMap": {"name": "c"}, "emptyDir": {}, "hostPath": {"path": "/srv"}}
+    assert problems(pod({"volumes": [volume]})) == [
+        "spec.volumes[0].emptyDir: Forbidden: may not specify more than 1 volume type",
+        "spec.volumes[0].configMap: Forbidden: may not specify more than 1 volume type",
+    ]

@@ -306,7 +306,7 @@ RFC1123_LABEL = (
         ),
         pytest.param(
             pod(spec={"volumes": [{"name": "data", "emptyDir": {}, "hostPath": {"path": "/"}}]}),
-            "spec.volumes[0]: may not specify more than 1 volume type",
+            "spec.volumes[0].emptyDir: Forbidden: may not specify more than 1 volume type",
             id="volume-two-sources",
         ),
         pytest.param(
