@@ -235,3 +235,20 @@ def test_ekctl_lint_cluster_checks_files_against_live_objects_and_nodes(
         f"{planned}:12 (Pod default/probe): unsatisfiable-placement: nodeSelector disk=ssd matches none of the 3 "
         "node(s); fix: label a node to match (ekctl label node NAME KEY=VALUE) or change the pod's node constraints",
     ]
+
+
+def test_the_web_service_example_gets_its_node_port_and_three_endpoints(
+    cluster: tuple[Master, SimNodes, ApiClient],
+) -> None:
+    _master, _sims, client = cluster
+    example = Path(__file__).resolve().parents[2] / "examples" / "web-service.yaml"
+    assert client.apply(example.read_text()).ok
+    assert client.get("Service", "web")["spec"]["ports"] == [
+        {"name": "http", "protocol": "TCP", "port": 80, "targetPort": "http", "nodePort": 30080}
+    ]
+
+    def ready() -> list[str]:
+        return sorted(a["ip"] for s in endpoints(client).get("subsets") or [] for a in s.get("addresses", []))
+
+    assert len(wait_for("three ready endpoints", lambda: len(ready()) == 3 and ready(), 15)) == 3
+    assert {p["port"] for s in endpoints(client)["subsets"] for p in s["ports"]} == {8080}
