@@ -370,13 +370,20 @@ class Master:
             return wrote  # deposed: its desired state must never reach a node again
         with self.gate.publishing() as allowed:
             if allowed:
-                for desired in changes:
-                    self.bus.publish(topics.node_desired(desired.node), desired.encode(), retain=True)
+                # The ServiceTable first: a deleted or evicted pod leaves the endpoints before its node stops it.
                 if table is not None:
                     self.bus.publish(topics.SERVICES, table.encode(), retain=True)
+                for desired in changes:
+                    self.bus.publish(topics.node_desired(desired.node), desired.encode(), retain=True)
                 if routes is not None:
                     self.bus.publish(topics.ROUTES, routes.encode(), retain=True)
-            elif routes is not None:
-                self.routes.forget()  # not ours to send (an HA standby): the next pass that may, sends it
+            else:  # not sent (an HA standby, or publishing not yet allowed): each goes again once publishing may
+                with self._lock:
+                    if changes:
+                        self.dispatcher.forget_all()
+                    if table is not None:
+                        self.service_table.forget()
+                    if routes is not None:
+                        self.routes.forget()
         self._answer(shipped, acks)
         return wrote

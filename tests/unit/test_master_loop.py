@@ -332,9 +332,11 @@ def test_the_master_runs_the_registered_controllers_in_order(cluster: Cluster) -
     assert [c.name for c in cluster.master.controllers] == [
         "node-lifecycle",
         "replication",
+        "endpoints",
         "pvc-protection",
         "persistentvolume-binder",
         "nfs-provisioner",
+        "podcidr",
     ]
 
 

@@ -5,17 +5,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edgekube.bus import topics
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.endpoints import DeleteEndpoints, WriteEndpoints, _matching, plan, subsets
 from edgekube.master.servicetable import ServiceTablePublisher
 from edgekube.model.errors import ValidationError
+from edgekube.model.netstate import ServiceTable
 from edgekube.model.servicetable import build
+from edgekube.model.wire import NodeReport, PodReport, Verb
 from edgekube.store.state import TinyStateStore
+from tests.support.apiserver import Clock
+from tests.support.membus import MemoryBroker
+from tests.unit.test_master_loop import Cluster
 
 
 @pytest.fixture
@@ -194,3 +201,40 @@ def test_table_publisher_publishes_only_on_change_with_a_growing_generation(stor
     publisher.forget()
     again = publisher.flush()
     assert again is not None and again.generation == 1_000_001
+
+
+def test_a_deleted_pod_leaves_the_service_table_before_its_node_is_told_to_stop_it(tmp_path: Path) -> None:
+    """The master publishes the ServiceTable before the desired states of the same pass (MQTT keeps one client's
+    QoS 1 messages in order), so no node is told to stop a pod that the proxies still send to."""
+    broker, clock = MemoryBroker(inline=True), Clock()
+    with TinyStateStore(None) as backing:
+        cluster = Cluster(tmp_path, backing, broker, clock)
+        cluster.node_up("n1")
+        web = pod("web-1", "10.42.0.2")
+        manifest = [
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "labels": {"app": "web"}},
+             "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox",
+                                                         "ports": [{"name": "http", "containerPort": 8080}]}]}},
+            WEB,
+        ]  # fmt: skip
+        assert cluster.api(
+            verb=Verb.APPLY, manifest=json.dumps({"kind": "List", "apiVersion": "v1", "items": manifest})
+        ).ok
+        uid = cluster.master.store.peek("Pod", "default", "web-1")["metadata"]["uid"]
+        status = PodReport(uid=uid, namespace="default", name="web-1", status=web["status"])
+        report = NodeReport(node="n1", boot_id="b", node_object={"apiVersion": "v1", "kind": "Node",
+                            "metadata": {"name": "n1"}}, pods=[status])  # fmt: skip
+        cluster.send(topics.node_status("n1"), report.encode())
+        cluster.master.reconcile()
+        table = ServiceTable.decode(broker.published(topics.SERVICES)[-1].payload)
+        assert [e.ip for e in table.services[0].endpoints] == ["10.42.0.2"]
+
+        start = len(broker.log)
+        assert cluster.api(verb=Verb.DELETE, kind="Pod", name="web-1").ok
+        after = [p.message for p in broker.log[start:]]
+        order = [m.topic for m in after if m.topic in (topics.SERVICES, topics.node_desired("n1"))]
+        assert order == [topics.SERVICES, topics.node_desired("n1")]
+        assert (
+            ServiceTable.decode(after[[m.topic for m in after].index(topics.SERVICES)].payload).services[0].endpoints
+            == []
+        )
