@@ -38,6 +38,9 @@ def rules(role: Role, name: str) -> list[tuple[str, str]]:
             ("read", topics.MASTER_ONLINE),
             # each master's presence (active or standby, its term): what the Witness is made of
             ("read", topics.ALL_MASTERS_ONLINE),
+            # the data path's tables (docs/networking.md): every node routes and proxies for the whole cluster
+            ("read", topics.ROUTES),
+            ("read", topics.SERVICES),
             # `logs` and `identify` are answered by the node on the caller's response topic.
             ("write", topics.client_reply("+")),
         ]

@@ -32,7 +32,7 @@ SERVICE = json.dumps({
 
 
 def _pod(name: str, node: str, command: str) -> str:
-    container = {"name": "main", "image": "localhost/edgekube/busybox:1", "command": ["/bin/sh", "-c", command]}
+    container: dict[str, object] = {"name": "main", "image": "localhost/edgekube/busybox:1", "command": ["/bin/sh", "-c", command]}
     if name.startswith("web"):
         container.update(ports=[{"name": "http", "containerPort": 8080}], readinessProbe=READINESS)
     return json.dumps({
@@ -107,11 +107,11 @@ def test_every_node_gets_its_own_pod_cidr_and_routes_to_the_others(fleet: LanFle
     for node in fleet.nodes:
         want = {f"{cidr} via {fleet.node_ip[other]}" for other, cidr in cidrs.items() if other != node}
 
-        def routes(node: str = node) -> set[str]:
+        def routes_right(node: str = node, want: set[str] = want) -> bool:
             out = fleet.in_node(node, "ip", "-4", "route", "show", "proto", "211").stdout
-            return {" ".join(line.split()[:3]) for line in out.splitlines()}
+            return {" ".join(line.split()[:3]) for line in out.splitlines()} == want
 
-        assert wait_until(f"host-gw routes on {node}", lambda node=node, want=want: routes(node) == want and want)
+        assert wait_until(f"host-gw routes on {node}", routes_right)
 
 
 def test_pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes(fleet: LanFleet) -> None:

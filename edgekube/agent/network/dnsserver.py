@@ -142,11 +142,13 @@ class DnsServer:
         port: int = 53,
         domain: str = CLUSTER_DOMAIN,
         timeout: float = 2.0,
+        upstream_port: int = 53,
     ) -> None:
         self.table = table
-        self.upstream = [u for u in upstream if u != address]
+        self.upstream = [u for u in upstream if (u, upstream_port) != (address, port)]  # never itself: a loop
         self.domain = domain
         self.timeout = timeout
+        self.upstream_port = upstream_port
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_IP, _IP_FREEBIND, 1)
         self._sock.bind((address, port))
@@ -199,7 +201,7 @@ class DnsServer:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
                     up.settimeout(self.timeout)
                     try:
-                        up.sendto(packet, (server, 53))
+                        up.sendto(packet, (server, self.upstream_port))
                         answer, _ = up.recvfrom(65535)
                     except OSError:
                         continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from edgekube.model.errors import RuntimeFailure
@@ -158,14 +158,14 @@ class Firewall(Protocol):
 
 
 class NftProxy:
-    """Firewall with the `nft` command in the agent's network namespace (the node's)."""
+    """Firewall with the `nft` command in the agent's network namespace (`prefix`: e.g. nsenter, for tests)."""
 
-    def __init__(self, binary: str = "nft", timeout: float = 10.0) -> None:
-        self.binary = binary
+    def __init__(self, binary: str = "nft", timeout: float = 10.0, prefix: Sequence[str] = ()) -> None:
+        self.argv = [*prefix, binary]
         self.timeout = timeout
 
     def _run(self, args: list[str], text: str | None = None) -> None:
-        argv = [self.binary, *args]
+        argv = [*self.argv, *args]
         try:
             done = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=self.timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:

@@ -57,14 +57,14 @@ def plan(want: Mapping[str, str], have: Mapping[str, str]) -> list[Replace | Del
 
 
 class IpRoutes:
-    """HostRoutes with iproute2's `ip` in the agent's network namespace (the node's)."""
+    """HostRoutes with iproute2's `ip` in the agent's network namespace (`prefix`: e.g. nsenter, for tests)."""
 
-    def __init__(self, binary: str = "ip", timeout: float = 10.0) -> None:
-        self.binary = binary
+    def __init__(self, binary: str = "ip", timeout: float = 10.0, prefix: Sequence[str] = ()) -> None:
+        self.argv = [*prefix, binary]
         self.timeout = timeout
 
     def _run(self, *args: str) -> str:
-        argv = [self.binary, *args]
+        argv = [*self.argv, *args]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:

@@ -1,0 +1,61 @@
+"""Fakes of the node network's outside systems (routes, firewall, pod network runtime) for unit tests.
+
+FakeRoutes is held to IpRoutes by tests/integration/test_network_contract.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from edgekube.agent.runtime.podman.network import PodNetwork
+from edgekube.model.errors import RuntimeFailure
+
+
+class FakeRoutes:
+    """HostRoutes in memory: {cidr: gateway}; `on_link` is the subnet a gateway must be in (as the kernel checks)."""
+
+    def __init__(self, on_link: str = "0.0.0.0/0") -> None:
+        self.routes: dict[str, str] = {}
+        self.on_link = ipaddress.ip_network(on_link)
+        self.calls: list[tuple[str, ...]] = []
+
+    def list(self) -> dict[str, str]:
+        return dict(self.routes)
+
+    def replace(self, cidr: str, via: str) -> None:
+        self.calls.append(("replace", cidr, via))
+        if ipaddress.ip_address(via) not in self.on_link:
+            raise RuntimeFailure(f"ip route replace {cidr} via {via}: Nexthop has invalid gateway", reason="RouteError")
+        self.routes[str(ipaddress.ip_network(cidr))] = via
+
+    def delete(self, cidr: str) -> None:
+        self.calls.append(("delete", cidr))
+        if cidr not in self.routes:
+            raise RuntimeFailure(f"ip route delete {cidr}: No such process", reason="RouteError")
+        del self.routes[cidr]
+
+
+class FakeFirewall:
+    """Firewall that keeps what was loaded."""
+
+    def __init__(self) -> None:
+        self.loaded: list[str] = []
+        self.removed = 0
+
+    def load(self, text: str) -> None:
+        self.loaded.append(text)
+
+    def remove(self) -> None:
+        self.removed += 1
+
+
+class FakeNetworkRuntime:
+    """NetworkRuntime recording the networks it was told to use."""
+
+    def __init__(self) -> None:
+        self.networks: list[PodNetwork | None] = []
+        self.required: bool | None = None
+
+    def use_pod_network(self, network: PodNetwork | None, *, required: bool = True) -> None:
+        self.networks.append(network)
+        self.required = required
