@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainValidator, Strict, model_validator
 from pydantic.alias_generators import to_camel
+
+from edgekube.model.fielderrors import quote
 
 
 def _bits(bits: int) -> AfterValidator:
@@ -23,6 +25,20 @@ def _bits(bits: int) -> AfterValidator:
 #: Kubernetes' int32 and int64 fields as its decoder reads them: a JSON integer (no "3", no 2.5) in range.
 Int32 = Annotated[int, Strict(), _bits(32)]
 Int64 = Annotated[int, Strict(), _bits(64)]
+
+
+def _int_or_string(value: object) -> int | str:
+    """intstr.IntOrString's UnmarshalJSON: a JSON string stays a string, else an int32; nothing else."""
+    if isinstance(value, str):
+        return value
+    if type(value) is int and -(2**31) <= value < 2**31:
+        return value
+    kind = "number" if isinstance(value, int | float) and not isinstance(value, bool) else type(value).__name__
+    raise ValueError(f"Invalid value: {quote(value)}: cannot unmarshal {kind} into a field of type int32 or string")
+
+
+#: A port (or other IntOrString field): 8080 and "http" are both kept as given, never turned into each other.
+IntOrString = Annotated[int | str, PlainValidator(_int_or_string, json_schema_input_type=int | str)]
 
 
 class K8sModel(BaseModel):

@@ -55,9 +55,9 @@ def manifest_message(error: ErrorDetails) -> str:
     kind = error["type"]
     if kind in _DECODE_TYPES:
         given = error.get("input")
+        shown = quote(given) if isinstance(given, dict | list) else go_value(given)
         return (
-            f"Invalid value: {go_value(given)}: cannot unmarshal {_json_type(given)} "
-            f"into a field of type {_DECODE_TYPES[kind]}"
+            f"Invalid value: {shown}: cannot unmarshal {_json_type(given)} into a field of type {_DECODE_TYPES[kind]}"
         )
     return message(error)
 

@@ -6,13 +6,14 @@ from typing import Literal
 
 from pydantic import Field, StrictInt, StrictStr, field_validator, model_validator
 
+from edgekube.model import base
 from edgekube.model.base import Int32, K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.fielderrors import Problems, invalid
 from edgekube.model.names import http_header_name_errors, port_name_errors, port_num_errors
 
-#: intstr.IntOrString: a JSON number or a JSON string, never one turned into the other.
-IntOrString = StrictInt | StrictStr
+#: intstr.IntOrString (model.base), kept here too: the type of every IntOrString field.
+IntOrString = base.IntOrString
 
 #: SetDefaults_Probe: a timing left at 0 (or out) takes these values before validation.
 PROBE_DEFAULTS = {"timeout_seconds": 1, "period_seconds": 10, "success_threshold": 1, "failure_threshold": 3}

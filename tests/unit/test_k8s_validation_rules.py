@@ -611,3 +611,14 @@ def test_a_volume_with_two_sources_names_the_second() -> None:
         "spec.volumes[0].emptyDir: Forbidden: may not specify more than 1 volume type",
         "spec.volumes[0].configMap: Forbidden: may not specify more than 1 volume type",
     ]
+
+
+@pytest.mark.parametrize(
+    ("port", "shown", "kind"), [(1.5, "1.5", "number"), (True, "true", "bool"), (2**31, str(2**31), "number")]
+)
+def test_an_int_or_string_refuses_other_json_types(port: Any, shown: str, kind: str) -> None:
+    """intstr.IntOrString UnmarshalJSON: a JSON string, or a number that is an int32; one problem, not one per type."""
+    assert problems(pod(livenessProbe={"tcpSocket": {"port": port}})) == [
+        f"{C0}.livenessProbe.tcpSocket.port: Invalid value: {shown}: "
+        f"{UNMARSHAL} {kind} into a field of type int32 or string"
+    ]
