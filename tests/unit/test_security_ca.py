@@ -196,6 +196,8 @@ def test_acl_confines_a_node_to_its_own_topics() -> None:
         "topic write edgekube/v1/nodes/node-1/witness",
         "topic read edgekube/v1/master/online",
         "topic read edgekube/v1/masters/+/online",
+        "topic read edgekube/v1/routes",
+        "topic read edgekube/v1/services",
         "topic write edgekube/v1/clients/+/reply",
     ]
     assert all("node-1" not in line for line in acl["node-2"])
