@@ -13,7 +13,17 @@ import pytest
 from edgekube.bus import topics
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
-from edgekube.master.controllers.endpoints import DeleteEndpoints, WriteEndpoints, _matching, plan, subsets
+from edgekube.master.controllers import base
+from edgekube.master.controllers.base import Effects, Snapshot
+from edgekube.master.controllers.endpoints import (
+    DeleteEndpoints,
+    EndpointsController,
+    WriteEndpoints,
+    _matching,
+    plan,
+    subsets,
+)
+from edgekube.master.eventlog import EventLog
 from edgekube.master.servicetable import ServiceTablePublisher
 from edgekube.model.errors import ValidationError
 from edgekube.model.netstate import ServiceTable
@@ -238,3 +248,24 @@ def test_a_deleted_pod_leaves_the_service_table_before_its_node_is_told_to_stop_
             ServiceTable.decode(after[[m.topic for m in after].index(topics.SERVICES)].payload).services[0].endpoints
             == []
         )
+
+
+def test_a_relabelled_pod_leaves_the_old_services_endpoints_and_joins_the_new_in_one_pass(store: CachedStore) -> None:
+    """The controller plans only Services touched since the last pass; a pod's old labels count too."""
+    api = Api(store, lambda n: n)
+    apply(api, svc("a"), svc("b"))
+    controller = EndpointsController(store, resync=3600.0)
+    effects = Effects(store, EventLog())
+    store.create(pod("p", "10.42.0.2", labels={"app": "a"}))
+    base.apply(controller.plan(Snapshot(store, 0.0)), effects)
+    ready = {name: [a["ip"] for s in store.get("Endpoints", "default", name)["subsets"] for a in s.get("addresses", [])]
+             for name in ("a", "b")}  # fmt: skip
+    assert ready == {"a": ["10.42.0.2"], "b": []}
+    moved = store.get("Pod", "default", "p")
+    store.update({**moved, "metadata": {**moved["metadata"], "labels": {"app": "b"}}})
+    actions = controller.plan(Snapshot(store, 1.0))  # long before a resync
+    assert sorted(a.endpoints["metadata"]["name"] for a in actions if isinstance(a, WriteEndpoints)) == ["a", "b"]
+    base.apply(actions, effects)
+    assert store.get("Endpoints", "default", "a")["subsets"] == []
+    assert store.get("Endpoints", "default", "b")["subsets"][0]["addresses"][0]["ip"] == "10.42.0.2"
+    assert controller.plan(Snapshot(store, 2.0)) == []

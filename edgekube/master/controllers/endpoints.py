@@ -24,6 +24,11 @@ from edgekube.model.types import Obj
 _Key = tuple[str, str]
 
 
+def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """A Service's selector (a label map) selects these labels: every pair is there."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
 def _ready(pod: Mapping[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or ()
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -119,12 +124,12 @@ def plan(
     services: Mapping[_Key, Obj],
     pods_for: PodsFor,
     stored: Mapping[_Key, Obj],
-    namespaces: Collection[str] | None = None,
+    only: Collection[_Key] | None = None,
 ) -> list[Action]:
     """What to write so every selector Service has its Endpoints and no other Endpoints stay (pure).
 
-    `pods_for(namespace, selector)` lists the pods a selector matches; `namespaces` limits the plan to those whose
-    Services, pods or Endpoints changed (None: all).
+    `pods_for(namespace, selector)` lists the pods a selector matches; `only` limits the plan to the Services whose
+    spec, pods or Endpoints changed (None: all).
     """
     actions: list[Action] = []
     wanted: set[_Key] = set()
@@ -133,7 +138,7 @@ def plan(
         if not selector:
             continue
         wanted.add(key)
-        if namespaces is not None and key[0] not in namespaces:
+        if only is not None and key not in only:
             continue
         desired = endpoints_for(service, pods_for(key[0], Selector.from_set(selector)))
         current = stored.get(key)
@@ -162,8 +167,9 @@ def _matching(pods: Mapping[_Key, Obj]) -> PodsFor:
 class EndpointsController:
     """Keeps every selector Service's Endpoints (controllers.base.Controller).
 
-    Only namespaces where a Service, pod or Endpoints changed since the last pass are planned (the cache tells
-    it every write), and all of them every `resync` seconds.
+    Only the Services whose object or Endpoints changed, or that select (or selected) a pod that changed, since
+    the last pass are planned (the cache tells it every write; it keeps each pod's labels to know what a pod was
+    selected by), and all of them every `resync` seconds.
     """
 
     name = "endpoints"
@@ -171,25 +177,42 @@ class EndpointsController:
     def __init__(self, store: CachedStore, *, resync: float) -> None:
         self.store = store
         self.resync = resync
-        self._dirty: set[str] = set()
+        self._dirty: set[_Key] = set()
         self._everything_at = -math.inf
-        for kind in ("Service", "Pod", "Endpoints"):
-            store.listen(kind, self._observe)
+        self._labels: dict[_Key, Mapping[str, str]] = {}
+        store.listen("Service", self._service_or_endpoints)
+        store.listen("Endpoints", self._service_or_endpoints)
+        store.listen("Pod", self._pod)
 
     @classmethod
     def build(cls, setup: Setup) -> EndpointsController:
         return cls(setup.store, resync=setup.config.controller_resync)
 
-    def _observe(self, key: tuple[str, str], obj: Mapping[str, Any] | None) -> None:
-        self._dirty.add(key[0])
+    def _service_or_endpoints(self, key: _Key, obj: Mapping[str, Any] | None) -> None:
+        self._dirty.add(key)
+
+    def _pod(self, key: _Key, pod: Mapping[str, Any] | None) -> None:
+        """Mark the Services that select the pod now or selected it before this write."""
+        before = self._labels.pop(key, None)
+        now = (pod["metadata"].get("labels") or {}) if pod is not None else None
+        if now is not None:
+            self._labels[key] = now
+        for skey, service in self.store.objects("Service").items():
+            if skey[0] != key[0] or skey in self._dirty:
+                continue
+            selector = (service.get("spec") or {}).get("selector")
+            if not selector:
+                continue
+            if any(labels is not None and _selects(selector, labels) for labels in (before, now)):
+                self._dirty.add(skey)
 
     def plan(self, snapshot: Snapshot) -> Sequence[Action]:
-        namespaces: set[str] | None = self._dirty
+        only: set[_Key] | None = self._dirty
         if snapshot.now >= self._everything_at + self.resync:
-            namespaces, self._everything_at = None, snapshot.now
+            only, self._everything_at = None, snapshot.now
         self._dirty = set()
         store = snapshot.store
-        return plan(store.objects("Service"), self._select, store.objects("Endpoints"), namespaces)
+        return plan(store.objects("Service"), self._select, store.objects("Endpoints"), only)
 
     def _select(self, namespace: str, selector: Selector) -> list[Obj]:
         return self.store.select("Pod", namespace, selector)
