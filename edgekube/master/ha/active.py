@@ -68,8 +68,12 @@ class Replicator:
         brokers: Callable[[], set[int]] = lambda: {0},
         majority: Callable[[], bool] = lambda: True,
         send: Callable[[str, bytes], None] | None = None,
+        fresh: Callable[[], bool] = lambda: True,
     ) -> None:
         self.bus = bus
+        #: Whether this master has seen what the brokers hold since it last (re)connected: desired state is
+        #: published only then (a higher term may be waiting there after a cut heals).
+        self._fresh = fresh
         #: Frames go through ONE broker (the supervisor's first connected one): through all of them they would
         #: arrive twice and out of order between brokers. The flag goes to every broker (`bus`).
         self._send: Callable[[str, bytes], None] = send if send is not None else bus.publish
@@ -158,7 +162,7 @@ class Replicator:
     @contextmanager
     def publishing(self) -> Iterator[bool]:
         with self._publishing:
-            yield not self._fenced
+            yield not self._fenced and self._fresh()
 
     # -- what the supervisor tells it -------------------------------------------------------------------
     def fence(self) -> None:

@@ -132,8 +132,15 @@ class Supervisor:
         self._mu = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        #: Set once the bus is about to close: handlers drop messages. Not before: a stopping active still needs
+        #: its standby's acks and its flag's echo for the last commit and the handover.
+        self._closing = threading.Event()
         self._deposed = threading.Event()
         self._echoed = threading.Event()
+        #: Brokers (member indices) whose retained presences, flags and witnesses have arrived since their last
+        #: (re)connect (our echo came back through them): until then an active answers nothing alone and publishes
+        #: no desired state — after a cut heals, a higher term may be waiting there.
+        self._fresh: set[int] = set()
         #: The replication state changed: the thread republishes the presence (never from the Replicator's lock).
         self._dirty = threading.Event()
         self._thread = threading.Thread(target=self._run, name="master-ha", daemon=True)
@@ -164,15 +171,18 @@ class Supervisor:
             (self._echo_topic, lambda _msg: self._echoed.set()),
         ]
         for topic, handler in subscriptions:
-            safe = guarded(handler, answer=_no_answer, component="master", log=log, stopping=self._stop.is_set)
+            safe = guarded(handler, answer=_no_answer, component="master", log=log, stopping=self._closing.is_set)
             bus.subscribe(topic, safe)
         # Our own flag's echo, per broker: an answer relying on "unreplicated" waits until each broker has it.
+        # And per broker, a fresh view after every (re)connect (see _fresh).
         for index, member in enumerate(self._members):
             echo = functools.partial(self._on_own_flag, index)
             member.subscribe(
                 topics.master_replication(self.me),
-                guarded(echo, answer=_no_answer, component="master", log=log, stopping=self._stop.is_set),
+                guarded(echo, answer=_no_answer, component="master", log=log, stopping=self._closing.is_set),
             )
+            member.subscribe(self._fresh_topic, functools.partial(self._on_fresh, index))
+            member.on_connect(functools.partial(self._member_connected, index))
         bus.on_connect(self._on_connected)
         bus.start()
         self._thread.start()
@@ -197,6 +207,7 @@ class Supervisor:
             if self.bus is not None:
                 note = HANDOVER if handover else ""
                 self._publish_presence(online=False, note=note)
+                self._closing.set()
                 self.bus.close()
 
     @property
@@ -221,6 +232,24 @@ class Supervisor:
         replicator = self.replicator
         if replicator is not None:
             replicator.republish()
+
+    @property
+    def _fresh_topic(self) -> str:
+        return topics.master_online(self.me).removesuffix("/online") + "/fresh"
+
+    def _member_connected(self, index: int) -> None:
+        """A broker (re)connected: its view counts only once our probe came back through it (after its retained)."""
+        self._fresh.discard(index)
+        self._members[index].publish(self._fresh_topic, str(index).encode())
+
+    def _on_fresh(self, index: int, msg: Message) -> None:
+        if msg.payload == str(index).encode():
+            self._fresh.add(index)
+
+    def is_fresh(self) -> bool:
+        """Whether every connected broker's retained state has been seen since it connected (and one is)."""
+        connected = self._connected_brokers()
+        return bool(connected) and connected <= self._fresh
 
     @property
     def _echo_topic(self) -> str:
@@ -377,7 +406,8 @@ class Supervisor:
                 lock=master.lock,
                 on_change=self._changed,
                 brokers=self._connected_brokers,
-                majority=lambda: self._majority_ok,
+                majority=lambda: self._majority_ok and self.is_fresh(),
+                fresh=self.is_fresh,
                 send=self._send_one,
             )
             master.gate = replicator
