@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -52,8 +52,11 @@ class HaMasters:
         (root / "logs").mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, Proc] = {}
         self.roles: dict[str, str] = {}
-        #: Each master's `--broker` list (none: only `port`).
+        #: Each master's `--broker` list (none: only `port`), the address it reaches the broker at, and how its
+        #: command line is wrapped (e.g. NetNode.enter: run it in a network namespace the test can cut).
         self.brokers: dict[str, list[int]] = {}
+        self.hosts: dict[str, str] = {}
+        self.wraps: dict[str, Callable[[list[str]], list[str]]] = {}
         self._lock = threading.Lock()
         self.presences: dict[str, MasterPresence] = {}
         self.flags: dict[str, ReplicationFlag] = {}
@@ -69,8 +72,10 @@ class HaMasters:
         return self.root / master_id
 
     def _argv(self, master_id: str) -> list[str]:
-        return [
+        wrap = self.wraps.get(master_id, lambda argv: argv)
+        return wrap([
             sys.executable, "-m", "edgekube.main", "master",
+            "--mqtt-host", self.hosts.get(master_id, "127.0.0.1"),
             "--mqtt-port", str(self.port),
             "--data-dir", str(self.data_dir(master_id)),
             "--master-id", master_id,
@@ -80,13 +85,25 @@ class HaMasters:
             "--node-timeout", "2",
             *(f"--broker=127.0.0.1:{port}" for port in self.brokers.get(master_id, [])),
             *self.extra,
-        ]  # fmt: skip
+        ])  # fmt: skip
 
-    def start(self, master_id: str, role: str, brokers: Iterable[int] = ()) -> Proc:
+    def start(
+        self,
+        master_id: str,
+        role: str,
+        brokers: Iterable[int] = (),
+        *,
+        host: str = "",
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> Proc:
         """Start (or restart) a master; `brokers`: the ports of its `--broker` list, its preferred one first."""
         self.roles[master_id] = role
         if brokers:
             self.brokers[master_id] = list(brokers)
+        if host:
+            self.hosts[master_id] = host
+        if wrap is not None:
+            self.wraps[master_id] = wrap
         proc = self.procs.get(master_id)
         if proc is None:
             proc = self.procs[master_id] = Proc(

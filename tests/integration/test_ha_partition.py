@@ -1,0 +1,89 @@
+"""An active master cut off from the broker and every node (its board's network down): replaced, then fenced.
+
+m1 (active) runs in a network namespace of its own and reaches the broker through a veth the test takes down;
+m2 (standby), three simulated nodes and the client are on the host (tests/support/hamasters.py, simnodes.py; the
+nodes' witnesses are the agent's own MasterWatch). The cut is silent, as a pulled cable: the broker notices m1 gone
+after its keep-alive (here 2 s: 3 s) and publishes its Wills; the nodes witness it; m2 takes over with term 2 and
+serves. m1, alone with no node (a minority), cannot acknowledge anything meanwhile. When the link comes back, m1
+reconnects, sees term 2 before it publishes anything (its first look at the broker after a reconnect comes before
+any answer or desired state), steps down and follows m2: no desired state of term 1 appears after the heal, and the
+writes acknowledged before and during the cut are all in m1's copy afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgekube.local.broker import Mosquitto
+from edgekube.model.ha import Replication, Role
+from tests.support.cluster import ApiClient, wait_for
+from tests.support.hamasters import HaMasters, Witnesses
+from tests.support.netns import NetNode
+from tests.support.prerequisites import require_mosquitto, require_netns
+from tests.support.simnodes import SimNodes
+
+pytestmark = pytest.mark.integration
+
+NODES = ["node-1", "node-2", "node-3"]
+
+
+def config_map(name: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{k: v}}\n"
+
+
+def rc(name: str, replicas: int) -> str:
+    return (
+        f"apiVersion: v1\nkind: ReplicationController\nmetadata: {{name: {name}}}\n"
+        f"spec:\n  replicas: {replicas}\n  selector: {{app: {name}}}\n"
+        f"  template:\n    metadata: {{labels: {{app: {name}}}}}\n"
+        "    spec: {containers: [{name: main, image: demo}]}\n"
+    )
+
+
+@pytest.fixture
+def cable() -> Iterator[NetNode]:
+    require_netns()
+    require_mosquitto()
+    net = NetNode.create()
+    try:
+        yield net
+    finally:
+        net.delete()
+
+
+def test_an_active_cut_off_from_everything_is_replaced_and_steps_down_when_the_cut_heals(
+    cable: NetNode, tmp_path: Path
+) -> None:
+    with (
+        Mosquitto(workdir=tmp_path / "broker", extra_listeners=[cable.host_address]) as broker,
+        HaMasters(broker.port, tmp_path / "ha", extra=["--mqtt-keepalive", "2"]) as masters,
+    ):
+        masters.start("m1", "active", host=cable.host_address, wrap=cable.enter)
+        masters.wait_role("m1", Role.ACTIVE, term=1)
+        masters.start("m2", "standby")
+        masters.wait_replication("m1", Replication.REPLICATED)
+        api = ApiClient(broker.port)
+        try:
+            with SimNodes(broker.port, NODES) as nodes, Witnesses(broker.port, NODES):
+                assert api.apply(rc("web", 3)).ok
+                wait_for("3 pods running", lambda: sum(len(nodes.running(n)) for n in NODES) == 3)
+                assert api.apply(config_map("before-cut")).ok
+
+                cable.cut()
+                masters.wait_role("m2", Role.ACTIVE, term=2, timeout=60)
+                assert api.apply(config_map("during-cut")).ok
+                heal_at = len(masters.desired)
+                cable.restore()
+
+                masters.wait_role("m1", Role.STANDBY, term=2, timeout=60)
+                masters.wait_replication("m2", Replication.REPLICATED, timeout=60)
+                assert api.apply(config_map("after-heal")).ok
+                late = masters.desired[heal_at:]
+                assert all(term == 2 for _, term in late), f"desired state of term 1 after the heal: {late}"
+        finally:
+            api.bus.close()
+        masters.kill("m1")
+        assert {"before-cut", "during-cut", "after-heal"} <= set(masters.stored("m1", "ConfigMap"))
