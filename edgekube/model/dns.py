@@ -1,8 +1,9 @@
 """A pod's DNS settings (`dnsPolicy`, `dnsConfig`) with Kubernetes' rules; part of model.pod's PodSpec.
 
-The agent turns them into the pod's /etc/resolv.conf (agent/runtime/podman/dns.py). edgekube has no cluster DNS
-yet, so ClusterFirst and ClusterFirstWithHostNet resolve as Default does (the node's resolv.conf), as the kubelet
-does when it has no cluster DNS configured.
+The agent turns them into the pod's /etc/resolv.conf (agent/runtime/podman/dns.py). With the pod network on,
+ClusterFirst pods use the node's cluster DNS (agent/runtime/podman/network.py, docs/networking.md); without it
+ClusterFirst and ClusterFirstWithHostNet resolve as Default does (the node's resolv.conf), as the kubelet does when
+it has no cluster DNS configured.
 """
 
 from __future__ import annotations

@@ -32,7 +32,11 @@ SERVICE = json.dumps({
 
 
 def _pod(name: str, node: str, command: str) -> str:
-    container: dict[str, object] = {"name": "main", "image": "localhost/edgekube/busybox:1", "command": ["/bin/sh", "-c", command]}
+    container: dict[str, object] = {
+        "name": "main",
+        "image": "localhost/edgekube/busybox:1",
+        "command": ["/bin/sh", "-c", command],
+    }
     if name.startswith("web"):
         container.update(ports=[{"name": "http", "containerPort": 8080}], readinessProbe=READINESS)
     return json.dumps({
@@ -157,6 +161,13 @@ def test_node_port_answers_on_every_node(fleet: LanFleet) -> None:
             return answer() in ("web-b", "web-c")
 
         assert wait_until(f"NodePort on {node}", answered)
+
+
+def test_a_pod_started_after_the_service_gets_its_environment_variables(fleet: LanFleet) -> None:
+    fleet.apply(_pod("late-a", "node-1", "exec sleep 100000"))
+    _pod_ip(fleet, "late-a")
+    env = fleet.exec_in("node-1", "late-a", "env").stdout.splitlines()
+    assert {"WEB_SERVICE_HOST=10.43.0.10", "WEB_SERVICE_PORT=80", "WEB_PORT=tcp://10.43.0.10:80"} <= set(env)
 
 
 def test_the_data_path_outlives_an_agent_restart(fleet: LanFleet) -> None:

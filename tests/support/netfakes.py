@@ -6,6 +6,7 @@ FakeRoutes is held to IpRoutes by tests/integration/test_network_contract.py.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from edgekube.agent.runtime.podman.network import PodNetwork
 from edgekube.model.errors import RuntimeFailure
@@ -55,7 +56,11 @@ class FakeNetworkRuntime:
     def __init__(self) -> None:
         self.networks: list[PodNetwork | None] = []
         self.required: bool | None = None
+        self.service_env: Callable[[str], dict[str, str]] | None = None
 
     def use_pod_network(self, network: PodNetwork | None, *, required: bool = True) -> None:
         self.networks.append(network)
         self.required = required
+
+    def use_service_env(self, env: Callable[[str], dict[str, str]] | None) -> None:
+        self.service_env = env

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 from edgekube.agent.network import routes as routeplan
 from edgekube.agent.network.dnsserver import DnsServer
 from edgekube.agent.network.nftables import Firewall, ruleset
+from edgekube.agent.network.serviceenv import namespace_env
 from edgekube.agent.runtime.podman.dns import read_host
 from edgekube.agent.runtime.podman.network import PodNetwork
 from edgekube.bus import topics
@@ -31,6 +32,8 @@ class NetworkRuntime(Protocol):
     """The part of the runtime that puts pods on the node's network (PodmanRuntime.use_pod_network)."""
 
     def use_pod_network(self, network: PodNetwork | None, *, required: bool = True) -> None: ...
+
+    def use_service_env(self, env: Callable[[str], dict[str, str]] | None) -> None: ...
 
 
 class NetworkAgent:
@@ -73,6 +76,7 @@ class NetworkAgent:
         bus.subscribe(topics.ROUTES, self._on_routes)
         bus.subscribe(topics.SERVICES, self._on_services)
         self.runtime.use_pod_network(None, required=True)  # pods wait for the podCIDR, as for a kubelet's CNI
+        self.runtime.use_service_env(lambda namespace: namespace_env(self.service_table, namespace))
         return self
 
     def start(self) -> NetworkAgent:

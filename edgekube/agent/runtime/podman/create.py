@@ -52,6 +52,8 @@ class PodCreator:
         #: The node's pod network (podman/network.py), once known; with `network_required` a pod waits for it.
         self.network: PodNetwork | None = None
         self.network_required = False
+        #: A namespace's Services as environment variables (`<SVC>_SERVICE_HOST`...), set with the pod network.
+        self.service_env: Callable[[str], dict[str, str]] | None = None
 
     def create(
         self,
@@ -132,6 +134,8 @@ class PodCreator:
             pod, container, index, podname, labels, mounts=mounts, devices=devices, image_user=image_user,
             host_dns=host_dns,
         )  # fmt: skip
+        if self.service_env is not None:
+            body["env"] = {**self.service_env(pod.metadata.namespace or "default"), **body.get("env", {})}
         what = f"create container {body['name']} ({container.image})"
         response = self.transport.request("post", "/containers/create", what=what, body=body)
         if response.status_code >= 400 and error_body(response).get("cause") == _NO_IMAGE:

@@ -1,8 +1,8 @@
 """A pod's resolv.conf as the kubelet builds it (pkg/kubelet/network/dns), as Podman pod options; for specgen.
 
 - Default, ClusterFirst and ClusterFirstWithHostNet without `dnsConfig`: nothing is passed, Podman writes the node's
-  resolv.conf (edgekube has no cluster DNS yet, so the cluster policies fall back to Default, as a kubelet without
-  `clusterDNS` does; unlike it, no MissingClusterDNS warning is recorded for every pod).
+  resolv.conf (without the pod network there is no cluster DNS, so the cluster policies fall back to Default, as a
+  kubelet without `clusterDNS` does; with it, podman/network.py gives ClusterFirst pods the cluster DNS).
 - With `dnsConfig`: the node's nameservers, searches and options (its resolv.conf, read at create), then the pod's
   appended without duplicates, a pod option replacing the node's option of the same name (appendDNSConfig).
 - None: the pod's `dnsConfig` alone.

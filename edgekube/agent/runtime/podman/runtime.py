@@ -6,7 +6,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from edgekube.agent.runtime.podman.create import PodCreator
 from edgekube.agent.runtime.podman.diskusage import DiskUsage
@@ -79,6 +79,10 @@ class PodmanRuntime:
             ensure_network(self.transport, network)
         self._creator.network = network
         self._creator.network_required = required
+
+    def use_service_env(self, env: Callable[[str], dict[str, str]] | None) -> None:
+        """New containers get `env(namespace)` (Kubernetes' service variables) under their own env."""
+        self._creator.service_env = env
 
     def info(self) -> RuntimeInfo:
         return self._observer.info()
