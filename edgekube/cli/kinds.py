@@ -38,12 +38,13 @@ CM = Resource("ConfigMap", "configmap", "configmaps", namespaced=True)
 SECRET = Resource("Secret", "secret", "secrets", namespaced=True)
 SVC = Resource("Service", "service", "services", namespaced=True)
 EP = Resource("Endpoints", "endpoints", "endpoints", namespaced=True)
+ES = Resource("EndpointSlice", "endpointslice", "endpointslices", namespaced=True, group="discovery.k8s.io")
 CONTROLLERS = (RC, RS)
 STORAGE = (PV, PVC, SC)
 _SHORT = {
     POD: "po", NODE: "no", RC: "rc", RS: "rs", EVENT: "ev", PV: "pv", PVC: "pvc", SC: "sc", CM: "cm",
     SECRET: "secret",  # kubectl has no short name for secrets
-    SVC: "svc", EP: "ep",
+    SVC: "svc", EP: "ep", ES: "endpointslice",  # kubectl has no short name for endpointslices
 }  # fmt: skip
 _ALIASES = {alias: res for res, short in _SHORT.items() for alias in (res.plural, res.singular, short)}
 _BY_KIND = {res.kind: res for res in _SHORT}

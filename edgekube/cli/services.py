@@ -11,6 +11,7 @@ from edgekube.model.types import Obj
 
 SERVICE_HEADER = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
 ENDPOINTS_HEADER = ["NAME", "ENDPOINTS", "AGE"]
+SLICE_HEADER = ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
 #: formatEndpoints shows this many addresses, then `+ N more...`.
 MAX_SHOWN = 3
 
@@ -67,6 +68,23 @@ def endpoints_text(endpoints: Obj) -> str:
 def endpoints_row(endpoints: Obj, *, wide: bool, now: datetime | None = None) -> list[str]:
     meta = section(endpoints, "metadata")
     return [str(meta.get("name", "")), endpoints_text(endpoints), age(meta.get("creationTimestamp"), now)]
+
+
+def slice_row(endpoint_slice: Obj, *, wide: bool, now: datetime | None = None) -> list[str]:
+    """Kubectl's printEndpointSlice: port numbers, then every endpoint's addresses (3 at most, `+ N more...`)."""
+    meta = section(endpoint_slice, "metadata")
+    ports = ",".join(str(p.get("port", "<unset>")) for p in items(endpoint_slice, "ports")) or "<unset>"
+    addresses = [str(a) for e in items(endpoint_slice, "endpoints") for a in e.get("addresses") or ()]
+    shown = ",".join(addresses[:MAX_SHOWN]) or NONE
+    if len(addresses) > MAX_SHOWN:
+        shown += f" + {len(addresses) - MAX_SHOWN} more..."
+    return [
+        str(meta.get("name", "")),
+        str(endpoint_slice.get("addressType") or "IPv4"),
+        ports,
+        shown,
+        age(meta.get("creationTimestamp"), now),
+    ]
 
 
 def describe_service(

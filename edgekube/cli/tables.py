@@ -8,8 +8,15 @@ from datetime import datetime
 
 from edgekube.cli import events, workloads
 from edgekube.cli.configdata import CONFIGMAP_HEADER, SECRET_HEADER, configmap_row, secret_row
-from edgekube.cli.kinds import CM, EP, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, SVC, Resource
-from edgekube.cli.services import ENDPOINTS_HEADER, SERVICE_HEADER, endpoints_row, service_row
+from edgekube.cli.kinds import CM, EP, ES, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, SVC, Resource
+from edgekube.cli.services import (
+    ENDPOINTS_HEADER,
+    SERVICE_HEADER,
+    SLICE_HEADER,
+    endpoints_row,
+    service_row,
+    slice_row,
+)
 from edgekube.cli.status import NONE, node_address, node_roles, node_status, pod_summary, section
 from edgekube.cli.storage import PV_HEADER, PVC_HEADER, SC_HEADER, pv_row, pvc_row, sc_row
 from edgekube.cli.tabwriter import table
@@ -112,6 +119,7 @@ COLUMNS = {
     SECRET.kind: Columns(SECRET_HEADER, SECRET_HEADER, secret_row),
     SVC.kind: Columns(SERVICE_HEADER, [*SERVICE_HEADER, "SELECTOR"], service_row),
     EP.kind: Columns(ENDPOINTS_HEADER, ENDPOINTS_HEADER, endpoints_row),
+    ES.kind: Columns(SLICE_HEADER, SLICE_HEADER, slice_row),
 }
 
 

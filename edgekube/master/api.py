@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from edgekube.master import paging, services, storage
+from edgekube.master import endpointslices, paging, services, storage
 from edgekube.master.controllers.base import Binder
 from edgekube.master.controllers.nodelifecycle import LIFECYCLE_TAINTS
 from edgekube.master.controllers.owners import CONTROLLER_KINDS, controller_ref, without_owner
@@ -44,6 +44,7 @@ KINDS = (
     "Event",
     "Service",
     "Endpoints",
+    "EndpointSlice",
 )
 _WRITABLE = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, *CONFIG_KINDS, "Service")
 #: Kinds each verb works on (apply takes any kind the manifest loader knows).
@@ -291,6 +292,11 @@ class Api:
     def get(self, kind: str, namespace: str | None, name: str) -> Obj:
         if kind == "Event":
             return self.events.get(namespace or "default", name)
+        if kind == "EndpointSlice":  # a view of the stored Endpoints (master.endpointslices)
+            found = [s for s in self.list(kind, namespace, None) if s["metadata"]["name"] == name]
+            if not found:
+                raise NotFoundError(f"EndpointSlice {namespace or 'default'}/{name} not found")
+            return found[0]
         obj = self.store.get(kind, _namespace_of(kind, namespace), name)
         return self.decorate_node(obj) if kind == "Node" else obj
 
@@ -303,7 +309,11 @@ class Api:
             found = self.events.list(namespace, sel)
             return found if by_annotations is None else _annotated(found, by_annotations)
         ns = None if kind in CLUSTER_SCOPED else namespace
-        items = self.store.select(kind, ns, sel)
+        if kind == "EndpointSlice":
+            views = endpointslices.all_slices(self.store.list("Endpoints", ns))
+            items = [v for v in views if sel.matches(v["metadata"]["labels"])]
+        else:
+            items = self.store.select(kind, ns, sel)
         if by_annotations is not None:
             items = _annotated(items, by_annotations)
         items.sort(key=_list_key(kind))

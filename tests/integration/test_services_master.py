@@ -98,6 +98,10 @@ def endpoints(client: ApiClient) -> dict[str, Any]:
     return response.object or {} if response.ok else {}
 
 
+def ready_addresses(client: ApiClient) -> list[str]:
+    return [a["ip"] for s in endpoints(client).get("subsets") or [] for a in s.get("addresses", [])]
+
+
 def ready_ips(table: ServiceTable | None) -> tuple[set[str], set[str]]:
     if table is None or not table.services:
         return set(), set()
@@ -252,3 +256,28 @@ def test_the_web_service_example_gets_its_node_port_and_three_endpoints(
 
     assert len(wait_for("three ready endpoints", lambda: len(ready()) == 3 and ready(), 15)) == 3
     assert {p["port"] for s in endpoints(client)["subsets"] for p in s["ports"]} == {8080}
+
+
+def test_endpointslices_are_a_read_only_view_of_the_endpoints(
+    broker: AnyBroker, cluster: tuple[Master, SimNodes, ApiClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _master, sims, client = cluster
+    assert client.apply(MANIFEST).ok
+    wait_for("three ready endpoints", lambda: len(ready_addresses(client)) == 3, 15)
+    victim = client.pods("app=web")[0]
+    sims.set_ready("default", victim["metadata"]["name"], ready=False)
+    wait_for("one not ready", lambda: len(ready_addresses(client)) == 2, 10)
+
+    listed = client.call(ApiRequest(verb=Verb.LIST, kind="EndpointSlice", selector="kubernetes.io/service-name=web"))
+    assert listed.ok and [s["metadata"]["name"] for s in listed.items or []] == ["web-0"]
+    [view] = listed.items or []
+    assert view["addressType"] == "IPv4" and view["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    conditions = {e["addresses"][0]: e["conditions"]["ready"] for e in view["endpoints"]}
+    assert conditions[victim["status"]["podIP"]] is False and sum(conditions.values()) == 2
+
+    code, out, _ = ekctl(capsys, broker.port, "get", "endpointslices")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    assert row.split()[:3] == ["web-0", "IPv4", "8080"]
+    assert row.split()[3].count(",") == 2  # three addresses, ready or not, as kubectl shows a slice

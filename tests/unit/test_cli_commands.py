@@ -168,7 +168,7 @@ def test_unknown_resource_type(server: ApiServer, capsys: Capture) -> None:
         'error: the server doesn\'t have a resource type "deployments"',
         "hint: resource types: pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), events (ev), "
         "persistentvolumes (pv), persistentvolumeclaims (pvc), storageclasses (sc), configmaps (cm), secrets (secret), "
-        "services (svc), endpoints (ep)",
+        "services (svc), endpoints (ep), endpointslices (endpointslice)",
     ]
 
 

@@ -332,7 +332,7 @@ def test_unknown_names_are_not_found(api: Api, verb: Verb, fields: dict[str, Any
 
 SUPPORTED = (
     "(supported: Pod, Node, ReplicationController, ReplicaSet, PersistentVolume, PersistentVolumeClaim, StorageClass, "
-    "ConfigMap, Secret, Event, Service, Endpoints)"
+    "ConfigMap, Secret, Event, Service, Endpoints, EndpointSlice)"
 )
 
 
