@@ -24,6 +24,7 @@ from edgekube.master.controllers.endpoints import (
     subsets,
 )
 from edgekube.master.eventlog import EventLog
+from edgekube.master.liveness import Health
 from edgekube.master.servicetable import ServiceTablePublisher
 from edgekube.model.errors import ValidationError
 from edgekube.model.netstate import ServiceTable
@@ -269,3 +270,22 @@ def test_a_relabelled_pod_leaves_the_old_services_endpoints_and_joins_the_new_in
     assert store.get("Endpoints", "default", "a")["subsets"] == []
     assert store.get("Endpoints", "default", "b")["subsets"][0]["addresses"][0]["ip"] == "10.42.0.2"
     assert controller.plan(Snapshot(store, 2.0)) == []
+
+
+def test_pods_on_a_node_that_is_not_ready_are_not_ready_endpoints_while_nodes_are_judged(store: CachedStore) -> None:
+    """As the node lifecycle controller's MarkPodsNotReady: traffic leaves a node the master cannot hear."""
+    apply(Api(store, lambda n: n), WEB)
+    store.create(pod("a", "10.42.0.2"))
+    controller = EndpointsController(store, resync=3600.0)
+    effects = Effects(store, EventLog())
+
+    def unreachable(node: str) -> Health:
+        return Health.UNREACHABLE
+
+    base.apply(controller.plan(Snapshot(store, 0.0, judging=False, health=unreachable)), effects)
+    assert "addresses" in store.get("Endpoints", "default", "web")["subsets"][0]  # not judged: as it was
+    # A Node write (as the lifecycle controller's NotReady taint) has every Service planned again.
+    store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "namespace": ""}})
+    base.apply(controller.plan(Snapshot(store, 1.0, judging=True, health=unreachable)), effects)
+    [subset] = store.get("Endpoints", "default", "web")["subsets"]
+    assert "addresses" not in subset and [a["ip"] for a in subset["notReadyAddresses"]] == ["10.42.0.2"]

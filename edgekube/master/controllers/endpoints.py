@@ -17,6 +17,7 @@ from typing import Any
 
 from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.base import Action, Effects, Setup, Snapshot
+from edgekube.master.liveness import Health
 from edgekube.model.labels import Selector
 from edgekube.model.service import resolve_target_port
 from edgekube.model.types import Obj
@@ -51,8 +52,21 @@ def _address(pod: Mapping[str, Any]) -> Obj:
     return address
 
 
-def subsets(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> list[Obj]:
-    """The Endpoints subsets of a Service over the pods its selector matched (in any order)."""
+NodeReady = Callable[[str], bool]
+
+
+def _any_node(node: str) -> bool:
+    return True
+
+
+def subsets(
+    service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], node_ready: NodeReady = _any_node
+) -> list[Obj]:
+    """The Endpoints subsets of a Service over the pods its selector matched (in any order).
+
+    A pod on a node that is not Ready counts as not ready, as Kubernetes' node lifecycle controller marks such
+    pods (MarkPodsNotReady): traffic leaves a node the master cannot hear before its pods are evicted.
+    """
     spec = service.get("spec") or {}
     ports = spec.get("ports") or []
     publish = bool(spec.get("publishNotReadyAddresses"))
@@ -68,7 +82,8 @@ def subsets(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> li
         if ports and not resolved:
             continue
         ready, not_ready = groups.setdefault(tuple(sorted(resolved)), ([], []))
-        (ready if publish or _ready(pod) else not_ready).append(_address(pod))
+        serving = _ready(pod) and node_ready(str((pod.get("spec") or {}).get("nodeName") or ""))
+        (ready if publish or serving else not_ready).append(_address(pod))
     result: list[Obj] = []
     for key in sorted(groups):
         ready, not_ready = groups[key]
@@ -86,14 +101,16 @@ def subsets(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> li
     return result
 
 
-def endpoints_for(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Obj:
+def endpoints_for(
+    service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], node_ready: NodeReady = _any_node
+) -> Obj:
     """The Endpoints object of a Service (named as it, its labels), without server fields."""
     meta = service["metadata"]
     return {
         "apiVersion": "v1",
         "kind": "Endpoints",
         "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": dict(meta.get("labels") or {})},
-        "subsets": subsets(service, pods),
+        "subsets": subsets(service, pods, node_ready),
     }
 
 
@@ -125,6 +142,7 @@ def plan(
     pods_for: PodsFor,
     stored: Mapping[_Key, Obj],
     only: Collection[_Key] | None = None,
+    node_ready: NodeReady = _any_node,
 ) -> list[Action]:
     """What to write so every selector Service has its Endpoints and no other Endpoints stay (pure).
 
@@ -140,7 +158,7 @@ def plan(
         wanted.add(key)
         if only is not None and key not in only:
             continue
-        desired = endpoints_for(service, pods_for(key[0], Selector.from_set(selector)))
+        desired = endpoints_for(service, pods_for(key[0], Selector.from_set(selector)), node_ready)
         current = stored.get(key)
         if current is None:
             actions.append(WriteEndpoints(desired, create=True))
@@ -183,6 +201,9 @@ class EndpointsController:
         store.listen("Service", self._service_or_endpoints)
         store.listen("Endpoints", self._service_or_endpoints)
         store.listen("Pod", self._pod)
+        #: A Node write (the lifecycle controller's NotReady taint, or its removal): every Service is planned again.
+        self._nodes_changed = True
+        store.listen("Node", self._node)
 
     @classmethod
     def build(cls, setup: Setup) -> EndpointsController:
@@ -206,13 +227,18 @@ class EndpointsController:
             if any(labels is not None and _selects(selector, labels) for labels in (before, now)):
                 self._dirty.add(skey)
 
+    def _node(self, key: _Key, node: Mapping[str, Any] | None) -> None:
+        self._nodes_changed = True
+
     def plan(self, snapshot: Snapshot) -> Sequence[Action]:
         only: set[_Key] | None = self._dirty
-        if snapshot.now >= self._everything_at + self.resync:
-            only, self._everything_at = None, snapshot.now
+        if self._nodes_changed or snapshot.now >= self._everything_at + self.resync:
+            only, self._everything_at, self._nodes_changed = None, snapshot.now, False
         self._dirty = set()
         store = snapshot.store
-        return plan(store.objects("Service"), self._select, store.objects("Endpoints"), only)
+        # Node health counts only while the master may judge nodes (not in its grace after (re)connecting).
+        node_ready = (lambda node: snapshot.health(node) is Health.READY) if snapshot.judging else _any_node
+        return plan(store.objects("Service"), self._select, store.objects("Endpoints"), only, node_ready)
 
     def _select(self, namespace: str, selector: Selector) -> list[Obj]:
         return self.store.select("Pod", namespace, selector)
