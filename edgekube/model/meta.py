@@ -11,29 +11,26 @@ from pydantic import AfterValidator, Field, StrictBool, StrictInt, field_validat
 from edgekube.model.base import K8sModel
 from edgekube.model.errors import ValidationError
 from edgekube.model.generatename import check_prefix
-from edgekube.model.labels import validate_annotations, validate_label_key, validate_label_value
+from edgekube.model.labels import validate_annotations
+from edgekube.model.labels.validation import key_errors, value_errors
 from edgekube.model.names import check_dns1123_label, check_dns1123_subdomain
 
 
 def check_label_map(values: Mapping[str, str], *, annotations: bool = False) -> None:
-    """Raise one ValidationError with a line per bad entry, each as `["key"]: rule`.
+    """validation.go ValidateLabels / ValidateAnnotations: a line per broken rule, each `["key"]: Invalid value: ...`.
 
-    The manifest loader prefixes every line with the field path (`metadata.labels["key"]: invalid key: ...`);
-    labels.validate_labels(path="") would instead give one bracketed aggregate that cannot carry that path.
+    The manifest loader prefixes every line with the field path: `metadata.labels["app"]: Invalid value: "-web-":
+    a valid label must be ...` (Kubernetes prints the map's path alone; the entry's key is kept to find it).
     """
     problems: list[str] = []
     for key in sorted(values):
         quoted = json.dumps(key, ensure_ascii=False)
         checked = key.lower() if annotations else key  # as in Kubernetes, case does not matter in annotation keys
-        try:
-            validate_label_key(checked, path="")
-        except ValidationError as exc:
-            problems.append(f"[{quoted}]: {str(exc).removeprefix(json.dumps(checked, ensure_ascii=False) + ': ')}")
+        problems += [f"[{quoted}]: Invalid value: {quoted}: {msg}" for msg in key_errors(checked)]
         if not annotations:
-            try:
-                validate_label_value(values[key], path="")
-            except ValidationError as exc:
-                problems.append(f"[{quoted}]: {exc}")
+            value = values[key]
+            shown = json.dumps(value, ensure_ascii=False)
+            problems += [f"[{quoted}]: Invalid value: {shown}: {msg}" for msg in value_errors(value)]
     if problems:
         raise ValidationError("\n".join(problems))
     if annotations:

@@ -441,48 +441,48 @@ VALUE_RULE = "a valid label must be an empty string or consist of alphanumeric c
     [
         pytest.param(
             pod(metadata={"labels": {"-app": "web"}}),
-            [f'metadata.labels["-app"]: invalid key: {NAME_PART_RULE}'],
+            [f'metadata.labels["-app"]: Invalid value: "-app": {NAME_PART_RULE}'],
             id="label-key",
         ),
         pytest.param(
             pod(metadata={"labels": {"app": "-web-"}}),
-            [f'metadata.labels["app"]: invalid value "-web-": {VALUE_RULE}'],
+            [f'metadata.labels["app"]: Invalid value: "-web-": {VALUE_RULE}'],
             id="label-value",
         ),
         pytest.param(
             pod(metadata={"labels": {"app": "v" * 64}}),
-            [f'metadata.labels["app"]: invalid value "{"v" * 64}": must be no more than 63 characters'],
+            [f'metadata.labels["app"]: Invalid value: "{"v" * 64}": must be no more than 63 characters'],
             id="label-value-long",
         ),
         pytest.param(
             pod(metadata={"labels": {"b c": "ok", "a": "x y"}}),  # every bad entry, sorted by key
             [
-                f'metadata.labels["a"]: invalid value "x y": {VALUE_RULE}',
-                f'metadata.labels["b c"]: invalid key: {NAME_PART_RULE}',
+                f'metadata.labels["a"]: Invalid value: "x y": {VALUE_RULE}',
+                f'metadata.labels["b c"]: Invalid value: "b c": {NAME_PART_RULE}',
             ],
             id="labels-several",
         ),
         pytest.param(
             pod(metadata={"labels": {"-k": "-v"}}),
             [
-                f'metadata.labels["-k"]: invalid key: {NAME_PART_RULE}',
-                f'metadata.labels["-k"]: invalid value "-v": {VALUE_RULE}',
+                f'metadata.labels["-k"]: Invalid value: "-k": {NAME_PART_RULE}',
+                f'metadata.labels["-k"]: Invalid value: "-v": {VALUE_RULE}',
             ],
             id="label-key-and-value",
         ),
         pytest.param(
             pod(metadata={"annotations": {"a b": "any text at all"}}),
-            [f'metadata.annotations["a b"]: invalid key: {NAME_PART_RULE}'],
+            [f'metadata.annotations["a b"]: Invalid value: "a b": {NAME_PART_RULE}'],
             id="annotation-key",
         ),
         pytest.param(
             pod(spec={"nodeSelector": {"disk type": "ssd"}}),
-            [f'spec.nodeSelector["disk type"]: invalid key: {NAME_PART_RULE}'],
+            [f'spec.nodeSelector["disk type"]: Invalid value: "disk type": {NAME_PART_RULE}'],
             id="selector-key",
         ),
         pytest.param(
             pod(spec={"nodeSelector": {"disk": "s s d"}}),
-            [f'spec.nodeSelector["disk"]: invalid value "s s d": {VALUE_RULE}'],
+            [f'spec.nodeSelector["disk"]: Invalid value: "s s d": {VALUE_RULE}'],
             id="selector-value",
         ),
     ],
@@ -507,7 +507,9 @@ def test_annotations_may_hold_any_text_but_not_more_than_256_kib() -> None:
 def test_annotation_keys_ignore_case_but_label_keys_do_not() -> None:
     assert parse_object(pod(metadata={"annotations": {"Example.COM/Owner": "a"}}))
     [problem] = problems_of(pod(metadata={"labels": {"Example.COM/Owner": "a"}}))
-    assert problem.startswith('metadata.labels["Example.COM/Owner"]: invalid key: prefix part a DNS-1123 subdomain')
+    assert problem.startswith(
+        'metadata.labels["Example.COM/Owner"]: Invalid value: "Example.COM/Owner": prefix part a DNS-1123 subdomain'
+    )
 
 
 def test_every_field_problem_of_one_document_is_listed() -> None:

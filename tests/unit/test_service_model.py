@@ -102,7 +102,7 @@ def test_cluster_ip_must_be_an_address() -> None:
 
 def test_selector_labels_are_checked() -> None:
     found = problems({"selector": {"app": "a b"}, "ports": [{"port": 80}]})
-    assert found[0].startswith('spec.selector["app"]: invalid value "a b": a valid label must be')
+    assert found[0].startswith('spec.selector["app"]: Invalid value: "a b": a valid label must be')
 
 
 def test_session_affinity_rules_validate_client_ip_affinity_config() -> None:
