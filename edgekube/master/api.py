@@ -39,6 +39,7 @@ KINDS = (
     "Node",
     "ReplicationController",
     "ReplicaSet",
+    "Deployment",
     *STORAGE_KINDS,
     *CONFIG_KINDS,
     "Event",
@@ -46,13 +47,15 @@ KINDS = (
     "Endpoints",
     "EndpointSlice",
 )
-_WRITABLE = ("Pod", "Node", "ReplicationController", "ReplicaSet", *STORAGE_KINDS, *CONFIG_KINDS, "Service")
+#: Kinds with spec.replicas and a metadata.generation that counts spec changes (observedGeneration follows it).
+WORKLOAD_KINDS = (*CONTROLLER_KINDS, "Deployment")
+_WRITABLE = ("Pod", "Node", *WORKLOAD_KINDS, *STORAGE_KINDS, *CONFIG_KINDS, "Service")
 #: Kinds each verb works on (apply takes any kind the manifest loader knows).
 VERB_KINDS: dict[Verb, tuple[str, ...]] = {
     Verb.GET: KINDS,
     Verb.LIST: KINDS,
     Verb.DELETE: _WRITABLE,
-    Verb.SCALE: CONTROLLER_KINDS,
+    Verb.SCALE: WORKLOAD_KINDS,
     Verb.LABEL: _WRITABLE,
     Verb.ANNOTATE: _WRITABLE,
     Verb.CORDON: ("Node",),
@@ -231,7 +234,7 @@ class Api:
             except NotFoundError:
                 if kind == "Pod":
                     obj["status"] = {"phase": "Pending"}
-                if kind in CONTROLLER_KINDS:
+                if kind in WORKLOAD_KINDS:
                     meta["generation"] = 1
                 if kind in STORAGE_KINDS:
                     obj = storage.admit_new(obj, context)
@@ -283,7 +286,7 @@ class Api:
             kept = [t for t in (current.get("spec") or {}).get("taints") or () if t.get("key") in LIFECYCLE_TAINTS]
             given = [t for t in spec.get("taints") or () if t.get("key") not in LIFECYCLE_TAINTS]
             spec = {**spec, "taints": given + kept}
-        if kind in CONTROLLER_KINDS and spec != current.get("spec"):
+        if kind in WORKLOAD_KINDS and spec != current.get("spec"):
             merged["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
         merged["spec"] = spec
         return merged
@@ -337,11 +340,26 @@ class Api:
                 for pod in owned:
                     self.store.delete("Pod", ns, pod["metadata"]["name"])
             log.info("deleted %s %s/%s (cascade %s, %d pod(s))", kind, ns, name, cascade, len(owned))
+        elif kind == "Deployment":
+            self._delete_deployment(ns, name, cascade)
         elif kind in STORAGE_KINDS:
             storage.delete(self.store, kind, ns, name, now=self._now())
         else:
             self.store.delete(kind, ns, name)
         return Outcome(kind=kind, namespace=ns, name=name, action="deleted")
+
+    def _delete_deployment(self, ns: str, name: str, cascade: str) -> None:
+        """Delete a Deployment; orphan: its ReplicaSets lose their owner reference first.
+
+        Background: the deployment controller's garbage pass deletes the ReplicaSets left without their owner, and
+        the replication controller their pods.
+        """
+        uid = self.store.get("Deployment", ns, name)["metadata"]["uid"]
+        if cascade == "orphan":
+            for rs in self.store.list("ReplicaSet", ns):
+                if (controller_ref(rs) or {}).get("uid") == uid:
+                    self.store.update(without_owner(rs, uid))
+        self.store.delete("Deployment", ns, name)
 
     # -- scale / label / annotate ------------------------------------------------------------------------------
     def scale(self, kind: str, namespace: str | None, name: str, replicas: int) -> tuple[Obj, str]:

@@ -13,6 +13,7 @@ from edgekube.model import fielderrors, jsoncodec
 from edgekube.model.base import K8sModel
 from edgekube.model.config import ConfigMap, Secret
 from edgekube.model.controllers import ReplicaSet, ReplicationController
+from edgekube.model.deployment import Deployment
 from edgekube.model.errors import ValidationError
 from edgekube.model.node import Node
 from edgekube.model.pod import Pod
@@ -27,6 +28,7 @@ KINDS: dict[tuple[str, str], type[K8sModel]] = {
     ("v1", "Node"): Node,
     ("v1", "ReplicationController"): ReplicationController,
     ("apps/v1", "ReplicaSet"): ReplicaSet,
+    ("apps/v1", "Deployment"): Deployment,
     ("v1", "PersistentVolume"): PersistentVolume,
     ("v1", "PersistentVolumeClaim"): PersistentVolumeClaim,
     ("storage.k8s.io/v1", "StorageClass"): StorageClass,
@@ -36,7 +38,7 @@ KINDS: dict[tuple[str, str], type[K8sModel]] = {
 }
 CLUSTER_SCOPED = frozenset({"Node", "PersistentVolume", "StorageClass"})
 #: Kinds whose manifest `status` is dropped unread, as the API server ignores it (docs/compatibility.md).
-STATUS_IGNORED = frozenset({"Pod", "ReplicationController", "ReplicaSet", "Service"})
+STATUS_IGNORED = frozenset({"Pod", "ReplicationController", "ReplicaSet", "Service", "Deployment"})
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 

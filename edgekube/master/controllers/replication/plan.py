@@ -65,6 +65,15 @@ def _available(pod: Mapping[str, Any], min_ready_seconds: int, now: float) -> bo
     return since is not None and _epoch(since) + min_ready_seconds <= now
 
 
+def is_available(pod: Mapping[str, Any], min_ready_seconds: int, now: float) -> bool:
+    """Ready for at least `min_ready_seconds` at `now` (podutil.IsPodAvailable); the deployment plan counts with it."""
+    return _available(pod, min_ready_seconds, now)
+
+
+def is_terminal(pod: Mapping[str, Any]) -> bool:
+    return _phase(pod) in _TERMINAL
+
+
 def _restarts(pod: Mapping[str, Any]) -> int:
     statuses = (pod.get("status") or {}).get("containerStatuses") or ()
     return max((int(c.get("restartCount", 0)) for c in statuses), default=0)
