@@ -331,7 +331,8 @@ def test_unknown_names_are_not_found(api: Api, verb: Verb, fields: dict[str, Any
 
 
 SUPPORTED = (
-    "(supported: Pod, Node, ReplicationController, ReplicaSet, PersistentVolume, PersistentVolumeClaim, StorageClass, "
+    "(supported: Pod, Node, ReplicationController, ReplicaSet, Deployment, PersistentVolume, PersistentVolumeClaim, "
+    "StorageClass, "
     "ConfigMap, Secret, Event, Service, Endpoints, EndpointSlice)"
 )
 
@@ -341,8 +342,8 @@ SUPPORTED = (
     [
         (
             Verb.GET,
-            {"kind": "Deployment", "name": "x"},
-            "kind: 'Deployment' is not supported " + SUPPORTED,
+            {"kind": "DaemonSet", "name": "x"},
+            "kind: 'DaemonSet' is not supported " + SUPPORTED,
         ),
         (
             Verb.LIST,
