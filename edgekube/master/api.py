@@ -24,7 +24,7 @@ from edgekube.model.config import check_update
 from edgekube.model.errors import ConflictError, EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import Selector, parse_selector
 from edgekube.model.manifest import CLUSTER_SCOPED, load_manifests
-from edgekube.model.serviceips import DEFAULT_SERVICE_CIDR
+from edgekube.model.serviceips import DEFAULT_SERVICE_CIDR, parse_cidr
 from edgekube.model.types import Obj
 from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Outcome, Verb
 from edgekube.store.protocol import StateStore
@@ -122,8 +122,8 @@ class Api:
         service_cidr: str = DEFAULT_SERVICE_CIDR,
     ) -> None:
         self.store = store
-        #: Where Services' clusterIPs are allocated (`--service-cidr`).
-        self.service_cidr = service_cidr
+        #: Where Services' clusterIPs are allocated (`--service-cidr`; a bad value stops the master at start).
+        self.service_cidr = str(parse_cidr(service_cidr))
         self.decorate_node = decorate_node
         self.events = events if events is not None else EventLog()
         self.binder = binder

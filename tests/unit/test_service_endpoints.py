@@ -289,3 +289,10 @@ def test_pods_on_a_node_that_is_not_ready_are_not_ready_endpoints_while_nodes_ar
     base.apply(controller.plan(Snapshot(store, 1.0, judging=True, health=unreachable)), effects)
     [subset] = store.get("Endpoints", "default", "web")["subsets"]
     assert "addresses" not in subset and [a["ip"] for a in subset["notReadyAddresses"]] == ["10.42.0.2"]
+
+
+def test_a_bad_service_cidr_stops_the_master_at_start_naming_the_flag(store: CachedStore) -> None:
+    with pytest.raises(ValidationError, match=re.escape("--service-cidr: '10.43.0.0/33' is not a network")):
+        Api(store, lambda n: n, service_cidr="10.43.0.0/33")
+    with pytest.raises(ValidationError, match="must be an IPv4 network of at least 4 addresses"):
+        Api(store, lambda n: n, service_cidr="10.43.0.0/31")
