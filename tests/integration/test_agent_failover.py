@@ -1,4 +1,4 @@
-"""An agent that fails over to the second broker converges without touching its pods (real Podman, two Mosquittos).
+"""An agent that fails over to the second broker converges without touching its pods (real Podman, real brokers).
 
 The layout of docs/ha.md on one machine: two brokers, and "masters" connected to both — here the test itself
 plays them, publishing the same retained desired state (same pods, same term, epoch and generation) and the
@@ -28,13 +28,12 @@ from edgekube.bus import topics
 from edgekube.bus.brokers import Broker
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
-from edgekube.local.broker import Mosquitto
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.ha import MasterPresence, Role, Witness
 from edgekube.model.wire import EventReport, NodeDesired, NodeReport, Presence
+from tests.support.broker import AnyBroker, make_broker
 from tests.support.cluster import start_agent, stop_agent, wait_for
 from tests.support.podman import manifest, running
-from tests.support.prerequisites import require_mosquitto
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +44,7 @@ WAIT = 30.0
 class MasterSide:
     """What the masters do on one broker, and what they hear there: the node's reports, events, presence, witness."""
 
-    def __init__(self, broker: Mosquitto, node: str) -> None:
+    def __init__(self, broker: AnyBroker, node: str) -> None:
         self.node = node
         self.heard: queue.Queue[Message] = queue.Queue()
         self.reports: list[NodeReport] = []
@@ -95,10 +94,13 @@ class MasterSide:
         self.bus.close()
 
 
-@pytest.fixture
-def brokers(tmp_path: Path) -> Iterator[tuple[Mosquitto, Mosquitto]]:
-    require_mosquitto()
-    with Mosquitto(workdir=tmp_path / "b1") as b1, Mosquitto(workdir=tmp_path / "b2") as b2:
+#: The second broker is also rumqttd: what the agent needs from the broker it fails over to is plain MQTT 5.
+SECOND = ["mosquitto", "rumqttd"]
+
+
+@pytest.fixture(params=SECOND, ids=[f"mosquitto+{kind}" for kind in SECOND])
+def brokers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[AnyBroker, AnyBroker]]:
+    with make_broker("mosquitto", tmp_path / "b1") as b1, make_broker(request.param, tmp_path / "b2") as b2:
         yield b1, b2
 
 
@@ -118,7 +120,7 @@ def eventually(what: str, check: Callable[[], Any]) -> Any:
 
 
 def test_an_agent_that_fails_over_keeps_its_pods_and_follows_the_new_term(
-    brokers: tuple[Mosquitto, Mosquitto], podman_service: PodmanService, demo_image: str, tmp_path: Path
+    brokers: tuple[AnyBroker, AnyBroker], podman_service: PodmanService, demo_image: str, tmp_path: Path
 ) -> None:
     b1, b2 = brokers
     node = f"node-{uuid.uuid4().hex[:8]}"
