@@ -102,6 +102,19 @@ def master_sync(master_id: str) -> str:
     return master_online(master_id).removesuffix("/online") + "/sync"
 
 
+def client_stream(client_id: str, stream: str) -> str:
+    """A stream to one client (a watch's changes): only that client may read it (the ACL's `%c` pattern)."""
+    return f"{CLIENT_REPLIES}/{client_id}/streams/{stream}"
+
+
+def client_of_reply(topic: str) -> str | None:
+    """The client id in `edgekube/v1/clients/<client-id>/reply`, or None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) == 5 and f"{parts[0]}/{parts[1]}/{parts[2]}" == CLIENT_REPLIES and parts[4] == "reply":
+        return parts[3] or None
+    return None
+
+
 def client_reply(client_id: str) -> str:
     return f"{CLIENT_REPLIES}/{client_id}/reply"
 

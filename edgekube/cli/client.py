@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from edgekube.bus import topics
-from edgekube.bus.protocol import MessageBus
+from edgekube.bus.protocol import Message, MessageBus
 from edgekube.cli.config import Connection
 from edgekube.cli.kinds import Resource
 from edgekube.cli.masters import MasterSightings
@@ -112,6 +112,18 @@ class BusSession:
             self._bus.close()
             self._bus = None
 
+    # -- streams (`get -w`): the session's own topics ----------------------------------------------------------
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id of this connection (PahoBus keeps it in its config; the test buses as an attribute)."""
+        bus = self._connect()
+        config = getattr(bus, "config", None)
+        return str(getattr(config, "client_id", None) or getattr(bus, "client_id", ""))
+
+    def subscribe(self, topic_filter: str, handler: Callable[[Message], None]) -> None:
+        """Hear `topic_filter` on this connection; subscribed before the next request is sent (MQTT keeps order)."""
+        self._connect().subscribe(topic_filter, handler)
+
 
 def connect(connection: Connection, timeout: float) -> Session:
     return BusSession(connection, timeout)
@@ -212,6 +224,10 @@ class Client:
     def logs(self, namespace: str, name: str, container: str | None, tail: int | None) -> str:
         request = ApiRequest(verb=Verb.LOGS, kind="Pod", namespace=namespace, name=name, container=container, tail=tail)
         return self._call(request).text or ""
+
+    def watch(self, request: ApiRequest, timeout: float | None = None) -> bool:
+        """Open, renew (or with seconds 0, close) a watch stream; True when the master opened it anew."""
+        return bool((self._call(request, timeout).object or {}).get("opened"))
 
     def top(self, kind: str, namespace: str | None, selector: str | None = None) -> list[Obj]:
         """Verb top: current usage of nodes or pods (namespace None: every namespace), from the master's memory."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekube.cli import cmd_masters, events, output
+from edgekube.cli import cmd_masters, columns, events, output
 from edgekube.cli.context import Context
 from edgekube.cli.errors import not_found, report
 from edgekube.cli.kinds import EVENT, Resource, split_multi
@@ -70,6 +70,11 @@ def no_resources(ctx: Context, res: Resource | None, all_namespaces: bool) -> No
     ctx.err.write(f"No resources found{where}.\n")
 
 
+def _generic(fmt: str | None) -> bool:
+    """json, yaml, jsonpath: printed even when nothing was found (an empty List), with no `No resources found`."""
+    return fmt in ("json", "yaml") or (fmt or "").startswith("jsonpath=")
+
+
 def run(ctx: Context) -> int:
     if cmd_masters.wanted(ctx.resource_args):  # HA masters: their presences on the broker, not API objects
         return cmd_masters.run_get(ctx)
@@ -81,12 +86,19 @@ def run(ctx: Context) -> int:
         raise ValidationError("name cannot be provided when a selector is specified")
     check_selector(args.selector)
     check_selector(annotations)
+    sort_by = getattr(args, "sort_by", None)
+    if sort_by:
+        columns.sort_by([], sort_by)  # a path that does not parse is refused before anything is sent
+    if getattr(args, "watch", False) or getattr(args, "watch_only", False):
+        from edgekube.cli import cmd_watch  # noqa: PLC0415 - only -w needs the stream
+
+        return int(cmd_watch.run(ctx, targets))
     groups: list[output.Group] = []
     missing = 0
     for res, names in targets:
         objects, lost = objects_of(ctx, res, names, args.selector, args.all_namespaces, annotations=annotations)
         missing += lost
-        groups.append((res, objects))
+        groups.append((res, columns.sort_by(objects, sort_by) if sort_by else objects))
     single = len(targets) == 1 and len(targets[0][1]) == 1
     text = output.render_groups(
         groups,
@@ -94,10 +106,12 @@ def run(ctx: Context) -> int:
         single=single,
         all_namespaces=args.all_namespaces and not named,
         headers=not args.no_headers,
+        label_columns=columns.label_keys(getattr(args, "label_columns", None)),
+        show_labels=getattr(args, "show_labels", False),
     )
     found = any(objects for _res, objects in groups)
-    if not found and not named and args.output not in ("json", "yaml"):
+    if not found and not named and not _generic(args.output):
         no_resources(ctx, targets[0][0] if len(targets) == 1 else None, args.all_namespaces)
-    if (found or args.output in ("json", "yaml")) and not (single and missing):
+    if (found or _generic(args.output)) and not (single and missing):
         ctx.out.write(text)
     return 1 if missing else 0

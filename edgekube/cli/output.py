@@ -1,8 +1,10 @@
-"""`-o` formats of `ekctl get`: the table (plain or wide), `name`, `json` and `yaml`, for one kind or several."""
+"""`-o` formats of `ekctl get`: the table (plain or wide), `name`, `json`, `yaml`, `jsonpath=`, `custom-columns=`."""
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +13,21 @@ from edgekube.cli.status import section
 from edgekube.model.types import Obj
 
 FORMATS = ("wide", "yaml", "json", "name")
+#: Formats that carry their template after `=`: `-o jsonpath='{.items[*].metadata.name}'`.
+TEMPLATED = ("jsonpath", "custom-columns")
 Group = tuple[Resource, list[Obj]]
+
+
+def output_format(text: str) -> str:
+    """The argparse type of `-o`: a plain format, or `jsonpath=TEMPLATE` / `custom-columns=SPEC` (checked when run)."""
+    kind, equals, template = text.partition("=")
+    if text in FORMATS or (kind in TEMPLATED and equals and template):
+        return text
+    if kind in TEMPLATED:
+        what = "template" if kind == "jsonpath" else "custom columns"
+        raise argparse.ArgumentTypeError(f"{kind} format specified but no {what} given")
+    allowed = ", ".join([*FORMATS, "jsonpath=...", "custom-columns=..."])
+    raise argparse.ArgumentTypeError(f"unable to match a printer suitable for the output format {text!r}: {allowed}")
 
 
 def as_list(objects: list[Obj]) -> dict[str, Any]:
@@ -42,9 +58,20 @@ def render(
     all_namespaces: bool = False,
     headers: bool = True,
     now: datetime | None = None,
+    label_columns: Sequence[str] = (),
+    show_labels: bool = False,
 ) -> str:
     """Text for stdout; `single` (one object asked for by name) prints the bare object, not a List."""
-    return render_groups([(res, objects)], fmt, single=single, all_namespaces=all_namespaces, headers=headers, now=now)
+    return render_groups(
+        [(res, objects)],
+        fmt,
+        single=single,
+        all_namespaces=all_namespaces,
+        headers=headers,
+        now=now,
+        label_columns=label_columns,
+        show_labels=show_labels,
+    )
 
 
 def render_groups(
@@ -55,6 +82,8 @@ def render_groups(
     all_namespaces: bool = False,
     headers: bool = True,
     now: datetime | None = None,
+    label_columns: Sequence[str] = (),
+    show_labels: bool = False,
 ) -> str:
     """Several kinds as kubectl prints `get rc,rs`: one List, or one table per kind with `kind/` name prefixes."""
     everything = [o for _res, objects in groups for o in objects]
@@ -63,6 +92,15 @@ def render_groups(
         return to_json(data) if fmt == "json" else to_yaml(data)
     if fmt == "name":
         return "".join(names(res, objects) for res, objects in groups)
+    kind, _, template = (fmt or "").partition("=")
+    if kind == "jsonpath":
+        from edgekube.cli import jsonpath  # noqa: PLC0415 - only -o jsonpath needs it
+
+        return jsonpath.render(template, everything[0] if single and len(everything) == 1 else as_list(everything))
+    if kind == "custom-columns":
+        from edgekube.cli import columns  # noqa: PLC0415 - only -o custom-columns needs it
+
+        return columns.custom_columns(columns.parse_custom_columns(template), everything, headers=headers)
     from edgekube.cli import tables  # noqa: PLC0415 - the parser imports FORMATS from here at every start
 
     shown = [(res, objects) for res, objects in groups if objects]
@@ -75,6 +113,8 @@ def render_groups(
             headers=headers,
             with_kind=len(shown) > 1,
             now=now,
+            label_columns=label_columns,
+            show_labels=show_labels,
         )
         for res, objects in shown
     ]

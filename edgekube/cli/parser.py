@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edgekube.cli.kinds import SUPPORTED
-from edgekube.cli.output import FORMATS
+from edgekube.cli.output import FORMATS, output_format
 
 if TYPE_CHECKING:
     from edgekube.cli.context import Context
@@ -178,9 +178,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EXPR",
         help="the label selector grammar over annotations, e.g. 'team=edge,owner in (ann,bo),!deprecated'",
     )
-    p.add_argument("-o", "--output", choices=FORMATS, help="output format")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=output_format,
+        metavar="FORMAT",
+        help=f"output format: {'|'.join(FORMATS)}|jsonpath=TEMPLATE|custom-columns=HEADER:PATH,...",
+    )
     p.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
     p.add_argument("--no-headers", action="store_true", help="leave out the table header")
+    p.add_argument("--show-labels", action="store_true", help="a last column with every label")
+    p.add_argument(
+        "-L",
+        "--label-columns",
+        action="append",
+        metavar="KEY",
+        help="a column with this label's value (repeatable, or comma-separated)",
+    )
+    p.add_argument("--sort-by", metavar="JSONPATH", help="sort by a field, e.g. .metadata.creationTimestamp")
+    p.add_argument(
+        "-w", "--watch", action="store_true", help="after the list, print a line per change (MQTT stream; Ctrl-C ends)"
+    )
+    p.add_argument("--watch-only", action="store_true", help="print only the changes, not the list first")
 
     p = command("describe", "show details of objects", "cmd_describe")
     _resource_args(
@@ -274,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--from-env-file", action="append", metavar="PATH", help="KEY=VALUE lines (repeatable)")
         p.add_argument("--dry-run", nargs="?", const="client", default=None, metavar="none|client")
         p.add_argument("-o", "--output", choices=("yaml", "json"), help="with --dry-run=client: print the object")
+
+    p = command("explain", "describe a kind's fields from edgekube's model, e.g. pod.spec.containers", "cmd_explain")
+    p.add_argument("field", metavar="KIND[.FIELD...]", help="a kind (pods, po, Pod) and a dotted field path")
+    p.add_argument("--recursive", action="store_true", help="every field below, indented, without descriptions")
+
+    p = command("completion", "print a shell completion script: bash or zsh", "cmd_completion")
+    p.add_argument("shell", choices=("bash", "zsh"), help="source <(ekctl completion bash)")
 
     p = command("lint", "validate manifests and check their labels and selectors (docs/services.md)", "cmd_lint")
     p.add_argument("paths", nargs="*", metavar="FILE|DIR", help="manifest files, directories, or - for stdin")

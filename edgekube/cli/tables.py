@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from edgekube.cli import events, workloads
+from edgekube.cli.columns import extra_header, label_cells
 from edgekube.cli.configdata import CONFIGMAP_HEADER, SECRET_HEADER, configmap_row, secret_row
 from edgekube.cli.kinds import CM, EP, ES, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, SVC, Resource
 from edgekube.cli.services import (
@@ -132,11 +133,20 @@ def render(
     headers: bool = True,
     with_kind: bool = False,
     now: datetime | None = None,
+    label_columns: Sequence[str] = (),
+    show_labels: bool = False,
 ) -> str:
-    """One kind's table; `with_kind` prefixes names `kind/` as kubectl does when several kinds are listed."""
+    """One kind's table; `with_kind` prefixes names `kind/` as kubectl does when several kinds are listed.
+
+    `label_columns` (-L) and `show_labels` (--show-labels) append kubectl's label columns (cli/columns.py).
+    """
     columns = COLUMNS.get(res.kind, COLUMNS[POD.kind])
     header = list(columns.wide if wide else columns.header)
     rows = [columns.row(o, wide=wide, now=now) for o in objects]
+    if label_columns or show_labels:
+        header += extra_header(label_columns, show_labels=show_labels)
+        pairs = zip(objects, rows, strict=True)
+        rows = [[*row, *label_cells(o, label_columns, show_labels=show_labels)] for o, row in pairs]
     if with_kind and "NAME" in header:
         at = header.index("NAME")
         for row in rows:

@@ -45,6 +45,8 @@ from edgekube.master.scheduling.usage import NodeUsage
 from edgekube.master.scheduling.volumes import VolumeGate
 from edgekube.master.servicetable import ServiceTablePublisher
 from edgekube.master.top import Top
+from edgekube.master.watch import Watches
+from edgekube.master.watch import publish as publish_watch_events
 from edgekube.model.errors import EdgekubeError
 from edgekube.model.wire import Presence
 
@@ -147,6 +149,9 @@ class Master:
         self.requests = Requests(
             self.bus, self.store, self.api, self.liveness, lock=self._lock, wake=self._wake.set, top=top
         )
+        #: `ekctl get -w`: changes queued by the store's listeners, sent after each group commit (master/watch.py).
+        self.watches = Watches(self.store, clock, lambda k, obj: self.api.decorate_node(obj) if k == "Node" else obj)
+        self.requests.watches = self.watches
         #: Prometheus /metrics (config.metrics_port; 0: none), started with the loop.
         self.metrics_server: MetricsServer | None = None
         if config.metrics_port:
@@ -266,12 +271,13 @@ class Master:
                 pass
             shipped = self.gate.ship()
             acks = self.requests.take()
+            acks.append(functools.partial(publish_watch_events, self.bus, self.watches.take()))
         self._answer(shipped, acks)
 
     def _answer(self, shipped: int, acks: list[Callable[[], None]]) -> None:
-        """Send the answers once the gate says their writes are safe (an HA standby holds them too)."""
+        """Send the answers (and watch events) once the gate says their writes are safe (an HA standby holds them)."""
         if not self.gate.settle(shipped):
-            if acks:
+            if len(acks) > 1:
                 log.warning("%d answer(s) dropped: this master was deposed before its standby held them", len(acks))
             return
         for ack in acks:
@@ -366,6 +372,7 @@ class Master:
             routes = self.routes.flush(self.store.objects("Node").values(), self.liveness.ready)
             shipped = self.gate.ship()
             acks = self.requests.take()
+            acks.append(functools.partial(publish_watch_events, self.bus, self.watches.take()))
         if (changes or table is not None) and not self.gate.settle(shipped):
             return wrote  # deposed: its desired state must never reach a node again
         with self.gate.publishing() as allowed:

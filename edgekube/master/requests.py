@@ -19,6 +19,7 @@ from edgekube.master.cache import CachedStore
 from edgekube.master.encoding import encode_response, fitted
 from edgekube.master.liveness import Liveness
 from edgekube.master.top import Top
+from edgekube.master.watch import Watches
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.wire import READ_VERBS, ApiRequest, ApiResponse, ApplyResult, ErrorInfo, Verb
 
@@ -53,6 +54,8 @@ class Requests:
         self._acks: list[Ack] = []
         #: Set while answers are owed (the master's committer waits on it).
         self.owed = threading.Event()
+        #: Verb watch (`ekctl get -w`); None: refused.
+        self.watches: Watches | None = None
 
     def _owe(self, ack: Ack) -> None:
         """Answered once on flash: by the committer's next group commit (or a pass's, if sooner)."""
@@ -100,6 +103,9 @@ class Requests:
         if req.verb is Verb.TOP:
             self._top(msg, req)
             return
+        if req.verb is Verb.WATCH:
+            self._watch(msg, req)
+            return
         with self._lock, self.store.batch("defer"):
             writes = self.store.writes
             response = self.api.handle(req)
@@ -141,6 +147,18 @@ class Requests:
         with self._lock:
             response = self.top.answer(req)
         self.reply(msg, response)
+
+    def _watch(self, msg: Message, req: ApiRequest) -> None:
+        """Open, renew or close a watch (master/watch.py); answered at once.
+
+        `object.opened` is true when the master did not know the watch (a new one, or one a restarted or new active
+        master lost: the client then lists again).
+        """
+        if self.watches is None:
+            raise ValidationError("verb: 'watch' is not served by this master")
+        with self._lock:
+            opened = self.watches.open(req, msg.response_topic)
+        self.reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": opened}))
 
     def _forward_logs(self, msg: Message, req: ApiRequest) -> None:
         """Logs live on the node: forward the request with the caller's response topic; the agent answers."""

@@ -71,10 +71,11 @@ class Verb(StrEnum):
     DRAIN = "drain"  # cordon, then evict every pod on the node
     TOP = "top"  # kind Node or Pod: current usage from the master's memory (namespace None: all; selector)
     IDENTIFY = "identify"  # kind Node, name, seconds (0: cancel): the node blinks its LEDs; forwarded to the node
+    WATCH = "watch"  # kind, namespace, selector, name, stream; seconds 0: close (docs/protocol.md, "Watch")
 
 
 #: Verbs that change nothing: the only ones the master serves on the read-only topic `edgekube/v1/api/read`.
-READ_VERBS = frozenset({Verb.GET, Verb.LIST, Verb.LOGS, Verb.TOP})
+READ_VERBS = frozenset({Verb.GET, Verb.LIST, Verb.LOGS, Verb.TOP, Verb.WATCH})
 
 
 class ApiRequest(WireModel):
@@ -100,8 +101,10 @@ class ApiRequest(WireModel):
     #: `continue` token asks for the next page, as Kubernetes' limit/continue.
     limit: int | None = Field(default=None, ge=1)
     continue_token: str | None = Field(default=None, alias="continue")
-    #: identify: how many seconds the node's LEDs blink (0 ends an identify early).
+    #: identify: how many seconds the node's LEDs blink (0 ends an identify early). watch: 0 closes the stream.
     seconds: float | None = Field(default=None, ge=0, le=3600)
+    #: watch: the caller's stream id; changes go to edgekube/v1/clients/<client-id>/streams/<stream> (model.watch).
+    stream: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class ErrorInfo(WireModel):

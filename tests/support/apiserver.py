@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edgekube.agent.app import Agent, AgentConfig
@@ -65,6 +66,13 @@ class RecordingSession:
 
     def close(self) -> None:
         self.session.close()
+
+    @property
+    def client_id(self) -> str:
+        return self.session.client_id
+
+    def subscribe(self, topic_filter: str, handler: Callable[[Message], None]) -> None:
+        self.session.subscribe(topic_filter, handler)
 
 
 def build_master(data_dir: Path, bus: MessageBus, clock: Clock) -> Master:

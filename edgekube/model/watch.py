@@ -1,0 +1,29 @@
+"""The watch stream's message (`ekctl get -w`): master → one client on edgekube/v1/clients/<id>/streams/<stream>."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from edgekube.model.wire import WireModel
+
+#: A watch the client has not renewed for this long is dropped by the master (the client renews every third of it).
+WATCH_LEASE_SECONDS = 30.0
+#: At most this many watches per master: each costs a selector match per write of its kind.
+MAX_WATCHES = 256
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+
+
+class WatchEvent(WireModel):
+    """One change of one object, after the write is on flash; `seq` counts from 1 per stream, in publish order.
+
+    DELETED carries the last object the watch saw (an object that stopped matching the selector is DELETED for
+    this watch, as in Kubernetes).
+    """
+
+    stream: str
+    seq: int = Field(ge=1)
+    type: EventType
+    object: dict[str, Any]
