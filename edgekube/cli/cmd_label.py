@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgekube.cli.batch import run_each, select
 from edgekube.cli.context import Context
-from edgekube.cli.kinds import CONTROLLERS, NODE, POD, STORAGE, require, split_args
+from edgekube.cli.kinds import CONTROLLERS, NODE, POD, STORAGE, SVC, require, split_args
 from edgekube.cli.labelspec import is_change, parse_changes
 from edgekube.model.errors import ConflictError, EdgekubeError, ValidationError
 from edgekube.model.wire import Verb
@@ -22,7 +22,7 @@ def _run(ctx: Context, verb: Verb) -> int:
     resource_args = [a for a in ctx.args.args if not is_change(a)]
     change_args = [a for a in ctx.args.args if is_change(a)]
     res, names = split_args(resource_args)
-    require(res, (POD, NODE, *CONTROLLERS, *STORAGE), verb.value)
+    require(res, (POD, NODE, *CONTROLLERS, *STORAGE, SVC), verb.value)
     if not change_args:
         raise ValidationError(
             f"at least one {noun} update is required", hint=f"e.g. `ekctl {verb.value} {res.singular} NAME key=value`"

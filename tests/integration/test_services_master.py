@@ -207,6 +207,10 @@ def test_ekctl_get_svc_ep_describe_svc_and_annotation_selector(
     assert described["NodePort"] == "http  30000/TCP"
     assert sorted(described["Endpoints"].split(",")) == [f"{ip}:8080" for ip in ips]
 
+    code, _, _ = ekctl(capsys, broker.port, "annotate", "svc", "web", "team=edge")
+    assert code == 0
+    code, out, _ = ekctl(capsys, broker.port, "get", "svc", "--annotation-selector", "team", "-o", "name")
+    assert (code, out) == (0, "service/web\n")
     code, out, _ = ekctl(capsys, broker.port, "get", "pods", "--annotation-selector", "team=edge", "-o", "name")
     assert code == 0 and len(out.split()) == 3
     code, out, err = ekctl(capsys, broker.port, "get", "pods", "--annotation-selector", "team notin (edge)")
