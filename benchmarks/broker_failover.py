@@ -112,11 +112,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20, help="trials per pair and fault (default 20)")
     parser.add_argument("--quick", action="store_true", help="one trial per pair and fault (smoke test)")
+    parser.add_argument("--fault", choices=[*FAULTS, "both"], default="both", help="which fault (default both)")
     args = parser.parse_args()
+    faults = FAULTS if args.fault == "both" else (args.fault,)
     trials = 1 if args.quick else args.trials
     print(f"{'pair':<20} {'fault':<7} {'n':>3} {'reconnect p50':>14} {'p95':>7} {'delivered p50':>14} {'p95':>7}")
     for first, second in PAIRS:
-        for fault in FAULTS:
+        for fault in faults:
             reconnects, deliveries = [], []
             for _ in range(trials):
                 with tempfile.TemporaryDirectory(prefix="ek-failover-") as tmp:

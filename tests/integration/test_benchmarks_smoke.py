@@ -65,3 +65,19 @@ def test_storage_benchmark_quick_prints_the_io_and_the_apply_tables() -> None:
         figures = row[len(subject) :].split()
         assert len(figures) == 3 and all(float(f) > 0 for f in figures), output[-4000:]
     assert any("agent" in line and "mount" in line for line in lines), output[-4000:]
+
+
+@pytest.mark.timeout(120)
+def test_broker_failover_benchmark_quick_prints_a_row_per_pair() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "broker_failover.py"), "--quick", "--fault", "kill"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    rows = [line.split() for line in proc.stdout.splitlines() if " kill " in line]
+    assert [r[0] for r in rows] == ["mosquitto+mosquitto", "mosquitto+rumqttd"], output
