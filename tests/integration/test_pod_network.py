@@ -181,3 +181,19 @@ def test_the_data_path_outlives_an_agent_restart(fleet: LanFleet) -> None:
     wait_until("node-1 Ready again", lambda: fleet.node_ready("node-1"))
     wait_until("DNS back", lambda: _get(fleet, "web") in ("web-b", "web-c"))
     assert fleet.in_node("node-1", "nft", "list", "table", "ip", "edgekube").stdout == rules
+
+
+def test_a_node_leaving_and_rejoining_takes_its_routes_away_and_back(fleet: LanFleet) -> None:
+    cidrs = _cidrs(fleet)
+
+    def route_to_node_3() -> str:
+        return fleet.in_node("node-1", "ip", "-4", "route", "show", cidrs["node-3"], "proto", "211").stdout.strip()
+
+    assert route_to_node_3().startswith(f"{cidrs['node-3']} via {fleet.node_ip['node-3']}")
+    fleet.kill_agent("node-3")
+    fleet.api.delete("Node", "node-3")
+    wait_until("node-3's route gone from node-1", lambda: route_to_node_3() == "")
+    fleet.start_agent("node-3")
+    wait_until("node-3 registered with a podCIDR again", lambda: _cidrs(fleet).get("node-3"))
+    assert _cidrs(fleet)["node-3"] == cidrs["node-3"]  # the lowest free subnet: the one it left
+    assert wait_until("node-3's route back on node-1", route_to_node_3).startswith(f"{cidrs['node-3']} via ")
