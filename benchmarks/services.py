@@ -181,8 +181,10 @@ def rule_sync(fleet: LanFleet, args: argparse.Namespace) -> None:
         start = time.monotonic()
         bus.publish(topics.SERVICES, big_table(int(time.time() * 1000), moved).encode(), retain=True)
         watchers = [threading.Thread(target=watch, args=(n, start)) for n in fleet.nodes]
-        [t.start() for t in watchers]
-        [t.join() for t in watchers]
+        for thread in watchers:
+            thread.start()
+        for thread in watchers:
+            thread.join()
         if len(done) != len(fleet.nodes):
             raise RuntimeError(f"rules not applied on {sorted(set(fleet.nodes) - set(done))} within 30 s")
         return max(done.values())
