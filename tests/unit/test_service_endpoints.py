@@ -303,8 +303,6 @@ def test_a_bad_service_cidr_stops_the_master_at_start_naming_the_flag(store: Cac
 def test_the_service_table_benchmark_runs_and_prints_its_line() -> None:
     """benchmarks/service_table.py end to end, small (the figures in docs/services.md come from its defaults)."""
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, str(root / "benchmarks" / "service_table.py"), "--services", "3", "--pods", "2", "--runs", "2"],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+    command = [sys.executable, str(root / "benchmarks" / "service_table.py"), "--services", "3", "--pods", "2"]
+    done = subprocess.run([*command, "--runs", "2"], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.startswith("3 services x 2 pods, one pod not ready: plan ")
