@@ -361,7 +361,8 @@ class PahoBus:
             client.subscribe(topic_filter, qos=sub.qos, properties=sub.properties())
         with self._lock:
             # Filters subscribe() added meanwhile saw "not connected" and left them to us.
-            missed = [(f, sub) for f, sub in self._subs.items() if f not in dict(subs)]
+            sent = {f for f, _ in subs}
+            missed = [(f, sub) for f, sub in self._subs.items() if f not in sent]
             self._connected.set()
             hooks = list(self._on_connect_hooks)
         for topic_filter, sub in missed:
