@@ -16,6 +16,8 @@ from edgekube.security.ca import Identity, Role
 
 #: Every client reads the answers to its own requests (`edgekube/v1/clients/<client-id>/reply`).
 REPLY_PATTERN = f"pattern read {topics.client_reply('%c')}"
+#: ... and its own streams (`ekctl get -w`: `edgekube/v1/clients/<client-id>/streams/<stream>`), written by the master.
+STREAM_PATTERN = f"pattern read {topics.client_stream('%c', '#')}"
 
 
 def rules(role: Role, name: str) -> list[tuple[str, str]]:
@@ -66,6 +68,7 @@ def render(identities: Iterable[Identity]) -> str:
         "",
         "# every client: the answers to its own requests",
         REPLY_PATTERN,
+        STREAM_PATTERN,
     ]
     for ident in sorted(identities, key=lambda i: (i.role, i.name)):
         role = Role(ident.role)

@@ -205,7 +205,7 @@ def test_acl_confines_a_node_to_its_own_topics() -> None:
 
 def test_acl_has_no_pattern_but_each_clients_own_reply_topic() -> None:
     acl = blocks(render([ident("node-1", Role.NODE)]))
-    assert acl["*"] == ["pattern read edgekube/v1/clients/%c/reply"]
+    assert acl["*"] == ["pattern read edgekube/v1/clients/%c/reply", "pattern read edgekube/v1/clients/%c/streams/#"]
 
 
 def test_acl_lets_a_viewer_send_only_read_requests_and_an_admin_writes() -> None:
