@@ -6,12 +6,14 @@ from edgekube.cli import cmd_masters, events, workloads
 from edgekube.cli.cmd_get import no_resources, objects_of
 from edgekube.cli.configdata import describe_configmap, describe_secret
 from edgekube.cli.context import Context
+from edgekube.cli.deployments import describe_deployment
 from edgekube.cli.describe_controller import describe_controller
 from edgekube.cli.describe_node import describe_node
 from edgekube.cli.describe_pod import describe_pod
 from edgekube.cli.describe_storage import describe_pv, describe_pvc, describe_sc
 from edgekube.cli.kinds import (
     CM,
+    DEPLOY,
     EP,
     EVENT,
     NODE,
@@ -77,6 +79,9 @@ def _describe(related: Related, res: Resource, obj: Obj) -> str:
     if res in (RC, RS):
         owned = [p for p in related.pods(related.ctx.namespace) if workloads.owns(obj, p)]
         return describe_controller(obj, owned, found)
+    if res == DEPLOY:
+        namespace = str(section(obj, "metadata").get("namespace") or related.ctx.namespace)
+        return describe_deployment(obj, related.ctx.client().query(RS, namespace), found)
     if res == PVC:
         return describe_pvc(obj, related.pods(section(obj, "metadata").get("namespace") or "default"), found)
     if res == PV:
@@ -99,7 +104,7 @@ def run(ctx: Context) -> int:
     if any(names for _res, names in targets) and ctx.args.selector:
         raise ValidationError("name cannot be provided when a selector is specified")
     for res, _names in targets:
-        require(res, (POD, NODE, RC, RS, PV, PVC, SC, CM, SECRET, SVC), "describe")
+        require(res, (POD, NODE, RC, RS, DEPLOY, PV, PVC, SC, CM, SECRET, SVC), "describe")
     related = Related(ctx)
     texts: list[str] = []
     missing = 0

@@ -1,15 +1,15 @@
-"""`ekctl scale rc|rs NAME... --replicas=N`: set spec.replicas; prints `replicationcontroller/web scaled`."""
+"""`ekctl scale rc|rs|deploy NAME... --replicas=N`: set spec.replicas; prints `replicationcontroller/web scaled`."""
 
 from __future__ import annotations
 
 from edgekube.cli.batch import run_each, select
 from edgekube.cli.context import Context
-from edgekube.cli.kinds import CONTROLLERS, require, split_args
+from edgekube.cli.kinds import CONTROLLERS, DEPLOY, require, split_args
 
 
 def run(ctx: Context) -> int:
     res, names = split_args(ctx.resource_args)
-    require(res, CONTROLLERS, "scale")
+    require(res, (*CONTROLLERS, DEPLOY), "scale")
     names = select(ctx, res, names, verb="scale", all_=ctx.args.all)
     replicas = int(ctx.args.replicas)
 

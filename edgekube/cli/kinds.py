@@ -30,6 +30,7 @@ POD = Resource("Pod", "pod", "pods", namespaced=True)
 NODE = Resource("Node", "node", "nodes", namespaced=False)
 RC = Resource("ReplicationController", "replicationcontroller", "replicationcontrollers", namespaced=True)
 RS = Resource("ReplicaSet", "replicaset", "replicasets", namespaced=True, group="apps")
+DEPLOY = Resource("Deployment", "deployment", "deployments", namespaced=True, group="apps")
 EVENT = Resource("Event", "event", "events", namespaced=True)
 PV = Resource("PersistentVolume", "persistentvolume", "persistentvolumes", namespaced=False)
 PVC = Resource("PersistentVolumeClaim", "persistentvolumeclaim", "persistentvolumeclaims", namespaced=True)
@@ -42,7 +43,7 @@ ES = Resource("EndpointSlice", "endpointslice", "endpointslices", namespaced=Tru
 CONTROLLERS = (RC, RS)
 STORAGE = (PV, PVC, SC)
 _SHORT = {
-    POD: "po", NODE: "no", RC: "rc", RS: "rs", EVENT: "ev", PV: "pv", PVC: "pvc", SC: "sc", CM: "cm",
+    POD: "po", NODE: "no", RC: "rc", RS: "rs", DEPLOY: "deploy", EVENT: "ev", PV: "pv", PVC: "pvc", SC: "sc", CM: "cm",
     SECRET: "secret",  # kubectl has no short name for secrets
     SVC: "svc", EP: "ep", ES: "endpointslice",  # kubectl has no short name for endpointslices
 }  # fmt: skip

@@ -309,4 +309,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="also check against the live cluster's objects and nodes (the files' objects replace theirs)",
     )
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format (default text)")
+    _rollout_commands(command)
     return parser
+
+
+def _rollout_commands(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
+    """`ekctl rollout status|history|undo|pause|resume|restart deploy/NAME` and `ekctl set image` (cmd_rollout)."""
+    p = command("rollout", "manage a deployment's rollout", "cmd_rollout")
+    rollout_sub = p.add_subparsers(dest="rollout_command", required=True, metavar="SUBCOMMAND")
+    for name, help_text in (
+        ("status", "show the rollout's progress, waiting until it is done"),
+        ("history", "list the deployment's revisions"),
+        ("undo", "roll back to the previous revision (or --to-revision)"),
+        ("pause", "pause the deployment: template changes wait until resume"),
+        ("resume", "resume a paused deployment"),
+        ("restart", "replace every pod, one rollout, by stamping the template"),
+    ):
+        sp = rollout_sub.add_parser(name, help=help_text, description=help_text)
+        _global_options(sp, suppress=True)
+        _resource_args(sp, types="deployments (deploy)")
+        if name == "status":
+            sp.add_argument(
+                "-w", "--watch", default=True, type=lambda t: t.lower() not in ("false", "0", "no"),
+                metavar="BOOL", help="wait until the rollout is done (default true; --watch=false: print once)",
+            )  # fmt: skip
+            sp.add_argument(
+                "--wait-timeout", type=_duration, default=0.0, metavar="DURATION",
+                help="give up after this long (default 0: wait as long as it takes)",
+            )  # fmt: skip
+        elif name == "history":
+            sp.add_argument("--revision", type=int, default=0, metavar="N", help="show the pod template of revision N")
+        elif name == "undo":
+            sp.add_argument("--to-revision", type=int, default=0, metavar="N", help="the revision (default: previous)")
+    p = command("set", "change a deployment's template: set image deploy/NAME C=IMAGE...", "cmd_rollout:run_set")
+    set_sub = p.add_subparsers(dest="set_command", required=True, metavar="image")
+    sp = set_sub.add_parser("image", help="set container images", description="set container images (*=IMAGE: all)")
+    _global_options(sp, suppress=True)
+    sp.add_argument("args", nargs="+", metavar="deploy/NAME CONTAINER=IMAGE")
+    sp.set_defaults(trailing="args")

@@ -9,6 +9,7 @@ from datetime import datetime
 from edgekube.cli import events, workloads
 from edgekube.cli.columns import extra_header, label_cells
 from edgekube.cli.configdata import CONFIGMAP_HEADER, SECRET_HEADER, configmap_row, secret_row
+from edgekube.cli.deployments import DEPLOYMENT_HEADER, deployment_row
 from edgekube.cli.kinds import CM, EP, ES, EVENT, NODE, POD, PV, PVC, RC, RS, SC, SECRET, SVC, Resource
 from edgekube.cli.services import (
     ENDPOINTS_HEADER,
@@ -112,6 +113,7 @@ COLUMNS = {
     ),
     RC.kind: Columns(_CONTROLLER, [*_CONTROLLER, "CONTAINERS", "IMAGES", "SELECTOR"], controller_row),
     RS.kind: Columns(_CONTROLLER, [*_CONTROLLER, "CONTAINERS", "IMAGES", "SELECTOR"], controller_row),
+    "Deployment": Columns(DEPLOYMENT_HEADER, [*DEPLOYMENT_HEADER, "CONTAINERS", "IMAGES", "SELECTOR"], deployment_row),
     EVENT.kind: Columns(_EVENT, [*_EVENT[:4], "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"], event_row),
     PV.kind: Columns(PV_HEADER, [*PV_HEADER, "VOLUMEMODE"], pv_row),
     PVC.kind: Columns(PVC_HEADER, [*PVC_HEADER, "VOLUMEMODE"], pvc_row),

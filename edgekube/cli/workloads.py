@@ -16,7 +16,7 @@ def _selector(obj: Obj) -> Selector | None:
     if not isinstance(raw, dict):
         return None
     try:
-        if obj.get("kind") == "ReplicaSet":
+        if obj.get("kind") in ("ReplicaSet", "Deployment"):
             labels, expressions = raw.get("matchLabels") or {}, raw.get("matchExpressions") or []
             return Selector.from_match_labels(labels, expressions, path="spec.selector")
         return Selector.from_set({str(k): str(v) for k, v in raw.items()})

@@ -173,9 +173,12 @@ class SimNodes:
         capacity: Mapping[str, Any] | None = None,
         tick: float = 0.02,
         pod_ips: bool = False,
+        never_ready_images: Sequence[str] = (),
     ) -> None:
         names = [f"node-{i + 1}" for i in range(nodes)] if isinstance(nodes, int) else list(nodes)
         self.start_delay = start_delay
+        #: A pod with one of these images runs but never turns Ready (a readiness probe that always fails).
+        self.never_ready_images = frozenset(never_ready_images)
         self.heartbeat_interval = heartbeat_interval
         self.report_interval = report_interval
         self._tick = tick
@@ -318,6 +321,7 @@ class SimNodes:
             if kept is None:
                 containers = [(c["name"], c["image"]) for c in spec["containers"]]
                 kept = _Pod(uid, meta["namespace"], meta["name"], containers, now, wall)
+                kept.ready = not any(image in self.never_ready_images for _, image in containers)
                 if sim.pod_ips:  # an address from the node's pod CIDR (10.42.<index>.0/24), as a real agent reports
                     sim.ip_seq += 1
                     kept.ip = f"10.42.{sim.index}.{sim.ip_seq % 250 + 2}"

@@ -163,10 +163,11 @@ def test_get_name_with_selector_is_an_error(server: ApiServer, capsys: Capture) 
 
 
 def test_unknown_resource_type(server: ApiServer, capsys: Capture) -> None:
-    assert ekctl(server, "get", "deployments") == 1
+    assert ekctl(server, "get", "daemonsets") == 1
     assert capsys.readouterr().err.splitlines() == [
-        'error: the server doesn\'t have a resource type "deployments"',
-        "hint: resource types: pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), events (ev), "
+        'error: the server doesn\'t have a resource type "daemonsets"',
+        "hint: resource types: pods (po), nodes (no), replicationcontrollers (rc), replicasets (rs), "
+        "deployments (deploy), events (ev), "
         "persistentvolumes (pv), persistentvolumeclaims (pvc), storageclasses (sc), configmaps (cm), secrets (secret), "
         "services (svc), endpoints (ep), endpointslices (endpointslice)",
     ]

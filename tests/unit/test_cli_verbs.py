@@ -185,7 +185,7 @@ def test_scale(server: ApiServer, argv: list[str], out: str, replicas: int, caps
             ["scale", "pod", "web-a", "--replicas=1"],
             1,
             "error: scale: pods are not supported\n"
-            "hint: scale works on replicationcontrollers (rc), replicasets (rs)\n",
+            "hint: scale works on replicationcontrollers (rc), replicasets (rs), deployments (deploy)\n",
         ),
         (
             ["scale", "rc", "nope", "--replicas=1"],

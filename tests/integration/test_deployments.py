@@ -1,0 +1,216 @@
+"""Deployments on a real master, a real Mosquitto and three simulated nodes, driven through `ekctl` as a user would.
+
+The simulated agents (tests/support/simnodes.py) report each pod Running and Ready 100 ms after they get it; a
+pod whose image is `bad:1` runs but never turns Ready (a readiness probe that always fails). Every write of a Pod
+in the master's store is sampled by a listener on its cache (the master's own thread, under its lock), so the
+rollout's bounds are checked at every instant the store passed through, not at moments the test happened to look:
+pods <= replicas + maxSurge and Ready pods >= replicas - maxUnavailable, once the first rollout is complete.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekube.cli.main import main
+from edgekube.master.app import Master
+from edgekube.master.config import MasterConfig
+from edgekube.master.wiring import build_master
+from edgekube.model.wire import ApiRequest, Verb
+from tests.support.broker import AnyBroker
+from tests.support.cluster import ApiClient, wait_for
+from tests.support.simnodes import SimNodes
+
+pytestmark = pytest.mark.integration
+
+NODES = ("node-1", "node-2", "node-3")
+REPLICAS = 8
+MANIFEST = f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: {REPLICAS}
+  progressDeadlineSeconds: 4
+  selector: {{matchLabels: {{app: web}}}}
+  strategy: {{rollingUpdate: {{maxSurge: 2, maxUnavailable: 25%}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: web, image: "img:a"}}]
+"""
+MAX_SURGE, MAX_UNAVAILABLE = 2, 2  # 25% of 8
+
+
+class Sampler:
+    """Every Pod write of the master's cache: the web pods' count and Ready count after each, and their images."""
+
+    def __init__(self) -> None:
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.samples: list[tuple[int, int, frozenset[str]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, key: tuple[str, str], pod: dict[str, Any] | None) -> None:
+        with self.lock:
+            if pod is None or (pod["metadata"].get("labels") or {}).get("app") != "web":
+                self.pods.pop(key, None)
+            else:
+                self.pods[key] = pod
+            ready = sum(1 for p in self.pods.values() if _ready(p))
+            images = frozenset(p["spec"]["containers"][0]["image"] for p in self.pods.values())
+            self.samples.append((len(self.pods), ready, images))
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.samples)
+
+    def since(self, mark: int) -> list[tuple[int, int, frozenset[str]]]:
+        with self.lock:
+            return self.samples[mark:]
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+class Env:
+    def __init__(self, broker: AnyBroker, master: Master, sims: SimNodes, client: ApiClient, sampler: Sampler) -> None:
+        self.broker, self.master, self.sims, self.client, self.sampler = broker, master, sims, client, sampler
+
+    def ekctl(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+        code = main(["--mqtt-host", "127.0.0.1", "--mqtt-port", str(self.broker.port), "--timeout", "5", *argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def deployment(self) -> dict[str, Any]:
+        return self.client.call(ApiRequest(verb=Verb.GET, kind="Deployment", name="web")).object or {}
+
+    def images(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for pod in self.client.call(ApiRequest(verb=Verb.LIST, kind="Pod", selector="app=web")).items or []:
+            image = pod["spec"]["containers"][0]["image"]
+            out[image] = out.get(image, 0) + 1
+        return out
+
+    def rolled_out(self, image: str) -> bool:
+        status = self.deployment().get("status") or {}
+        done = status.get("updatedReplicas") == status.get("availableReplicas") == status.get("replicas") == REPLICAS
+        return done and self.images() == {image: REPLICAS}
+
+
+@pytest.fixture
+def env(broker: AnyBroker, tmp_path: Path) -> Iterator[Env]:
+    config = MasterConfig(mqtt_port=broker.port, data_dir=tmp_path / "master", node_timeout=2.0, resync_interval=0.5)
+    master = build_master(config).start(wait=10)
+    sampler = Sampler()
+    with master._lock:  # the loop's lock: the listener joins the cache's listeners between two passes
+        master.store.listen("Pod", sampler)
+    sims = SimNodes(broker.port, list(NODES), start_delay=0.1, heartbeat_interval=0.5, never_ready_images=["bad:1"])
+    sims.start()
+    client = ApiClient(broker.port)
+    try:
+        yield Env(broker, master, sims, client, sampler)
+    finally:
+        client.close()
+        master.stop()
+        sims.close()
+
+
+def assert_bounds(samples: list[tuple[int, int, frozenset[str]]]) -> None:
+    assert samples, "no pod write was sampled"
+    for total, ready, images in samples:
+        assert total <= REPLICAS + MAX_SURGE, (total, ready, images)
+        assert ready >= REPLICAS - MAX_UNAVAILABLE, (total, ready, images)
+
+
+def test_rolling_update_bad_image_and_undo_through_ekctl(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    assert env.client.apply(MANIFEST).ok
+    wait_for("the first rollout", lambda: env.rolled_out("img:a"), timeout=20)
+    code, out, _ = env.ekctl(capsys, "rollout", "status", "deploy/web")
+    assert (code, out) == (0, 'deployment "web" successfully rolled out\n')
+
+    # A to B: bounds hold at every write the store saw.
+    mark = env.sampler.mark()
+    code, out, _ = env.ekctl(capsys, "set", "image", "deploy/web", "web=img:b")
+    assert (code, out) == (0, "deployment.apps/web image updated\n")
+    code, out, _ = env.ekctl(capsys, "rollout", "status", "deploy/web", "--wait-timeout", "30s")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[-1] == 'deployment "web" successfully rolled out'
+    assert any(line.startswith('Waiting for deployment "web" rollout to finish: ') for line in lines[:-1])
+    wait_for("all pods on img:b", lambda: env.rolled_out("img:b"), timeout=20)
+    samples = env.sampler.since(mark)
+    assert_bounds(samples)
+    assert max(total for total, _, _ in samples) > REPLICAS  # it did use its surge
+    assert any(images == {"img:a", "img:b"} for _, _, images in samples)  # both ran side by side on the way
+
+    # A broken image: the rollout stops with the old replicas serving, then the progress deadline passes.
+    mark = env.sampler.mark()
+    code, _, _ = env.ekctl(capsys, "set", "image", "deploy/web", "web=bad:1")
+    assert code == 0
+
+    def timed_out() -> bool:
+        conditions = (env.deployment().get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Progressing" and c["reason"] == "ProgressDeadlineExceeded" for c in conditions)
+
+    wait_for("ProgressDeadlineExceeded", timed_out, timeout=30)
+    images = env.images()
+    assert images["img:b"] >= REPLICAS - MAX_UNAVAILABLE and images.get("bad:1", 0) <= MAX_SURGE + MAX_UNAVAILABLE
+    code, out, err = env.ekctl(capsys, "rollout", "status", "deploy/web")
+    assert code == 1 and 'deployment "web" exceeded its progress deadline' in err
+    assert_bounds(env.sampler.since(mark))
+
+    code, out, _ = env.ekctl(capsys, "rollout", "history", "deploy/web")
+    assert out.splitlines()[0] == "deployment.apps/web "
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["1", "2", "3"]
+
+    # Undo: back to img:b (revision 2 becomes revision 4), within the same bounds.
+    mark = env.sampler.mark()
+    code, out, _ = env.ekctl(capsys, "rollout", "undo", "deploy/web")
+    assert (code, out) == (0, "deployment.apps/web rolled back\n")
+    wait_for("all pods back on img:b", lambda: env.rolled_out("img:b"), timeout=30)
+    assert_bounds(env.sampler.since(mark))  # the broken pods go first (unhealthy), the serving ones stay
+    code, out, _ = env.ekctl(capsys, "rollout", "history", "deploy/web")
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["1", "3", "4"]
+    assert env.deployment()["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4"
+
+    code, out, _ = env.ekctl(capsys, "get", "deploy")
+    header, row = out.splitlines()
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == ["web", f"{REPLICAS}/{REPLICAS}", str(REPLICAS), str(REPLICAS)]
+    code, out, _ = env.ekctl(capsys, "describe", "deploy", "web")
+    assert code == 0
+    assert f"Replicas:               {REPLICAS} desired | {REPLICAS} updated | {REPLICAS} total" in out
+    assert "RollingUpdateStrategy:  25% max unavailable, 2 max surge" in out
+    assert "NewReplicaSet:" in out and f"({REPLICAS}/{REPLICAS} replicas created)" in out
+
+
+def test_pause_scale_resume_and_restart(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    assert env.client.apply(MANIFEST).ok
+    wait_for("the first rollout", lambda: env.rolled_out("img:a"), timeout=20)
+    assert env.ekctl(capsys, "rollout", "pause", "deploy/web")[:2] == (0, "deployment.apps/web paused\n")
+    code, _, err = env.ekctl(capsys, "rollout", "pause", "deploy/web")
+    assert code == 1 and 'deployments.apps "web" is already paused' in err
+    assert env.ekctl(capsys, "set", "image", "deploy/web", "web=img:c")[0] == 0
+    assert env.ekctl(capsys, "scale", "deploy/web", "--replicas", "9")[:2] == (0, "deployment.apps/web scaled\n")
+    wait_for("nine img:a pods while paused", lambda: env.images() == {"img:a": 9}, timeout=20)
+    assert env.ekctl(capsys, "rollout", "resume", "deploy/web")[:2] == (0, "deployment.apps/web resumed\n")
+    wait_for("nine img:c pods", lambda: env.images() == {"img:c": 9}, timeout=30)
+    before = {p["metadata"]["name"] for p in env.client.call(ApiRequest(verb=Verb.LIST, kind="Pod")).items or []}
+    assert env.ekctl(capsys, "rollout", "restart", "deploy/web")[:2] == (0, "deployment.apps/web restarted\n")
+
+    def replaced() -> bool:
+        pods = env.client.call(ApiRequest(verb=Verb.LIST, kind="Pod")).items or []
+        names = {p["metadata"]["name"] for p in pods}
+        return len(names) == 9 and not names & before and all(_ready(p) for p in pods)
+
+    wait_for("every pod replaced", replaced, timeout=30)
+    code, out, _ = env.ekctl(capsys, "delete", "deploy", "web")
+    assert (code, out) == (0, 'deployment.apps "web" deleted\n')
+    wait_for("no ReplicaSet and no pod left", lambda: env.images() == {}, timeout=20)
+    assert not env.client.call(ApiRequest(verb=Verb.LIST, kind="ReplicaSet")).items
