@@ -170,6 +170,22 @@ def test_a_pod_started_after_the_service_gets_its_environment_variables(fleet: L
     assert {"WEB_SERVICE_HOST=10.43.0.10", "WEB_SERVICE_PORT=80", "WEB_PORT=tcp://10.43.0.10:80"} <= set(env)
 
 
+def test_a_host_network_pod_with_cluster_first_with_host_net_uses_the_cluster_dns(fleet: LanFleet) -> None:
+    manifest = json.loads(_pod("hostnet-a", "node-1", "exec sleep 100000"))
+    manifest["spec"].update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    fleet.apply(json.dumps(manifest))
+
+    def resolv_conf() -> str:
+        if not fleet.containers_of("node-1", "hostnet-a"):
+            return ""
+        return fleet.exec_in("node-1", "hostnet-a", "cat", "/etc/resolv.conf").stdout
+
+    resolv = str(wait_until("hostnet-a running", resolv_conf, timeout=60))
+    cidr = _cidrs(fleet)["node-1"]
+    assert f"nameserver {cidr.rsplit('.', 1)[0]}.1" in resolv
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+
+
 def test_the_data_path_outlives_an_agent_restart(fleet: LanFleet) -> None:
     wait_until("the service answering", lambda: _get(fleet, "web") in ("web-b", "web-c"))
     rules = fleet.in_node("node-1", "nft", "list", "table", "ip", "edgekube").stdout

@@ -53,3 +53,10 @@ def test_a_host_network_pod_is_left_alone_and_without_cluster_dns_only_the_netwo
     assert NET.pod_options(_pod(hostNetwork=True), HOST) == {}
     plain = PodNetwork("10.42.3.0/24")
     assert plain.pod_options(_pod(), HOST) == {"netns": {"nsmode": "bridge"}, "networks": {"edgekube": {}}}
+
+
+def test_a_host_network_pod_gets_the_cluster_dns_only_with_cluster_first_with_host_net() -> None:
+    with_host_net = _pod(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    assert NET.host_network_dns(with_host_net, HOST)["dns_server"] == ["10.42.3.1"]
+    assert NET.host_network_dns(_pod(hostNetwork=True), HOST) == {}  # ClusterFirst on the host network: the node's
+    assert NET.host_network_dns(_pod(dnsPolicy="ClusterFirstWithHostNet"), HOST) == {}  # not on the host network

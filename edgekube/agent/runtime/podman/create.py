@@ -136,6 +136,8 @@ class PodCreator:
         )  # fmt: skip
         if self.service_env is not None:
             body["env"] = {**self.service_env(pod.metadata.namespace or "default"), **body.get("env", {})}
+        if self.network is not None:
+            body.update(self.network.host_network_dns(pod))  # ClusterFirstWithHostNet: per container, as host_dns
         what = f"create container {body['name']} ({container.image})"
         response = self.transport.request("post", "/containers/create", what=what, body=body)
         if response.status_code >= 400 and error_body(response).get("cause") == _NO_IMAGE:

@@ -53,6 +53,14 @@ class PodNetwork:
             body.update(self.cluster_dns(pod, host if host is not None else dns.read_host()))
         return body
 
+    def host_network_dns(self, pod: Pod, host: dns.ResolvConf | None = None) -> dict[str, Any]:
+        """A hostNetwork pod's container DNS fields: the cluster DNS for ClusterFirstWithHostNet, else {}."""
+        if not (self.dns_server and pod.spec.host_network):
+            return {}
+        if pod.spec.dns_policy is not DNSPolicy.CLUSTER_FIRST_WITH_HOST_NET:
+            return {}
+        return self.cluster_dns(pod, host if host is not None else dns.read_host())
+
     def cluster_dns(self, pod: Pod, host: dns.ResolvConf) -> dict[str, Any]:
         """The kubelet's ClusterFirst resolv.conf: the cluster server, its search path, `ndots:5`.
 
