@@ -214,3 +214,32 @@ def test_pause_scale_resume_and_restart(env: Env, capsys: pytest.CaptureFixture[
     assert (code, out) == (0, 'deployment.apps "web" deleted\n')
     wait_for("no ReplicaSet and no pod left", lambda: env.images() == {}, timeout=20)
     assert not env.client.call(ApiRequest(verb=Verb.LIST, kind="ReplicaSet")).items
+
+
+def test_a_node_killed_mid_rollout_neither_loses_nor_doubles_replicas(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert env.client.apply(MANIFEST).ok
+    wait_for("the first rollout", lambda: env.rolled_out("img:a"), timeout=20)
+    # img:slow pods do not turn Ready until the test says so: the rollout is held half way, deterministically.
+    env.sims.never_ready_images = frozenset({"img:slow"})
+    assert env.ekctl(capsys, "set", "image", "deploy/web", "web=img:slow")[0] == 0
+    half_way = {"img:a": REPLICAS - MAX_UNAVAILABLE, "img:slow": MAX_SURGE + MAX_UNAVAILABLE}
+    wait_for("the rollout held half way", lambda: env.images() == half_way, timeout=10)
+    env.sims.kill("node-3")  # its pods are evicted once it is NotReady; their ReplicaSets replace them
+
+    def on_live_nodes() -> dict[str, str] | None:
+        pods = env.client.call(ApiRequest(verb=Verb.LIST, kind="Pod", selector="app=web")).items or []
+        where = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods}
+        running = {p.split("/")[1] for n in NODES if n != "node-3" for p in env.sims.running(n)}
+        return where if set(where) == running and "node-3" not in where.values() else None
+
+    wait_for("node-3's pods replaced on the live nodes", on_live_nodes, timeout=30)
+    env.sims.never_ready_images = frozenset()
+    for pod in env.client.call(ApiRequest(verb=Verb.LIST, kind="Pod", selector="app=web")).items or []:
+        env.sims.set_ready("default", pod["metadata"]["name"], ready=True)
+    wait_for("all pods on img:slow", lambda: env.rolled_out("img:slow"), timeout=40)
+    wait_for("the stored pods running on the two live nodes", on_live_nodes, timeout=20)
+    assert env.images() == {"img:slow": REPLICAS}  # exactly the replicas: none lost, none doubled
+    replica_sets = env.client.call(ApiRequest(verb=Verb.LIST, kind="ReplicaSet")).items or []
+    assert sorted(rs["spec"]["replicas"] for rs in replica_sets) == [0, REPLICAS]
