@@ -45,6 +45,9 @@ class FanoutBus:
         self._calls = threading.RLock()
         #: topic -> member index -> the last payload that member delivered.
         self._copies: dict[str, dict[int, bytes]] = {}
+        #: topic -> the handler of its merged subscription, and whether it was last shown "online".
+        self._routes: dict[str, Handler] = {}
+        self._shown: dict[str, bool] = {}
 
     @classmethod
     def of(cls, config: BusConfig, *, merged: Sequence[str] = ()) -> FanoutBus:
@@ -124,15 +127,38 @@ class FanoutBus:
         def run(msg: Message) -> None:
             with self._lock:
                 copies = self._copies.setdefault(msg.topic, {})
+                self._routes[msg.topic] = handler
                 if msg.payload:
                     copies[index] = msg.payload
                 else:
                     copies.pop(index, None)
-                online = [p for p in copies.values() if _ONLINE in p]
                 if not msg.payload and copies:
                     return  # cleared on one broker, another still holds a copy: nothing changed for the handler
-                if online and _ONLINE not in msg.payload:
+                if _ONLINE not in msg.payload and self._online_elsewhere(copies):
                     return  # "offline" from one broker while another says "online": the node moved, it lives
+                self._shown[msg.topic] = _ONLINE in msg.payload
             handler(msg)
 
         return run
+
+    def _online_elsewhere(self, copies: dict[int, bytes]) -> bytes | None:
+        """An "online" copy from a broker this bus is still connected to (a lost broker's copy is stale)."""
+        return next((p for i, p in copies.items() if _ONLINE in p and self.buses[i].connected), None)
+
+    def refresh(self) -> None:
+        """Deliver "offline" for a presence whose only "online" copies came from brokers lost since.
+
+        No message announces a lost broker: its copy just stops being current. The owner calls this now and then
+        (the HA supervisor, every tick) so such a presence does not stay "online" for as long as the broker is away.
+        """
+        due: list[tuple[Handler, Message]] = []
+        with self._lock:
+            for topic, copies in self._copies.items():
+                if not self._shown.get(topic) or self._online_elsewhere(copies):
+                    continue
+                offline = next((p for p in copies.values() if _ONLINE not in p), b'{"online":false}')
+                self._shown[topic] = False
+                due.append((self._routes[topic], Message(topic, offline, retain=True)))
+        for handler, msg in due:
+            with self._calls:
+                handler(msg)

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from edgekube.local.broker import Mosquitto
+from edgekube.model.errors import BusError
 from edgekube.model.ha import Replication, Role
+from edgekube.model.wire import ApiRequest, Verb
 from tests.support.cluster import ApiClient, wait_for
 from tests.support.hamasters import HaMasters, Witnesses
 from tests.support.netns import NetNode
@@ -87,3 +89,77 @@ def test_an_active_cut_off_from_everything_is_replaced_and_steps_down_when_the_c
             api.bus.close()
         masters.kill("m1")
         assert {"before-cut", "during-cut", "after-heal"} <= set(masters.stored("m1", "ConfigMap"))
+
+
+@pytest.fixture
+def cables() -> Iterator[tuple[NetNode, NetNode]]:
+    require_netns()
+    require_mosquitto()
+    first, second = NetNode.create(), NetNode.create()
+    try:
+        yield first, second
+    finally:
+        first.delete()
+        second.delete()
+
+
+def test_masters_split_from_each_other_but_not_from_the_nodes_the_side_with_most_nodes_serves(
+    cables: tuple[NetNode, NetNode], tmp_path: Path
+) -> None:
+    """Two brokers; each master in a namespace of its own reaching both, until each loses the other's broker.
+
+    node-1 is on m1's broker, node-2 and node-3 on m2's: the majority is with the standby. m1, unreplicated and
+    seeing one Ready node of three, answers nothing; m2 cannot see m1 offline on every broker, so it waits for
+    its witness majority to hold `--node-timeout`, then takes over. A write sent to m1's broker during the split
+    is never answered (never acknowledged: nothing acknowledged is lost); writes through m2's broker are served.
+    When the split heals, m1 steps down and follows m2; the unanswered write is gone with m1's own history.
+    """
+    net1, net2 = cables
+    listeners = [net1.host_address, net2.host_address]
+    with (
+        Mosquitto(workdir=tmp_path / "b1", extra_listeners=listeners) as b1,
+        Mosquitto(workdir=tmp_path / "b2", extra_listeners=listeners) as b2,
+        HaMasters(b1.port, tmp_path / "ha", extra=["--mqtt-keepalive", "2"]) as masters,
+        HaMasters(b2.port, tmp_path / "watch-b2") as seen_on_b2,  # what m2's broker says (no process of its own)
+    ):
+        for master_id, role, net in (("m1", "active", net1), ("m2", "standby", net2)):
+            via = [f"{net.host_address}:{b1.port}", f"{net.host_address}:{b2.port}"]
+            masters.start(master_id, role, brokers=via if master_id == "m1" else via[::-1], wrap=net.enter)
+        masters.wait_role("m1", Role.ACTIVE, term=1)
+        masters.wait_replication("m1", Replication.REPLICATED)
+        api1, api2 = ApiClient(b1.port), ApiClient(b2.port)
+        try:
+            with (
+                SimNodes(b1.port, ["node-1"]) as minority,
+                SimNodes(b2.port, ["node-2", "node-3"]) as majority,
+                Witnesses(b1.port, ["node-1"]),
+                Witnesses(b2.port, ["node-2", "node-3"]),
+            ):
+                assert api1.apply(rc("web", 3)).ok
+
+                def running() -> int:
+                    return len(minority.running("node-1")) + sum(len(majority.running(n)) for n in NODES[1:])
+
+                wait_for("3 pods running", lambda: running() == 3)
+                assert api2.apply(config_map("before-split")).ok
+
+                net1.drop_port(b2.port)  # m1 loses m2's broker, m2 loses m1's: the masters no longer meet
+                net2.drop_port(b1.port)
+                seen_on_b2.wait_role("m2", Role.ACTIVE, term=2, timeout=60)
+                assert api2.apply(config_map("during-split")).ok
+                stranded = api1.send(ApiRequest(verb=Verb.APPLY, manifest=config_map("to-the-minority")))
+
+                net1.allow_all()
+                net2.allow_all()
+                masters.wait_role("m1", Role.STANDBY, term=2, timeout=60)
+                masters.wait_replication("m2", Replication.REPLICATED, timeout=60)
+                assert api1.apply(config_map("after-heal")).ok  # m1's broker serves again, through m2
+                with pytest.raises(BusError):
+                    stranded.wait(timeout=0.5)  # m1 answered nothing alone; deposed, it never will
+        finally:
+            api1.bus.close()
+            api2.bus.close()
+        masters.kill("m1")
+        stored = set(masters.stored("m1", "ConfigMap"))
+        assert {"before-split", "during-split", "after-heal"} <= stored
+        assert "to-the-minority" not in stored

@@ -54,7 +54,7 @@ class HaMasters:
         self.roles: dict[str, str] = {}
         #: Each master's `--broker` list (none: only `port`), the address it reaches the broker at, and how its
         #: command line is wrapped (e.g. NetNode.enter: run it in a network namespace the test can cut).
-        self.brokers: dict[str, list[int]] = {}
+        self.brokers: dict[str, list[str]] = {}
         self.hosts: dict[str, str] = {}
         self.wraps: dict[str, Callable[[list[str]], list[str]]] = {}
         self._lock = threading.Lock()
@@ -83,7 +83,7 @@ class HaMasters:
             "--encryption-config", str(self.key),
             "--replication-timeout", str(self.timeout),
             "--node-timeout", "2",
-            *(f"--broker=127.0.0.1:{port}" for port in self.brokers.get(master_id, [])),
+            *(f"--broker={broker}" for broker in self.brokers.get(master_id, [])),
             *self.extra,
         ])  # fmt: skip
 
@@ -91,15 +91,15 @@ class HaMasters:
         self,
         master_id: str,
         role: str,
-        brokers: Iterable[int] = (),
+        brokers: Iterable[int | str] = (),
         *,
         host: str = "",
         wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> Proc:
-        """Start (or restart) a master; `brokers`: the ports of its `--broker` list, its preferred one first."""
+        """Start (or restart) a master; `brokers`: its `--broker` list (127.0.0.1 ports or HOST:PORT)."""
         self.roles[master_id] = role
         if brokers:
-            self.brokers[master_id] = list(brokers)
+            self.brokers[master_id] = [f"127.0.0.1:{b}" if isinstance(b, int) else b for b in brokers]
         if host:
             self.hosts[master_id] = host
         if wrap is not None:

@@ -271,6 +271,8 @@ class Supervisor:
                 if self._dirty.is_set() and self.role is Role.ACTIVE:
                     self._dirty.clear()
                     self._publish_presence()
+                if isinstance(self.bus, FanoutBus):
+                    self.bus.refresh()  # a presence last seen online only on a broker lost since is offline now
                 if self._deposed.is_set():
                     self._step_down()
                 elif self.role is Role.STANDBY:
