@@ -135,6 +135,16 @@ def test_a_service_by_name_spreads_over_pods_on_two_other_nodes(fleet: LanFleet)
     assert _get(fleet, CLUSTER_IP) in ("web-b", "web-c")
 
 
+def test_client_ip_affinity_keeps_a_client_on_one_pod(fleet: LanFleet) -> None:
+    sticky = json.loads(SERVICE)
+    sticky["metadata"]["name"] = "sticky"
+    sticky["spec"].update(type="ClusterIP", clusterIP="10.43.0.20", sessionAffinity="ClientIP")
+    del sticky["spec"]["ports"][0]["nodePort"]
+    fleet.apply(json.dumps(sticky))
+    first = wait_until("sticky answering", lambda: (a := _get(fleet, "10.43.0.20")) in ("web-b", "web-c") and a)
+    assert {_get(fleet, "sticky") for _ in range(12)} == {first}
+
+
 def test_a_pod_failing_readiness_gets_no_new_connections_and_comes_back(fleet: LanFleet) -> None:
     _set_ready(fleet, "node-3", "web-c", False)
     try:
