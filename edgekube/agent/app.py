@@ -35,7 +35,7 @@ from edgekube.agent.probe_timing import ProbeKind
 from edgekube.agent.probe_workers import Prober
 from edgekube.agent.reconcile import DesiredPod, Failure, PodMemory, Remove, plan
 from edgekube.agent.report import StatusReporter
-from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
+from edgekube.agent.runtime.protocol import ContainerRunState, LogWindow, ObservedPod, PodRuntime
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.agent.telemetry.wiring import Telemetry, check_telemetry
 from edgekube.agent.witness import MasterWatch
@@ -450,7 +450,7 @@ class Agent:
                     f"container {container!r} is not valid for pod {req.name}",
                     hint=f"choose one of: {', '.join(containers)}",
                 )
-            text = self.runtime.logs(pod.uid, container, req.tail)
+            text = self.runtime.logs(pod.uid, container, req.tail, log_window(req, time.time()))
             self._reply(msg, ApiResponse(ok=True, text=text))
         except EdgekubeError as exc:
             self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
@@ -667,3 +667,21 @@ class Agent:
     def node_object(self) -> dict[str, Any]:
         """Describe this node as a Kubernetes Node object (labels, capacity, addresses, versions)."""
         return self._reporter.node_object()
+
+
+def log_window(req: ApiRequest, now: float) -> LogWindow | None:
+    """The lines `logs` asks for: since a time or these many seconds ago by this node's clock, until a time."""
+    if req.since_time is None and req.since_seconds is None and req.until_time is None and not req.timestamps:
+        return None
+    starts = [unix_time(req.since_time, "sinceTime")] if req.since_time else []
+    if req.since_seconds is not None:
+        starts.append(now - req.since_seconds)
+    until = unix_time(req.until_time, "untilTime") if req.until_time else None
+    return LogWindow(since=max(starts) if starts else None, until=until, timestamps=req.timestamps)
+
+
+def unix_time(text: str, field: str) -> float:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValidationError(f"logs: {field}: Invalid value: {text!r}: must be an RFC 3339 time") from None

@@ -221,8 +221,23 @@ class Client:
         """Blink the node's LEDs for `seconds` (0: stop); the node answers with what its LEDs show now."""
         return self._call(ApiRequest(verb=Verb.IDENTIFY, kind="Node", name=name, seconds=seconds)).object or {}
 
-    def logs(self, namespace: str, name: str, container: str | None, tail: int | None) -> str:
-        request = ApiRequest(verb=Verb.LOGS, kind="Pod", namespace=namespace, name=name, container=container, tail=tail)
+    def logs(
+        self,
+        namespace: str,
+        name: str,
+        container: str | None,
+        tail: int | None,
+        *,
+        since_time: str | None = None,
+        since_seconds: int | None = None,
+        until_time: str | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        """A container's lines: the last `tail`, within the window (ApiRequest's logs fields), with their times."""
+        request = ApiRequest(
+            verb=Verb.LOGS, kind="Pod", namespace=namespace, name=name, container=container, tail=tail,
+            since_time=since_time, since_seconds=since_seconds, until_time=until_time, timestamps=timestamps,
+        )  # fmt: skip
         return self._call(request).text or ""
 
     def watch(self, request: ApiRequest, timeout: float | None = None) -> bool:

@@ -1,36 +1,126 @@
-"""`ekctl logs POD [-c CONTAINER] [--tail N]`: the master forwards the request to the pod's node agent."""
+"""`ekctl logs POD|-l SELECTOR [-c C] [--tail N] [-p] [--since D|--since-time T] [--timestamps] [--prefix]`.
+
+The master forwards each request to the pod's node agent, which reads the container's log from Podman. Podman keeps
+a container's lines across its restarts (the agent restarts the same container), so `--previous` asks for the
+window of the last terminated run, from the times its status records (lastState.terminated.startedAt to its
+finishedAt, before the current run started).
+"""
 
 from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
 
 from edgekube.cli.context import Context
 from edgekube.cli.errors import not_found
 from edgekube.cli.kinds import POD, split_args
 from edgekube.cli.status import items, section
 from edgekube.model.errors import NotFoundError, ValidationError
+from edgekube.model.labels import parse_selector
+from edgekube.model.types import Obj
+
+#: kubectl's default --tail with a selector.
+SELECTOR_TAIL = 10
 
 
-def _default_container(ctx: Context, name: str) -> str | None:
-    """Pick the first container as kubectl does when -c is absent, announcing it when there are several."""
-    try:
-        pod = ctx.client().get(POD, ctx.namespace, name)
-    except NotFoundError:
-        raise not_found(POD, name, ctx.namespace) from None
+def _containers(pod: Obj) -> tuple[list[str], list[str]]:
     spec = section(pod, "spec")
-    containers = [str(c.get("name")) for c in items(spec, "containers")]
-    inits = [f"{c.get('name')} (init)" for c in items(spec, "initContainers")]  # kubectl's words
-    if len(containers) + len(inits) > 1:
-        ctx.err.write(f'Defaulted container "{containers[0]}" out of: {", ".join([*containers, *inits])}\n')
+    return [str(c.get("name")) for c in items(spec, "containers")], [
+        str(c.get("name")) for c in items(spec, "initContainers")
+    ]
+
+
+def _default_container(ctx: Context, pod: Obj, *, announce: bool = True) -> str | None:
+    """Pick the first container as kubectl does when -c is absent, announcing it when there are several."""
+    containers, inits = _containers(pod)
+    if announce and len(containers) + len(inits) > 1:
+        listed = ", ".join([*containers, *(f"{c} (init)" for c in inits)])  # kubectl's words
+        ctx.err.write(f'Defaulted container "{containers[0]}" out of: {listed}\n')
     return containers[0] if containers else None
 
 
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def previous_window(pod: Obj, container: str) -> tuple[str, str]:
+    """(since, until) of the container's last terminated run, from its status; NotFoundError when it has none."""
+    status = section(pod, "status")
+    statuses = [*items(status, "containerStatuses"), *items(status, "initContainerStatuses")]
+    found = next((s for s in statuses if s.get("name") == container), {})
+    last = section(section(found, "lastState"), "terminated")
+    name = section(pod, "metadata").get("name", "")
+    if not last.get("startedAt"):
+        raise NotFoundError(f'previous terminated container "{container}" in pod "{name}" not found')
+    since = _time(str(last["startedAt"]))
+    # Times are whole seconds: the run ended within the second after finishedAt, and before the current run began.
+    until = _time(str(last.get("finishedAt") or last["startedAt"])) + timedelta(seconds=1)
+    current = section(section(found, "state"), "running").get("startedAt")
+    if current:
+        until = min(until, _time(str(current)) - timedelta(microseconds=1))
+    return _rfc3339(since), until.isoformat().replace("+00:00", "Z")
+
+
+def _pod(ctx: Context, name: str) -> Obj:
+    try:
+        return ctx.client().get(POD, ctx.namespace, name)
+    except NotFoundError:
+        raise not_found(POD, name, ctx.namespace) from None
+
+
+def _one(ctx: Context, pod: Obj, container: str | None, tail: int | None, prefix: bool) -> str:
+    args = ctx.args
+    name = str(section(pod, "metadata").get("name", ""))
+    since_time, until_time = args.since_time, None
+    if args.previous:
+        if container is None:
+            raise ValidationError(f"pod {name} has no containers")
+        since_time, until_time = previous_window(pod, container)
+    since_seconds = math.ceil(args.since) if args.since else None
+    text = ctx.client().logs(
+        ctx.namespace, name, container, tail,
+        since_time=since_time, since_seconds=since_seconds, until_time=until_time, timestamps=args.timestamps,
+    )  # fmt: skip
+    if prefix:
+        head = f"[pod/{name}/{container}] "
+        text = "".join(head + line for line in text.splitlines(keepends=True))
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
 def run(ctx: Context) -> int:
-    res, names = split_args([ctx.args.pod] if "/" in ctx.args.pod else ["pod", ctx.args.pod])
+    args = ctx.args
+    if args.since and args.since_time:
+        raise ValidationError("at most one of --since or --since-time may be specified")
+    if args.since_time:
+        try:
+            _time(args.since_time)
+        except ValueError:
+            raise ValidationError(f"--since-time: {args.since_time!r} is not an RFC 3339 time") from None
+    # kubectl's --tail=-1 means "all lines"; the wire only knows "absent" for that. A selector defaults to 10.
+    tail = args.tail if args.tail is not None else (SELECTOR_TAIL if args.selector else -1)
+    wire_tail = tail if tail >= 0 else None
+    if args.selector:
+        if args.pod:
+            raise ValidationError("only one of a pod name or -l/--selector may be given")
+        parse_selector(args.selector)
+        pods = ctx.client().query(POD, ctx.namespace, args.selector)
+        if not pods:
+            ctx.err.write(f"No resources found in {ctx.namespace} namespace.\n")
+        for pod in pods:
+            container = args.container or _default_container(ctx, pod, announce=False)
+            ctx.out.write(_one(ctx, pod, container, wire_tail, prefix=True))
+        return 0
+    if not args.pod:
+        raise ValidationError("logs: expected one pod name (POD or pod/POD), or -l SELECTOR")
+    res, names = split_args([args.pod] if "/" in args.pod else ["pod", args.pod])
     if res != POD or len(names) != 1:
         raise ValidationError("logs: expected one pod name (POD or pod/POD)")
-    name = names[0]
-    container = ctx.args.container or _default_container(ctx, name)
-    # kubectl's --tail=-1 means "all lines"; the wire only knows "absent" for that.
-    tail = ctx.args.tail if ctx.args.tail is not None and ctx.args.tail >= 0 else None
-    text = ctx.client().logs(ctx.namespace, name, container, tail)
-    ctx.out.write(text if not text or text.endswith("\n") else text + "\n")
+    # The pod is fetched only when needed: to default the container, or for --previous's times.
+    pod = _pod(ctx, names[0]) if args.previous or not args.container else {"metadata": {"name": names[0]}}
+    container = args.container or _default_container(ctx, pod)
+    ctx.out.write(_one(ctx, pod, container, wire_tail, prefix=args.prefix))
     return 0

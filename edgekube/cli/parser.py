@@ -255,9 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cancel", action="store_true", help="stop blinking now")
 
     p = command("logs", "print a container's logs", "cmd_logs")
-    p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
+    p.add_argument("pod", nargs="?", metavar="POD", help="pod name (or pod/NAME); or -l SELECTOR")
     p.add_argument("-c", "--container", help="container name (default: the first)")
-    p.add_argument("--tail", type=int, default=-1, metavar="N", help="last N lines only (default -1: all)")
+    p.add_argument(
+        "--tail", type=int, default=None, metavar="N", help="last N lines only (default -1: all; 10 with -l)"
+    )
+    p.add_argument("-p", "--previous", action="store_true", help="the last terminated run of the container")
+    p.add_argument("--since", type=_duration, metavar="DURATION", help="only lines newer than this, e.g. 5s, 2m, 3h")
+    p.add_argument("--since-time", metavar="TIME", help="only lines since this RFC 3339 time")
+    p.add_argument("--timestamps", action="store_true", help="prefix each line with its RFC 3339 time")
+    p.add_argument("-l", "--selector", help="every pod matching this label selector, lines prefixed [pod/NAME/C]")
+    p.add_argument("--prefix", action="store_true", help="prefix each line with [pod/NAME/CONTAINER]")
 
     p = command("top", "show CPU and memory use of nodes or pods (from the master's memory)", "cmd_top")
     p.add_argument("resource", metavar="nodes|pods", help="nodes (node, no) or pods (pod, po)")

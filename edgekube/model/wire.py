@@ -103,6 +103,13 @@ class ApiRequest(WireModel):
     continue_token: str | None = Field(default=None, alias="continue")
     #: identify: how many seconds the node's LEDs blink (0 ends an identify early). watch: 0 closes the stream.
     seconds: float | None = Field(default=None, ge=0, le=3600)
+    #: logs: lines since this RFC 3339 time (`--since-time`, `--previous`) or these many seconds ago by the node's
+    #: clock (`--since`), until this time (`--previous`: when the last terminated run ended); each line prefixed
+    #: with its RFC 3339 time (`--timestamps`).
+    since_time: str | None = None
+    since_seconds: int | None = Field(default=None, ge=1)
+    until_time: str | None = None
+    timestamps: bool = False
     #: watch: the caller's stream id; changes go to edgekube/v1/clients/<client-id>/streams/<stream> (model.watch).
     stream: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from edgekube.agent.runtime.fake import FakeRuntime
-from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
+from edgekube.agent.runtime.protocol import ContainerRunState, LogWindow, ObservedPod, PodRuntime
 from edgekube.model.errors import NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Pod
@@ -277,6 +277,14 @@ class RuntimeContract:
         assert isinstance(harness.runtime.logs(uid, "main"), str)
         with pytest.raises(NotFoundError, match="nope"):
             harness.runtime.logs(uid, "nope")
+
+    def test_a_log_window_starting_in_the_future_is_empty(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("window", harness.image), uid, "h")
+        future = LogWindow(since=time.time() + 3600, timestamps=True)
+        assert harness.runtime.logs(uid, "main", None, future) == ""
+        past = LogWindow(until=time.time() - 3600)
+        assert harness.runtime.logs(uid, "main", None, past) == ""
 
     # -- shared fate: stop and restart a pod as a unit ----------------------------------------------------------
 

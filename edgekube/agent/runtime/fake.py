@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from edgekube.agent.runtime.protocol import (
     MAX_EXEC_OUTPUT,
     ContainerRunState,
     ContainerStats,
+    LogWindow,
     ObservedContainer,
     ObservedPod,
     RuntimeInfo,
@@ -47,6 +50,8 @@ class FakeEngine:
 
     pods: dict[tuple[NodeName, PodUID], ObservedPod] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)  # container_id -> text
+    #: container_id -> (Unix time, line) of what write_log wrote, for LogWindow (as Podman's log file keeps them)
+    log_times: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     images: set[str] = field(default_factory=set)  # present locally
     unpullable: set[str] = field(default_factory=set)
     ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -287,9 +292,11 @@ class FakeRuntime:
     def has_image(self, image: str) -> bool:
         return image in self.engine.images
 
-    def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
+    def logs(self, uid: PodUID, container: str, tail: int | None = None, window: LogWindow | None = None) -> str:
         found = self._container(uid, container)
         text = self.engine.logs.get(found.container_id, "")
+        if window is not None:
+            text = self._window(found.container_id, text, window)
         if tail is None:
             return text
         lines = text.splitlines(keepends=True)
@@ -388,9 +395,22 @@ class FakeRuntime:
         """Make every exec in that container answer `exit_code` and `output`."""
         self.engine.exec_results[(uid, container)] = (exit_code, output)
 
-    def write_log(self, uid: PodUID, container: str, text: str) -> None:
+    def write_log(self, uid: PodUID, container: str, text: str, at: float | None = None) -> None:
+        """Append to a container's log, its lines written at Unix time `at` (default now)."""
         found = self._container(uid, container)
         self.engine.logs[found.container_id] = self.engine.logs.get(found.container_id, "") + text
+        when = time.time() if at is None else at
+        lines = self.engine.log_times.setdefault(found.container_id, [])
+        lines += [(when, line) for line in text.splitlines(keepends=True)]
+
+    def _window(self, container_id: str, text: str, window: LogWindow) -> str:
+        timed = self.engine.log_times.get(container_id) or [(0.0, line) for line in text.splitlines(keepends=True)]
+        low = -math.inf if window.since is None else window.since
+        high = math.inf if window.until is None else window.until
+        kept = [(t, line) for t, line in timed if low <= t <= high]
+        if window.timestamps:
+            return "".join(f"{rfc3339_nano(t)} {line}" for t, line in kept)
+        return "".join(line for _t, line in kept)
 
     # -- internals ----------------------------------------------------------------------------------------
 
@@ -446,3 +466,9 @@ def _pre_stop(container: Container) -> LifecycleHandler | None:
     if hook is None:
         return None
     return restored(stored(hook, {p.name: p.container_port for p in container.ports if p.name}))
+
+
+def rfc3339_nano(at: float) -> str:
+    """Podman's `--timestamps` prefix: RFC 3339 with nanoseconds, UTC."""
+    stamp = datetime.fromtimestamp(at, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond * 1000:09d}Z"

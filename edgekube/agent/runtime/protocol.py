@@ -115,6 +115,15 @@ class RuntimeInfo:
     api_version: str
 
 
+@dataclass(frozen=True)
+class LogWindow:
+    """Which of a container's log lines `logs` returns (`ekctl logs --since/--previous/--timestamps`)."""
+
+    since: float | None = None  # Unix seconds
+    until: float | None = None
+    timestamps: bool = False
+
+
 class PodRuntime(Protocol):
     """What the agent needs from a container engine. Every method is idempotent and safe to repeat."""
 
@@ -211,8 +220,12 @@ class PodRuntime(Protocol):
         """True if `image` is present on the node (no pull needed under imagePullPolicy IfNotPresent)."""
         ...
 
-    def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
-        """stdout+stderr of one container; NotFoundError names the pod or container that is missing."""
+    def logs(self, uid: PodUID, container: str, tail: int | None = None, window: LogWindow | None = None) -> str:
+        """stdout+stderr of one container; NotFoundError names the pod or container that is missing.
+
+        `window`: only lines written in [since, until] (Unix seconds), each prefixed with its RFC 3339 time when
+        `timestamps`; the runtime keeps a container's lines across its restarts, so a window picks one run.
+        """
         ...
 
     def stats(self) -> list[ContainerStats]:

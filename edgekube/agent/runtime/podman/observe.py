@@ -22,6 +22,7 @@ from edgekube.agent.runtime.protocol import (
     LABEL_PRE_STOP,
     LABEL_SPEC_HASH,
     ContainerRunState,
+    LogWindow,
     ObservedContainer,
     ObservedPod,
     RuntimeInfo,
@@ -112,7 +113,7 @@ class Observer:
             init_containers=tuple(self._container(c) for c in inits),
         )
 
-    def logs(self, uid: PodUID, container: str, tail: int | None) -> str:
+    def logs(self, uid: PodUID, container: str, tail: int | None, window: LogWindow | None = None) -> str:
         pod = self.find_pod(uid)
         if pod is None:
             raise NotFoundError(f"pod {uid} not found on node {self.node}")
@@ -120,6 +121,13 @@ class Observer:
         if match is None:
             raise NotFoundError(f"container {container!r} not found in pod {pod.namespace}/{pod.name}")
         params = {"stdout": "true", "stderr": "true", "tail": "all" if tail is None else str(max(tail, 0))}
+        if window is not None:  # libpod takes Unix seconds for since/until and filters the log file's timestamps
+            if window.since is not None:
+                params["since"] = f"{window.since:.9f}"
+            if window.until is not None:
+                params["until"] = f"{window.until:.9f}"
+            if window.timestamps:
+                params["timestamps"] = "true"
         what = f"logs of {pod.namespace}/{pod.name}/{container}"
         response = self.transport.request("get", f"/containers/{match.container_id}/logs", what=what, params=params)
         if response.status_code == 404:

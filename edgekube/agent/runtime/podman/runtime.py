@@ -18,7 +18,7 @@ from edgekube.agent.runtime.podman.observe import Observer
 from edgekube.agent.runtime.podman.stats import container_stats
 from edgekube.agent.runtime.podman.stop import PodStopper
 from edgekube.agent.runtime.podman.transport import PodmanTransport
-from edgekube.agent.runtime.protocol import ContainerRunState, ContainerStats, ObservedPod, RuntimeInfo
+from edgekube.agent.runtime.protocol import ContainerRunState, ContainerStats, LogWindow, ObservedPod, RuntimeInfo
 from edgekube.agent.runtime.volumes import nfs_mode
 from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
@@ -244,8 +244,8 @@ class PodmanRuntime:
     def has_image(self, image: str) -> bool:
         return image_exists(self.transport, image)
 
-    def logs(self, uid: PodUID, container: str, tail: int | None = None) -> str:
-        return self._observer.logs(uid, container, tail)
+    def logs(self, uid: PodUID, container: str, tail: int | None = None, window: LogWindow | None = None) -> str:
+        return self._observer.logs(uid, container, tail, window)
 
     def volume_usage(self, uid: PodUID) -> dict[str, int]:
         return self._creator.volumes.usage(uid)

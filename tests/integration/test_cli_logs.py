@@ -1,0 +1,122 @@
+"""`ekctl logs` on a real cluster: Mosquitto, a master and an agent in-process, real Podman.
+
+A container that prints one `run <uptime>` line and exits is restarted by the agent (the same Podman container,
+whose log keeps every run); `--previous` shows exactly the last terminated run, the window its status records.
+`--timestamps`, `--since`, `--since-time` and `-l` (lines prefixed `[pod/NAME/CONTAINER]`, 10 a pod) pass through
+master and agent to Podman's log API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekube.agent.app import Agent
+from edgekube.cli.main import main
+from edgekube.local.broker import Mosquitto
+from edgekube.local.images import DEMO_IMAGE
+from edgekube.local.podman_service import PodmanService
+from edgekube.master.app import Master
+from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
+
+pytestmark = pytest.mark.integration
+
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: logs}}}}
+spec:
+  containers:
+    - name: c
+      image: {image}
+      command: ["sh", "-c", "echo run $(cut -d' ' -f1 /proc/uptime); echo second line; sleep 2; exit 1"]
+"""
+
+Capture = pytest.CaptureFixture[str]
+
+
+@pytest.fixture
+def cluster(
+    mosquitto: Mosquitto, podman_service: PodmanService, demo_image: str, tmp_path: Path
+) -> Iterator[tuple[Master, Agent, ApiClient]]:
+    master = start_master(mosquitto.port, tmp_path / "master")
+    agent = start_agent(mosquitto.port, f"node-{uuid.uuid4().hex[:6]}", podman_service, tmp_path / "agent")
+    client = ApiClient(mosquitto.port)
+    try:
+        yield master, agent, client
+    finally:
+        client.close()
+        stop_agent(agent)
+        master.stop()
+
+
+def ekctl(port: int, *argv: str) -> int:
+    return main(["--mqtt-host", "127.0.0.1", "--mqtt-port", str(port), "--timeout", "10", *argv])
+
+
+def restarted(client: ApiClient, name: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        pod = client.pod(name)
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        return pod if statuses and statuses[0].get("restartCount", 0) >= 1 else None
+
+    found: dict[str, Any] = wait_for(f"{name} restarted", check, timeout=90)
+    return found
+
+
+def runs(text: str) -> list[str]:
+    return [line for line in text.splitlines() if " run " in f" {line}" or line.startswith("run ")]
+
+
+def test_logs_previous_shows_the_last_terminated_run_and_the_full_log_keeps_every_run(
+    cluster: tuple[Master, Agent, ApiClient], mosquitto: Mosquitto, tmp_path: Path, capsys: Capture
+) -> None:
+    _master, _agent, client = cluster
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD.format(name="crash", image=DEMO_IMAGE))
+    assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+    restarted(client, "crash")
+    capsys.readouterr()
+
+    assert ekctl(mosquitto.port, "logs", "crash", "--previous") == 0
+    previous = capsys.readouterr().out
+    assert len(runs(previous)) == 1, previous
+    assert previous.splitlines()[1] == "second line"
+    assert ekctl(mosquitto.port, "logs", "crash") == 0
+    everything = runs(capsys.readouterr().out)
+    assert len(everything) >= 2 and runs(previous)[0] in everything[:-1]  # an earlier run than the newest one
+
+    assert ekctl(mosquitto.port, "logs", "crash", "--timestamps", "--tail", "1") == 0
+    stamp, _, rest = capsys.readouterr().out.rstrip("\n").partition(" ")
+    assert rest == "second line" or rest.startswith("run ")
+    assert abs(datetime.fromisoformat(stamp.replace("Z", "+00:00")) - datetime.now(UTC)) < timedelta(minutes=5)
+
+    assert ekctl(mosquitto.port, "logs", "crash", "--since", "1h") == 0
+    assert len(runs(capsys.readouterr().out)) >= 2
+    future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ekctl(mosquitto.port, "logs", "crash", "--since-time", future) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_logs_of_a_container_never_restarted_has_no_previous(
+    cluster: tuple[Master, Agent, ApiClient], mosquitto: Mosquitto, tmp_path: Path, capsys: Capture
+) -> None:
+    _master, _agent, client = cluster
+    manifest = tmp_path / "idle.yaml"
+    manifest.write_text(
+        f"apiVersion: v1\nkind: Pod\nmetadata: {{name: idle, labels: {{app: logs}}}}\nspec:\n  containers:\n"
+        f"    - {{name: c, image: {DEMO_IMAGE}, command: [sh, -c, 'echo hello; sleep 600']}}\n"
+    )
+    assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+    wait_for("idle running", lambda: client.pod("idle").get("status", {}).get("phase") == "Running", timeout=60)
+    wait_for("idle logged", lambda: "hello" in (client.logs("idle").text or ""), timeout=30)
+    capsys.readouterr()
+    assert ekctl(mosquitto.port, "logs", "idle", "-p") == 1
+    assert 'previous terminated container "c" in pod "idle" not found' in capsys.readouterr().err
+    assert ekctl(mosquitto.port, "logs", "-l", "app=logs") == 0
+    assert capsys.readouterr().out == "[pod/idle/c] hello\n"
