@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgekube.agent.network.dnsserver import DnsServer
 from edgekube.agent.network.netagent import NetworkAgent
 from edgekube.agent.runtime.podman.network import PodNetwork
 from edgekube.bus import topics
@@ -77,3 +78,20 @@ def test_a_malformed_table_is_ignored_and_the_last_good_one_kept() -> None:
     agent._on_services(Message(topics.SERVICES, b'{"schema": "edgekube/v1", "services": [{"name": 1}]}'))
     agent.sync()
     assert "10.42.1.5" in firewall.loaded[0]
+
+
+def test_a_dns_server_that_cannot_start_is_reported_and_tried_again_while_routes_go_on() -> None:
+    attempts: list[str] = []
+
+    def refuse(address: str, *args: object, **kwargs: object) -> DnsServer:
+        attempts.append(address)
+        raise OSError(98, "Address already in use")
+
+    runtime, routes, firewall = FakeNetworkRuntime(), FakeRoutes(on_link="192.0.2.0/24"), FakeFirewall()
+    agent = NetworkAgent("a", runtime, routes, firewall, dns=True, dns_factory=refuse)
+    _routes(agent, ("a", "10.42.0.0/24", "192.0.2.1"), ("b", "10.42.1.0/24", "192.0.2.2"))
+    agent.sync()
+    assert routes.list() == {"10.42.1.0/24": "192.0.2.2"}
+    assert agent.failures == ["cluster DNS on 10.42.0.1:53: [Errno 98] Address already in use"]
+    agent.sync()
+    assert attempts == ["10.42.0.1", "10.42.0.1"]

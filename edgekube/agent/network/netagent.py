@@ -132,9 +132,14 @@ class NetworkAgent:
                 self.runtime.use_pod_network(network)
                 self._network = network
                 self._applied_rules = None  # the hairpin rule names the local CIDR
-                self._start_dns(network)
+                self._stop_dns()
             except EdgekubeError as exc:
                 failures.append(f"pod network: {exc}")
+        if self._network is not None and self.dns_enabled and self.dns is None:
+            try:
+                self._start_dns(self._network)
+            except OSError as exc:  # e.g. port 53 taken on the gateway: routes and rules go on, DNS is tried again
+                failures.append(f"cluster DNS on {self._network.gateway}:{self.dns_port}: {exc}")
         if table is not None:
             try:
                 failures += routeplan.apply(
@@ -155,11 +160,12 @@ class NetworkAgent:
         self.failures = failures
         self.passes += 1
 
-    def _start_dns(self, network: PodNetwork) -> None:
-        if not self.dns_enabled:
-            return
+    def _stop_dns(self) -> None:
         if self.dns is not None:
             self.dns.stop()
+            self.dns = None
+
+    def _start_dns(self, network: PodNetwork) -> None:
         upstream = read_host().nameservers
         self.dns = self._dns_factory(
             network.gateway, lambda: self.service_table, upstream, port=self.dns_port, domain=network.domain
