@@ -34,6 +34,10 @@ from tests.support.cluster import wait_for
 from tests.support.fleet import Proc
 
 
+def _as_is(argv: list[str]) -> list[str]:
+    return argv
+
+
 class HaMasters:
     """Master processes by id on the broker at `port`; presences and flags as the broker holds them."""
 
@@ -72,7 +76,7 @@ class HaMasters:
         return self.root / master_id
 
     def _argv(self, master_id: str) -> list[str]:
-        wrap = self.wraps.get(master_id, lambda argv: argv)
+        wrap: Callable[[list[str]], list[str]] = self.wraps.get(master_id, _as_is)
         return wrap([
             sys.executable, "-m", "edgekube.main", "master",
             "--mqtt-host", self.hosts.get(master_id, "127.0.0.1"),
