@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from edgekube.model.base import Int32, K8sModel
 from edgekube.model.controllers import LabelSelector, PodTemplateSpec, _template_errors
@@ -158,13 +158,25 @@ class DeploymentSpec(K8sModel):
         return errs
 
 
+class DeploymentStatus(K8sModel):
+    """What the deployment controller writes (a manifest's status is dropped unread, manifest.STATUS_IGNORED)."""
+
+    observed_generation: StrictInt = 0
+    replicas: StrictInt = 0
+    updated_replicas: StrictInt = 0
+    ready_replicas: StrictInt = 0
+    available_replicas: StrictInt = 0
+    unavailable_replicas: StrictInt = 0
+    collision_count: StrictInt | None = None
+    conditions: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class Deployment(K8sModel):
     api_version: Literal["apps/v1"] = "apps/v1"
     kind: Literal["Deployment"] = "Deployment"
     metadata: ObjectMeta
     spec: DeploymentSpec
-    #: Written by the master's deployment controller; a manifest's is dropped unread (manifest.STATUS_IGNORED).
-    status: dict[str, Any] | None = None
+    status: DeploymentStatus | None = None
 
 
 def fenceposts(spec: dict[str, Any]) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from edgekube.model.base import K8sModel
 from edgekube.model.controllers import ReplicaSet, ReplicationController
+from edgekube.model.deployment import Deployment
 from edgekube.model.pod import Pod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,7 @@ KINDS: dict[str, type[K8sModel]] = {
     "Pod": Pod,
     "ReplicationController": ReplicationController,
     "ReplicaSet": ReplicaSet,
+    "Deployment": Deployment,
 }
 TEMPLATE_SPEC = "spec.template.spec"
 
@@ -212,6 +214,15 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
         "metadata": {"name": "rs"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a"}}, "spec": MINIMAL_POD_SPEC},
+        },
+    },
+    "Deployment": {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "deploy"},
         "spec": {
             "selector": {"matchLabels": {"app": "a"}},
             "template": {"metadata": {"labels": {"app": "a"}}, "spec": MINIMAL_POD_SPEC},

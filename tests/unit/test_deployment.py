@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from edgekube.cli import deployments
 from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.base import Effects, Snapshot, apply
 from edgekube.master.controllers.deployment import plan as rollout
@@ -422,3 +423,41 @@ def test_history_cleanup_keeps_an_old_replica_set_that_still_has_pods() -> None:
     deleted = [a.name for a in actions if isinstance(a, DeleteReplicaSet)]
     assert deleted == ["web-older"]  # web-old still has a pod: kept until it is gone
     assert not any(isinstance(a, UpdateReplicaSet) and a.replicas is not None for a in actions)
+
+
+# -- ekctl's reading of a Deployment --------------------------------------------------------------------------------
+def shown(generation: int = 2, observed: int = 2, **status: Any) -> dict[str, Any]:
+    obj = stored(validated())
+    obj["metadata"]["generation"] = generation
+    obj["status"] = {"observedGeneration": observed, **status}
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("obj", "line", "done"),
+    [
+        (shown(3, 2), "Waiting for deployment spec update to be observed...", False),
+        (shown(updatedReplicas=1, replicas=5), 'Waiting for deployment "web" rollout to finish: 1 out of 4 new '
+         "replicas have been updated...", False),
+        (shown(updatedReplicas=4, replicas=5), 'Waiting for deployment "web" rollout to finish: 1 old replicas are '
+         "pending termination...", False),
+        (shown(updatedReplicas=4, replicas=4, availableReplicas=3), 'Waiting for deployment "web" rollout to '
+         "finish: 3 of 4 updated replicas are available...", False),
+        (shown(updatedReplicas=4, replicas=4, availableReplicas=4), 'deployment "web" successfully rolled out', True),
+    ],
+)  # fmt: skip
+def test_rollout_status_lines_are_kubectl_s(obj: dict[str, Any], line: str, done: bool) -> None:
+    assert deployments.rollout_status(obj) == (line, done)
+
+
+def test_rollout_status_past_the_deadline_fails() -> None:
+    obj = shown(conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}])
+    with pytest.raises(deployments.RolloutFailed, match='deployment "web" exceeded its progress deadline'):
+        deployments.rollout_status(obj)
+
+
+def test_get_deploy_row() -> None:
+    obj = shown(replicas=5, updatedReplicas=2, readyReplicas=3, availableReplicas=3)
+    row = deployments.deployment_row(obj, wide=True)
+    assert row[:4] == ["web", "3/4", "2", "3"]
+    assert row[5:] == ["c", "img:a", "app=web"]
