@@ -49,7 +49,7 @@ table ip edgekube {
 	}
 	chain services {
 		ip daddr . meta l4proto . th dport vmap @service-ips
-		fib daddr type local meta l4proto . th dport vmap @service-nodeports
+		fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
 	}
 	chain filter-forward {
 		type filter hook forward priority -10; policy accept;
@@ -61,7 +61,7 @@ table ip edgekube {
 	}
 	chain filter-input {
 		type filter hook input priority -10; policy accept;
-		fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports
+		fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports
 	}
 	chain reject-chain {
 		reject
@@ -134,3 +134,12 @@ def test_headless_services_and_ports_no_endpoint_names_get_no_rules() -> None:
 
 def test_no_hairpin_rule_before_the_node_knows_its_pod_cidr() -> None:
     assert "ct status dnat" not in ruleset(ServiceTable(services=[_web()]))
+
+
+def test_ipv6_addresses_are_left_out_of_the_ipv4_table() -> None:
+    v6 = _web(cluster_ip="fd00::10", type="ClusterIP")
+    mixed = _web(name="mixed", cluster_ip="10.43.0.14", type="ClusterIP",
+                 endpoints=[EndpointEntry(ip="fd00::5", ports={"http": 8080})])  # fmt: skip
+    text = ruleset(ServiceTable(services=[v6, mixed]))
+    assert "fd00" not in text
+    assert "10.43.0.14 . tcp . 80 : goto reject-chain" in text

@@ -41,8 +41,13 @@ def _target(port: ServicePortEntry, ep: EndpointEntry) -> int | None:
 
 
 def _backends(svc: ServiceEntry, port: ServicePortEntry) -> list[tuple[str, int]]:
-    found = {(ep.ip, t) for ep in svc.endpoints if ep.ready and (t := _target(port, ep)) is not None}
+    found = {(ep.ip, t) for ep in svc.endpoints if ep.ready and _v4(ep.ip) and (t := _target(port, ep)) is not None}
     return sorted(found, key=lambda b: (ipaddress.ip_address(b[0]), b[1]))
+
+
+def _v4(address: str) -> bool:
+    """The table is `ip` (IPv4): an IPv6 address in it would make nft refuse the whole transaction."""
+    return ipaddress.ip_address(address).version == 4
 
 
 def ruleset(table: ServiceTable, local_cidr: str = "") -> str:
@@ -54,8 +59,8 @@ def ruleset(table: ServiceTable, local_cidr: str = "") -> str:
     chains: list[str] = []
     sets: list[str] = []
     for svc in sorted(table.services, key=lambda s: (s.namespace, s.name)):
-        if svc.headless:
-            continue  # DNS only: clients reach the pods' own addresses
+        if svc.headless or not _v4(svc.cluster_ip):
+            continue  # headless: DNS only, clients reach the pods' own addresses
         for port in svc.ports:
             pid = _port_id(svc, port)
             proto = port.protocol.lower()
@@ -112,14 +117,15 @@ def ruleset(table: ServiceTable, local_cidr: str = "") -> str:
             "services",
             [
                 "ip daddr . meta l4proto . th dport vmap @service-ips",
-                "fib daddr type local meta l4proto . th dport vmap @service-nodeports",
+                # kube-proxy's nftables mode: NodePorts on every local address but loopback (no route_localnet).
+                "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
             ],
         ),
         _chain("filter-forward", [_NO_ENDPOINTS], "type filter hook forward priority -10; policy accept;"),
         _chain("filter-output", [_NO_ENDPOINTS], "type filter hook output priority -10; policy accept;"),
         _chain(
             "filter-input",
-            ["fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports"],
+            ["fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports"],
             "type filter hook input priority -10; policy accept;",
         ),
         _chain("reject-chain", ["reject"]),
