@@ -163,3 +163,48 @@ def test_masters_split_from_each_other_but_not_from_the_nodes_the_side_with_most
         stored = set(masters.stored("m1", "ConfigMap"))
         assert {"before-split", "during-split", "after-heal"} <= stored
         assert "to-the-minority" not in stored
+
+
+def test_the_active_s_whole_board_dies_and_comes_back(tmp_path: Path) -> None:
+    """m1 and its broker b1 are one board: m1 is frozen (SIGSTOP: no FIN, like a power cut) and b1 killed together.
+
+    The nodes and the client are on b2. m2 cannot see m1 offline on every broker (b1 is gone), so after m1's Will
+    on b2 (its keep-alive, here 2 s: 3 s) it waits --node-timeout with its witness majority, then takes over. The
+    board comes back (b1 restarted, m1 thawed with connections that are dead by now): m1 sees term 2 before it
+    answers or publishes anything, and follows m2.
+    """
+    require_mosquitto()
+    with (
+        Mosquitto(workdir=tmp_path / "b1") as b1,
+        Mosquitto(workdir=tmp_path / "b2") as b2,
+        HaMasters(b2.port, tmp_path / "ha", extra=["--mqtt-keepalive", "2"]) as masters,
+    ):
+        masters.start("m1", "active", brokers=[b1.port, b2.port])
+        masters.wait_role("m1", Role.ACTIVE, term=1)
+        masters.start("m2", "standby", brokers=[b2.port, b1.port])
+        masters.wait_replication("m1", Replication.REPLICATED)
+        api = ApiClient(b2.port)
+        try:
+            with SimNodes(b2.port, NODES) as nodes, Witnesses(b2.port, NODES):
+                assert api.apply(rc("web", 3)).ok
+                wait_for("3 pods running", lambda: sum(len(nodes.running(n)) for n in NODES) == 3)
+                assert api.apply(config_map("before-power-cut")).ok
+
+                masters.freeze("m1")
+                b1.kill()
+                masters.wait_role("m2", Role.ACTIVE, term=2, timeout=60)
+                assert api.apply(config_map("while-the-board-is-down")).ok
+
+                back_at = len(masters.desired)
+                b1.start()
+                masters.thaw("m1")
+                masters.wait_role("m1", Role.STANDBY, term=2, timeout=60)
+                masters.wait_replication("m2", Replication.REPLICATED, timeout=60)
+                assert api.apply(config_map("after-the-board-is-back")).ok
+                late = masters.desired[back_at:]
+                assert all(term == 2 for _, term in late), f"desired state of term 1 after the board came back: {late}"
+        finally:
+            api.bus.close()
+        masters.kill("m1")
+        stored = set(masters.stored("m1", "ConfigMap"))
+        assert {"before-power-cut", "while-the-board-is-down", "after-the-board-is-back"} <= stored
