@@ -50,6 +50,11 @@ from edgekube.model.wire import ApiRequest, ApiResponse, ErrorInfo, Heartbeat, N
 from edgekube.sdnotify import SdNotify
 
 log = logging.getLogger(__name__)
+#: `ekctl exec`: commands one node runs at once, how long one may take unless asked, and the output answered
+#: (under the 1 MiB message limit, JSON escaping included).
+EXEC_SLOTS = 4
+DEFAULT_EXEC_TIMEOUT = 60.0
+MAX_EXEC_REPLY = 256 * 1024
 
 
 @dataclass
@@ -230,6 +235,7 @@ class Agent:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards desired
+        self._exec_slots = threading.BoundedSemaphore(EXEC_SLOTS)
         self._reconciling = threading.Lock()  # one reconcile at a time (the loop, or a test calling it)
         policy = BackoffPolicy(config.backoff_initial, config.backoff_max, config.backoff_reset)
         #: The devices this node advertises as extended resources; PodActions hands them to containers.
@@ -428,8 +434,10 @@ class Agent:
         if req.verb is Verb.IDENTIFY:
             self._identify(msg, req)
             return
-        if req.verb is not Verb.LOGS:
-            raise ValidationError(f"verb: {req.verb.value!r} is not served by node agents (supported: logs, identify)")
+        if req.verb not in (Verb.LOGS, Verb.EXEC):
+            raise ValidationError(
+                f"verb: {req.verb.value!r} is not served by node agents (supported: logs, exec, identify)"
+            )
         with self._lock:
             match = [
                 d
@@ -450,10 +458,33 @@ class Agent:
                     f"container {container!r} is not valid for pod {req.name}",
                     hint=f"choose one of: {', '.join(containers)}",
                 )
+            if req.verb is Verb.EXEC:
+                self._exec(msg, req, pod.uid, container)
+                return
             text = self.runtime.logs(pod.uid, container, req.tail, log_window(req, time.time()))
             self._reply(msg, ApiResponse(ok=True, text=text))
         except EdgekubeError as exc:
             self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
+
+    def _exec(self, msg: Message, req: ApiRequest, uid: PodUID, container: str) -> None:
+        """`ekctl exec`: run on a thread of its own (never on the bus thread), at most EXEC_SLOTS at once."""
+        if not req.command:
+            raise ValidationError("exec: command: Required value", hint="ekctl exec POD -- COMMAND [ARG...]")
+        if not self._exec_slots.acquire(blocking=False):
+            raise EdgekubeError(f"exec: {EXEC_SLOTS} commands already run on node {self.node}", hint="try again")
+        timeout = req.seconds or DEFAULT_EXEC_TIMEOUT
+        command = list(req.command)
+
+        def run() -> None:
+            try:
+                code, output = self.runtime.exec(uid, container, command, timeout, max_output=MAX_EXEC_REPLY)
+                self._reply(msg, ApiResponse(ok=True, text=output, object={"exitCode": code}))
+            except Exception as exc:  # every failure is the caller's answer, never the thread's end
+                self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc, component="agent")))
+            finally:
+                self._exec_slots.release()
+
+        threading.Thread(target=run, name=f"exec-{container}", daemon=True).start()
 
     def _on_probe(self, target: ProbeTarget, result: ProbeResult, flipped: bool) -> None:
         """On a probe worker: record failures as Unhealthy events; wake the loop when a result flipped."""

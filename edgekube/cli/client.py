@@ -240,6 +240,21 @@ class Client:
         )  # fmt: skip
         return self._call(request).text or ""
 
+    def exec(
+        self, namespace: str, name: str, container: str | None, command: list[str], seconds: float
+    ) -> tuple[int, str]:
+        """Run `command` in the container, given `seconds` to finish; (exit code, output)."""
+        request = ApiRequest(
+            verb=Verb.EXEC, kind="Pod", namespace=namespace, name=name, container=container, command=command,
+            seconds=seconds,
+        )  # fmt: skip
+        response = self._call(request, timeout=seconds + self._slack())
+        return int((response.object or {}).get("exitCode", 1)), response.text or ""
+
+    def _slack(self) -> float:
+        """The session's own wait, added to a command's time (the forwarding and Podman's exec set-up)."""
+        return float(getattr(self.session, "timeout", 10.0))
+
     def watch(self, request: ApiRequest, timeout: float | None = None) -> bool:
         """Open, renew (or with seconds 0, close) a watch stream; True when the master opened it anew."""
         return bool((self._call(request, timeout).object or {}).get("opened"))

@@ -27,7 +27,16 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
 
     argparse stops filling a list positional at the first flag; kubectl users put names and flags in any order.
     """
-    args, extra = parser.parse_known_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    after: list[str] | None = None
+    if "--" in words:  # `exec POD -- CMD -x`: argparse's subcommands do not pass `--` through, so it is cut here
+        at = words.index("--")
+        words, after = words[:at], words[at + 1 :]
+    args, extra = parser.parse_known_args(words)
+    if after is not None:
+        if not hasattr(args, "exec_command"):
+            parser.error(f"unrecognized arguments: -- {' '.join(after)}")
+        args.exec_command = [*args.exec_command, *after]
     trailing = getattr(args, "trailing", None)
     if extra and trailing and not any(e.startswith("-") for e in extra):
         setattr(args, trailing, [*getattr(args, trailing), *extra])

@@ -267,6 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-l", "--selector", help="every pod matching this label selector, lines prefixed [pod/NAME/C]")
     p.add_argument("--prefix", action="store_true", help="prefix each line with [pod/NAME/CONTAINER]")
 
+    p = command("exec", "run a command in a container and exit with its status: exec POD -- CMD [ARG...]", "cmd_exec")
+    p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
+    p.add_argument("-c", "--container", help="container name (default: the first)")
+    p.add_argument("-i", "--stdin", action="store_true", help="(not supported yet: refused)")
+    p.add_argument("-t", "--tty", action="store_true", help="(not supported yet: refused)")
+    p.add_argument(
+        "--exec-timeout", type=_duration, default=60.0, metavar="DURATION",
+        help="stop waiting for the command after this long (default 60s, at most 1h)",
+    )  # fmt: skip
+    p.add_argument("exec_command", nargs="*", metavar="-- COMMAND [ARG...]")
+
     p = command("top", "show CPU and memory use of nodes or pods (from the master's memory)", "cmd_top")
     p.add_argument("resource", metavar="nodes|pods", help="nodes (node, no) or pods (pod, po)")
     p.add_argument("name", nargs="?", metavar="NAME", help="only this node or pod")

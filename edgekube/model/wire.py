@@ -71,6 +71,7 @@ class Verb(StrEnum):
     DRAIN = "drain"  # cordon, then evict every pod on the node
     TOP = "top"  # kind Node or Pod: current usage from the master's memory (namespace None: all; selector)
     IDENTIFY = "identify"  # kind Node, name, seconds (0: cancel): the node blinks its LEDs; forwarded to the node
+    EXEC = "exec"  # namespace, name, container, command, seconds (the timeout): forwarded to the pod's node
     WATCH = "watch"  # kind, namespace, selector, name, stream; seconds 0: close (docs/protocol.md, "Watch")
 
 
@@ -103,6 +104,8 @@ class ApiRequest(WireModel):
     continue_token: str | None = Field(default=None, alias="continue")
     #: identify: how many seconds the node's LEDs blink (0 ends an identify early). watch: 0 closes the stream.
     seconds: float | None = Field(default=None, ge=0, le=3600)
+    #: exec: the command and its arguments (`ekctl exec POD -- CMD...`).
+    command: list[str] | None = None
     #: logs: lines since this RFC 3339 time (`--since-time`, `--previous`) or these many seconds ago by the node's
     #: clock (`--since`), until this time (`--previous`: when the last terminated run ended); each line prefixed
     #: with its RFC 3339 time (`--timestamps`).

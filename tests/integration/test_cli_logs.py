@@ -1,9 +1,10 @@
-"""`ekctl logs` on a real cluster: Mosquitto, a master and an agent in-process, real Podman.
+"""`ekctl logs` and `ekctl exec` on a real cluster: Mosquitto, a master and an agent in-process, real Podman.
 
 A container that prints one `run <uptime>` line and exits is restarted by the agent (the same Podman container,
 whose log keeps every run); `--previous` shows exactly the last terminated run, the window its status records.
 `--timestamps`, `--since`, `--since-time` and `-l` (lines prefixed `[pod/NAME/CONTAINER]`, 10 a pod) pass through
-master and agent to Podman's log API.
+master and agent to Podman's log API. `exec` runs through master and agent in Podman's exec API and ekctl exits
+with the command's status.
 """
 
 from __future__ import annotations
@@ -120,3 +121,24 @@ def test_logs_of_a_container_never_restarted_has_no_previous(
     assert 'previous terminated container "c" in pod "idle" not found' in capsys.readouterr().err
     assert ekctl(mosquitto.port, "logs", "-l", "app=logs") == 0
     assert capsys.readouterr().out == "[pod/idle/c] hello\n"
+
+
+def test_exec_runs_in_the_pod_on_its_node_and_exits_with_the_command_s_status(
+    cluster: tuple[Master, Agent, ApiClient], mosquitto: Mosquitto, tmp_path: Path, capsys: Capture
+) -> None:
+    _master, agent, client = cluster
+    manifest = tmp_path / "shell.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: shell}\nspec:\n  containers:\n"
+        f"    - {{name: c, image: {DEMO_IMAGE}, command: [sh, -c, 'echo from-the-image > /tmp/mark; sleep 600']}}\n"
+    )
+    assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+    wait_for("shell running", lambda: client.pod("shell").get("status", {}).get("phase") == "Running", timeout=60)
+    capsys.readouterr()
+    code = ekctl(mosquitto.port, "exec", "shell", "--", "sh", "-c", "cat /tmp/mark; hostname; echo oops >&2; exit 3")
+    out = capsys.readouterr().out
+    assert code == 3
+    assert out.splitlines() == ["from-the-image", "shell", "oops"]
+    assert client.pod("shell")["spec"]["nodeName"] == agent.node
+    assert ekctl(mosquitto.port, "exec", "shell", "-c", "c", "--", "true") == 0
+    assert ekctl(mosquitto.port, "exec", "shell", "--", "no-such-command") != 0

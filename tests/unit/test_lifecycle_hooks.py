@@ -267,7 +267,9 @@ def test_a_pre_stop_hook_still_running_when_the_grace_ends_is_left_behind_and_th
     started = threading.Event()
 
     class Hanging(FakeRuntime):
-        def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+        def exec(
+            self, uid: PodUID, container: str, command: list[str], timeout: float, max_output: int = 10240
+        ) -> tuple[int, str]:
             started.set()
             release.wait(30)
             return 0, ""

@@ -256,7 +256,9 @@ def test_prober_without_targets_starts_no_threads() -> None:
 
 def test_a_probe_that_raises_counts_as_a_failure() -> None:
     class Broken(FakeRuntime):
-        def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+        def exec(
+            self, uid: PodUID, container: str, command: list[str], timeout: float, max_output: int = 10240
+        ) -> tuple[int, str]:
             raise ZeroDivisionError("bug")
 
     runtime = Broken()

@@ -273,7 +273,9 @@ class FakeRuntime:
             containers=tuple(self._stopped(c) if c.name in stop else c for c in pod.containers),
         )
 
-    def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+    def exec(
+        self, uid: PodUID, container: str, command: list[str], timeout: float, max_output: int = MAX_EXEC_OUTPUT
+    ) -> tuple[int, str]:
         found = self._container(uid, container)
         if found.state is not ContainerRunState.RUNNING:
             raise RuntimeFailure(f"container {container!r} is not running", reason="ContainerNotRunning")
@@ -281,7 +283,7 @@ class FakeRuntime:
             raise RuntimeFailure(f"command {command} timed out after {timeout:g}s", reason="Timeout")
         if (uid, container) in self.engine.exec_results:
             code, output = self.engine.exec_results[(uid, container)]
-            return code, output[:MAX_EXEC_OUTPUT]
+            return code, output[:max_output]
         return (1 if command[:1] == ["false"] else 0), ""
 
     def wait_for_exit(self, timeout: float) -> bool:

@@ -200,8 +200,10 @@ class PodRuntime(Protocol):
         """
         ...
 
-    def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
-        """Run `command` in a running container; (exit code, stdout+stderr cut to MAX_EXEC_OUTPUT bytes).
+    def exec(
+        self, uid: PodUID, container: str, command: list[str], timeout: float, max_output: int = MAX_EXEC_OUTPUT
+    ) -> tuple[int, str]:
+        """Run `command` in a running container; (exit code, stdout+stderr cut to `max_output` characters).
 
         RuntimeFailure with reason `Timeout` if it did not finish within `timeout` seconds; NotFoundError if
         the pod or container does not exist; RuntimeFailure if the container is not running.

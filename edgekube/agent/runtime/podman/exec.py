@@ -26,7 +26,9 @@ class Executor:
         """Forget hung sessions of pods that are gone."""
         self._hung = {k: v for k, v in self._hung.items() if k[0] in uids}
 
-    def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
+    def exec(
+        self, uid: PodUID, container: str, command: list[str], timeout: float, max_output: int = MAX_EXEC_OUTPUT
+    ) -> tuple[int, str]:
         """Create an exec session, start it attached, then inspect it for the exit code (as `podman exec`)."""
         what = f"exec {command[:1]} in {container} of pod {uid}"
         found = self.observer.containers(uid, **{LABEL_CONTAINER: container})
@@ -48,7 +50,7 @@ class Executor:
             "post", f"/containers/{entry['Id']}/exec", what=what, reason="ExecError", body=body
         )
         exec_id = str(created["Id"])
-        output = self._output(exec_id, what, timeout)
+        output = self._output(exec_id, what, timeout, max_output)
         if output is None:
             self._hung[key] = exec_id
             raise RuntimeFailure(f"{what}: timed out after {timeout:g}s", reason="Timeout")
@@ -60,7 +62,7 @@ class Executor:
             time.sleep(0.02)
         return int(state.get("ExitCode") or 0), output
 
-    def _output(self, exec_id: str, what: str, timeout: float) -> str | None:
+    def _output(self, exec_id: str, what: str, timeout: float, max_output: int) -> str | None:
         """Run the exec session attached and collect its output; None if it did not end within `timeout`."""
         deadline = time.monotonic() + timeout
         try:
@@ -77,7 +79,7 @@ class Executor:
                 raise_http(response, what, "ExecError")
             chunks = bytearray()
             for chunk in response.iter_content(chunk_size=4096):
-                if len(chunks) < 4 * MAX_EXEC_OUTPUT:
+                if len(chunks) < 4 * max_output:
                     chunks += chunk
                 if time.monotonic() > deadline:
                     return None
@@ -85,4 +87,4 @@ class Executor:
             return None  # a read timed out: the command is still running
         finally:
             response.close()
-        return demux(bytes(chunks)).decode("utf-8", errors="replace")[:MAX_EXEC_OUTPUT]
+        return demux(bytes(chunks)).decode("utf-8", errors="replace")[:max_output]

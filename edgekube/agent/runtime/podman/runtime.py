@@ -18,7 +18,14 @@ from edgekube.agent.runtime.podman.observe import Observer
 from edgekube.agent.runtime.podman.stats import container_stats
 from edgekube.agent.runtime.podman.stop import PodStopper
 from edgekube.agent.runtime.podman.transport import PodmanTransport
-from edgekube.agent.runtime.protocol import ContainerRunState, ContainerStats, LogWindow, ObservedPod, RuntimeInfo
+from edgekube.agent.runtime.protocol import (
+    MAX_EXEC_OUTPUT,
+    ContainerRunState,
+    ContainerStats,
+    LogWindow,
+    ObservedPod,
+    RuntimeInfo,
+)
 from edgekube.agent.runtime.volumes import nfs_mode
 from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure
 from edgekube.model.names import NodeName, PodUID
@@ -230,8 +237,10 @@ class PodmanRuntime:
             self._stopper.stop(uid, running, grace_seconds, wait_killed=True)
         return pod
 
-    def exec(self, uid: PodUID, container: str, command: list[str], timeout: float) -> tuple[int, str]:
-        return self._executor.exec(uid, container, command, timeout)
+    def exec(
+        self, uid: PodUID, container: str, command: list[str], timeout: float, max_output: int = MAX_EXEC_OUTPUT
+    ) -> tuple[int, str]:
+        return self._executor.exec(uid, container, command, timeout, max_output)
 
     def wait_for_exit(self, timeout: float) -> bool:
         """Podman's exit events (see Observer); first, when due, the claim volumes are listed: True if they changed."""
