@@ -98,6 +98,8 @@ class BusSession:
         # are read only where writers may send (the master refuses them on the read-only topic, as Kubernetes' view
         # role does).
         read_only = request.verb in READ_VERBS and request.kind != "Secret"
+        if request.verb is Verb.DASHBOARD and request.kind == "admin":
+            read_only = False  # an admin's login is asked where only admins may write
         topic = topics.API_READ if read_only else topics.API_REQUEST
         bus = self._connect()
         try:
@@ -258,6 +260,11 @@ class Client:
     def watch(self, request: ApiRequest, timeout: float | None = None) -> bool:
         """Open, renew (or with seconds 0, close) a watch stream; True when the master opened it anew."""
         return bool((self._call(request, timeout).object or {}).get("opened"))
+
+    def dashboard_login(self, *, admin: bool) -> Obj:
+        """A one-time login for the master's dashboard: scheme, host, port, path (with the token), role."""
+        request = ApiRequest(verb=Verb.DASHBOARD, kind="admin" if admin else "viewer")
+        return self._call(request).object or {}
 
     def top(self, kind: str, namespace: str | None, selector: str | None = None) -> list[Obj]:
         """Verb top: current usage of nodes or pods (namespace None: every namespace), from the master's memory."""

@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--cancel", action="store_true", help="stop blinking now")
 
+    p = command("dashboard", "print a one-time login URL for the master's live dashboard", "cmd_dashboard")
+    p.add_argument("--viewer", action="store_true", help="log the browser in read-only (no identify)")
+
     p = command("logs", "print a container's logs", "cmd_logs")
     p.add_argument("pod", nargs="?", metavar="POD", help="pod name (or pod/NAME); or -l SELECTOR")
     p.add_argument("-c", "--container", help="container name (default: the first)")

@@ -51,6 +51,7 @@ from edgekube.model.errors import EdgekubeError
 from edgekube.model.wire import Presence
 
 if TYPE_CHECKING:
+    from edgekube.master.dashboard import Dashboard
     from edgekube.metrics_http import MetricsServer
 from edgekube.sdnotify import SdNotify
 
@@ -166,6 +167,16 @@ class Master:
                 MasterCollector(self._node_names, self.liveness.usage, self.liveness.ready, self.node_metrics)
             )
             self.metrics_server = MetricsServer(registry, config.metrics_address, config.metrics_port)
+        #: The live dashboard (config.dashboard HOST:PORT; empty: none, docs/dashboard.md), started with the loop.
+        self.dashboard: Dashboard | None = None
+        if config.dashboard:
+            from edgekube.master.dashboard import Dashboard, tls_context  # noqa: PLC0415 - off by default
+
+            self.dashboard = Dashboard(
+                config.dashboard, bus=self.bus, store=self.store, lock=self._lock, liveness=self.liveness,
+                events=self.events, tls=tls_context(config.dashboard_cert, config.dashboard_key),
+            )  # fmt: skip
+            self.requests.dashboard_login = self.dashboard.login
         #: Nodes are judged (tainted, their pods evicted) only after this moment: a full node_timeout after the
         #: master (re)connected to the broker; infinity while it is disconnected.
         self._judge_after = math.inf
@@ -197,6 +208,13 @@ class Master:
                 except EdgekubeError as exc:  # the master serves on without /metrics rather than not at all
                     log.error("%s", exc)
                     self.metrics_server = None
+            if self.dashboard is not None:
+                try:
+                    self.dashboard.start()
+                except EdgekubeError as exc:  # likewise without the dashboard
+                    log.error("%s", exc)
+                    self.dashboard = None
+                    self.requests.dashboard_login = None
         return self
 
     def _subscribe(self, bus: MessageBus) -> None:
@@ -222,6 +240,8 @@ class Master:
         self.volumes.worker.stop()
         if self.metrics_server is not None:
             self.metrics_server.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         self.commit()  # answers still owed go out once their writes are on flash
         if announce:
             self.bus.publish(topics.MASTER_ONLINE, Presence(online=False).encode(), retain=True)

@@ -61,3 +61,8 @@ class MasterConfig:
     #: The pod network (docs/networking.md): each node's `spec.podCIDR` is a /`node_cidr_mask` of this range.
     cluster_cidr: str = "10.42.0.0/16"
     node_cidr_mask: int = 24
+    #: The live dashboard (docs/dashboard.md) on HOST:PORT, e.g. 127.0.0.1:8080; empty: off. `ekctl dashboard`
+    #: prints a one-time login URL. HTTPS when both `dashboard_cert` and `dashboard_key` (PEM files) are given.
+    dashboard: str = ""
+    dashboard_cert: str = ""
+    dashboard_key: str = ""

@@ -93,6 +93,11 @@ class EventLog:
     def __len__(self) -> int:
         return len(self._events)
 
+    @property
+    def version(self) -> int:
+        """Changes with every new or repeated event (the dashboard's feed sends the events again then)."""
+        return self._version
+
     # -- writing ---------------------------------------------------------------------------------------
     def record(
         self,

@@ -16,11 +16,13 @@ from edgekube.bus import topics
 from edgekube.bus.protocol import Message, MessageBus
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
+from edgekube.master.dashboard.auth import Role
 from edgekube.master.encoding import encode_response, fitted
 from edgekube.master.liveness import Liveness
 from edgekube.master.top import Top
 from edgekube.master.watch import Watches
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
+from edgekube.model.types import Obj
 from edgekube.model.wire import READ_VERBS, ApiRequest, ApiResponse, ApplyResult, ErrorInfo, Verb
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ class Requests:
         self.owed = threading.Event()
         #: Verb watch (`ekctl get -w`); None: refused.
         self.watches: Watches | None = None
+        #: Verb dashboard (`ekctl dashboard`): issues a login for the dashboard's role; None: the dashboard is off.
+        self.dashboard_login: Callable[[Role], Obj] | None = None
 
     def _owe(self, ack: Ack) -> None:
         """Answered once on flash: by the committer's next group commit (or a pass's, if sooner)."""
@@ -105,6 +109,9 @@ class Requests:
             return
         if req.verb is Verb.WATCH:
             self._watch(msg, req)
+            return
+        if req.verb is Verb.DASHBOARD:
+            self._dashboard(msg, req)
             return
         with self._lock, self.store.batch("defer"):
             writes = self.store.writes
@@ -159,6 +166,15 @@ class Requests:
         with self._lock:
             opened = self.watches.open(req, msg.response_topic)
         self.reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": opened}))
+
+    def _dashboard(self, msg: Message, req: ApiRequest) -> None:
+        """A one-time dashboard login: admin only if asked where only admins may write (the broker's ACL)."""
+        if self.dashboard_login is None:
+            raise ValidationError(
+                "dashboard: the dashboard is off on this master", hint="start the master with --dashboard HOST:PORT"
+            )
+        role = Role.ADMIN if req.kind == "admin" and msg.topic != topics.API_READ else Role.VIEWER
+        self.reply(msg, ApiResponse(ok=True, object=self.dashboard_login(role)))
 
     def _forward_logs(self, msg: Message, req: ApiRequest) -> None:
         """Logs live on the node: forward the request with the caller's response topic; the agent answers."""

@@ -73,10 +73,12 @@ class Verb(StrEnum):
     IDENTIFY = "identify"  # kind Node, name, seconds (0: cancel): the node blinks its LEDs; forwarded to the node
     EXEC = "exec"  # namespace, name, container, command, seconds (the timeout): forwarded to the pod's node
     WATCH = "watch"  # kind, namespace, selector, name, stream; seconds 0: close (docs/protocol.md, "Watch")
+    #: `ekctl dashboard`: a one-time login URL for the master's dashboard; viewer on api/read, admin on api/request.
+    DASHBOARD = "dashboard"
 
 
 #: Verbs that change nothing: the only ones the master serves on the read-only topic `edgekube/v1/api/read`.
-READ_VERBS = frozenset({Verb.GET, Verb.LIST, Verb.LOGS, Verb.TOP, Verb.WATCH})
+READ_VERBS = frozenset({Verb.GET, Verb.LIST, Verb.LOGS, Verb.TOP, Verb.WATCH, Verb.DASHBOARD})
 
 
 class ApiRequest(WireModel):
