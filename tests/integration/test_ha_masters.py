@@ -259,3 +259,34 @@ def test_without_nodes_a_killed_active_is_not_replaced(masters: HaMasters, api: 
     wait_for("m2 says why it waits", waiting)
     presence = masters.presence("m2")
     assert presence is not None and presence.role is Role.STANDBY and presence.term == 1
+
+
+def test_a_standby_never_takes_over_from_an_active_that_acknowledged_writes_without_it(
+    masters: HaMasters, api: ApiClient, mosquitto: Mosquitto
+) -> None:
+    """m2 is down while m1 acknowledges a write alone; m1 dies; m2 comes back: the witnesses say m1 is gone, but
+    m1's retained flag says m2's copy misses acknowledged writes, so m2 stays standby (and says why) until m1 is
+    back; then m2 follows m1 again and holds the write."""
+    with SimNodes(mosquitto.port, NODES) as nodes, Witnesses(mosquitto.port, NODES):
+        assert api.apply(rc("web", 3)).ok
+        wait_for("3 pods running", lambda: sum(len(nodes.running(n)) for n in NODES) == 3)
+        masters.kill("m2")
+        masters.wait_replication("m1", Replication.UNREPLICATED)
+        assert api.apply(config_map("only-on-m1")).ok
+        masters.kill("m1")
+        masters.start("m2", "standby")
+
+        def waiting() -> str:
+            presence = masters.presence("m2")
+            note = presence.note if presence is not None and presence.online else ""
+            return note if "without this copy" in note else ""
+
+        wait_for("m2 refusing to take over", waiting)
+        presence = masters.presence("m2")
+        assert presence is not None and presence.role is Role.STANDBY and presence.term == 1
+
+        masters.start("m1", "active")  # the only master with every acknowledged write comes back and serves
+        masters.wait_role("m1", Role.ACTIVE, term=1)
+        masters.wait_replication("m1", Replication.REPLICATED)
+        masters.kill("m2")
+        assert "only-on-m1" in masters.stored("m2", "ConfigMap")

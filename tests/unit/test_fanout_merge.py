@@ -47,3 +47,18 @@ def test_other_topics_are_not_merged_and_publishes_reach_both_brokers() -> None:
     fan.publish(topics.node_desired("node-1"), b"desired", retain=True)
     assert first.retained[topics.node_desired("node-1")].payload == b"desired"
     assert second.retained[topics.node_desired("node-1")].payload == b"desired"
+
+
+def test_an_online_copy_from_a_broker_lost_since_stops_counting_on_refresh() -> None:
+    first, second, fan, seen = pair()
+    first.client("node-1").start().publish(TOPIC, ONLINE, retain=True)  # seen through the first broker only
+    node_b = second.client("node-1b").start()
+    node_b.publish(TOPIC, OFFLINE, retain=True)  # the other broker holds its Will
+    assert seen == [ONLINE]
+    fan.refresh()
+    assert seen == [ONLINE], "both brokers connected: the online copy is current"
+    fan.buses[0].close()  # the first broker is lost; no message says so
+    fan.refresh()
+    assert seen == [ONLINE, OFFLINE]
+    fan.refresh()
+    assert seen == [ONLINE, OFFLINE], "said once"
