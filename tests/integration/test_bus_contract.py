@@ -21,8 +21,10 @@ from typing import Protocol
 
 import pytest
 
+from edgekube.bus.brokers import Broker
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message, MessageBus, Will
+from edgekube.local.broker import free_port
 from edgekube.model.errors import BusError
 from tests.support.broker import AnyBroker, make_broker
 from tests.support.membus import MemoryBroker, MemoryBus
@@ -43,14 +45,18 @@ class Net(Protocol):
 class PahoNet:
     broker: AnyBroker
     buses: list[PahoBus] = field(default_factory=list)
+    #: A broker address listed first that nobody listens on: every client gets to the real one by failing over.
+    dead_first: Broker | None = None
 
     def client(self, *, will: Will | None = None, persistent: bool = False, name: str = "") -> MessageBus:
-        config = BusConfig(
-            port=self.broker.port,
+        real = Broker(self.broker.host, self.broker.port)
+        config = BusConfig.on(
+            (self.dead_first, real) if self.dead_first is not None else (real,),
             client_id=name or f"contract-{uuid.uuid4().hex[:8]}",
             will=will,
             persistent=persistent,
             keepalive=5,
+            log_failures=self.dead_first is None,
         )
         bus = PahoBus(config)
         self.buses.append(bus)
@@ -82,13 +88,17 @@ class MemoryNet:
         timer.start()
 
 
-@pytest.fixture(params=["paho+mosquitto", "paho+rumqttd", "memory-threaded", "memory-inline"])
+@pytest.fixture(
+    params=["paho+mosquitto", "paho+rumqttd", "paho-failover+mosquitto", "memory-threaded", "memory-inline"]
+)
 def net(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    """`paho-failover+…`: every client lists a dead broker first (bus/brokers.py), so it works through its fallback."""
     made: PahoNet | MemoryNet
-    if request.param.startswith("paho+"):
-        kind = request.param.removeprefix("paho+")
+    if request.param.startswith("paho"):
+        kind = request.param.partition("+")[2]
         with make_broker(kind, tmp_path_factory.mktemp(kind)) as broker:
-            made = PahoNet(broker)
+            dead = Broker("127.0.0.1", free_port("127.0.0.1")) if request.param.startswith("paho-failover") else None
+            made = PahoNet(broker, dead_first=dead)
             yield made
             for paho in made.buses:
                 paho.close()
