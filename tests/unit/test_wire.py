@@ -165,7 +165,8 @@ def payload(**fields: Any) -> bytes:
             ApiRequest,
             payload(verb="patch"),
             'ApiRequest: verb: Unsupported value: "patch": supported values: "get", "list", "apply", '
-            '"delete", "logs", "scale", "label", "annotate", "cordon", "uncordon", "drain", "top", "identify", "exec", "watch"',
+            '"delete", "logs", "scale", "label", "annotate", "cordon", "uncordon", "drain", "top", "identify", "exec", '
+            '"watch", "dashboard"',
         ),
         (
             ApiRequest,
