@@ -21,6 +21,7 @@ MIN_PYTHON="3.11"
 # catatonit is Podman 4's pod pause process; make runs `make up` / `make test`;
 # mmdebstrap builds the Debian rootfs of the systemd machines the fleet-rollout e2e test runs Ansible against;
 # openssl is used by the TLS tests to inspect what the CA issued;
+# the pod network (docs/networking.md): iproute2 (routes), nftables (the node proxy), conntrack (stale UDP flows);
 # NFS volumes without a kernel NFS client: libnfs13 (libnfs 4.0, the NFSv4 client the mount helper
 # edgekube-nfs-mount calls through ctypes) with libnfs-utils (nfs-ls, nfs-cat: look at an export by hand),
 # libfuse2 (fusepy's library) and fuse3 (mount.fuse, fusermount) for the FUSE mount itself;
@@ -28,7 +29,7 @@ MIN_PYTHON="3.11"
 PACKAGES=(
     podman runc catatonit containernetworking-plugins slirp4netns uidmap fuse-overlayfs iproute2
     mosquitto mosquitto-clients busybox-static python3-venv make mmdebstrap openssl
-    libnfs13 libnfs-utils libfuse2 fuse3 nfs-ganesha nfs-ganesha-vfs nftables
+    libnfs13 libnfs-utils libfuse2 fuse3 nfs-ganesha nfs-ganesha-vfs nftables conntrack
 )
 
 LOG="$(mktemp "${TMPDIR:-/tmp}/edgekube-install.XXXXXX")"

@@ -67,13 +67,15 @@ def build_agent(config: AgentConfig, runtime: PodRuntime | None = None) -> Agent
 
 def pod_network(config: AgentConfig, runtime: PodRuntime, bus: MessageBus) -> NetworkAgent:
     """The node's network loop (docs/networking.md) on `ip` and `nft`, subscribed on the agent's bus."""
+    from edgekube.agent.network.conntrack import ConntrackTool  # noqa: PLC0415
     from edgekube.agent.network.netagent import NetworkAgent, NetworkRuntime  # noqa: PLC0415 - pod_network only
     from edgekube.agent.network.nftables import NftProxy  # noqa: PLC0415
     from edgekube.agent.network.routes import IpRoutes  # noqa: PLC0415
 
     if not isinstance(runtime, NetworkRuntime):
         raise ValidationError("pod_network: needs the Podman runtime")
-    return NetworkAgent(config.node_name, runtime, IpRoutes(), NftProxy(), dns=config.cluster_dns).attach(bus)
+    parts = (IpRoutes(), NftProxy(), ConntrackTool())
+    return NetworkAgent(config.node_name, runtime, *parts, dns=config.cluster_dns).attach(bus)
 
 
 def run_agent(config: AgentConfig) -> None:

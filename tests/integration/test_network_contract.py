@@ -6,18 +6,21 @@ a LAN), others are refused by the kernel as by the fake.
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from edgekube.agent.network.conntrack import ConntrackTool, StaleFlow
 from edgekube.agent.network.nftables import NftProxy, ruleset
 from edgekube.agent.network.routes import HostRoutes, IpRoutes
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.netstate import EndpointEntry, ServiceEntry, ServicePortEntry, ServiceTable
 from tests.support.netfakes import FakeRoutes
-from tests.support.prerequisites import require_netns
+from tests.support.prerequisites import missing, require_netns
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +127,28 @@ def test_a_ruleset_the_kernel_refuses_changes_nothing(netns: str) -> None:
     listed = _listed(enter)
     assert "numgen random mod 2" in listed.stdout
     proxy.remove()
+
+
+def test_conntrack_tool_deletes_the_udp_flows_answered_by_a_gone_endpoint_only(netns: str) -> None:
+    if shutil.which("conntrack") is None:
+        missing("conntrack is not installed")
+    enter = ["nsenter", f"--net=/run/netns/{netns}"]
+
+    def insert(sport: int, endpoint: str) -> None:
+        subprocess.run([*enter, "conntrack", "-I", "-p", "udp", "-s", "192.0.2.50", "-d", "10.43.0.10",
+                        "--sport", str(sport), "--dport", "53", "--reply-src", endpoint, "--reply-dst", "192.0.2.50",
+                        "--reply-port-src", "53", "--reply-port-dst", str(sport), "-t", "60"],
+                       check=True, capture_output=True)  # fmt: skip
+
+    def flows() -> list[str]:
+        listed = subprocess.run([*enter, "conntrack", "-L", "-p", "udp"], capture_output=True, text=True, check=True)
+        return sorted(re.findall(r"src=(10\.42\.\d+\.\d+)", listed.stdout))
+
+    insert(1000, "10.42.1.5")
+    insert(1001, "10.42.2.5")
+    tool = ConntrackTool(prefix=enter)
+    tool.delete(StaleFlow("10.43.0.10", 53, "10.42.1.5"))
+    assert flows() == ["10.42.2.5"]
+    tool.delete(StaleFlow("10.43.0.10", 53, "10.42.1.5"))  # nothing left to delete: fine
+    tool.delete(StaleFlow("", 53, "10.42.2.5"))  # a NodePort's flows: any destination
+    assert flows() == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
+from edgekube.agent.network.conntrack import StaleFlow
 from edgekube.agent.runtime.podman.network import PodNetwork
 from edgekube.model.errors import RuntimeFailure
 
@@ -64,3 +65,13 @@ class FakeNetworkRuntime:
 
     def use_service_env(self, env: Callable[[str], dict[str, str]] | None) -> None:
         self.service_env = env
+
+
+class FakeConntrack:
+    """Conntrack recording the flows it was told to delete."""
+
+    def __init__(self) -> None:
+        self.deleted: list[StaleFlow] = []
+
+    def delete(self, flow: StaleFlow) -> None:
+        self.deleted.append(flow)

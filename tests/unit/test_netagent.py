@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from edgekube.agent.network.conntrack import StaleFlow
 from edgekube.agent.network.dnsserver import DnsServer
 from edgekube.agent.network.netagent import NetworkAgent
 from edgekube.agent.runtime.podman.network import PodNetwork
 from edgekube.bus import topics
 from edgekube.bus.protocol import Message
 from edgekube.model.netstate import EndpointEntry, RouteEntry, RouteTable, ServiceEntry, ServicePortEntry, ServiceTable
-from tests.support.netfakes import FakeFirewall, FakeNetworkRuntime, FakeRoutes
+from tests.support.netfakes import FakeConntrack, FakeFirewall, FakeNetworkRuntime, FakeRoutes
 
 
 def _agent() -> tuple[NetworkAgent, FakeNetworkRuntime, FakeRoutes, FakeFirewall]:
@@ -95,3 +96,20 @@ def test_a_dns_server_that_cannot_start_is_reported_and_tried_again_while_routes
     assert agent.failures == ["cluster DNS on 10.42.0.1:53: [Errno 98] Address already in use"]
     agent.sync()
     assert attempts == ["10.42.0.1", "10.42.0.1"]
+
+
+def test_after_new_rules_the_udp_flows_of_endpoints_that_left_are_deleted() -> None:
+    runtime, routes, firewall, conntrack = FakeNetworkRuntime(), FakeRoutes(), FakeFirewall(), FakeConntrack()
+    agent = NetworkAgent("a", runtime, routes, firewall, conntrack, dns=False)
+
+    def publish(*ips: str) -> None:
+        svc = ServiceEntry(namespace="kube", name="dns", cluster_ip="10.43.0.53", type="NodePort",
+                           ports=[ServicePortEntry(name="dns", protocol="UDP", port=53, node_port=30053)],
+                           endpoints=[EndpointEntry(ip=ip, ports={"dns": 53}) for ip in ips])  # fmt: skip
+        agent._on_services(Message(topics.SERVICES, ServiceTable(services=[svc]).encode(), retain=True))
+        agent.sync()
+
+    publish("10.42.1.5", "10.42.2.5")
+    assert conntrack.deleted == []  # the first table: nothing to compare with
+    publish("10.42.2.5")
+    assert conntrack.deleted == [StaleFlow("", 30053, "10.42.1.5"), StaleFlow("10.43.0.53", 53, "10.42.1.5")]

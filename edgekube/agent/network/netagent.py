@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from edgekube.agent.network import routes as routeplan
+from edgekube.agent.network.conntrack import Conntrack, stale_udp
 from edgekube.agent.network.dnsserver import DnsServer
 from edgekube.agent.network.nftables import Firewall, ruleset
 from edgekube.agent.network.serviceenv import namespace_env
@@ -45,6 +46,7 @@ class NetworkAgent:
         runtime: NetworkRuntime,
         routes: routeplan.HostRoutes,
         firewall: Firewall,
+        conntrack: Conntrack | None = None,
         *,
         dns: bool = True,
         dns_port: int = 53,
@@ -55,6 +57,8 @@ class NetworkAgent:
         self.runtime = runtime
         self.routes = routes
         self.firewall = firewall
+        self.conntrack = conntrack
+        self._applied_table: ServiceTable | None = None
         self.dns_enabled = dns
         self.dns_port = dns_port
         self.resync = resync
@@ -155,10 +159,25 @@ class NetworkAgent:
                     self._applied_rules = text
                 except EdgekubeError as exc:
                     failures.append(str(exc))
+                else:
+                    failures += self._forget_stale_flows(self.service_table)
         for failure in failures:
             log.warning("network: %s", failure)
         self.failures = failures
         self.passes += 1
+
+    def _forget_stale_flows(self, table: ServiceTable) -> list[str]:
+        """After new rules: delete the UDP flows of endpoints that left (conntrack.py); the failures, one line each."""
+        before, self._applied_table = self._applied_table, table
+        if self.conntrack is None or before is None:
+            return []
+        failures = []
+        for flow in stale_udp(before, table):
+            try:
+                self.conntrack.delete(flow)
+            except EdgekubeError as exc:
+                failures.append(str(exc))
+        return failures
 
     def _stop_dns(self) -> None:
         if self.dns is not None:
