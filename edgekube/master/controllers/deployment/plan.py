@@ -121,7 +121,7 @@ class _Set:
 
     rs: Mapping[str, Any]
     replicas: int
-    pods: int  # active (not terminal) pods
+    pods: int  # its pods in the store, terminal ones too (see _view)
     ready: int
     available: int
 
@@ -144,11 +144,18 @@ class _Set:
 
 
 def _view(rs: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], min_ready: int, now: float) -> _Set:
+    """One ReplicaSet's counts; its terminal pods count as pods (not as ready or available).
+
+    The replication controller lets a pod that failed young (a create that failed, e.g. ErrImagePull, is reported
+    Failed by the agent) hold its replica's place until it replaces it in one pass; counting it keeps
+    updatedReplicas steady instead of a dip and rise that would read as progress.
+    """
+    pods = list(pods)
     active = [p for p in pods if not is_terminal(p)]
     return _Set(
         rs,
         int(rs["spec"].get("replicas", 1)),
-        len(active),
+        len(pods),
         sum(1 for p in active if is_ready(p)),
         sum(1 for p in active if is_available(p, min_ready, now)),
     )
