@@ -18,7 +18,7 @@ WHEEL_PLATFORM ?=
 WHEEL_PYTHON ?= 3.11
 WHEELHOUSE ?= dist/wheelhouse
 
-.PHONY: help install up down test lint typecheck imports bench clean distclean wheel
+.PHONY: help install up down test lint typecheck imports bench clean distclean wheel dashboard dashboard-check
 
 help:
 	@echo "make install    install system packages and the .venv (idempotent)"
@@ -26,7 +26,8 @@ help:
 	@echo "make down       stop the local cluster"
 	@echo "make test       install, then lint, typecheck, imports and the whole pytest suite"
 	@echo "make wheel      dist/wheelhouse: the edgekube wheel + its dependencies for ansible/ [WHEEL_PLATFORM=...]"
-	@echo "make lint | typecheck | imports | bench | clean | distclean"
+	@echo "make dashboard  rebuild the dashboard's bundle from web/dashboard (npm ci + esbuild; docs/dashboard.md)"
+	@echo "make lint | typecheck | imports | bench | clean | distclean | dashboard-check"
 
 install:
 	@bash scripts/install.sh
@@ -65,6 +66,15 @@ wheel: install
 	$(BIN)/pip download -q --only-binary=:all: --python-version $(WHEEL_PYTHON) --find-links $(WHEELHOUSE) \
 		$(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM)) -d $(WHEELHOUSE) $(WHEELHOUSE)/edgekube-*.whl
 	@ls -1 $(WHEELHOUSE)
+
+# The dashboard's bundle (edgekube/master/dashboard/static/dashboard.js) is committed, so building the wheel needs
+# no node; this rebuilds it from web/dashboard with the npm packages package-lock.json pins (preact, htm, esbuild).
+# dashboard-check: the committed bundle is exactly what the sources build (esbuild's output is deterministic).
+dashboard: install
+	cd web/dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+dashboard-check: dashboard
+	git diff --exit-code --stat -- edgekube/master/dashboard/static/dashboard.js
 
 bench:
 	@shopt -s nullglob; benches=(benchmarks/*.py); \

@@ -25,11 +25,13 @@ MIN_PYTHON="3.11"
 # NFS volumes without a kernel NFS client: libnfs13 (libnfs 4.0, the NFSv4 client the mount helper
 # edgekube-nfs-mount calls through ctypes) with libnfs-utils (nfs-ls, nfs-cat: look at an export by hand),
 # libfuse2 (fusepy's library) and fuse3 (mount.fuse, fusermount) for the FUSE mount itself;
-# nfs-ganesha + nfs-ganesha-vfs serve NFSv4 exports to the local cluster and the tests.
+# nfs-ganesha + nfs-ganesha-vfs serve NFSv4 exports to the local cluster and the tests;
+# chromium is the headless browser the dashboard's tests drive with Playwright (its own download is not used).
 PACKAGES=(
     podman runc catatonit containernetworking-plugins slirp4netns uidmap fuse-overlayfs iproute2
     mosquitto mosquitto-clients busybox-static python3-venv make mmdebstrap openssl
     libnfs13 libnfs-utils libfuse2 fuse3 nfs-ganesha nfs-ganesha-vfs nftables conntrack
+    chromium
 )
 
 LOG="$(mktemp "${TMPDIR:-/tmp}/edgekube-install.XXXXXX")"
@@ -167,7 +169,20 @@ install_python_packages() {
     printf '%s\n' "$want" >"$STAMP"
 }
 
+# `make dashboard` rebuilds the dashboard's bundle with npm (docs/dashboard.md); the bundle is committed, so only
+# that needs node. Installed from Debian only when there is no npm at all: a node from elsewhere (nodesource,
+# nvm) is left alone rather than fought over by apt.
+install_node() {
+    if [[ ${EDGEKUBE_SKIP_APT:-0} == 1 ]] || command -v npm >/dev/null 2>&1; then
+        return
+    fi
+    say "node: installing nodejs npm (make dashboard)"
+    local apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0)
+    run "${apt[@]}" install -y nodejs npm || die "apt-get install nodejs npm failed"
+}
+
 install_system_packages
+install_node
 stop_system_mosquitto
 make_venv
 install_python_packages
