@@ -29,6 +29,7 @@ from edgekube.agent.indicators.drivers import LedDriver, LedSettings
 from edgekube.agent.indicators.indicator import DEFAULT_IDENTIFY, Indicator
 from edgekube.agent.indicators.table import NodeState
 from edgekube.agent.ledger import RestartLedger
+from edgekube.agent.logfollow import Follows, FollowSpec
 from edgekube.agent.nfsprobe import NfsProber, ProbeFn, nfs_probe
 from edgekube.agent.probe_checks import ProbeResult, ProbeTarget
 from edgekube.agent.probe_timing import ProbeKind
@@ -236,6 +237,8 @@ class Agent:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards desired
         self._exec_slots = threading.BoundedSemaphore(EXEC_SLOTS)
+        #: `ekctl logs -f`: followed containers, their lines pushed to each client's stream (agent/logfollow.py).
+        self.follows = Follows(runtime, self._publish_stream, time.time)
         self._reconciling = threading.Lock()  # one reconcile at a time (the loop, or a test calling it)
         policy = BackoffPolicy(config.backoff_initial, config.backoff_max, config.backoff_reset)
         #: The devices this node advertises as extended resources; PodActions hands them to containers.
@@ -334,6 +337,7 @@ class Agent:
             if thread.is_alive():
                 thread.join(timeout=10)
         self.prober.stop()
+        self.follows.stop_all()
         self.nfs.stop()
         if self.telemetry is not None:
             self.telemetry.stop()
@@ -461,10 +465,29 @@ class Agent:
             if req.verb is Verb.EXEC:
                 self._exec(msg, req, pod.uid, container)
                 return
+            if req.follow:
+                self._follow(msg, req, pod.uid, container)
+                return
             text = self.runtime.logs(pod.uid, container, req.tail, log_window(req, time.time()))
             self._reply(msg, ApiResponse(ok=True, text=text))
         except EdgekubeError as exc:
             self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
+
+    def _publish_stream(self, topic: str, payload: bytes) -> None:
+        self.bus.publish(topic, payload)
+
+    def _follow(self, msg: Message, req: ApiRequest, uid: PodUID, container: str) -> None:
+        """`ekctl logs -f`: start following (answer `opened`), or renew a follow and take the client's ack."""
+        client = topics.client_of_reply(msg.response_topic or "")
+        if client is None or not req.stream:
+            raise ValidationError("logs -f: needs a stream id and a response topic edgekube/v1/clients/<id>/reply")
+        window = log_window(req, time.time())
+        spec = FollowSpec(
+            uid, container, topics.client_stream(client, req.stream), req.stream, req.tail,
+            window.since if window is not None else None, req.timestamps,
+        )  # fmt: skip
+        opened = self.follows.start_or_renew(spec, req.ack)
+        self._reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": opened}))
 
     def _exec(self, msg: Message, req: ApiRequest, uid: PodUID, container: str) -> None:
         """`ekctl exec`: run on a thread of its own (never on the bus thread), at most EXEC_SLOTS at once."""

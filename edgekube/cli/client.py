@@ -257,6 +257,10 @@ class Client:
         """The session's own wait, added to a command's time (the forwarding and Podman's exec set-up)."""
         return float(getattr(self.session, "timeout", 10.0))
 
+    def follow(self, request: ApiRequest) -> bool:
+        """Start, renew or acknowledge a `logs -f` stream (answered by the node); True when it started anew."""
+        return bool((self._call(request).object or {}).get("opened"))
+
     def watch(self, request: ApiRequest, timeout: float | None = None) -> bool:
         """Open, renew (or with seconds 0, close) a watch stream; True when the master opened it anew."""
         return bool((self._call(request, timeout).object or {}).get("opened"))

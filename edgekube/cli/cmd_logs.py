@@ -9,15 +9,23 @@ finishedAt, before the current run started).
 from __future__ import annotations
 
 import math
+import queue
+import time
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
+from edgekube.bus import topics
+from edgekube.bus.protocol import Message
 from edgekube.cli.context import Context
 from edgekube.cli.errors import not_found
 from edgekube.cli.kinds import POD, split_args
 from edgekube.cli.status import items, section
-from edgekube.model.errors import NotFoundError, ValidationError
+from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.labels import parse_selector
 from edgekube.model.types import Obj
+from edgekube.model.watch import FOLLOW_LEASE_SECONDS, LOG_WINDOW_CHUNKS, LogChunk
+from edgekube.model.wire import ApiRequest, Verb
 
 #: kubectl's default --tail with a selector.
 SELECTOR_TAIL = 10
@@ -91,8 +99,57 @@ def _one(ctx: Context, pod: Obj, container: str | None, tail: int | None, prefix
     return text if not text or text.endswith("\n") else text + "\n"
 
 
+def follow(ctx: Context, pod: Obj, container: str | None, tail: int | None) -> int:
+    """`logs -f`: the node pushes LogChunks on this client's stream; acknowledged and renewed through the master."""
+    args = ctx.args
+    name = str(section(pod, "metadata").get("name", ""))
+    client = ctx.client()
+    session: Any = client.session
+    if not hasattr(session, "subscribe"):
+        raise ValidationError("logs -f needs an MQTT connection to the broker")
+    stream = uuid.uuid4().hex[:16]
+    inbox: queue.Queue[Message] = queue.Queue()
+    session.subscribe(topics.client_stream(session.client_id, stream), inbox.put)
+    request = ApiRequest(
+        verb=Verb.LOGS, kind="Pod", namespace=ctx.namespace, name=name, container=container, tail=tail,
+        since_time=args.since_time, since_seconds=math.ceil(args.since) if args.since else None,
+        timestamps=args.timestamps, follow=True, stream=stream, ack=0,
+    )  # fmt: skip
+
+    def renew(ack: int) -> None:
+        try:
+            client.follow(request.model_copy(update={"ack": ack}))
+        except EdgekubeError as exc:
+            raise EdgekubeError(f"logs -f of {name} ended: {exc}", hint=exc.hint) from None
+
+    renew(0)
+    printed = acked = 0
+    renew_at = time.monotonic() + FOLLOW_LEASE_SECONDS / 3
+    while True:
+        try:
+            msg = inbox.get(timeout=max(0.0, renew_at - time.monotonic()))
+        except queue.Empty:
+            renew(printed)
+            acked, renew_at = printed, time.monotonic() + FOLLOW_LEASE_SECONDS / 3
+            continue
+        chunk = LogChunk.decode(msg.payload, what="log chunk")
+        if chunk.seq <= printed:
+            continue  # a duplicate delivery
+        ctx.out.write(chunk.text)
+        ctx.out.flush()
+        printed = chunk.seq
+        if chunk.end:
+            ctx.err.write(f"logs -f of {name} ended: {chunk.reason}\n")
+            return 0
+        if printed - acked >= LOG_WINDOW_CHUNKS // 2:  # keep the node's window open
+            renew(printed)
+            acked, renew_at = printed, time.monotonic() + FOLLOW_LEASE_SECONDS / 3
+
+
 def run(ctx: Context) -> int:
     args = ctx.args
+    if args.follow and (args.previous or args.selector):
+        raise ValidationError("logs -f follows one container: not with --previous or -l (yet)")
     if args.since and args.since_time:
         raise ValidationError("at most one of --since or --since-time may be specified")
     if args.since_time:
@@ -122,5 +179,7 @@ def run(ctx: Context) -> int:
     # The pod is fetched only when needed: to default the container, or for --previous's times.
     pod = _pod(ctx, names[0]) if args.previous or not args.container else {"metadata": {"name": names[0]}}
     container = args.container or _default_container(ctx, pod)
+    if args.follow:
+        return follow(ctx, pod, container, wire_tail)
     ctx.out.write(_one(ctx, pod, container, wire_tail, prefix=args.prefix))
     return 0

@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tail", type=int, default=None, metavar="N", help="last N lines only (default -1: all; 10 with -l)"
     )
     p.add_argument("-p", "--previous", action="store_true", help="the last terminated run of the container")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines, across restarts (Ctrl-C ends)")
     p.add_argument("--since", type=_duration, metavar="DURATION", help="only lines newer than this, e.g. 5s, 2m, 3h")
     p.add_argument("--since-time", metavar="TIME", help="only lines since this RFC 3339 time")
     p.add_argument("--timestamps", action="store_true", help="prefix each line with its RFC 3339 time")

@@ -1,4 +1,4 @@
-"""The watch stream's message (`ekctl get -w`): master → one client on edgekube/v1/clients/<id>/streams/<stream>."""
+"""Messages of the streams to one client on edgekube/v1/clients/<id>/streams/<stream>: watch events, log chunks."""
 
 from __future__ import annotations
 
@@ -27,3 +27,23 @@ class WatchEvent(WireModel):
     seq: int = Field(ge=1)
     type: EventType
     object: dict[str, Any]
+
+
+#: logs -f: chunks an agent sends beyond the last one acknowledged, the most text one chunk holds, and how long a
+#: follow lives without a renewal from its client (it renews every third of it, acknowledging as it goes).
+LOG_WINDOW_CHUNKS = 8
+LOG_CHUNK_CHARS = 32 * 1024
+FOLLOW_LEASE_SECONDS = 30.0
+
+
+class LogChunk(WireModel):
+    """Agent → one client (`ekctl logs -f`): the next lines of a followed container, `seq` from 1 per stream.
+
+    `end` closes the stream with `reason` (the pod or container is gone from the node).
+    """
+
+    stream: str
+    seq: int = Field(ge=1)
+    text: str = ""
+    end: bool = False
+    reason: str = ""

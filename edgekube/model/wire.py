@@ -115,6 +115,9 @@ class ApiRequest(WireModel):
     since_seconds: int | None = Field(default=None, ge=1)
     until_time: str | None = None
     timestamps: bool = False
+    #: logs -f: follow on `stream` (the agent publishes LogChunks there); `ack`: the last chunk the caller printed.
+    follow: bool = False
+    ack: int | None = Field(default=None, ge=0)
     #: watch: the caller's stream id; changes go to edgekube/v1/clients/<client-id>/streams/<stream> (model.watch).
     stream: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -43,8 +43,9 @@ def rules(role: Role, name: str) -> list[tuple[str, str]]:
             # the data path's tables (docs/networking.md): every node routes and proxies for the whole cluster
             ("read", topics.ROUTES),
             ("read", topics.SERVICES),
-            # `logs` and `identify` are answered by the node on the caller's response topic.
+            # `logs` and `identify` are answered by the node on the caller's response topic; `logs -f` streams.
             ("write", topics.client_reply("+")),
+            ("write", topics.client_stream("+", "#")),
         ]
     if role is Role.ADMIN:
         return [

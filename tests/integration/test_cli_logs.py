@@ -4,11 +4,16 @@ A container that prints one `run <uptime>` line and exits is restarted by the ag
 whose log keeps every run); `--previous` shows exactly the last terminated run, the window its status records.
 `--timestamps`, `--since`, `--since-time` and `-l` (lines prefixed `[pod/NAME/CONTAINER]`, 10 a pod) pass through
 master and agent to Podman's log API. `exec` runs through master and agent in Podman's exec API and ekctl exits
-with the command's status.
+with the command's status. `logs -f` (ekctl as its own process) prints the lines the node pushes on its stream,
+across a restart of the container, and ends with the reason when the pod is deleted.
 """
 
 from __future__ import annotations
 
+import queue
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -142,3 +147,44 @@ def test_exec_runs_in_the_pod_on_its_node_and_exits_with_the_command_s_status(
     assert client.pod("shell")["spec"]["nodeName"] == agent.node
     assert ekctl(mosquitto.port, "exec", "shell", "-c", "c", "--", "true") == 0
     assert ekctl(mosquitto.port, "exec", "shell", "--", "no-such-command") != 0
+
+
+def test_logs_follow_prints_new_lines_across_a_restart_and_ends_when_the_pod_is_deleted(
+    cluster: tuple[Master, Agent, ApiClient], mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    _master, _agent, client = cluster
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD.format(name="crash", image=DEMO_IMAGE))
+    assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+    wait_for("crash logged", lambda: "run" in (client.logs("crash").text or ""), timeout=60)
+    argv = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mosquitto.port), "logs", "crash", "-f"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekube.cli.main", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        seen = [lines.get(timeout=30)]
+        while sum(line.startswith("run ") for line in seen) < 3:  # the first run, then two after restarts
+            seen.append(lines.get(timeout=60))
+        assert seen[0].startswith("run ") and seen[1] == "second line"
+        assert len(set(seen)) == len(seen) - seen.count("second line") + 1  # no run printed twice
+        assert ekctl(mosquitto.port, "delete", "pod", "crash") == 0
+        code = proc.wait(timeout=60)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert code == 0, err
+        assert "logs -f of crash ended:" in err and "not found" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -199,6 +199,7 @@ def test_acl_confines_a_node_to_its_own_topics() -> None:
         "topic read edgekube/v1/routes",
         "topic read edgekube/v1/services",
         "topic write edgekube/v1/clients/+/reply",
+        "topic write edgekube/v1/clients/+/streams/#",
     ]
     assert all("node-1" not in line for line in acl["node-2"])
 
