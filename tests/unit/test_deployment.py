@@ -461,3 +461,17 @@ def test_get_deploy_row() -> None:
     row = deployments.deployment_row(obj, wide=True)
     assert row[:4] == ["web", "3/4", "2", "3"]
     assert row[5:] == ["c", "img:a", "app=web"]
+
+
+@pytest.mark.parametrize("replicas", [0, 2, 9])
+def test_scaling_in_the_middle_of_a_rollout_converges_to_the_new_count(world: World, replicas: int) -> None:
+    """No proportional scaling (docs/deployments.md): the rolling update itself converges to the new count."""
+    world.apply(replicas=6)
+    world.settle(ready_per_pass=6)
+    image(world, "img:b")
+    world.step()
+    world.kubelet(1)
+    world.patch(lambda spec: spec.update(replicas=replicas))
+    world.settle(ready_per_pass=3)
+    assert world.images() == ({"img:b": replicas} if replicas else {})
+    assert world.deployment()["status"]["updatedReplicas"] == replicas
