@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from edgekube.cli import deployments
 from edgekube.cli.context import Context
 from edgekube.cli.kinds import DEPLOY, RS, require, split_args
-from edgekube.cli.tabwriter import table
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
 from edgekube.model.types import Obj
 
@@ -89,9 +88,10 @@ def run_history(ctx: Context) -> int:
         ctx.out.write(f"{DEPLOY.qualified}/{name} with revision #{wanted}\n")
         ctx.out.write(deployments.describe_template(template))
         return 0
-    rows = [[str(revision), cause] for revision, cause in deployments.history(obj, replica_sets)]
-    ctx.out.write(f"{DEPLOY.qualified}/{name} \n")
-    ctx.out.write(table(["REVISION", "CHANGE-CAUSE"], rows))
+    rows = [("REVISION", "CHANGE-CAUSE"), *((str(r), cause) for r, cause in deployments.history(obj, replica_sets))]
+    width = max(len(revision) for revision, _ in rows)
+    ctx.out.write(f"{DEPLOY.qualified}/{name} \n")  # kubectl's tabbedString: padding 2
+    ctx.out.write("".join(f"{revision:<{width}}  {cause}\n" for revision, cause in rows))
     return 0
 
 
