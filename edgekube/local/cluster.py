@@ -257,6 +257,8 @@ class LocalCluster:
 
         ekctl(["--mqtt-port", str(self.port), "get", "pods", "-o", "wide"])
         _say("\nThe cluster keeps running. Try: .venv/bin/ekctl get nodes   |   stop everything: make down")
+        if not layout.ha:
+            _say("Live dashboard: open the URL .venv/bin/ekctl dashboard prints (docs/dashboard.md)")
 
     def _start_masters(self, layout: Layout, secure: bool) -> None:
         """One master on the first broker; with HA, m1 (active) and m2 (standby), each connected to every broker."""
@@ -266,7 +268,8 @@ class LocalCluster:
             self._spawn(
                 "master",
                 ["master", "--mqtt-port", str(self.port), "--data-dir", str(self.root / "master"),
-                 *self._tls_flags(MASTER, secure)],
+                 # a free loopback port: `ekctl dashboard` prints the URL with the one the master got
+                 "--dashboard", "127.0.0.1:0", *self._tls_flags(MASTER, secure)],
             )  # fmt: skip
             return
         brokers = [f"--broker={b}" for b in layout.brokers]
