@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from edgekube.master.controllers.replication.plan import is_available
 from edgekube.master.eventlog import EventLog
 from edgekube.model.deployment import REVISION_ANNOTATION, TEMPLATE_HASH_LABEL, fenceposts, scaled
 from edgekube.model.errors import NotFoundError
-from edgekube.model.manifest import ManifestError, parse_object
+from edgekube.model.manifest import ManifestError, load_manifests, parse_object
 from edgekube.store.state import TinyStateStore
 
 NOW = 1_800_000_000.0
@@ -475,3 +476,9 @@ def test_scaling_in_the_middle_of_a_rollout_converges_to_the_new_count(world: Wo
     world.settle(ready_per_pass=3)
     assert world.images() == ({"img:b": replicas} if replicas else {})
     assert world.deployment()["status"]["updatedReplicas"] == replicas
+
+
+def test_the_example_deployment_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "web-deployment.yaml"
+    (doc,) = load_manifests(example.read_text(), source=str(example))
+    assert fenceposts(doc.obj.to_dict()["spec"]) == (1, 1)
