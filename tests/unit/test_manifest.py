@@ -528,19 +528,21 @@ def test_every_field_problem_of_one_document_is_listed() -> None:
         ({"apiVersion": "v1", "metadata": {"name": "x"}}, ["kind: Required value"]),
         ({}, ["apiVersion: Required value", "kind: Required value"]),
         (
-            {"apiVersion": "apps/v1", "kind": "Deployment"},
+            {"apiVersion": "apps/v1", "kind": "DaemonSet"},
             [
-                "kind: Deployment (apps/v1) is not supported (supported: Pod (v1), Node (v1), "
-                "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-                "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
+                "kind: DaemonSet (apps/v1) is not supported (supported: Pod (v1), Node (v1), "
+                "ReplicationController (v1), ReplicaSet (apps/v1), Deployment (apps/v1), PersistentVolume (v1), "
+                "PersistentVolumeClaim (v1), StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), "
+                "Service (v1))"
             ],
         ),
         (
             {"apiVersion": "v1", "kind": "Ingress"},
             [
                 "kind: Ingress (v1) is not supported (supported: Pod (v1), Node (v1), "
-                "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-                "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
+                "ReplicationController (v1), ReplicaSet (apps/v1), Deployment (apps/v1), PersistentVolume (v1), "
+                "PersistentVolumeClaim (v1), StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), "
+                "Service (v1))"
             ],
         ),
         (["a", "list"], ["document must be a mapping, got list"]),
@@ -631,13 +633,13 @@ def test_lint_yields_one_error_per_bad_document_with_every_field_problem() -> No
     ]
     assert second.problems == [
         "kind: Ingress (v1) is not supported (supported: Pod (v1), Node (v1), "
-        "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-        "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
+        "ReplicationController (v1), ReplicaSet (apps/v1), Deployment (apps/v1), PersistentVolume (v1), "
+        "PersistentVolumeClaim (v1), StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
     ]
     assert (
         str(second) == "app.yaml[2]: kind: Ingress (v1) is not supported (supported: Pod (v1), Node (v1), "
-        "ReplicationController (v1), ReplicaSet (apps/v1), PersistentVolume (v1), PersistentVolumeClaim (v1), "
-        "StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
+        "ReplicationController (v1), ReplicaSet (apps/v1), Deployment (apps/v1), PersistentVolume (v1), "
+        "PersistentVolumeClaim (v1), StorageClass (storage.k8s.io/v1), ConfigMap (v1), Secret (v1), Service (v1))"
     )
 
 
