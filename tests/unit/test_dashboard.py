@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from edgekube.bus import topics
+from edgekube.local.pki import LocalPki
 from edgekube.master.app import Master
 from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
-from edgekube.master.dashboard import auth, parse_address, view
+from edgekube.master.dashboard import auth, parse_address, tls_context, view
 from edgekube.master.dashboard.auth import Logins, Role
 from edgekube.master.dashboard.feed import Feed
 from edgekube.master.dashboard.server import COOKIE, DashboardServer
@@ -327,3 +329,29 @@ def test_ekctl_dashboard_on_a_master_without_it_says_how_to_turn_it_on(tmp_path:
         master.stop()
     error = ApiResponse.decode(reply.payload).error
     assert error is not None and "--dashboard HOST:PORT" in (error.hint or "")
+
+
+def test_over_https_with_a_certificate_from_the_fleet_ca_the_session_cookie_is_secure(tmp_path: Path) -> None:
+    pki = LocalPki(tmp_path / "pki").ensure({})  # the broker's certificate: serverAuth, names 127.0.0.1 and localhost
+    tls = pki.broker_tls()
+    context = tls_context(str(tls.cert), str(tls.key))
+    assert context is not None
+    store, lock = CachedStore(TinyStateStore(None)), threading.RLock()
+    feed = Feed(store, lock, Liveness(), EventLog(10))
+    logins = Logins()
+    server = DashboardServer("127.0.0.1", 0, logins=logins, feed=feed, identify=lambda n, s: {}, tls=context).start()
+    try:
+        trust = ssl.create_default_context(cafile=str(tls.ca))
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=10, context=trust)
+        conn.request("GET", f"/login?token={logins.issue(Role.VIEWER)}")
+        response = conn.getresponse()
+    finally:
+        server.stop()
+    assert response.status == 303
+    assert "; Secure" in (response.getheader("Set-Cookie") or "")
+    assert server.scheme == "https"
+
+
+def test_a_dashboard_certificate_without_its_key_is_refused_naming_both_settings() -> None:
+    with pytest.raises(ValidationError, match="dashboard_cert, dashboard_key"):
+        tls_context("cert.pem", "")
