@@ -101,7 +101,7 @@ def test_type_names_and_aliases(typed: str, expected: Resource) -> None:
     assert resource(typed) == expected
 
 
-@pytest.mark.parametrize("typed", ["deployments", "rc.apps", "pods.apps", "", "replicasets.batch"])
+@pytest.mark.parametrize("typed", ["daemonsets", "rc.apps", "pods.apps", "", "replicasets.batch", "deploy.batch"])
 def test_unknown_type_names(typed: str) -> None:
     with pytest.raises(ValidationError, match="doesn't have a resource type"):
         resource(typed)
