@@ -54,6 +54,22 @@ spec:
 """
 
 
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %(name)s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %(name)s}}
+  template:
+    metadata: {labels: {app: %(name)s}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: app, image: %(image)s, command: [sh, -c, "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"]}
+"""
+
+
 @dataclass
 class Cluster:
     master: Master
@@ -124,10 +140,14 @@ def test_the_page_shows_the_cluster_and_a_deleted_pod_leaves_it_without_a_reload
     for name in names:
         response = cluster.client.apply(POD % {"name": name, "image": cluster.image})
         assert response.ok, response.error
+    deployment = f"app-{uuid.uuid4().hex[:5]}"
+    response = cluster.client.apply(DEPLOYMENT % {"name": deployment, "image": cluster.image})
+    assert response.ok, response.error
     page = cluster.login(ADMIN, capsys)
     gone, kept = (f"[data-node='{NODE}'] [data-pod='default/{n}']" for n in names)
     page.wait_for_selector(f"{gone} >> text=Running", timeout=60_000)
     page.wait_for_selector(f"{kept} >> text=Running", timeout=60_000)
+    page.wait_for_selector(f"[data-controller='Deployment/default/{deployment}'] >> text=1/1", timeout=60_000)
     assert page.get_attribute(f"[data-node='{NODE}'] [data-leds]", "data-leds") == Pattern.HEALTHY.value
     assert page.get_attribute("[data-role]", "data-role") == "admin"
     assert page.get_attribute("[data-link]", "data-link") == "live"
@@ -145,6 +165,7 @@ def test_the_page_shows_the_cluster_and_a_deleted_pod_leaves_it_without_a_reload
     phone = cluster.login(ADMIN, capsys, viewport={"width": 390, "height": 844}, device_scale_factor=2)
     card = phone.locator(f"[data-node='{NODE}']").bounding_box()
     assert card is not None and card["width"] <= 390  # one column on a phone screen
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # and nothing to scroll sideways
     phone.screenshot(path=str(artifact("dashboard-phone.png")), full_page=True)
 
 

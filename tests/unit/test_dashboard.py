@@ -355,3 +355,15 @@ def test_over_https_with_a_certificate_from_the_fleet_ca_the_session_cookie_is_s
 def test_a_dashboard_certificate_without_its_key_is_refused_naming_both_settings() -> None:
     with pytest.raises(ValidationError, match="dashboard_cert, dashboard_key"):
         tls_context("cert.pem", "")
+
+
+def test_a_login_token_never_reaches_the_log(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    token = served.logins.issue(Role.ADMIN)
+    caplog.set_level("DEBUG", logger="edgekube.master.dashboard.server")
+    conn = served.connection()
+    conn.request("GET", f"/login?token={token}")
+    assert conn.getresponse().status == 303
+    conn.close()
+    served.server.stop()  # the handler's log line is written before the next request is served
+    assert "login?token=<redacted>" in caplog.text
+    assert token not in caplog.text

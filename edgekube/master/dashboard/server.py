@@ -44,6 +44,7 @@ KEEPALIVE = 15.0
 #: The longest identify the page asks for (the wire's limit is the CLI's too).
 MAX_IDENTIFY = 3600.0
 _STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "index.html": "text/html"}
+_TOKEN = re.compile(r"token=[^&\s]*")
 _IDENTIFY = re.compile(r"^/api/nodes/([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)/identify$")
 
 Identify = Callable[[str, float], Obj]
@@ -113,7 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30  # a connection that sends nothing gives up its thread
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("dashboard %s: " + format, self.client_address[0], *args)
+        # The request line of a login carries its token: never in a log, even a debug one.
+        shown = [_TOKEN.sub("token=<redacted>", a) if isinstance(a, str) else a for a in args]
+        log.debug("dashboard %s: " + format, self.client_address[0], *shown)
 
     # -- routing -----------------------------------------------------------------------------------------
     def do_GET(self) -> None:
