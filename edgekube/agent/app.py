@@ -39,6 +39,7 @@ from edgekube.agent.report import StatusReporter
 from edgekube.agent.runtime.protocol import ContainerRunState, LogWindow, ObservedPod, PodRuntime
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.agent.telemetry.wiring import Telemetry, check_telemetry
+from edgekube.agent.terminals import Terminals
 from edgekube.agent.witness import MasterWatch
 from edgekube.bus import topics
 from edgekube.bus.guard import guarded
@@ -239,6 +240,8 @@ class Agent:
         self._exec_slots = threading.BoundedSemaphore(EXEC_SLOTS)
         #: `ekctl logs -f`: followed containers, their lines pushed to each client's stream (agent/logfollow.py).
         self.follows = Follows(runtime, self._publish_stream, time.time)
+        #: `ekctl exec -it`: interactive commands with a terminal (agent/terminals.py).
+        self.terminals = Terminals(runtime, self._publish_stream, time.time)
         self._reconciling = threading.Lock()  # one reconcile at a time (the loop, or a test calling it)
         policy = BackoffPolicy(config.backoff_initial, config.backoff_max, config.backoff_reset)
         #: The devices this node advertises as extended resources; PodActions hands them to containers.
@@ -338,6 +341,7 @@ class Agent:
                 thread.join(timeout=10)
         self.prober.stop()
         self.follows.stop_all()
+        self.terminals.close_all()
         self.nfs.stop()
         if self.telemetry is not None:
             self.telemetry.stop()
@@ -462,6 +466,9 @@ class Agent:
                     f"container {container!r} is not valid for pod {req.name}",
                     hint=f"choose one of: {', '.join(containers)}",
                 )
+            if req.verb is Verb.EXEC and req.tty:
+                self._terminal(msg, req, pod.uid, container)
+                return
             if req.verb is Verb.EXEC:
                 self._exec(msg, req, pod.uid, container)
                 return
@@ -487,6 +494,14 @@ class Agent:
             window.since if window is not None else None, req.timestamps,
         )  # fmt: skip
         opened = self.follows.start_or_renew(spec, req.ack)
+        self._reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": opened}))
+
+    def _terminal(self, msg: Message, req: ApiRequest, uid: PodUID, container: str) -> None:
+        """`ekctl exec -it`: start the command with a terminal, or pass it keystrokes and resizes."""
+        client = topics.client_of_reply(msg.response_topic or "")
+        if client is None or not req.stream:
+            raise ValidationError("exec -it: needs a stream id and a response topic edgekube/v1/clients/<id>/reply")
+        opened = self.terminals.handle(req, uid, container, topics.client_stream(client, req.stream))
         self._reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": opened}))
 
     def _exec(self, msg: Message, req: ApiRequest, uid: PodUID, container: str) -> None:

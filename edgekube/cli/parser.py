@@ -274,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("exec", "run a command in a container and exit with its status: exec POD -- CMD [ARG...]", "cmd_exec")
     p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
     p.add_argument("-c", "--container", help="container name (default: the first)")
-    p.add_argument("-i", "--stdin", action="store_true", help="(not supported yet: refused)")
-    p.add_argument("-t", "--tty", action="store_true", help="(not supported yet: refused)")
+    p.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command (with -t)")
+    p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal: an interactive session")
     p.add_argument(
         "--exec-timeout", type=_duration, default=60.0, metavar="DURATION",
         help="stop waiting for the command after this long (default 60s, at most 1h)",

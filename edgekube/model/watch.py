@@ -47,3 +47,5 @@ class LogChunk(WireModel):
     text: str = ""
     end: bool = False
     reason: str = ""
+    #: exec -it: on the last chunk, the command's exit code.
+    exit_code: int | None = None

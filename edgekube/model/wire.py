@@ -108,6 +108,12 @@ class ApiRequest(WireModel):
     seconds: float | None = Field(default=None, ge=0, le=3600)
     #: exec: the command and its arguments (`ekctl exec POD -- CMD...`).
     command: list[str] | None = None
+    #: exec -it: a terminal of rows x cols on `stream`; later requests on the stream carry keystrokes (`stdin`,
+    #: base64) and resizes; `ack` numbers them from 1 (a duplicate delivery is dropped).
+    tty: bool = False
+    stdin: str | None = None
+    rows: int | None = Field(default=None, ge=1, le=1000)
+    cols: int | None = Field(default=None, ge=1, le=1000)
     #: logs: lines since this RFC 3339 time (`--since-time`, `--previous`) or these many seconds ago by the node's
     #: clock (`--since`), until this time (`--previous`: when the last terminated run ended); each line prefixed
     #: with its RFC 3339 time (`--timestamps`).

@@ -5,14 +5,21 @@ whose log keeps every run); `--previous` shows exactly the last terminated run, 
 `--timestamps`, `--since`, `--since-time` and `-l` (lines prefixed `[pod/NAME/CONTAINER]`, 10 a pod) pass through
 master and agent to Podman's log API. `exec` runs through master and agent in Podman's exec API and ekctl exits
 with the command's status. `logs -f` (ekctl as its own process) prints the lines the node pushes on its stream,
-across a restart of the container, and ends with the reason when the pod is deleted.
+across a restart of the container, and ends with the reason when the pod is deleted. `exec -it` runs under a real
+pseudo-terminal (python's pty): the command sees a TTY, follows a resize, and ekctl exits with its status.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import queue
+import select
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import uuid
 from collections.abc import Iterator
@@ -188,3 +195,54 @@ def test_logs_follow_prints_new_lines_across_a_restart_and_ends_when_the_pod_is_
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def _read_until(fd: int, marker: bytes, seen: bytearray) -> bytes:
+    while marker not in seen:
+        ready, _, _ = select.select([fd], [], [], 30)
+        assert ready, f"no {marker!r} in {bytes(seen)!r}"
+        try:
+            seen += os.read(fd, 4096)
+        except OSError:  # the child closed its side
+            break
+    return bytes(seen)
+
+
+def test_exec_it_gives_the_command_a_terminal_follows_a_resize_and_exits_with_its_status(
+    cluster: tuple[Master, Agent, ApiClient], mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    _master, _agent, client = cluster
+    manifest = tmp_path / "shell.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: term}\nspec:\n  containers:\n"
+        f"    - {{name: c, image: {DEMO_IMAGE}, command: [sh, -c, 'sleep 600']}}\n"
+    )
+    assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+    wait_for("term running", lambda: client.pod("term").get("status", {}).get("phase") == "Running", timeout=60)
+    script = 'tty; while read line; do echo "size=$(stty size)"; [ "$line" = q ] && exit 7; done'
+    argv = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mosquitto.port), "exec", "-it", "term", "--"]
+    argv += ["sh", "-c", script]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: ekctl on the pty's terminal side
+        os.execv(sys.executable, [sys.executable, "-m", "edgekube.cli.main", *argv])
+    seen = bytearray()
+    try:
+        _read_until(fd, b"/dev/pts/", seen)  # `tty`: the command's stdin is a terminal in the container
+        os.write(fd, b"hello\r")
+        _read_until(fd, b"size=24 80", seen)  # a fresh pty says 0 x 0: ekctl asked for 24 x 80
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 41, 101, 0, 0))  # ekctl gets SIGWINCH
+        for _ in range(100):  # the resize travels ekctl → master → agent → Podman: ask until the command sees it
+            seen.clear()
+            os.write(fd, b"\r")
+            if b"size=41 101" in _read_until(fd, b"size=", seen) + _read_until(fd, b"\n", seen):
+                break
+        assert b"size=41 101" in seen
+        os.write(fd, b"q\r")
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 7
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)

@@ -278,6 +278,12 @@ class RuntimeContract:
         with pytest.raises(NotFoundError, match="nope"):
             harness.runtime.logs(uid, "nope")
 
+    def test_a_terminal_in_a_missing_container_is_not_found(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("tty", harness.image), uid, "h")
+        with pytest.raises(NotFoundError, match="nope"):
+            harness.runtime.exec_tty(uid, "nope", ["sh"], 24, 80)
+
     def test_a_log_window_starting_in_the_future_is_empty(self, harness: Harness) -> None:
         uid = new_uid()
         harness.runtime.create_pod(make_pod("window", harness.image), uid, "h")

@@ -22,6 +22,7 @@ from edgekube.agent.runtime.protocol import (
     ObservedContainer,
     ObservedPod,
     RuntimeInfo,
+    TtySession,
 )
 from edgekube.agent.runtime.volumes import (
     MountPlan,
@@ -286,6 +287,12 @@ class FakeRuntime:
             return code, output[:max_output]
         return (1 if command[:1] == ["false"] else 0), ""
 
+    def exec_tty(self, uid: PodUID, container: str, command: list[str], rows: int, cols: int) -> TtySession:
+        found = self._container(uid, container)
+        if found.state is not ContainerRunState.RUNNING:
+            raise RuntimeFailure(f"container {container!r} is not running", reason="ContainerNotRunning")
+        return FakeTty(rows, cols)
+
     def wait_for_exit(self, timeout: float) -> bool:
         exited = self.engine.exits.wait(timeout)
         self.engine.exits.clear()
@@ -474,3 +481,38 @@ def rfc3339_nano(at: float) -> str:
     """Podman's `--timestamps` prefix: RFC 3339 with nanoseconds, UTC."""
     stamp = datetime.fromtimestamp(at, UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond * 1000:09d}Z"
+
+
+class FakeTty:
+    """A terminal that echoes its input; `exit N` (a line) ends it with code N. Its size is kept for tests."""
+
+    def __init__(self, rows: int, cols: int) -> None:
+        self.size = (rows, cols)
+        self._out: list[bytes] = []
+        self._code: int | None = None
+        self._ready = threading.Condition()
+
+    def read(self) -> bytes:
+        with self._ready:
+            while not self._out and self._code is None:
+                self._ready.wait()
+            return self._out.pop(0) if self._out else b""
+
+    def write(self, data: bytes) -> None:
+        with self._ready:
+            self._out.append(data)
+            text = data.decode(errors="replace").strip()
+            if text.startswith("exit"):
+                self._code = int(text.split()[1]) if len(text.split()) > 1 else 0
+            self._ready.notify_all()
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.size = (rows, cols)
+
+    def exit_code(self) -> int:
+        return self._code or 0
+
+    def close(self) -> None:
+        with self._ready:
+            self._code = 129 if self._code is None else self._code  # hung up: 128 + SIGHUP
+            self._ready.notify_all()

@@ -124,6 +124,26 @@ class LogWindow:
     timestamps: bool = False
 
 
+class TtySession(Protocol):
+    """An interactive command with a terminal (`ekctl exec -it`): its output, its input, its size, its end."""
+
+    def read(self) -> bytes:
+        """The next output, blocking; b"" once the command ended."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def resize(self, rows: int, cols: int) -> None: ...
+
+    def exit_code(self) -> int:
+        """After read() returned b"": the command's exit code."""
+        ...
+
+    def close(self) -> None:
+        """Hang up (the command gets SIGHUP)."""
+        ...
+
+
 class PodRuntime(Protocol):
     """What the agent needs from a container engine. Every method is idempotent and safe to repeat."""
 
@@ -207,6 +227,13 @@ class PodRuntime(Protocol):
 
         RuntimeFailure with reason `Timeout` if it did not finish within `timeout` seconds; NotFoundError if
         the pod or container does not exist; RuntimeFailure if the container is not running.
+        """
+        ...
+
+    def exec_tty(self, uid: PodUID, container: str, command: list[str], rows: int, cols: int) -> TtySession:
+        """Start `command` in a running container with a terminal of rows x cols, stdin attached.
+
+        NotFoundError if the pod or container does not exist; RuntimeFailure if it is not running.
         """
         ...
 

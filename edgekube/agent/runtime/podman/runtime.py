@@ -18,6 +18,7 @@ from edgekube.agent.runtime.podman.observe import Observer
 from edgekube.agent.runtime.podman.stats import container_stats
 from edgekube.agent.runtime.podman.stop import PodStopper
 from edgekube.agent.runtime.podman.transport import PodmanTransport
+from edgekube.agent.runtime.podman.ttyexec import open_tty
 from edgekube.agent.runtime.protocol import (
     MAX_EXEC_OUTPUT,
     ContainerRunState,
@@ -25,6 +26,7 @@ from edgekube.agent.runtime.protocol import (
     LogWindow,
     ObservedPod,
     RuntimeInfo,
+    TtySession,
 )
 from edgekube.agent.runtime.volumes import nfs_mode
 from edgekube.model.errors import EdgekubeError, NotFoundError, RuntimeFailure
@@ -241,6 +243,9 @@ class PodmanRuntime:
         self, uid: PodUID, container: str, command: list[str], timeout: float, max_output: int = MAX_EXEC_OUTPUT
     ) -> tuple[int, str]:
         return self._executor.exec(uid, container, command, timeout, max_output)
+
+    def exec_tty(self, uid: PodUID, container: str, command: list[str], rows: int, cols: int) -> TtySession:
+        return open_tty(self.transport, self._observer, uid, container, command, size=(rows, cols))
 
     def wait_for_exit(self, timeout: float) -> bool:
         """Podman's exit events (see Observer); first, when due, the claim volumes are listed: True if they changed."""

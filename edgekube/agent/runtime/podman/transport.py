@@ -103,6 +103,11 @@ class PodmanTransport:
         # urllib3's pools do: left to the garbage collector, each socket would be a ResourceWarning.
         weakref.finalize(self, _close_all, self._idle)
 
+    @property
+    def socket_path(self) -> str:
+        """The unix socket's path, for a connection of its own (an interactive exec takes the socket over)."""
+        return self._path
+
     def close(self) -> None:
         with self._lock:
             idle = list(self._idle)
