@@ -16,7 +16,6 @@ from edgekube.bus import topics
 from edgekube.bus.protocol import Message, MessageBus
 from edgekube.master.api import Api
 from edgekube.master.cache import CachedStore
-from edgekube.master.dashboard.auth import Role
 from edgekube.master.encoding import encode_response, fitted
 from edgekube.master.liveness import Liveness
 from edgekube.master.top import Top
@@ -59,7 +58,7 @@ class Requests:
         #: Verb watch (`ekctl get -w`); None: refused.
         self.watches: Watches | None = None
         #: Verb dashboard (`ekctl dashboard`): issues a login for the dashboard's role; None: the dashboard is off.
-        self.dashboard_login: Callable[[Role], Obj] | None = None
+        self.dashboard_login: Callable[[str], Obj] | None = None
 
     def _owe(self, ack: Ack) -> None:
         """Answered once on flash: by the committer's next group commit (or a pass's, if sooner)."""
@@ -173,7 +172,7 @@ class Requests:
             raise ValidationError(
                 "dashboard: the dashboard is off on this master", hint="start the master with --dashboard HOST:PORT"
             )
-        role = Role.ADMIN if req.kind == "admin" and msg.topic != topics.API_READ else Role.VIEWER
+        role = "admin" if req.kind == "admin" and msg.topic != topics.API_READ else "viewer"
         self.reply(msg, ApiResponse(ok=True, object=self.dashboard_login(role)))
 
     def _forward_logs(self, msg: Message, req: ApiRequest) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ from edgekube.model.types import Obj
 from edgekube.model.wire import ApiRequest, ApiResponse, Verb
 from edgekube.store.state import TinyStateStore
 from tests.support.membus import MemoryBroker
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Clock:
@@ -367,3 +371,20 @@ def test_a_login_token_never_reaches_the_log(served: Served, caplog: pytest.LogC
     served.server.stop()  # the handler's log line is written before the next request is served
     assert "login?token=<redacted>" in caplog.text
     assert token not in caplog.text
+
+
+def test_a_master_without_the_setting_loads_none_of_the_dashboard(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from edgekube.master.app import Master\n"
+        "from edgekube.master.cache import CachedStore\n"
+        "from edgekube.master.config import MasterConfig\n"
+        "from edgekube.store.state import TinyStateStore\n"
+        "from tests.support.membus import MemoryBroker\n"
+        f"config = MasterConfig(data_dir={str(tmp_path)!r})\n"
+        "master = Master(config, bus=MemoryBroker(inline=True).client('m'), store=CachedStore(TinyStateStore(None)))\n"
+        "assert master.dashboard is None\n"
+        "print(sorted(m for m in sys.modules if m.startswith('edgekube.master.dashboard') or m == 'http.server'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -85,14 +85,18 @@ class Dashboard:
         self.feed.stop()
         self.server.stop()
 
-    def login(self, role: Role) -> Obj:
-        """What `ekctl dashboard` prints a URL from: the path with a fresh one-time token, and where it is served."""
+    def login(self, role: str) -> Obj:
+        """What `ekctl dashboard` prints a URL from: the path with a fresh one-time token, and where it is served.
+
+        `role` ("admin" or "viewer") is what master.requests established from the request's topic.
+        """
+        granted = Role(role)
         return {
             "scheme": self.server.scheme,
             "host": self.server.address,
             "port": self.server.port,
-            "path": f"/login?token={self.logins.issue(role)}",
-            "role": role.value,
+            "path": f"/login?token={self.logins.issue(granted)}",
+            "role": granted.value,
         }
 
     def identify(self, node: str, seconds: float) -> Obj:
