@@ -127,6 +127,8 @@ class Supervisor:
         self.reason = "starting"
         self._holder = ""
         self._presences: dict[str, MasterPresence] = {}
+        #: Masters that handed over: (term, the last seq they wrote).
+        self._handovers: dict[str, tuple[int, int]] = {}
         self._flags: dict[str, ReplicationFlag] = {}
         self._witnesses: dict[str, Witness] = {}
         self._mu = threading.RLock()
@@ -189,26 +191,40 @@ class Supervisor:
         return self
 
     def stop(self) -> None:
-        """SIGTERM: an active hands over (its standby holds everything it answered), a standby just leaves."""
+        """SIGTERM: an active hands over (its standby holds everything it answered), a standby just leaves.
+
+        The Master stops without the supervisor's lock held: its last commit waits for the standby's ack and the
+        flag's echo, which the bus thread delivers — and that thread takes the lock for presences.
+        """
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         with self._mu:
-            handover = False
-            if self.master is not None:
-                self.master.stop()
-                replicator = self.replicator
-                handover = replicator is not None and replicator.state is Replication.REPLICATED
-                self.master = None
-            if self.follower is not None:
-                self.follower.close()
+            master, replicator, follower = self.master, self.replicator, self.follower
+        handover = False
+        if master is not None:
+            master.stop()
+            handover = replicator is not None and replicator.state is Replication.REPLICATED
+            if replicator is not None and handover:
+                log.info("HA master %s stopped: handing over to %s at seq %d", self.me, replicator.peer,
+                         replicator.storage.seq)  # fmt: skip
+            elif replicator is not None:
+                log.warning("HA master %s stopped without handing over (%s)", self.me, replicator.state.value)
+        with self._mu:
+            self.master = None
+            if follower is not None:
+                follower.close()
                 self.follower = None
-            if self.bus is not None:
-                note = HANDOVER if handover else ""
-                self._publish_presence(online=False, note=note)
-                self._closing.set()
-                self.bus.close()
+            bus = self.bus
+        if bus is not None:
+            self._publish_presence(online=False, note=HANDOVER if handover else "")
+            # Our probe back through the broker: it has the presence above before the connection closes.
+            self._echoed.clear()
+            bus.publish(self._echo_topic, b"", qos=1)
+            self._echoed.wait(5.0)
+            self._closing.set()
+            bus.close()
 
     @property
     def _members(self) -> tuple[MessageBus, ...]:
@@ -344,13 +360,8 @@ class Supervisor:
         active = self._holder
         presence = self._presences.get(active)
         online = presence is not None and presence.online
-        handover = (
-            presence is not None
-            and not presence.online
-            and presence.note == HANDOVER
-            and presence.term == self.term
-            and follower.applied >= presence.seq
-        )
+        handed = self._handovers.get(active)
+        handover = not online and handed is not None and handed[0] == self.term and follower.applied >= handed[1]
         # The electorate is read from the copy only when it matters (the active is not online).
         ready = follower.inspect(ready_nodes) if not online else set()
         everywhere = not online and all(member.connected for member in self._members)
@@ -486,6 +497,12 @@ class Supervisor:
         presence = MasterPresence.decode(msg.payload, what="master presence")
         with self._mu:
             self._presences[master_id] = presence
+            # A handover is kept until that master is online again: the Will of a connection that dropped just
+            # after it (no clean DISCONNECT) must not take it back.
+            if presence.online:
+                self._handovers.pop(master_id, None)
+            elif presence.note == HANDOVER:
+                self._handovers[master_id] = (presence.term, presence.seq)
             if self.replicator is not None:
                 self.replicator.on_peer(presence)
         self._check_deposed(presence.term)
