@@ -134,7 +134,7 @@ def test_there_are_rejected_fields_to_check() -> None:
     assert len(_rejected_paths()) > 50
 
 
-@pytest.mark.parametrize("path", _rejected_paths())
+@pytest.mark.parametrize("path", _rejected_paths(), ids=str)
 def test_a_manifest_using_a_rejected_field_is_refused_as_not_supported(path: str) -> None:
     kind = _kind_for(path)
     manifest, concrete = with_field(MINIMAL[kind], path, "x")
