@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 #: `ekctl exec`: commands one node runs at once, how long one may take unless asked, and the output answered
 #: (under the 1 MiB message limit, JSON escaping included).
 EXEC_SLOTS = 4
+#: `ekctl cp`: the largest tar one copy carries either way (base64 in one message, under the 1 MiB limit).
+MAX_CP_BYTES = 512 * 1024
 DEFAULT_EXEC_TIMEOUT = 60.0
 MAX_EXEC_REPLY = 256 * 1024
 
@@ -442,9 +445,9 @@ class Agent:
         if req.verb is Verb.IDENTIFY:
             self._identify(msg, req)
             return
-        if req.verb not in (Verb.LOGS, Verb.EXEC):
+        if req.verb not in (Verb.LOGS, Verb.EXEC, Verb.CP):
             raise ValidationError(
-                f"verb: {req.verb.value!r} is not served by node agents (supported: logs, exec, identify)"
+                f"verb: {req.verb.value!r} is not served by node agents (supported: logs, exec, cp, identify)"
             )
         with self._lock:
             match = [
@@ -466,6 +469,9 @@ class Agent:
                     f"container {container!r} is not valid for pod {req.name}",
                     hint=f"choose one of: {', '.join(containers)}",
                 )
+            if req.verb is Verb.CP:
+                self._reply(msg, self._copy(req, pod.uid, container))
+                return
             if req.verb is Verb.EXEC and req.tty:
                 self._terminal(msg, req, pod.uid, container)
                 return
@@ -495,6 +501,19 @@ class Agent:
         )  # fmt: skip
         opened = self.follows.start_or_renew(spec, req.ack)
         self._reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": opened}))
+
+    def _copy(self, req: ApiRequest, uid: PodUID, container: str) -> ApiResponse:
+        """`ekctl cp`: a tar of `path` out of the container (base64 in `text`), or `archive` unpacked into it."""
+        if not req.path:
+            raise ValidationError("cp: path: Required value")
+        if req.archive is None:
+            tar = self.runtime.copy_from(uid, container, req.path, MAX_CP_BYTES)
+            return ApiResponse(ok=True, text=base64.b64encode(tar).decode())
+        tar = base64.b64decode(req.archive)
+        if len(tar) > MAX_CP_BYTES:
+            raise ValidationError(f"cp: the archive is more than the {MAX_CP_BYTES} bytes one copy carries")
+        self.runtime.copy_to(uid, container, req.path, tar)
+        return ApiResponse(ok=True)
 
     def _terminal(self, msg: Message, req: ApiRequest, uid: PodUID, container: str) -> None:
         """`ekctl exec -it`: start the command with a terminal, or pass it keystrokes and resizes."""

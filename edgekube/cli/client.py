@@ -257,6 +257,10 @@ class Client:
         """The session's own wait, added to a command's time (the forwarding and Podman's exec set-up)."""
         return float(getattr(self.session, "timeout", 10.0))
 
+    def stream_call(self, request: ApiRequest) -> ApiResponse:
+        """Any request answered by the pod's node (cp); its answer, or the error it carried, raised."""
+        return self._call(request)
+
     def follow(self, request: ApiRequest) -> bool:
         """Start, renew or acknowledge a `logs -f` stream (answered by the node); True when it started anew."""
         return bool((self._call(request).object or {}).get("opened"))

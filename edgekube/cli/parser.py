@@ -282,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("exec_command", nargs="*", metavar="-- COMMAND [ARG...]")
 
+    p = command("cp", "copy files to or from a container: cp POD:PATH LOCAL, cp LOCAL POD:PATH", "cmd_cp")
+    p.add_argument("source", metavar="SRC", help="POD:PATH or a local path")
+    p.add_argument("dest", metavar="DEST", help="a local path or POD:PATH")
+    p.add_argument("-c", "--container", help="container name (default: the first)")
+
     p = command("top", "show CPU and memory use of nodes or pods (from the master's memory)", "cmd_top")
     p.add_argument("resource", metavar="nodes|pods", help="nodes (node, no) or pods (pod, po)")
     p.add_argument("name", nargs="?", metavar="NAME", help="only this node or pod")

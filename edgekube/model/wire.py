@@ -72,6 +72,7 @@ class Verb(StrEnum):
     TOP = "top"  # kind Node or Pod: current usage from the master's memory (namespace None: all; selector)
     IDENTIFY = "identify"  # kind Node, name, seconds (0: cancel): the node blinks its LEDs; forwarded to the node
     EXEC = "exec"  # namespace, name, container, command, seconds (the timeout): forwarded to the pod's node
+    CP = "cp"  # namespace, name, container, path; archive (base64 tar) to copy in: forwarded to the pod's node
     WATCH = "watch"  # kind, namespace, selector, name, stream; seconds 0: close (docs/protocol.md, "Watch")
     #: `ekctl dashboard`: a one-time login URL for the master's dashboard; viewer on api/read, admin on api/request.
     DASHBOARD = "dashboard"
@@ -111,6 +112,9 @@ class ApiRequest(WireModel):
     #: exec -it: a terminal of rows x cols on `stream`; later requests on the stream carry keystrokes (`stdin`,
     #: base64) and resizes; `ack` numbers them from 1 (a duplicate delivery is dropped).
     tty: bool = False
+    #: cp: the path in the container (copied out), or the directory an `archive` (base64 tar) is unpacked into.
+    path: str | None = None
+    archive: str | None = None
     stdin: str | None = None
     rows: int | None = Field(default=None, ge=1, le=1000)
     cols: int | None = Field(default=None, ge=1, le=1000)

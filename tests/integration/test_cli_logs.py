@@ -6,7 +6,8 @@ whose log keeps every run); `--previous` shows exactly the last terminated run, 
 master and agent to Podman's log API. `exec` runs through master and agent in Podman's exec API and ekctl exits
 with the command's status. `logs -f` (ekctl as its own process) prints the lines the node pushes on its stream,
 across a restart of the container, and ends with the reason when the pod is deleted. `exec -it` runs under a real
-pseudo-terminal (python's pty): the command sees a TTY, follows a resize, and ekctl exits with its status.
+pseudo-terminal (python's pty): the command sees a TTY, follows a resize, and ekctl exits with its status. `cp`
+copies a file and a directory in and out through Podman's archive API.
 """
 
 from __future__ import annotations
@@ -246,3 +247,32 @@ def test_exec_it_gives_the_command_a_terminal_follows_a_resize_and_exits_with_it
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         os.close(fd)
+
+
+def test_cp_copies_a_file_in_and_a_directory_out(
+    cluster: tuple[Master, Agent, ApiClient], mosquitto: Mosquitto, tmp_path: Path, capsys: Capture
+) -> None:
+    _master, _agent, client = cluster
+    manifest = tmp_path / "box.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: box}\nspec:\n  containers:\n"
+        f"    - {{name: c, image: {DEMO_IMAGE}, command: [sh, -c, 'mkdir -p /data/sub; echo deep > /data/sub/f; "
+        "sleep 600']}\n"
+    )
+    assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+    wait_for("box running", lambda: client.pod("box").get("status", {}).get("phase") == "Running", timeout=60)
+    local = tmp_path / "local.bin"
+    local.write_bytes(bytes(range(256)) * 100)  # binary, 25.6 KB
+    assert ekctl(mosquitto.port, "cp", str(local), "box:/tmp/copied.bin") == 0
+    capsys.readouterr()
+    assert ekctl(mosquitto.port, "exec", "box", "--", "sh", "-c", "wc -c < /tmp/copied.bin") == 0
+    assert capsys.readouterr().out.strip() == "25600"
+    back = tmp_path / "back.bin"
+    assert ekctl(mosquitto.port, "cp", "box:/tmp/copied.bin", str(back)) == 0
+    assert back.read_bytes() == local.read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    assert ekctl(mosquitto.port, "cp", "box:/data", str(out)) == 0
+    assert (out / "data" / "sub" / "f").read_text() == "deep\n"
+    assert ekctl(mosquitto.port, "cp", "box:/no/such", str(tmp_path / "x")) == 1
+    assert "no such file or directory" in capsys.readouterr().err

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
 import stat
+import tarfile
 import threading
 import time
 import uuid
@@ -277,6 +279,23 @@ class RuntimeContract:
         assert isinstance(harness.runtime.logs(uid, "main"), str)
         with pytest.raises(NotFoundError, match="nope"):
             harness.runtime.logs(uid, "nope")
+
+    def test_a_file_copied_in_comes_back_out_and_a_missing_path_is_not_found(self, harness: Harness) -> None:
+        uid = new_uid()
+        harness.runtime.create_pod(make_pod("cp", harness.image), uid, "h")
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            info = tarfile.TarInfo("note.txt")
+            info.size = 5
+            tar.addfile(info, io.BytesIO(b"hello"))
+        harness.runtime.copy_to(uid, "main", "/tmp", out.getvalue())
+        back = harness.runtime.copy_from(uid, "main", "/tmp/note.txt", 1 << 20)
+        with tarfile.open(fileobj=io.BytesIO(back)) as tar:
+            member = tar.getmember("note.txt")
+            content = tar.extractfile(member)
+            assert content is not None and content.read() == b"hello"
+        with pytest.raises(NotFoundError):
+            harness.runtime.copy_from(uid, "main", "/no/such/file", 1 << 20)
 
     def test_a_terminal_in_a_missing_container_is_not_found(self, harness: Harness) -> None:
         uid = new_uid()

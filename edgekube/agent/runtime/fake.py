@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import math
+import tarfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -34,7 +36,7 @@ from edgekube.agent.runtime.volumes import (
     sub_dir,
     volumes_in_use,
 )
-from edgekube.model.errors import NotFoundError, RuntimeFailure
+from edgekube.model.errors import NotFoundError, RuntimeFailure, ValidationError
 from edgekube.model.lifecycle import LifecycleHandler, restored, stored
 from edgekube.model.names import NodeName, PodUID
 from edgekube.model.pod import Container, Pod, PullPolicy
@@ -51,6 +53,8 @@ class FakeEngine:
 
     pods: dict[tuple[NodeName, PodUID], ObservedPod] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)  # container_id -> text
+    #: container_id -> {path: content}: the files `cp` reads and writes
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
     #: container_id -> (Unix time, line) of what write_log wrote, for LogWindow (as Podman's log file keeps them)
     log_times: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     images: set[str] = field(default_factory=set)  # present locally
@@ -286,6 +290,29 @@ class FakeRuntime:
             code, output = self.engine.exec_results[(uid, container)]
             return code, output[:max_output]
         return (1 if command[:1] == ["false"] else 0), ""
+
+    def copy_from(self, uid: PodUID, container: str, path: str, limit: int) -> bytes:
+        found = self._container(uid, container)
+        files = self.engine.files.get(found.container_id, {})
+        if path not in files:
+            raise NotFoundError(f"{path}: no such file or directory in container {container!r}")
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            info = tarfile.TarInfo(path.rstrip("/").rsplit("/", 1)[-1])
+            info.size = len(files[path])
+            tar.addfile(info, io.BytesIO(files[path]))
+        if len(out.getvalue()) > limit:
+            raise ValidationError(f"cp: {path} is more than the {limit} bytes (as tar) one copy carries")
+        return out.getvalue()
+
+    def copy_to(self, uid: PodUID, container: str, directory: str, tar: bytes) -> None:
+        found = self._container(uid, container)
+        files = self.engine.files.setdefault(found.container_id, {})
+        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+            for member in archive.getmembers():
+                data = archive.extractfile(member)
+                if data is not None:
+                    files[f"{directory.rstrip('/')}/{member.name}"] = data.read()
 
     def exec_tty(self, uid: PodUID, container: str, command: list[str], rows: int, cols: int) -> TtySession:
         found = self._container(uid, container)

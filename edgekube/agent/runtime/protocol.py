@@ -230,6 +230,17 @@ class PodRuntime(Protocol):
         """
         ...
 
+    def copy_from(self, uid: PodUID, container: str, path: str, limit: int) -> bytes:
+        """A tar of `path` in the container, its last component at the top.
+
+        ValidationError past `limit` bytes; NotFoundError if the pod, container or path does not exist.
+        """
+        ...
+
+    def copy_to(self, uid: PodUID, container: str, directory: str, tar: bytes) -> None:
+        """Unpack `tar` into `directory` of the container; NotFoundError if the directory does not exist."""
+        ...
+
     def exec_tty(self, uid: PodUID, container: str, command: list[str], rows: int, cols: int) -> TtySession:
         """Start `command` in a running container with a terminal of rows x cols, stdin attached.
 

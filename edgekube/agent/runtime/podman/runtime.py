@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from edgekube.agent.runtime.podman import archive
 from edgekube.agent.runtime.podman.create import PodCreator
 from edgekube.agent.runtime.podman.diskusage import DiskUsage
 from edgekube.agent.runtime.podman.exec import Executor
@@ -243,6 +244,12 @@ class PodmanRuntime:
         self, uid: PodUID, container: str, command: list[str], timeout: float, max_output: int = MAX_EXEC_OUTPUT
     ) -> tuple[int, str]:
         return self._executor.exec(uid, container, command, timeout, max_output)
+
+    def copy_from(self, uid: PodUID, container: str, path: str, limit: int) -> bytes:
+        return archive.copy_from(self.transport, self._observer, uid, container, path=path, limit=limit)
+
+    def copy_to(self, uid: PodUID, container: str, directory: str, tar: bytes) -> None:
+        archive.copy_to(self.transport, self._observer, uid, container, directory=directory, tar=tar)
 
     def exec_tty(self, uid: PodUID, container: str, command: list[str], rows: int, cols: int) -> TtySession:
         return open_tty(self.transport, self._observer, uid, container, command, size=(rows, cols))

@@ -125,8 +125,12 @@ class PodmanTransport:
         timeout: Timeout | None = None,
         stream: bool = False,
         headers: dict[str, str] | None = None,
+        payload: bytes | None = None,
     ) -> Response:
-        """One API call; transport failures become RuntimeFailure, HTTP errors are left to the caller."""
+        """One API call; transport failures become RuntimeFailure, HTTP errors are left to the caller.
+
+        `payload`: a body sent as it is (a tar archive), instead of `body` as JSON.
+        """
         if not self._path:
             raise RuntimeFailure(
                 f"cannot use podman socket {self.socket_url}: only unix:// sockets are supported",
@@ -135,6 +139,8 @@ class PodmanTransport:
         target = API_PREFIX + path + (f"?{urlencode(params, doseq=True)}" if params else "")  # a list: key repeated
         data = json.dumps(body).encode() if body is not None else None
         headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
+        if payload is not None:
+            data, headers = payload, {**headers, "Content-Type": "application/x-tar"}
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout or self.timeout,) * 2
         for attempt in (1, 2):
             conn, reused = self._take(connect_timeout)
