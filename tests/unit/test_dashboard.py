@@ -26,6 +26,7 @@ from edgekube.master.app import Master
 from edgekube.master.cache import CachedStore
 from edgekube.master.config import MasterConfig
 from edgekube.master.dashboard import auth, parse_address, tls_context, view
+from edgekube.master.dashboard import feed as feed_module
 from edgekube.master.dashboard.auth import Logins, Role
 from edgekube.master.dashboard.feed import Feed
 from edgekube.master.dashboard.server import COOKIE, DashboardServer
@@ -388,3 +389,16 @@ def test_a_master_without_the_setting_loads_none_of_the_dashboard(tmp_path: Path
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_pages_beyond_the_limit_are_answered_503(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed_module, "MAX_SUBSCRIBERS", 1)
+    first = served.connection()
+    first.request("GET", "/events", headers={"Cookie": served.session(Role.VIEWER)})
+    opened = first.getresponse()
+    assert opened.status == 200
+    Stream(opened).next()  # the snapshot: this page is subscribed
+    second = served.connection()
+    second.request("GET", "/events", headers={"Cookie": served.session(Role.VIEWER)})
+    response = second.getresponse()
+    assert response.status == 503 and "at most 1 open pages" in json.loads(response.read())["error"]

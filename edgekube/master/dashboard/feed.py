@@ -24,6 +24,7 @@ from edgekube.master.cache import CachedStore
 from edgekube.master.dashboard import view
 from edgekube.master.eventlog import EventLog
 from edgekube.master.liveness import Liveness
+from edgekube.model.errors import EdgekubeError
 from edgekube.model.types import Obj
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ SPARK_EVERY = 5.0
 SPARK_POINTS = 120
 #: A browser that falls this far behind is dropped; its EventSource reconnects and starts from a new snapshot.
 BACKLOG = 2000
+#: Open pages at most (each holds one HTTP thread writing its stream); more are answered 503.
+MAX_SUBSCRIBERS = 32
 
 
 @dataclass
@@ -128,6 +131,8 @@ class Feed:
         """A new subscriber whose first message is the whole picture; every later change follows it in order."""
         sub = Subscriber(role)
         with self._lock:  # no write can slip between the snapshot and the subscription
+            if len(self._subscribers) >= MAX_SUBSCRIBERS:
+                raise EdgekubeError(f"dashboard: this master serves at most {MAX_SUBSCRIBERS} open pages")
             sub.send(encode(self._snapshot(role)))
             self._subscribers.append(sub)
         return sub

@@ -190,7 +190,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _events(self, grant: Grant) -> None:
-        sub = self.app.feed.subscribe(grant.role.value)
+        try:
+            sub = self.app.feed.subscribe(grant.role.value)
+        except EdgekubeError as exc:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+            return
         try:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", "text/event-stream")
