@@ -9,6 +9,7 @@ pods <= replicas + maxSurge and Ready pods >= replicas - maxUnavailable, once th
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,3 +245,20 @@ def test_a_node_killed_mid_rollout_neither_loses_nor_doubles_replicas(
     assert env.images() == {"img:slow": REPLICAS}  # exactly the replicas: none lost, none doubled
     replica_sets = env.client.call(ApiRequest(verb=Verb.LIST, kind="ReplicaSet")).items or []
     assert sorted(rs["spec"]["replicas"] for rs in replica_sets) == [0, REPLICAS]
+
+
+def test_revision_history_limit_keeps_the_newest_old_replica_sets(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    assert env.client.apply(MANIFEST.replace("progressDeadlineSeconds: 4", "revisionHistoryLimit: 1")).ok
+    wait_for("the first rollout", lambda: env.rolled_out("img:a"), timeout=20)
+    for tag in "bcd":
+        assert env.ekctl(capsys, "set", "image", "deploy/web", f"web=img:{tag}")[0] == 0
+        wait_for(f"img:{tag} rolled out", functools.partial(env.rolled_out, f"img:{tag}"), timeout=20)
+
+    def two_left() -> list[str] | None:
+        items = env.client.call(ApiRequest(verb=Verb.LIST, kind="ReplicaSet")).items or []
+        revisions = sorted(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for rs in items)
+        return revisions if revisions == ["3", "4"] else None
+
+    wait_for("the new ReplicaSet and one old one", two_left, timeout=10)
+    code, out, _ = env.ekctl(capsys, "rollout", "history", "deploy/web")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[2:]] == ["3", "4"]
