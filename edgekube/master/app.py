@@ -393,10 +393,10 @@ class Master:
             shipped = self.gate.ship()
             acks = self.requests.take()
             acks.append(functools.partial(publish_watch_events, self.bus, self.watches.take()))
-        if (changes or table is not None) and not self.gate.settle(shipped):
-            return wrote  # deposed: its desired state must never reach a node again
+        settled = not (changes or table is not None) or self.gate.settle(shipped)
+        # Not settled: deposed (its desired state must never reach a node again), or alone without the cluster told.
         with self.gate.publishing() as allowed:
-            if allowed:
+            if allowed and settled:
                 # The ServiceTable first: a deleted or evicted pod leaves the endpoints before its node stops it.
                 if table is not None:
                     self.bus.publish(topics.SERVICES, table.encode(), retain=True)
@@ -412,5 +412,6 @@ class Master:
                         self.service_table.forget()
                     if routes is not None:
                         self.routes.forget()
-        self._answer(shipped, acks)
+        if settled:
+            self._answer(shipped, acks)
         return wrote
