@@ -466,7 +466,7 @@ def test_get_deploy_row() -> None:
 
 @pytest.mark.parametrize("replicas", [0, 2, 9])
 def test_scaling_in_the_middle_of_a_rollout_converges_to_the_new_count(world: World, replicas: int) -> None:
-    """No proportional scaling (docs/deployments.md): the rolling update itself converges to the new count."""
+    """Scaled while the old and the new ReplicaSet both have replicas: it ends with the new count, all new."""
     world.apply(replicas=6)
     world.settle(ready_per_pass=6)
     image(world, "img:b")
@@ -482,3 +482,22 @@ def test_the_example_deployment_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "web-deployment.yaml"
     (doc,) = load_manifests(example.read_text(), source=str(example))
     assert fenceposts(doc.obj.to_dict()["spec"]) == (1, 1)
+
+
+def test_a_scale_in_the_middle_of_a_rollout_is_shared_in_proportion(world: World) -> None:
+    """sync.go scale(): 10 replicas at 25%/25% (surge 3) held at old 8 / new 5; scaled to 20 (surge 5): the 12 more
+    allowed pods are shared 8:5 as getReplicaSetFraction rounds (old 8 -> 15, new 5 -> 10), leftovers none."""
+    world.apply(replicas=10)
+    world.settle(ready_per_pass=10)
+    image(world, "bad")  # the new pods never turn Ready: the rollout holds where the bounds stop it
+    world.settle(ready_per_pass=10)
+    old, new = world.replica_sets()
+    assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (8, 5)
+    world.patch(lambda spec: spec.update(replicas=20))
+    world.step()
+    old, new = world.replica_sets()
+    assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (15, 10)
+    assert old["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "20"
+    world.settle(ready_per_pass=10)  # then the rolling update goes on from there, within the new bounds
+    old, new = world.replica_sets()
+    assert old["spec"]["replicas"] + new["spec"]["replicas"] <= 25 and old["spec"]["replicas"] >= 15

@@ -13,8 +13,9 @@ status the replication controller has not written yet. Rules:
   replicas + maxSurge; old ones shrink, unhealthy replicas first, while available pods stay at or above
   replicas - maxUnavailable. One direction per pass, as Kubernetes (scale up, else scale down).
 - Recreate: every old ReplicaSet to 0, then, once none of their pods is left, the new one to replicas.
-- Paused: no new ReplicaSet; the only active one (or the newest) follows spec.replicas (sync.go scale,
-  without proportional scaling of several active ReplicaSets).
+- Paused, or a scaling event (an active ReplicaSet's desired-replicas is not spec.replicas): no new ReplicaSet;
+  sync.go scale(): the only active one (or the newest) follows spec.replicas, else replicas + maxSurge is shared
+  in proportion (GetProportion).
 - revisionHistoryLimit: once the rollout is complete, the oldest old ReplicaSets beyond the limit that have no
   replicas and no pods are deleted. Revisions are `deployment.kubernetes.io/revision` annotations, the new
   ReplicaSet's being max(old) + 1 (so a rollback to an old template makes it the newest revision again).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -204,18 +206,21 @@ class _Sync:
         self.collision_count = int((deployment.get("status") or {}).get("collisionCount") or 0)
 
     # ReplicaSet changes
-    def scale(self, target: _Set, replicas: int) -> None:
-        if replicas == target.replicas:
-            return
+    def scale(self, target: _Set, replicas: int, *, annotate: bool = False) -> None:
+        """Set a ReplicaSet's replicas (with the desired/max-replicas annotations); `annotate`: those even alone."""
         meta = target.rs["metadata"]
         annotations = {
             DESIRED_REPLICAS_ANNOTATION: str(self.replicas),
             MAX_REPLICAS_ANNOTATION: str(self.replicas + self.surge),
         }
-        self.actions.append(
-            UpdateReplicaSet(meta["namespace"], meta["name"], meta["uid"], replicas, annotations, self.d)
-        )
+        current = meta.get("annotations") or {}
+        stale = annotate and any(current.get(k) != v for k, v in annotations.items())
+        if replicas == target.replicas and not stale:
+            return
+        size = replicas if replicas != target.replicas else None
+        self.actions.append(UpdateReplicaSet(meta["namespace"], meta["name"], meta["uid"], size, annotations, self.d))
         target.replicas = replicas
+        target.rs = {**target.rs, "metadata": {**meta, "annotations": {**current, **annotations}}}
 
     def new_replica_set(self, replicas: int, revision: int, taken: Container[str]) -> _Set | None:
         """The new ReplicaSet (created by an action), or None after a name collision (collisionCount + 1)."""
@@ -336,8 +341,21 @@ class _Sync:
         elif new.replicas != self.replicas:
             self.scale(new, self.replicas)
 
-    def paused(self, new: _Set | None, old: list[_Set]) -> None:
-        """sync.go scale(): the only active ReplicaSet (or the newest) follows spec.replicas."""
+    def scaling_event(self, new: _Set | None, old: list[_Set]) -> bool:
+        """IsScalingEvent: an active ReplicaSet was sized for another spec.replicas (its desired-replicas)."""
+        for s in [*([new] if new else []), *old]:
+            desired = str((s.rs["metadata"].get("annotations") or {}).get(DESIRED_REPLICAS_ANNOTATION, ""))
+            if s.replicas > 0 and desired.isdigit() and int(desired) != self.replicas:
+                return True
+        return False
+
+    def resize(self, new: _Set | None, old: list[_Set]) -> None:
+        """sync.go scale(), while paused or on a scaling event: no new ReplicaSet, the sizes follow spec.replicas.
+
+        The only active ReplicaSet (or the newest) takes spec.replicas; a saturated new one lets the old ones go
+        to 0; otherwise (RollingUpdate) replicas + maxSurge is shared out in proportion to the sizes the
+        ReplicaSets had for the Deployment's previous size (GetProportion), leftovers to the largest.
+        """
         active = [s for s in [*([new] if new else []), *old] if s.replicas > 0]
         target: _Set | None = None
         if not active:
@@ -345,10 +363,45 @@ class _Sync:
         elif len(active) == 1:
             target = active[0]
         if target is not None:
-            self.scale(target, self.replicas)
-        elif new is not None and new.replicas == self.replicas and new.available >= self.replicas:
+            self.scale(target, self.replicas, annotate=True)
+            return
+        if new is not None and new.replicas == self.replicas and new.available >= self.replicas:  # IsSaturated
             for stale in old:
-                self.scale(stale, 0)
+                self.scale(stale, 0, annotate=True)
+            return
+        if self.spec["strategy"].get("type") == RECREATE:
+            return
+        allowed = self.replicas + self.surge if self.replicas > 0 else 0
+        to_add = allowed - sum(s.replicas for s in active)
+        if to_add > 0:  # ReplicaSetsBySizeNewer: larger first, the newer of two the same size
+            active.sort(key=lambda s: (-s.replicas, -_age_key(s)[0], -_age_key(s)[1]))
+        elif to_add < 0:  # ReplicaSetsBySizeOlder
+            active.sort(key=lambda s: (-s.replicas, _age_key(s)))
+        added, sizes = 0, []
+        for s in active:
+            share = self._proportion(s, to_add, added)
+            sizes.append(s.replicas + share)
+            added += share
+        if active and to_add:
+            sizes[0] = max(sizes[0] + to_add - added, 0)  # leftovers to the largest
+        for s, size in zip(active, sizes, strict=True):
+            self.scale(s, size, annotate=True)
+
+    def _proportion(self, s: _Set, to_add: int, added: int) -> int:
+        """GetProportion / getReplicaSetFraction, rounding half away from zero as Go's math.Round."""
+        if s.replicas == 0 or to_add in (0, added):
+            return 0
+        if self.replicas == 0:
+            fraction = -s.replicas
+        else:
+            before_text = str((s.rs["metadata"].get("annotations") or {}).get(MAX_REPLICAS_ANNOTATION, ""))
+            before = int(before_text) if before_text.isdigit() else 0
+            before = before or int((self.d.get("status") or {}).get("replicas") or 0)
+            if before == 0:
+                return 0
+            fraction = math.floor(s.replicas * (self.replicas + self.surge) / before + 0.5) - s.replicas
+        allowed = to_add - added
+        return min(fraction, allowed) if to_add > 0 else max(fraction, allowed)
 
     # status
     def status(self, new: _Set | None, *, progress: bool) -> Obj:
@@ -464,8 +517,9 @@ def plan(
     _paused_condition(sync, paused)
     if new is not None:
         _sync_new(sync, new, revision)
-    if paused:
-        sync.paused(new, old)
+    scaling = not paused and sync.scaling_event(new, old)
+    if paused or scaling:
+        sync.resize(new, old)
     elif spec["strategy"].get("type") == RECREATE:
         sync.recreate(new, old, revision, taken)
         new = next((s for s in sync.sets if same_template(s.rs, spec["template"])), None)
@@ -476,7 +530,7 @@ def plan(
                 sync.sets.append(new)
         if new is not None:
             sync.rolling(new, old)
-    status = sync.status(new, progress=not paused)
+    status = sync.status(new, progress=not (paused or scaling))
     if paused or sync.complete(status):
         sync.cleanup(old)
     if new is not None and (meta.get("annotations") or {}).get(REVISION_ANNOTATION) != str(new.revision):
