@@ -103,19 +103,24 @@ def _listed(enter: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=False)
 
 
-def test_the_ruleset_loads_replaces_itself_atomically_and_is_removed(netns: str) -> None:
+def test_the_ruleset_loads_replaces_itself_keeps_affinity_and_is_removed(netns: str) -> None:
     enter = ["nsenter", f"--net=/run/netns/{netns}"]
     proxy = NftProxy(prefix=enter)
-    proxy.load(ruleset(_table(3), "10.42.1.0/24"))
-    listed = _listed(enter)
-    assert "numgen random mod 3" in listed.stdout
-    proxy.load(ruleset(_table(1), "10.42.1.0/24"))  # the whole table replaced: no chain of the old endpoints left
-    listed = _listed(enter)
-    assert "10.42.1.3" not in listed.stdout
-    assert "numgen" not in listed.stdout
+    assert proxy.existing() == set()
+    proxy.load(ruleset(_table(3), "10.42.1.0/24", proxy.existing()))
+    assert "numgen random mod 3" in _listed(enter).stdout
+    assert ("set", "affinity-default/web/tcp/http/10.42.1.2/8080") in proxy.existing()
+    # A client sticks to the first endpoint; the table then loses two endpoints.
+    sticky = "affinity-default/web/tcp/http/10.42.1.2/8080"
+    subprocess.run([*enter, "nft", "add", "element", "ip", "edgekube", sticky, "{ 192.0.2.77 }"], check=True)
+    proxy.load(ruleset(_table(1), "10.42.1.0/24", proxy.existing()))
+    listed = _listed(enter).stdout
+    assert "10.42.1.3" not in listed  # no chain, set or rule of the endpoints that left
+    assert "numgen" not in listed
+    assert "192.0.2.77" in listed  # the remaining endpoint's client is still remembered
     proxy.remove()
-    gone = _listed(enter)
-    assert gone.returncode != 0
+    assert _listed(enter).returncode != 0
+    assert proxy.existing() == set()
 
 
 def test_a_ruleset_the_kernel_refuses_changes_nothing(netns: str) -> None:

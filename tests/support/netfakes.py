@@ -43,6 +43,11 @@ class FakeFirewall:
     def __init__(self) -> None:
         self.loaded: list[str] = []
         self.removed = 0
+        #: What `existing` answers: (kind, name) of the objects the kernel's table holds.
+        self.objects: set[tuple[str, str]] = set()
+
+    def existing(self) -> set[tuple[str, str]]:
+        return set(self.objects)
 
     def load(self, text: str) -> None:
         self.loaded.append(text)

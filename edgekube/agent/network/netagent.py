@@ -152,10 +152,11 @@ class NetworkAgent:
             except EdgekubeError as exc:
                 failures.append(str(exc))
         if self._services_seen:
-            text = ruleset(self.service_table, self._network.subnet if self._network else "")
+            cidr = self._network.subnet if self._network else ""
+            text = ruleset(self.service_table, cidr)
             if text != self._applied_rules:
                 try:
-                    self.firewall.load(text)
+                    self.firewall.load(ruleset(self.service_table, cidr, self.firewall.existing()))
                     self._applied_rules = text
                 except EdgekubeError as exc:
                     failures.append(str(exc))

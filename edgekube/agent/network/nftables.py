@@ -1,7 +1,8 @@
 """The node proxy in the kernel: pure ServiceTable → nftables ruleset text, applied atomically by NftProxy; by netagent.
 
-Modelled on kube-proxy's nftables mode. One table, `ip edgekube`, replaced whole in one `nft -f` transaction
-(delete + add: no half-applied state, no leftovers of an earlier agent):
+Modelled on kube-proxy's nftables mode. One table, `ip edgekube`, brought to the wanted state by one `nft -f`
+transaction (every wanted chain and map added and flushed, then filled; anything else in the table deleted: no
+half-applied state, no leftovers of an earlier agent; the affinity sets keep their clients):
 
 - `service-ips` maps `clusterIP . protocol . port` to the service port's chain; `service-nodeports` maps
   `protocol . nodePort` on every local address (`fib daddr type local`) to an external chain that marks the packet
@@ -17,8 +18,10 @@ Modelled on kube-proxy's nftables mode. One table, `ip edgekube`, replaced whole
 from __future__ import annotations
 
 import ipaddress
+import json
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from edgekube.model.errors import RuntimeFailure
@@ -50,14 +53,20 @@ def _v4(address: str) -> bool:
     return ipaddress.ip_address(address).version == 4
 
 
-def ruleset(table: ServiceTable, local_cidr: str = "") -> str:
-    """The whole `nft -f` transaction for `table`; `local_cidr` is this node's podCIDR (hairpin masquerade)."""
-    ips: list[str] = []
-    nodeports: list[str] = []
-    no_endpoints: list[str] = []
-    no_endpoint_nodeports: list[str] = []
-    chains: list[str] = []
-    sets: list[str] = []
+@dataclass
+class _Objects:
+    """What the table holds, by name: maps (type, elements), affinity sets (timeout), chains (hook, rules)."""
+
+    maps: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    sets: dict[str, int] = field(default_factory=dict)
+    chains: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+
+
+def _service_objects(table: ServiceTable, objects: _Objects) -> None:
+    ips, nodeports = objects.maps["service-ips"][1], objects.maps["service-nodeports"][1]
+    no_endpoints, no_endpoint_nodeports = (
+        objects.maps[m][1] for m in ("no-endpoint-services", "no-endpoint-nodeports")
+    )
     for svc in sorted(table.services, key=lambda s: (s.namespace, s.name)):
         if svc.headless or not _v4(svc.cluster_ip):
             continue  # headless: DNS only, clients reach the pods' own addresses
@@ -65,98 +74,109 @@ def ruleset(table: ServiceTable, local_cidr: str = "") -> str:
             pid = _port_id(svc, port)
             proto = port.protocol.lower()
             backends = _backends(svc, port)
+            node_port = port.node_port if svc.type == "NodePort" else None
             if not backends:
                 no_endpoints.append(f"{svc.cluster_ip} . {proto} . {port.port} : goto reject-chain")
-                if svc.type == "NodePort" and port.node_port:
-                    no_endpoint_nodeports.append(f"{proto} . {port.node_port} : goto reject-chain")
+                if node_port:
+                    no_endpoint_nodeports.append(f"{proto} . {node_port} : goto reject-chain")
                 continue
             ips.append(f"{svc.cluster_ip} . {proto} . {port.port} : goto service-{pid}")
-            if svc.type == "NodePort" and port.node_port:
-                nodeports.append(f"{proto} . {port.node_port} : goto external-{pid}")
-                chains.append(_chain(f"external-{pid}", ["jump mark-for-masquerade", f"goto service-{pid}"]))
+            if node_port:
+                nodeports.append(f"{proto} . {node_port} : goto external-{pid}")
+                objects.chains[f"external-{pid}"] = ("", ["jump mark-for-masquerade", f"goto service-{pid}"])
             affinity = svc.session_affinity == "ClientIP"
-            rules = [f"ip saddr @affinity-{pid}/{ip}/{tp} goto endpoint-{pid}/{ip}/{tp}" for ip, tp in backends]
-            if not affinity:
-                rules = []
+            rules = []
+            if affinity:
+                rules = [f"ip saddr @affinity-{pid}/{ip}/{tp} goto endpoint-{pid}/{ip}/{tp}" for ip, tp in backends]
             if len(backends) == 1:
                 ip, tp = backends[0]
                 rules.append(f"goto endpoint-{pid}/{ip}/{tp}")
             else:
                 picks = ", ".join(f"{i} : goto endpoint-{pid}/{ip}/{tp}" for i, (ip, tp) in enumerate(backends))
                 rules.append(f"numgen random mod {len(backends)} vmap {{ {picks} }}")
-            chains.append(_chain(f"service-{pid}", rules))
+            objects.chains[f"service-{pid}"] = ("", rules)
             for ip, tp in backends:
                 ep_rules = [f"meta l4proto {proto} dnat to {ip}:{tp}"]
                 if affinity:
-                    name = f"affinity-{pid}/{ip}/{tp}"
-                    sets.append(
-                        f"\tset {name} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n"
-                        f"\t\ttimeout {svc.affinity_timeout_seconds}s\n\t}}\n"
-                    )
-                    ep_rules.insert(0, f"update @{name} {{ ip saddr }}")
-                chains.append(_chain(f"endpoint-{pid}/{ip}/{tp}", ep_rules))
+                    objects.sets[f"affinity-{pid}/{ip}/{tp}"] = svc.affinity_timeout_seconds
+                    ep_rules.insert(0, f"update @affinity-{pid}/{ip}/{tp} {{ ip saddr }}")
+                objects.chains[f"endpoint-{pid}/{ip}/{tp}"] = ("", ep_rules)
+
+
+def _objects(table: ServiceTable, local_cidr: str) -> _Objects:
+    vip = "ipv4_addr . inet_proto . inet_service : verdict"
+    port_only = "inet_proto . inet_service : verdict"
+    objects = _Objects(
+        maps={"service-ips": (vip, []), "service-nodeports": (port_only, []),
+              "no-endpoint-services": (vip, []), "no-endpoint-nodeports": (port_only, [])},
+    )  # fmt: skip
     hairpin = [f"ct status dnat ip saddr {local_cidr} ip daddr {local_cidr} masquerade"] if local_cidr else []
-    parts = [
-        f"table ip {TABLE} {{\n}}\n",
-        f"delete table ip {TABLE}\n",
-        f"table ip {TABLE} {{\n",
-        _map("service-ips", "ipv4_addr . inet_proto . inet_service : verdict", ips),
-        _map("service-nodeports", "inet_proto . inet_service : verdict", nodeports),
-        _map("no-endpoint-services", "ipv4_addr . inet_proto . inet_service : verdict", no_endpoints),
-        _map("no-endpoint-nodeports", "inet_proto . inet_service : verdict", no_endpoint_nodeports),
-        *sets,
-        _chain("prerouting", ["jump services"], "type nat hook prerouting priority dstnat; policy accept;"),
-        _chain("output", ["jump services"], "type nat hook output priority -100; policy accept;"),
-        _chain(
-            "postrouting",
-            [f"meta mark & {MASQ_MARK} == {MASQ_MARK} masquerade fully-random", *hairpin],
-            "type nat hook postrouting priority srcnat; policy accept;",
-        ),
-        _chain("mark-for-masquerade", [f"meta mark set meta mark | {MASQ_MARK}"]),
-        _chain(
-            "services",
-            [
-                "ip daddr . meta l4proto . th dport vmap @service-ips",
-                # kube-proxy's nftables mode: NodePorts on every local address but loopback (no route_localnet).
-                "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
-            ],
-        ),
-        _chain("filter-forward", [_NO_ENDPOINTS], "type filter hook forward priority -10; policy accept;"),
-        _chain("filter-output", [_NO_ENDPOINTS], "type filter hook output priority -10; policy accept;"),
-        _chain(
-            "filter-input",
-            ["fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports"],
-            "type filter hook input priority -10; policy accept;",
-        ),
-        _chain("reject-chain", ["reject"]),
-        *chains,
-        "}\n",
+    local = "fib daddr type local ip daddr != 127.0.0.0/8"  # kube-proxy's nftables mode: no NodePort on loopback
+    objects.chains.update({
+        "prerouting": ("type nat hook prerouting priority dstnat; policy accept;", ["jump services"]),
+        "output": ("type nat hook output priority -100; policy accept;", ["jump services"]),
+        "postrouting": ("type nat hook postrouting priority srcnat; policy accept;",
+                        [f"meta mark & {MASQ_MARK} == {MASQ_MARK} masquerade fully-random", *hairpin]),
+        "mark-for-masquerade": ("", [f"meta mark set meta mark | {MASQ_MARK}"]),
+        "services": ("", ["ip daddr . meta l4proto . th dport vmap @service-ips",
+                          f"{local} meta l4proto . th dport vmap @service-nodeports"]),
+        "filter-forward": ("type filter hook forward priority -10; policy accept;", [_NO_ENDPOINTS]),
+        "filter-output": ("type filter hook output priority -10; policy accept;", [_NO_ENDPOINTS]),
+        "filter-input": ("type filter hook input priority -10; policy accept;",
+                         [f"{local} meta l4proto . th dport vmap @no-endpoint-nodeports"]),
+        "reject-chain": ("", ["reject"]),
+    })  # fmt: skip
+    _service_objects(table, objects)
+    return objects
+
+
+def ruleset(table: ServiceTable, local_cidr: str = "", existing: Iterable[tuple[str, str]] = ()) -> str:
+    """The `nft -f` transaction that makes table `ip edgekube` hold `table`'s rules; pure.
+
+    kube-proxy's way: every wanted chain and map is added (a no-op when it exists) and flushed, then filled; the
+    affinity sets are added but never flushed, so clients keep their endpoint across syncs; whatever `existing`
+    (kind, name) pairs (`NftProxy.existing`) are no longer wanted is flushed and deleted last. One transaction:
+    the kernel applies all of it or nothing. `local_cidr` is this node's podCIDR (the hairpin masquerade).
+    """
+    objects = _objects(table, local_cidr)
+    t = f"ip {TABLE}"
+    lines = [f"add table {t}"]
+    lines += [f"add map {t} {name} {{ type {kind}; }}" for name, (kind, _) in objects.maps.items()]
+    lines += [
+        f"add set {t} {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
+        for name, timeout in objects.sets.items()
     ]
-    return "".join(parts)
+    lines += [
+        f"add chain {t} {name}" + (f" {{ {hook} }}" if hook else "") for name, (hook, _) in objects.chains.items()
+    ]
+    lines += [f"flush chain {t} {name}" for name in objects.chains]
+    lines += [f"flush map {t} {name}" for name in objects.maps]
+    lines += [f"add rule {t} {name} {rule}" for name, (_, rules) in objects.chains.items() for rule in rules]
+    for name, (_, elements) in objects.maps.items():
+        if elements:
+            lines.append(f"add element {t} {name} {{ " + ", ".join(elements) + " }")
+    wanted = (
+        {("chain", n) for n in objects.chains} | {("map", n) for n in objects.maps} | {("set", n) for n in objects.sets}
+    )
+    stale = sorted(set(existing) - wanted)
+    lines += [f"flush chain {t} {name}" for kind, name in stale if kind == "chain"]
+    lines += [f"delete {kind} {t} {name}" for kind, name in stale if kind == "chain"]
+    lines += [f"delete {kind} {t} {name}" for kind, name in stale if kind != "chain"]
+    return "\n".join(lines) + "\n"
 
 
-def _map(name: str, kind: str, elements: list[str]) -> str:
-    body = f"\t\ttype {kind}\n"
-    if elements:
-        body += "\t\telements = {\n" + "".join(f"\t\t\t{e},\n" for e in elements) + "\t\t}\n"
-    return f"\tmap {name} {{\n{body}\t}}\n"
-
-
-def _chain(name: str, rules: list[str], hook: str = "") -> str:
-    lines = ([f"\t\t{hook}"] if hook else []) + [f"\t\t{r}" for r in rules]
-    return f"\tchain {name} {{\n" + "".join(f"{line}\n" for line in lines) + "\t}\n"
-
-
-def table_names(text: str) -> Iterator[str]:
-    """The chain names a ruleset text defines (for tests and `ekctl`-side checks)."""
+def object_names(text: str) -> Iterator[tuple[str, str]]:
+    """The (kind, name) of every chain, map and set a ruleset adds (for tests)."""
     for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("chain "):
-            yield stripped.split()[1]
+        words = line.split()
+        if len(words) >= 5 and words[0] == "add" and words[1] in ("chain", "map", "set"):
+            yield words[1], words[4]
 
 
 class Firewall(Protocol):
-    """Where a ruleset goes: `load` replaces edgekube's table atomically, `remove` deletes it."""
+    """Where a ruleset goes: `existing` lists the table's objects, `load` applies a transaction, `remove` deletes it."""
+
+    def existing(self) -> set[tuple[str, str]]: ...
 
     def load(self, text: str) -> None: ...
 
@@ -178,6 +198,18 @@ class NftProxy:
             raise RuntimeFailure(f"{' '.join(argv)}: {exc}", reason="ProxyRulesError") from exc
         if done.returncode != 0:
             raise RuntimeFailure(f"{' '.join(argv)}: {done.stderr.strip()[:2000]}", reason="ProxyRulesError")
+
+    def existing(self) -> set[tuple[str, str]]:
+        """(kind, name) of every chain, map and set of table `ip edgekube`; empty when there is none."""
+        argv = [*self.argv, "-j", "list", "table", "ip", TABLE]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeFailure(f"{' '.join(argv)}: {exc}", reason="ProxyRulesError") from exc
+        if done.returncode != 0:
+            return set()
+        items = json.loads(done.stdout).get("nftables", [])
+        return {(kind, str(item[kind]["name"])) for item in items for kind in ("chain", "map", "set") if kind in item}
 
     def load(self, text: str) -> None:
         self._run(["-f", "-"], text)
