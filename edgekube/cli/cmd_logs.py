@@ -12,6 +12,7 @@ import math
 import queue
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,8 @@ from edgekube.model.wire import ApiRequest, Verb
 
 #: kubectl's default --tail with a selector.
 SELECTOR_TAIL = 10
+#: kubectl's default --max-log-requests: containers one `logs -f -l` follows at most.
+MAX_FOLLOWS = 5
 
 
 def _containers(pod: Obj) -> tuple[list[str], list[str]]:
@@ -99,57 +102,84 @@ def _one(ctx: Context, pod: Obj, container: str | None, tail: int | None, prefix
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def follow(ctx: Context, pod: Obj, container: str | None, tail: int | None) -> int:
-    """`logs -f`: the node pushes LogChunks on this client's stream; acknowledged and renewed through the master."""
+@dataclass
+class _Followed:
+    """One followed container: its request (renewals carry the ack), what was printed and acknowledged."""
+
+    name: str
+    container: str | None
+    request: ApiRequest
+    printed: int = 0
+    acked: int = 0
+
+
+def follow(ctx: Context, targets: list[tuple[str, str | None]], tail: int | None, *, prefix: bool) -> int:
+    """`logs -f`: each node pushes LogChunks on this client's streams; acknowledged and renewed through the master.
+
+    Several containers (`-l`) are followed at once, each on a stream of its own, lines prefixed; ekctl ends when
+    every one has ended.
+    """
     args = ctx.args
-    name = str(section(pod, "metadata").get("name", ""))
     client = ctx.client()
     session: Any = client.session
     if not hasattr(session, "subscribe"):
         raise ValidationError("logs -f needs an MQTT connection to the broker")
-    stream = uuid.uuid4().hex[:16]
     inbox: queue.Queue[Message] = queue.Queue()
-    session.subscribe(topics.client_stream(session.client_id, stream), inbox.put)
-    request = ApiRequest(
-        verb=Verb.LOGS, kind="Pod", namespace=ctx.namespace, name=name, container=container, tail=tail,
-        since_time=args.since_time, since_seconds=math.ceil(args.since) if args.since else None,
-        timestamps=args.timestamps, follow=True, stream=stream, ack=0,
-    )  # fmt: skip
+    followed: dict[str, _Followed] = {}
+    for name, container in targets:
+        stream = uuid.uuid4().hex[:16]
+        session.subscribe(topics.client_stream(session.client_id, stream), inbox.put)
+        request = ApiRequest(
+            verb=Verb.LOGS, kind="Pod", namespace=ctx.namespace, name=name, container=container, tail=tail,
+            since_time=args.since_time, since_seconds=math.ceil(args.since) if args.since else None,
+            timestamps=args.timestamps, follow=True, stream=stream, ack=0,
+        )  # fmt: skip
+        followed[stream] = _Followed(name, container, request)
 
-    def renew(ack: int) -> None:
+    def renew(stream: str, one: _Followed) -> None:
         try:
-            client.follow(request.model_copy(update={"ack": ack}))
+            client.follow(one.request.model_copy(update={"ack": one.printed}))
+        except NotFoundError as exc:  # the pod went away between two chunks: this stream is over
+            ctx.err.write(f"logs -f of {one.name} ended: {exc}\n")
+            del followed[stream]
         except EdgekubeError as exc:
-            raise EdgekubeError(f"logs -f of {name} ended: {exc}", hint=exc.hint) from None
+            raise EdgekubeError(f"logs -f of {one.name} ended: {exc}", hint=exc.hint) from None
+        one.acked = one.printed
 
-    renew(0)
-    printed = acked = 0
+    for stream, started in list(followed.items()):
+        renew(stream, started)
     renew_at = time.monotonic() + FOLLOW_LEASE_SECONDS / 3
-    while True:
+    while followed:
         try:
             msg = inbox.get(timeout=max(0.0, renew_at - time.monotonic()))
         except queue.Empty:
-            renew(printed)
-            acked, renew_at = printed, time.monotonic() + FOLLOW_LEASE_SECONDS / 3
+            for stream, each in list(followed.items()):
+                renew(stream, each)
+            renew_at = time.monotonic() + FOLLOW_LEASE_SECONDS / 3
             continue
         chunk = LogChunk.decode(msg.payload, what="log chunk")
-        if chunk.seq <= printed:
-            continue  # a duplicate delivery
-        ctx.out.write(chunk.text)
+        one = followed.get(chunk.stream)
+        if one is None or chunk.seq <= one.printed:
+            continue  # a duplicate delivery, or a stream already ended
+        text = chunk.text
+        if prefix:
+            head = f"[pod/{one.name}/{one.container}] "
+            text = "".join(head + line for line in text.splitlines(keepends=True))
+        ctx.out.write(text)
         ctx.out.flush()
-        printed = chunk.seq
+        one.printed = chunk.seq
         if chunk.end:
-            ctx.err.write(f"logs -f of {name} ended: {chunk.reason}\n")
-            return 0
-        if printed - acked >= LOG_WINDOW_CHUNKS // 2:  # keep the node's window open
-            renew(printed)
-            acked, renew_at = printed, time.monotonic() + FOLLOW_LEASE_SECONDS / 3
+            ctx.err.write(f"logs -f of {one.name} ended: {chunk.reason}\n")
+            del followed[chunk.stream]
+        elif one.printed - one.acked >= LOG_WINDOW_CHUNKS // 2:  # keep the node's window open
+            renew(chunk.stream, one)
+    return 0
 
 
 def run(ctx: Context) -> int:
     args = ctx.args
-    if args.follow and (args.previous or args.selector):
-        raise ValidationError("logs -f follows one container: not with --previous or -l (yet)")
+    if args.follow and args.previous:
+        raise ValidationError("only one of -f/--follow or -p/--previous may be used")
     if args.since and args.since_time:
         raise ValidationError("at most one of --since or --since-time may be specified")
     if args.since_time:
@@ -167,6 +197,20 @@ def run(ctx: Context) -> int:
         pods = ctx.client().query(POD, ctx.namespace, args.selector)
         if not pods:
             ctx.err.write(f"No resources found in {ctx.namespace} namespace.\n")
+        if args.follow:
+            if len(pods) > MAX_FOLLOWS:  # kubectl's --max-log-requests, 5 by default
+                raise ValidationError(
+                    f"you are attempting to follow {len(pods)} log streams, exceeding the maximum allowed of "
+                    f"{MAX_FOLLOWS}"
+                )
+            targets = [
+                (
+                    str(section(p, "metadata").get("name", "")),
+                    args.container or _default_container(ctx, p, announce=False),
+                )
+                for p in pods
+            ]
+            return follow(ctx, targets, wire_tail, prefix=True)
         for pod in pods:
             container = args.container or _default_container(ctx, pod, announce=False)
             ctx.out.write(_one(ctx, pod, container, wire_tail, prefix=True))
@@ -180,6 +224,6 @@ def run(ctx: Context) -> int:
     pod = _pod(ctx, names[0]) if args.previous or not args.container else {"metadata": {"name": names[0]}}
     container = args.container or _default_container(ctx, pod)
     if args.follow:
-        return follow(ctx, pod, container, wire_tail)
+        return follow(ctx, [(names[0], container)], wire_tail, prefix=args.prefix)
     ctx.out.write(_one(ctx, pod, container, wire_tail, prefix=args.prefix))
     return 0

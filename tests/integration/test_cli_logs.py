@@ -276,3 +276,50 @@ def test_cp_copies_a_file_in_and_a_directory_out(
     assert (out / "data" / "sub" / "f").read_text() == "deep\n"
     assert ekctl(mosquitto.port, "cp", "box:/no/such", str(tmp_path / "x")) == 1
     assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_logs_follow_with_a_selector_prefixes_each_pod_s_lines_and_ends_when_all_are_gone(
+    cluster: tuple[Master, Agent, ApiClient], mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    _master, _agent, client = cluster
+    for name in ("tick-a", "tick-b"):
+        manifest = tmp_path / f"{name}.yaml"
+        manifest.write_text(
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: tick}}}}\nspec:\n  containers:\n"
+            f"    - {{name: c, image: {DEMO_IMAGE}, command: [sh, -c, 'while :; do echo tick; sleep 0.3; done']}}\n"
+        )
+        assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+
+    def running(name: str) -> bool:
+        return bool(client.pod(name).get("status", {}).get("phase") == "Running")
+
+    wait_for("both ticking", lambda: running("tick-a") and running("tick-b"))
+    argv = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mosquitto.port), "logs", "-f", "-l", "app=tick"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekube.cli.main", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        heard: set[str] = set()
+        while heard != {"[pod/tick-a/c] tick", "[pod/tick-b/c] tick"}:
+            heard.add(lines.get(timeout=30))
+        assert ekctl(mosquitto.port, "delete", "pod", "tick-a", "tick-b") == 0
+        code = proc.wait(timeout=60)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert code == 0, err
+        assert "logs -f of tick-a ended" in err and "logs -f of tick-b ended" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
