@@ -113,3 +113,16 @@ def test_after_new_rules_the_udp_flows_of_endpoints_that_left_are_deleted() -> N
     assert conntrack.deleted == []  # the first table: nothing to compare with
     publish("10.42.2.5")
     assert conntrack.deleted == [StaleFlow("", 30053, "10.42.1.5"), StaleFlow("10.43.0.53", 53, "10.42.1.5")]
+
+
+def test_the_kernels_table_is_listed_once_then_stale_objects_come_from_what_was_loaded() -> None:
+    agent, _, _, firewall = _agent()
+    firewall.objects = {("chain", "leftover-of-an-earlier-agent")}
+    _services(agent, "10.42.1.5")
+    agent.sync()
+    assert firewall.loaded[-1].endswith("delete chain ip edgekube leftover-of-an-earlier-agent\n")
+    firewall.objects = {("chain", "not-listed-again")}
+    _services(agent, "10.42.1.6")
+    agent.sync()
+    assert "not-listed-again" not in firewall.loaded[-1]
+    assert "delete chain ip edgekube endpoint-default/web/tcp/80/10.42.1.5/8080" in firewall.loaded[-1]

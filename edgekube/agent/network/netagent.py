@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from edgekube.agent.network import routes as routeplan
 from edgekube.agent.network.conntrack import Conntrack, stale_udp
 from edgekube.agent.network.dnsserver import DnsServer
-from edgekube.agent.network.nftables import Firewall, ruleset
+from edgekube.agent.network.nftables import Firewall, object_names, ruleset
 from edgekube.agent.network.serviceenv import namespace_env
 from edgekube.agent.runtime.podman.dns import read_host
 from edgekube.agent.runtime.podman.network import PodNetwork
@@ -68,6 +68,7 @@ class NetworkAgent:
         self._services_seen = False
         self._network: PodNetwork | None = None
         self._applied_rules: str | None = None
+        self._objects: set[tuple[str, str]] | None = None
         self.dns: DnsServer | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -156,9 +157,13 @@ class NetworkAgent:
             text = ruleset(self.service_table, cidr)
             if text != self._applied_rules:
                 try:
-                    self.firewall.load(ruleset(self.service_table, cidr, self.firewall.existing()))
+                    # What the table holds: read from the kernel once (leftovers of an earlier agent), then known.
+                    existing = self._objects if self._objects is not None else self.firewall.existing()
+                    self.firewall.load(ruleset(self.service_table, cidr, existing))
                     self._applied_rules = text
+                    self._objects = set(object_names(text))
                 except EdgekubeError as exc:
+                    self._objects = None  # unknown after a refused load: read it again
                     failures.append(str(exc))
                 else:
                     failures += self._forget_stale_flows(self.service_table)
