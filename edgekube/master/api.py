@@ -22,6 +22,7 @@ from edgekube.master.eventlog import list_key as events_list_key
 from edgekube.model import generatename
 from edgekube.model.config import check_update
 from edgekube.model.errors import ConflictError, EdgekubeError, NotFoundError, ValidationError
+from edgekube.model.fielderrors import invalid
 from edgekube.model.labels import Selector, parse_selector
 from edgekube.model.manifest import CLUSTER_SCOPED, load_manifests
 from edgekube.model.serviceips import DEFAULT_SERVICE_CIDR, parse_cidr
@@ -286,6 +287,10 @@ class Api:
             kept = [t for t in (current.get("spec") or {}).get("taints") or () if t.get("key") in LIFECYCLE_TAINTS]
             given = [t for t in spec.get("taints") or () if t.get("key") not in LIFECYCLE_TAINTS]
             spec = {**spec, "taints": given + kept}
+        if kind == "Deployment" and spec.get("selector") != (current.get("spec") or {}).get("selector"):
+            where = f"Deployment {current['metadata']['namespace']}/{current['metadata']['name']}"
+            # apps/v1: the registry's ValidateUpdate refuses a changed selector (its ReplicaSets would be orphaned).
+            raise ValidationError(f"{where}: {invalid('spec.selector', spec.get('selector'), 'field is immutable')}")
         if kind in WORKLOAD_KINDS and spec != current.get("spec"):
             merged["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
         merged["spec"] = spec

@@ -101,3 +101,11 @@ def test_refusals_name_the_problem(server: ApiServer, capsys: Capture) -> None:
     assert code == 1 and "can't restart paused deployment (run rollout resume first)" in err
     code, _, err = out(server, capsys, "rollout", "status", "rs/web")
     assert code == 1 and "rollout status: replicasets are not supported" in err
+
+
+def test_a_deployment_s_selector_is_immutable(server: ApiServer, capsys: Capture, tmp_path: Path) -> None:
+    changed = tmp_path / "web.yaml"
+    changed.write_text(MANIFEST.replace("{app: web}", "{app: web, tier: front}"))
+    code, _, err = out(server, capsys, "apply", "-f", str(changed))
+    assert code == 1
+    assert "Deployment default/web: spec.selector: Invalid value: " in err and "field is immutable" in err

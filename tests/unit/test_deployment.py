@@ -501,3 +501,22 @@ def test_a_scale_in_the_middle_of_a_rollout_is_shared_in_proportion(world: World
     world.settle(ready_per_pass=10)  # then the rolling update goes on from there, within the new bounds
     old, new = world.replica_sets()
     assert old["spec"]["replicas"] + new["spec"]["replicas"] <= 25 and old["spec"]["replicas"] >= 15
+
+
+def test_a_deployment_applied_again_after_an_orphaning_delete_adopts_its_replica_set(world: World) -> None:
+    world.apply()
+    world.settle(ready_per_pass=4)
+    (rs,) = world.replica_sets()
+    pods = {p["metadata"]["name"] for p in world.pods()}
+    # What `ekctl delete deploy web --cascade=orphan` does: the ReplicaSet loses its owner, then the Deployment goes.
+    meta = {k: v for k, v in rs["metadata"].items() if k != "ownerReferences"}
+    world.store.update({**rs, "metadata": meta})
+    world.store.delete("Deployment", "default", "web")
+    world.settle(ready_per_pass=4)
+    assert {p["metadata"]["name"] for p in world.pods()} == pods  # the orphans keep running
+    world.apply()
+    world.settle(ready_per_pass=4)
+    (again,) = world.replica_sets()
+    assert again["metadata"]["name"] == rs["metadata"]["name"]
+    assert controller_ref(again)["uid"] == world.deployment()["metadata"]["uid"]  # type: ignore[index]
+    assert {p["metadata"]["name"] for p in world.pods()} == pods  # not one pod replaced, none doubled

@@ -76,6 +76,24 @@ class DeleteReplicaSet:
 
 
 @dataclass(frozen=True)
+class AdoptReplicaSet:
+    """Make the Deployment the controller of a ReplicaSet nobody controls that its selector matches."""
+
+    namespace: str
+    name: str
+    uid: str
+    ref: Obj
+
+    def apply(self, effects: Effects) -> None:
+        rs = effects.store.peek("ReplicaSet", self.namespace, self.name)
+        meta = rs["metadata"]
+        refs = list(meta.get("ownerReferences") or ())
+        if meta.get("uid") != self.uid or any(r.get("controller") for r in refs):
+            return
+        effects.store.update({**rs, "metadata": {**meta, "ownerReferences": [*refs, self.ref]}})
+
+
+@dataclass(frozen=True)
 class AnnotateDeployment:
     """Merge annotations (the revision) into the Deployment; its spec and generation are untouched."""
 
@@ -105,4 +123,6 @@ class SetDeploymentStatus:
             effects.store.update({**current, "status": self.status})
 
 
-DeploymentAction = CreateReplicaSet | UpdateReplicaSet | DeleteReplicaSet | AnnotateDeployment | SetDeploymentStatus
+DeploymentAction = (
+    CreateReplicaSet | UpdateReplicaSet | DeleteReplicaSet | AdoptReplicaSet | AnnotateDeployment | SetDeploymentStatus
+)

@@ -39,9 +39,12 @@ class DeploymentController:
         deployments = store.objects("Deployment")
         replica_sets = store.objects("ReplicaSet")
         owned: dict[str, list[Mapping[str, Any]]] = {}
+        orphans: list[Mapping[str, Any]] = []
         for rs in replica_sets.values():
             ref = controller_ref(rs)
-            if ref is not None and ref.get("kind") == "Deployment":
+            if ref is None:
+                orphans.append(rs)
+            elif ref.get("kind") == "Deployment":
                 owned.setdefault(str(ref.get("uid")), []).append(rs)
         actions: list[DeploymentAction] = []
         uids = set()
@@ -49,7 +52,13 @@ class DeploymentController:
             uid = deployment["metadata"]["uid"]
             uids.add(uid)
             taken = _Names(replica_sets, namespace)
-            actions += rollout.plan(deployment, owned.get(uid, []), self._pods_of, snapshot.now, taken=taken)
+            adoptions, adopted = rollout.adopt(deployment, orphans) if orphans else ([], [])
+            if adopted:
+                claimed = {rs["metadata"]["uid"] for rs in adopted}
+                orphans = [rs for rs in orphans if rs["metadata"]["uid"] not in claimed]
+            actions += adoptions
+            sets = [*owned.get(uid, []), *adopted]
+            actions += rollout.plan(deployment, sets, self._pods_of, snapshot.now, taken=taken)
         actions += rollout.dangling((rs for group in owned.values() for rs in group), uids)
         return actions
 

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edgekube.master.controllers.deployment.actions import (
+    AdoptReplicaSet,
     AnnotateDeployment,
     CreateReplicaSet,
     DeleteReplicaSet,
@@ -51,6 +52,7 @@ from edgekube.model.deployment import (
     TEMPLATE_HASH_LABEL,
     fenceposts,
 )
+from edgekube.model.labels import Selector
 from edgekube.model.types import Obj
 
 DESIRED_REPLICAS_ANNOTATION = "deployment.kubernetes.io/desired-replicas"
@@ -569,6 +571,30 @@ def _sync_new(sync: _Sync, new: _Set, revision: int) -> None:
         new.rs = {**new.rs, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), **wanted}}}
     if sync.spec.get("progressDeadlineSeconds") not in (None, MAX_INT32) and sync.conditions.get("Progressing") is None:
         sync.conditions.set("Progressing", "True", FOUND_NEW_RS, f'Found new replica set "{new.name}"')
+
+
+def adopt(
+    deployment: Mapping[str, Any], orphans: Iterable[Mapping[str, Any]]
+) -> tuple[list[AdoptReplicaSet], list[Mapping[str, Any]]]:
+    """ClaimReplicaSets' adoption: the ReplicaSets of its namespace nobody controls that its selector matches.
+
+    Returns the actions and the ReplicaSets as they will be (owned), for this pass's plan to count them already
+    (a Deployment deleted with --cascade=orphan and applied again takes its old ReplicaSets back, pods and all).
+    """
+    raw = deployment["spec"].get("selector") or {}
+    selector = Selector.from_match_labels(raw.get("matchLabels"), raw.get("matchExpressions"))
+    if selector.is_empty():
+        return [], []
+    ref = owner_ref(deployment)
+    actions: list[AdoptReplicaSet] = []
+    adopted: list[Mapping[str, Any]] = []
+    for rs in orphans:
+        meta = rs["metadata"]
+        if meta.get("namespace") == deployment["metadata"]["namespace"] and selector.matches(meta.get("labels") or {}):
+            actions.append(AdoptReplicaSet(meta["namespace"], meta["name"], meta["uid"], ref))
+            refs = [*(meta.get("ownerReferences") or ()), ref]
+            adopted.append({**rs, "metadata": {**meta, "ownerReferences": refs}})
+    return actions, adopted
 
 
 def dangling(replica_sets: Iterable[Mapping[str, Any]], deployment_uids: Container[str]) -> list[DeleteReplicaSet]:
