@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from edgekube.agent.network import routes as routeplan
 from edgekube.agent.network.conntrack import Conntrack, stale_udp
 from edgekube.agent.network.dnsserver import DnsServer
-from edgekube.agent.network.nftables import Firewall, object_names, ruleset
+from edgekube.agent.network.nftables import Firewall, deletions, object_names, ruleset
 from edgekube.agent.network.serviceenv import namespace_env
 from edgekube.agent.runtime.podman.dns import read_host
 from edgekube.agent.runtime.podman.network import PodNetwork
@@ -159,9 +159,10 @@ class NetworkAgent:
                 try:
                     # What the table holds: read from the kernel once (leftovers of an earlier agent), then known.
                     existing = self._objects if self._objects is not None else self.firewall.existing()
-                    self.firewall.load(ruleset(self.service_table, cidr, existing))
+                    wanted = set(object_names(text))
+                    self.firewall.load(text + deletions(wanted, existing))
                     self._applied_rules = text
-                    self._objects = set(object_names(text))
+                    self._objects = wanted
                 except EdgekubeError as exc:
                     self._objects = None  # unknown after a refused load: read it again
                     failures.append(str(exc))

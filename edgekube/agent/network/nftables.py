@@ -158,11 +158,17 @@ def ruleset(table: ServiceTable, local_cidr: str = "", existing: Iterable[tuple[
     wanted = (
         {("chain", n) for n in objects.chains} | {("map", n) for n in objects.maps} | {("set", n) for n in objects.sets}
     )
-    stale = sorted(set(existing) - wanted)
-    lines += [f"flush chain {t} {name}" for kind, name in stale if kind == "chain"]
+    return "\n".join(lines) + "\n" + deletions(wanted, existing)
+
+
+def deletions(wanted: Iterable[tuple[str, str]], existing: Iterable[tuple[str, str]]) -> str:
+    """The end of a transaction: flush, then delete, every existing object not wanted (chains before sets/maps)."""
+    stale = sorted(set(existing) - set(wanted))
+    t = f"ip {TABLE}"
+    lines = [f"flush chain {t} {name}" for kind, name in stale if kind == "chain"]
     lines += [f"delete {kind} {t} {name}" for kind, name in stale if kind == "chain"]
     lines += [f"delete {kind} {t} {name}" for kind, name in stale if kind != "chain"]
-    return "\n".join(lines) + "\n"
+    return "".join(f"{line}\n" for line in lines)
 
 
 def object_names(text: str) -> Iterator[tuple[str, str]]:
