@@ -481,9 +481,11 @@ class PodSpec(K8sModel):
     #: Pod-level cpu/memory requests and limits (PodLevelResources): scheduled as the pod's request
     #: (model.podresources.pod_requests); the limits become the Podman pod's cgroup, bounding every container.
     resources: PodResourceRequirements | None = None
-    #: The pod's resolv.conf (edgekube.model.dns); unset is ClusterFirst, which is Default until cluster DNS exists.
+    #: The pod's resolv.conf (edgekube.model.dns); unset is ClusterFirst (the cluster DNS with the pod network on).
     dns_policy: DNSPolicy | None = None
     dns_config: PodDNSConfig | None = None
+    #: Services of the pod's namespace as `<SVC>_SERVICE_HOST`... variables (docs/networking.md); unset is true.
+    enable_service_links: StrictBool | None = None
     #: Secrets (dockerconfigjson, dockercfg) whose registry credentials the node's image pulls use; the master
     #: resolves them for the node running the pod only (master.configdata), the runtime picks per image.
     image_pull_secrets: list[LocalObjectReference] | None = None

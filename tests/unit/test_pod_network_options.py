@@ -60,3 +60,8 @@ def test_a_host_network_pod_gets_the_cluster_dns_only_with_cluster_first_with_ho
     assert NET.host_network_dns(with_host_net, HOST)["dns_server"] == ["10.42.3.1"]
     assert NET.host_network_dns(_pod(hostNetwork=True), HOST) == {}  # ClusterFirst on the host network: the node's
     assert NET.host_network_dns(_pod(dnsPolicy="ClusterFirstWithHostNet"), HOST) == {}  # not on the host network
+
+
+def test_enable_service_links_is_accepted_and_false_kept() -> None:
+    assert _pod(enableServiceLinks=False).spec.enable_service_links is False
+    assert _pod().spec.enable_service_links is None  # unset: true, as Kubernetes defaults it

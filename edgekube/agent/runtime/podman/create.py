@@ -134,7 +134,7 @@ class PodCreator:
             pod, container, index, podname, labels, mounts=mounts, devices=devices, image_user=image_user,
             host_dns=host_dns,
         )  # fmt: skip
-        if self.service_env is not None:
+        if self.service_env is not None and pod.spec.enable_service_links is not False:
             body["env"] = {**self.service_env(pod.metadata.namespace or "default"), **body.get("env", {})}
         if self.network is not None:
             body.update(self.network.host_network_dns(pod))  # ClusterFirstWithHostNet: per container, as host_dns
