@@ -76,6 +76,8 @@ def _ready(pod: dict[str, Any]) -> bool:
 class Cluster:
     def __init__(self, mosquitto: Mosquitto, master: Master, agents: list[Agent], client: ApiClient) -> None:
         self.mosquitto, self.master, self.agents, self.client = mosquitto, master, agents, client
+        #: Agents the test stopped itself (teardown only removes their pods).
+        self.stopped: list[Agent] = []
         self.sampler = Sampler()
         with master._lock:
             master.store.listen("Pod", self.sampler)
@@ -108,14 +110,19 @@ def cluster(mosquitto: Mosquitto, podman_service: PodmanService, tmp_path: Path)
         for name in NODES
     ]
     client = ApiClient(mosquitto.port)
+    cluster_ = Cluster(mosquitto, master, agents, client)
     try:
         wait_for("three nodes registered", lambda: len(client.nodes()) == 3, timeout=30)
-        yield Cluster(mosquitto, master, agents, client)
+        yield cluster_
     finally:
         client.close()
         master.stop()
         for agent in agents:
-            stop_agent(agent)
+            if any(agent is s for s in cluster_.stopped):
+                for pod in agent.runtime.list_pods():
+                    agent.runtime.remove_pod(pod.uid, 0)
+            else:
+                stop_agent(agent)
 
 
 def assert_bounds(samples: list[tuple[int, int]], surge: int = 1, unavailable: int = 1) -> None:
@@ -162,3 +169,54 @@ def test_rollout_broken_image_and_undo_on_podman_over_three_nodes(
     code, out, _ = cluster.ekctl(capsys, "rollout", "history", "deploy/web")
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["1", "3", "4"]
     wait_for("Podman runs exactly the replicas", lambda: cluster.running_in_podman() == REPLICAS, timeout=60)
+
+
+HELD = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: %(replicas)d
+  selector: {matchLabels: {app: web}}
+  strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: web
+          image: "%(image)s"
+          command: [sleep, "600"]
+          readinessProbe: {exec: {command: ["false"]}, periodSeconds: 1}
+"""
+
+
+def test_an_agent_stopped_mid_rollout_on_podman_neither_loses_nor_doubles_replicas(
+    cluster: Cluster, podman_service: PodmanService, demo_image: str
+) -> None:
+    image_b = ensure_demo_image(podman_service, "localhost/edgekube/busybox-b:1")
+    assert cluster.client.apply(MANIFEST % {"replicas": REPLICAS, "image": demo_image}).ok
+    wait_for("image A on every replica", lambda: cluster.rolled_out(demo_image), timeout=120)
+    # The next version's readiness probe never passes: the rollout holds at 3 old + 2 new.
+    assert cluster.client.apply(HELD % {"replicas": REPLICAS, "image": image_b}).ok
+    held = {demo_image: REPLICAS - 1, image_b: 2}
+    wait_for("the rollout held half way", lambda: cluster.images() == held, timeout=60)
+    victim = cluster.agents[2]  # node-3: its pods keep running in Podman, the master sees the node go
+    victim.stop()
+    cluster.stopped.append(victim)
+    live = cluster.agents[:2]
+
+    def replaced() -> bool:
+        pods = cluster.client.pods("app=web")
+        return bool(pods) and all(p["spec"].get("nodeName") in ("node-1", "node-2") for p in pods)
+
+    wait_for("node-3's pods replaced on node-1 and node-2", replaced, timeout=60)
+    assert cluster.client.apply(MANIFEST % {"replicas": REPLICAS, "image": image_b}).ok  # a version that serves
+    wait_for("image B on every replica", lambda: cluster.rolled_out(image_b), timeout=120)
+    pods = cluster.client.pods("app=web")
+    assert len(pods) == REPLICAS and {p["spec"]["nodeName"] for p in pods} <= {"node-1", "node-2"}
+
+    def podman_runs_the_replicas() -> bool:
+        return sum(1 for a in live for p in a.runtime.list_pods() if p.name.startswith("web-")) == REPLICAS
+
+    wait_for("the live nodes' Podman runs exactly the replicas", podman_runs_the_replicas, timeout=60)
