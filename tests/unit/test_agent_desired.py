@@ -93,7 +93,12 @@ def test_desired_pods_carry_uid_and_spec_hash() -> None:
         pytest.param({"metadata": {"name": "x"}}, "x", "spec: Required value", id="no-spec"),
         pytest.param({"spec": {}}, "pods[1]", "metadata: Required value", id="no-metadata"),
         pytest.param({"metadata": ["not", "a", "mapping"]}, "pods[1]", "metadata: Invalid value: [", id="bad-metadata"),
-        pytest.param({"metadata": "text"}, "pods[1]", "metadata: Invalid value: \"text\": cannot unmarshal string", id="string-metadata"),
+        pytest.param(
+            {"metadata": "text"},
+            "pods[1]",
+            'metadata: Invalid value: "text": cannot unmarshal string',
+            id="string-metadata",
+        ),
     ],
 )
 def test_an_invalid_pod_is_rejected_alone(
