@@ -263,8 +263,18 @@ class Supervisor:
             self._fresh.add(index)
 
     def is_fresh(self) -> bool:
-        """Whether every connected broker's retained state has been seen since it connected (and one is)."""
+        """Whether every connected broker's retained state has been seen since it connected (and one is).
+
+        Also every broker the Master's own client is on (same order of brokers, so the same indices): the two
+        clients reconnect independently, and requests and heartbeats must not arrive through a broker whose
+        presences, flags and witnesses this supervisor has not seen yet.
+        """
         connected = self._connected_brokers()
+        master = self.master
+        if master is not None:
+            members = master.bus.buses if isinstance(master.bus, FanoutBus) else (master.bus,)
+            if not {index for index, member in enumerate(members) if member.connected} <= connected:
+                return False
         return bool(connected) and connected <= self._fresh
 
     @property
