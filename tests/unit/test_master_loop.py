@@ -331,6 +331,7 @@ def test_answers_to_writes_wait_for_the_group_commit_reads_do_not(cluster: Clust
 def test_the_master_runs_the_registered_controllers_in_order(cluster: Cluster) -> None:
     assert [c.name for c in cluster.master.controllers] == [
         "node-lifecycle",
+        "deployment",
         "replication",
         "endpoints",
         "pvc-protection",
