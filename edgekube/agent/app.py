@@ -17,7 +17,7 @@ from edgekube.agent import hostinfo
 from edgekube.agent.actions import PodActions
 from edgekube.agent.backoff import BackoffPolicy
 from edgekube.agent.configfiles import ConfigFiles
-from edgekube.agent.desired import DesiredState
+from edgekube.agent.desired import KEPT, DesiredState
 from edgekube.agent.devices import DeviceTable, check_overrides, devices_of
 from edgekube.agent.events import EventRecorder, PodRef
 from edgekube.agent.fencing import Fencing
@@ -418,7 +418,15 @@ class Agent:
                 self._wake.set()
         if accepted:
             log.info("desired state generation %s: %d pod(s)", message.generation, len(message.pods))
+            self._report_undecodable()
             self._wake.set()
+
+    def _report_undecodable(self) -> None:
+        """A Warning event for each pod of the new desired state this agent cannot read (kept running: _reconcile)."""
+        with self._lock:
+            undecodable = dict(self.desired.undecodable)
+        for uid, (namespace, name, why) in undecodable.items():
+            self.events.record(PodRef(namespace, name, uid), "FailedToDecode", f"{why}; {KEPT}", "Warning")
 
     def _on_masters(self, msg: Message) -> None:
         if self.masters.on_presence(msg):
@@ -615,6 +623,7 @@ class Agent:
         with self._lock:
             desired = list(self.desired.pods)
             generation = self.desired.generation
+            undecodable = set(self.desired.undecodable)  # never removed only because this agent cannot read them
             busy = self._actions.busy()  # the same snapshot as desired (PodActions' lock never takes this one)
         now = self.clock()
         found = self.runtime.list_pods()
@@ -628,14 +637,14 @@ class Agent:
         present = set(everything) | busy  # a pod being created counts: its lease is not released under it
         fence = self.fencing.sync(desired, present, finished=finished, connected=self.bus.connected)
         fenced = [Remove(uid, f"fenced: {why}", 0) for uid, why in fence.fence.items() if uid in by_uid]
-        unfenced = [o for o in observed if o.uid not in fence.fence]
+        unfenced = [o for o in observed if o.uid not in fence.fence and o.uid not in undecodable]
         actions = [*fenced, *plan(desired, unfenced, busy | self._actions.waiting(now) | set(fence.blocked), memory)]
         wanted = {d.uid: d for d in desired}
         # The devices each pod on Podman holds; a finished pod holds none (Kubernetes frees them too).
         held = {o.uid: () if memory.get(o.uid, PodMemory()).finished else devices_of(o) for o in found}
         self._actions.apply(actions, wanted, by_uid, now, held=held)
         # Drop what the agent remembers about pods no longer on this node (the ledger writes only if any).
-        keep = set(wanted)
+        keep = set(wanted) | undecodable
         self._actions.forget(keep)
         self.ledger.retain(keep)
         self.events.retain(keep)

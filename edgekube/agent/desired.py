@@ -16,6 +16,7 @@ from typing import Any
 from edgekube.agent.reconcile import DesiredPod, spec_hash
 from edgekube.model.config import CONFIG_KEY, WAIT_ENV, ResolvedConfig
 from edgekube.model.errors import ValidationError
+from edgekube.model.lenient import decode_stored
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
 from edgekube.model.storage import RESOLVED_VOLUMES_KEY, ResolvedVolume
@@ -39,6 +40,10 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+#: The end of the Warning event of a pod the agent cannot read (reason FailedToDecode).
+KEPT = "the running pod is kept as it is until the master sends a spec this agent can read"
+
+
 @dataclass
 class DesiredState:
     """Current desired set. Only written when a new generation is accepted (rare), never on heartbeats."""
@@ -50,6 +55,9 @@ class DesiredState:
     term: int = 0
     pods: list[DesiredPod] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    #: Pods of the message that cannot be read even leniently, by uid: a running one is kept, never removed
+    #: for that alone (as a kubelet keeps a pod whose object it cannot decode); the agent reports why.
+    undecodable: dict[PodUID, tuple[str, str, str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> DesiredState:
@@ -94,19 +102,25 @@ class DesiredState:
     def _adopt(self, message: NodeDesired) -> None:
         pods: list[DesiredPod] = []
         rejected: dict[str, str] = {}
+        undecodable: dict[PodUID, tuple[str, str, str]] = {}
         for i, item in enumerate(message.pods):
             raw = dict(item)
             sources = raw.pop(RESOLVED_VOLUMES_KEY, None)
             config_raw = raw.pop(CONFIG_KEY, None)
             try:
-                pod = Pod.from_dict(raw)
+                # Read back, not re-validated: a pod accepted before an upgrade's new rules is still desired.
+                pod = decode_stored(Pod, raw, what="pod")
                 volumes = _volume_sources(pod, sources)
                 config = None if config_raw is None else ResolvedConfig.from_dict(config_raw)
             except ValidationError as exc:
                 # One bad pod must not stop the node from running the others.
                 meta = raw.get("metadata")
-                name = meta.get("name") if isinstance(meta, dict) else None
+                meta = meta if isinstance(meta, dict) else {}
+                name = meta.get("name")
                 rejected[str(name or f"pods[{i}]")] = str(exc)
+                if meta.get("uid"):
+                    where = (str(meta.get("namespace") or "default"), str(name), str(exc))
+                    undecodable[PodUID(str(meta["uid"]))] = where
                 continue
             uid = pod.metadata.uid or ""
             if not uid:
@@ -117,6 +131,7 @@ class DesiredState:
         for name, why in rejected.items():
             log.error("desired pod %s rejected: %s", name, why)
         self.epoch, self.generation, self.pods, self.rejected = message.epoch, message.generation, pods, rejected
+        self.undecodable = undecodable
         self.term = message.term
 
 

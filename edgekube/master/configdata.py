@@ -17,6 +17,7 @@ from edgekube.master.controllers.base import StoreView
 from edgekube.model.config import WAIT_ENV, WAIT_VOLUME, ConfigMap, ProjectedFile, ResolvedConfig, Secret, encode_value
 from edgekube.model.errors import NotFoundError
 from edgekube.model.expansion import expand
+from edgekube.model.lenient import decode_stored
 from edgekube.model.names import check_env_name
 from edgekube.model.pod import CONFIG_SOURCES, Container, EnvVar, Pod
 from edgekube.model.podconfig import (
@@ -68,7 +69,7 @@ class ConfigResolver:
 
     def resolve(self, raw: Mapping[str, Any]) -> tuple[ResolvedConfig, frozenset[Dep]]:
         """The pod's ResolvedConfig, and every ConfigMap/Secret it names (found or not: one appearing re-resolves)."""
-        pod = Pod.model_validate(raw)
+        pod = decode_stored(Pod, raw)  # stored before an upgrade's new rules: read back, not re-validated
         run = _Run(self.store, pod)
         try:
             files = {v.name: run.volume_files(v.name) for v in pod.spec.volumes if v.source_kind() in CONFIG_SOURCES}

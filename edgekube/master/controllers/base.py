@@ -19,6 +19,7 @@ from edgekube.master.controllers.volumes.services import VolumeServices
 from edgekube.master.eventlog import EventLog
 from edgekube.master.liveness import Health
 from edgekube.model.errors import ConflictError, NotFoundError
+from edgekube.model.lenient import decode_stored
 from edgekube.model.taints import Toleration
 from edgekube.model.types import Obj
 
@@ -36,7 +37,7 @@ class StoreView(Protocol):
 
 
 def _tolerations(pod: Mapping[str, Any]) -> tuple[Toleration, ...]:
-    return tuple(Toleration.model_validate(t) for t in pod["spec"].get("tolerations") or ())
+    return tuple(decode_stored(Toleration, t) for t in pod["spec"].get("tolerations") or ())
 
 
 def _ready(node: str) -> Health:

@@ -11,6 +11,7 @@ from typing import Any
 
 from edgekube.master.controllers.base import Snapshot
 from edgekube.master.liveness import Health
+from edgekube.model.lenient import decode_stored
 from edgekube.model.taints import Taint, TaintEffect, Toleration
 
 
@@ -34,7 +35,7 @@ class PodState:
 
 def node_taints(node: Mapping[str, Any]) -> tuple[Taint, ...]:
     raw = (node.get("spec") or {}).get("taints") or ()
-    return tuple(Taint.model_validate(t) for t in raw)
+    return tuple(decode_stored(Taint, t) for t in raw)
 
 
 def true_conditions(node: Mapping[str, Any]) -> frozenset[str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from edgekube.master.scheduling.topology import NO_PODS, BoundPod, Topology, TopologyState, kinds_of
 from edgekube.model.affinity import Affinity, NodeSelector, PreferredSchedulingTerm, TopologySpreadConstraint
+from edgekube.model.lenient import decode_stored
 from edgekube.model.names import NodeName
 from edgekube.model.node import DEFAULT_MAX_PODS
 from edgekube.model.pod import PodSpec
@@ -143,13 +144,13 @@ class Request:
             for port in container.get("ports") or ():
                 if port.get("hostPort"):
                     ports.add((int(port["hostPort"]), str(port.get("protocol") or "TCP")))
-        tolerations = tuple(Toleration.model_validate(t) for t in spec.get("tolerations") or ())
+        tolerations = tuple(decode_stored(Toleration, t) for t in spec.get("tolerations") or ())
         selector = dict(spec.get("nodeSelector") or {})
         affinity: dict[str, Any] = {}
         if spec.get("affinity") or spec.get("topologySpreadConstraints"):
             affinity = _affinity_fields(
-                Affinity.model_validate(spec["affinity"]) if spec.get("affinity") else None,
-                [TopologySpreadConstraint.model_validate(c) for c in spec.get("topologySpreadConstraints") or ()],
+                decode_stored(Affinity, spec["affinity"]) if spec.get("affinity") else None,
+                [decode_stored(TopologySpreadConstraint, c) for c in spec.get("topologySpreadConstraints") or ()],
             )
         meta = meta or {}
         return cls(
