@@ -658,7 +658,7 @@ class Agent:
         now = self.clock()
         memory = {d.uid: self._memory(d, everything.get(d.uid), now) for d in desired}
         self._sync_probes(desired, by_uid, memory, now)
-        failures = self._actions.failures()
+        failures = self._actions.failures_to_report()  # ErrImagePull once, then ImagePullBackOff
         for uid, why in fence.blocked.items():
             if uid not in everything:  # waiting for the lease: ContainerCreating with the reason
                 failures[uid] = Failure(FAILED_MOUNT, why)

@@ -108,8 +108,9 @@ class _Run:
             obj = self.store.peek(kind, self.namespace, name)
         except NotFoundError:
             return None
-        model = ConfigMap if kind == "ConfigMap" else Secret
-        return model.model_validate(obj).values()
+        if kind == "ConfigMap":
+            return decode_stored(ConfigMap, obj).values()
+        return decode_stored(Secret, obj).values()
 
     def pull_credentials(self) -> tuple[list[RegistryCredential] | None, list[str] | None]:
         """The registry entries of the pod's imagePullSecrets, and the names of those missing (None: none).
@@ -124,7 +125,7 @@ class _Run:
             self.deps.add(("Secret", self.namespace, name))
             self.secret = True
             try:
-                secret = Secret.model_validate(self.store.peek("Secret", self.namespace, name))
+                secret = decode_stored(Secret, self.store.peek("Secret", self.namespace, name))
             except NotFoundError:
                 missing.append(name)
                 continue

@@ -138,6 +138,8 @@ class EventLog:
                 continue
             data = event.to_dict()
             data["source"]["host"] = node
+            if event.reason == "FailedToDecode":  # the agent keeps a pod running that it cannot read (desired.py)
+                log.warning("node %s cannot read pod %s: %s", node, event.involved_object.name, event.message)
             self._add(
                 data,
                 count=event.count,

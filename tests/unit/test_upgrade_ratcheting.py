@@ -9,6 +9,7 @@ on it at every run (scheduling read its tolerations, dispatch its env); an apply
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from edgekube.model.errors import ValidationError
 from edgekube.model.lenient import decode_stored, is_strictly_valid
 from edgekube.model.manifest import ManifestError
 from edgekube.model.pod import Pod
-from edgekube.model.wire import NodeDesired, Verb
+from edgekube.model.wire import EventReport, NodeDesired, Verb
 from edgekube.store.state import TinyStateStore
 from tests.support.apiserver import Clock
 from tests.support.membus import MemoryBroker
@@ -130,7 +131,7 @@ def test_a_running_pod_the_agent_cannot_decode_is_kept_with_a_warning_event(tmp_
 def stored_cluster(tmp: Path, objects: list[dict[str, Any]]) -> Cluster:
     """A master started on a store written before the upgrade (a journal on disk, reopened)."""
     path = tmp / "store"
-    path.mkdir()
+    path.mkdir(parents=True)
     before = TinyStateStore(path)
     for obj in objects:
         before.create(obj)
@@ -204,3 +205,20 @@ def test_scale_and_label_work_on_a_pre_upgrade_rc(tmp_path: Path) -> None:
     stored = cluster.master.store.peek("ReplicationController", "default", "rc")
     assert (stored["spec"]["replicas"], stored["metadata"]["labels"]) == (3, {"tier": "web"})
     assert len(cluster.pods()) == 3
+
+
+def test_the_master_warns_of_a_pod_an_agent_keeps_without_reading_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = Node(tmp_path / "agent")
+    try:
+        node.agent.start(loop=False)
+        broken = {**old_pod(), "spec": {"containers": "web"}}
+        node.broker.client("master").start().publish(topics.node_desired("pi-1"), desired([broken], 1).encode())
+        [event] = [e for e in node.agent.events.events() if e["reason"] == "FailedToDecode"]
+    finally:
+        node.agent.prober.stop()
+    cluster = stored_cluster(tmp_path / "master", [])
+    with caplog.at_level(logging.WARNING, logger="edgekube.master.eventlog"):
+        assert cluster.master.events.ingest("pi-1", EventReport(node="pi-1", events=[event])) == 1
+    assert "node pi-1 cannot read pod old: pod: spec.containers: Invalid value" in caplog.text
