@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgekube.agent.backoff import Backoff, BackoffPolicy
+from edgekube.agent.backoff import Backoff, BackoffPolicy, ImagePullBackoffPolicy
 from edgekube.agent.configfiles import ConfigFiles
 from edgekube.agent.devices import DeviceTable, assign, with_device_env
 from edgekube.agent.events import EventRecorder, PodRef
@@ -31,7 +31,14 @@ from edgekube.agent.reconcile import (
     terminated,
 )
 from edgekube.agent.restarts import Verdict
-from edgekube.agent.runtime.protocol import ContainerRunState, ObservedPod, PodRuntime
+from edgekube.agent.runtime.protocol import (
+    ERR_IMAGE_PULL,
+    IMAGE_PULL_BACK_OFF,
+    ContainerRunState,
+    ImageFailure,
+    ObservedPod,
+    PodRuntime,
+)
 from edgekube.agent.runtime.sctp import SANDBOX_FAILED
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.model.config import WAIT_ENV, WAIT_VOLUME
@@ -83,6 +90,7 @@ class PodActions:
         volume_check_interval: float = 10.0,
         devices: DeviceTable | None = None,
         config_files: ConfigFiles | None = None,
+        image_policy: BackoffPolicy | None = None,
     ) -> None:
         self.runtime = runtime
         #: Where config volumes (ConfigMap, Secret, downward API) are written; None: pods using them wait.
@@ -93,10 +101,15 @@ class PodActions:
         self._wake = wake
         self._restart_backoff: Backoff[PodUID] = Backoff(policy)
         self._create_backoff: Backoff[PodUID] = Backoff(policy)
+        #: The kubelet's image back-off, per pod and image (memory only): a pod whose image cannot be had stays
+        #: Pending and is retried (10 s doubling to 300 s); it starts at the first retry that finds the image.
+        self._image_backoff: Backoff[tuple[PodUID, str]] = Backoff(image_policy or ImagePullBackoffPolicy())
+        self._pull_shown: set[PodUID] = set()  # ErrImagePull reported once: ImagePullBackOff from now on
         self._lock = threading.Lock()  # guards _busy, _pending, _failures
         self._busy: set[PodUID] = set()  # a background stop/restart/removal is running for these pods
         self._pending: dict[PodUID, PendingRestart] = {}
         self._failures: dict[PodUID, Failure] = {}
+        self._refs: dict[PodUID, PodRef] = {}  # pods whose image could not be had, for their back-off events
         #: Creates run off the loop too (a node taking over a dead node's pods creates them side by side), at most
         #: this many at once: Podman's parallelism ends where the board's cores do.
         self._creating = threading.BoundedSemaphore(parallel_creates)
@@ -135,7 +148,9 @@ class PodActions:
 
     def waiting(self, now: float) -> frozenset[PodUID]:
         """Pods whose create failed and whose back-off has not passed yet."""
-        return frozenset(u for u in self._create_backoff.tracked() if not self._create_backoff.due(u, now))
+        creates = {u for u in self._create_backoff.tracked() if not self._create_backoff.due(u, now)}
+        images = {k[0] for k in self._image_backoff.tracked() if not self._image_backoff.due(k, now)}
+        return frozenset(creates | images)
 
     def pending(self, uid: PodUID) -> PendingRestart | None:
         with self._lock:
@@ -150,11 +165,38 @@ class PodActions:
         with self._lock:
             return dict(self._failures)
 
+    def failures_to_report(self) -> dict[PodUID, Failure]:
+        """The last create failure of each pod, for the loop pass's report (failures() changes nothing).
+
+        An ErrImagePull is reported once (the kubelet's failed sync), then ImagePullBackOff until the next
+        pull: its events are recorded then, and the loop is woken so the next report says so without waiting.
+        """
+        backing_off: list[PodUID] = []
+        shown = False
+        with self._lock:
+            for uid, failure in self._failures.items():
+                if failure.reason == ERR_IMAGE_PULL and uid in self._pull_shown:
+                    back_off = f'Back-off pulling image "{failure.image}"'
+                    self._failures[uid] = Failure(IMAGE_PULL_BACK_OFF, back_off, failure.image)
+                    backing_off.append(uid)
+                elif failure.reason == ERR_IMAGE_PULL:
+                    self._pull_shown.add(uid)
+                    shown = True
+            out = dict(self._failures)
+            refs = {uid: self._refs[uid] for uid in backing_off}
+        for uid in backing_off:
+            self.events.record(refs[uid], "BackOff", out[uid].message)
+            self.events.record(refs[uid], "Failed", f"Error: {IMAGE_PULL_BACK_OFF}", "Warning")
+        if shown:
+            self._wake()
+        return out
+
     def next_due(self, now: float) -> float | None:
         """When the earliest back-off ends (None if none is running)."""
         with self._lock:
             dues = [p.retry_at for p in self._pending.values()]
         dues += [now + self._create_backoff.remaining(u, now) for u in self._create_backoff.tracked()]
+        dues += [now + self._image_backoff.remaining(k, now) for k in self._image_backoff.tracked()]
         dues += self.init.next_due()
         later = [d for d in dues if d > now]
         return min(later) if later else None
@@ -166,6 +208,9 @@ class PodActions:
                 del self._pending[uid]
             for uid in [u for u in self._failures if u not in wanted]:
                 del self._failures[uid]
+            self._pull_shown &= set(wanted)
+            for uid in [u for u in self._refs if u not in wanted]:
+                del self._refs[uid]
             for uid in [u for u in self._devices_of if u not in wanted]:
                 del self._devices_of[uid]
             for uid in [u for u in self._hook_failed if u not in wanted]:
@@ -177,6 +222,9 @@ class PodActions:
             for uid in backoff.tracked():
                 if uid not in wanted:
                     backoff.forget(uid)
+        for key in self._image_backoff.tracked():
+            if key[0] not in wanted:
+                self._image_backoff.forget(key)
         self.init.forget(wanted)
 
     # -- actions ------------------------------------------------------------------------------------------
@@ -355,8 +403,11 @@ class PodActions:
             self._create_failed(d, exc)
             return False
         self._create_backoff.forget(d.uid)
+        for key in [k for k in self._image_backoff.tracked() if k[0] == d.uid]:
+            self._image_backoff.forget(key)
         with self._lock:
             self._failures.pop(d.uid, None)
+            self._pull_shown.discard(d.uid)
         for image in to_pull:
             self.events.record(_ref(d), "Pulled", f'Successfully pulled image "{image}"')
         for c in d.pod.spec.all_containers():
@@ -378,6 +429,9 @@ class PodActions:
 
     def _create_failed(self, d: DesiredPod, exc: RuntimeFailure) -> None:
         """Remember why a create failed, say so in events, and back off before the next try."""
+        if isinstance(exc, ImageFailure):
+            self._image_failed(d, exc)
+            return
         meta = d.pod.metadata
         delay = self._create_backoff.failed(d.uid, self.clock())
         with self._lock:
@@ -395,6 +449,25 @@ class PodActions:
             what = "pulling image" if exc.failure in _IMAGE_REASONS else "creating pod"
             self.events.record(_ref(d), "BackOff", f"Back-off {what} ({exc.failure})", "Warning")
         log.warning("pod %s/%s failed (%s), retry in %gs: %s", meta.namespace, meta.name, exc.failure, delay, exc)
+
+    def _image_failed(self, d: DesiredPod, exc: ImageFailure) -> None:
+        """The kubelet's image pull failure: the pod stays Pending, retried after the image back-off.
+
+        ErrImagePull: events `Failed to pull image "x": why` and `Error: ErrImagePull`, then (failures())
+        ImagePullBackOff; ErrImageNeverPull (absent, policy Never) keeps its reason and message.
+        """
+        meta = d.pod.metadata
+        delay = self._image_backoff.failed((d.uid, exc.image), self.clock())
+        with self._lock:
+            self._refs[d.uid] = _ref(d)
+            self._failures[d.uid] = Failure(exc.failure, str(exc), exc.image)
+            self._pull_shown.discard(d.uid)
+        if exc.failure == ERR_IMAGE_PULL:
+            self.events.record(_ref(d), "Failed", f'Failed to pull image "{exc.image}": {exc.detail}', "Warning")
+        else:
+            self.events.record(_ref(d), exc.failure, str(exc), "Warning")
+        self.events.record(_ref(d), "Failed", f"Error: {exc.failure}", "Warning")
+        log.warning("pod %s/%s: %s, retry in %gs: %s", meta.namespace, meta.name, exc.failure, delay, exc)
 
     def _stop_pod(self, action: Stop, d: DesiredPod, obs: ObservedPod, now: float) -> None:
         """Shared fate: stop the rest of the pod now; restart it after its back-off, or mark it finished."""

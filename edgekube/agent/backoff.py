@@ -24,6 +24,18 @@ class BackoffPolicy:
         return min(self.initial * 2.0 ** min(streak - 1, 62), self.cap)
 
 
+@dataclass(frozen=True)
+class ImagePullBackoffPolicy(BackoffPolicy):
+    """The kubelet's image pull back-off: no retry at once, `initial` (10 s) doubling up to `cap` (300 s)."""
+
+    initial: float = 10.0
+    cap: float = 300.0
+    reset_after: float = 300.0
+
+    def delay(self, streak: int) -> float:
+        return super().delay(streak + 1)
+
+
 @dataclass
 class _Entry:
     streak: int  # failures in the current run, the one just recorded included

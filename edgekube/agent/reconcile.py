@@ -17,7 +17,14 @@ from edgekube.agent.initplan import (
     sidecars_to_stop,
 )
 from edgekube.agent.restarts import Decision, Verdict, decide
-from edgekube.agent.runtime.protocol import ContainerRunState, ObservedContainer, ObservedPod
+from edgekube.agent.runtime.protocol import (
+    ERR_IMAGE_NEVER_PULL,
+    ERR_IMAGE_PULL,
+    IMAGE_PULL_BACK_OFF,
+    ContainerRunState,
+    ObservedContainer,
+    ObservedPod,
+)
 from edgekube.agent.runtime.volumes import FAILED_MOUNT
 from edgekube.model.config import WAIT_ENV, ResolvedConfig
 from edgekube.model.names import PodUID
@@ -197,10 +204,17 @@ class Failure:
 
     Two reasons read differently: `FailedMount` (a volume could not be set up; the pod waits in ContainerCreating
     and is retried) and `Evicted` (the agent ended the pod, e.g. an emptyDir over its sizeLimit: Failed for good).
+    The image reasons (`IMAGE_WAITS`) keep the pod Pending too, retried with the image back-off; `image` names
+    the image that could not be had (its containers wait with the reason, the others in ContainerCreating).
     """
 
     reason: str
     message: str
+    image: str = ""
+
+
+#: Create failures of an image that cannot be had: the pod stays Pending (kubelet: not a container failure).
+IMAGE_WAITS = frozenset({ERR_IMAGE_PULL, IMAGE_PULL_BACK_OFF, ERR_IMAGE_NEVER_PULL})
 
 
 #: Failure reason of a pod the agent ended to protect the node (the kubelet's eviction).
@@ -318,6 +332,18 @@ def _waiting_for_config(containers: list[dict[str, Any]], failure: Failure) -> d
     }
 
 
+def _waiting_for_image(containers: list[dict[str, Any]], failure: Failure, spec_images: list[str]) -> dict[str, Any]:
+    """A pod whose image cannot be had: Pending, its containers waiting with ErrImagePull, ImagePullBackOff, ..."""
+    for c, image in zip(containers, spec_images, strict=True):
+        if not failure.image or image == failure.image:
+            c["state"] = {"waiting": {"reason": failure.reason, "message": failure.message}}
+    return {
+        "containerStatuses": containers,
+        "phase": "Pending",
+        "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+    }
+
+
 def _failed(containers: list[dict[str, Any]], failure: Failure) -> dict[str, Any]:
     """The status of a pod whose create failed: every container waits with the failure's reason."""
     for c in containers:
@@ -384,7 +410,9 @@ def pod_status(
         return _pod_status(desired, observed, failure, memory)
     status = _pod_status(desired, observed, failure, memory, creating=POD_INITIALIZING)
     inits = _init_statuses(desired.pod, observed, memory)
-    if observed is None and failure is not None and status["containerStatuses"]:
+    if observed is None and failure is not None and failure.reason in IMAGE_WAITS:
+        _waiting_for_image(inits, failure, [c.image for c in desired.pod.spec.init_containers])
+    elif observed is None and failure is not None and status["containerStatuses"]:
         for c in inits:  # a create that failed: every container waits with its reason
             c["state"] = dict(status["containerStatuses"][0]["state"])
     status["initContainerStatuses"] = inits
@@ -415,6 +443,8 @@ def _pod_status(
         return _waiting_for_volumes(containers, failure)
     if failure is not None and observed is None and failure.reason == WAIT_ENV:
         return _waiting_for_config(containers, failure)
+    if failure is not None and observed is None and failure.reason in IMAGE_WAITS:
+        return _waiting_for_image(containers, failure, [c.image for c in pod.spec.containers])
     if failure is not None and observed is None and failure.reason != EVICTED:
         return _failed(containers, failure)
     status: dict[str, Any] = {"containerStatuses": containers}

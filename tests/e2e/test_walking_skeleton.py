@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,7 +158,7 @@ def test_restarted_agent_adopts_running_pods(
         again.stop()
 
 
-def test_missing_image_reports_failed_with_reason(agent: Agent, client: ApiClient) -> None:
+def test_missing_image_keeps_the_pod_pending_in_image_pull_back_off(agent: Agent, client: ApiClient) -> None:
     manifest = """
 apiVersion: v1
 kind: Pod
@@ -166,10 +167,14 @@ spec:
   containers: [{name: main, image: "localhost/does-not-exist:1"}]
 """
     assert client.apply(manifest).ok
-    wait_for("ghost Failed", lambda: phase(client, "ghost") == "Failed", timeout=60)
-    status = client.pod("ghost")["status"]
-    assert status["reason"] in {"ErrImagePull", "ImageNotFound"}
-    assert "localhost/does-not-exist:1" in status["message"]
+
+    def waiting() -> dict[str, Any]:
+        statuses = client.pod("ghost").get("status", {}).get("containerStatuses") or [{}]
+        return dict(statuses[0].get("state", {}).get("waiting") or {})
+
+    wait_for("ghost ImagePullBackOff", lambda: waiting().get("reason") == "ImagePullBackOff", timeout=60)
+    assert phase(client, "ghost") == "Pending"
+    assert waiting()["message"] == 'Back-off pulling image "localhost/does-not-exist:1"'
 
 
 class Junk:

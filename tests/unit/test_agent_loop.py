@@ -292,26 +292,92 @@ def test_a_liveness_failure_kills_and_restarts_the_pod(node: Node) -> None:
 # -- create failures ----------------------------------------------------------------------------------------------
 
 
-def test_create_failures_back_off_and_report_failed_with_the_reason(node: Node) -> None:
+def creates(node: Node, name: str) -> int:
+    return len([c for c in node.runtime.calls if c == ("create", f"uid-{name}")])
+
+
+def waiting(status: dict[str, Any]) -> tuple[str, str, str]:
+    [c] = status["containerStatuses"]
+    w = c["state"]["waiting"]
+    return status["phase"], w["reason"], w["message"]
+
+
+@pytest.mark.parametrize("policy", ["Always", "Never"])
+def test_an_image_that_cannot_be_pulled_keeps_the_pod_pending_errimagepull_then_imagepullbackoff(
+    node: Node, policy: str
+) -> None:
+    node.runtime.make_image_missing("registry.example/nope:1")
+    node.want(pod("x", app={"image": "registry.example/nope:1"}, policy=policy))
+    node.settle(1)
+    assert waiting(node.status("uid-x")) == (
+        "Pending", "ErrImagePull", "failed to pull image 'registry.example/nope:1': not found"
+    )  # fmt: skip
+    assert "reason" not in node.status("uid-x")
+    node.settle(1)
+    back_off = ("Pending", "ImagePullBackOff", 'Back-off pulling image "registry.example/nope:1"')
+    assert waiting(node.status("uid-x")) == back_off
+    node.settle(3)
+    assert creates(node, "x") == 1  # the kubelet's image back-off: no retry at once
+    assert waiting(node.status("uid-x")) == back_off
+    events = node.events()
+    assert events.index(("Failed", "Error: ErrImagePull")) < events.index(("BackOff", back_off[2]))
+    assert ("Failed", 'Failed to pull image "registry.example/nope:1": not found') in events
+    assert ("Failed", "Error: ImagePullBackOff") in events
+
+
+def test_image_pull_back_off_is_10s_doubling_and_the_pod_starts_at_the_retry_that_finds_the_image(
+    node: Node,
+) -> None:
     node.runtime.make_image_missing("registry.example/nope:1")
     node.want(pod("x", app={"image": "registry.example/nope:1"}))
     node.settle(2)
-    creates = [c for c in node.runtime.calls if c == ("create", "uid-x")]
-    assert len(creates) == 2  # the first retry is immediate, the next waits a second
-    node.settle(3)
-    assert len([c for c in node.runtime.calls if c == ("create", "uid-x")]) == 2
-    status = node.status("uid-x")
-    assert (status["phase"], status["reason"]) == ("Failed", "ErrImagePull")
-    node.clock.now += 1
+    node.clock.now += 9.9
     node.settle(1)
-    assert len([c for c in node.runtime.calls if c == ("create", "uid-x")]) == 3
-    node.runtime.engine.unpullable.discard("registry.example/nope:1")  # the registry is back
+    assert creates(node, "x") == 1
+    node.clock.now += 0.1
+    node.settle(1)
+    assert creates(node, "x") == 2
+    assert node.status("uid-x")["phase"] == "Pending"
+    node.clock.now += 19.9
+    node.settle(2)
+    assert creates(node, "x") == 2  # the second back-off is 20 s
+    node.runtime.add_image("registry.example/nope:1")  # e.g. `podman import` on the node
+    node.clock.now += 0.1
+    node.settle()
+    assert creates(node, "x") == 3
+    assert node.status("uid-x")["phase"] == "Running"
+
+
+def test_image_never_pull_keeps_the_pod_pending_with_errimageneverpull(node: Node) -> None:
+    node.runtime.make_image_missing("registry.example/nope:1")
+    node.want(pod("x", app={"image": "registry.example/nope:1", "imagePullPolicy": "Never"}, policy="Never"))
+    node.settle(3)
+    never = 'Container image "registry.example/nope:1" is not present with pull policy of Never'
+    assert waiting(node.status("uid-x")) == ("Pending", "ErrImageNeverPull", never)
+    assert ("ErrImageNeverPull", never) in node.events()
+    assert ("Failed", "Error: ErrImageNeverPull") in node.events()
+    node.runtime.add_image("registry.example/nope:1")
+    node.clock.now += 10
+    node.settle()
+    assert node.status("uid-x")["phase"] == "Running"
+
+
+def test_create_failures_back_off_and_report_failed_with_the_reason(node: Node) -> None:
+    original = node.runtime.create_pod
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeFailure("no such device", reason="CreateContainerError")
+
+    node.runtime.create_pod = broken  # type: ignore[method-assign]
+    node.want(pod("x"))
+    node.settle(2)
+    status = node.status("uid-x")
+    assert (status["phase"], status["reason"]) == ("Failed", "CreateContainerError")
+    assert ("BackOff", "Back-off creating pod (CreateContainerError)") in node.events()
+    node.runtime.create_pod = original  # type: ignore[method-assign]
     node.clock.now += 2
     node.settle()
     assert node.status("uid-x")["phase"] == "Running"
-    assert ("Pulling", 'Pulling image "registry.example/nope:1"') in node.events()
-    assert ("Pulled", 'Successfully pulled image "registry.example/nope:1"') in node.events()
-    assert ("BackOff", "Back-off pulling image (ErrImagePull)") in node.events()
 
 
 def test_a_failed_restart_is_backed_off_too(node: Node) -> None:

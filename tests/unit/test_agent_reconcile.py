@@ -297,13 +297,13 @@ def test_a_container_missing_from_the_runtime_is_still_creating() -> None:
 
 def test_a_create_failure_fails_the_pod_with_reason_and_message() -> None:
     d = desired("p", containers=("a", "b"))
-    failure = Failure("ErrImagePull", "failed to pull image 'nope': not found")
+    failure = Failure("CreateContainerError", "no such device")
     status = pod_status(d, None, failure)
     assert status["phase"] == "Failed"
-    assert (status["reason"], status["message"]) == ("ErrImagePull", "failed to pull image 'nope': not found")
-    assert status["conditions"] == [{"type": "Ready", "status": "False", "reason": "ErrImagePull"}]
+    assert (status["reason"], status["message"]) == ("CreateContainerError", "no such device")
+    assert status["conditions"] == [{"type": "Ready", "status": "False", "reason": "CreateContainerError"}]
     assert [c["state"] for c in status["containerStatuses"]] == [
-        {"waiting": {"reason": "ErrImagePull", "message": "failed to pull image 'nope': not found"}}
+        {"waiting": {"reason": "CreateContainerError", "message": "no such device"}}
     ] * 2
 
 
@@ -314,8 +314,34 @@ def test_a_failure_from_the_fake_runtime_feeds_pod_status() -> None:
     with pytest.raises(RuntimeFailure) as info:
         runtime.create_pod(d.pod, d.uid, d.spec_hash)
     status = pod_status(d, None, Failure(info.value.failure, str(info.value)))
-    assert (status["phase"], status["reason"]) == ("Failed", "ErrImagePull")
-    assert status["message"] == "failed to pull image 'registry.example/missing:1': not found"
+    assert status["phase"] == "Pending"
+    [c] = status["containerStatuses"]
+    assert c["state"]["waiting"] == {
+        "reason": "ErrImagePull",
+        "message": "failed to pull image 'registry.example/missing:1': not found",
+    }
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"])
+@pytest.mark.parametrize("restart_policy", ["Always", "Never"])
+def test_an_image_that_cannot_be_had_keeps_the_pod_pending_not_failed(reason: str, restart_policy: str) -> None:
+    d = desired("p", containers=("a", "b"), restartPolicy=restart_policy)
+    status = pod_status(d, None, Failure(reason, "why", d.pod.spec.containers[0].image))
+    assert status["phase"] == "Pending"
+    assert "reason" not in status
+    assert status["conditions"] == [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]
+    assert [c["state"] for c in status["containerStatuses"]] == [{"waiting": {"reason": reason, "message": "why"}}] * 2
+
+
+def test_only_the_containers_of_the_missing_image_wait_with_its_reason() -> None:
+    containers = [{"name": "a", "image": "busybox"}, {"name": "b", "image": "registry.example/other:1"}]
+    pod = Pod.model_validate({"metadata": {"name": "pod-p", "uid": "p"}, "spec": {"containers": containers}})
+    d = DesiredPod(PodUID("p"), pod, spec_hash("p", pod.spec.to_dict()))
+    status = pod_status(d, None, Failure("ImagePullBackOff", 'Back-off pulling image "x"', "registry.example/other:1"))
+    assert [c["state"]["waiting"]["reason"] for c in status["containerStatuses"]] == [
+        "ContainerCreating",
+        "ImagePullBackOff",
+    ]
 
 
 def test_a_pod_that_runs_after_all_ignores_an_old_failure() -> None:

@@ -240,12 +240,12 @@ class RuntimeContract:
         assert MISSING_IMAGE in str(caught.value)
         assert uid not in {p.uid for p in harness.runtime.list_pods()}
 
-    def test_missing_image_with_pull_policy_never_is_image_not_found(self, harness: Harness) -> None:
+    def test_missing_image_with_pull_policy_never_is_err_image_never_pull(self, harness: Harness) -> None:
         uid = new_uid()
         pod = make_pod("never", harness.image, {"name": "bad", "image": MISSING_IMAGE, "imagePullPolicy": "Never"})
         with pytest.raises(RuntimeFailure) as caught:
             harness.runtime.create_pod(pod, uid, "h")
-        assert caught.value.failure == "ImageNotFound"
+        assert caught.value.failure == "ErrImageNeverPull"
         assert MISSING_IMAGE in str(caught.value)
         assert uid not in {p.uid for p in harness.runtime.list_pods()}
 

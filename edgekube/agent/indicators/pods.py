@@ -12,6 +12,7 @@ FAILING_REASONS = frozenset(
         "ErrImagePull",
         "ImagePullBackOff",
         "ImageNotFound",
+        "ErrImageNeverPull",
         "InvalidImageName",
         "CreateContainerError",
         "CreateContainerConfigError",

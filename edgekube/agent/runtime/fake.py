@@ -20,11 +20,13 @@ from edgekube.agent.runtime.protocol import (
     MAX_EXEC_OUTPUT,
     ContainerRunState,
     ContainerStats,
+    ImageFailure,
     LogWindow,
     ObservedContainer,
     ObservedPod,
     RuntimeInfo,
     TtySession,
+    never_pull,
 )
 from edgekube.agent.runtime.volumes import (
     MountPlan,
@@ -377,7 +379,7 @@ class FakeRuntime:
     # -- test helpers -------------------------------------------------------------------------------------
 
     def make_image_missing(self, image: str) -> None:
-        """Make the image neither present nor pullable (create_pod fails: ErrImagePull/ImageNotFound)."""
+        """Make the image neither present nor pullable (create_pod fails: ErrImagePull/ErrImageNeverPull)."""
         self.engine.images.discard(image)
         self.engine.unpullable.add(image)
 
@@ -474,12 +476,9 @@ class FakeRuntime:
         if policy != PullPolicy.ALWAYS and present:
             return
         if policy == PullPolicy.NEVER:
-            raise RuntimeFailure(
-                f"image {image!r} is not present on node {self.node} and imagePullPolicy is Never",
-                reason="ImageNotFound",
-            )
+            raise never_pull(image)
         if image in self.engine.unpullable:
-            raise RuntimeFailure(f"failed to pull image {image!r}: not found", reason="ErrImagePull")
+            raise ImageFailure(image, "not found")
         self.engine.images.add(image)
 
     def _pod(self, uid: PodUID) -> ObservedPod:

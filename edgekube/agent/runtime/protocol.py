@@ -7,11 +7,34 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from edgekube.model.errors import RuntimeFailure
 from edgekube.model.lifecycle import LifecycleHandler
 from edgekube.model.names import PodUID
 from edgekube.model.pod import Pod
 from edgekube.model.registryauth import RegistryCredential
 from edgekube.model.storage import ResolvedVolume
+
+#: The kubelet's waiting reasons of a container whose image cannot be had (the pod stays Pending, retried).
+ERR_IMAGE_PULL = "ErrImagePull"
+IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+
+
+class ImageFailure(RuntimeFailure):
+    """A create that failed for want of `image`: ErrImagePull (`detail`: the runtime's error) or ErrImageNeverPull."""
+
+    def __init__(self, image: str, detail: str, *, reason: str = ERR_IMAGE_PULL) -> None:
+        message = f"failed to pull image {image!r}: {detail}" if reason == ERR_IMAGE_PULL else detail
+        super().__init__(message, reason=reason)
+        self.image = image
+        self.detail = detail
+
+
+def never_pull(image: str) -> ImageFailure:
+    """The kubelet's ErrImageNeverPull: the image is absent and imagePullPolicy is Never."""
+    message = f'Container image "{image}" is not present with pull policy of Never'
+    return ImageFailure(image, message, reason=ERR_IMAGE_NEVER_PULL)
+
 
 #: Labels put on every Podman object edgekube creates, so a restarted agent can find and adopt them.
 LABEL_MANAGED = "io.edgekube.managed"
@@ -177,7 +200,8 @@ class PodRuntime(Protocol):
         kubelet's `MountVolume.SetUp failed for volume "x" : ...`, before anything is created. Images are pulled
         per the container's pull policy, with `credentials` (the pod's imagePullSecrets' entries) where one matches
         the image's registry (model.registryauth.lookup). Raises RuntimeFailure with `reason` set (`ErrImagePull`,
-        `ImageNotFound`, `CreateContainerError`, ...) and leaves nothing half-created behind.
+        `ErrImageNeverPull` (ImageFailure, naming the image), `CreateContainerError`, ...) and leaves nothing
+        half-created behind.
         """
         ...
 

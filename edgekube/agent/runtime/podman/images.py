@@ -8,7 +8,8 @@ import http.client
 import json
 from collections.abc import Sequence
 
-from edgekube.agent.runtime.podman.transport import PodmanTransport, raise_http
+from edgekube.agent.runtime.podman.transport import PodmanTransport, message, raise_http
+from edgekube.agent.runtime.protocol import ImageFailure, never_pull
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.names import NodeName
 from edgekube.model.registryauth import RegistryCredential, lookup
@@ -23,16 +24,15 @@ def image_exists(transport: PodmanTransport, image: str) -> bool:
     raise_http(response, f"check image {image}", "ErrImagePull")
 
 
-def not_present(image: str, node: NodeName) -> RuntimeFailure:
-    return RuntimeFailure(
-        f"image {image!r} is not present on node {node} and imagePullPolicy is Never", reason="ImageNotFound"
-    )
+def not_present(image: str, node: NodeName) -> ImageFailure:
+    """The kubelet's ErrImageNeverPull (`node`: kept for the callers; the kubelet's message names no node)."""
+    return never_pull(image)
 
 
 def pull(
     transport: PodmanTransport, image: str, timeout: float, credentials: Sequence[RegistryCredential] = ()
 ) -> None:
-    """`POST /images/pull`; any failure is ErrImagePull (libpod reports it inside a 200 progress stream).
+    """`POST /images/pull`; any failure is ImageFailure ErrImagePull (libpod reports it inside a 200 progress stream).
 
     `credentials`: the pod's image pull Secrets' entries; those matching the image (registryauth.lookup, most
     specific first) are tried in turn, as the kubelet does, until one pull succeeds; none matching: anonymous.
@@ -50,7 +50,7 @@ def pull(
             failures.append(exc)
     if len(failures) == 1:
         raise failures[0]
-    raise RuntimeFailure("; ".join(str(f) for f in failures), reason="ErrImagePull")
+    raise ImageFailure(image, "; ".join(f.detail if isinstance(f, ImageFailure) else str(f) for f in failures))
 
 
 def auth_header(credential: RegistryCredential) -> str:
@@ -68,9 +68,9 @@ def _pull(transport: PodmanTransport, image: str, timeout: float, credential: Re
             "post", "/images/pull", what=what, params=params, timeout=(5.0, timeout), stream=True, headers=headers
         )
     except RuntimeFailure as exc:
-        raise RuntimeFailure(f"failed to pull image {image!r}: {exc}", reason="ErrImagePull") from exc
+        raise ImageFailure(image, str(exc)) from exc
     if response.status_code >= 400:
-        raise_http(response, f"failed to pull image {image!r}", "ErrImagePull")
+        raise ImageFailure(image, message(response))
     error: str | None = None
     pulled = False
     try:
@@ -83,11 +83,9 @@ def _pull(transport: PodmanTransport, image: str, timeout: float, credential: Re
                     error = item.get("error") or error
                     pulled = pulled or bool(item.get("id") or item.get("images"))
     except (OSError, http.client.HTTPException) as exc:
-        raise RuntimeFailure(
-            f"failed to pull image {image!r}: no answer within {timeout}s ({exc})", reason="ErrImagePull"
-        ) from exc
+        raise ImageFailure(image, f"no answer within {timeout}s ({exc})") from exc
     finally:
         response.close()
     if error or not pulled:
         detail = error or "podman reported no image"
-        raise RuntimeFailure(f"failed to pull image {image!r}: {detail}", reason="ErrImagePull")
+        raise ImageFailure(image, detail)
