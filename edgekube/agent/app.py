@@ -32,6 +32,7 @@ from edgekube.agent.indicators.table import NodeState
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.logfollow import Follows, FollowSpec
 from edgekube.agent.nfsprobe import NfsProber, ProbeFn, nfs_probe
+from edgekube.agent.portforward import Relays
 from edgekube.agent.probe_checks import ProbeResult, ProbeTarget
 from edgekube.agent.probe_timing import ProbeKind
 from edgekube.agent.probe_workers import Prober
@@ -245,6 +246,8 @@ class Agent:
         self.follows = Follows(runtime, self._publish_stream, time.time)
         #: `ekctl exec -it`: interactive commands with a terminal (agent/terminals.py).
         self.terminals = Terminals(runtime, self._publish_stream, time.time)
+        #: `ekctl port-forward`: TCP connections to pods, relayed to each client's stream (agent/portforward.py).
+        self.relays = Relays(self._publish_stream, time.time, time.sleep)
         self._reconciling = threading.Lock()  # one reconcile at a time (the loop, or a test calling it)
         policy = BackoffPolicy(config.backoff_initial, config.backoff_max, config.backoff_reset)
         #: The devices this node advertises as extended resources; PodActions hands them to containers.
@@ -345,6 +348,7 @@ class Agent:
         self.prober.stop()
         self.follows.stop_all()
         self.terminals.close_all()
+        self.relays.close_all()
         self.nfs.stop()
         if self.telemetry is not None:
             self.telemetry.stop()
@@ -419,6 +423,9 @@ class Agent:
         if accepted:
             log.info("desired state generation %s: %d pod(s)", message.generation, len(message.pods))
             self._report_undecodable()
+            with self._lock:
+                uids = {str(d.uid) for d in self.desired.pods}
+            self.relays.keep(uids)  # port-forwards to a pod deleted or moved end, saying so
             self._wake.set()
 
     def _report_undecodable(self) -> None:
@@ -453,7 +460,7 @@ class Agent:
         if req.verb is Verb.IDENTIFY:
             self._identify(msg, req)
             return
-        if req.verb not in (Verb.LOGS, Verb.EXEC, Verb.CP):
+        if req.verb not in (Verb.LOGS, Verb.EXEC, Verb.CP, Verb.PORT_FORWARD):
             raise ValidationError(
                 f"verb: {req.verb.value!r} is not served by node agents (supported: logs, exec, cp, identify)"
             )
@@ -480,6 +487,9 @@ class Agent:
             if req.verb is Verb.CP:
                 self._reply(msg, self._copy(req, pod.uid, container))
                 return
+            if req.verb is Verb.PORT_FORWARD:
+                self._port_forward(msg, req, pod)
+                return
             if req.verb is Verb.EXEC and req.tty:
                 self._terminal(msg, req, pod.uid, container)
                 return
@@ -493,6 +503,27 @@ class Agent:
             self._reply(msg, ApiResponse(ok=True, text=text))
         except EdgekubeError as exc:
             self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
+
+    def _port_forward(self, msg: Message, req: ApiRequest, pod: DesiredPod) -> None:
+        """`ekctl port-forward`: open a connection to the pod's port (answer `opened`), or relay bytes into it."""
+        client = topics.client_of_reply(msg.response_topic or "")
+        if client is None or not req.stream:
+            raise ValidationError("port-forward: needs a stream id and a response topic edgekube/v1/clients/<id>/reply")
+        host = "127.0.0.1"  # a hostNetwork pod listens on the node itself
+        if not pod.pod.spec.host_network and req.port is not None:
+            ips = [o.ip for o in self.runtime.list_pods() if o.uid == pod.uid and o.ip]
+            if not ips:
+                raise EdgekubeError(
+                    f"port-forward: pod {req.name} has no IP on node {self.node} yet", hint="is it running?"
+                )
+            host = ips[0]
+
+        def done(problem: EdgekubeError | None) -> None:
+            ok = ApiResponse(ok=True, object={"stream": req.stream, "opened": False})
+            self._reply(msg, ok if problem is None else ApiResponse(ok=False, error=ErrorInfo.of(problem)))
+
+        if self.relays.handle(req, str(pod.uid), host, topics.client_stream(client, req.stream), done):
+            self._reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": True}))
 
     def _publish_stream(self, topic: str, payload: bytes) -> None:
         self.bus.publish(topic, payload)

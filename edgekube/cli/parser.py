@@ -287,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", metavar="DEST", help="a local path or POD:PATH")
     p.add_argument("-c", "--container", help="container name (default: the first)")
 
+    help_text = "forward local ports to a pod: port-forward pod/NAME|svc/NAME [LOCAL:]REMOTE..."
+    p = command("port-forward", help_text, "cmd_portforward")
+    p.add_argument("target", metavar="pod/NAME|svc/NAME", help="a pod (NAME or pod/NAME) or a service (svc/NAME)")
+    p.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE", help="8080:80, 8080 (same port), :80 (a free one)")
+    p.add_argument("--address", action="append", help="local address to listen on (repeatable; default 127.0.0.1)")
+
     p = command("top", "show CPU and memory use of nodes or pods (from the master's memory)", "cmd_top")
     p.add_argument("resource", metavar="nodes|pods", help="nodes (node, no) or pods (pod, po)")
     p.add_argument("name", nargs="?", metavar="NAME", help="only this node or pod")

@@ -97,7 +97,7 @@ class Requests:
 
     def on_api(self, msg: Message, req: ApiRequest | None = None) -> None:
         req = req if req is not None else ApiRequest.decode(msg.payload, what="api request")
-        if req.verb in (Verb.LOGS, Verb.EXEC, Verb.CP):  # exec and cp are not read verbs: never on api/read
+        if req.verb in (Verb.LOGS, Verb.EXEC, Verb.CP, Verb.PORT_FORWARD):  # only logs is a read verb
             self._forward_logs(msg, req)
             return
         if req.verb is Verb.IDENTIFY:

@@ -76,6 +76,8 @@ class Verb(StrEnum):
     WATCH = "watch"  # kind, namespace, selector, name, stream; seconds 0: close (docs/protocol.md, "Watch")
     #: `ekctl dashboard`: a one-time login URL for the master's dashboard; viewer on api/read, admin on api/request.
     DASHBOARD = "dashboard"
+    #: `ekctl port-forward`: one TCP connection to the pod's `port` per `stream`; forwarded to the pod's node.
+    PORT_FORWARD = "portforward"
 
 
 #: Verbs that change nothing: the only ones the master serves on the read-only topic `edgekube/v1/api/read`.
@@ -130,6 +132,11 @@ class ApiRequest(WireModel):
     ack: int | None = Field(default=None, ge=0)
     #: watch: the caller's stream id; changes go to edgekube/v1/clients/<client-id>/streams/<stream> (model.watch).
     stream: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    #: port-forward: the pod's port to connect to (first request of a stream); `stdin` carries bytes to it, `ack`
+    #: numbers them; `received` acknowledges the node's chunks; `eof` closes the caller's side (half-close).
+    port: int | None = Field(default=None, ge=1, le=65535)
+    received: int | None = Field(default=None, ge=0)
+    eof: bool = False
 
 
 class ErrorInfo(WireModel):
