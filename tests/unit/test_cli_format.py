@@ -183,6 +183,12 @@ def test_pod_ready_status_restarts(obj: dict[str, Any], ready: str, status: str,
     assert (summary.ready, summary.status, summary.restarts) == (ready, status, restarts)
 
 
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"])
+def test_a_pending_pod_whose_image_cannot_be_had_shows_the_waiting_reason(reason: str) -> None:
+    obj = pod(cs({"waiting": {"reason": reason, "message": 'Back-off pulling image "x"'}}), phase="Pending")
+    assert pod_summary(obj, NOW).status == reason
+
+
 def test_first_container_reason_wins_like_kubectl() -> None:
     obj = pod(
         cs({"waiting": {"reason": "ErrImagePull"}}),

@@ -150,8 +150,8 @@ class _Set:
 def _view(rs: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], min_ready: int, now: float) -> _Set:
     """One ReplicaSet's counts; its terminal pods count as pods (not as ready or available).
 
-    The replication controller lets a pod that failed young (a create that failed, e.g. ErrImagePull, is reported
-    Failed by the agent) hold its replica's place until it replaces it in one pass; counting it keeps
+    The replication controller lets a pod that failed young (e.g. a command that exits at once; an image that
+    cannot be pulled keeps its pod Pending) hold its replica's place until it replaces it in one pass; counting it keeps
     updatedReplicas steady instead of a dip and rise that would read as progress.
     """
     pods = list(pods)
