@@ -599,3 +599,14 @@ def test_a_finished_pod_keeps_its_phase() -> None:
     # Even after a reboot stopped the sandbox: no restart, still Failed.
     rebooted = replace(obs, infra_running=False)
     assert phase_and_ready(pod_status(d, rebooted, None, PodMemory(finished="Failed"))) == ("Failed", "False")
+
+
+def test_an_init_container_whose_image_cannot_be_had_waits_with_the_reason_and_the_pod_stays_pending() -> None:
+    init = [{"name": "setup", "image": "registry.example/missing:1"}]
+    d = desired("p", initContainers=init)
+    status = pod_status(
+        d, None, Failure("ImagePullBackOff", 'Back-off pulling image "x"', "registry.example/missing:1")
+    )
+    assert status["phase"] == "Pending"
+    assert status["initContainerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
