@@ -15,7 +15,7 @@ from edgekube.cli.cmd_portforward import Downstream, PortSpec, container_port, p
 from edgekube.model.errors import EdgekubeError, ValidationError
 from edgekube.model.portforward import PF_CHUNK_BYTES, PF_MAX_SESSIONS, PF_WINDOW_CHUNKS
 from edgekube.model.watch import LogChunk
-from edgekube.model.wire import ApiRequest, Verb
+from edgekube.model.wire import READ_VERBS, ApiRequest, Verb
 
 
 class FakeConn:
@@ -236,3 +236,7 @@ def test_chunks_are_taken_in_order_and_acknowledged_every_half_window() -> None:
     assert not down.ack_due()
     down.take(chunk(3)), down.take(chunk(4))
     assert down.ack_due() == (PF_WINDOW_CHUNKS // 2 <= 4)
+
+
+def test_a_viewer_cannot_port_forward_the_verb_is_not_served_on_the_read_only_topic() -> None:
+    assert Verb.PORT_FORWARD not in READ_VERBS  # ekctl sends it on api/request, which a viewer may not write
