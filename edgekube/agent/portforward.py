@@ -94,6 +94,8 @@ class Relay:
         self.conn, self.topic, self.stream = conn, topic, stream
         self._publish, self._clock, self._sleep, self._rate = publish, clock, sleep, rate
         self._seq = 0
+        self._send_lock = threading.Lock()
+        self._last_sent = False
         self._received = 0
         self._input = 0
         self._cond = threading.Condition()
@@ -104,14 +106,19 @@ class Relay:
         self._client_done = False
         threading.Thread(target=self._pump, name=f"pf-out-{stream}", daemon=True).start()
         threading.Thread(target=self._writer, name=f"pf-in-{stream}", daemon=True).start()
+        threading.Thread(target=self._watchdog, name=f"pf-lease-{stream}", daemon=True).start()
 
     # -- pod → client ---------------------------------------------------------------------------------------
     def _send(self, data: bytes, *, end: bool = False, reason: str = "") -> None:
-        self._seq += 1
-        chunk = LogChunk(
-            stream=self.stream, seq=self._seq, text=base64.b64encode(data).decode(), end=end, reason=reason
-        )
-        self._publish(self.topic, chunk.encode())
+        """Publish the next chunk; nothing after the last one (the pump and a close from outside may race)."""
+        with self._send_lock:
+            if self._last_sent:
+                return
+            self._last_sent = end
+            self._seq += 1
+            text = base64.b64encode(data).decode()
+            chunk = LogChunk(stream=self.stream, seq=self._seq, text=text, end=end, reason=reason)
+            self._publish(self.topic, chunk.encode())
 
     def _window_open(self) -> bool:
         """Wait until the client acknowledged enough chunks; False when the relay ended meanwhile."""
@@ -127,6 +134,8 @@ class Relay:
         try:
             while self._window_open():
                 data = self.conn.recv(PF_CHUNK_BYTES)
+                if self.ended.is_set():
+                    return  # closed from outside (its last chunk is sent): what recv says now is no news
                 if not data:
                     self._send(b"", end=True, reason="eof")
                     break
@@ -141,6 +150,8 @@ class Relay:
                 self._finish()
                 return
         except OSError as exc:
+            if self.ended.is_set():
+                return
             self._send(b"", end=True, reason=f"connection to the pod lost: {exc}")
             self._finish()
             return
@@ -193,6 +204,13 @@ class Relay:
             self._writes.put((None, done))
         else:
             done(None)
+
+    def _watchdog(self) -> None:
+        while not self.ended.wait(1.0):
+            if self.expired():
+                log.info("port-forward on %s closed: its client sent nothing for %ss", self.topic, PF_LEASE_SECONDS)
+                self.close("the client sent nothing for a while")
+                return
 
     def expired(self) -> bool:
         return self._clock() >= self.expires

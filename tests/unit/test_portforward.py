@@ -188,6 +188,17 @@ def test_a_relay_whose_client_went_quiet_past_the_lease_is_closed() -> None:
     assert (last.end, last.reason) == (True, "the client sent nothing for a while")
 
 
+def test_a_relay_whose_client_went_quiet_closes_by_itself_once_with_the_reason() -> None:
+    conn, sink, clock = FakeConn(), Sink(), Clock()
+    relay = Relay(conn, "t", "s1", sink, clock=clock, sleep=clock.sleep)
+    clock.now += 31  # nobody calls the relay: its own watchdog sees the lease run out
+    last = sink.next()
+    assert (last.seq, last.end, last.reason) == (1, True, "the client sent nothing for a while")
+    assert relay.ended.wait(5) and conn.closed.is_set()
+    with pytest.raises(queue.Empty):
+        sink.chunks.get(timeout=0.3)  # the pump, woken by the close, sends nothing after the last chunk
+
+
 def test_port_specs_like_kubectl() -> None:
     assert parse_ports(["8080", "9000:80", ":81", "7000:http"]) == [
         PortSpec(8080, "8080"), PortSpec(9000, "80"), PortSpec(0, "81"), PortSpec(7000, "http")
