@@ -3,7 +3,8 @@
 A busybox pod runs an echo server (`nc -ll -p 7000 -e cat`, a process per connection); ekctl (its own process)
 forwards a free local port to it by the container port's name, and through a Service by its port (targetPort by
 name). Bytes sent come back through master, agent and pod; two connections at once each get their own; a local
-half-close reaches the pod (cat ends, its side closes); deleting the pod ends the forward with the reason.
+half-close reaches the pod (cat ends, its side closes); deleting the pod ends the forward with the reason. A
+hostNetwork pod is reached on the node's own 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -123,3 +124,26 @@ def test_port_forward_to_a_service_reaches_a_ready_endpoint_pod_by_its_target_po
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_port_forward_to_a_host_network_pod_connects_to_the_node_itself(
+    cluster: ApiClient, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:  # a port free on this machine, which is the node
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    manifest = tmp_path / "host.yaml"
+    manifest.write_text(
+        f"apiVersion: v1\nkind: Pod\nmetadata: {{name: host-echo}}\nspec:\n  hostNetwork: true\n  containers:\n"
+        f"    - {{name: c, image: {DEMO_IMAGE}, command: [nc, -ll, -p, '{port}', -e, cat]}}\n"
+    )
+    assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+    wait_for("host-echo running", lambda: cluster.pod("host-echo").get("status", {}).get("phase") == "Running")
+    proc, local = forward(mosquitto.port, "host-echo", f":{port}")
+    try:
+        assert local != port
+        assert echo(local, b"on the node") == b"on the node"
+    finally:
+        proc.kill()
+        proc.communicate()
+        assert ekctl(mosquitto.port, "delete", "pod", "host-echo") == 0
