@@ -2,7 +2,7 @@
 
 As the kubelet does, a pod whose image cannot be had stays Pending (not Failed, whatever its restartPolicy) and
 is retried with the image back-off (10 s doubling to 300 s); once the image is on the node the next retry starts
-the same pod. With the master, a ReplicationController keeps the same pod (same uid) while it backs off.
+the same pod. With the master, a ReplicationController or Deployment keeps the same pod (same uid) meanwhile.
 """
 
 from __future__ import annotations
@@ -98,16 +98,31 @@ spec:
       containers: [{name: app, image: "%s", command: [sleep, "600"]}]
 """
 
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ghost}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ghost}}
+  template:
+    metadata: {labels: {app: ghost}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: app, image: "%s", command: [sleep, "600"]}]
+"""
 
-def test_a_replication_controller_keeps_the_same_pod_while_it_is_in_image_pull_back_off(
-    mosquitto: Mosquitto, podman_service: PodmanService, tmp_path: Path
+
+@pytest.mark.parametrize("controller", [RC, DEPLOYMENT], ids=["ReplicationController", "Deployment"])
+def test_a_controller_keeps_the_same_pod_while_it_is_in_image_pull_back_off(
+    mosquitto: Mosquitto, podman_service: PodmanService, tmp_path: Path, controller: str
 ) -> None:
     master = start_master(mosquitto.port, tmp_path / "master")
     agent = start_agent(mosquitto.port, "node-1", podman_service, tmp_path / "node-1", device_dir="", fence_dir="")
     client = ApiClient(mosquitto.port)
     try:
         wait_for("node registered", lambda: len(client.nodes()) == 1, timeout=30)
-        assert client.apply(RC % MISSING).ok
+        assert client.apply(controller % MISSING).ok
 
         def backing_off() -> dict[str, Any] | None:
             pods = client.pods("app=ghost")
