@@ -1,4 +1,4 @@
-"""Exponential restart back-off (the kubelet's CrashLoopBackOff, edge-sized), pure with injected time; used by Agent."""
+"""Exponential back-off (the kubelet's CrashLoopBackOff, edge-sized; its image pull back-off), pure with injected time; used by Agent."""
 
 from __future__ import annotations
 

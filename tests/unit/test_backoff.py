@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgekube.agent.backoff import Backoff, BackoffPolicy
+from edgekube.agent.backoff import Backoff, BackoffPolicy, ImagePullBackoffPolicy
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,9 @@ def test_keys_are_independent_and_can_be_forgotten() -> None:
     assert backoff.tracked() == ["b"]
     assert backoff.due("a", 0.0) and backoff.streak("a") == 0
     assert backoff.failed("a", 0.0) == 0.0
+
+
+def test_the_image_pull_back_off_is_the_kubelets_10s_doubling_to_300s_with_no_retry_at_once() -> None:
+    backoff: Backoff[str] = Backoff(ImagePullBackoffPolicy())
+    delays = [backoff.failed("pod/image", float(t)) for t in range(7)]
+    assert delays == [10, 20, 40, 80, 160, 300, 300]
