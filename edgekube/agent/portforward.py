@@ -25,6 +25,7 @@ from edgekube.model.portforward import (
     PF_LEASE_SECONDS,
     PF_MAX_SESSIONS,
     PF_RATE_BYTES,
+    PF_SEND_BYTES,
     PF_WINDOW_CHUNKS,
 )
 from edgekube.model.watch import LogChunk
@@ -199,7 +200,11 @@ class Relay:
                 return
             self._input = req.ack
         if req.stdin:
-            self._writes.put((base64.b64decode(req.stdin), done))
+            data = base64.b64decode(req.stdin)
+            if len(data) > PF_SEND_BYTES:
+                done(EdgekubeError(f"port-forward: a request carries at most {PF_SEND_BYTES} bytes"))
+                return
+            self._writes.put((data, done))
         elif req.eof:
             self._writes.put((None, done))
         else:

@@ -26,7 +26,7 @@ from edgekube.bus.protocol import Message
 from edgekube.cli.context import Context
 from edgekube.cli.kinds import EP, POD, SVC, split_args
 from edgekube.model.errors import EdgekubeError, NotFoundError, ValidationError
-from edgekube.model.portforward import PF_CHUNK_BYTES, PF_LEASE_SECONDS, PF_WINDOW_CHUNKS
+from edgekube.model.portforward import PF_LEASE_SECONDS, PF_SEND_BYTES, PF_WINDOW_CHUNKS
 from edgekube.model.watch import LogChunk
 from edgekube.model.wire import ApiRequest, Verb
 
@@ -147,7 +147,7 @@ class Connection:
     def upstream(self) -> None:
         """Local bytes → the pod (each request waits for the node's answer: the node paces us)."""
         try:
-            while data := self.sock.recv(PF_CHUNK_BYTES):
+            while data := self.sock.recv(PF_SEND_BYTES):
                 self.request(stdin=base64.b64encode(data).decode())
             self.request(eof=True)
         except (OSError, EdgekubeError):

@@ -6,6 +6,9 @@ from __future__ import annotations
 #: bytes one chunk carries (base64 in a LogChunk's text: about 43 KiB a message, under the 1 MiB limit).
 PF_WINDOW_CHUNKS = 8
 PF_CHUNK_BYTES = 32 * 1024
+#: Client → node: the most bytes one request carries (base64: about 342 KiB, under the 1 MiB message limit); ekctl
+#: sends what its socket holds, up to this, each time the previous request is answered.
+PF_SEND_BYTES = 256 * 1024
 #: Bytes per second one forwarded connection carries each way at most (the node's link and the broker are shared).
 PF_RATE_BYTES = 8 * 1024 * 1024
 #: Forwarded connections one node serves at once.

@@ -13,7 +13,7 @@ import pytest
 from edgekube.agent.portforward import Relay, Relays
 from edgekube.cli.cmd_portforward import Downstream, PortSpec, container_port, parse_ports, service_target
 from edgekube.model.errors import EdgekubeError, ValidationError
-from edgekube.model.portforward import PF_CHUNK_BYTES, PF_MAX_SESSIONS, PF_WINDOW_CHUNKS
+from edgekube.model.portforward import PF_CHUNK_BYTES, PF_MAX_SESSIONS, PF_SEND_BYTES, PF_WINDOW_CHUNKS
 from edgekube.model.watch import LogChunk
 from edgekube.model.wire import READ_VERBS, ApiRequest, Verb
 
@@ -127,6 +127,17 @@ def test_client_bytes_are_written_in_order_a_duplicate_dropped_and_each_answered
         event.wait(5)
     assert bytes(conn.received) == b"hello world"
     assert got == [None, None, None]
+    relay.close("test over")
+
+
+def test_a_request_carrying_more_than_the_send_cap_is_refused_and_nothing_written() -> None:
+    conn, sink, clock = FakeConn(), Sink(), Clock()
+    relay = Relay(conn, "t", "s1", sink, clock=clock, sleep=clock.sleep)
+    got, event, done = answers()
+    relay.feed(req(stdin=base64.b64encode(b"x" * (PF_SEND_BYTES + 1)).decode(), ack=1), done)
+    assert event.wait(5)
+    assert [str(p) for p in got] == [f"port-forward: a request carries at most {PF_SEND_BYTES} bytes"]
+    assert conn.received == b""
     relay.close("test over")
 
 
