@@ -1,4 +1,4 @@
-"""Exponential back-off (the kubelet's CrashLoopBackOff, edge-sized; its image pull back-off), pure with injected time; used by Agent."""
+"""Exponential back-off (CrashLoopBackOff, edge-sized; image pulls), pure with injected time; used by Agent."""
 
 from __future__ import annotations
 
