@@ -505,25 +505,37 @@ class Agent:
             self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
 
     def _port_forward(self, msg: Message, req: ApiRequest, pod: DesiredPod) -> None:
-        """`ekctl port-forward`: open a connection to the pod's port (answer `opened`), or relay bytes into it."""
+        """`ekctl port-forward`: open a connection to the pod's port (answer `opened`), or relay bytes into it.
+
+        Opening looks up the pod's IP and connects on a thread of its own: never on the bus thread.
+        """
         client = topics.client_of_reply(msg.response_topic or "")
         if client is None or not req.stream:
             raise ValidationError("port-forward: needs a stream id and a response topic edgekube/v1/clients/<id>/reply")
-        host = "127.0.0.1"  # a hostNetwork pod listens on the node itself
-        if not pod.pod.spec.host_network and req.port is not None:
-            ips = [o.ip for o in self.runtime.list_pods() if o.uid == pod.uid and o.ip]
-            if not ips:
-                raise EdgekubeError(
-                    f"port-forward: pod {req.name} has no IP on node {self.node} yet", hint="is it running?"
-                )
-            host = ips[0]
+        topic = topics.client_stream(client, req.stream)
 
         def done(problem: EdgekubeError | None) -> None:
             ok = ApiResponse(ok=True, object={"stream": req.stream, "opened": False})
             self._reply(msg, ok if problem is None else ApiResponse(ok=False, error=ErrorInfo.of(problem)))
 
-        if self.relays.handle(req, str(pod.uid), host, topics.client_stream(client, req.stream), done):
-            self._reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": True}))
+        if req.port is None:
+            self.relays.handle(req, str(pod.uid), "", topic, done)
+            return
+
+        def open_it() -> None:
+            try:
+                host = "127.0.0.1"  # a hostNetwork pod listens on the node itself
+                if not pod.pod.spec.host_network:
+                    ips = [o.ip for o in self.runtime.list_pods() if o.uid == pod.uid and o.ip]
+                    if not ips:
+                        raise EdgekubeError(f"port-forward: pod {req.name} has no IP on node {self.node} yet")
+                    host = ips[0]
+                if self.relays.handle(req, str(pod.uid), host, topic, done):  # else a duplicate: `done` answered
+                    self._reply(msg, ApiResponse(ok=True, object={"stream": req.stream, "opened": True}))
+            except EdgekubeError as exc:
+                self._reply(msg, ApiResponse(ok=False, error=ErrorInfo.of(exc)))
+
+        threading.Thread(target=open_it, name=f"pf-open-{req.stream}", daemon=True).start()
 
     def _publish_stream(self, topic: str, payload: bytes) -> None:
         self.bus.publish(topic, payload)
