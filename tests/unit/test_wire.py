@@ -166,7 +166,7 @@ def payload(**fields: Any) -> bytes:
             payload(verb="patch"),
             'ApiRequest: verb: Unsupported value: "patch": supported values: "get", "list", "apply", '
             '"delete", "logs", "scale", "label", "annotate", "cordon", "uncordon", "drain", "top", "identify", "exec", '
-            '"cp", "watch", "dashboard"',
+            '"cp", "watch", "dashboard", "portforward"',
         ),
         (
             ApiRequest,
