@@ -10,7 +10,7 @@ from datetime import datetime
 
 from edgekube.cli import workloads
 from edgekube.cli.describe import Writer
-from edgekube.cli.describe_controller import _template
+from edgekube.cli.describe_controller import _conditions, _template
 from edgekube.cli.status import NONE, items, section
 from edgekube.cli.timefmt import age, rfc1123
 from edgekube.model.deployment import CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION, TEMPLATE_HASH_LABEL
@@ -35,12 +35,7 @@ def deployment_row(obj: Obj, *, wide: bool, now: datetime | None = None) -> list
         age(meta.get("creationTimestamp"), now),
     ]
     if wide:
-        containers = workloads.containers(obj)
-        row += [
-            ",".join(str(c.get("name", "")) for c in containers) or NONE,
-            ",".join(str(c.get("image", "")) for c in containers) or NONE,
-            workloads.selector_text(obj),
-        ]
+        row += workloads.wide_cells(obj)
     return row
 
 
@@ -100,13 +95,7 @@ def describe_deployment(
     if strategy == "RollingUpdate":
         w.field(0, "RollingUpdateStrategy", _strategy_text(spec))
     _template(w, workloads.template(obj))
-    conditions = items(section(obj, "status"), "conditions")
-    if conditions:
-        w.line(0, "Conditions:")
-        w.cells(1, "Type", "Status", "Reason")
-        w.cells(1, "----", "------", "------")
-        for c in conditions:
-            w.cells(1, str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason") or ""))
+    _conditions(w, obj)
     owned = owned_replica_sets(obj, replica_sets)
     new = [rs for rs in owned if is_new(obj, rs)]
     old = [rs for rs in owned if not is_new(obj, rs) and (workloads.desired(rs) or _count(rs, "replicas"))]

@@ -26,6 +26,17 @@ def _template(w: Writer, template: Obj) -> None:
     w.multiline(1, "Tolerations", [toleration_text(t) for t in items(spec, "tolerations")])
 
 
+def _conditions(w: Writer, obj: Obj) -> None:
+    """Write the status conditions as kubectl's Type/Status/Reason table (nothing when there are none)."""
+    conditions = items(section(obj, "status"), "conditions")
+    if conditions:
+        w.line(0, "Conditions:")
+        w.cells(1, "Type", "Status", "Reason")
+        w.cells(1, "----", "------", "------")
+        for c in conditions:
+            w.cells(1, str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason") or ""))
+
+
 def describe_controller(obj: Obj, pods: list[Obj], events: list[Obj] | None = None, now: datetime | None = None) -> str:
     """`pods` are those the controller owns (see workloads.owns); `events` None leaves that section out."""
     meta = section(obj, "metadata")
@@ -42,12 +53,6 @@ def describe_controller(obj: Obj, pods: list[Obj], events: list[Obj] | None = No
     w.field(0, "Replicas", f"{current} current / {workloads.desired(obj)} desired")
     w.field(0, "Pods Status", workloads.pods_status(pods))
     _template(w, workloads.template(obj))
-    conditions = items(section(obj, "status"), "conditions")
-    if conditions:
-        w.line(0, "Conditions:")
-        w.cells(1, "Type", "Status", "Reason")
-        w.cells(1, "----", "------", "------")
-        for c in conditions:
-            w.cells(1, str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason") or ""))
+    _conditions(w, obj)
     w.events(events, now)
     return w.text()

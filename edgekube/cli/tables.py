@@ -75,12 +75,7 @@ def controller_row(obj: Obj, *, wide: bool, now: datetime | None = None) -> list
         age(_meta(obj).get("creationTimestamp"), now),
     ]
     if wide:
-        containers = workloads.containers(obj)
-        row += [
-            ",".join(str(c.get("name", "")) for c in containers) or NONE,
-            ",".join(str(c.get("image", "")) for c in containers) or NONE,
-            workloads.selector_text(obj),
-        ]
+        row += workloads.wide_cells(obj)
     return row
 
 

@@ -44,6 +44,16 @@ def containers(obj: Obj) -> list[Obj]:
     return items(section(template(obj), "spec"), "containers")
 
 
+def wide_cells(obj: Obj) -> list[str]:
+    """The `-o wide` cells of a controller's row: CONTAINERS IMAGES SELECTOR."""
+    found = containers(obj)
+    return [
+        ",".join(str(c.get("name", "")) for c in found) or NONE,
+        ",".join(str(c.get("image", "")) for c in found) or NONE,
+        selector_text(obj),
+    ]
+
+
 def desired(obj: Obj) -> int:
     value = section(obj, "spec").get("replicas", 1)
     return value if isinstance(value, int) else 0
