@@ -126,30 +126,25 @@ def run_undo(ctx: Context) -> int:
 
 
 def run_pause(ctx: Context) -> int:
-    name = _target(ctx)
-
-    def pause(obj: Obj) -> str | None:
-        if obj["spec"].get("paused"):
-            return "is already paused"
-        obj["spec"]["paused"] = True
-        return None
-
-    _change(ctx, name, pause)
-    ctx.out.write(f"{DEPLOY.qualified}/{name} paused\n")
-    return 0
+    return _set_paused(ctx, True)
 
 
 def run_resume(ctx: Context) -> int:
+    return _set_paused(ctx, False)
+
+
+def _set_paused(ctx: Context, paused: bool) -> int:
+    """`rollout pause` (True) and `rollout resume` (False): kubectl's error when spec.paused is already so."""
     name = _target(ctx)
 
-    def resume(obj: Obj) -> str | None:
-        if not obj["spec"].get("paused"):
-            return "is not paused"
-        obj["spec"]["paused"] = False
+    def change(obj: Obj) -> str | None:
+        if bool(obj["spec"].get("paused")) == paused:
+            return "is already paused" if paused else "is not paused"
+        obj["spec"]["paused"] = paused
         return None
 
-    _change(ctx, name, resume)
-    ctx.out.write(f"{DEPLOY.qualified}/{name} resumed\n")
+    _change(ctx, name, change)
+    ctx.out.write(f"{DEPLOY.qualified}/{name} {'paused' if paused else 'resumed'}\n")
     return 0
 
 
