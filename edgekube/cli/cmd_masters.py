@@ -61,6 +61,15 @@ def presences(bus: MessageBus, timeout: float) -> dict[str, MasterPresence]:
     return dict(sorted(found.items()))
 
 
+def _presences(ctx: Context) -> dict[str, MasterPresence]:
+    """The masters that announce themselves on the context's broker, on a bus of their own closed after."""
+    bus = _bus(ctx)
+    try:
+        return presences(bus, ctx.timeout)
+    finally:
+        bus.close()
+
+
 def _state(p: MasterPresence) -> str:
     if not p.online:
         return "handed over" if p.note == "handover" else "offline"
@@ -69,11 +78,7 @@ def _state(p: MasterPresence) -> str:
 
 def run_get(ctx: Context) -> int:
     names = ctx.resource_args[1:]
-    bus = _bus(ctx)
-    try:
-        found = presences(bus, ctx.timeout)
-    finally:
-        bus.close()
+    found = _presences(ctx)
     shown = [p for name, p in found.items() if not names or name in names]
     for name in names:
         if name not in found:
@@ -125,11 +130,7 @@ def describe(p: MasterPresence) -> str:
 
 def run_describe(ctx: Context) -> int:
     names = ctx.resource_args[1:]
-    bus = _bus(ctx)
-    try:
-        found = presences(bus, ctx.timeout)
-    finally:
-        bus.close()
+    found = _presences(ctx)
     missing = [name for name in names if name not in found]
     shown = [p for name, p in found.items() if not names or name in names]
     ctx.out.write("\n".join(describe(p) for p in shown))
