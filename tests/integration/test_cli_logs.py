@@ -15,13 +15,10 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
-import queue
 import select
 import struct
-import subprocess
 import sys
 import termios
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,6 +34,7 @@ from edgekube.local.images import DEMO_IMAGE
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
+from tests.support.ekctl import following
 
 pytestmark = pytest.mark.integration
 
@@ -165,37 +163,16 @@ def test_logs_follow_prints_new_lines_across_a_restart_and_ends_when_the_pod_is_
     manifest.write_text(POD.format(name="crash", image=DEMO_IMAGE))
     assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
     wait_for("crash logged", lambda: "run" in (client.logs("crash").text or ""), timeout=60)
-    argv = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mosquitto.port), "logs", "crash", "-f"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgekube.cli.main", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line.rstrip("\n"))
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        seen = [lines.get(timeout=30)]
+    with following(mosquitto.port, "logs", "crash", "-f") as ekctl_f:
+        seen = [ekctl_f.lines.get(timeout=30)]
         while sum(line.startswith("run ") for line in seen) < 3:  # the first run, then two after restarts
-            seen.append(lines.get(timeout=60))
+            seen.append(ekctl_f.lines.get(timeout=60))
         assert seen[0].startswith("run ") and seen[1] == "second line"
         assert len(set(seen)) == len(seen) - seen.count("second line") + 1  # no run printed twice
         assert ekctl(mosquitto.port, "delete", "pod", "crash") == 0
-        code = proc.wait(timeout=60)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
+        code, err = ekctl_f.ended()
         assert code == 0, err
         assert "logs -f of crash ended:" in err and "not found" in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 def _read_until(fd: int, marker: bytes, seen: bytearray) -> bytes:
@@ -294,32 +271,11 @@ def test_logs_follow_with_a_selector_prefixes_each_pod_s_lines_and_ends_when_all
         return bool(client.pod(name).get("status", {}).get("phase") == "Running")
 
     wait_for("both ticking", lambda: running("tick-a") and running("tick-b"))
-    argv = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mosquitto.port), "logs", "-f", "-l", "app=tick"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgekube.cli.main", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line.rstrip("\n"))
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
+    with following(mosquitto.port, "logs", "-f", "-l", "app=tick") as ekctl_f:
         heard: set[str] = set()
         while heard != {"[pod/tick-a/c] tick", "[pod/tick-b/c] tick"}:
-            heard.add(lines.get(timeout=30))
+            heard.add(ekctl_f.lines.get(timeout=30))
         assert ekctl(mosquitto.port, "delete", "pod", "tick-a", "tick-b") == 0
-        code = proc.wait(timeout=60)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
+        code, err = ekctl_f.ended()
         assert code == 0, err
         assert "logs -f of tick-a ended" in err and "logs -f of tick-b ended" in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
