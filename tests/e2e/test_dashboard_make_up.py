@@ -6,17 +6,14 @@ under test-artifacts/ for review.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from edgekube.local.broker import free_port
 from tests.support.browser import artifact, chromium, require_browser
+from tests.support.checkout import scratch_checkout
 from tests.support.prerequisites import require_mosquitto, require_podman
 
 pytestmark = pytest.mark.integration
@@ -30,17 +27,8 @@ def checkout() -> Iterator[tuple[Path, dict[str, str]]]:
     require_podman()
     require_mosquitto()
     require_browser()
-    work = Path(subprocess.check_output(["mktemp", "-d", "/tmp/ek-dash-XXXXXX"], text=True).strip())
-    shutil.copytree(ROOT / "examples", work / "examples")
-    env = dict(os.environ, EDGEKUBE_MQTT_PORT=str(free_port()))
-    try:
+    with scratch_checkout("ek-dash", BIN) as (work, env):
         yield work, env
-    finally:
-        with contextlib.suppress(Exception):
-            subprocess.run(
-                [str(BIN / "edgekube"), "down"], cwd=work, env=env, capture_output=True, timeout=120, check=False
-            )
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.timeout(400)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edgekube.local.broker import free_port
+from tests.support.checkout import scratch_checkout
 from tests.support.cluster import wait_for
 from tests.support.prerequisites import require_mosquitto, require_nfs, require_podman
 
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 #: The two lines of the README's "Storage" example, run as written there (from the repository's root).
 README_LINES = (
@@ -40,20 +36,10 @@ def checkout() -> Iterator[tuple[Path, dict[str, str]]]:
     require_podman()
     require_mosquitto()
     require_nfs()
-    # Short path: Podman's API socket lives under it (unix socket paths are limited to 108 bytes).
-    work = Path(subprocess.check_output(["mktemp", "-d", "/tmp/ek-up-XXXXXX"], text=True).strip())
-    shutil.copytree(ROOT / "examples", work / "examples")
-    (work / ".venv").mkdir()
-    (work / ".venv" / "bin").symlink_to(BIN)
-    env = dict(os.environ, EDGEKUBE_MQTT_PORT=str(free_port()))
-    try:
+    with scratch_checkout("ek-up", BIN) as (work, env):
+        (work / ".venv").mkdir()
+        (work / ".venv" / "bin").symlink_to(BIN)
         yield work, env
-    finally:
-        with contextlib.suppress(Exception):
-            subprocess.run(
-                [str(BIN / "edgekube"), "down"], cwd=work, env=env, capture_output=True, timeout=120, check=False
-            )
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.timeout(400)
