@@ -45,6 +45,16 @@ def rc(name: str, replicas: int) -> str:
     )
 
 
+def _back_as_standby_of_term_2(masters: HaMasters, api: ApiClient, since: int, write: str) -> None:
+    """m1, the deposed active, follows m2 (term 2) and is replicated to; a write (ConfigMap `write`) is served, and
+    no desired state of term 1 was published from `masters.desired[since]` on."""
+    masters.wait_role("m1", Role.STANDBY, term=2, timeout=60)
+    masters.wait_replication("m2", Replication.REPLICATED, timeout=60)
+    assert api.apply(config_map(write)).ok
+    late = masters.desired[since:]
+    assert all(term == 2 for _, term in late), f"desired state of term 1 once m1 was back ({write}): {late}"
+
+
 @pytest.fixture
 def cable() -> Iterator[NetNode]:
     require_netns()
@@ -80,11 +90,7 @@ def test_an_active_cut_off_from_everything_is_replaced_and_steps_down_when_the_c
                 heal_at = len(masters.desired)
                 cable.restore()
 
-                masters.wait_role("m1", Role.STANDBY, term=2, timeout=60)
-                masters.wait_replication("m2", Replication.REPLICATED, timeout=60)
-                assert api.apply(config_map("after-heal")).ok
-                late = masters.desired[heal_at:]
-                assert all(term == 2 for _, term in late), f"desired state of term 1 after the heal: {late}"
+                _back_as_standby_of_term_2(masters, api, heal_at, "after-heal")
         finally:
             api.bus.close()
         masters.kill("m1")
@@ -198,11 +204,7 @@ def test_the_active_s_whole_board_dies_and_comes_back(tmp_path: Path) -> None:
                 back_at = len(masters.desired)
                 b1.start()
                 masters.thaw("m1")
-                masters.wait_role("m1", Role.STANDBY, term=2, timeout=60)
-                masters.wait_replication("m2", Replication.REPLICATED, timeout=60)
-                assert api.apply(config_map("after-the-board-is-back")).ok
-                late = masters.desired[back_at:]
-                assert all(term == 2 for _, term in late), f"desired state of term 1 after the board came back: {late}"
+                _back_as_standby_of_term_2(masters, api, back_at, "after-the-board-is-back")
         finally:
             api.bus.close()
         masters.kill("m1")
