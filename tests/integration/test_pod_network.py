@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekube.model.wire import ApiRequest, Verb
 from tests.support.podnet import LanFleet, wait_until
 from tests.support.prerequisites import require_mosquitto, require_netns, require_podman
 
@@ -245,3 +246,90 @@ def test_a_node_leaving_and_rejoining_takes_its_routes_away_and_back(fleet: LanF
     wait_until("node-3 registered with a podCIDR again", lambda: _cidrs(fleet).get("node-3"))
     assert _cidrs(fleet)["node-3"] == cidrs["node-3"]  # the lowest free subnet: the one it left
     assert wait_until("node-3's route back on node-1", route_to_node_3).startswith(f"{cidrs['node-3']} via ")
+
+
+# -- pods leaving a Service by deletion and eviction (issue 13): last, as the drain disturbs node-2 ----------------
+#: Ignores SIGTERM (the ignored disposition survives httpd's exec): a leaving pod keeps serving for its whole grace
+#: period, so the tests can see its address leave the Endpoints while its container still runs.
+SERVE_THROUGH_TERM = f"trap '' TERM; {SERVE}"
+LEAVING_GRACE = 20
+
+
+def _leaving_backends(fleet: LanFleet, service: str, cluster_ip: str, staying: str, leaving: str) -> None:
+    """Service `service` at cluster_ip over pods `<service>-b` (staying, grace 0) and `<service>-c` (leaving).
+
+    The leaving pod serves through SIGTERM for LEAVING_GRACE seconds. Returns once both have answered.
+    """
+    manifest = json.loads(SERVICE)
+    manifest["metadata"]["name"] = service
+    manifest["spec"].update(type="ClusterIP", clusterIP=cluster_ip, selector={"app": service})
+    del manifest["spec"]["ports"][0]["nodePort"]
+    fleet.apply(json.dumps(manifest))
+    fleet.apply(_pod(staying, "node-3", SERVE))
+    pod = json.loads(_pod(leaving, "node-2", SERVE_THROUGH_TERM))
+    pod["spec"]["terminationGracePeriodSeconds"] = LEAVING_GRACE
+    fleet.apply(json.dumps(pod))
+    for name in ("client-a", staying, leaving):
+        _pod_ip(fleet, name)
+    wait_until(
+        f"{staying} and {leaving} both answering",
+        lambda: {_get(fleet, cluster_ip) for _ in range(8)} == {staying, leaving},
+        timeout=90,
+    )
+    # Both answer while both are in: the 24 connections after the pod leaves would have reached both before.
+    assert {_get(fleet, cluster_ip) for _ in range(24)} == {staying, leaving}
+
+
+def _endpoint_ips(fleet: LanFleet, service: str) -> set[str]:
+    endpoints = next((e for e in fleet.try_list("Endpoints") or [] if e["metadata"]["name"] == service), {})
+    return {a["ip"] for subset in endpoints.get("subsets") or [] for a in subset.get("addresses") or []}
+
+
+def _running(fleet: LanFleet, node: str, pod: str) -> bool:
+    return any(c.state == "running" for c in fleet.containers_of(node, pod))
+
+
+def _assert_leaves_before_its_containers_stop(
+    fleet: LanFleet, service: str, cluster_ip: str, staying: str, leaving: str, ip: str
+) -> None:
+    """The leaving pod's IP leaves the Endpoints while its container runs; new connections all go to `staying`."""
+    wait_until(f"{leaving} out of the Endpoints", lambda: ip not in _endpoint_ips(fleet, service))
+    assert _endpoint_ips(fleet, service) == {_pod_ip(fleet, staying)}
+    assert _running(fleet, "node-2", leaving), "the Endpoints lost the pod only after its containers stopped"
+    wait_until(f"{leaving} out of node-1's rules", lambda: all(_get(fleet, cluster_ip) == staying for _ in range(6)))
+    answers = [_get(fleet, cluster_ip) for _ in range(24)]
+    # Still running (and serving on its own IP) after those 24: every one of them could have reached it.
+    assert _running(fleet, "node-2", leaving)
+    assert _get(fleet, ip, 8080) == leaving
+    assert set(answers) == {staying}, answers
+    wait_until(
+        f"{leaving}'s containers stopped", lambda: not _running(fleet, "node-2", leaving), timeout=LEAVING_GRACE + 60
+    )
+
+
+def test_a_deleted_pod_leaves_the_endpoints_before_its_containers_stop_and_gets_no_new_connections(
+    fleet: LanFleet,
+) -> None:
+    _leaving_backends(fleet, "webdel", "10.43.0.30", "webdel-b", "webdel-c")
+    ip = _pod_ip(fleet, "webdel-c")
+    assert fleet.api.delete("Pod", "webdel-c").ok
+    _assert_leaves_before_its_containers_stop(fleet, "webdel", "10.43.0.30", "webdel-b", "webdel-c", ip)
+
+
+def test_an_evicted_pod_leaves_the_endpoints_before_its_containers_stop_and_gets_no_new_connections(
+    fleet: LanFleet,
+) -> None:
+    _leaving_backends(fleet, "webev", "10.43.0.31", "webev-b", "webev-c")
+    ip = _pod_ip(fleet, "webev-c")
+    try:
+        drained = fleet.api.call(ApiRequest(verb=Verb.DRAIN, kind="Node", name="node-2"))
+        assert drained.ok
+        assert ("webev-c", "deleted") in {(o.name, o.action) for o in drained.outcomes or ()}
+        events = fleet.try_list("Event") or []
+        assert any(e.get("reason") == "Evicted" and e["involvedObject"]["name"] == "webev-c" for e in events)
+        _assert_leaves_before_its_containers_stop(fleet, "webev", "10.43.0.31", "webev-b", "webev-c", ip)
+    finally:
+        # The drain cordoned node-2 and evicted web-b too: put both back for whatever runs after.
+        fleet.api.call(ApiRequest(verb=Verb.UNCORDON, kind="Node", name="node-2"))
+        fleet.apply(_pod("web-b", "node-2", SERVE))
+    _pod_ip(fleet, "web-b")
