@@ -194,7 +194,7 @@ class PodmanTransport:
     ) -> Any:
         """Call and decode JSON; a 404 returns None if `ok_missing`, any other error raises RuntimeFailure."""
         response = self.request(method, path, what=what, **kwargs)
-        if response.status_code == 404 and ok_missing:
+        if ok_missing and missing(response):
             return None
         if response.status_code >= 400:
             raise_http(response, what, reason)
@@ -233,6 +233,13 @@ def error_body(response: Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def missing(response: Response) -> bool:
+    """True when the object is gone: a 404, or Podman 4.3's 500 "does not exist in database" (removed mid-lookup)."""
+    if response.status_code == 404:
+        return True
+    return response.status_code == 500 and "does not exist in database" in message(response)
 
 
 def message(response: Response) -> str:
