@@ -17,6 +17,7 @@ from typing import Any
 
 from edgekube.master.cache import CachedStore
 from edgekube.master.controllers.base import Action, Effects, Setup, Snapshot
+from edgekube.master.controllers.replication.plan import is_ready
 from edgekube.master.liveness import Health
 from edgekube.model.labels import Selector
 from edgekube.model.service import resolve_target_port
@@ -28,11 +29,6 @@ _Key = tuple[str, str]
 def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """A Service's selector (a label map) selects these labels: every pair is there."""
     return all(labels.get(k) == v for k, v in selector.items())
-
-
-def _ready(pod: Mapping[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _serves(pod: Mapping[str, Any]) -> bool:
@@ -82,7 +78,7 @@ def subsets(
         if ports and not resolved:
             continue
         ready, not_ready = groups.setdefault(tuple(sorted(resolved)), ([], []))
-        serving = _ready(pod) and node_ready(str((pod.get("spec") or {}).get("nodeName") or ""))
+        serving = is_ready(pod) and node_ready(str((pod.get("spec") or {}).get("nodeName") or ""))
         (ready if publish or serving else not_ready).append(_address(pod))
     result: list[Obj] = []
     for key in sorted(groups):
