@@ -10,7 +10,6 @@ pods <= replicas + maxSurge and Ready pods >= replicas - maxUnavailable, once th
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,12 @@ import pytest
 from edgekube.cli.main import main
 from edgekube.master.app import Master
 from edgekube.master.config import MasterConfig
+from edgekube.master.controllers.replication.plan import is_ready
 from edgekube.master.wiring import build_master
 from edgekube.model.wire import ApiRequest, Verb
 from tests.support.broker import AnyBroker
 from tests.support.cluster import ApiClient, wait_for
+from tests.support.rollout import Sample, Sampler
 from tests.support.simnodes import SimNodes
 
 pytestmark = pytest.mark.integration
@@ -45,38 +46,6 @@ spec:
       containers: [{{name: web, image: "img:a"}}]
 """
 MAX_SURGE, MAX_UNAVAILABLE = 2, 2  # 25% of 8
-
-
-class Sampler:
-    """Every Pod write of the master's cache: the web pods' count and Ready count after each, and their images."""
-
-    def __init__(self) -> None:
-        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
-        self.samples: list[tuple[int, int, frozenset[str]]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, key: tuple[str, str], pod: dict[str, Any] | None) -> None:
-        with self.lock:
-            if pod is None or (pod["metadata"].get("labels") or {}).get("app") != "web":
-                self.pods.pop(key, None)
-            else:
-                self.pods[key] = pod
-            ready = sum(1 for p in self.pods.values() if _ready(p))
-            images = frozenset(p["spec"]["containers"][0]["image"] for p in self.pods.values())
-            self.samples.append((len(self.pods), ready, images))
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.samples)
-
-    def since(self, mark: int) -> list[tuple[int, int, frozenset[str]]]:
-        with self.lock:
-            return self.samples[mark:]
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 class Env:
@@ -122,7 +91,7 @@ def env(broker: AnyBroker, tmp_path: Path) -> Iterator[Env]:
         sims.close()
 
 
-def assert_bounds(samples: list[tuple[int, int, frozenset[str]]]) -> None:
+def assert_bounds(samples: list[Sample]) -> None:
     assert samples, "no pod write was sampled"
     for total, ready, images in samples:
         assert total <= REPLICAS + MAX_SURGE, (total, ready, images)
@@ -209,7 +178,7 @@ def test_pause_scale_resume_and_restart(env: Env, capsys: pytest.CaptureFixture[
     def replaced() -> bool:
         pods = env.client.call(ApiRequest(verb=Verb.LIST, kind="Pod")).items or []
         names = {p["metadata"]["name"] for p in pods}
-        return len(names) == 9 and not names & before and all(_ready(p) for p in pods)
+        return len(names) == 9 and not names & before and all(is_ready(p) for p in pods)
 
     wait_for("every pod replaced", replaced, timeout=30)
     code, out, _ = env.ekctl(capsys, "delete", "deploy", "web")

@@ -9,10 +9,8 @@ maxUnavailable at each, from the first complete rollout on.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,7 +20,9 @@ from edgekube.local.broker import Mosquitto
 from edgekube.local.images import ensure_demo_image
 from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
+from edgekube.master.controllers.replication.plan import is_ready
 from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
+from tests.support.rollout import Sample, Sampler
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -44,33 +44,6 @@ spec:
       terminationGracePeriodSeconds: 1
       containers: [{name: web, image: "%(image)s", command: [sleep, "600"]}]
 """
-
-
-class Sampler:
-    """(pods, Ready pods) after every web Pod write in the master's cache (called on the master's thread)."""
-
-    def __init__(self) -> None:
-        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
-        self.samples: list[tuple[int, int]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, key: tuple[str, str], pod: dict[str, Any] | None) -> None:
-        with self.lock:
-            if pod is None or (pod["metadata"].get("labels") or {}).get("app") != "web":
-                self.pods.pop(key, None)
-            else:
-                self.pods[key] = pod
-            ready = sum(1 for p in self.pods.values() if _ready(p))
-            self.samples.append((len(self.pods), ready))
-
-    def since(self, mark: int) -> list[tuple[int, int]]:
-        with self.lock:
-            return self.samples[mark:]
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 class Cluster:
@@ -96,7 +69,7 @@ class Cluster:
 
     def rolled_out(self, image: str) -> bool:
         pods = self.client.pods("app=web")
-        return len(pods) == REPLICAS and all(p["spec"]["containers"][0]["image"] == image and _ready(p) for p in pods)
+        return len(pods) == REPLICAS and all(p["spec"]["containers"][0]["image"] == image and is_ready(p) for p in pods)
 
     def running_in_podman(self) -> int:
         return sum(1 for agent in self.agents for p in agent.runtime.list_pods() if p.name.startswith("web-"))
@@ -125,9 +98,9 @@ def cluster(mosquitto: Mosquitto, podman_service: PodmanService, tmp_path: Path)
                 stop_agent(agent)
 
 
-def assert_bounds(samples: list[tuple[int, int]], surge: int = 1, unavailable: int = 1) -> None:
+def assert_bounds(samples: list[Sample], surge: int = 1, unavailable: int = 1) -> None:
     assert samples
-    for total, ready in samples:
+    for total, ready, _ in samples:
         assert total <= REPLICAS + surge and ready >= REPLICAS - unavailable, (total, ready)
 
 
@@ -147,7 +120,7 @@ def test_rollout_broken_image_and_undo_on_podman_over_three_nodes(
     wait_for("image B on every replica", lambda: cluster.rolled_out(image_b), timeout=60)
     samples = cluster.sampler.since(mark)
     assert_bounds(samples)
-    assert max(total for total, _ in samples) == REPLICAS + 1  # the surge was used
+    assert max(total for total, _, _ in samples) == REPLICAS + 1  # the surge was used
     wait_for("Podman runs exactly the replicas", lambda: cluster.running_in_podman() == REPLICAS, timeout=60)
 
     mark = len(cluster.sampler.since(0))
