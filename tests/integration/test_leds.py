@@ -170,9 +170,17 @@ def test_killing_the_broker_shows_cut_off_and_describe_node_tells_it_afterwards(
     env.mosquitto.start()
     wait_pattern(env, Pattern.HEALTHY, timeout=60)
     describe_shows(env, capsys, Pattern.HEALTHY)
-    _, out, _ = ekctl(env, capsys, "describe", "node", env.node)
-    leds = [line.split() for line in out.split("Events:", 1)[1].splitlines() if "LEDs show" in line]
-    # Recorded while cut off, published once back: the cut-off (a Warning), then the way back to normal.
+    # Recorded while cut off, published once back: the cut-off (a Warning), then the way back to normal. The
+    # events go out with the agent's next event flush, which may come after the status that says Healthy.
+
+    def led_events() -> list[list[str]]:
+        _, out, _ = ekctl(env, capsys, "describe", "node", env.node)
+        return [line.split() for line in out.split("Events:", 1)[-1].splitlines() if "LEDs show" in line]
+
+    leds = wait_for(
+        "describe node to list the LED events",
+        lambda: (rows := led_events()) and rows[0][0] == "Warning" and rows[-1][0] == "Normal" and rows,
+    )
     assert [(row[0], row[1], " ".join(row[4:7])) for row in leds][:1] == [("Warning", "LEDs", "LEDs show CutOff:")], (
         leds
     )
