@@ -31,6 +31,7 @@ from edgekube.agent.indicators.indicator import DEFAULT_IDENTIFY, Indicator
 from edgekube.agent.indicators.table import NodeState
 from edgekube.agent.ledger import RestartLedger
 from edgekube.agent.logfollow import Follows, FollowSpec
+from edgekube.agent.network.proxymode import PROXY_MODES
 from edgekube.agent.nfsprobe import NfsProber, ProbeFn, nfs_probe
 from edgekube.agent.portforward import Relays
 from edgekube.agent.probe_checks import ProbeResult, ProbeTarget
@@ -160,6 +161,9 @@ class AgentConfig:
     pod_network: bool = False
     cluster_dns: bool = True
     node_ip: str = ""
+    #: The node proxy: `nftables` (in the kernel), `userspace` (the agent relays, where the kernel cannot), or `auto`
+    #: (nftables when `nft` loads the rules it needs, else userspace; agent/network/proxymode.py).
+    proxy_mode: str = "auto"
 
     def led_settings(self) -> LedSettings:
         text = self.led_pins.strip().strip("[]")  # a TOML list arrives as its text
@@ -183,6 +187,9 @@ class AgentConfig:
         if self.nfs_client not in ("auto", "kernel", "userspace"):
             supported = "supported values: auto, kernel, userspace"
             raise ValidationError(f"nfs_client: Unsupported value: {self.nfs_client!r}: {supported}")
+        if self.proxy_mode not in PROXY_MODES:
+            supported = f"supported values: {', '.join(PROXY_MODES)}"
+            raise ValidationError(f"proxy_mode: Unsupported value: {self.proxy_mode!r}: {supported}")
         for name in ("nfs_timeout", "volume_check_interval", "nfs_probe_interval"):
             if getattr(self, name) <= 0:
                 raise ValidationError(f"{name}: must be greater than 0")
@@ -290,6 +297,8 @@ class Agent:
         )
         if config.node_ip:
             self._reporter._host_ip = config.node_ip
+        if config.pod_network and config.proxy_mode != "auto":  # wiring resolves auto before building the agent
+            self._reporter.proxy_mode = config.proxy_mode
         #: Node and container usage sampled on its own thread (None: telemetry off); /metrics when configured.
         self.telemetry = Telemetry.of(config, runtime, self._bus, self.boot_id)
         #: The LEDs (docs/leds.md): the pattern is chosen each pass from what the agent knows (`_led_state`).

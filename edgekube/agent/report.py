@@ -57,6 +57,8 @@ class StatusReporter:
         self.health = health
         #: (capacity, allocatable) bytes of ephemeral-storage (hostinfo.ephemeral_storage); None: not reported.
         self.ephemeral_storage = ephemeral_storage
+        #: The node proxy the pod network runs (nodeInfo.proxyMode: nftables or userspace); "": not reported.
+        self.proxy_mode = ""
         #: What the LEDs show (node status `leds`, docs/leds.md), and who is told every pod's status before each
         #: report is built (the Agent's LEDs): both set by the Agent; a change of pattern is sent at once.
         self.leds: Callable[[], dict[str, Any]] | None = None
@@ -197,6 +199,7 @@ class StatusReporter:
                     "containerRuntimeVersion": f"{info.name}://{info.version}",
                     "agentVersion": __version__,
                     "machineModel": hostinfo.machine_model(),
+                    **({"proxyMode": self.proxy_mode} if self.proxy_mode else {}),
                 },
             },
         }

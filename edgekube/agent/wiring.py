@@ -6,6 +6,7 @@ runtime instead. This is the one place that decides which implementation of each
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -59,23 +60,39 @@ def build_agent(config: AgentConfig, runtime: PodRuntime | None = None) -> Agent
     """An Agent on the real parts (the runtime may be given, e.g. a node whose Podman is already open)."""
     runtime = runtime if runtime is not None else podman_runtime(config)
     leds = open_driver(config.led_settings())  # no usable LEDs: one warning, and none
+    if config.pod_network and config.proxy_mode == "auto":
+        config = dataclasses.replace(config, proxy_mode=proxy_mode(config))  # asked once; the Node shows it
     agent = Agent(config, runtime, agent_bus(config), notify=SdNotify.from_environ(), leds=leds)
     if config.pod_network:
         pod_network(config, runtime, agent.bus).start()
     return agent
 
 
+def proxy_mode(config: AgentConfig) -> str:
+    """`nftables` or `userspace`: the setting, or for `auto` what the kernel can do (proxymode.py); logged."""
+    from edgekube.agent.network.proxymode import choose  # noqa: PLC0415 - pod_network only
+
+    mode, why = choose(config.proxy_mode)
+    log.info("node proxy: %s (%s)", mode, why)
+    return mode
+
+
 def pod_network(config: AgentConfig, runtime: PodRuntime, bus: MessageBus) -> NetworkAgent:
     """The node's network loop (docs/networking.md) on `ip` and `nft`, subscribed on the agent's bus."""
     from edgekube.agent.network.conntrack import ConntrackTool  # noqa: PLC0415
+    from edgekube.agent.network.loopback import IpLoopback  # noqa: PLC0415
     from edgekube.agent.network.netagent import NetworkAgent, NetworkRuntime  # noqa: PLC0415 - pod_network only
     from edgekube.agent.network.nftables import NftProxy  # noqa: PLC0415
+    from edgekube.agent.network.relay import Relays  # noqa: PLC0415
     from edgekube.agent.network.routes import IpRoutes  # noqa: PLC0415
+    from edgekube.agent.network.userspace import UserspaceProxy  # noqa: PLC0415
 
     if not isinstance(runtime, NetworkRuntime):
         raise ValidationError("pod_network: needs the Podman runtime")
     parts = (IpRoutes(), NftProxy(), ConntrackTool())
-    return NetworkAgent(config.node_name, runtime, *parts, dns=config.cluster_dns).attach(bus)
+    mode = config.proxy_mode if config.proxy_mode != "auto" else proxy_mode(config)
+    userspace = UserspaceProxy(IpLoopback(), Relays().start()).start() if mode == "userspace" else None
+    return NetworkAgent(config.node_name, runtime, *parts, dns=config.cluster_dns, userspace=userspace).attach(bus)
 
 
 def run_agent(config: AgentConfig) -> None:

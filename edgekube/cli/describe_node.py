@@ -28,6 +28,7 @@ _SYSTEM_INFO = (
     ("operatingSystem", "Operating System"),
     ("architecture", "Architecture"),
     ("containerRuntimeVersion", "Container Runtime Version"),
+    ("proxyMode", "Proxy Mode"),
     ("agentVersion", "Agent Version"),
 )
 _TERMINAL = ("Succeeded", "Failed")

@@ -69,6 +69,8 @@ class NodeSystemInfo(K8sModel):
     container_runtime_version: str = ""
     agent_version: str = ""
     machine_model: str = ""
+    #: edgekube's addition: the node proxy of its pod network, `nftables` or `userspace` (docs/networking.md).
+    proxy_mode: str = ""
 
 
 class NfsServerStatus(K8sModel):

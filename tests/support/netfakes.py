@@ -1,6 +1,7 @@
 """Fakes of the node network's outside systems (routes, firewall, pod network runtime) for unit tests.
 
-FakeRoutes is held to IpRoutes by tests/integration/test_network_contract.py.
+FakeRoutes is held to IpRoutes by tests/integration/test_network_contract.py, FakeAddresses to IpLoopback by
+tests/integration/test_userspace_proxy_contract.py.
 """
 
 from __future__ import annotations
@@ -80,3 +81,32 @@ class FakeConntrack:
 
     def delete(self, flow: StaleFlow) -> None:
         self.deleted.append(flow)
+
+
+class FakeAddresses:
+    """ServiceAddresses in memory; `foreign` are addresses someone else put on the device (add refuses them).
+
+    Held to IpLoopback by tests/integration/test_userspace_proxy_contract.py.
+    """
+
+    def __init__(self, *, foreign: set[str] | None = None) -> None:
+        self.addresses: set[str] = set()
+        self.foreign = set(foreign or ())
+
+    def list(self) -> set[str]:
+        return set(self.addresses)
+
+    def add(self, address: str) -> None:
+        if address in self.addresses | self.foreign:
+            raise RuntimeFailure(
+                f"ip -4 addr add {address}/32 dev lo: Error: ipv4: Address already assigned.",
+                reason="ProxyAddressError",
+            )
+        self.addresses.add(address)
+
+    def delete(self, address: str) -> None:
+        if address not in self.addresses:
+            raise RuntimeFailure(
+                f"ip -4 addr delete {address}/32 dev lo: Error: ipv4: Address not found.", reason="ProxyAddressError"
+            )
+        self.addresses.discard(address)

@@ -18,6 +18,7 @@ from edgekube.agent.network.conntrack import Conntrack, stale_udp
 from edgekube.agent.network.dnsserver import DnsServer
 from edgekube.agent.network.nftables import Firewall, deletions, object_names, ruleset
 from edgekube.agent.network.serviceenv import namespace_env
+from edgekube.agent.network.userspace import UserspaceProxy
 from edgekube.agent.runtime.podman.dns import read_host
 from edgekube.agent.runtime.podman.network import PodNetwork
 from edgekube.bus import topics
@@ -52,12 +53,15 @@ class NetworkAgent:
         dns_port: int = 53,
         resync: float = 10.0,
         dns_factory: Callable[..., DnsServer] = DnsServer,
+        userspace: UserspaceProxy | None = None,
     ) -> None:
         self.node = node
         self.runtime = runtime
         self.routes = routes
         self.firewall = firewall
         self.conntrack = conntrack
+        #: proxy_mode userspace: this proxy takes the Services, and `firewall` is never loaded (userspace.py).
+        self.userspace = userspace
         self._applied_table: ServiceTable | None = None
         self.dns_enabled = dns
         self.dns_port = dns_port
@@ -152,7 +156,9 @@ class NetworkAgent:
                 )
             except EdgekubeError as exc:
                 failures.append(str(exc))
-        if self._services_seen:
+        if self._services_seen and self.userspace is not None:
+            failures += self.userspace.sync(self.service_table)
+        elif self._services_seen:
             cidr = self._network.subnet if self._network else ""
             text = ruleset(self.service_table, cidr)
             if text != self._applied_rules:
