@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+import json
+from typing import Any, Literal
 
+import pydantic
 from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator
 
-from edgekube.model.wire import WireModel
+from edgekube.model import jsoncodec
+from edgekube.model.wire import MAX_PAYLOAD_BYTES, WireModel
 
 #: `Node.spec.podCIDR`s are cut from this range, one /24 per node, as K3s does (master `--cluster-cidr`).
 DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
@@ -115,3 +118,47 @@ class ServiceTable(WireModel):
 
     generation: StrictInt = 0
     services: list[ServiceEntry] = Field(default_factory=list)
+
+
+class ServiceTableDecoder:
+    """Decodes successive ServiceTables (an agent's), validating only the Services whose JSON differs from the last.
+
+    One endpoint changing in a table of 100 Services x 10 endpoints re-validates one entry, not a thousand (the
+    whole table: ~9 ms on a development machine, several times that on a Pi); the entries of unchanged Services
+    are the previous table's objects. A payload that does not decode this way is decoded whole, so the errors
+    are ServiceTable.decode's, naming the field.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[object, object], tuple[dict[str, Any], ServiceEntry]] = {}
+
+    def decode(self, payload: bytes) -> ServiceTable:
+        try:
+            data = jsoncodec.loads(payload) if len(payload) <= MAX_PAYLOAD_BYTES else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = None
+        raw = data.get("services") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
+            return self._whole(payload)
+        entries, seen = [], {}
+        for item in raw:
+            key = (item.get("namespace"), item.get("name"))
+            kept = self._last.get(key)
+            if kept is not None and kept[0] == item:
+                entry = kept[1]
+            else:
+                try:
+                    entry = ServiceEntry.model_validate(item)
+                except pydantic.ValidationError:
+                    return self._whole(payload)
+            entries.append(entry)
+            seen[key] = (item, entry)
+        table = ServiceTable.decode(jsoncodec.dumpb({**data, "services": []}))  # the envelope's own checks
+        table.services = entries
+        self._last = seen
+        return table
+
+    def _whole(self, payload: bytes) -> ServiceTable:
+        table = ServiceTable.decode(payload)
+        self._last = {}
+        return table

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from edgekube.agent.network.conntrack import ConntrackTool, StaleFlow
-from edgekube.agent.network.nftables import NftProxy, ruleset
+from edgekube.agent.network.nftables import NftProxy, ruleset, transaction
 from edgekube.agent.network.routes import HostRoutes, IpRoutes
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.netstate import EndpointEntry, ServiceEntry, ServicePortEntry, ServiceTable
@@ -131,6 +131,29 @@ def test_a_ruleset_the_kernel_refuses_changes_nothing(netns: str) -> None:
         proxy.load(ruleset(_table(1)) + "\nthis is not nft\n")
     listed = _listed(enter)
     assert "numgen random mod 2" in listed.stdout
+    proxy.remove()
+
+
+def test_a_partial_transaction_leaves_the_table_a_full_one_would(netns: str) -> None:
+    """Services left out as unchanged keep their chains; the changed one and the maps end as a full load makes them."""
+    enter = ["nsenter", f"--net=/run/netns/{netns}"]
+    proxy = NftProxy(prefix=enter)
+    other = ServiceEntry(namespace="default", name="api", cluster_ip="10.43.0.11", ports=[ServicePortEntry(port=9000)],
+                         endpoints=[EndpointEntry(ip="10.42.2.7", ports={"": 9000})])  # fmt: skip
+    before, after = _table(3), _table(1)
+    before.services.append(other)
+    after.services.append(other)
+    first = transaction(before, "10.42.1.0/24", proxy.existing())
+    proxy.load(first.text)
+    partial = transaction(after, "10.42.1.0/24", first.objects, unchanged={("default", "api")})
+    assert "service-default/api/tcp/9000\n" not in partial.text  # not written: only the map element names it
+    assert "endpoint-default/api" not in partial.text
+    proxy.load(partial.text)
+    by_partial = _listed(enter).stdout
+    proxy.remove()
+    proxy.load(ruleset(after, "10.42.1.0/24"))
+    assert sorted(by_partial.splitlines()) == sorted(_listed(enter).stdout.splitlines())
+    assert "dnat to 10.42.2.7:9000" in by_partial
     proxy.remove()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekube.agent.network.nftables import object_names, ruleset
+from edgekube.agent.network.nftables import object_names, ruleset, transaction
 from edgekube.model.netstate import EndpointEntry, ServiceEntry, ServicePortEntry, ServiceTable
 
 GOLDEN = """\
@@ -139,3 +139,20 @@ def test_ipv6_addresses_are_left_out_of_the_ipv4_table() -> None:
     text = ruleset(ServiceTable(services=[v6, mixed]))
     assert "fd00" not in text
     assert "10.43.0.14 . tcp . 80 : goto reject-chain" in text
+
+
+def test_unchanged_services_are_not_written_but_stay_wanted_and_in_the_maps() -> None:
+    api = ServiceEntry(namespace="default", name="api", cluster_ip="10.43.0.12", ports=[ServicePortEntry(port=9000)],
+                       endpoints=[EndpointEntry(ip="10.42.2.7", ports={"": 9000})])  # fmt: skip
+    table = ServiceTable(services=[_web(session_affinity="ClientIP", affinity_timeout_seconds=60), api])
+    full = transaction(table, "10.42.1.0/24")
+    partial = transaction(table, "10.42.1.0/24", existing=full.objects, unchanged={("default", "web")})
+    assert partial.objects == full.objects
+    assert "default/web" not in partial.text.replace("goto service-default/web", "").replace(
+        "goto external-default/web", ""
+    )  # no add, flush, rule or delete of web's chains and sets: only the map elements name them
+    assert "10.43.0.10 . tcp . 80 : goto service-default/web/tcp/http" in partial.text  # the maps are whole
+    assert "add chain ip edgekube endpoint-default/api/tcp/9000/10.42.2.7/9000\n" in partial.text
+    assert [line for line in partial.text.splitlines() if "default/api" in line or "flush map" in line] == [
+        line for line in full.text.splitlines() if "default/api" in line or "flush map" in line
+    ]

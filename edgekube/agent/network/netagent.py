@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from edgekube.agent.network import routes as routeplan
-from edgekube.agent.network.conntrack import Conntrack, stale_udp
+from edgekube.agent.network.conntrack import Conntrack
 from edgekube.agent.network.dnsserver import DnsServer
-from edgekube.agent.network.nftables import Firewall, deletions, object_names, ruleset
+from edgekube.agent.network.nftables import Firewall
+from edgekube.agent.network.nftsync import FULL_RESYNC, NftSync
 from edgekube.agent.network.serviceenv import namespace_env
 from edgekube.agent.network.userspace import UserspaceProxy
 from edgekube.agent.runtime.podman.dns import read_host
@@ -24,7 +25,7 @@ from edgekube.agent.runtime.podman.network import PodNetwork
 from edgekube.bus import topics
 from edgekube.bus.protocol import Message, MessageBus
 from edgekube.model.errors import EdgekubeError
-from edgekube.model.netstate import RouteTable, ServiceTable
+from edgekube.model.netstate import RouteTable, ServiceTable, ServiceTableDecoder
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class NetworkAgent:
         dns_port: int = 53,
         resync: float = 10.0,
         dns_factory: Callable[..., DnsServer] = DnsServer,
+        full_resync: float = FULL_RESYNC,
         userspace: UserspaceProxy | None = None,
     ) -> None:
         self.node = node
@@ -60,19 +62,20 @@ class NetworkAgent:
         self.routes = routes
         self.firewall = firewall
         self.conntrack = conntrack
+        #: The nftables proxy: partial transactions, a full one now and then (nftsync.py).
+        self.rules = NftSync(firewall, conntrack, full_resync=full_resync)
         #: proxy_mode userspace: this proxy takes the Services, and `firewall` is never loaded (userspace.py).
         self.userspace = userspace
-        self._applied_table: ServiceTable | None = None
         self.dns_enabled = dns
         self.dns_port = dns_port
         self.resync = resync
         self._dns_factory = dns_factory
         self.route_table: RouteTable | None = None
         self.service_table = ServiceTable()
+        #: Validates only the Services that differ from the last table's (1,000 endpoints: ~9 ms -> ~1 ms a table).
+        self._decoder = ServiceTableDecoder()
         self._services_seen = False
         self._network: PodNetwork | None = None
-        self._applied_rules: str | None = None
-        self._objects: set[tuple[str, str]] | None = None
         self.dns: DnsServer | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -111,7 +114,7 @@ class NetworkAgent:
 
     def _on_services(self, msg: Message) -> None:
         try:
-            self.service_table = ServiceTable.decode(msg.payload)
+            self.service_table = self._decoder.decode(msg.payload)
         except EdgekubeError as exc:
             log.warning("ignored a service table: %s", exc)
             return
@@ -140,7 +143,6 @@ class NetworkAgent:
             try:
                 self.runtime.use_pod_network(network)
                 self._network = network
-                self._applied_rules = None  # the hairpin rule names the local CIDR
                 self._stop_dns()
             except EdgekubeError as exc:
                 failures.append(f"pod network: {exc}")
@@ -159,38 +161,11 @@ class NetworkAgent:
         if self._services_seen and self.userspace is not None:
             failures += self.userspace.sync(self.service_table)
         elif self._services_seen:
-            cidr = self._network.subnet if self._network else ""
-            text = ruleset(self.service_table, cidr)
-            if text != self._applied_rules:
-                try:
-                    # What the table holds: read from the kernel once (leftovers of an earlier agent), then known.
-                    existing = self._objects if self._objects is not None else self.firewall.existing()
-                    wanted = set(object_names(text))
-                    self.firewall.load(text + deletions(wanted, existing))
-                    self._applied_rules = text
-                    self._objects = wanted
-                except EdgekubeError as exc:
-                    self._objects = None  # unknown after a refused load: read it again
-                    failures.append(str(exc))
-                else:
-                    failures += self._forget_stale_flows(self.service_table)
+            failures += self.rules.sync(self.service_table, self._network.subnet if self._network else "")
         for failure in failures:
             log.warning("network: %s", failure)
         self.failures = failures
         self.passes += 1
-
-    def _forget_stale_flows(self, table: ServiceTable) -> list[str]:
-        """After new rules: delete the UDP flows of endpoints that left (conntrack.py); the failures, one line each."""
-        before, self._applied_table = self._applied_table, table
-        if self.conntrack is None or before is None:
-            return []
-        failures = []
-        for flow in stale_udp(before, table):
-            try:
-                self.conntrack.delete(flow)
-            except EdgekubeError as exc:
-                failures.append(str(exc))
-        return failures
 
     def _stop_dns(self) -> None:
         if self.dns is not None:
