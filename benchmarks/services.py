@@ -1,7 +1,7 @@
 """Benchmark: the pod network's data path — pod→Service→pod against pod→pod, and how fast rules follow endpoints.
 
 Run (root: network namespaces):
-    .venv/bin/python benchmarks/services.py [--seconds 5] [--rounds 3] [--concurrency 4] [--changes 10]
+    .venv/bin/python benchmarks/services.py [--seconds 5] [--rounds 3] [--concurrency 4] [--changes 30] [--rules-only]
 
 On three nodes, each its own network namespace, Podman store and pod CIDR on one LAN (tests/support/podnet.py),
 real master, agents, Mosquitto, routes and nftables:
@@ -13,32 +13,39 @@ real master, agents, Mosquitto, routes and nftables:
    connection), `GET /`, for `--seconds`. Rounds alternate direct (the two pod IPs in turn) and Service (the
    clusterIP), so a change in the machine's load hits both; reported: the median rate of each, their ratio, p50
    and p99 latency over all requests of each kind (nearest rank).
-2. Endpoint change → rules applied on every node, at 100 Services x 10 endpoints: a ServiceTable of that size is
-   published (retained, as the master does), then `--changes` times one endpoint of one Service moves; the
-   sample is the time from the publish to the moment the new endpoint's chain exists in every node's table (each
-   node polled by `nft list chain` every 10 ms). The master's own step (Endpoints, table) is not included.
-3. Rule-sync CPU: each agent's CPU time (its own and its `nft` children's) over those changes, less what it
-   spends idle over as long, per change.
+2. Endpoint change -> rules applied on every node, at 100 NodePort Services x 10 endpoints, the whole path: the
+   1,000 endpoint pods run on 10 simulated nodes (tests/support/simnodes.py, 100 pods each, reporting over MQTT
+   as agents do) under the real master; `--changes` times pod p0-0 is reported not ready, then ready again (a
+   readiness probe flapping), and the sample is the time from that report to its endpoint chain being deleted
+   (added) in every node's table. The nodes are not polled: `nft monitor chains`, one per node, hears each
+   committed transaction. Also given: the master's share (report -> the ServiceTable arriving at a subscriber of
+   edgekube/v1/services, as the agents get it) and the agents' (the rest), and the load average.
+3. CPU per change: the master's and each agent's CPU time (its own and its `nft` children's) over those
+   changes, less what it spends idle over as long, per change.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: tests.support
 
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
-from edgekube.model.netstate import EndpointEntry, ServiceEntry, ServicePortEntry, ServiceTable
-from tests.support.podnet import LanFleet, wait_until
+from edgekube.model.netstate import ServiceTable
+from tests.support.podnet import LAN_SUBNET, LanFleet, wait_until
+from tests.support.simnodes import SimNodes
 
 IMAGE = "localhost/edgekube/busybox:1"
 SERVE = "echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"
@@ -145,17 +152,87 @@ def rate_and_latency(fleet: LanFleet, args: argparse.Namespace) -> None:
     print(f"   Service / direct rate: {rates['service'] / rates['direct']:.2f}")
 
 
-def big_table(generation: int, moved: str) -> ServiceTable:
-    services = []
+SIMS = 10  #: simulated nodes holding the 1,000 endpoint pods (100 each, a full Pi's worth)
+
+
+class ChainWatch:
+    """`nft monitor chains` in one node's namespace: when a chain event (`add chain ...`, `delete chain ...`) came.
+
+    One process per node that the kernel tells of each committed transaction, so the measurement polls nothing.
+    """
+
+    def __init__(self, fleet: LanFleet, node: str) -> None:
+        argv = fleet.net[node].enter(["stdbuf", "-oL", "nft", "monitor", "chains"])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._cond = threading.Condition()
+        self._wanted = ""
+        self._seen: float | None = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.rstrip("\n") == self._wanted:  # a plain read: the lock only when it matters
+                with self._cond:
+                    if line.rstrip("\n") == self._wanted and self._seen is None:
+                        self._seen = time.monotonic()
+                        self._cond.notify_all()
+
+    def expect(self, line: str) -> None:
+        with self._cond:
+            self._wanted, self._seen = line, None
+
+    def wait(self, timeout: float) -> float | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._seen is not None, timeout)
+            return self._seen
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class TableArrivals:
+    """When each ServiceTable came on edgekube/v1/services (as the agents get it): the master's share of a change."""
+
+    def __init__(self, port: int) -> None:
+        self.arrivals: list[tuple[float, bytes]] = []
+        self._bus = PahoBus(BusConfig(port=port, client_id="bench-services-tables"))
+        self._bus.subscribe(topics.SERVICES, lambda m: self.arrivals.append((time.monotonic(), m.payload)))
+        self._bus.start(wait=10)
+
+    def latest(self) -> ServiceTable | None:
+        return ServiceTable.decode(self.arrivals[-1][1]) if self.arrivals else None
+
+    def first_after(self, moment: float) -> float | None:
+        return next((t for t, _ in list(self.arrivals) if t >= moment), None)
+
+    def close(self) -> None:
+        self._bus.close()
+
+
+def endpoint_pods() -> list[str]:
+    """100 NodePort Services `s<i>` selecting 10 pods each, the pods bound to the simulated nodes (10 per apply)."""
+    services = [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}"},
+         "spec": {"type": "NodePort", "selector": {"app": f"s{i}"},
+                  "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+        for i in range(100)
+    ]  # fmt: skip
+    batches = [json.dumps({"apiVersion": "v1", "kind": "List", "items": services})]
     for i in range(100):
-        endpoints = [EndpointEntry(ip=f"10.42.{j}.{i + 2}", ports={"http": 8080}) for j in range(10)]
-        if i == 0:
-            endpoints[0] = EndpointEntry(ip=moved, ports={"http": 8080})
-        services.append(ServiceEntry(
-            namespace="bench", name=f"s{i}", cluster_ip=f"10.43.1.{i + 1}", type="NodePort",
-            ports=[ServicePortEntry(name="http", port=80, node_port=31000 + i)], endpoints=endpoints,
-        ))  # fmt: skip
-    return ServiceTable(generation=generation, services=services)
+        pods = [
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}-{j}", "labels": {"app": f"s{i}"}},
+             "spec": {"nodeName": f"sim-{j % SIMS}", "containers": [
+                 {"name": "main", "image": IMAGE, "ports": [{"name": "http", "containerPort": 8080}]}]}}
+            for j in range(10)
+        ]  # fmt: skip
+        batches.append(json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}))
+    return batches
+
+
+def _succeeds(run: Callable[[], subprocess.CompletedProcess[str]]) -> bool:
+    return run().returncode == 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -164,50 +241,78 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rule_sync(fleet: LanFleet, args: argparse.Namespace) -> None:
-    bus = PahoBus(BusConfig(port=fleet.port, client_id="bench-services"))
-    bus.start(wait=10)
+    addresses = {f"sim-{k}": f"{LAN_SUBNET}.{100 + k}" for k in range(SIMS)}  # on the LAN: their routes are valid
+    sims = SimNodes(fleet.port, list(addresses), pod_ips=True, tick=0.005, host_ips=addresses).start()
+    tables = TableArrivals(fleet.port)
+    watches = {n: ChainWatch(fleet, n) for n in fleet.nodes}
+    try:
+        for batch in endpoint_pods():
+            fleet.apply(batch)
 
-    def applied_everywhere(moved: str) -> float:
-        chain = f"endpoint-bench/s0/tcp/http/{moved}/8080"
-        done: dict[str, float] = {}
+        def all_ready() -> ServiceTable | None:
+            table = tables.latest()
+            ready = sum(e.ready for s in table.services for e in s.endpoints) if table else 0
+            return table if ready >= 1000 else None
 
-        def watch(node: str, start: float) -> None:
-            while time.monotonic() - start < 30:
-                if fleet.in_node(node, "nft", "list", "chain", "ip", "edgekube", chain, check=False).returncode == 0:
-                    done[node] = time.monotonic() - start
-                    return
-                time.sleep(0.01)
+        table = wait_until("1,000 ready endpoints in the ServiceTable", all_ready, timeout=300, interval=1)
+        s0 = next(s for s in table.services if s.name == "s0")
+        ip = next(e.ip for e in s0.endpoints if e.node == "sim-0")
+        chain = f"chain ip edgekube endpoint-default/s0/tcp/http/{ip}/8080"
+        for node in fleet.nodes:
+            listed = functools.partial(fleet.in_node, node, "nft", "list", *chain.split(), check=False)
+            wait_until(f"{node}'s rules", functools.partial(_succeeds, listed), timeout=120, interval=1)
+        time.sleep(2)
 
-        start = time.monotonic()
-        bus.publish(topics.SERVICES, big_table(int(time.time() * 1000), moved).encode(), retain=True)
-        watchers = [threading.Thread(target=watch, args=(n, start)) for n in fleet.nodes]
-        for thread in watchers:
-            thread.start()
-        for thread in watchers:
-            thread.join()
-        if len(done) != len(fleet.nodes):
-            raise RuntimeError(f"rules not applied on {sorted(set(fleet.nodes) - set(done))} within 30 s")
-        return max(done.values())
+        def change(ready: bool) -> tuple[float, float]:
+            for watch in watches.values():
+                watch.expect(f"{'add' if ready else 'delete'} {chain}")
+            start = time.monotonic()
+            sims.set_ready("default", "p0-0", ready)
+            seen = [w.wait(30) for w in watches.values()]
+            published = tables.first_after(start)
+            if published is None or any(s is None for s in seen):
+                raise RuntimeError(f"{chain} not {'added' if ready else 'deleted'} on every node within 30 s")
+            return max(s or 0.0 for s in seen) - start, published - start
 
-    applied_everywhere("10.42.250.1")  # the first table of that size
-    pids = {n: fleet.agents[n].pid for n in fleet.nodes}
-    idle_start = {n: cpu_seconds(p) for n, p in pids.items()}
-    began = time.monotonic()
-    samples = [applied_everywhere(f"10.42.250.{k + 2}") for k in range(args.changes)]
-    busy = time.monotonic() - began
-    busy_cpu = {n: cpu_seconds(p) - idle_start[n] for n, p in pids.items()}
-    quiet = {n: cpu_seconds(p) for n, p in pids.items()}
-    time.sleep(busy)
-    idle_cpu = {n: cpu_seconds(p) - quiet[n] for n, p in pids.items()}
-    bus.close()
-    print(f"\n2. endpoint change -> rules applied on all 3 nodes, 100 Services x 10 endpoints, {args.changes} changes")
-    print(f"   p50 {nearest_rank(samples, 0.5) * 1000:.0f} ms  max {max(samples) * 1000:.0f} ms  "
-          f"(all: {', '.join(f'{s * 1000:.0f}' for s in samples)} ms)")  # fmt: skip
-    print("\n3. agent CPU per change (agent + nft, less idle)")
-    for node in fleet.nodes:
-        per = (busy_cpu[node] - idle_cpu[node]) / args.changes
-        spent = f"busy {busy_cpu[node]:.2f} s, idle {idle_cpu[node]:.2f} s over {busy:.1f} s"
-        print(f"   {node}: {per * 1000:.0f} ms  ({spent})")
+        assert fleet.master is not None
+        pids = {"master": fleet.master.pid, **{n: fleet.agents[n].pid for n in fleet.nodes}}
+        loads = [os.getloadavg()[0]]
+        before = {n: cpu_seconds(p) for n, p in pids.items()}
+        began = time.monotonic()
+        results = []
+        for k in range(args.changes):
+            results.append(change(ready=k % 2 == 1))
+            time.sleep(args.gap)
+        busy = time.monotonic() - began
+        busy_cpu = {n: cpu_seconds(p) - before[n] for n, p in pids.items()}
+        loads.append(os.getloadavg()[0])
+        quiet = {n: cpu_seconds(p) for n, p in pids.items()}
+        time.sleep(busy)
+        idle_cpu = {n: cpu_seconds(p) - quiet[n] for n, p in pids.items()}
+    finally:
+        for watch in watches.values():
+            watch.close()
+        tables.close()
+        sims.close()
+    total = [r[0] for r in results]
+    master = [r[1] for r in results]
+    agents = [t - m for t, m in results]
+
+    def figures(samples: list[float]) -> str:
+        return (f"p50 {nearest_rank(samples, 0.5) * 1000:.0f} ms  p95 {nearest_rank(samples, 0.95) * 1000:.0f} ms  "
+                f"max {max(samples) * 1000:.0f} ms")  # fmt: skip
+
+    print(f"\n2. endpoint change -> rules on all 3 nodes, 100 NodePort Services x 10 endpoints, {args.changes} changes "
+          f"(pod p0-0 reported not ready / ready in turn), load average {loads[0]:.1f} -> {loads[1]:.1f}")  # fmt: skip
+    print(f"   whole path (readiness report -> rules on the last node): {figures(total)}")
+    print(f"   master (report -> ServiceTable received):                {figures(master)}")
+    print(f"   agents (ServiceTable received -> rules on the last node): {figures(agents)}")
+    print(f"   all: {', '.join(f'{s * 1000:.0f}' for s in total)} ms")
+    print("\n3. CPU per change (its own and its children's, less idle over as long)")
+    for name in pids:
+        per = (busy_cpu[name] - idle_cpu[name]) / args.changes
+        spent = f"busy {busy_cpu[name]:.2f} s, idle {idle_cpu[name]:.2f} s over {busy:.1f} s"
+        print(f"   {name}: {per * 1000:.0f} ms  ({spent})")
 
 
 def main() -> None:
@@ -215,10 +320,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--changes", type=int, default=10)
+    parser.add_argument("--changes", type=int, default=30)
+    parser.add_argument("--gap", type=float, default=0.5, help="seconds between two endpoint changes")
+    parser.add_argument("--rules-only", action="store_true", help="only the endpoint change figures (2, 3)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ek-bench-services-") as tmp, LanFleet(Path(tmp), 3) as fleet:
-        rate_and_latency(fleet, args)
+        if not args.rules_only:
+            rate_and_latency(fleet, args)
         rule_sync(fleet, args)
 
 

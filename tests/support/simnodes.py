@@ -126,10 +126,12 @@ class _Node:
     #: Report a podIP for each pod (SimNodes(pod_ips=True)); addresses count up from .2 of 10.42.<index>.0/24.
     pod_ips: bool = False
     ip_seq: int = 0
+    #: The InternalIP it reports (SimNodes(host_ips=...)); "" : 10.0.<index / 250>.<index % 250 + 1>.
+    address: str = ""
 
     @property
     def host_ip(self) -> str:
-        return f"10.0.{self.index // 250}.{self.index % 250 + 1}"
+        return self.address or f"10.0.{self.index // 250}.{self.index % 250 + 1}"
 
     def node_object(self) -> dict[str, Any]:
         return {
@@ -174,6 +176,7 @@ class SimNodes:
         tick: float = 0.02,
         pod_ips: bool = False,
         never_ready_images: Sequence[str] = (),
+        host_ips: Mapping[str, str] | None = None,
     ) -> None:
         names = [f"node-{i + 1}" for i in range(nodes)] if isinstance(nodes, int) else list(nodes)
         self.start_delay = start_delay
@@ -183,7 +186,14 @@ class SimNodes:
         self.report_interval = report_interval
         self._tick = tick
         self._nodes = {
-            n: _Node(n, i, dict((labels or {}).get(n, {})), dict(capacity or DEFAULT_CAPACITY), pod_ips=pod_ips)
+            n: _Node(
+                n,
+                i,
+                dict((labels or {}).get(n, {})),
+                dict(capacity or DEFAULT_CAPACITY),
+                pod_ips=pod_ips,
+                address=(host_ips or {}).get(n, ""),
+            )
             for i, n in enumerate(names)
         }
         self._seen: dict[tuple[str, str], float] = {}
