@@ -1,7 +1,8 @@
 """Benchmark: the pod network's data path — pod→Service→pod against pod→pod, and how fast rules follow endpoints.
 
 Run (root: network namespaces):
-    .venv/bin/python benchmarks/services.py [--seconds 5] [--rounds 3] [--concurrency 4] [--changes 30] [--rules-only]
+    .venv/bin/python benchmarks/services.py [--seconds 5] [--rounds 3] [--concurrency 4] [--changes 30]
+        [--rules-only | --rate-only]
 
 On three nodes, each its own network namespace, Podman store and pod CIDR on one LAN (tests/support/podnet.py),
 real master, agents, Mosquitto, routes and nftables:
@@ -12,7 +13,9 @@ real master, agents, Mosquitto, routes and nftables:
    nftables): `--concurrency` threads, each a new TCP connection per request (the NAT path is paid per
    connection), `GET /`, for `--seconds`. Rounds alternate direct (the two pod IPs in turn) and Service (the
    clusterIP), so a change in the machine's load hits both; reported: the median rate of each, their ratio, p50
-   and p99 latency over all requests of each kind (nearest rank).
+   and p99 latency over all requests of each kind (nearest rank). A third path in the same rounds: the userspace
+   proxy (agent/network/userspace.py, `--proxy-mode userspace`), its code run in node-1's namespace as a process
+   of its own (USERSPACE) for a second address of the same Service, USERSPACE_IP, which nftables leaves alone.
 2. Endpoint change -> rules applied on every node, at 100 NodePort Services x 10 endpoints, the whole path: the
    1,000 endpoint pods run on 10 simulated nodes (tests/support/simnodes.py, 100 pods each, reporting over MQTT
    as agents do) under the real master; `--changes` times pod p0-0 is reported not ready, then ready again (a
@@ -43,13 +46,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
-from edgekube.model.netstate import ServiceTable
+from edgekube.model.netstate import EndpointEntry, ServiceEntry, ServicePortEntry, ServiceTable
 from tests.support.podnet import LAN_SUBNET, LanFleet, wait_until
 from tests.support.simnodes import SimNodes
 
 IMAGE = "localhost/edgekube/busybox:1"
 SERVE = "echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"
 CLUSTER_IP = "10.43.0.10"
+#: The userspace proxy's address for the same two pods (a /32 on node-1's loopback, as in proxy_mode userspace).
+USERSPACE_IP = "10.43.0.99"
+USERSPACE = r"""
+import sys, time
+from edgekube.agent.network.loopback import IpLoopback
+from edgekube.agent.network.relay import Relays
+from edgekube.agent.network.userspace import UserspaceProxy
+from edgekube.model.netstate import EndpointEntry, ServiceEntry, ServicePortEntry, ServiceTable
+print(UserspaceProxy(IpLoopback(), Relays().start()).sync(ServiceTable.decode(sys.argv[1].encode())), flush=True)
+time.sleep(1e9)
+"""
 
 LOAD = r"""
 import json, socket, sys, threading, time
@@ -123,6 +137,23 @@ def load(pid: int, targets: list[str], seconds: float, threads: int) -> dict[str
     return dict(json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout))
 
 
+def userspace_proxy(fleet: LanFleet, backends: list[str]) -> subprocess.Popen[str]:
+    """The userspace proxy in node-1's namespace, serving USERSPACE_IP:80 from `backends` (ip:port)."""
+    endpoints = [EndpointEntry(ip=b.split(":")[0], ports={"http": int(b.split(":")[1])}) for b in backends]
+    table = ServiceTable(services=[ServiceEntry(
+        namespace="default", name="web-userspace", cluster_ip=USERSPACE_IP,
+        ports=[ServicePortEntry(name="http", port=80)], endpoints=endpoints,
+    )])  # fmt: skip
+    argv = fleet.net["node-1"].enter([sys.executable, "-c", USERSPACE, table.encode().decode()])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert proc.stdout is not None
+    failures = proc.stdout.readline().strip()
+    if failures != "[]":
+        proc.kill()
+        raise RuntimeError(f"userspace proxy: {failures or 'exited'}")
+    return proc
+
+
 def rate_and_latency(fleet: LanFleet, args: argparse.Namespace) -> None:
     for name, node in (("web-b", "node-2"), ("web-c", "node-3")):
         fleet.apply(pod(name, node, SERVE, {"app": "web"}))
@@ -132,12 +163,20 @@ def rate_and_latency(fleet: LanFleet, args: argparse.Namespace) -> None:
     pod_ip(fleet, "client")
     pid = infra_pid(fleet, "node-1", "client")
     wait_until("the Service answering", lambda: not load(pid, [f"{CLUSTER_IP}:80"], 0.5, 1)["errors"], timeout=60)
-    results: dict[str, list[dict[str, object]]] = {"direct": [], "service": []}
-    for i in range(args.rounds):
-        kinds = ["direct", "service"] if i % 2 == 0 else ["service", "direct"]
-        for kind in kinds:
-            targets = direct if kind == "direct" else [f"{CLUSTER_IP}:80"]
-            results[kind].append(load(pid, targets, args.seconds, args.concurrency))
+    results: dict[str, list[dict[str, object]]] = {"direct": [], "service": [], "userspace": []}
+    paths = {"direct": direct, "service": [f"{CLUSTER_IP}:80"], "userspace": [f"{USERSPACE_IP}:80"]}
+    relay = userspace_proxy(fleet, direct)
+    try:
+        wait_until("the userspace proxy answering", lambda: not load(pid, paths["userspace"], 0.5, 1)["errors"])
+        relay_cpu = cpu_seconds(relay.pid)
+        for i in range(args.rounds):
+            kinds = list(paths)[i % 3 :] + list(paths)[: i % 3]  # each path first, second, third in turn
+            for kind in kinds:
+                results[kind].append(load(pid, paths[kind], args.seconds, args.concurrency))
+        relay_cpu = cpu_seconds(relay.pid) - relay_cpu
+    finally:
+        relay.kill()
+        relay.wait()
     rates = {}
     print(f"\n1. pod -> pod vs pod -> Service -> pod, node-1 to node-2/node-3, {args.concurrency} threads, "
           f"a new connection per request, {args.rounds} rounds of {args.seconds:g} s each")  # fmt: skip
@@ -150,6 +189,9 @@ def rate_and_latency(fleet: LanFleet, args: argparse.Namespace) -> None:
               f"p50 {nearest_rank(samples, 0.5) * 1000:.2f} ms  p99 {nearest_rank(samples, 0.99) * 1000:.2f} ms  "
               f"errors {errors}")  # fmt: skip
     print(f"   Service / direct rate: {rates['service'] / rates['direct']:.2f}")
+    print(f"   userspace proxy / direct rate: {rates['userspace'] / rates['direct']:.2f}")
+    relayed = sum(len(r["latencies"]) for r in results["userspace"])  # type: ignore[arg-type, misc]
+    print(f"   userspace proxy CPU: {relay_cpu * 1e6 / max(relayed, 1):.0f} µs per relayed connection")
 
 
 SIMS = 10  #: simulated nodes holding the 1,000 endpoint pods (100 each, a full Pi's worth)
@@ -323,11 +365,13 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between two endpoint changes")
     parser.add_argument("--rules-only", action="store_true", help="only the endpoint change figures (2, 3)")
+    parser.add_argument("--rate-only", action="store_true", help="only the request rate figures (1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ek-bench-services-") as tmp, LanFleet(Path(tmp), 3) as fleet:
         if not args.rules_only:
             rate_and_latency(fleet, args)
-        rule_sync(fleet, args)
+        if not args.rate_only:
+            rule_sync(fleet, args)
 
 
 if __name__ == "__main__":

@@ -7,44 +7,29 @@ busybox has no NSS for wget or nc), which reads the pod's resolv.conf as any res
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edgekube.model.wire import ApiRequest, Verb
-from tests.support.podnet import LanFleet, wait_until
+from tests.support.podnet import (
+    CLUSTER_IP,
+    NODE_PORT,
+    SERVE,
+    SERVICE,
+    LanFleet,
+    get_page,
+    pod_ip,
+    pod_manifest,
+    wait_until,
+    web_answers,
+)
 from tests.support.prerequisites import require_mosquitto, require_netns, require_podman
-
-CLUSTER_IP = "10.43.0.10"
-NODE_PORT = 30080
-SERVE = "touch /tmp/ready && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"
-#: Ready while /tmp/ready exists (a test removes it to take a pod out of the Service).
-READINESS = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}
-SERVICE = json.dumps({
-    "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-    "spec": {"type": "NodePort", "clusterIP": CLUSTER_IP, "selector": {"app": "web"},
-             "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": NODE_PORT}]},
-})  # fmt: skip
-
-
-def _pod(name: str, node: str, command: str) -> str:
-    container: dict[str, object] = {
-        "name": "main",
-        "image": "localhost/edgekube/busybox:1",
-        "command": ["/bin/sh", "-c", command],
-    }
-    if name.startswith("web"):
-        container.update(ports=[{"name": "http", "containerPort": 8080}], readinessProbe=READINESS)
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name.split("-", maxsplit=1)[0]}},
-        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [container]},
-    })  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +45,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LanFleet]:
             ("web-c", "node-3", SERVE),
             ("client-a", "node-1", "exec sleep 100000"),
         ):
-            started.apply(_pod(name, node, command))
+            started.apply(pod_manifest(name, node, command))
         started.apply(SERVICE)
         yield started
-
-
-def _pod_ip(fleet: LanFleet, name: str) -> str:
-    def ip() -> str | None:
-        pods = fleet.try_list("Pod") or []
-        pod = next((p for p in pods if p["metadata"]["name"] == name), None)
-        status = (pod or {}).get("status") or {}
-        return str(status["podIP"]) if status.get("phase") == "Running" and status.get("podIP") else None
-
-    return str(wait_until(f"{name} Running with an IP", ip, timeout=90))
 
 
 def _cidrs(fleet: LanFleet) -> dict[str, str]:
@@ -82,36 +57,6 @@ def _cidrs(fleet: LanFleet) -> dict[str, str]:
 
 def _set_ready(fleet: LanFleet, node: str, pod: str, ready: bool) -> None:
     fleet.exec_in(node, pod, "sh", "-c", "touch /tmp/ready" if ready else "rm -f /tmp/ready")
-
-
-def _resolve(fleet: LanFleet, name: str) -> str:
-    """The name's address as the client pod resolves it (its resolv.conf: cluster DNS, search path, ndots:5).
-
-    busybox's own resolver (nslookup): the demo image's static busybox has no NSS, so its wget and nc cannot.
-    """
-    done = fleet.exec_in("node-1", "client-a", "nslookup", "-type=a", name)
-    found = re.findall(r"^Address: (\S+)$", done.stdout, re.MULTILINE)
-    return found[-1] if found else ""
-
-
-def _get(fleet: LanFleet, host: str, port: int = 80, attempts: int = 3) -> str:
-    """The page the client pod gets from host:port (a name is resolved first), or why not.
-
-    A request that gets no answer at all is tried again (up to `attempts`): on a loaded test machine busybox's
-    resolver and nc time out now and then, and which pod answers is what the tests look at, not the timeouts.
-    """
-    result = ""
-    for _ in range(attempts):
-        address = host if host[0].isdigit() else _resolve(fleet, host)
-        if not address:
-            result = f"failed: {host} does not resolve"
-            continue
-        request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {address} {port}"
-        done = fleet.exec_in("node-1", "client-a", "sh", "-c", request)
-        if "200 OK" in done.stdout:
-            return done.stdout.rsplit("\n\n", 1)[-1].strip()
-        result = f"failed: {done.stdout!r}"
-    return result
 
 
 def test_every_node_gets_its_own_pod_cidr_and_routes_to_the_others(fleet: LanFleet) -> None:
@@ -134,18 +79,18 @@ def test_every_node_gets_its_own_pod_cidr_and_routes_to_the_others(fleet: LanFle
 def test_pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes(fleet: LanFleet) -> None:
     cidrs = _cidrs(fleet)
     for name, node in (("web-b", "node-2"), ("web-c", "node-3"), ("client-a", "node-1")):
-        assert ipaddress.ip_address(_pod_ip(fleet, name)) in ipaddress.ip_network(cidrs[node])
-    assert _get(fleet, _pod_ip(fleet, "web-b"), 8080) == "web-b"
-    assert _get(fleet, _pod_ip(fleet, "web-c"), 8080) == "web-c"
+        assert ipaddress.ip_address(pod_ip(fleet, name)) in ipaddress.ip_network(cidrs[node])
+    assert get_page(fleet, pod_ip(fleet, "web-b"), 8080) == "web-b"
+    assert get_page(fleet, pod_ip(fleet, "web-c"), 8080) == "web-c"
 
 
 def test_a_service_by_name_spreads_over_pods_on_two_other_nodes(fleet: LanFleet) -> None:
-    wait_until("the service answering", lambda: _get(fleet, "web") in ("web-b", "web-c"), timeout=60)
-    answers = [_get(fleet, "web") for _ in range(24)]
+    wait_until("the service answering", lambda: get_page(fleet, "web") in ("web-b", "web-c"), timeout=60)
+    answers = [get_page(fleet, "web") for _ in range(24)]
     assert set(answers) == {"web-b", "web-c"}, answers
-    assert _get(fleet, "web.default") in ("web-b", "web-c")
-    assert _get(fleet, "web.default.svc.cluster.local") in ("web-b", "web-c")
-    assert _get(fleet, CLUSTER_IP) in ("web-b", "web-c")
+    assert get_page(fleet, "web.default") in ("web-b", "web-c")
+    assert get_page(fleet, "web.default.svc.cluster.local") in ("web-b", "web-c")
+    assert get_page(fleet, CLUSTER_IP) in ("web-b", "web-c")
 
 
 def test_client_ip_affinity_keeps_a_client_on_one_pod(fleet: LanFleet) -> None:
@@ -154,52 +99,41 @@ def test_client_ip_affinity_keeps_a_client_on_one_pod(fleet: LanFleet) -> None:
     sticky["spec"].update(type="ClusterIP", clusterIP="10.43.0.20", sessionAffinity="ClientIP")
     del sticky["spec"]["ports"][0]["nodePort"]
     fleet.apply(json.dumps(sticky))
-    first = wait_until("sticky answering", lambda: (a := _get(fleet, "10.43.0.20")) in ("web-b", "web-c") and a)
-    assert {_get(fleet, "sticky") for _ in range(12)} == {first}
+    first = wait_until("sticky answering", lambda: (a := get_page(fleet, "10.43.0.20")) in ("web-b", "web-c") and a)
+    assert {get_page(fleet, "sticky") for _ in range(12)} == {first}
 
 
 def test_a_pod_failing_readiness_gets_no_new_connections_and_comes_back(fleet: LanFleet) -> None:
     _set_ready(fleet, "node-3", "web-c", False)
     try:
-        wait_until("web-c out of the rules", lambda: all(_get(fleet, CLUSTER_IP) == "web-b" for _ in range(6)))
-        assert {_get(fleet, "web") for _ in range(16)} == {"web-b"}
+        wait_until("web-c out of the rules", lambda: all(get_page(fleet, CLUSTER_IP) == "web-b" for _ in range(6)))
+        assert {get_page(fleet, "web") for _ in range(16)} == {"web-b"}
     finally:
         _set_ready(fleet, "node-3", "web-c", True)
-    wait_until("web-c back", lambda: "web-c" in {_get(fleet, CLUSTER_IP) for _ in range(8)})
+    wait_until("web-c back", lambda: "web-c" in {get_page(fleet, CLUSTER_IP) for _ in range(8)})
 
 
 def test_node_port_answers_on_every_node(fleet: LanFleet) -> None:
     for node in fleet.nodes:
         # From the host, through the node's own address: the node DNATs and masquerades to a pod on another node.
         url = f"http://{fleet.net[node].address}:{NODE_PORT}/"
-
-        def answer(url: str = url) -> str:
-            try:
-                with urllib.request.urlopen(url, timeout=3) as response:
-                    return str(response.read().decode().strip())
-            except OSError as exc:
-                return f"failed: {exc}"
-
-        def answered(answer: Callable[[], str] = answer) -> bool:
-            return answer() in ("web-b", "web-c")
-
-        assert wait_until(f"NodePort on {node}", answered)
+        assert wait_until(f"NodePort on {node}", functools.partial(web_answers, url))
 
 
 def test_a_pod_started_after_the_service_gets_its_environment_variables(fleet: LanFleet) -> None:
-    fleet.apply(_pod("late-a", "node-1", "exec sleep 100000"))
-    _pod_ip(fleet, "late-a")
+    fleet.apply(pod_manifest("late-a", "node-1", "exec sleep 100000"))
+    pod_ip(fleet, "late-a")
     env = fleet.exec_in("node-1", "late-a", "env").stdout.splitlines()
     assert {"WEB_SERVICE_HOST=10.43.0.10", "WEB_SERVICE_PORT=80", "WEB_PORT=tcp://10.43.0.10:80"} <= set(env)
-    unlinked = json.loads(_pod("unlinked-a", "node-1", "exec sleep 100000"))
+    unlinked = json.loads(pod_manifest("unlinked-a", "node-1", "exec sleep 100000"))
     unlinked["spec"]["enableServiceLinks"] = False
     fleet.apply(json.dumps(unlinked))
-    _pod_ip(fleet, "unlinked-a")
+    pod_ip(fleet, "unlinked-a")
     assert not [line for line in fleet.exec_in("node-1", "unlinked-a", "env").stdout.splitlines() if "SERVICE" in line]
 
 
 def test_a_host_network_pod_with_cluster_first_with_host_net_uses_the_cluster_dns(fleet: LanFleet) -> None:
-    manifest = json.loads(_pod("hostnet-a", "node-1", "exec sleep 100000"))
+    manifest = json.loads(pod_manifest("hostnet-a", "node-1", "exec sleep 100000"))
     manifest["spec"].update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
     fleet.apply(json.dumps(manifest))
 
@@ -215,7 +149,7 @@ def test_a_host_network_pod_with_cluster_first_with_host_net_uses_the_cluster_dn
 
 
 def test_the_data_path_outlives_an_agent_restart(fleet: LanFleet) -> None:
-    wait_until("the service answering", lambda: _get(fleet, "web") in ("web-b", "web-c"))
+    wait_until("the service answering", lambda: get_page(fleet, "web") in ("web-b", "web-c"))
 
     def rules() -> str:
         """node-1's table, without the affinity sets' countdowns (their clients stay, their expiry runs)."""
@@ -224,11 +158,11 @@ def test_the_data_path_outlives_an_agent_restart(fleet: LanFleet) -> None:
     before = rules()
     fleet.kill_agent("node-1")
     # Agent gone: kernel routes and rules stay (DNS, in the agent, is down: the clusterIP still answers).
-    assert _get(fleet, CLUSTER_IP) in ("web-b", "web-c")
-    assert _get(fleet, _pod_ip(fleet, "web-c"), 8080) == "web-c"
+    assert get_page(fleet, CLUSTER_IP) in ("web-b", "web-c")
+    assert get_page(fleet, pod_ip(fleet, "web-c"), 8080) == "web-c"
     fleet.start_agent("node-1")
     wait_until("node-1 Ready again", lambda: fleet.node_ready("node-1"))
-    wait_until("DNS back", lambda: _get(fleet, "web") in ("web-b", "web-c"))
+    wait_until("DNS back", lambda: get_page(fleet, "web") in ("web-b", "web-c"))
     assert rules() == before
 
 
@@ -265,19 +199,19 @@ def _leaving_backends(fleet: LanFleet, service: str, cluster_ip: str, staying: s
     manifest["spec"].update(type="ClusterIP", clusterIP=cluster_ip, selector={"app": service})
     del manifest["spec"]["ports"][0]["nodePort"]
     fleet.apply(json.dumps(manifest))
-    fleet.apply(_pod(staying, "node-3", SERVE))
-    pod = json.loads(_pod(leaving, "node-2", SERVE_THROUGH_TERM))
+    fleet.apply(pod_manifest(staying, "node-3", SERVE))
+    pod = json.loads(pod_manifest(leaving, "node-2", SERVE_THROUGH_TERM))
     pod["spec"]["terminationGracePeriodSeconds"] = LEAVING_GRACE
     fleet.apply(json.dumps(pod))
     for name in ("client-a", staying, leaving):
-        _pod_ip(fleet, name)
+        pod_ip(fleet, name)
     wait_until(
         f"{staying} and {leaving} both answering",
-        lambda: {_get(fleet, cluster_ip) for _ in range(8)} == {staying, leaving},
+        lambda: {get_page(fleet, cluster_ip) for _ in range(8)} == {staying, leaving},
         timeout=90,
     )
     # Both answer while both are in: the 24 connections after the pod leaves would have reached both before.
-    assert {_get(fleet, cluster_ip) for _ in range(24)} == {staying, leaving}
+    assert {get_page(fleet, cluster_ip) for _ in range(24)} == {staying, leaving}
 
 
 def _endpoint_ips(fleet: LanFleet, service: str) -> set[str]:
@@ -294,13 +228,15 @@ def _assert_leaves_before_its_containers_stop(
 ) -> None:
     """The leaving pod's IP leaves the Endpoints while its container runs; new connections all go to `staying`."""
     wait_until(f"{leaving} out of the Endpoints", lambda: ip not in _endpoint_ips(fleet, service))
-    assert _endpoint_ips(fleet, service) == {_pod_ip(fleet, staying)}
+    assert _endpoint_ips(fleet, service) == {pod_ip(fleet, staying)}
     assert _running(fleet, "node-2", leaving), "the Endpoints lost the pod only after its containers stopped"
-    wait_until(f"{leaving} out of node-1's rules", lambda: all(_get(fleet, cluster_ip) == staying for _ in range(6)))
-    answers = [_get(fleet, cluster_ip) for _ in range(24)]
+    wait_until(
+        f"{leaving} out of node-1's rules", lambda: all(get_page(fleet, cluster_ip) == staying for _ in range(6))
+    )
+    answers = [get_page(fleet, cluster_ip) for _ in range(24)]
     # Still running (and serving on its own IP) after those 24: every one of them could have reached it.
     assert _running(fleet, "node-2", leaving)
-    assert _get(fleet, ip, 8080) == leaving
+    assert get_page(fleet, ip, 8080) == leaving
     assert set(answers) == {staying}, answers
     wait_until(
         f"{leaving}'s containers stopped", lambda: not _running(fleet, "node-2", leaving), timeout=LEAVING_GRACE + 60
@@ -311,7 +247,7 @@ def test_a_deleted_pod_leaves_the_endpoints_before_its_containers_stop_and_gets_
     fleet: LanFleet,
 ) -> None:
     _leaving_backends(fleet, "webdel", "10.43.0.30", "webdel-b", "webdel-c")
-    ip = _pod_ip(fleet, "webdel-c")
+    ip = pod_ip(fleet, "webdel-c")
     assert fleet.api.delete("Pod", "webdel-c").ok
     _assert_leaves_before_its_containers_stop(fleet, "webdel", "10.43.0.30", "webdel-b", "webdel-c", ip)
 
@@ -320,7 +256,7 @@ def test_an_evicted_pod_leaves_the_endpoints_before_its_containers_stop_and_gets
     fleet: LanFleet,
 ) -> None:
     _leaving_backends(fleet, "webev", "10.43.0.31", "webev-b", "webev-c")
-    ip = _pod_ip(fleet, "webev-c")
+    ip = pod_ip(fleet, "webev-c")
     try:
         drained = fleet.api.call(ApiRequest(verb=Verb.DRAIN, kind="Node", name="node-2"))
         assert drained.ok
@@ -331,5 +267,5 @@ def test_an_evicted_pod_leaves_the_endpoints_before_its_containers_stop_and_gets
     finally:
         # The drain cordoned node-2 and evicted web-b too: put both back for whatever runs after.
         fleet.api.call(ApiRequest(verb=Verb.UNCORDON, kind="Node", name="node-2"))
-        fleet.apply(_pod("web-b", "node-2", SERVE))
-    _pod_ip(fleet, "web-b")
+        fleet.apply(pod_manifest("web-b", "node-2", SERVE))
+    pod_ip(fleet, "web-b")

@@ -11,9 +11,12 @@ The broker stays on the host, reached through the node's veth to the host (NetNo
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,3 +140,88 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0, inter
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+# -- a Service over busybox httpd pods, and a client pod that asks it (test_pod_network, test_userspace_proxy) -------
+CLUSTER_IP = "10.43.0.10"
+NODE_PORT = 30080
+SERVE = "touch /tmp/ready && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"
+#: Ready while /tmp/ready exists (a test removes it to take a pod out of the Service).
+READINESS = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}
+SERVICE = json.dumps({
+    "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+    "spec": {"type": "NodePort", "clusterIP": CLUSTER_IP, "selector": {"app": "web"},
+             "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": NODE_PORT}]},
+})  # fmt: skip
+
+
+def pod_manifest(name: str, node: str, command: str) -> str:
+    """A busybox pod on `node`, labelled app=<name up to its first dash>; `web…` pods serve port `http` (8080)."""
+    container: dict[str, object] = {
+        "name": "main",
+        "image": "localhost/edgekube/busybox:1",
+        "command": ["/bin/sh", "-c", command],
+    }
+    if name.startswith("web"):
+        container.update(ports=[{"name": "http", "containerPort": 8080}], readinessProbe=READINESS)
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name.split("-", maxsplit=1)[0]}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [container]},
+    })  # fmt: skip
+
+
+def pod_ip(fleet: LanFleet, name: str) -> str:
+    """The pod's IP once it is Running."""
+
+    def ip() -> str | None:
+        pods = fleet.try_list("Pod") or []
+        pod = next((p for p in pods if p["metadata"]["name"] == name), None)
+        status = (pod or {}).get("status") or {}
+        return str(status["podIP"]) if status.get("phase") == "Running" and status.get("podIP") else None
+
+    return str(wait_until(f"{name} Running with an IP", ip, timeout=90))
+
+
+def resolve(fleet: LanFleet, name: str) -> str:
+    """The name's address as the client pod (client-a on node-1) resolves it (cluster DNS, search path, ndots:5).
+
+    busybox's own resolver (nslookup): the demo image's static busybox has no NSS, so its wget and nc cannot.
+    """
+    done = fleet.exec_in("node-1", "client-a", "nslookup", "-type=a", name)
+    found = re.findall(r"^Address: (\S+)$", done.stdout, re.MULTILINE)
+    return found[-1] if found else ""
+
+
+def get_page(fleet: LanFleet, host: str, port: int = 80, attempts: int = 3) -> str:
+    """The page the client pod (client-a on node-1) gets from host:port (a name is resolved first), or why not.
+
+    A request that gets no answer at all is tried again (up to `attempts`): on a loaded test machine busybox's
+    resolver and nc time out now and then, and which pod answers is what the tests look at, not the timeouts.
+    """
+    result = ""
+    for _ in range(attempts):
+        address = host if host[0].isdigit() else resolve(fleet, host)
+        if not address:
+            result = f"failed: {host} does not resolve"
+            continue
+        request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {address} {port}"
+        done = fleet.exec_in("node-1", "client-a", "sh", "-c", request)
+        if "200 OK" in done.stdout:
+            return done.stdout.rsplit("\n\n", 1)[-1].strip()
+        result = f"failed: {done.stdout!r}"
+    return result
+
+
+def http_get(url: str) -> str:
+    """The body at `url` from the host, stripped, or why not."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return str(response.read().decode().strip())
+    except OSError as exc:
+        return f"failed: {exc}"
+
+
+def web_answers(url: str) -> bool:
+    """`url`, asked from the host, is answered by one of the Service's pods (web-b, web-c)."""
+    return http_get(url) in ("web-b", "web-c")
