@@ -2,12 +2,16 @@
 
 One fleet for the module (the tests run in file order and build on each other): `make wheel` into a temporary
 wheelhouse, machines from the cached image (tests/support/machines.py), an inventory over the
-`containers.podman.podman` connection, and the playbook with TLS on (the CA in a temporary directory, issued by
-this repository's `edgekube ca`). `ekctl` runs on the host with the admin identity the broker role issues.
+`podman_pipelined` connection (ansible/connection_plugins/), and the playbook with TLS on (the CA in a temporary
+directory, issued by this repository's `edgekube ca`) and the role defaults otherwise, the pod network included.
+`ekctl` runs on the host with the admin identity the broker role issues. The pod network is checked with a web pod
+on node-2, a client pod on node-1 and a ClusterIP Service (podCIDRs, routes, pod to pod, Service by name), and is
+still answering after the rolling upgrade restarted every agent.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shutil
@@ -48,6 +52,46 @@ spec:
     - name: main
       image: {DEMO_IMAGE}
       command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+"""
+#: The pod network (on by default in the agent role): a web pod on node-2 serving its own name, a client pod on
+#: node-1, and a ClusterIP Service in front of the web pod.
+WEB_PORT = 8080
+SERVICE_PORT = 80
+NETWORK_MANIFEST = f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {{app: web}}
+spec:
+  nodeName: node-2
+  containers:
+    - name: main
+      image: {DEMO_IMAGE}
+      command:
+        - sh
+        - -c
+        - mkdir -p /www && echo web-on-node-2 > /www/index.html && exec httpd -f -p {WEB_PORT} -h /www
+      ports: [{{name: http, containerPort: {WEB_PORT}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  nodeName: node-1
+  containers:
+    - name: main
+      image: {DEMO_IMAGE}
+      command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {{app: web}}
+  ports: [{{name: http, port: {SERVICE_PORT}, targetPort: http}}]
 """
 
 
@@ -101,7 +145,8 @@ class Fleet:
         inventory = {
             "all": {
                 "vars": {
-                    "ansible_connection": "containers.podman.podman",
+                    # containers.podman.podman with pipelining: one `podman exec` per module instead of four.
+                    "ansible_connection": "podman_pipelined",
                     "ansible_podman_extra_args": " ".join(self.host.global_args),
                     "ansible_python_interpreter": "/usr/bin/python3",
                     "edgekube_ca_dir": str(self.ca_dir),
@@ -194,6 +239,41 @@ def agent_state(node: Machine) -> dict[str, str]:
     return node.show("edgekube-agent", "Type", "ActiveState", "NRestarts", "MainPID")
 
 
+def pod_ip(fleet: Fleet, name: str) -> str:
+    """The pod's address once it is Running with one."""
+
+    def ip() -> str | None:
+        status = fleet.ekctl_json("get", "pod", name).get("status") or {}
+        return str(status["podIP"]) if status.get("phase") == "Running" and status.get("podIP") else None
+
+    return str(wait_until(f"pod {name} Running with an address", ip))
+
+
+def http_get_from_client(fleet: Fleet, address: str, port: int, attempts: int = 5) -> str:
+    """The page the client pod on node-1 gets from address:port (through `ekctl exec`), or what it got instead.
+
+    A request with no answer at all is tried again: on a loaded machine busybox's nc times out now and then.
+    """
+    got = ""
+    for _ in range(attempts):
+        request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {address} {port}"
+        done = fleet.ekctl("exec", "client", "--", "sh", "-c", request, check=False)
+        if "200 OK" in done.stdout:
+            return done.stdout.rsplit("\n\n", 1)[-1].strip()
+        got = f"no page: {done.stdout!r} {done.stderr!r}"
+    return got
+
+
+def resolve_in_client(fleet: Fleet, name: str) -> str:
+    """The name's address as the client pod resolves it (its resolv.conf: the cluster DNS on its node's bridge).
+
+    busybox's nslookup: the demo image's static busybox has no NSS, so its nc cannot resolve names itself.
+    """
+    done = fleet.ekctl("exec", "client", "--", "nslookup", "-type=a", name, check=False)
+    found = re.findall(r"^Address: (\S+)$", done.stdout, re.MULTILINE)
+    return found[-1] if found else ""
+
+
 @pytest.fixture(scope="module")
 def fleet(
     machine_host: MachineHost, machine_image: ImageBuild, tmp_path_factory: pytest.TempPathFactory
@@ -255,6 +335,50 @@ def test_a_pod_applied_from_the_host_runs_on_a_node(fleet: Fleet) -> None:
     assert pod["spec"]["nodeName"] in NODES
     running = json.loads(fleet.pod_node().exec("podman", "ps", "--format", "json").stdout)
     assert any(entry["Names"][0].endswith("main") and entry["State"] == "running" for entry in running), running
+
+
+def test_each_node_has_its_own_pod_cidr_routes_to_the_other_and_pods_get_addresses_from_it(fleet: Fleet) -> None:
+    manifest = fleet.workdir / "network.yaml"
+    manifest.write_text(NETWORK_MANIFEST)
+    fleet.ekctl("apply", "-f", str(manifest))
+    cidrs = {name: fleet.ekctl_json("get", "node", name)["spec"].get("podCIDR") or "" for name in NODES}
+    assert all(cidrs.values()) and len(set(cidrs.values())) == len(NODES), cidrs
+    for name, cidr in cidrs.items():
+        assert ipaddress.IPv4Network(cidr).subnet_of(ipaddress.IPv4Network("10.42.0.0/16")), (name, cidr)
+    for pod, node in (("web", "node-2"), ("client", "node-1"), (POD, fleet.pod()["spec"]["nodeName"])):
+        assert ipaddress.ip_address(pod_ip(fleet, pod)) in ipaddress.ip_network(cidrs[node]), (pod, node, cidrs)
+    wide = fleet.ekctl("get", "pods", "-o", "wide").stdout
+    assert pod_ip(fleet, "web") in wide and pod_ip(fleet, "client") in wide, wide
+    # host-gw: each node routes the other's podCIDR via the other's address on the machines' LAN (proto 211).
+    for name, other in (("node-1", "node-2"), ("node-2", "node-1")):
+        want = f"{cidrs[other]} via {fleet.node(other).address}"
+
+        def routed(name: str = name, want: str = want) -> bool:
+            out = fleet.node(name).exec("ip", "-4", "route", "show", "proto", "211").stdout
+            return want in {" ".join(line.split()[:3]) for line in out.splitlines()}
+
+        assert wait_until(f"the route {want} on {name}", routed)
+
+
+def test_a_pod_on_node_1_reaches_a_pod_on_node_2_by_its_address(fleet: Fleet) -> None:
+    assert http_get_from_client(fleet, pod_ip(fleet, "web"), WEB_PORT) == "web-on-node-2"
+
+
+def test_a_cluster_ip_service_answers_by_name_from_a_pod_on_the_other_node(fleet: Fleet) -> None:
+    cluster_ip = fleet.ekctl_json("get", "service", "web")["spec"]["clusterIP"]
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network("10.43.0.0/16")
+    assert wait_until(
+        "web to resolve to its clusterIP in the client pod", lambda: resolve_in_client(fleet, "web") == cluster_ip
+    )
+    assert resolve_in_client(fleet, "web.default.svc.cluster.local") == cluster_ip
+    # The node proxy's rules on node-1 (the client's node) send the clusterIP to the web pod on node-2.
+    assert wait_until(
+        "the Service to answer from the client pod",
+        lambda: (
+            http_get_from_client(fleet, resolve_in_client(fleet, "web"), SERVICE_PORT, attempts=1) == "web-on-node-2"
+        ),
+    )
+    assert "table ip edgekube" in fleet.node("node-1").exec("nft", "list", "tables").stdout
 
 
 def test_a_second_playbook_run_changes_nothing(fleet: Fleet) -> None:
@@ -319,7 +443,9 @@ def test_a_frozen_agent_is_restarted_by_the_watchdog_and_its_pods_keep_running(f
     node.exec("systemctl", "daemon-reload")
 
 
-def test_a_rolling_upgrade_to_a_rebuilt_wheel_restarts_every_agent_and_no_pod(fleet: Fleet) -> None:
+def test_a_rolling_upgrade_to_a_rebuilt_wheel_restarts_every_agent_and_no_pod_and_the_service_still_answers(
+    fleet: Fleet,
+) -> None:
     upgrade = fleet.workdir / "wheelhouse-2"
     shutil.copytree(fleet.wheelhouse, upgrade)
     for old in upgrade.glob("edgekube-*.whl"):
@@ -340,9 +466,9 @@ def test_a_rolling_upgrade_to_a_rebuilt_wheel_restarts_every_agent_and_no_pod(fl
         capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
 
-    pod_node = fleet.pod_node()
-    containers_before = containers(pod_node)
-    restarts_before = restart_counts(fleet.pod())
+    containers_before = {name: containers(fleet.node(name)) for name in NODES}
+    restarts_before = {pod: restart_counts(fleet.ekctl_json("get", "pod", pod)) for pod in (POD, "web", "client")}
+    addresses_before = {pod: pod_ip(fleet, pod) for pod in (POD, "web", "client")}
     agents_before = {name: agent_state(fleet.node(name))["MainPID"] for name in NODES}
 
     began = time.monotonic()
@@ -359,5 +485,13 @@ def test_a_rolling_upgrade_to_a_rebuilt_wheel_restarts_every_agent_and_no_pod(fl
             "/opt/edgekube/venv/bin/python", "-c", "import importlib.metadata as m; print(m.version('edgekube'))"
         )
         assert version.stdout.strip() == "0.1.0+rollout.2", name
-    assert containers(pod_node) == containers_before
-    assert restart_counts(fleet.pod()) == restarts_before
+    assert {name: containers(fleet.node(name)) for name in NODES} == containers_before
+    assert {pod: restart_counts(fleet.ekctl_json("get", "pod", pod)) for pod in restarts_before} == restarts_before
+    assert {pod: pod_ip(fleet, pod) for pod in addresses_before} == addresses_before
+    # The upgraded agents took the pod network over where the old ones left it: the Service answers by name.
+    assert wait_until(
+        "the Service to answer the client pod after the upgrade",
+        lambda: (
+            http_get_from_client(fleet, resolve_in_client(fleet, "web"), SERVICE_PORT, attempts=1) == "web-on-node-2"
+        ),
+    )

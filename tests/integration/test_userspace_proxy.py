@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edgekube.agent.network.loopback import LABEL
+from edgekube.cli.describe_node import describe_node
 from tests.support.podnet import (
     CLUSTER_IP,
     NODE_PORT,
@@ -58,6 +60,8 @@ def test_every_node_reports_the_userspace_proxy(fleet: LanFleet) -> None:
     assert wait_until("proxyMode on every node", lambda: len(modes()) == 3 and modes()) == {
         node: "userspace" for node in fleet.nodes
     }
+    node = next(n for n in fleet.try_list("Node") or [] if n["metadata"]["name"] == "node-1")
+    assert re.search(r"^  Proxy Mode:\s+userspace$", describe_node(node, []), re.MULTILINE)
 
 
 def test_a_service_by_name_answers_from_pods_on_both_other_nodes(fleet: LanFleet) -> None:

@@ -2,6 +2,7 @@
 
 Both must list only the addresses labelled `lo:edgekube`, refuse an address that is already there, and never remove
 an address someone else put on the device; UserspaceProxy.start removes an earlier run's leftovers and nothing else.
+Also the `auto` mode's probe on the real `nft`: this kernel takes it, and it leaves no table behind.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from edgekube.agent.network.loopback import IpLoopback, ServiceAddresses
+from edgekube.agent.network.proxymode import nft_problem
 from edgekube.agent.network.userspace import Frontend, Target, UserspaceProxy
 from edgekube.model.errors import RuntimeFailure
 from tests.support.netfakes import FakeAddresses
@@ -90,3 +92,14 @@ def test_start_removes_an_earlier_runs_addresses_only(addresses: ServiceAddresse
         argv = ["ip", "-n", netns, "-4", "addr", "show", "dev", "lo"]
         shown = subprocess.run(argv, capture_output=True, text=True, check=True)
         assert f"{FOREIGN}/32" in shown.stdout
+
+
+def test_the_nft_probe_passes_on_this_kernel_and_leaves_no_table(netns: str) -> None:
+    enter = ["nsenter", f"--net=/run/netns/{netns}"]
+    assert nft_problem((*enter, "nft")) == ""
+    listed = subprocess.run([*enter, "nft", "list", "tables"], capture_output=True, text=True, check=True)
+    assert listed.stdout == ""
+
+
+def test_the_nft_probe_names_why_nft_cannot_be_used() -> None:
+    assert nft_problem(("/nonexistent/nft",)).startswith("/nonexistent/nft: [Errno 2] No such file or directory")

@@ -19,6 +19,10 @@ Choices, and why:
   address with no port mapping, and the machines reach each other (nodes → the master's broker) and the mirror.
   It does not collide with the pod networks of the Podman *inside* each node: those are Podman's default
   10.88.0.0/16, in each node's own network namespace, so two nodes may both use it.
+- **apt's downloads are kept** (`CACHE/apt-archives`, one directory per machine name, bind-mounted at
+  `/var/cache/apt/archives`): the playbook's apt tasks still refresh the lists and really install every package,
+  but the `.deb` files of the last run are there, so only what changed on the mirror is downloaded again. A
+  directory is lent to one run at a time (a lock file beside it); a second run at once gets none and downloads.
 - **Leftovers of a killed run** are removed at the next start: every container carries the label `OWNER_LABEL`
   with its creator's pid and start time; a container whose creator is gone is removed. Containers of another
   live run (two `make test` at once) are left alone, and each run names its machines with its own run id.
@@ -39,6 +43,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 #: Bump when the way the image is built changes (not the package list: that is hashed as it is).
 RECIPE_VERSION = 1
@@ -110,6 +115,8 @@ class MachineHost:
         self.runroot = cache / "run"
         self.containers_conf = cache / "containers.conf"
         self.network_dir = cache / "networks"
+        #: Per machine name, its /var/cache/apt/archives (kept between runs: the .debs the playbook installs).
+        self.apt_cache = cache / "apt-archives"
         self.owner = _owner_token(os.getpid())
         for path in (self.cache, self.root, self.runroot, self.network_dir, self.runroot / "libpod"):
             path.mkdir(parents=True, exist_ok=True)
@@ -220,14 +227,28 @@ class MachineHost:
                 removed.append(name)
         return removed
 
-    def start_machine(self, image: str, hostname: str, run_id: str) -> Machine:
+    def start_machine(self, image: str, hostname: str, run_id: str, apt_cache: Path | None = None) -> Machine:
+        """Run a machine; `apt_cache`: a host directory mounted as its /var/cache/apt/archives."""
         name = f"ekf-{run_id}-{hostname}"
+        volumes = ["--volume", f"{apt_cache}:/var/cache/apt/archives"] if apt_cache is not None else []
         self.podman(
             "run", "-d", "--systemd=always", "--privileged", "--network", NETWORK,
             "--hostname", hostname, "--name", name, "--label", f"{OWNER_LABEL}={self.owner}",
-            image, "/sbin/init",
+            *volumes, image, "/sbin/init",
         )  # fmt: skip
         return Machine(self, name, hostname)
+
+    def lend_apt_cache(self, hostname: str) -> tuple[Path, IO[str]] | None:
+        """The machine name's apt download directory and its lock (held until closed), None if another run has it."""
+        path = self.apt_cache / hostname
+        (path / "partial").mkdir(parents=True, exist_ok=True)
+        lock = (self.apt_cache / f"{hostname}.lock").open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return None
+        return path, lock
 
 
 @dataclass
@@ -303,12 +324,17 @@ class Machines:
         self.image = image
         self.run_id = uuid.uuid4().hex[:6]
         self.machines: dict[str, Machine] = {}
+        self._apt_locks: list[IO[str]] = []
 
     def start(self, *hostnames: str) -> list[Machine]:
         self.host.ensure_network()
         started = []
         for hostname in hostnames:
-            machine = self.host.start_machine(self.image, hostname, self.run_id)
+            lent = self.host.lend_apt_cache(hostname)
+            if lent is not None:
+                self._apt_locks.append(lent[1])
+            apt_cache = lent[0] if lent is not None else None
+            machine = self.host.start_machine(self.image, hostname, self.run_id, apt_cache)
             self.machines[hostname] = machine
             started.append(machine)
         for machine in started:
@@ -325,6 +351,9 @@ class Machines:
         for machine in self.machines.values():
             machine.remove()
         self.machines.clear()
+        for lock in self._apt_locks:
+            lock.close()
+        self._apt_locks.clear()
 
 
 def have_tools() -> str | None:
