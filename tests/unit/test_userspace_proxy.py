@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekube.agent import wiring
 from edgekube.agent.app import AgentConfig
 from edgekube.agent.network.netagent import NetworkAgent
 from edgekube.agent.network.proxymode import choose
@@ -218,6 +219,18 @@ def test_auto_is_nftables_when_nft_loads_the_probe_else_userspace_with_the_reaso
     assert choose("auto", lambda: "")[0] == "nftables"
     mode, why = choose("auto", lambda: "nft: No such file or directory")
     assert (mode, why) == ("userspace", "proxy_mode auto: nftables unusable (nft: No such file or directory)")
+
+
+def test_auto_falls_back_to_userspace_on_a_node_without_nft_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nft on it
+    config = AgentConfig(node_name="n1", state_dir=tmp_path, pod_network=True)
+    with caplog.at_level(logging.INFO):
+        assert wiring.proxy_mode(config) == "userspace"
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("node proxy:")]
+    assert len(lines) == 1
+    assert lines[0].startswith("node proxy: userspace (proxy_mode auto: nftables unusable (nft: [Errno 2] ")
 
 
 def test_an_unknown_proxy_mode_is_refused_naming_the_setting(tmp_path: Path) -> None:
