@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import resource
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -82,6 +83,17 @@ class Relays:
         self._thread = threading.Thread(target=self._loop.run_forever, name="agent-proxy", daemon=True)
 
     def start(self) -> Relays:
+        """Start the loop thread; the process's soft open-file limit is raised to its hard one first.
+
+        Each relayed connection holds two descriptors, so systemd's default soft limit (1024) would be reached before
+        `max_connections`; raising it, as Go does for every program, is what systemd advises such daemons to do.
+        """
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            except (OSError, ValueError) as exc:
+                log.warning("userspace proxy: open files limit stays %d: %s", soft, exc)
         self._thread.start()
         return self
 
