@@ -183,16 +183,21 @@ def test_a_node_leaving_and_rejoining_takes_its_routes_away_and_back(fleet: LanF
 
 
 # -- pods leaving a Service by deletion and eviction (issue 13): last, as the drain disturbs node-2 ----------------
-#: Ignores SIGTERM (the ignored disposition survives httpd's exec): a leaving pod keeps serving for its whole grace
-#: period, so the tests can see its address leave the Endpoints while its container still runs.
-SERVE_THROUGH_TERM = f"trap '' TERM; {SERVE}"
-LEAVING_GRACE = 20
+#: Ignores SIGTERM (httpd in the background inherits the ignored disposition) and serves until the test creates
+#: /tmp/stop, or for its whole grace period: the tests see its address leave the Endpoints while its container
+#: still runs, however slow the machine, and end it once they have seen that instead of waiting out the grace.
+SERVE_THROUGH_TERM = (
+    "trap '' TERM; touch /tmp/ready && echo $HOSTNAME > /www/index.html && httpd -p 8080 -h /www"
+    " && until [ -e /tmp/stop ]; do sleep 1; done"
+)
+LEAVING_GRACE = 300
 
 
 def _leaving_backends(fleet: LanFleet, service: str, cluster_ip: str, staying: str, leaving: str) -> None:
     """Service `service` at cluster_ip over pods `<service>-b` (staying, grace 0) and `<service>-c` (leaving).
 
-    The leaving pod serves through SIGTERM for LEAVING_GRACE seconds. Returns once both have answered.
+    The leaving pod serves through SIGTERM until /tmp/stop exists (at most LEAVING_GRACE seconds). Returns once
+    both have answered.
     """
     manifest = json.loads(SERVICE)
     manifest["metadata"]["name"] = service
@@ -238,9 +243,8 @@ def _assert_leaves_before_its_containers_stop(
     assert _running(fleet, "node-2", leaving)
     assert get_page(fleet, ip, 8080) == leaving
     assert set(answers) == {staying}, answers
-    wait_until(
-        f"{leaving}'s containers stopped", lambda: not _running(fleet, "node-2", leaving), timeout=LEAVING_GRACE + 60
-    )
+    fleet.exec_in("node-2", leaving, "touch", "/tmp/stop")  # seen: end the grace period now
+    wait_until(f"{leaving}'s containers stopped", lambda: not _running(fleet, "node-2", leaving), timeout=60)
 
 
 def test_a_deleted_pod_leaves_the_endpoints_before_its_containers_stop_and_gets_no_new_connections(

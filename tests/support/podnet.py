@@ -146,8 +146,14 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0, inter
 CLUSTER_IP = "10.43.0.10"
 NODE_PORT = 30080
 SERVE = "touch /tmp/ready && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"
-#: Ready while /tmp/ready exists (a test removes it to take a pod out of the Service).
-READINESS = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}
+#: Ready while /tmp/ready exists (a test removes it to take a pod out of the Service). A removed file fails the
+#: next probe at once; the long timeout only keeps a slow `podman exec` on a loaded machine from failing it.
+READINESS = {
+    "exec": {"command": ["cat", "/tmp/ready"]},
+    "periodSeconds": 1,
+    "failureThreshold": 1,
+    "timeoutSeconds": 10,
+}
 SERVICE = json.dumps({
     "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
     "spec": {"type": "NodePort", "clusterIP": CLUSTER_IP, "selector": {"app": "web"},
