@@ -28,6 +28,7 @@ from tests.support.podnet import (
     pod_manifest,
     wait_until,
     web_answers,
+    web_fleet,
 )
 from tests.support.prerequisites import require_mosquitto, require_netns, require_podman
 
@@ -39,14 +40,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LanFleet]:
     require_netns()
     # Kubernetes' 300 s before pods of a NotReady node are evicted: a killed agent's pods must outlive its restart.
     eviction = ["--pod-eviction-timeout", "300"]
-    with LanFleet(Path(tmp_path_factory.mktemp("podnet")), 3, master_args=eviction) as started:
-        for name, node, command in (
-            ("web-b", "node-2", SERVE),
-            ("web-c", "node-3", SERVE),
-            ("client-a", "node-1", "exec sleep 100000"),
-        ):
-            started.apply(pod_manifest(name, node, command))
-        started.apply(SERVICE)
+    with web_fleet(Path(tmp_path_factory.mktemp("podnet")), master_args=eviction) as started:
         yield started
 
 

@@ -21,14 +21,11 @@ from edgekube.cli.describe_node import describe_node
 from tests.support.podnet import (
     CLUSTER_IP,
     NODE_PORT,
-    SERVE,
-    SERVICE,
     LanFleet,
     get_page,
-    pod_ip,
-    pod_manifest,
     wait_until,
     web_answers,
+    web_fleet,
 )
 from tests.support.prerequisites import require_mosquitto, require_netns, require_podman
 
@@ -38,17 +35,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LanFleet]:
     require_podman()
     require_mosquitto()
     require_netns()
-    root = Path(tmp_path_factory.mktemp("userspace"))
-    with LanFleet(root, 3, agent_args=["--proxy-mode", "userspace"]) as started:
-        for name, node, command in (
-            ("web-b", "node-2", SERVE),
-            ("web-c", "node-3", SERVE),
-            ("client-a", "node-1", "exec sleep 100000"),
-        ):
-            started.apply(pod_manifest(name, node, command))
-        started.apply(SERVICE)
-        for name in ("web-b", "web-c", "client-a"):
-            pod_ip(started, name)
+    with web_fleet(Path(tmp_path_factory.mktemp("userspace")), agent_args=["--proxy-mode", "userspace"]) as started:
         yield started
 
 

@@ -17,7 +17,8 @@ import re
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,23 @@ def http_get(url: str) -> str:
             return str(response.read().decode().strip())
     except OSError as exc:
         return f"failed: {exc}"
+
+
+@contextmanager
+def web_fleet(root: Path, **kwargs: Any) -> Iterator[LanFleet]:
+    """A started LanFleet (kwargs as LanFleet's) with the Service `web` over web-b (node-2) and web-c (node-3), and
+    the client pod client-a on node-1, all three with their addresses."""
+    with LanFleet(root, 3, **kwargs) as started:
+        for name, node, command in (
+            ("web-b", "node-2", SERVE),
+            ("web-c", "node-3", SERVE),
+            ("client-a", "node-1", "exec sleep 100000"),
+        ):
+            started.apply(pod_manifest(name, node, command))
+        started.apply(SERVICE)
+        for name in ("web-b", "web-c", "client-a"):
+            pod_ip(started, name)
+        yield started
 
 
 def web_answers(url: str) -> bool:

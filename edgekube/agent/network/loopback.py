@@ -8,11 +8,9 @@ how the agent knows its own addresses: it lists, adds and removes only addresses
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Sequence
 from typing import Protocol
 
-from edgekube.model.errors import RuntimeFailure
+from edgekube.agent.network.iproute import IpCommand
 
 DEVICE = "lo"
 LABEL = "lo:edgekube"
@@ -28,22 +26,10 @@ class ServiceAddresses(Protocol):
     def delete(self, address: str) -> None: ...
 
 
-class IpLoopback:
+class IpLoopback(IpCommand):
     """ServiceAddresses with iproute2's `ip` in the agent's network namespace (`prefix`: e.g. nsenter, for tests)."""
 
-    def __init__(self, binary: str = "ip", timeout: float = 10.0, prefix: Sequence[str] = ()) -> None:
-        self.argv = [*prefix, binary]
-        self.timeout = timeout
-
-    def _run(self, *args: str) -> str:
-        argv = [*self.argv, *args]
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise RuntimeFailure(f"{' '.join(argv)}: {exc}", reason="ProxyAddressError") from exc
-        if done.returncode != 0:
-            raise RuntimeFailure(f"{' '.join(argv)}: {done.stderr.strip()}", reason="ProxyAddressError")
-        return done.stdout
+    reason = "ProxyAddressError"
 
     def list(self) -> set[str]:
         links = json.loads(self._run("-4", "-j", "addr", "show", "dev", DEVICE) or "[]")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from edgekube.agent.network.iproute import IpCommand
 from edgekube.model.errors import RuntimeFailure
 from edgekube.model.netstate import RouteTable
 
@@ -56,22 +56,10 @@ def plan(want: Mapping[str, str], have: Mapping[str, str]) -> list[Replace | Del
     return actions
 
 
-class IpRoutes:
+class IpRoutes(IpCommand):
     """HostRoutes with iproute2's `ip` in the agent's network namespace (`prefix`: e.g. nsenter, for tests)."""
 
-    def __init__(self, binary: str = "ip", timeout: float = 10.0, prefix: Sequence[str] = ()) -> None:
-        self.argv = [*prefix, binary]
-        self.timeout = timeout
-
-    def _run(self, *args: str) -> str:
-        argv = [*self.argv, *args]
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise RuntimeFailure(f"{' '.join(argv)}: {exc}", reason="RouteError") from exc
-        if done.returncode != 0:
-            raise RuntimeFailure(f"{' '.join(argv)}: {done.stderr.strip()}", reason="RouteError")
-        return done.stdout
+    reason = "RouteError"
 
     def list(self) -> dict[str, str]:
         routes = json.loads(self._run("-4", "-j", "route", "show", "proto", str(PROTO)) or "[]")
