@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Number of node agents for `make up`, e.g. make up NODES=3 (default: edgekube up's own)
 NODES ?=
+# `make up NETWORK=pod`: each agent in its own network namespace with the pod network on (Services; needs root)
+NETWORK ?=
 # Masters for `make up`: 2 starts two brokers, an active and a standby master (docs/ha.md), e.g. make up MASTERS=2 NODES=3
 MASTERS ?=
 # `make wheel`: the wheelhouse's target. WHEEL_PLATFORM=manylinux_2_36_aarch64 fetches the dependencies for
@@ -22,7 +24,7 @@ WHEELHOUSE ?= dist/wheelhouse
 
 help:
 	@echo "make install    install system packages and the .venv (idempotent)"
-	@echo "make up         local cluster: Mosquitto, master, node agent(s) on Podman [NODES=n] [MASTERS=2]"
+	@echo "make up         local cluster: Mosquitto, master, node agent(s) on Podman [NODES=n] [MASTERS=2] [NETWORK=pod]"
 	@echo "make down       stop the local cluster"
 	@echo "make test       install, then lint, typecheck, imports and the whole pytest suite"
 	@echo "make wheel      dist/wheelhouse: the edgekube wheel + its dependencies for ansible/ [WHEEL_PLATFORM=...]"
@@ -33,7 +35,7 @@ install:
 	@bash scripts/install.sh
 
 up: install
-	$(BIN)/edgekube up $(if $(NODES),--nodes $(NODES)) $(if $(MASTERS),--masters $(MASTERS)) $(if $(filter 0 no false,$(SECURE)),--insecure,--secure)
+	$(BIN)/edgekube up $(if $(NODES),--nodes $(NODES)) $(if $(MASTERS),--masters $(MASTERS)) $(if $(NETWORK),--network $(NETWORK)) $(if $(filter 0 no false,$(SECURE)),--insecure,--secure)
 
 down:
 	$(BIN)/edgekube down

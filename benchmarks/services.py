@@ -46,8 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
+from edgekube.local.netns import LAN_SUBNET
 from edgekube.model.netstate import EndpointEntry, ServiceEntry, ServicePortEntry, ServiceTable
-from tests.support.podnet import LAN_SUBNET, LanFleet, wait_until
+from tests.support.podnet import LanFleet, wait_until
 from tests.support.simnodes import SimNodes
 
 IMAGE = "localhost/edgekube/busybox:1"

@@ -171,7 +171,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from edgekube.local.cluster import LocalCluster  # noqa: PLC0415
 
     example = None if args.no_example else Path(args.example)
-    LocalCluster.here().up(nodes=args.nodes, example=example, secure=not args.insecure, masters=args.masters)
+    LocalCluster.here().up(
+        nodes=args.nodes, example=example, secure=not args.insecure, masters=args.masters, network=args.network
+    )
     return 0
 
 
@@ -225,6 +227,12 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("up", help="start a local cluster in ./.edgekube (Mosquitto, master, agents)")
     u.add_argument("--nodes", type=int, default=1)
     u.add_argument("--masters", type=int, default=1, help="2: two brokers, an active and a standby master (docs/ha.md)")
+    u.add_argument(
+        "--network",
+        choices=("host", "pod"),
+        default="host",
+        help="pod: each agent in its own network namespace with the pod network on, Services across nodes (root)",
+    )
     u.add_argument("--example", default="examples/hello-pod.yaml")
     u.add_argument("--no-example", action="store_true")
     mode = u.add_mutually_exclusive_group()

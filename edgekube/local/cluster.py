@@ -3,6 +3,11 @@
 With `--masters 2` (make up MASTERS=2) it is the two-board layout of docs/ha.md: two brokers (ports P and P+1),
 master m1 (active) and m2 (standby), each connected to both brokers, and agents knowing both brokers (node i
 prefers broker i, so both carry nodes).
+
+With `--network pod` (make up NETWORK=pod; root) every agent runs in a network namespace of its own (edgekube.local.
+netns: NetNode, plugged into one Lan segment) with its own Podman service inside it and `--pod-network true`, as a
+fleet's boards do (docs/networking.md): Services then answer across nodes. The broker gets an extra listener on each
+namespace's host-side address; run/netns.json records the namespaces so `down` removes them.
 """
 
 from __future__ import annotations
@@ -17,15 +22,17 @@ import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from edgekube.bus import topics
 from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
-from edgekube.local import processes
+from edgekube.local import netns, processes
 from edgekube.local.broker import Mosquitto, pid_from_pidfile, reload_pidfile, stop_pidfile
 from edgekube.local.images import ensure_demo_image
+from edgekube.local.netns import Lan, NetNode, NetnsPodmanService
 from edgekube.local.nfs import Ganesha
-from edgekube.local.pki import ADMIN, MASTER, LocalPki
+from edgekube.local.pki import ADMIN, BROKER, BROKER_NAMES, MASTER, LocalPki
 from edgekube.local.podman_service import PodmanService
 from edgekube.model.errors import EdgekubeError
 from edgekube.model.wire import ApiRequest, ApiResponse, Presence, Verb
@@ -36,6 +43,9 @@ from edgekube.store.sealed import new_key_file
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
+
+#: `--network`: `host` (agents share this machine's network namespace; no pod network) or `pod` (see above).
+NETWORKS = ("host", "pod")
 
 #: The second master's certificate name (the first keeps `edgekube-master`, so a one-master cluster is unchanged).
 MASTER_2 = f"{MASTER}-2"
@@ -146,17 +156,65 @@ class LocalCluster:
         return [f"node-{i}" for i in range(1, count + 1)]
 
     def podman(self, node: str) -> PodmanService:
-        return PodmanService(self.root / "nodes" / node / "podman", pidfile=self.run / f"podman-{node}.pid")
+        """The node's Podman service: inside the node's namespace when run/netns.json records one."""
+        workdir, pidfile = self.root / "nodes" / node / "podman", self.run / f"podman-{node}.pid"
+        net = self._netns_record().get("nodes", {}).get(node)
+        if net is not None:
+            return NetnsPodmanService(workdir, NetNode(int(net["slot"])).path, pidfile=pidfile)
+        return PodmanService(workdir, pidfile=pidfile)
 
-    def _spawn(self, name: str, args: list[str]) -> int:
+    # -- network namespaces (--network pod) ---------------------------------------------------------------
+    @property
+    def _netns_file(self) -> Path:
+        return self.run / "netns.json"
+
+    def _netns_record(self) -> dict[str, Any]:
+        """{"lan": name, "nodes": {node: {"slot": n, "ip": address}}}; empty without --network pod."""
+        try:
+            data = json.loads(self._netns_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _ensure_namespaces(self, nodes: list[str]) -> dict[str, Any]:
+        """The LAN segment and one namespace per node (made if missing), recorded after each step for `down`."""
+        record = self._netns_record()
+        record.setdefault("nodes", {})
+        if "lan" not in record or not netns.exists(str(record["lan"])):
+            record["lan"] = Lan(f"eklan{os.getpid()}").name
+            record["nodes"] = {}  # a new segment: the old node namespaces were plugged into the old one
+            self._netns_file.write_text(json.dumps(record) + "\n")
+        lan = Lan(str(record["lan"]), create=False)
+        for index, node in enumerate(nodes, start=1):
+            known = record["nodes"].get(node)
+            if known is not None and netns.exists(NetNode(int(known["slot"])).name):
+                continue
+            net = NetNode.create()
+            record["nodes"][node] = {"slot": net.slot, "ip": None}
+            self._netns_file.write_text(json.dumps(record) + "\n")
+            record["nodes"][node]["ip"] = lan.join(net, index)
+            self._netns_file.write_text(json.dumps(record) + "\n")
+            _say(f"      {node}: namespace {net.name}, LAN address {record['nodes'][node]['ip']}")
+        return record
+
+    def _remove_namespaces(self) -> None:
+        record = self._netns_record()
+        for node, net in sorted(record.get("nodes", {}).items()):
+            _say(f"removing network namespace of {node}")
+            NetNode(int(net["slot"])).delete()
+        if "lan" in record:
+            Lan(str(record["lan"]), create=False).delete()
+
+    def _spawn(self, name: str, args: list[str], net: NetNode | None = None) -> int:
         pidfile = self.run / f"{name}.pid"
         pid = processes.live_pid(pidfile)
         if pid is not None:
             return pid
         log = (self.root / "logs" / f"{name}.log").open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        argv = [sys.executable, "-m", "edgekube.main", *args]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "edgekube.main", *args],
+            net.enter(argv) if net is not None else argv,  # nsenter execs the agent: the pid stays its own
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -176,14 +234,22 @@ class LocalCluster:
         *,
         secure: bool = True,
         masters: int = 1,
+        network: str = "host",
     ) -> None:
-        """Start (or complete) the cluster; `secure`: TLS with one certificate per node, the master and an admin."""
+        """Start (or complete) the cluster; `secure`: TLS with one certificate per node, the master and an admin.
+
+        `network="pod"`: each agent in its own network namespace with the pod network on (module docstring).
+        """
         layout = Layout(self.port, masters, nodes)
+        pod_network = self._check_network(network, layout)
         for sub in ("run", "logs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         running = pid_from_pidfile(self.run / "mosquitto.pid") is not None
         if running:
             self._check_mode(secure)
+            self._check_running_network(network, self.node_names(nodes))
+        record = self._ensure_namespaces(self.node_names(nodes)) if pod_network else {}
+        host_ends = [NetNode(int(n["slot"])).host_address for n in record.get("nodes", {}).values()]
         tls = None
         if secure:
             masters_ids = [MASTER, MASTER_2][:masters]
@@ -192,6 +258,8 @@ class LocalCluster:
                 **dict.fromkeys(self.node_names(nodes), Role.NODE),
             }  # fmt: skip
             pki = self.pki.ensure(identities)
+            if host_ends and not running:  # agents dial the broker on their namespace's host end: name it too
+                pki.ca.issue(BROKER, Role.BROKER, sans=[*BROKER_NAMES, *host_ends], force=True)
             tls = pki.broker_tls()
             who = ", ".join([*masters_ids, ADMIN, *self.node_names(nodes)])
             _say(f"[0/5] identities in {pki.root}: broker, {who}")
@@ -203,10 +271,14 @@ class LocalCluster:
                 directory = self.root / ("broker" if index == 0 else f"broker-{index + 1}")
                 directory.mkdir(parents=True, exist_ok=True)
                 port = self.port + index
-                Mosquitto(port, directory, persistence=True, detached=True, pidfile=pidfile, tls=tls).start()
+                Mosquitto(
+                    port, directory, persistence=True, detached=True, pidfile=pidfile, tls=tls,
+                    extra_listeners=host_ends,
+                ).start()  # fmt: skip
             elif secure:
                 reload_pidfile(pidfile)  # new nodes: the broker re-reads the ACL and the CRL
         cluster = layout.cluster_entries()
+        cluster["network"] = network
         if secure:
             files = self.pki.files(ADMIN)
             cluster.update(tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key)
@@ -221,13 +293,15 @@ class LocalCluster:
             if not service.ping():
                 service.start()
             ensure_demo_image(service)
-            _say(f"[4/5] {node}: agent")
+            _say(f"[4/5] {node}: agent{' (own network namespace, pod network on)' if pod_network else ''}")
+            net = record["nodes"][node] if pod_network else None
             self._spawn(
                 node,
                 [
                     "agent",
                     "--node",
                     node,
+                    *(self._pod_network_flags(net) if net is not None else ()),
                     "--mqtt-port",
                     str(self.port),
                     "--podman-url",
@@ -241,6 +315,7 @@ class LocalCluster:
                     *self._tls_flags(node, secure),
                     *(f"--broker={b}" for b in (layout.agent_brokers(index) if layout.ha else ())),
                 ],
+                NetNode(int(net["slot"])) if net is not None else None,
             )
         # Requests below need the master subscribed: sent before, nobody would answer them.
         bus = self._bus(secure).start(wait=10)
@@ -259,6 +334,44 @@ class LocalCluster:
         _say("\nThe cluster keeps running. Try: .venv/bin/ekctl get nodes   |   stop everything: make down")
         if not layout.ha:
             _say("Live dashboard: open the URL .venv/bin/ekctl dashboard prints (docs/dashboard.md)")
+
+    @staticmethod
+    def _check_network(network: str, layout: Layout) -> bool:
+        """Whether the pod network is wanted; refuses (one line + hint) what cannot give it."""
+        if network not in NETWORKS:
+            raise EdgekubeError(f"--network {network}: must be one of {', '.join(NETWORKS)}")
+        if network == "host":
+            return False
+        if layout.ha:
+            raise EdgekubeError("--network pod: one master only", hint="make up NODES=3 NETWORK=pod (without MASTERS)")
+        reason = netns.available()
+        if reason is not None:
+            raise EdgekubeError(
+                f"--network pod: {reason}",
+                hint="as root, with iproute2 and nsenter (sudo make up NODES=3 NETWORK=pod), or leave NETWORK out",
+            )
+        return True
+
+    def _check_running_network(self, network: str, nodes: list[str]) -> None:
+        """A running cluster keeps its network: no mixing, and no new namespaced node (the broker lacks a listener)."""
+        try:
+            data = json.loads((self.root / "cluster.json").read_text())
+        except (OSError, ValueError):
+            return
+        was = str(data.get("network", "host")) if isinstance(data, dict) else network
+        missing = [n for n in nodes if n not in self._netns_record().get("nodes", {})]
+        if was != network or (network == "pod" and missing):
+            raise EdgekubeError(
+                f"a local cluster already runs with --network {was} in {self.root}"
+                + (f" without {', '.join(missing)}" if was == network else ""),
+                hint="stop it first: `make down` (or `edgekube down`), then `make up` again",
+            )
+
+    @staticmethod
+    def _pod_network_flags(net: dict[str, Any]) -> list[str]:
+        """The agent in its namespace: the broker on the namespace's host end, the pod network on its LAN address."""
+        host_end = NetNode(int(net["slot"])).host_address
+        return ["--mqtt-host", host_end, "--pod-network", "true", "--node-ip", str(net["ip"])]
 
     def _start_masters(self, layout: Layout, secure: bool) -> None:
         """One master on the first broker; with HA, m1 (active) and m2 (standby), each connected to every broker."""
@@ -397,6 +510,7 @@ class LocalCluster:
             stop_pidfile(pidfile)
         _say("stopping NFS server")
         processes.stop_pidfile(self.run / "ganesha.pid")
+        self._remove_namespaces()
         # Volume data stays until `make distclean`: everything but the NFS export (and its port) goes.
         for entry in self.root.iterdir():
             if entry != self.nfs_root:

@@ -1,10 +1,10 @@
 """A fleet whose nodes share a flat LAN, each with its Podman inside its own netns: pod network and Services tests.
 
 What differs from tests/support/fleet.py's Fleet (which it extends): every node namespace also gets an interface
-`lan0` on one Ethernet segment (a bridge in a namespace of its own, so nothing touches the host's bridges or
-firewall), addressed 10.252.0.<n>/24: the LAN host-gw routing needs, where nodes reach each other directly. Each
-node's Podman service runs *inside* the node's namespace (nsenter --net) with its own network config directory,
-so the node's pod bridge, netavark's rules, and the routes and nftables the agent installs are the node's alone.
+`lan0` on one Ethernet segment (edgekube.local.netns.Lan, as `edgekube up --network pod` uses), addressed
+10.252.0.<n>/24: the LAN host-gw routing needs, where nodes reach each other directly. Each node's Podman service
+runs *inside* the node's namespace (NetnsPodmanService) with its own network config directory, so the node's pod
+bridge, netavark's rules, and the routes and nftables the agent installs are the node's alone.
 The broker stays on the host, reached through the node's veth to the host (NetNode), as in the fault tests.
 """
 
@@ -17,69 +17,15 @@ import re
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from edgekube.local.broker import Mosquitto
 from edgekube.local.images import ensure_demo_image
-from edgekube.local.podman_service import PodmanService
+from edgekube.local.netns import Lan, NetNode, NetnsPodmanService, run
 from tests.support.fleet import Fleet, Proc
-from tests.support.netns import NetNode
-
-LAN_SUBNET = "10.252.0"
-
-
-def run(argv: Sequence[str], *, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
-    return result
-
-
-class NetnsPodmanService(PodmanService):
-    """A PodmanService whose service and CLI run in `netns` (so do its pods' bridges), networks in its workdir."""
-
-    def __init__(self, workdir: Path, netns: Path, **kwargs: Any) -> None:
-        super().__init__(workdir, **kwargs)
-        self.netns = netns
-
-    def _global_args(self) -> list[str]:
-        return ["nsenter", f"--net={self.netns}", *super()._global_args()]
-
-    def write_config(self) -> None:
-        super().write_config()
-        networks = self.workdir / "networks"
-        networks.mkdir(exist_ok=True)
-        with self.containers_conf.open("a") as conf:
-            conf.write(f'\n[network]\nnetwork_config_dir = "{networks}"\n')
-
-
-class Lan:
-    """One Ethernet segment: a bridge in namespace `eklan<pid>`, a veth per node namespace (`lan0` inside it)."""
-
-    def __init__(self) -> None:
-        self.name = f"eklan{os.getpid()}"
-        self.links: list[str] = []
-        run(["ip", "netns", "add", self.name])
-        run(["ip", "-n", self.name, "link", "add", "br0", "type", "bridge"])
-        run(["ip", "-n", self.name, "link", "set", "br0", "up"])
-
-    def join(self, node: NetNode, host: int) -> str:
-        """Plug `node` in as 10.252.0.<host>; returns that address."""
-        outside = f"ekl{node.slot}"
-        address = f"{LAN_SUBNET}.{host}"
-        run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "lan0", "netns", node.name])
-        run(["ip", "link", "set", outside, "netns", self.name])
-        run(["ip", "-n", self.name, "link", "set", outside, "master", "br0", "up"])
-        run(["ip", "-n", node.name, "addr", "add", f"{address}/24", "dev", "lan0"])
-        run(["ip", "-n", node.name, "link", "set", "lan0", "up"])
-        self.links.append(outside)
-        return address
-
-    def delete(self) -> None:
-        run(["ip", "netns", "delete", self.name], check=False)
 
 
 class LanFleet(Fleet):
