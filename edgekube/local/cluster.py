@@ -181,8 +181,10 @@ class LocalCluster:
         record = self._netns_record()
         record.setdefault("nodes", {})
         if "lan" not in record or not netns.exists(str(record["lan"])):
-            record["lan"] = Lan(f"eklan{os.getpid()}").name
-            record["nodes"] = {}  # a new segment: the old node namespaces were plugged into the old one
+            for net in record["nodes"].values():  # plugged into the segment that is gone: made anew below
+                NetNode(int(net["slot"])).delete()
+            record["lan"] = Lan(f"eklan-up{os.getpid()}").name
+            record["nodes"] = {}
             self._netns_file.write_text(json.dumps(record) + "\n")
         lan = Lan(str(record["lan"]), create=False)
         for index, node in enumerate(nodes, start=1):
