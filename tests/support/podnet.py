@@ -139,7 +139,7 @@ def pod_ip(fleet: LanFleet, name: str) -> str:
 def resolve(fleet: LanFleet, name: str) -> str:
     """The name's address as the client pod (client-a on node-1) resolves it (cluster DNS, search path, ndots:5).
 
-    busybox's own resolver (nslookup): the demo image's static busybox has no NSS, so its wget and nc cannot.
+    busybox's own resolver (nslookup), so that the address the name gave is known apart from the connection's fate.
     """
     done = fleet.exec_in("node-1", "client-a", "nslookup", "-type=a", name)
     found = re.findall(r"^Address: (\S+)$", done.stdout, re.MULTILINE)
