@@ -12,6 +12,7 @@ outcome and the order, never how long it took.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import uuid
@@ -260,8 +261,12 @@ def test_a_vanished_client_s_will_is_published_and_its_hooks_run_again_on_reconn
     bus.start(wait=WAIT)
     assert inbox.wait(1) == [b"online"]
     net.vanish(bus)
-    assert inbox.wait(3) == [b"online", b"offline", b"online"]
     assert wait_for(lambda: len(connects) == 2)
+    # QoS 1 is at least once (once on rumqttd the watcher got "online" twice after the reconnect): a payload may
+    # come twice in a row; the order is the contract.
+    assert wait_for(
+        lambda: [p for p, _ in itertools.groupby(inbox.payloads())] == [b"online", b"offline", b"online"]
+    ), inbox.payloads()
 
 
 def test_a_clean_close_does_not_publish_the_will(net: Net) -> None:
