@@ -135,6 +135,15 @@ class HaMasters:
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+        if e is not None:
+            self.dump_logs()
+
+    def dump_logs(self, lines: int = 60) -> None:
+        """The tail of every master's log on stderr (pytest shows it with a failure: what each master did)."""
+        for master_id in self.procs:
+            path = self.root / "logs" / f"{master_id}.log"
+            text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["(no log)"]
+            print(f"--- {master_id}'s log, last {len(text)} lines ---", *text, sep="\n", file=sys.stderr)
 
     # -- what the broker says ------------------------------------------------------------------------
     def presence(self, master_id: str) -> MasterPresence | None:
