@@ -5,6 +5,10 @@ pod whose image is `bad:1` runs but never turns Ready (a readiness probe that al
 in the master's store is sampled by a listener on its cache (the master's own thread, under its lock), so the
 rollout's bounds are checked at every instant the store passed through, not at moments the test happened to look:
 pods <= replicas + maxSurge and Ready pods >= replicas - maxUnavailable, once the first rollout is complete.
+The same bounds are checked on what the master's watch stream tells a client (tests/support/rollout.py
+EventSampler, a Pod watch over MQTT as `ekctl get pods -w` opens it): a sample after each event, once the stream
+is shown to have told the whole rollout (no event lost, every replaced pod's deletion and every new pod's
+creation) and to have come to the API's state.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from edgekube.master.wiring import build_master
 from edgekube.model.wire import ApiRequest, Verb
 from tests.support.broker import AnyBroker
 from tests.support.cluster import ApiClient, wait_for
-from tests.support.rollout import Sample, Sampler
+from tests.support.rollout import EventSampler, Sample, Sampler, assert_stream_told_the_rollout, view_of
 from tests.support.simnodes import SimNodes
 
 pytestmark = pytest.mark.integration
@@ -49,8 +53,17 @@ MAX_SURGE, MAX_UNAVAILABLE = 2, 2  # 25% of 8
 
 
 class Env:
-    def __init__(self, broker: AnyBroker, master: Master, sims: SimNodes, client: ApiClient, sampler: Sampler) -> None:
+    def __init__(
+        self,
+        broker: AnyBroker,
+        master: Master,
+        sims: SimNodes,
+        client: ApiClient,
+        sampler: Sampler,
+        events: EventSampler,
+    ) -> None:
         self.broker, self.master, self.sims, self.client, self.sampler = broker, master, sims, client, sampler
+        self.events = events
 
     def ekctl(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         code = main(["--mqtt-host", "127.0.0.1", "--mqtt-port", str(self.broker.port), "--timeout", "5", *argv])
@@ -67,6 +80,23 @@ class Env:
             out[image] = out.get(image, 0) + 1
         return out
 
+    def web_pods(self) -> dict[str, tuple[str, bool]]:
+        """The app=web pods as the API lists them: name -> (image, Ready), as EventSampler.view() has them."""
+        pods = self.client.call(ApiRequest(verb=Verb.LIST, kind="Pod", selector="app=web")).items or []
+        return {p["metadata"]["name"]: view_of(p) for p in pods}
+
+    def marks(self) -> tuple[int, int, set[str]]:
+        """Where both samplers are and the app=web pods, once the watch stream has told the API's state."""
+        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
+        return self.sampler.mark(), self.events.mark(), set(self.web_pods())
+
+    def streamed(self, mark: int, before: set[str]) -> list[Sample]:
+        """The watch stream's samples since `mark`, once it has told the API's state and every pod that went or
+        came since `before` (the pods at `mark`)."""
+        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
+        after = set(self.web_pods())
+        return assert_stream_told_the_rollout(self.events, mark, before - after, after - before)
+
     def rolled_out(self, image: str) -> bool:
         status = self.deployment().get("status") or {}
         done = status.get("updatedReplicas") == status.get("availableReplicas") == status.get("replicas") == REPLICAS
@@ -80,13 +110,15 @@ def env(broker: AnyBroker, tmp_path: Path) -> Iterator[Env]:
     sampler = Sampler()
     with master._lock:  # the loop's lock: the listener joins the cache's listeners between two passes
         master.store.listen("Pod", sampler)
+    events = EventSampler(broker.port)
     sims = SimNodes(broker.port, list(NODES), start_delay=0.1, heartbeat_interval=0.5, never_ready_images=["bad:1"])
     sims.start()
     client = ApiClient(broker.port)
     try:
-        yield Env(broker, master, sims, client, sampler)
+        yield Env(broker, master, sims, client, sampler, events)
     finally:
         client.close()
+        events.close()
         master.stop()
         sims.close()
 
@@ -104,8 +136,8 @@ def test_rolling_update_bad_image_and_undo_through_ekctl(env: Env, capsys: pytes
     code, out, _ = env.ekctl(capsys, "rollout", "status", "deploy/web")
     assert (code, out) == (0, 'deployment "web" successfully rolled out\n')
 
-    # A to B: bounds hold at every write the store saw.
-    mark = env.sampler.mark()
+    # A to B: bounds hold at every write the store saw, and at every event the watch stream told.
+    mark, event_mark, before = env.marks()
     code, out, _ = env.ekctl(capsys, "set", "image", "deploy/web", "web=img:b")
     assert (code, out) == (0, "deployment.apps/web image updated\n")
     code, out, _ = env.ekctl(capsys, "rollout", "status", "deploy/web", "--wait-timeout", "30s")
@@ -119,9 +151,13 @@ def test_rolling_update_bad_image_and_undo_through_ekctl(env: Env, capsys: pytes
     assert_bounds(samples)
     assert max(total for total, _, _ in samples) > REPLICAS  # it did use its surge
     assert any(images == {"img:a", "img:b"} for _, _, images in samples)  # both ran side by side on the way
+    streamed = env.streamed(event_mark, before)  # at least one sample per replaced pod and per new one
+    assert_bounds(streamed)
+    assert max(total for total, _, _ in streamed) > REPLICAS
+    assert any(images == {"img:a", "img:b"} for _, _, images in streamed)
 
     # A broken image: the rollout stops with the old replicas serving, then the progress deadline passes.
-    mark = env.sampler.mark()
+    mark, event_mark, before = env.marks()
     code, _, _ = env.ekctl(capsys, "set", "image", "deploy/web", "web=bad:1")
     assert code == 0
 
@@ -135,17 +171,19 @@ def test_rolling_update_bad_image_and_undo_through_ekctl(env: Env, capsys: pytes
     code, out, err = env.ekctl(capsys, "rollout", "status", "deploy/web")
     assert code == 1 and 'deployment "web" exceeded its progress deadline' in err
     assert_bounds(env.sampler.since(mark))
+    assert_bounds(env.streamed(event_mark, before))
 
     code, out, _ = env.ekctl(capsys, "rollout", "history", "deploy/web")
     assert out.splitlines()[0] == "deployment.apps/web "
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["1", "2", "3"]
 
     # Undo: back to img:b (revision 2 becomes revision 4), within the same bounds.
-    mark = env.sampler.mark()
+    mark, event_mark, before = env.marks()
     code, out, _ = env.ekctl(capsys, "rollout", "undo", "deploy/web")
     assert (code, out) == (0, "deployment.apps/web rolled back\n")
     wait_for("all pods back on img:b", lambda: env.rolled_out("img:b"), timeout=30)
     assert_bounds(env.sampler.since(mark))  # the broken pods go first (unhealthy), the serving ones stay
+    assert_bounds(env.streamed(event_mark, before))
     code, out, _ = env.ekctl(capsys, "rollout", "history", "deploy/web")
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["1", "3", "4"]
     assert env.deployment()["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4"

@@ -3,8 +3,11 @@
 Image A is the busybox demo image, image B the same image imported under a second name (a different image
 reference, as a new release would be). The broken image points at a registry that refuses connections, so its
 pods stay Pending with ErrImagePull and never turn Ready. As in tests/integration/test_deployments.py, a listener
-on the master's cache samples every Pod write: pods <= replicas + maxSurge and Ready pods >= replicas -
-maxUnavailable at each, from the first complete rollout on.
+on the master's cache samples every Pod write, and a Pod watch over MQTT (the stream `ekctl get pods -w` reads,
+tests/support/rollout.py EventSampler) samples every event the master publishes: pods <= replicas + maxSurge and
+Ready pods >= replicas - maxUnavailable at each, from the first complete rollout on. The stream's samples count
+only once it is shown to have told the whole phase (no event lost, every pod that went or came) and to have come
+to the API's state. A node killed in the middle of a rollout: tests/faults/test_deployment_node_kill.py.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from edgekube.master.controllers.replication.plan import is_ready
 from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
-from tests.support.rollout import Sample, Sampler
+from tests.support.rollout import EventSampler, Sample, Sampler, assert_stream_told_the_rollout, view_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -49,11 +52,10 @@ spec:
 class Cluster:
     def __init__(self, mosquitto: Mosquitto, master: Master, agents: list[Agent], client: ApiClient) -> None:
         self.mosquitto, self.master, self.agents, self.client = mosquitto, master, agents, client
-        #: Agents the test stopped itself (teardown only removes their pods).
-        self.stopped: list[Agent] = []
         self.sampler = Sampler()
         with master._lock:
             master.store.listen("Pod", self.sampler)
+        self.events = EventSampler(mosquitto.port)
 
     def ekctl(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         code = main(["--mqtt-host", "127.0.0.1", "--mqtt-port", str(self.mosquitto.port), "--timeout", "5", *argv])
@@ -66,6 +68,22 @@ class Cluster:
             image = pod["spec"]["containers"][0]["image"]
             out[image] = out.get(image, 0) + 1
         return out
+
+    def web_pods(self) -> dict[str, tuple[str, bool]]:
+        """The app=web pods as the API lists them: name -> (image, Ready), as EventSampler.view() has them."""
+        return {p["metadata"]["name"]: view_of(p) for p in self.client.pods("app=web")}
+
+    def marks(self) -> tuple[int, int, set[str]]:
+        """Where both samplers are and the app=web pods, once the watch stream has told the API's state."""
+        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
+        return self.sampler.mark(), self.events.mark(), set(self.web_pods())
+
+    def streamed(self, mark: int, before: set[str]) -> list[Sample]:
+        """The watch stream's samples since `mark`, once it has told the API's state and every pod that went or
+        came since `before` (the pods at `mark`)."""
+        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
+        after = set(self.web_pods())
+        return assert_stream_told_the_rollout(self.events, mark, before - after, after - before)
 
     def rolled_out(self, image: str) -> bool:
         pods = self.client.pods("app=web")
@@ -89,13 +107,10 @@ def cluster(mosquitto: Mosquitto, podman_service: PodmanService, tmp_path: Path)
         yield cluster_
     finally:
         client.close()
+        cluster_.events.close()
         master.stop()
         for agent in agents:
-            if any(agent is s for s in cluster_.stopped):
-                for pod in agent.runtime.list_pods():
-                    agent.runtime.remove_pod(pod.uid, 0)
-            else:
-                stop_agent(agent)
+            stop_agent(agent)
 
 
 def assert_bounds(samples: list[Sample], surge: int = 1, unavailable: int = 1) -> None:
@@ -113,7 +128,7 @@ def test_rollout_broken_image_and_undo_on_podman_over_three_nodes(
     nodes = {p["spec"]["nodeName"] for p in cluster.client.pods("app=web")}
     assert len(nodes) == 3  # spread over the three nodes
 
-    mark = len(cluster.sampler.since(0))
+    mark, event_mark, before = cluster.marks()
     assert cluster.ekctl(capsys, "set", "image", "deploy/web", f"web={image_b}")[0] == 0
     code, out, _ = cluster.ekctl(capsys, "rollout", "status", "deploy/web", "--wait-timeout", "3m")
     assert (code, out.splitlines()[-1]) == (0, 'deployment "web" successfully rolled out')
@@ -121,9 +136,13 @@ def test_rollout_broken_image_and_undo_on_podman_over_three_nodes(
     samples = cluster.sampler.since(mark)
     assert_bounds(samples)
     assert max(total for total, _, _ in samples) == REPLICAS + 1  # the surge was used
+    streamed = cluster.streamed(event_mark, before)  # at least one sample per replaced pod and per new one
+    assert_bounds(streamed)
+    assert max(total for total, _, _ in streamed) == REPLICAS + 1
+    assert any(images == {demo_image, image_b} for _, _, images in streamed)  # A and B side by side on the way
     wait_for("Podman runs exactly the replicas", lambda: cluster.running_in_podman() == REPLICAS, timeout=60)
 
-    mark = len(cluster.sampler.since(0))
+    mark, event_mark, before = cluster.marks()
     assert cluster.ekctl(capsys, "set", "image", "deploy/web", f"web={BROKEN}")[0] == 0
 
     def stopped() -> dict[str, int] | None:
@@ -134,62 +153,13 @@ def test_rollout_broken_image_and_undo_on_podman_over_three_nodes(
     code, _, err = cluster.ekctl(capsys, "rollout", "status", "deploy/web", "--wait-timeout", "2m")
     assert code == 1 and "exceeded its progress deadline" in err
     assert_bounds(cluster.sampler.since(mark))
+    assert_bounds(cluster.streamed(event_mark, before))
 
-    mark = len(cluster.sampler.since(0))
+    mark, event_mark, before = cluster.marks()
     assert cluster.ekctl(capsys, "rollout", "undo", "deploy/web")[:2] == (0, "deployment.apps/web rolled back\n")
     wait_for("image B back on every replica", lambda: cluster.rolled_out(image_b), timeout=120)
     assert_bounds(cluster.sampler.since(mark))
+    assert_bounds(cluster.streamed(event_mark, before))
     code, out, _ = cluster.ekctl(capsys, "rollout", "history", "deploy/web")
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["1", "3", "4"]
     wait_for("Podman runs exactly the replicas", lambda: cluster.running_in_podman() == REPLICAS, timeout=60)
-
-
-HELD = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: %(replicas)d
-  selector: {matchLabels: {app: web}}
-  strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-        - name: web
-          image: "%(image)s"
-          command: [sleep, "600"]
-          readinessProbe: {exec: {command: ["false"]}, periodSeconds: 1}
-"""
-
-
-def test_an_agent_stopped_mid_rollout_on_podman_neither_loses_nor_doubles_replicas(
-    cluster: Cluster, podman_service: PodmanService, demo_image: str
-) -> None:
-    image_b = ensure_demo_image(podman_service, "localhost/edgekube/busybox-b:1")
-    assert cluster.client.apply(MANIFEST % {"replicas": REPLICAS, "image": demo_image}).ok
-    wait_for("image A on every replica", lambda: cluster.rolled_out(demo_image), timeout=120)
-    # The next version's readiness probe never passes: the rollout holds at 3 old + 2 new.
-    assert cluster.client.apply(HELD % {"replicas": REPLICAS, "image": image_b}).ok
-    held = {demo_image: REPLICAS - 1, image_b: 2}
-    wait_for("the rollout held half way", lambda: cluster.images() == held, timeout=60)
-    victim = cluster.agents[2]  # node-3: its pods keep running in Podman, the master sees the node go
-    victim.stop()
-    cluster.stopped.append(victim)
-    live = cluster.agents[:2]
-
-    def replaced() -> bool:
-        pods = cluster.client.pods("app=web")
-        return bool(pods) and all(p["spec"].get("nodeName") in ("node-1", "node-2") for p in pods)
-
-    wait_for("node-3's pods replaced on node-1 and node-2", replaced, timeout=60)
-    assert cluster.client.apply(MANIFEST % {"replicas": REPLICAS, "image": image_b}).ok  # a version that serves
-    wait_for("image B on every replica", lambda: cluster.rolled_out(image_b), timeout=120)
-    pods = cluster.client.pods("app=web")
-    assert len(pods) == REPLICAS and {p["spec"]["nodeName"] for p in pods} <= {"node-1", "node-2"}
-
-    def podman_runs_the_replicas() -> bool:
-        return sum(1 for a in live for p in a.runtime.list_pods() if p.name.startswith("web-")) == REPLICAS
-
-    wait_for("the live nodes' Podman runs exactly the replicas", podman_runs_the_replicas, timeout=60)
