@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import pwd
 import shutil
@@ -107,12 +108,17 @@ def find_mosquitto() -> str:
 
 
 def _port_in_use(host: str, port: int) -> bool:
+    """Whether host:port is taken in this network namespace.
+
+    An address this namespace does not have is not taken: a broker started inside another namespace (as
+    tests/support/netns.py does) binds it there, and one that cannot bind it says so itself.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
-            return True
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
         return False
 
 

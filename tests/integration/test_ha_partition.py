@@ -23,7 +23,7 @@ from edgekube.model.ha import Replication, Role
 from edgekube.model.wire import ApiRequest, Verb
 from tests.support.cluster import ApiClient, wait_for
 from tests.support.hamasters import HaMasters, Witnesses
-from tests.support.netns import NetNode
+from tests.support.netns import NetNode, mosquitto_inside
 from tests.support.prerequisites import require_mosquitto, require_netns
 from tests.support.simnodes import SimNodes
 
@@ -171,40 +171,58 @@ def test_masters_split_from_each_other_but_not_from_the_nodes_the_side_with_most
         assert "to-the-minority" not in stored
 
 
-def test_the_active_s_whole_board_dies_and_comes_back(tmp_path: Path) -> None:
-    """m1 and its broker b1 are one board: m1 is frozen (SIGSTOP: no FIN, like a power cut) and b1 killed together.
+def test_the_active_s_whole_board_dies_the_standby_takes_over_and_the_rebooted_master_follows_it(
+    cable: NetNode, tmp_path: Path
+) -> None:
+    """m1 and its broker b1 are one board: one network namespace, b1 listening on the namespace's address.
 
-    The nodes and the client are on b2. m2 cannot see m1 offline on every broker (b1 is gone), so after m1's Will
-    on b2 (its keep-alive, here 2 s: 3 s) it waits --node-timeout with its witness majority, then takes over. The
-    board comes back (b1 restarted, m1 thawed with connections that are dead by now): m1 sees term 2 before it
-    answers or publishes anything, and follows m2.
+    m2 and b2 are on the host. m1 prefers b1, then b2 over the veth; m2 prefers b2, then b1 over the veth. The
+    nodes, their witnesses and the client are on b2. The board loses power: its link is cut, then m1 and b1 are
+    SIGKILLed (with the link down, no FIN of theirs reaches b2 or m2). b2 drops m1 after its keep-alive (here
+    2 s: 3 s) and publishes its Will; m2 cannot see m1 offline on b1 (gone), so it waits --node-timeout with its
+    witness majority, takes over with term 2 and serves a write; every node is told term 2 and runs the same pods
+    as before. The board boots: link up, b1 started again inside the namespace (empty, no persistence), m1
+    started again as a new process on its own store, configured active as before. It comes back as standby of
+    term 2, is replicated to, never publishes desired state of term 1 (on b2, nor on b1, watched from its boot
+    on), the nodes still run the same pods, and every acknowledged write is in m1's store.
     """
-    require_mosquitto()
+    board = cable
     with (
-        Mosquitto(workdir=tmp_path / "b1") as b1,
-        Mosquitto(workdir=tmp_path / "b2") as b2,
+        mosquitto_inside(board, tmp_path / "b1") as b1,
+        Mosquitto(workdir=tmp_path / "b2", extra_listeners=[board.host_address]) as b2,
         HaMasters(b2.port, tmp_path / "ha", extra=["--mqtt-keepalive", "2"]) as masters,
     ):
-        masters.start("m1", "active", brokers=[b1.port, b2.port])
+        b1_via_veth = f"{board.address}:{b1.port}"
+        masters.start("m1", "active", brokers=[b1_via_veth, f"{board.host_address}:{b2.port}"], wrap=board.enter)
         masters.wait_role("m1", Role.ACTIVE, term=1)
-        masters.start("m2", "standby", brokers=[b2.port, b1.port])
+        masters.start("m2", "standby", brokers=[b2.port, b1_via_veth])
         masters.wait_replication("m1", Replication.REPLICATED)
         api = ApiClient(b2.port)
         try:
             with SimNodes(b2.port, NODES) as nodes, Witnesses(b2.port, NODES):
                 assert api.apply(rc("web", 3)).ok
                 wait_for("3 pods running", lambda: sum(len(nodes.running(n)) for n in NODES) == 3)
+                pods = {n: nodes.uids(n) for n in NODES}
                 assert api.apply(config_map("before-power-cut")).ok
 
-                masters.freeze("m1")
+                board.cut()  # first, so that what the kernel sends for the killed processes' sockets is lost
+                masters.kill("m1")
                 b1.kill()
                 masters.wait_role("m2", Role.ACTIVE, term=2, timeout=60)
                 assert api.apply(config_map("while-the-board-is-down")).ok
+                wait_for("every node told term 2", lambda: {n for n, t in masters.desired if t == 2} >= set(NODES))
+                assert {n: nodes.uids(n) for n in NODES} == pods, "the takeover changed what a node runs"
 
                 back_at = len(masters.desired)
+                board.restore()
                 b1.start()
-                masters.thaw("m1")
-                _back_as_standby_of_term_2(masters, api, back_at, "after-the-board-is-back")
+                # What b1 carries from its boot on (retained desired states included): m1 may publish there first.
+                with HaMasters(b1.port, tmp_path / "watch-b1", watch_host=board.address) as seen_on_b1:
+                    masters.start("m1", "active")  # the board's boot starts it as configured
+                    _back_as_standby_of_term_2(masters, api, back_at, "after-the-board-is-back")
+                    on_b1 = list(seen_on_b1.desired)
+                assert all(term == 2 for _, term in on_b1), f"desired state of term 1 on the rebooted b1: {on_b1}"
+                assert {n: nodes.uids(n) for n in NODES} == pods, "m1's return changed what a node runs"
         finally:
             api.bus.close()
         masters.kill("m1")

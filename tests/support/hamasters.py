@@ -42,8 +42,16 @@ class HaMasters:
     """Master processes by id on the broker at `port`; presences and flags as the broker holds them."""
 
     def __init__(
-        self, port: int, root: Path, *, timeout: float = 1.0, extra: Iterable[str] = (), key: Path | None = None
+        self,
+        port: int,
+        root: Path,
+        *,
+        timeout: float = 1.0,
+        extra: Iterable[str] = (),
+        key: Path | None = None,
+        watch_host: str = "127.0.0.1",
     ) -> None:
+        """`watch_host`: where the watch client (presences, flags, desired states) reaches the broker at `port`."""
         self.port = port
         self.root = root
         self.timeout = timeout
@@ -66,7 +74,7 @@ class HaMasters:
         self.flags: dict[str, ReplicationFlag] = {}
         #: Every desired state published, in arrival order: (node, term).
         self.desired: list[tuple[str, int]] = []
-        self.bus = PahoBus(BusConfig(port=port, client_id=f"ha-watch-{uuid.uuid4().hex[:8]}"))
+        self.bus = PahoBus(BusConfig(host=watch_host, port=port, client_id=f"ha-watch-{uuid.uuid4().hex[:8]}"))
         self.bus.subscribe(topics.ALL_MASTERS_ONLINE, self._on_presence)
         self.bus.subscribe(topics.ALL_MASTERS_REPLICATION, self._on_flag)
         self.bus.subscribe(f"{topics.NODES}/+/desired", self._on_desired)
