@@ -176,7 +176,7 @@ def test_a_node_leaving_and_rejoining_takes_its_routes_away_and_back(fleet: LanF
     assert wait_until("node-3's route back on node-1", route_to_node_3).startswith(f"{cidrs['node-3']} via ")
 
 
-# -- pods leaving a Service by deletion and eviction (issue 13): last, as the drain disturbs node-2 ----------------
+# -- pods leaving a Service: killed, deleted, evicted (issue 13): last, as the drain disturbs node-2 ----------------
 #: Ignores SIGTERM (httpd in the background inherits the ignored disposition) and serves until the test creates
 #: /tmp/stop, or for its whole grace period: the tests see its address leave the Endpoints while its container
 #: still runs, however slow the machine, and end it once they have seen that instead of waiting out the grace.
@@ -185,13 +185,29 @@ SERVE_THROUGH_TERM = (
     " && until [ -e /tmp/stop ]; do sleep 1; done"
 )
 LEAVING_GRACE = 300
+#: Serves on its first run. A run after a restart (the agent starts the same container again, whose /tmp keeps
+#: /tmp/served) is not ready and serves nothing until the test creates /tmp/go: however soon the agent restarts it,
+#: the test sees the pod down, and brings it back when it has seen enough.
+SERVE_UNTIL_KILLED = (
+    "if [ -e /tmp/served ]; then rm -f /tmp/ready; until [ -e /tmp/go ]; do sleep 0.2; done; fi;"
+    f" touch /tmp/served && {SERVE}"
+)
 
 
-def _leaving_backends(fleet: LanFleet, service: str, cluster_ip: str, staying: str, leaving: str) -> None:
-    """Service `service` at cluster_ip over pods `<service>-b` (staying, grace 0) and `<service>-c` (leaving).
+def _leaving_backends(
+    fleet: LanFleet,
+    service: str,
+    cluster_ip: str,
+    staying: str,
+    leaving: str,
+    *,
+    command: str = SERVE_THROUGH_TERM,
+    grace: int = LEAVING_GRACE,
+) -> None:
+    """Service `service` at cluster_ip over pods `staying` (node-3, grace 0) and `leaving` (node-2).
 
-    The leaving pod serves through SIGTERM until /tmp/stop exists (at most LEAVING_GRACE seconds). Returns once
-    both have answered.
+    The leaving pod runs `command` with `grace`: by default it serves through SIGTERM until /tmp/stop exists (at
+    most LEAVING_GRACE seconds). Returns once both have answered.
     """
     manifest = json.loads(SERVICE)
     manifest["metadata"]["name"] = service
@@ -199,8 +215,8 @@ def _leaving_backends(fleet: LanFleet, service: str, cluster_ip: str, staying: s
     del manifest["spec"]["ports"][0]["nodePort"]
     fleet.apply(json.dumps(manifest))
     fleet.apply(pod_manifest(staying, "node-3", SERVE))
-    pod = json.loads(pod_manifest(leaving, "node-2", SERVE_THROUGH_TERM))
-    pod["spec"]["terminationGracePeriodSeconds"] = LEAVING_GRACE
+    pod = json.loads(pod_manifest(leaving, "node-2", command))
+    pod["spec"]["terminationGracePeriodSeconds"] = grace
     fleet.apply(json.dumps(pod))
     for name in ("client-a", staying, leaving):
         pod_ip(fleet, name)
@@ -213,9 +229,10 @@ def _leaving_backends(fleet: LanFleet, service: str, cluster_ip: str, staying: s
     assert {get_page(fleet, cluster_ip) for _ in range(24)} == {staying, leaving}
 
 
-def _endpoint_ips(fleet: LanFleet, service: str) -> set[str]:
+def _endpoint_ips(fleet: LanFleet, service: str, key: str = "addresses") -> set[str]:
+    """The Service's ready endpoint IPs (with key `notReadyAddresses`: its not-ready ones)."""
     endpoints = next((e for e in fleet.try_list("Endpoints") or [] if e["metadata"]["name"] == service), {})
-    return {a["ip"] for subset in endpoints.get("subsets") or [] for a in subset.get("addresses") or []}
+    return {a["ip"] for subset in endpoints.get("subsets") or [] for a in subset.get(key) or []}
 
 
 def _running(fleet: LanFleet, node: str, pod: str) -> bool:
@@ -239,6 +256,48 @@ def _assert_leaves_before_its_containers_stop(
     assert set(answers) == {staying}, answers
     fleet.exec_in("node-2", leaving, "touch", "/tmp/stop")  # seen: end the grace period now
     wait_until(f"{leaving}'s containers stopped", lambda: not _running(fleet, "node-2", leaving), timeout=60)
+
+
+def _only(fleet: LanFleet, cluster_ip: str, pod: str) -> bool:
+    return all(get_page(fleet, cluster_ip) == pod for _ in range(6))
+
+
+def _restarts(fleet: LanFleet, name: str) -> int:
+    pod = next((p for p in fleet.try_list("Pod") or [] if p["metadata"]["name"] == name), {})
+    return sum(c.get("restartCount", 0) for c in (pod.get("status") or {}).get("containerStatuses") or [])
+
+
+def test_a_pod_whose_container_is_killed_leaves_the_endpoints_gets_no_new_connections_and_is_back_once_restarted(
+    fleet: LanFleet,
+) -> None:
+    _leaving_backends(fleet, "webkill", "10.43.0.32", "webkill-b", "webkill-c", command=SERVE_UNTIL_KILLED, grace=0)
+    ip, staying_ip = pod_ip(fleet, "webkill-c"), pod_ip(fleet, "webkill-b")
+    try:
+        assert _restarts(fleet, "webkill-c") == 0
+        fleet.kill_container("node-2", "webkill-c", "main")  # podman kill: SIGKILL
+        wait_until("webkill-c not ready", lambda: ip in _endpoint_ips(fleet, "webkill", "notReadyAddresses"))
+        assert _endpoint_ips(fleet, "webkill") == {staying_ip}
+        wait_until("webkill-c out of node-1's rules", lambda: _only(fleet, "10.43.0.32", "webkill-b"))
+        answers = [get_page(fleet, "10.43.0.32") for _ in range(24)]
+        # Down all along: it does not answer on its own IP and is still not ready after those 24.
+        assert get_page(fleet, ip, 8080, attempts=1).startswith("failed")
+        assert ip in _endpoint_ips(fleet, "webkill", "notReadyAddresses")
+        assert set(answers) == {"webkill-b"}, answers
+
+        wait_until(
+            "webkill-c restarted", lambda: _restarts(fleet, "webkill-c") == 1 and _running(fleet, "node-2", "webkill-c")
+        )
+        fleet.exec_in("node-2", "webkill-c", "touch", "/tmp/go")  # the restarted run serves again
+        wait_until("webkill-c ready again", lambda: _endpoint_ips(fleet, "webkill") == {ip, staying_ip})
+        wait_until(
+            "webkill-c answering again",
+            lambda: {get_page(fleet, "10.43.0.32") for _ in range(8)} == {"webkill-b", "webkill-c"},
+            timeout=60,
+        )
+    finally:
+        for name in ("webkill-b", "webkill-c"):
+            fleet.api.delete("Pod", name)
+        fleet.api.delete("Service", "webkill")
 
 
 def test_a_deleted_pod_leaves_the_endpoints_before_its_containers_stop_and_gets_no_new_connections(
