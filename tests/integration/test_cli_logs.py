@@ -5,9 +5,10 @@ whose log keeps every run); `--previous` shows exactly the last terminated run, 
 `--timestamps`, `--since`, `--since-time` and `-l` (lines prefixed `[pod/NAME/CONTAINER]`, 10 a pod) pass through
 master and agent to Podman's log API. `exec` runs through master and agent in Podman's exec API and ekctl exits
 with the command's status. `logs -f` (ekctl as its own process) prints the lines the node pushes on its stream,
-across a restart of the container, and ends with the reason when the pod is deleted. `exec -it` runs under a real
-pseudo-terminal (python's pty): the command sees a TTY, follows a resize, and ekctl exits with its status. `cp`
-copies a file and a directory in and out through Podman's archive API.
+across a restart of the container, and ends with the reason when the pod is deleted (exit status 0) or when its
+node's agent is killed (a process of its own, SIGKILLed: its Last Will; exit status 1, the node named). `exec -it`
+runs under a real pseudo-terminal (python's pty): the command sees a TTY, follows a resize, and ekctl exits with its
+status. `cp` copies a file and a directory in and out through Podman's archive API.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 
 from edgekube.agent.app import Agent
+from edgekube.agent.runtime.protocol import LABEL_NODE
 from edgekube.cli.main import main
 from edgekube.local.broker import Mosquitto
 from edgekube.local.images import DEMO_IMAGE
@@ -35,6 +37,7 @@ from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
 from tests.support.ekctl import following
+from tests.support.fleet import Proc
 
 pytestmark = pytest.mark.integration
 
@@ -279,3 +282,52 @@ def test_logs_follow_with_a_selector_prefixes_each_pod_s_lines_and_ends_when_all
         code, err = ekctl_f.ended()
         assert code == 0, err
         assert "logs -f of tick-a ended" in err and "logs -f of tick-b ended" in err
+
+
+def test_logs_follow_ends_with_status_1_naming_the_node_when_the_pod_s_agent_is_killed(
+    cluster: tuple[Master, Agent, ApiClient], mosquitto: Mosquitto, podman_service: PodmanService, tmp_path: Path
+) -> None:
+    """The pod runs on a second node whose agent is a process of its own; SIGKILL drops its broker connection.
+
+    The pod tolerates the node's NoExecute taints for 300 s (Kubernetes' default tolerations): without them the
+    master's default pod-eviction-timeout (0) evicts it at once, and the stream ends as for a deleted pod.
+    """
+    _master, _agent, client = cluster
+    node = f"doomed-{uuid.uuid4().hex[:6]}"
+    argv = [
+        sys.executable, "-m", "edgekube.main", "agent", "--node", node, "--mqtt-port", str(mosquitto.port),
+        "--podman-url", podman_service.url, "--state-dir", str(tmp_path / "doomed"),
+        "--fence-dir", str(tmp_path / "fence"), "--resync-interval", "0.5",
+    ]  # fmt: skip
+    agent = Proc(node, lambda: argv, tmp_path / "doomed.log")
+    agent.start()
+    try:
+        manifest = tmp_path / "count.yaml"
+        manifest.write_text(
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: count}}\nspec:\n  nodeName: {node}\n  tolerations:\n"
+            "    - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 300}\n"
+            "    - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 300}\n"
+            "  containers:\n"
+            f"    - {{name: c, image: {DEMO_IMAGE}, command: [sh, -c, 'for i in 1 2 3; do echo line $i; done;"
+            " sleep 600']}\n"
+        )
+        assert ekctl(mosquitto.port, "apply", "-f", str(manifest)) == 0
+        wait_for("count logged", lambda: "line 3" in (client.logs("count").text or ""), timeout=60)
+        with following(mosquitto.port, "logs", "count", "-f") as ekctl_f:
+            seen = [ekctl_f.lines.get(timeout=30) for _ in range(3)]
+            # Quiet from here: ekctl renews only on its timer (a third of the lease), long after the Will arrived.
+            agent.kill()  # SIGKILL: the broker publishes the agent's Last Will
+            code, err = ekctl_f.ended()
+            while not ekctl_f.lines.empty():
+                seen.append(ekctl_f.lines.get())
+        assert code == 1, err
+        assert err.splitlines()[0] == (
+            f"error: logs -f of count ended: node {node} is not ready: AgentOffline: the agent disconnected"
+            " (Last Will received)"
+        ), err
+        assert seen == ["line 1", "line 2", "line 3"]  # each line once, in order, nothing after them
+    finally:
+        agent.kill()
+        ids = podman_service.podman("pod", "ps", "-q", "--filter", f"label={LABEL_NODE}={node}").stdout.split()
+        if ids:
+            podman_service.podman("pod", "rm", "-f", "-t", "0", *ids)
