@@ -175,6 +175,9 @@ class PahoBus:
         self._routes: dict[str, tuple[Handler, ...]] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        #: How many times a connection was accepted; raised before `connected` turns true, so a reader that saw the
+        #: old count and later sees this one knows the connection it relied on was replaced in between.
+        self.connects = 0
         self._inbox: queue.Queue[tuple[Handler, Message] | None] = queue.Queue()
         self._pending: dict[bytes, queue.Queue[Message]] = {}
         self._reply_topic = topics.client_reply(config.client_id)
@@ -363,6 +366,7 @@ class PahoBus:
             # Filters subscribe() added meanwhile saw "not connected" and left them to us.
             sent = {f for f, _ in subs}
             missed = [(f, sub) for f, sub in self._subs.items() if f not in sent]
+            self.connects += 1
             self._connected.set()
             hooks = list(self._on_connect_hooks)
         for topic_filter, sub in missed:

@@ -29,6 +29,7 @@ from typing import Any
 from edgekube.bus import topics
 from edgekube.bus.fanout import FanoutBus
 from edgekube.bus.guard import guarded
+from edgekube.bus.paho import PahoBus
 from edgekube.bus.protocol import Handler, Message, MessageBus, Will
 from edgekube.master.app import Master
 from edgekube.master.cache import LEASE_KIND, LEASE_NAME, LEASE_NAMESPACE
@@ -141,8 +142,14 @@ class Supervisor:
         self._echoed = threading.Event()
         #: Brokers (member indices) whose retained presences, flags and witnesses have arrived since their last
         #: (re)connect (our echo came back through them): until then an active answers nothing alone and publishes
-        #: no desired state — after a cut heals, a higher term may be waiting there.
-        self._fresh: set[int] = set()
+        #: no desired state — after a cut heals, a higher term may be waiting there. Each maps to the Master's
+        #: own client's connection count on that broker when the probe left (-1: no Master): a Master client that
+        #: reconnected since (the two clients notice a silent cut at different times, and the supervisor's may
+        #: never notice a short one) makes the view stale until a new probe comes back.
+        self._fresh: dict[int, int] = {}
+        #: Per broker, the probe whose echo counts (older ones are ignored) and the count it was sent with.
+        self._probes: dict[int, tuple[str, int]] = {}
+        self._fresh_lock = threading.Lock()
         #: The replication state changed: the thread republishes the presence (never from the Replicator's lock).
         self._dirty = threading.Event()
         self._thread = threading.Thread(target=self._run, name="master-ha", daemon=True)
@@ -255,12 +262,39 @@ class Supervisor:
 
     def _member_connected(self, index: int) -> None:
         """A broker (re)connected: its view counts only once our probe came back through it (after its retained)."""
-        self._fresh.discard(index)
-        self._members[index].publish(self._fresh_topic, str(index).encode())
+        self._probe(index)
+
+    def _master_member_connected(self, index: int) -> None:
+        """The Master's own client (re)connected to broker `index`: what this supervisor saw there is stale.
+
+        A probe through the supervisor's connection to that broker comes back after everything the broker sent
+        it before (a higher term's presence, say): until then the Master publishes nothing and answers nothing
+        alone, even if the supervisor's own connection never noticed the cut.
+        """
+        if index < len(self._members):
+            self._probe(index)
+
+    def _probe(self, index: int) -> None:
+        token = uuid.uuid4().hex[:12]
+        with self._fresh_lock:
+            self._fresh.pop(index, None)
+            self._probes[index] = (token, self._master_connects(index))
+        self._members[index].publish(self._fresh_topic, f"{index}:{token}".encode())
+
+    def _master_connects(self, index: int) -> int:
+        """How many times the Master's own client connected to broker `index` (-1: no Master, or not counted)."""
+        master = self.master
+        if master is None:
+            return -1
+        members = master.bus.buses if isinstance(master.bus, FanoutBus) else (master.bus,)
+        member = members[index] if index < len(members) else None
+        return member.connects if isinstance(member, PahoBus) else -1
 
     def _on_fresh(self, index: int, msg: Message) -> None:
-        if msg.payload == str(index).encode():
-            self._fresh.add(index)
+        with self._fresh_lock:
+            probe = self._probes.get(index)
+            if probe is not None and msg.payload == f"{index}:{probe[0]}".encode():
+                self._fresh[index] = probe[1]
 
     def is_fresh(self) -> bool:
         """Whether every connected broker's retained state has been seen since it connected (and one is).
@@ -270,12 +304,19 @@ class Supervisor:
         presences, flags and witnesses this supervisor has not seen yet.
         """
         connected = self._connected_brokers()
+        with self._fresh_lock:
+            fresh = dict(self._fresh)
         master = self.master
         if master is not None:
             members = master.bus.buses if isinstance(master.bus, FanoutBus) else (master.bus,)
-            if not {index for index, member in enumerate(members) if member.connected} <= connected:
-                return False
-        return bool(connected) and connected <= self._fresh
+            for index, member in enumerate(members):
+                if not member.connected:
+                    continue
+                if index not in connected:
+                    return False
+                if isinstance(member, PahoBus) and fresh.get(index) != member.connects:
+                    return False  # reconnected since the last probe left: not seen through this connection yet
+        return bool(connected) and connected <= fresh.keys()
 
     @property
     def _echo_topic(self) -> str:
@@ -416,6 +457,9 @@ class Supervisor:
                 self.follower.close()
                 self.follower = None
             master = self._build(self.config)
+            members = master.bus.buses if isinstance(master.bus, FanoutBus) else (master.bus,)
+            for index, member in enumerate(members):
+                member.on_connect(functools.partial(self._master_member_connected, index))
             self._write_term(master, term)
             storage = master.store.backend.storage  # type: ignore[attr-defined]  # SealedStore over TinyStateStore
             assert isinstance(storage, JournalStorage)
