@@ -65,6 +65,10 @@ class BusConfig:
     tls_key: str = ""
     #: Log why connecting fails while retrying (daemons); False: only start(wait)'s BusError says it (ekctl).
     log_failures: bool = True
+    #: Never send on a new connection what was published on a lost one (paho resends unacknowledged QoS 1 even
+    #: with a clean start). For a client that republishes its level-triggered state on every connect anyway: an HA
+    #: master, whose old messages would carry a term that may have been superseded meanwhile (docs/ha.md).
+    drop_unsent: bool = False
 
     @property
     def tls(self) -> TlsFiles:
@@ -102,6 +106,19 @@ class _Client(mqtt.Client):
             self.failure = exc
             self.failover.failed()
             raise
+
+    #: See BusConfig.drop_unsent; `dropped` counts what was not sent (the first connect drops nothing).
+    drop_unsent = False
+    dropped = 0
+    _connected_before = False
+
+    def _messages_reconnect_reset_out(self) -> None:
+        # Called by paho's reconnect() before each attempt's CONNECT, with what the last connection left unsent.
+        if self.drop_unsent and self._connected_before:
+            with self._out_message_mutex:
+                self.dropped += len(self._out_messages)
+                self._out_messages.clear()
+        super()._messages_reconnect_reset_out()
 
     def _reconnect_wait(self) -> None:
         # paho waits 1-2 s before every attempt; with another broker not yet tried, that one is tried at once.
@@ -150,6 +167,7 @@ class PahoBus:
         context = config.tls.context() if config.tls.enabled else None
         self._client = _Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         self._client.failover = Failover(config.brokers)
+        self._client.drop_unsent = config.drop_unsent
         #: The broker of the last connection that worked (None before the first).
         self._last_broker: Broker | None = None
         if context is not None:
@@ -349,6 +367,11 @@ class PahoBus:
             return
         broker = self.broker
         self._client.failover.connected()
+        self._client._connected_before = True
+        if self._client.dropped:
+            log.info("MQTT %s: %d message(s) published on the lost connection not sent on this one (drop_unsent)",
+                     self.config.client_id, self._client.dropped)  # fmt: skip
+            self._client.dropped = 0
         if self._failure is not None or self._last_broker not in (None, broker):
             moved = f" (failed over from {self._last_broker})" if self._last_broker not in (None, broker) else ""
             log.info("MQTT %s: connected to %s%s", self.config.client_id, broker, moved)

@@ -46,11 +46,13 @@ def master_bus(config: MasterConfig) -> MessageBus:
     broker each, and the master must reach them all; a node's presence counts online if any broker says so.
     An HA master keeps no session: requests queued for it while it was standby (or deposed) must never be
     replayed when it becomes active again, hours later; a request sent during a takeover is retried by its client.
+    Nor does it send on a new connection what it published on a lost one (`drop_unsent`): its desired state goes
+    again on every connect anyway, once it has seen the broker's terms, and an old copy could carry a deposed term.
     """
     settings = BusConfig.on(
         resolve(config.brokers, config.mqtt_host, config.mqtt_port),
         client_id=config.client_id, persistent=not config.master_id, keepalive=config.mqtt_keepalive,
-        will=master_will(),
+        will=master_will(), drop_unsent=bool(config.master_id),
         tls_ca=config.tls_ca, tls_cert=config.tls_cert, tls_key=config.tls_key,
     )  # fmt: skip
     if len(settings.brokers) > 1:
