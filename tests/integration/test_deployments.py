@@ -28,7 +28,7 @@ from edgekube.master.wiring import build_master
 from edgekube.model.wire import ApiRequest, Verb
 from tests.support.broker import AnyBroker
 from tests.support.cluster import ApiClient, wait_for
-from tests.support.rollout import EventSampler, Sample, Sampler, assert_stream_told_the_rollout, view_of
+from tests.support.rollout import EventSampler, Sample, Sampler, StreamChecks, view_of
 from tests.support.simnodes import SimNodes
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ spec:
 MAX_SURGE, MAX_UNAVAILABLE = 2, 2  # 25% of 8
 
 
-class Env:
+class Env(StreamChecks):
     def __init__(
         self,
         broker: AnyBroker,
@@ -84,18 +84,6 @@ class Env:
         """The app=web pods as the API lists them: name -> (image, Ready), as EventSampler.view() has them."""
         pods = self.client.call(ApiRequest(verb=Verb.LIST, kind="Pod", selector="app=web")).items or []
         return {p["metadata"]["name"]: view_of(p) for p in pods}
-
-    def marks(self) -> tuple[int, int, set[str]]:
-        """Where both samplers are and the app=web pods, once the watch stream has told the API's state."""
-        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
-        return self.sampler.mark(), self.events.mark(), set(self.web_pods())
-
-    def streamed(self, mark: int, before: set[str]) -> list[Sample]:
-        """The watch stream's samples since `mark`, once it has told the API's state and every pod that went or
-        came since `before` (the pods at `mark`)."""
-        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
-        after = set(self.web_pods())
-        return assert_stream_told_the_rollout(self.events, mark, before - after, after - before)
 
     def rolled_out(self, image: str) -> bool:
         status = self.deployment().get("status") or {}

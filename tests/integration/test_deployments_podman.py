@@ -25,7 +25,7 @@ from edgekube.local.podman_service import PodmanService
 from edgekube.master.app import Master
 from edgekube.master.controllers.replication.plan import is_ready
 from tests.support.cluster import ApiClient, start_agent, start_master, stop_agent, wait_for
-from tests.support.rollout import EventSampler, Sample, Sampler, assert_stream_told_the_rollout, view_of
+from tests.support.rollout import EventSampler, Sample, Sampler, StreamChecks, view_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -49,7 +49,7 @@ spec:
 """
 
 
-class Cluster:
+class Cluster(StreamChecks):
     def __init__(self, mosquitto: Mosquitto, master: Master, agents: list[Agent], client: ApiClient) -> None:
         self.mosquitto, self.master, self.agents, self.client = mosquitto, master, agents, client
         self.sampler = Sampler()
@@ -72,18 +72,6 @@ class Cluster:
     def web_pods(self) -> dict[str, tuple[str, bool]]:
         """The app=web pods as the API lists them: name -> (image, Ready), as EventSampler.view() has them."""
         return {p["metadata"]["name"]: view_of(p) for p in self.client.pods("app=web")}
-
-    def marks(self) -> tuple[int, int, set[str]]:
-        """Where both samplers are and the app=web pods, once the watch stream has told the API's state."""
-        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
-        return self.sampler.mark(), self.events.mark(), set(self.web_pods())
-
-    def streamed(self, mark: int, before: set[str]) -> list[Sample]:
-        """The watch stream's samples since `mark`, once it has told the API's state and every pod that went or
-        came since `before` (the pods at `mark`)."""
-        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
-        after = set(self.web_pods())
-        return assert_stream_told_the_rollout(self.events, mark, before - after, after - before)
 
     def rolled_out(self, image: str) -> bool:
         pods = self.client.pods("app=web")

@@ -15,7 +15,7 @@ from edgekube.master.controllers.replication.plan import is_ready
 from edgekube.model.errors import BusError
 from edgekube.model.watch import WATCH_LEASE_SECONDS, WatchEvent
 from edgekube.model.wire import ApiRequest, ApiResponse, Verb
-from tests.support.cluster import bus_config
+from tests.support.cluster import bus_config, wait_for
 
 Sample = tuple[int, int, frozenset[str]]
 _Key = tuple[str, str]
@@ -26,7 +26,22 @@ def _sample(pods: dict[_Key, dict[str, Any]]) -> Sample:
     return len(pods), ready, frozenset(p["spec"]["containers"][0]["image"] for p in pods.values())
 
 
-class Sampler:
+class _Samples:
+    """A list of samples, read from the test's thread while a listener appends to it: where it is, what came since."""
+
+    samples: list[Sample]
+    lock: threading.Lock
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.samples)
+
+    def since(self, mark: int) -> list[Sample]:
+        with self.lock:
+            return self.samples[mark:]
+
+
+class Sampler(_Samples):
     """Every Pod write of the master's cache (a `store.listen("Pod", ...)` listener, called on the master's thread):
     the `app=web` pods' count and Ready count after each, and their images."""
 
@@ -42,14 +57,6 @@ class Sampler:
             else:
                 self.pods[key] = pod
             self.samples.append(_sample(self.pods))
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.samples)
-
-    def since(self, mark: int) -> list[Sample]:
-        with self.lock:
-            return self.samples[mark:]
 
 
 def view_of(pod: dict[str, Any]) -> tuple[str, bool]:
@@ -67,7 +74,7 @@ def _version(obj: dict[str, Any]) -> int:
     return int(text) if text.isdigit() else 0
 
 
-class EventSampler:
+class EventSampler(_Samples):
     """The pods of `selector` as the master's watch stream tells them: the stream `ekctl get pods -w` reads.
 
     Over its own PahoBus on the broker at `port` it subscribes `edgekube/v1/clients/<client-id>/streams/<stream>`,
@@ -153,14 +160,6 @@ class EventSampler:
         self.changes.append((event.type, key[1]))
         self.samples.append(_sample(self.pods))
 
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.samples)
-
-    def since(self, mark: int) -> list[Sample]:
-        with self.lock:
-            return self.samples[mark:]
-
     def changes_since(self, mark: int) -> list[tuple[str, str]]:
         with self.lock:
             return self.changes[mark:]
@@ -190,3 +189,26 @@ def assert_stream_told_the_rollout(events: EventSampler, mark: int, gone: set[st
     samples = events.since(mark)
     assert len(samples) >= len(gone) + len(came)
     return samples
+
+
+class StreamChecks:
+    """For a Deployment test's environment: a cache `sampler`, a watch-stream `events` and the API's `web_pods()`."""
+
+    sampler: Sampler
+    events: EventSampler
+
+    def web_pods(self) -> dict[str, tuple[str, bool]]:
+        """The app=web pods as the API lists them: name -> (image, Ready), as EventSampler.view() has them."""
+        raise NotImplementedError
+
+    def marks(self) -> tuple[int, int, set[str]]:
+        """Where both samplers are and the app=web pods, once the watch stream has told the API's state."""
+        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
+        return self.sampler.mark(), self.events.mark(), set(self.web_pods())
+
+    def streamed(self, mark: int, before: set[str]) -> list[Sample]:
+        """The watch stream's samples since `mark`, once it has told the API's state and every pod that went or
+        came since `before` (the pods at `mark`)."""
+        wait_for("the watch stream to tell the API's pods", lambda: self.events.view() == self.web_pods(), timeout=10)
+        after = set(self.web_pods())
+        return assert_stream_told_the_rollout(self.events, mark, before - after, after - before)
