@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,8 @@ from edgekube.bus.paho import BusConfig, PahoBus
 from edgekube.bus.protocol import Message
 from tests.support.cluster import wait_for
 from tests.support.netns import NetNode, mosquitto_inside
-from tests.support.prerequisites import require_mosquitto, require_netns
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def board() -> Iterator[NetNode]:
-    require_netns()
-    require_mosquitto()
-    node = NetNode.create()
-    try:
-        yield node
-    finally:
-        node.delete()
 
 
 def _connections_to(node: NetNode, port: int) -> int:
@@ -63,26 +50,26 @@ def _retained(host: str, port: int, topic_filter: str, last: str) -> set[str]:
 
 @pytest.mark.parametrize("drop", [True, False], ids=["drop_unsent", "paho_default"])
 def test_a_publish_left_unacknowledged_by_a_silent_cut_is_resent_after_it_heals_unless_drop_unsent(
-    board: NetNode, tmp_path: Path, drop: bool
+    cable: NetNode, tmp_path: Path, drop: bool
 ) -> None:
     topic = f"test/unsent/{uuid.uuid4().hex[:8]}"
-    with mosquitto_inside(board, tmp_path / "broker") as broker:
-        bus = PahoBus(BusConfig(host=board.address, port=broker.port, keepalive=1, drop_unsent=drop))
+    with mosquitto_inside(cable, tmp_path / "broker") as broker:
+        bus = PahoBus(BusConfig(host=cable.address, port=broker.port, keepalive=1, drop_unsent=drop))
         bus.start(wait=10)
         try:
             bus.publish(f"{topic}/before", b"acknowledged before the cut", retain=True)
             wait_for("the publish before the cut held", lambda: f"{topic}/before" in _retained(
-                board.address, broker.port, f"{topic}/#", f"{topic}/before"))  # fmt: skip
-            board.cut()
+                cable.address, broker.port, f"{topic}/#", f"{topic}/before"))  # fmt: skip
+            cable.cut()
             bus.publish(f"{topic}/during", b"published while the cut went unnoticed", retain=True)
             wait_for("the client noticed the cut", lambda: not bus.connected, timeout=30)
             # The broker gave up the old connection too: nothing of it can still arrive once the link is back.
-            wait_for("the broker dropped the old connection", lambda: _connections_to(board, broker.port) == 0)
-            board.restore()
+            wait_for("the broker dropped the old connection", lambda: _connections_to(cable, broker.port) == 0)
+            cable.restore()
             wait_for("the client connected again", lambda: bus.connected, timeout=30)
             bus.publish(f"{topic}/after", b"published on the new connection", retain=True)
 
-            held = _retained(board.address, broker.port, f"{topic}/#", f"{topic}/after")
+            held = _retained(cable.address, broker.port, f"{topic}/#", f"{topic}/after")
             assert f"{topic}/before" in held
             assert (f"{topic}/during" in held) is not drop
         finally:

@@ -55,17 +55,6 @@ def _back_as_standby_of_term_2(masters: HaMasters, api: ApiClient, since: int, w
     assert all(term == 2 for _, term in late), f"desired state of term 1 once m1 was back ({write}): {late}"
 
 
-@pytest.fixture
-def cable() -> Iterator[NetNode]:
-    require_netns()
-    require_mosquitto()
-    net = NetNode.create()
-    try:
-        yield net
-    finally:
-        net.delete()
-
-
 def test_an_active_cut_off_from_everything_is_replaced_and_steps_down_when_the_cut_heals(
     cable: NetNode, tmp_path: Path
 ) -> None:

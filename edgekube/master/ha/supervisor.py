@@ -100,6 +100,11 @@ def _no_answer(_msg: Message, _response: object) -> None:
     """Nothing on these topics asks for an answer."""
 
 
+def _members_of(bus: MessageBus) -> tuple[MessageBus, ...]:
+    """A client's connections by broker index: a FanoutBus's members, or the one bus (same broker order)."""
+    return bus.buses if isinstance(bus, FanoutBus) else (bus,)
+
+
 class Supervisor:
     """The role of one HA master, and the Master or the Follower that goes with it."""
 
@@ -235,10 +240,7 @@ class Supervisor:
 
     @property
     def _members(self) -> tuple[MessageBus, ...]:
-        bus = self.bus
-        if isinstance(bus, FanoutBus):
-            return bus.buses
-        return (bus,) if bus is not None else ()
+        return _members_of(self.bus) if self.bus is not None else ()
 
     def _send_one(self, topic: str, payload: bytes) -> None:
         """The replication stream's publish: through the first connected broker only (one copy, in order)."""
@@ -286,7 +288,7 @@ class Supervisor:
         master = self.master
         if master is None:
             return -1
-        members = master.bus.buses if isinstance(master.bus, FanoutBus) else (master.bus,)
+        members = _members_of(master.bus)
         member = members[index] if index < len(members) else None
         return member.connects if isinstance(member, PahoBus) else -1
 
@@ -308,7 +310,7 @@ class Supervisor:
             fresh = dict(self._fresh)
         master = self.master
         if master is not None:
-            members = master.bus.buses if isinstance(master.bus, FanoutBus) else (master.bus,)
+            members = _members_of(master.bus)
             for index, member in enumerate(members):
                 if not member.connected:
                     continue
@@ -457,7 +459,7 @@ class Supervisor:
                 self.follower.close()
                 self.follower = None
             master = self._build(self.config)
-            members = master.bus.buses if isinstance(master.bus, FanoutBus) else (master.bus,)
+            members = _members_of(master.bus)
             for index, member in enumerate(members):
                 member.on_connect(functools.partial(self._master_member_connected, index))
             self._write_term(master, term)
