@@ -32,12 +32,14 @@ _Key = tuple[str, str]
 GONE = "the master went offline (its presence on the broker says so): the watch ended"
 
 
-def _key(obj: Obj) -> _Key:
+def object_key(obj: Obj) -> _Key:
+    """(namespace, name) of an object as the API lists or a watch event carries it."""
     meta = obj.get("metadata") or {}
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
-def _version(obj: Obj) -> int:
+def resource_version(obj: Obj) -> int:
+    """Its resourceVersion as a number (0 when absent or not a number): which of two copies is newer."""
     text = str((obj.get("metadata") or {}).get("resourceVersion") or "0")
     return int(text) if text.isdigit() else 0
 
@@ -118,18 +120,18 @@ class Watcher:
         sort_by = getattr(self.ctx.args, "sort_by", None)
         if sort_by:
             objects = columns.sort_by(objects, sort_by)
-        self.shown = {_key(o): _version(o) for o in objects}
+        self.shown = {object_key(o): resource_version(o) for o in objects}
         if not quiet:
             self.printer.show(objects)
 
     def resync(self, next_seq: int = 1) -> None:
         """After the master lost the watch: list again and print what changed since (deleted ones too)."""
-        objects = {_key(o): o for o in self.list()}
-        changed = [o for k, o in objects.items() if self.shown.get(k) != _version(o)]
+        objects = {object_key(o): o for o in self.list()}
+        changed = [o for k, o in objects.items() if self.shown.get(k) != resource_version(o)]
         for key in [k for k in self.shown if k not in objects]:
             del self.shown[key]  # gone while nobody watched: kubectl shows nothing either after a relist
         for obj in changed:
-            self.shown[_key(obj)] = _version(obj)
+            self.shown[object_key(obj)] = resource_version(obj)
         self.printer.show(changed)
         self.next_seq = next_seq
 
@@ -140,7 +142,7 @@ class Watcher:
             self.resync(next_seq=event.seq + 1)  # a change was lost (never on one QoS 1 session): list again
             return False
         self.next_seq += 1
-        key, version = _key(event.object), _version(event.object)
+        key, version = object_key(event.object), resource_version(event.object)
         if event.type == "DELETED":
             if key not in self.shown:
                 return True

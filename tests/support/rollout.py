@@ -11,6 +11,7 @@ from typing import Any
 from edgekube.bus import topics
 from edgekube.bus.paho import PahoBus
 from edgekube.bus.protocol import Message
+from edgekube.cli.cmd_watch import object_key, resource_version
 from edgekube.master.controllers.replication.plan import is_ready
 from edgekube.model.errors import BusError
 from edgekube.model.watch import WATCH_LEASE_SECONDS, WatchEvent
@@ -64,16 +65,6 @@ def view_of(pod: dict[str, Any]) -> tuple[str, bool]:
     return str(pod["spec"]["containers"][0]["image"]), is_ready(pod)
 
 
-def _key(obj: dict[str, Any]) -> _Key:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-
-def _version(obj: dict[str, Any]) -> int:
-    text = str((obj.get("metadata") or {}).get("resourceVersion") or "0")
-    return int(text) if text.isdigit() else 0
-
-
 class EventSampler(_Samples):
     """The pods of `selector` as the master's watch stream tells them: the stream `ekctl get pods -w` reads.
 
@@ -105,7 +96,7 @@ class EventSampler(_Samples):
             assert self._watch(), "the master did not open the watch"
             listed = self._call(ApiRequest(verb=Verb.LIST, kind="Pod", namespace=namespace, selector=selector))
             with self.lock:
-                self.pods = {_key(p): p for p in listed.items or []}
+                self.pods = {object_key(p): p for p in listed.items or []}
                 early, self._early = self._early or [], None
                 for event in early:
                     self._apply(event)
@@ -147,13 +138,13 @@ class EventSampler(_Samples):
         if event.seq != self._next_seq:
             self.lost += 1
         self._next_seq = event.seq + 1
-        key = _key(event.object)
+        key = object_key(event.object)
         known = self.pods.get(key)
         if event.type == "DELETED":
             if known is None:
                 return  # gone before the list
             del self.pods[key]
-        elif known is not None and _version(event.object) <= _version(known):
+        elif known is not None and resource_version(event.object) <= resource_version(known):
             return  # the list already showed it
         else:
             self.pods[key] = event.object
